@@ -1,0 +1,1 @@
+"""The ``ipoc`` command-line interface."""

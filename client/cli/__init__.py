@@ -1,0 +1,58 @@
+"""The root ``ipoc`` group: global flags, the Application, and every command group."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from client.cli.application import Application
+from client.cli.attestation import attestation
+from client.cli.policy import policy
+from client.cli.runtime import runtime
+from client.cli.veracruz import veracruz
+from ipoc import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More output; repeatable. [env: IPOC_VERBOSE]")
+@click.option("-q", "--quiet", count=True, help="Less output; repeatable. [env: IPOC_QUIET]")
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Force or forbid colored output (default: only on a terminal). [env: IPOC_COLOR, NO_COLOR]",
+)
+@click.version_option(__version__, prog_name="ipoc")
+@click.pass_context
+def ipoc(ctx: click.Context, verbose: int, quiet: int, color: bool | None) -> None:
+    """i-PoC: confidential-computing functions as a service on Veracruz.
+
+    Set IPOC_DEBUG=1 to see a traceback when a command fails unexpectedly, and
+    IPOC_HOME to choose where local state (CA and platform keys) is kept.
+    """
+    verbose = verbose or int(os.environ.get("IPOC_VERBOSE", "0") or 0)
+    quiet = quiet or int(os.environ.get("IPOC_QUIET", "0") or 0)
+    if color is None and "IPOC_COLOR" in os.environ:
+        color = os.environ["IPOC_COLOR"] not in ("0", "false", "no")
+    if color is None and os.environ.get("NO_COLOR"):
+        color = False
+    ctx.obj = Application(verbosity=verbose - quiet, color=color)
+
+
+ipoc.add_command(veracruz)
+ipoc.add_command(attestation)
+ipoc.add_command(runtime)
+ipoc.add_command(policy)
+
+
+def main() -> None:
+    try:
+        ipoc(prog_name="ipoc", auto_envvar_prefix=None)
+    except Exception as exc:  # anything a command did not turn into a clean error
+        if os.environ.get("IPOC_DEBUG"):
+            traceback.print_exc()
+        else:
+            print(f"error: unexpected {type(exc).__name__}: {exc} (set IPOC_DEBUG=1 for a traceback)", file=sys.stderr)
+        sys.exit(1)

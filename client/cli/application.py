@@ -1,0 +1,33 @@
+"""The object every command receives through ``ctx.obj``: terminal output and ``abort``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import NoReturn
+
+from client.cli.terminal import Terminal
+
+
+class Application:
+    def __init__(self, *, verbosity: int = 0, color: bool | None = None) -> None:
+        self.verbosity = verbosity
+        self.terminal = Terminal(verbosity=verbosity, color=color)
+
+    def abort(self, message: str, code: int = 1) -> NoReturn:
+        """Print one clear error line on stderr and exit with ``code``."""
+        self.terminal.display_error(message)
+        sys.exit(code)
+
+    def configure_logging(self, default: int = logging.INFO) -> None:
+        """Log lines for long-running services: -v for debug, -q for warnings only."""
+        level = default
+        if self.verbosity > 0:
+            level = logging.DEBUG
+        elif self.verbosity < 0:
+            level = logging.WARNING
+        logging.basicConfig(
+            level=level,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )

@@ -1,0 +1,43 @@
+"""``ipoc policy validate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from client.cli.policy.loading import detect_kind, load_json
+from ipoc import schemas
+from ipoc.errors import IpocError
+from ipoc.policy import parse_full_policy
+
+if TYPE_CHECKING:
+    from client.cli.application import Application
+
+KIND_CHOICES = {"function": "function", "user": "user", "vaas": "vaas", "full": "full", "s3": "s3_app_input"}
+
+
+@click.command(short_help="Check a policy against its schema")
+@click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(list(KIND_CHOICES)), default=None,
+              help="Which schema to use. [default: guessed from the keys]")
+@click.pass_obj
+def validate(app: "Application", policy_file: Path, kind: str | None) -> None:
+    """Validate POLICY_FILE; on failure name the offending JSON path and exit 1.
+
+    A full policy is also checked the way a runtime loads it: unique identity
+    ids, certificates that parse and end exactly with the END line, hex hashes,
+    a runtime measurement and a supported ciphersuite.
+    """
+    try:
+        if kind == "full" or (kind is None and detect_kind(load_json(policy_file)) == "full"):
+            parse_full_policy(policy_file.read_bytes())
+            label = "full policy"
+        else:
+            schema_kind = KIND_CHOICES[kind] if kind else detect_kind(load_json(policy_file))
+            schemas.validate(schema_kind, load_json(policy_file))  # type: ignore[arg-type]
+            label = schemas.LABELS[schema_kind]
+    except IpocError as exc:
+        app.abort(exc.message)
+    app.terminal.display_success(f"{policy_file}: valid {label}")

@@ -1,0 +1,15 @@
+"""``ipoc runtime``: the local Veracruz-compatible runtime."""
+
+import click
+
+from client.cli.runtime.measurement import measurement
+from client.cli.runtime.serve import serve
+
+
+@click.group(short_help="Run a local Veracruz-compatible runtime")
+def runtime() -> None:
+    """A Veracruz v1.3-compatible runtime on the simulated linux platform (no hardware isolation)."""
+
+
+runtime.add_command(serve)
+runtime.add_command(measurement)

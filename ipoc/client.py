@@ -1,0 +1,328 @@
+"""The one Veracruz client: attested TLS over HTTP to a runtime, then file and program operations.
+
+Nothing is sent to a runtime before three checks pass, in this order: the TLS
+chain to the policy's ``proxy_service_cert``, the runtime measurement in the
+enclave certificate (extension 2.5.30.1) against ``runtime_manager_hash_*``,
+and the runtime's policy hash against the sha256 of our exact policy bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from typing import BinaryIO, Callable
+
+from cryptography import x509
+
+from ipoc import errors
+from ipoc.certs import certificate_der, key_matches_certificate
+from ipoc.policy import FullPolicy, parse_full_policy
+from ipoc.rights import normalise_path
+from ipoc.wire import messages
+from ipoc.wire.carrier import MAX_RAW_PER_POST, CarrierError, HttpCarrier
+from ipoc.wire.framing import FrameDecoder, frame
+from ipoc.wire.tls import client_context
+
+MEASUREMENT_OID = x509.ObjectIdentifier("2.5.30.1")
+DEFAULT_CHUNK = 1 << 20
+_MAX_EMPTY_POLLS = 8
+_RUNTIME_ERROR = re.compile(r"^([A-Za-z]+): (.*)$", re.S)
+
+
+def runtime_measurement(enclave_certificate_der: bytes) -> bytes:
+    """The runtime measurement an attestation service wrote into an enclave certificate."""
+    cert = x509.load_der_x509_certificate(enclave_certificate_der)
+    try:
+        extension = cert.extensions.get_extension_for_oid(MEASUREMENT_OID)
+    except x509.ExtensionNotFound:
+        raise errors.RuntimeHashMismatch(
+            "the enclave certificate has no runtime measurement (extension 2.5.30.1)"
+        ) from None
+    value = extension.value
+    return value.value if isinstance(value, x509.UnrecognizedExtension) else bytes(value)  # type: ignore[arg-type]
+
+
+class VeracruzClient:
+    """An attested session with one Veracruz runtime, as one policy identity.
+
+    Use as a context manager, or call :meth:`connect` and :meth:`close`::
+
+        with VeracruzClient(policy_text, cert_pem, key_pem) as client:
+            client.write_file("/input/data", b"...")
+            code = client.execute("/program/main.wasm")
+    """
+
+    def __init__(
+        self,
+        policy_text: str,
+        certificate: str,
+        key: str,
+        *,
+        timeout: float = 60.0,
+        check_identity: bool = True,
+    ) -> None:
+        self.policy: FullPolicy = parse_full_policy(policy_text)
+        self._certificate = certificate
+        self._key = key
+        self._timeout = timeout
+        self.identity_id: int | None = None
+        if not key_matches_certificate(key, certificate):
+            raise errors.IdentityError("the private key does not match the identity certificate")
+        match = self.policy.identity_for(certificate_der(certificate))
+        if match is None and check_identity:
+            raise errors.IdentityError(
+                "this certificate is not one of the policy's identities; use the certificate the policy was made with"
+            )
+        if match is not None:
+            self.identity_id = match[0]
+        self._carrier: HttpCarrier | None = None
+        self._tls: ssl.SSLObject | None = None
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._session_id = 0
+        self.verified: dict[str, str] = {}
+
+    # -- connection -----------------------------------------------------------
+
+    def __enter__(self) -> "VeracruzClient":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Handshake, then verify runtime and policy hashes; afterwards requests may flow."""
+        if self._tls is not None:
+            return
+        ctx = client_context(self.policy.proxy_service_cert, self._certificate, self._key)
+        self._carrier = HttpCarrier(self.policy.server_url, timeout=self._timeout)
+        self._tls = ctx.wrap_bio(self._incoming, self._outgoing, server_side=False)
+        try:
+            self._handshake()
+            self._verify_runtime_hash()
+            self._verify_policy_hash()
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _handshake(self) -> None:
+        assert self._tls is not None
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if not self._flush():
+                    raise errors.AttestationError("the runtime stopped answering during the TLS handshake") from None
+            except ssl.SSLCertVerificationError as exc:
+                raise errors.AttestationError(
+                    f"the runtime's certificate does not chain to the policy's proxy_service_cert "
+                    f"({exc.verify_message}); the runtime was not attested by the proxy this policy names"
+                ) from None
+            except ssl.SSLError as exc:
+                raise errors.AttestationError(f"TLS handshake with the runtime failed: {exc}") from None
+        # TLS 1.3: our certificate and Finished are still queued; the runtime judges them now.
+        try:
+            self._flush()
+        except errors.RequestRefused as exc:
+            raise errors.IdentityError(
+                f"the runtime refused our identity during the handshake ({exc.message}); "
+                "is this certificate one of the policy's identities?"
+            ) from None
+
+    def _verify_runtime_hash(self) -> None:
+        assert self._tls is not None
+        peer = self._tls.getpeercert(binary_form=True)
+        if peer is None:
+            raise errors.AttestationError("the runtime presented no certificate")
+        measured = runtime_measurement(peer).hex()
+        expected = self.policy.runtime_hashes
+        if measured not in expected.values():
+            names = ", ".join(f"runtime_manager_hash_{p}={h}" for p, h in expected.items())
+            raise errors.RuntimeHashMismatch(
+                f"runtime hash mismatch: the attested runtime measures {measured}, the policy expects {names}; "
+                "the instance is not running the runtime this policy was issued for"
+            )
+        self.verified["runtime_hash"] = measured
+
+    def _verify_policy_hash(self) -> None:
+        reply = self._request(messages.request_policy_hash(), "request_policy_hash")
+        if reply.WhichOneof("message_oneof") != "policy_hash":
+            raise errors.PolicyHashMismatch("the runtime did not report a policy hash")
+        reported = reply.policy_hash.data.decode("ascii", "replace").lower()
+        ours = self.policy.hash
+        if reported != ours:
+            raise errors.PolicyHashMismatch(
+                f"policy hash mismatch: the runtime loaded {reported}, our policy file hashes to {ours}; "
+                "refusing to send anything (is this the exact policy text the instance was created with?)"
+            )
+        self.verified["policy_hash"] = ours
+
+    def close(self) -> None:
+        """End the TLS session politely (close_notify) and the HTTP connection."""
+        if self._tls is not None and self._carrier is not None:
+            try:
+                self._tls.unwrap()
+            except (ssl.SSLError, ValueError):
+                pass
+            try:
+                self._flush()
+            except errors.VeracruzError:
+                pass
+        self._abandon()
+
+    def _abandon(self) -> None:
+        if self._carrier is not None:
+            self._carrier.close()
+        self._carrier = None
+        self._tls = None
+
+    # -- operations -----------------------------------------------------------
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Create or overwrite ``path`` with ``data`` (a file_hashes path must match its hash)."""
+        self._expect_success(self._request(messages.write_file(path, data), f"write_file {path}"))
+
+    def append_file(self, path: str, data: bytes) -> None:
+        """Append to ``path``; refused by the runtime for a path listed in file_hashes."""
+        self._expect_success(self._request(messages.append_file(path, data), f"append_file {path}"))
+
+    def stream_file(
+        self,
+        path: str,
+        reader: BinaryIO,
+        chunk_size: int = DEFAULT_CHUNK,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Copy ``reader`` into ``path`` in bounded chunks: write the first, append the rest.
+
+        Memory stays at about one chunk whatever the size. A path listed in the
+        policy's file_hashes cannot be appended to, so it must go whole: it is
+        read completely and sent with one ``write_file``. Returns bytes sent.
+        """
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        if normalise_path(messages.enclave_path(path)) in self.policy.file_hashes:
+            data = reader.read()
+            self.write_file(path, data)
+            if progress:
+                progress(len(data))
+            return len(data)
+        total = 0
+        first = True
+        while True:
+            chunk = reader.read(chunk_size)
+            if not chunk and not first:
+                break
+            if first:
+                self.write_file(path, chunk)
+                first = False
+            else:
+                self.append_file(path, chunk)
+            total += len(chunk)
+            if progress:
+                progress(total)
+            if not chunk:
+                break
+        return total
+
+    def read_file(self, path: str) -> bytes:
+        """Read a whole file (or ``stdout``/``stderr``); an empty file raises :class:`NoResult`."""
+        reply = self._request(messages.read_file(path), f"read_file {path}")
+        self._expect_success(reply)
+        if reply.WhichOneof("message_oneof") != "result":
+            raise errors.NoResult(f"no result: {path} is empty in the enclave")
+        return reply.result.data
+
+    def execute(self, path: str) -> int:
+        """Run the program at ``path``; returns its exit code."""
+        reply = self._request(messages.execute(path), f"execute {path}")
+        self._expect_success(reply)
+        if reply.WhichOneof("message_oneof") != "result":
+            raise errors.ExecutionFailed(f"the runtime returned no exit code for {path}", reason="ExecutionFailed")
+        return messages.exit_code_from(reply.result.data)
+
+    def shutdown(self) -> None:
+        """Ask the runtime to shut down (any identity may); the session ends with it."""
+        try:
+            self._request(messages.request_shutdown(), "request_shutdown")
+        finally:
+            self._abandon()
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _request(self, payload: bytes, what: str):  # type: ignore[no-untyped-def]
+        if self._tls is None:
+            raise errors.VeracruzError("not connected: call connect() or use the client as a context manager")
+        try:
+            self._tls.write(frame(payload))
+            self._flush(what)
+            return self._read_response(what)
+        except ssl.SSLError as exc:
+            self._abandon()
+            raise errors.VeracruzError(f"{what}: TLS failure: {exc}") from None
+
+    def _flush(self, what: str = "handshake") -> bool:
+        """Send every queued TLS byte in posts under the body limit; True when a reply arrived."""
+        assert self._carrier is not None
+        got_reply = False
+        data = self._outgoing.read()
+        if not data:
+            return False
+        view = memoryview(data)
+        for start in range(0, len(view), MAX_RAW_PER_POST):
+            try:
+                self._session_id, reply = self._carrier.exchange(self._session_id, bytes(view[start : start + MAX_RAW_PER_POST]))
+            except CarrierError as exc:
+                self._abandon()
+                raise self._runtime_error(exc, what) from None
+            if reply:
+                self._incoming.write(reply)
+                got_reply = True
+        return got_reply
+
+    def _read_response(self, what: str):  # type: ignore[no-untyped-def]
+        assert self._tls is not None and self._carrier is not None
+        decoder = FrameDecoder()
+        polls = 0
+        while True:
+            try:
+                data = self._tls.read(1 << 20)
+            except ssl.SSLWantReadError:
+                # The runtime answers within the post that completes a request; poll a
+                # few times for a slow reply, then give up.
+                if polls >= _MAX_EMPTY_POLLS:
+                    raise errors.VeracruzError(f"{what}: the runtime sent no response") from None
+                polls += 1
+                try:
+                    self._session_id, reply = self._carrier.exchange(self._session_id, b"")
+                except CarrierError as exc:
+                    self._abandon()
+                    raise self._runtime_error(exc, what) from None
+                self._incoming.write(reply)
+                continue
+            except ssl.SSLZeroReturnError:
+                self._abandon()
+                raise errors.VeracruzError(f"{what}: the runtime closed the session") from None
+            if not data:
+                raise errors.VeracruzError(f"{what}: the runtime closed the session")
+            found = decoder.feed(data)
+            if found:
+                return messages.parse_response(found[0])
+
+    @staticmethod
+    def _runtime_error(exc: CarrierError, what: str) -> errors.VeracruzError:
+        if exc.status is None:
+            return errors.RuntimeUnreachable(f"{what}: {exc}")
+        match = _RUNTIME_ERROR.match(exc.body)
+        if match:
+            cls = errors.RUNTIME_ERRORS.get(match.group(1), errors.RequestRefused)
+            return cls(f"{what} refused by the runtime: {match.group(1)}: {match.group(2)}", reason=match.group(1))
+        return errors.RequestRefused(f"{what} failed: HTTP {exc.status}: {exc.body or 'no detail'}")
+
+    @staticmethod
+    def _expect_success(reply) -> None:  # type: ignore[no-untyped-def]
+        if reply.status != messages.Status.SUCCESS:
+            name = messages.Status.Name(reply.status)
+            raise errors.RequestRefused(f"the runtime answered {name}", reason=name)

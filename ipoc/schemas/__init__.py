@@ -1,0 +1,67 @@
+"""The seed's JSON schemas (verbatim data files beside this module) and their validation.
+
+``function``, ``user``, ``vaas`` and ``s3_app_input`` are the seed's schemas,
+unchanged. ``full`` is ours: the seed gives none for the full policy a runtime
+loads, so it follows the Veracruz v1.3 ``Policy`` struct.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as _SchemaError
+
+from ipoc.errors import ValidationError
+
+SchemaKind = Literal["function", "user", "vaas", "s3_app_input", "full"]
+KINDS: tuple[SchemaKind, ...] = ("function", "user", "vaas", "s3_app_input", "full")
+LABELS: dict[str, str] = {
+    "function": "function policy",
+    "user": "user policy",
+    "vaas": "VaaS policy",
+    "s3_app_input": "S3 app input",
+    "full": "full policy",
+}
+
+
+@cache
+def schema(kind: SchemaKind) -> dict[str, Any]:
+    """Load one schema document (cached: they never change at run time)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown schema kind {kind!r}; expected one of {', '.join(KINDS)}")
+    text = resources.files(__package__).joinpath(f"{kind}.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@cache
+def _validator(kind: SchemaKind) -> Draft202012Validator:
+    document = schema(kind)
+    Draft202012Validator.check_schema(document)
+    return Draft202012Validator(document)
+
+
+def json_path(error: _SchemaError) -> str:
+    """Render where an error is, as a JSONPath such as ``$.identities[1].certificate``."""
+    path = "$"
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def validate(kind: SchemaKind, document: Any) -> None:
+    """Raise :class:`ValidationError` naming the offending JSON path, or return quietly.
+
+    When several errors exist, the first one in document order is reported so
+    that the message is stable from run to run.
+    """
+    errors = sorted(_validator(kind).iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
+    if not errors:
+        return
+    first = errors[0]
+    where = json_path(first)
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    raise ValidationError(f"{LABELS[kind]} is invalid at {where}: {first.message}{more}", path=where)

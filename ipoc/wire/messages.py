@@ -1,0 +1,78 @@
+"""Build and parse the runtime manager's protobuf messages.
+
+Paths follow veracruz-client: every path except ``stdin``, ``stdout`` and
+``stderr`` is made absolute before it goes on the wire.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ipoc.rights import STREAMS
+from ipoc.wire import transport_protocol_pb2 as pb
+
+Status = pb.ResponseStatus
+
+
+def enclave_path(path: str) -> str:
+    """The path as the client sends it: absolute unless it is a standard stream."""
+    return path if path in STREAMS or path.startswith("/") else "/" + path
+
+
+def write_file(path: str, data: bytes) -> bytes:
+    return pb.RuntimeManagerRequest(write_file=pb.Data(file_name=enclave_path(path), data=data)).SerializeToString()
+
+
+def append_file(path: str, data: bytes) -> bytes:
+    return pb.RuntimeManagerRequest(append_file=pb.Data(file_name=enclave_path(path), data=data)).SerializeToString()
+
+
+def read_file(path: str) -> bytes:
+    return pb.RuntimeManagerRequest(read_file=pb.Read(file_name=enclave_path(path))).SerializeToString()
+
+
+def execute(path: str) -> bytes:
+    """``request_result``: run the program at ``path``."""
+    return pb.RuntimeManagerRequest(request_result=pb.RequestResult(file_name=enclave_path(path))).SerializeToString()
+
+
+def request_policy_hash() -> bytes:
+    return pb.RuntimeManagerRequest(request_policy_hash=pb.RequestPolicyHash()).SerializeToString()
+
+
+def request_shutdown() -> bytes:
+    return pb.RuntimeManagerRequest(request_shutdown=pb.RequestShutdown()).SerializeToString()
+
+
+def parse_request(data: bytes) -> pb.RuntimeManagerRequest:
+    message = pb.RuntimeManagerRequest()
+    message.ParseFromString(data)
+    return message
+
+
+def parse_response(data: bytes) -> pb.RuntimeManagerResponse:
+    message = pb.RuntimeManagerResponse()
+    message.ParseFromString(data)
+    return message
+
+
+def response(
+    status: int = Status.SUCCESS, *, result: bytes | None = None, policy_hash: str | None = None
+) -> bytes:
+    message = pb.RuntimeManagerResponse(status=status)
+    if result is not None:
+        message.result.data = result
+    if policy_hash is not None:
+        message.policy_hash.data = policy_hash.encode("ascii")
+    return message.SerializeToString()
+
+
+def exit_code_bytes(code: int) -> bytes:
+    """An execution's result: the exit code as a 4-byte little-endian u32."""
+    return struct.pack("<I", code & 0xFFFFFFFF)
+
+
+def exit_code_from(data: bytes) -> int:
+    if len(data) != 4:
+        raise ValueError(f"an exit code is 4 bytes, got {len(data)}")
+    return struct.unpack("<I", data)[0]

@@ -1,0 +1,1 @@
+"""The proxy attestation service for the local (simulated linux) platform."""

@@ -1,0 +1,125 @@
+"""The proxy's certificate authority: a CA key kept in a state directory, and enclave certificates.
+
+An enclave certificate binds the enclave's TLS key (from its CSR) to the
+runtime measurement (extension 2.5.30.1); clients trust it because it chains
+to the CA certificate the policy carries as ``proxy_service_cert``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ipoc.certs import write_private
+
+log = logging.getLogger(__name__)
+
+MEASUREMENT_OID = x509.ObjectIdentifier("2.5.30.1")
+ENCLAVE_SAN = "ComputeEnclave.dev"
+CA_KEY_FILE = "ca-key.pem"
+CA_CERT_FILE = "ca-cert.pem"
+CA_VALIDITY = _dt.timedelta(days=365)
+CA_SUBJECT = x509.Name(
+    [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+        x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Texas"),
+        x509.NameAttribute(NameOID.LOCALITY_NAME, "Austin"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Veracruz"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "VeracruzProxyServer"),
+    ]
+)
+
+
+class CsrError(ValueError):
+    """The enclave's certificate signing request cannot be used."""
+
+
+@dataclass
+class CertificateAuthority:
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+    cert_path: Path
+
+    @property
+    def certificate_pem(self) -> str:
+        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def certificate_der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @classmethod
+    def load_or_create(cls, state_dir: Path, now: _dt.datetime | None = None) -> "CertificateAuthority":
+        """Reuse the CA in ``state_dir``; create one on first start or when it has expired."""
+        now = now or _dt.datetime.now(_dt.timezone.utc)
+        key_path, cert_path = state_dir / CA_KEY_FILE, state_dir / CA_CERT_FILE
+        if key_path.exists() and cert_path.exists():
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            if isinstance(key, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > now + _dt.timedelta(days=1):
+                return cls(key, cert, cert_path)
+            log.warning("CA certificate in %s expired or unusable: issuing a new CA", state_dir)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(CA_SUBJECT)
+            .issuer_name(CA_SUBJECT)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(minutes=5))
+            .not_valid_after(now + CA_VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        write_private(
+            key_path,
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        )
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return cls(key, cert, cert_path)
+
+    def issue_enclave_certificate(
+        self, csr_der: bytes, measurement: bytes, validity: _dt.timedelta, now: _dt.datetime | None = None
+    ) -> bytes:
+        """Sign the enclave's CSR: its subject and P-256 key, the SAN, and the measurement extension."""
+        now = now or _dt.datetime.now(_dt.timezone.utc)
+        try:
+            csr = x509.load_der_x509_csr(csr_der)
+        except ValueError as exc:
+            raise CsrError(f"the CSR is not DER: {exc}") from None
+        if not csr.is_signature_valid:
+            raise CsrError("the CSR's self-signature is invalid")
+        public_key = csr.public_key()
+        if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != "secp256r1":
+            raise CsrError("the enclave key must be EC P-256")
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self.certificate.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(minutes=5))
+            .not_valid_after(min(now + validity, self.certificate.not_valid_after_utc))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(ENCLAVE_SAN)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+            .add_extension(x509.UnrecognizedExtension(MEASUREMENT_OID, measurement), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.DER)

@@ -1,0 +1,133 @@
+"""Run a WebAssembly program with wasmtime under the policy's limits.
+
+One Engine per runtime, a fresh Store per run. Every run has a memory cap
+(``max_memory_mib``) and a wall-clock limit enforced with epoch interruption;
+the program sees only its pre-opened directories and, when the policy says
+``enable_clock: false``, no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+
+from runtime.refusal import Refused
+from runtime.vfs import Preopen
+
+ERRNO_NOTCAPABLE = 76  # WASI errno: "capabilities insufficient"
+MODULE_CACHE_SIZE = 16
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Host files for the program's standard streams; None means not connected."""
+
+    stdin: Path | None = None
+    stdout: Path | None = None
+    stderr: Path | None = None
+
+
+class Executor:
+    def __init__(self, *, max_memory_mib: int, enable_clock: bool, time_limit: float) -> None:
+        if time_limit <= 0:
+            raise ValueError("time_limit must be positive")
+        config = wasmtime.Config()
+        # Epoch interruption lets a timer thread stop a runaway program at a bounded cost per loop.
+        config.epoch_interruption = True
+        self.engine = wasmtime.Engine(config)
+        self.max_memory = max_memory_mib * 1024 * 1024
+        self.enable_clock = enable_clock
+        self.time_limit = time_limit
+        self._modules: OrderedDict[str, wasmtime.Module] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def module(self, wasm: bytes) -> wasmtime.Module:
+        """Compile once per distinct binary (keyed by sha256) and keep the most recent few."""
+        key = hashlib.sha256(wasm).hexdigest()
+        with self._lock:
+            cached = self._modules.get(key)
+            if cached is not None:
+                self._modules.move_to_end(key)
+                return cached
+        try:
+            module = wasmtime.Module(self.engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise Refused("ExecutionFailed", f"the program is not a valid WebAssembly module: {_first_line(exc)}") from None
+        with self._lock:
+            self._modules[key] = module
+            while len(self._modules) > MODULE_CACHE_SIZE:
+                self._modules.popitem(last=False)
+        return module
+
+    def run(self, wasm: bytes, preopens: list[Preopen], streams: Streams) -> int:
+        """Run the module's ``_start``; return its exit code (0 when it returns normally)."""
+        module = self.module(wasm)
+
+        # A fresh store per run: nothing a previous run did survives in memory.
+        store = wasmtime.Store(self.engine)
+        store.set_limits(memory_size=self.max_memory)
+        store.set_epoch_deadline(1)
+
+        # WASI: no argv, no environment (as Veracruz), only the granted directories.
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = []
+        for preopen in preopens:
+            wasi.preopen_dir(str(preopen.host_dir), preopen.guest_path, preopen.writable)
+        if streams.stdin is not None:
+            wasi.stdin_file = str(streams.stdin)
+        if streams.stdout is not None:
+            wasi.stdout_file = str(streams.stdout)
+        if streams.stderr is not None:
+            wasi.stderr_file = str(streams.stderr)
+        store.set_wasi(wasi)
+
+        linker = wasmtime.Linker(self.engine)
+        linker.define_wasi()
+        if not self.enable_clock:
+            self._hide_clock(linker)
+
+        timer = threading.Timer(self.time_limit, self.engine.increment_epoch)
+        timer.daemon = True
+        timer.start()
+        try:
+            instance = linker.instantiate(store, module)
+            start = instance.exports(store).get("_start")
+            if not isinstance(start, wasmtime.Func):
+                raise Refused("ExecutionFailed", "the program exports no _start function (build it as a WASI command)")
+            start(store)
+            return 0
+        except wasmtime.ExitTrap as exc:
+            return exc.code
+        except wasmtime.Trap as exc:
+            if exc.trap_code == wasmtime.TrapCode.INTERRUPT:
+                raise Refused("ExecutionFailed", f"the program exceeded the {self.time_limit:g} s time limit") from None
+            raise Refused("ExecutionFailed", f"the program trapped: {_first_line(exc)}") from None
+        except wasmtime.WasmtimeError as exc:
+            raise Refused("ExecutionFailed", f"the program could not be instantiated: {_first_line(exc)}") from None
+        finally:
+            timer.cancel()
+
+    @staticmethod
+    def _hide_clock(linker: wasmtime.Linker) -> None:
+        """Shadow WASI's clock functions with ones that report 'not capable'."""
+        linker.allow_shadowing = True
+        i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+        linker.define_func(
+            "wasi_snapshot_preview1", "clock_time_get", wasmtime.FuncType([i32, i64, i32], [i32]),
+            lambda clock, precision, out: ERRNO_NOTCAPABLE,
+        )
+        linker.define_func(
+            "wasi_snapshot_preview1", "clock_res_get", wasmtime.FuncType([i32, i32], [i32]),
+            lambda clock, out: ERRNO_NOTCAPABLE,
+        )
+        linker.allow_shadowing = False
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,227 @@
+"""The Veracruz server for the local platform: attest, then serve ``POST /runtime_manager``.
+
+Start-up follows Veracruz (wire reference §5): read the policy as exact bytes,
+start an attestation with the proxy, make the enclave key and CSR, present
+evidence, receive the certificate chain, load policy and chain into the
+runtime manager, and only then bind ``veracruz_server_url``, so clients can
+poll the port to know the instance is ready. One request is handled at a
+time; after a shutdown request the server stops and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import http.client
+import logging
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ipoc.certs import certificate_der, split_pem_certificates
+from ipoc.policy import FullPolicy
+from ipoc.wire import transport_protocol_pb2 as pb
+from ipoc.wire.carrier import MAX_BODY, split_url
+from ipoc.wire.framing import FrameDecoder, frame
+from ipoc.wire.tls import server_context
+from runtime import SIMULATION_NOTICE
+from runtime.evidence import ensure_platform_key, make_token
+from runtime.manager import RuntimeManager
+from runtime.refusal import Refused
+
+log = logging.getLogger(__name__)
+
+CSR_SUBJECT = x509.Name(
+    [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+        x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Texas"),
+        x509.NameAttribute(NameOID.LOCALITY_NAME, "Austin"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Veracruz"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Compute Enclave"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "VeracruzCompute"),
+    ]
+)
+DEFAULT_TIME_LIMIT = 600.0
+
+
+class StartupError(Exception):
+    """The runtime could not attest or start; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Attested:
+    key_pem: str
+    chain_pem: str
+    measurement: str
+
+
+def _proxy_post(proxy_url: str, route: str, request: pb.ProxyAttestationServerRequest) -> pb.ProxyAttestationServerResponse:
+    host, port = split_url(proxy_url)
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        conn.request(
+            "POST", route, body=base64.b64encode(frame(request.SerializeToString())),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        reply = conn.getresponse()
+        body = reply.read()
+    except OSError as exc:
+        raise StartupError(f"cannot reach the proxy attestation service at {proxy_url}: {exc}; is it running?") from None
+    finally:
+        conn.close()
+    if reply.status != 200:
+        raise StartupError(f"the proxy attestation service refused {route}: HTTP {reply.status}: {body.decode(errors='replace')}")
+    try:
+        frames = FrameDecoder(MAX_BODY).feed(base64.b64decode(body, validate=True))
+        response = pb.ProxyAttestationServerResponse()
+        response.ParseFromString(frames[0])
+    except (binascii.Error, ValueError, IndexError) as exc:
+        raise StartupError(f"malformed reply from the proxy to {route}: {exc}") from None
+    return response
+
+
+def attest(policy: FullPolicy, platform_dir: Path, measurement: str) -> Attested:
+    """Run the linux-platform attestation with the policy's proxy; return key and chain."""
+    start = _proxy_post(
+        policy.proxy_url, "/Start",
+        pb.ProxyAttestationServerRequest(start_msg=pb.StartMsg(protocol="psa", firmware_version="0.0")),
+    )
+    if start.WhichOneof("message_oneof") != "psa_attestation_init":
+        raise StartupError("the proxy did not answer /Start with a challenge")
+    challenge, device_id = start.psa_attestation_init.challenge, start.psa_attestation_init.device_id
+
+    # The enclave key is made here, at attestation time, and never leaves this process.
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(CSR_SUBJECT).sign(key, hashes.SHA256())
+    csr_der = csr.public_bytes(serialization.Encoding.DER)
+    token = make_token(ensure_platform_key(platform_dir), challenge, bytes.fromhex(measurement), csr_der)
+    reply = _proxy_post(
+        policy.proxy_url, "/PSA/AttestationToken",
+        pb.ProxyAttestationServerRequest(
+            native_psa_attestation_token=pb.NativePsaAttestationToken(token=token, device_id=device_id, csr=csr_der)
+        ),
+    )
+    if reply.WhichOneof("message_oneof") != "cert_chain":
+        raise StartupError("the proxy did not answer with a certificate chain")
+    root_der = reply.cert_chain.root_cert
+    if root_der not in {certificate_der(c) for c in split_pem_certificates(policy.proxy_service_cert)}:
+        raise StartupError(
+            f"the proxy at {policy.proxy_url} signs with a CA that is not in the policy's proxy_service_cert; "
+            "clients would refuse this runtime (was the policy made for another proxy or state directory?)"
+        )
+    chain = "".join(
+        x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM).decode()
+        for der in (reply.cert_chain.enclave_cert, root_der)
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return Attested(key_pem=key_pem.decode(), chain_pem=chain, measurement=measurement)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "RuntimeHTTPServer"
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.path != "/runtime_manager":
+            self._reply(404, f"no route POST {self.path}")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length >= MAX_BODY:
+            self.rfile.read(length)
+            self._reply(413, f"body of {length} bytes exceeds the {MAX_BODY}-byte limit")
+            return
+        body = self.rfile.read(length)
+        try:
+            session_id, data = _parse_body(body)
+        except ValueError as exc:
+            self._reply(400, f"InvalidRequest: {exc}")
+            return
+        server = self.server
+        with server.lock:
+            try:
+                session_id, reply = server.manager.handle(session_id, data)
+            except Refused as exc:
+                log.warning("refused: %s", exc.body)
+                self._reply(500, exc.body)
+                return
+            except Exception:  # a bug must not take the runtime down with it
+                log.exception("internal error")
+                self._reply(500, "InternalError: the runtime failed to process the request")
+                return
+            text = f"{session_id} {base64.b64encode(reply).decode()}" if reply else ""
+            self._reply(200, text)
+            if not server.manager.alive:
+                threading.Thread(target=server.shutdown, daemon=True).start()
+
+    def _reply(self, status: int, text: str) -> None:
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+def _parse_body(body: bytes) -> tuple[int, bytes]:
+    parts = body.split()
+    if not parts:
+        raise ValueError("empty body: expected '<session_id> <base64>'")
+    try:
+        session_id = int(parts[0])
+        data = b"".join(base64.b64decode(p, validate=True) for p in parts[1:])
+    except (ValueError, binascii.Error) as exc:
+        raise ValueError(f"malformed body: {exc}") from None
+    if session_id < 0:
+        raise ValueError("session id must not be negative")
+    return session_id, data
+
+
+class RuntimeHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], manager: RuntimeManager) -> None:
+        self.manager = manager
+        self.lock = threading.Lock()  # one request at a time, as veracruz-server's enclave lock
+        super().__init__(address, _Handler)
+
+
+def build_server(
+    policy: FullPolicy,
+    *,
+    platform_dir: Path,
+    measurement: str,
+    scratch_parent: Path | None = None,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+) -> tuple[RuntimeHTTPServer, Path]:
+    """Attest and bind; returns the server and its private scratch directory (caller removes it)."""
+    log.warning(SIMULATION_NOTICE)
+    attested = attest(policy, platform_dir, measurement)
+    identities = [identity["certificate"] for identity in policy.document["identities"]]
+    context = server_context(attested.chain_pem, attested.key_pem, identities, policy.document["ciphersuite"])
+    if scratch_parent is not None:
+        scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="ipoc-runtime-", dir=scratch_parent))
+    try:
+        manager = RuntimeManager.create(policy, context, scratch, time_limit=time_limit)
+        host, port = split_url(policy.server_url)
+        server = RuntimeHTTPServer((host, port), manager)
+    except OSError as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise StartupError(f"cannot listen on {policy.server_url}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    log.info("runtime attested (measurement %s) and listening on %s, policy hash %s", measurement, policy.server_url, policy.hash)
+    return server, scratch

@@ -1,0 +1,137 @@
+"""Shared fixtures: an isolated IPOC_HOME, identities, the echo program, a proxy, runtimes.
+
+Proxies and runtimes here are the real servers on real loopback sockets, run
+in threads of the test process; tests under ``e2e/`` start them as
+subprocesses of the ``ipoc`` CLI instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from ipoc.certs import Identity, new_identity
+from tests.support import policies
+from tests.support.waiting import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+ECHO_SOURCE = ROOT / "functions" / "echo" / "echo.c"
+ECHO_WASM = ROOT / "build" / "functions" / "echo" / "echo.wasm"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ipoc_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test (and every subprocess it starts) keeps local state in a private IPOC_HOME."""
+    home = tmp_path_factory.mktemp("ipoc-home")
+    previous = os.environ.get("IPOC_HOME")
+    os.environ["IPOC_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("IPOC_HOME", None)
+    else:
+        os.environ["IPOC_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def echo_wasm() -> bytes:
+    """The echo test program, built by `make functions` (or here, the same way, when missing)."""
+    if not ECHO_WASM.exists() or ECHO_WASM.stat().st_mtime < ECHO_SOURCE.stat().st_mtime:
+        ECHO_WASM.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "ziglang", "cc", "--target=wasm32-wasi", "-O2", "-s", "-o", str(ECHO_WASM), str(ECHO_SOURCE)],
+            check=True,
+            timeout=300,
+        )
+    return ECHO_WASM.read_bytes()
+
+
+@dataclass(frozen=True)
+class Identities:
+    user: Identity
+    loader: Identity
+    streamer: Identity
+    outsider: Identity
+
+
+@pytest.fixture(scope="session")
+def ids() -> Identities:
+    return Identities(
+        user=new_identity("user"),
+        loader=new_identity("program-loader"),
+        streamer=new_identity("streamer"),
+        outsider=new_identity("outsider"),
+    )
+
+
+@dataclass(frozen=True)
+class Proxy:
+    url: str
+    ca_pem: str
+    platform_dir: Path
+
+
+@pytest.fixture(scope="session")
+def proxy(ipoc_home: Path) -> Iterator[Proxy]:
+    """The proxy attestation service, in a thread, on a free loopback port."""
+    from runtime.attestation.service import make_server
+
+    server = make_server("127.0.0.1", 0, ipoc_home / "attestation", ipoc_home / "platform")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    try:
+        yield Proxy(url=f"{host}:{port}", ca_pem=server.state.ca.certificate_pem, platform_dir=ipoc_home / "platform")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@dataclass
+class Runtime:
+    policy: str
+    server: Any
+    scratch: Path
+    thread: threading.Thread
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+
+@pytest.fixture
+def start_runtime(proxy: Proxy, tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
+    """Start in-process runtimes for policies built from a VaaS policy; all stopped at teardown."""
+    from runtime.measurement import measurement as real_measurement
+    from runtime.server import build_server
+    from ipoc.policy import parse_full_policy
+
+    started: list[Runtime] = []
+
+    def start(vaas: dict[str, Any], *, measurement: str | None = None, time_limit: float = 30.0, policy_measurement: str | None = None) -> Runtime:
+        text = policies.full_policy(
+            vaas, proxy_url=proxy.url, proxy_cert=proxy.ca_pem,
+            measurement=policy_measurement or real_measurement(), port=free_port(),
+        )
+        server, scratch = build_server(
+            parse_full_policy(text), platform_dir=proxy.platform_dir,
+            measurement=measurement or real_measurement(), scratch_parent=tmp_path / "scratch", time_limit=time_limit,
+        )
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        runtime = Runtime(policy=text, server=server, scratch=scratch, thread=thread)
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in started:
+        runtime.server.shutdown()
+        runtime.server.server_close()
+        runtime.thread.join(10)

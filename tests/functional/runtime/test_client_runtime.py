@@ -1,0 +1,145 @@
+"""VeracruzClient against a real runtime: real TLS on loopback sockets, real wasmtime.
+
+The proxy and runtime run in threads of the test process; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ipoc import errors
+from ipoc.client import VeracruzClient
+from tests.support import policies as P
+
+
+@pytest.fixture
+def echo_runtime(start_runtime, ids, echo_wasm):
+    vaas = P.vaas_policy(
+        [(ids.user, P.USER_RIGHTS), (ids.loader, P.LOADER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])],
+        file_hashes={P.ECHO: echo_wasm},
+    )
+    return start_runtime(vaas)
+
+
+def client_for(runtime, identity, **kwargs) -> VeracruzClient:
+    return VeracruzClient(runtime.policy, identity.certificate, identity.private_key, **kwargs)
+
+
+def test_full_timeline_loads_executes_and_reads_results(echo_runtime, ids, echo_wasm):
+    # GIVEN a runtime with the echo policy
+    # WHEN the loader writes the program and the user writes input, executes and reads
+    with client_for(echo_runtime, ids.loader) as loader:
+        assert loader.verified["policy_hash"] == loader.policy.hash
+        loader.write_file(P.ECHO, echo_wasm)
+    with client_for(echo_runtime, ids.user) as user:
+        user.write_file("/input/data.txt", b"hello enclave")
+        user.write_file("/input/exit_code", b"7")
+        code = user.execute(P.ECHO)
+        stdout = user.read_file("stdout")
+        stderr = user.read_file("stderr")
+        result = user.read_file("/output/result.txt")
+    # THEN the program ran with its own rights and its outputs came back
+    assert code == 7
+    assert stdout == b"echo: read 13 bytes from input/data.txt\n"
+    assert b"exiting with 7" in stderr
+    assert result == b"ECHO 13\nHELLO ENCLAVE"
+
+
+def test_shutdown_stops_the_server(echo_runtime, ids):
+    with client_for(echo_runtime, ids.streamer) as streamer:
+        streamer.shutdown()
+    echo_runtime.thread.join(10)
+    assert not echo_runtime.alive
+
+
+def test_hashed_program_with_other_bytes_is_refused(echo_runtime, ids, echo_wasm):
+    with client_for(echo_runtime, ids.loader) as loader:
+        with pytest.raises(errors.FileHashMismatch, match="must hash to"):
+            loader.write_file(P.ECHO, echo_wasm + b"\0")
+    with client_for(echo_runtime, ids.loader) as loader:
+        # appending to a hashed path is refused whatever the bytes
+        with pytest.raises(errors.FileHashMismatch, match="written whole"):
+            loader.append_file(P.ECHO, b"")
+
+
+def test_identity_without_rights_is_refused(echo_runtime, ids):
+    with client_for(echo_runtime, ids.streamer) as streamer:
+        with pytest.raises(errors.AccessDenied, match="holds no rights on /output/result.txt"):
+            streamer.read_file("/output/result.txt")
+
+
+def test_execute_needs_file_execute(echo_runtime, ids, echo_wasm):
+    with client_for(echo_runtime, ids.loader) as loader:
+        loader.write_file(P.ECHO, echo_wasm)
+    with client_for(echo_runtime, ids.loader) as loader:
+        with pytest.raises(errors.AccessDenied, match="lack FILE_EXECUTE"):
+            loader.execute(P.ECHO)
+
+
+def test_empty_file_reads_as_no_result(echo_runtime, ids):
+    with client_for(echo_runtime, ids.user) as user:
+        user.write_file("/input/empty", b"")
+    with client_for(echo_runtime, ids.user) as user:
+        with pytest.raises(errors.NoResult):
+            user.read_file("stderr")
+
+
+def test_one_changed_policy_byte_is_refused_before_sending(echo_runtime, ids):
+    # GIVEN the client's copy of the policy differs in one byte (still valid JSON)
+    tampered = echo_runtime.policy.replace('"debug": true', '"debug": false', 1)
+    assert tampered != echo_runtime.policy
+    client = VeracruzClient(tampered, ids.user.certificate, ids.user.private_key)
+    # WHEN it connects THEN it refuses, naming the policy hash
+    with pytest.raises(errors.PolicyHashMismatch, match="policy hash mismatch"):
+        client.connect()
+    # AND nothing was written: the session never got past the hash check
+    assert not any((echo_runtime.scratch / "fs").rglob("*.txt"))
+
+
+def test_runtime_with_another_measurement_is_refused(start_runtime, ids):
+    runtime = start_runtime(P.vaas_policy([(ids.user, P.USER_RIGHTS)]), measurement="ab" * 32)
+    with pytest.raises(errors.RuntimeHashMismatch, match="measures abab"):
+        client_for(runtime, ids.user).connect()
+
+
+def test_certificate_outside_the_policy_cannot_connect(echo_runtime, ids):
+    client = client_for(echo_runtime, ids.outsider, check_identity=False)
+    with pytest.raises(errors.IdentityError, match="refused our identity"):
+        client.connect()
+
+
+def test_client_checks_its_own_identity_first(echo_runtime, ids):
+    with pytest.raises(errors.IdentityError, match="not one of the policy's identities"):
+        client_for(echo_runtime, ids.outsider)
+    with pytest.raises(errors.IdentityError, match="does not match"):
+        VeracruzClient(echo_runtime.policy, ids.user.certificate, ids.loader.private_key)
+
+
+def test_proxy_chain_is_verified(start_runtime, ids, proxy):
+    # A policy whose proxy_service_cert is another CA: the TLS chain check fails first.
+    from ipoc.certs import new_identity
+
+    runtime = start_runtime(P.vaas_policy([(ids.user, P.USER_RIGHTS)]))
+    other_ca = new_identity("not-the-proxy").certificate
+    doc = __import__("json").loads(runtime.policy)
+    doc["proxy_service_cert"] = other_ca
+    forged = __import__("json").dumps(doc, indent=4)
+    with pytest.raises(errors.AttestationError, match="does not chain"):
+        VeracruzClient(forged, ids.user.certificate, ids.user.private_key).connect()
+
+
+def test_stream_file_appends_chunks(echo_runtime, ids):
+    import io
+
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    with client_for(echo_runtime, ids.streamer) as streamer:
+        sent = streamer.stream_file("/input/big.bin", io.BytesIO(payload), chunk_size=100_000)
+    assert sent == len(payload)
+    assert (echo_runtime.scratch / "fs" / "input" / "big.bin").read_bytes() == payload
+
+
+def test_stream_file_sends_a_hashed_path_whole(echo_runtime, ids, echo_wasm):
+    import io
+
+    with client_for(echo_runtime, ids.loader) as loader:
+        assert loader.stream_file(P.ECHO, io.BytesIO(echo_wasm), chunk_size=1000) == len(echo_wasm)
