@@ -106,32 +106,58 @@ class Runtime:
         return self.thread.is_alive()
 
 
-@pytest.fixture
-def start_runtime(proxy: Proxy, tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
-    """Start in-process runtimes for policies built from a VaaS policy; all stopped at teardown."""
-    from runtime.measurement import measurement as real_measurement
-    from runtime.server import build_server
-    from ipoc.policy import parse_full_policy
+class RuntimeLauncher:
+    """Starts in-process runtimes (attested by ``proxy``) and stops them all at the end."""
 
-    started: list[Runtime] = []
+    def __init__(self, proxy: Proxy, scratch_parent: Path) -> None:
+        self.proxy = proxy
+        self.scratch_parent = scratch_parent
+        self.started: list[Runtime] = []
 
-    def start(vaas: dict[str, Any], *, measurement: str | None = None, time_limit: float = 30.0, policy_measurement: str | None = None) -> Runtime:
+    def start(
+        self,
+        vaas: dict[str, Any],
+        *,
+        measurement: str | None = None,
+        time_limit: float = 30.0,
+    ) -> Runtime:
+        from ipoc.policy import parse_full_policy
+        from runtime.measurement import measurement as real_measurement
+        from runtime.server import build_server
+
         text = policies.full_policy(
-            vaas, proxy_url=proxy.url, proxy_cert=proxy.ca_pem,
-            measurement=policy_measurement or real_measurement(), port=free_port(),
+            vaas, proxy_url=self.proxy.url, proxy_cert=self.proxy.ca_pem, measurement=real_measurement(), port=free_port()
         )
         server, scratch = build_server(
-            parse_full_policy(text), platform_dir=proxy.platform_dir,
-            measurement=measurement or real_measurement(), scratch_parent=tmp_path / "scratch", time_limit=time_limit,
+            parse_full_policy(text),
+            platform_dir=self.proxy.platform_dir,
+            measurement=measurement or real_measurement(),
+            scratch_parent=self.scratch_parent,
+            time_limit=time_limit,
         )
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         runtime = Runtime(policy=text, server=server, scratch=scratch, thread=thread)
-        started.append(runtime)
+        self.started.append(runtime)
         return runtime
 
-    yield start
-    for runtime in started:
-        runtime.server.shutdown()
-        runtime.server.server_close()
-        runtime.thread.join(10)
+    def stop_all(self) -> None:
+        for runtime in self.started:
+            runtime.server.shutdown()
+            runtime.server.server_close()
+            runtime.thread.join(10)
+
+
+@pytest.fixture
+def start_runtime(proxy: Proxy, tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
+    """Start in-process runtimes for policies completed from a VaaS policy; all stopped at teardown."""
+    launcher = RuntimeLauncher(proxy, tmp_path / "scratch")
+    yield launcher.start
+    launcher.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_launcher(proxy: Proxy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLauncher]:
+    launcher = RuntimeLauncher(proxy, tmp_path_factory.mktemp("scratch"))
+    yield launcher
+    launcher.stop_all()

@@ -19,12 +19,12 @@ def enclave_path(path: str) -> str:
     return path if path in STREAMS or path.startswith("/") else "/" + path
 
 
-def write_file(path: str, data: bytes) -> bytes:
-    return pb.RuntimeManagerRequest(write_file=pb.Data(file_name=enclave_path(path), data=data)).SerializeToString()
+def write_file(path: str, data: bytes | bytearray | memoryview) -> bytes:
+    return pb.RuntimeManagerRequest(write_file=pb.Data(file_name=enclave_path(path), data=bytes(data))).SerializeToString()
 
 
-def append_file(path: str, data: bytes) -> bytes:
-    return pb.RuntimeManagerRequest(append_file=pb.Data(file_name=enclave_path(path), data=data)).SerializeToString()
+def append_file(path: str, data: bytes | bytearray | memoryview) -> bytes:
+    return pb.RuntimeManagerRequest(append_file=pb.Data(file_name=enclave_path(path), data=bytes(data))).SerializeToString()
 
 
 def read_file(path: str) -> bytes:
