@@ -44,7 +44,7 @@ test: $(STAMP) functions
 
 demo: $(STAMP) functions
 	$(VENV)/bin/ipoc --version
-	bash scripts/demo-core.sh
+	$(PY) scripts/demo_core.py
 
 clean:
 	rm -rf $(BUILD) $(VENV)

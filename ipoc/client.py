@@ -126,6 +126,8 @@ class VeracruzClient:
         try:
             self._flush()
         except errors.RequestRefused as exc:
+            if exc.reason != "IdentityRefused":
+                raise errors.AttestationError(f"TLS handshake with the runtime failed: {exc.message}") from None
             raise errors.IdentityError(
                 f"the runtime refused our identity during the handshake ({exc.message}); "
                 "is this certificate one of the policy's identities?"

@@ -105,7 +105,11 @@ class RuntimeManager:
             return
         except ssl.SSLError as exc:
             reason = getattr(exc, "reason", None) or str(exc)
-            raise Refused("IdentityRefused", f"TLS handshake failed ({reason}): present one of the policy's identity certificates") from None
+            if "CERTIFICATE" in reason.upper():
+                raise Refused(
+                    "IdentityRefused", f"TLS handshake failed ({reason}): present one of the policy's identity certificates"
+                ) from None
+            raise Refused("HandshakeFailed", f"TLS handshake failed ({reason}): speak TLS 1.3 with the policy's ciphersuite") from None
         cipher = session.tls.cipher()
         if cipher is None or cipher[0] != openssl_suite(self.policy.document["ciphersuite"]):
             raise Refused("IdentityRefused", f"ciphersuite {cipher and cipher[0]} is not the policy's")

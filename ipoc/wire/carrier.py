@@ -9,6 +9,7 @@ posts whose whole body, base64 included, stays below that.
 from __future__ import annotations
 
 import base64
+import binascii
 import http.client
 import socket
 from urllib.parse import urlsplit
@@ -46,8 +47,8 @@ def decode_reply(body: bytes) -> tuple[int | None, bytes]:
         return None, b""
     try:
         session_id = int(items[0])
-        return session_id, b"".join(base64.b64decode(item, validate=True) for item in items[1:])
-    except ValueError as exc:
+        return session_id, b"".join(binascii.a2b_base64(item, strict_mode=True) for item in items[1:])
+    except (ValueError, binascii.Error) as exc:
         raise CarrierError(f"malformed runtime reply: {exc}") from None
 
 

@@ -117,6 +117,7 @@ class ProxyAttestation:
 class _Handler(BaseHTTPRequestHandler):
     server: "AttestationHTTPServer"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # replies go out at once: no delayed-ACK stalls per post
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         length = int(self.headers.get("Content-Length") or 0)

@@ -1,0 +1,48 @@
+"""Stream N bytes into a runtime from a generated source and report the client's memory growth.
+
+Run as a subprocess (``python -m tests.support.stream_client POLICY CERT KEY PATH BYTES``)
+so that the measured RSS is the client's alone. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from ipoc.client import VeracruzClient
+
+
+class Pattern:
+    """A read-only stream of ``size`` bytes that holds only one block in memory."""
+
+    def __init__(self, size: int, block: int = 1 << 20) -> None:
+        self.remaining = size
+        self.block = bytes(i % 251 for i in range(block))
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.remaining if n < 0 else min(n, self.remaining)
+        self.remaining -= n
+        if n <= len(self.block):
+            return self.block[:n]
+        return (self.block * (n // len(self.block) + 1))[:n]
+
+
+def main() -> None:
+    policy, cert, key, path, size = sys.argv[1:6]
+    client = VeracruzClient(Path(policy).read_text(), Path(cert).read_text(), Path(key).read_text())
+    with client:
+        baseline = psutil.Process().memory_info().rss
+        started = time.monotonic()
+        sent = client.stream_file(path, Pattern(int(size)))
+        elapsed = time.monotonic() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    print(json.dumps({"sent": sent, "seconds": elapsed, "rss_growth_mib": (peak - baseline) / 2**20}))
+
+
+if __name__ == "__main__":
+    main()
