@@ -85,24 +85,14 @@ class FileSystem:
                     "FileHashMismatch",
                     f"{path} must hash to {expected} (file_hashes) but the data written hashes to {actual}",
                 )
-        if path == "stdin":
-            self._require(principal, path, R.WRITE_STDIN_NEEDS, "write")
-        else:
-            host = self.host_path(path)
-            needs = R.WRITE_FILE_NEEDS | (R.Rights(0) if host.exists() else R.CREATE_FILE_NEEDS)
-            self._require(principal, path, needs, "write")
+        self._authorise_store(principal, path, R.WRITE_FILE_NEEDS, "write")
         self._store(path, data, append=False)
 
     def append(self, principal: Principal, path: str, data: bytes) -> None:
         path = self.normalise(path)
         if path in self.file_hashes:
             raise Refused("FileHashMismatch", f"{path} is listed in file_hashes: it must be written whole, not appended")
-        if path == "stdin":
-            self._require(principal, path, R.WRITE_STDIN_NEEDS, "append to")
-        else:
-            host = self.host_path(path)
-            needs = R.APPEND_FILE_NEEDS | (R.Rights(0) if host.exists() else R.CREATE_FILE_NEEDS)
-            self._require(principal, path, needs, "append to")
+        self._authorise_store(principal, path, R.APPEND_FILE_NEEDS, "append to")
         self._store(path, data, append=True)
 
     def read(self, principal: Principal, path: str) -> bytes:
@@ -128,6 +118,14 @@ class FileSystem:
         if not host.is_file():
             raise Refused("FileNotFound", f"program {path} has not been written to the enclave")
         return path, host
+
+    def _authorise_store(self, principal: Principal, path: str, needs: R.Rights, verb: str) -> None:
+        """Writing stdin needs FD_WRITE on it; a file needs ``needs``, plus PATH_CREATE_FILE when new."""
+        if path == "stdin":
+            self._require(principal, path, R.WRITE_STDIN_NEEDS, verb)
+            return
+        creating = not self.host_path(path).exists()
+        self._require(principal, path, needs | (R.CREATE_FILE_NEEDS if creating else R.Rights(0)), verb)
 
     def _store(self, path: str, data: bytes, *, append: bool) -> None:
         host = self.host_path(path)

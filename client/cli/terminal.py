@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 
@@ -53,6 +54,17 @@ class Terminal:
         for row in rows:
             table.add_row(*row)
         self.out.print(table)
+
+    @contextlib.contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A byte-count progress bar on an interactive terminal; yields ``update(done_bytes)``."""
+        if not (self.err.is_terminal and self.verbosity >= 0):
+            yield lambda done: None
+            return
+        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=self.err, transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda done: bar.update(task, completed=done)
 
     @contextlib.contextmanager
     def status(self, text: str) -> Iterator[None]:

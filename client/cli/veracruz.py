@@ -7,6 +7,7 @@ all in one attested session; a shutdown follows the results unless
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -94,9 +95,11 @@ def veracruz(
             terminal.display_info(f"Verified policy hash {client.verified['policy_hash']}")
             for kind, enclave, local in uploads:
                 source, name = _open_source(local)
+                size = os.fstat(source.fileno()).st_size if source is not sys.stdin.buffer else 0
                 started = time.monotonic()
                 with source if source is not sys.stdin.buffer else _NoClose(source):
-                    sent = client.stream_file(enclave, source)
+                    with terminal.progress(f"{kind} {enclave}", size) as update:
+                        sent = client.stream_file(enclave, source, progress=update)
                 terminal.display_info(
                     f"Wrote {kind} {name} into <enclave>{enclave} ({sent} bytes, {time.monotonic() - started:.2f} s)"
                 )

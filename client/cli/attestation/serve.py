@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as _dt
-import signal
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from client.cli.serving import serve_until_stopped
 from ipoc import paths
 
 if TYPE_CHECKING:
@@ -55,13 +54,4 @@ def serve(
     app.terminal.display_info(f"CA certificate: {server.state.ca.cert_path}")
     app.terminal.display_info(f"Proxy attestation service listening on http://{bound_host}:{bound_port}")
 
-    def stop(signum: int, frame: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_stopped(server)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from client.cli.serving import serve_until_stopped
 from ipoc import paths
 from ipoc.errors import IpocError
 from ipoc.policy import parse_full_policy
@@ -66,15 +65,8 @@ def serve(
     except (IpocError, StartupError) as exc:
         app.abort(str(exc) if isinstance(exc, StartupError) else exc.message)
 
-    def stop(signum: int, frame: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        serve_until_stopped(server)
     finally:
-        server.server_close()
         shutil.rmtree(scratch, ignore_errors=True)
     app.terminal.display_info("Runtime stopped")
