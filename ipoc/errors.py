@@ -128,3 +128,45 @@ RUNTIME_ERRORS: dict[str, type[RequestRefused]] = {
     "FileNotFound": FileNotFound,
     "ExecutionFailed": ExecutionFailed,
 }
+
+
+# ---------------------------------------------------------------------------
+# Control-plane outcomes, mapped to HTTP statuses once (lambdas/shared/http.py).
+
+
+class Forbidden(IpocError):
+    """The caller is authenticated but may not use this route."""
+
+    code = "Forbidden"
+
+
+class NotFound(IpocError):
+    code = "NotFound"
+
+
+class Conflict(IpocError):
+    """The request conflicts with current state (exists already, still in use, ...)."""
+
+    code = "Conflict"
+
+
+class PayloadTooLarge(IpocError):
+    code = "PayloadTooLarge"
+
+
+class HashMismatch(IpocError):
+    """Uploaded bytes do not hash to the policy's ``pi_hash``."""
+
+    code = "HashMismatch"
+
+
+class NoCapacity(IpocError):
+    """No free runtime slot."""
+
+    code = "NoCapacity"
+
+
+class DependencyFailed(IpocError):
+    """A service we depend on (S3, Kubernetes, a runtime) failed; the message names it and the step."""
+
+    code = "DependencyFailed"

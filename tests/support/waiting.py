@@ -34,3 +34,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_port_range(count: int, start: int = 20000, end: int = 40000) -> int:
+    """The first port of ``count`` consecutive ports that are free on 127.0.0.1 right now."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(start, end - count)
+        if all(_bindable(base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False

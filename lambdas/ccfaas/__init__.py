@@ -1,0 +1,1 @@
+"""CCFaaS: the function registry (this issue) and instances (the lifecycle)."""

@@ -1,0 +1,58 @@
+"""Program and data-file routes; ``<segment>`` is the base64 of the enclave path, as the original.
+
+The same handlers serve ``/program/`` and ``/data_file/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from lambdas.ccfaas.registry import KINDS, LOADED, Kind, Registry
+from lambdas.shared.api import admin_only, raw_body
+from lambdas.shared.http import json_response
+
+router = APIGatewayRouter()
+router.use([admin_only])
+
+
+def _routes(kind: Kind) -> None:
+    label = kind.replace("_", " ")
+    base = f"/function/<name>/{kind}"
+
+    def upload(name: str, segment: str) -> Response[dict[str, Any]]:
+        return json_response(201, Registry.from_settings().upload(name, kind, segment, raw_body(router.current_event)))
+
+    def listing(name: str) -> Response[dict[str, Any]]:
+        files = Registry.from_settings().list_files(name, kind)
+        return json_response(200, {f"{kind}s": [f["name"] for f in files if f["status"] == LOADED], "files": files})
+
+    def show(name: str, segment: str) -> Response[dict[str, Any]]:
+        return json_response(200, Registry.from_settings().file_status(name, kind, segment))
+
+    def delete(name: str, segment: str) -> Response[dict[str, Any]]:
+        return json_response(200, Registry.from_settings().delete_file(name, kind, segment))
+
+    def start_upload(name: str, segment: str) -> Response[dict[str, Any]]:
+        return json_response(201, Registry.from_settings().start_upload(name, kind, segment))
+
+    def complete_upload(name: str, segment: str) -> Response[dict[str, Any]]:
+        return json_response(201, Registry.from_settings().complete_upload(name, kind, segment))
+
+    handlers: list[tuple[Callable[..., Callable], str, Callable, str]] = [
+        (router.post, f"{base}/<segment>", upload, f"Upload a {label} in the request body (hash-checked)"),
+        (router.get, base, listing, f"List a function's {label}s and whether each is loaded"),
+        (router.get, f"{base}/<segment>", show, f"Show one {label}'s status"),
+        (router.delete, f"{base}/<segment>", delete, f"Delete a loaded {label}'s binary"),
+        (router.post, f"{base}/<segment>/upload", start_upload, f"Start a presigned upload of a large {label}"),
+        (router.post, f"{base}/<segment>/upload/complete", complete_upload, f"Verify and keep a presigned upload of a {label}"),
+    ]
+    for method, rule, handler, summary in handlers:
+        handler.__name__ = f"{handler.__name__}_{kind}"
+        method(rule, summary=summary, tags=[f"{kind}s"])(handler)
+
+
+for _kind in KINDS:
+    _routes(_kind)

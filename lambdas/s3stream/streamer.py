@@ -1,0 +1,118 @@
+"""Stream an S3 object into a Veracruz instance in bounded chunks, after verifying the instance.
+
+The object is checked (HEAD) before the instance is touched, so a missing
+object or a refused read writes nothing; the instance is then verified
+(certificate chain, runtime hash, policy hash) by the one Veracruz client, and
+the body flows from S3's response stream straight into ``stream_file``.
+Credentials, the identity key and the object's bytes are never logged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ipoc import errors, schemas
+from ipoc.client import VeracruzClient
+
+CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    bucket: str
+    key: str
+    region: str | None
+    credentials: dict[str, str]
+    filename: str
+    policy: str
+    certificate: str
+    private_key: str
+
+    def __repr__(self) -> str:  # never print the key or credentials
+        return f"StreamRequest(s3://{self.bucket}/{self.key} -> {self.filename})"
+
+
+def parse_request(document: Any) -> StreamRequest:
+    """Validate with the seed's schema, plus the optional ``aws_session_token`` the seed's README promises."""
+    if not isinstance(document, dict):
+        raise errors.ValidationError("the body must be a JSON object with 's3' and 'veracruz'")
+    s3 = document.get("s3")
+    token = None
+    if isinstance(s3, dict) and "aws_session_token" in s3:
+        token = s3["aws_session_token"]
+        if not isinstance(token, str):
+            raise errors.ValidationError("$.s3.aws_session_token must be a string", path="$.s3.aws_session_token")
+        document = {**document, "s3": {k: v for k, v in s3.items() if k != "aws_session_token"}}
+        s3 = document["s3"]
+    schemas.validate("s3_app_input", document)
+    if "veracruz" not in document or "s3" not in document:
+        raise errors.ValidationError("both 's3' and 'veracruz' are required")
+    keys = {k: s3[k] for k in CREDENTIAL_KEYS[:2] if k in s3}
+    if len(keys) == 1 or (token is not None and len(keys) != 2):
+        raise errors.ValidationError(
+            "aws credentials have to be all provided or none: aws_access_key_id and aws_secret_access_key "
+            "(and optionally aws_session_token) together"
+        )
+    if token is not None:
+        keys["aws_session_token"] = token
+    veracruz = document["veracruz"]
+    return StreamRequest(
+        bucket=s3["bucket"], key=s3["filename"], region=s3.get("region_name"), credentials=keys,
+        filename=veracruz["filename"], policy=veracruz["policy"], certificate=veracruz["certificate"],
+        private_key=veracruz["key"],
+    )
+
+
+def _s3_client(request: StreamRequest) -> Any:
+    # The caller's credentials when given, else the function's own (its role, or the local stack's).
+    session = boto3.session.Session(region_name=request.region, **request.credentials)
+    return session.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+
+
+def _s3_failure(request: StreamRequest, exc: Exception) -> errors.DependencyFailed:
+    detail = exc.response.get("Error", {}).get("Code", "ClientError") if isinstance(exc, ClientError) else type(exc).__name__
+    return errors.DependencyFailed(f"Not able to read bucket {request.bucket} file {request.key} from S3: {detail}")
+
+
+def stream(request: StreamRequest, chunk_size: int, log: Callable[..., None]) -> dict[str, Any]:
+    s3 = _s3_client(request)
+    try:
+        head = s3.head_object(Bucket=request.bucket, Key=request.key)
+    except (ClientError, BotoCoreError) as exc:
+        raise _s3_failure(request, exc) from None
+    size = head.get("ContentLength", 0)
+
+    started = time.monotonic()
+    try:
+        client = VeracruzClient(request.policy, request.certificate, request.private_key)
+        client.connect()
+    except errors.VeracruzError as exc:
+        raise errors.DependencyFailed(f"connecting to the Veracruz instance failed: {exc.message}") from None
+    except errors.IpocError as exc:
+        raise errors.ValidationError(f"veracruz: {exc.message}") from None
+    try:
+        try:
+            body = s3.get_object(Bucket=request.bucket, Key=request.key)["Body"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_failure(request, exc) from None
+        try:
+            sent = client.stream_file(request.filename, body, chunk_size)
+        except errors.VeracruzError as exc:
+            raise errors.DependencyFailed(f"writing {request.filename} into the Veracruz instance failed: {exc.message}") from None
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise _s3_failure(request, exc) from None
+        finally:
+            body.close()
+    finally:
+        client.close()
+    seconds = time.monotonic() - started
+    log("object streamed", extra={"bytes": sent, "seconds": round(seconds, 3), "target": request.filename})
+    if sent != size:
+        raise errors.DependencyFailed(f"S3 announced {size} bytes for {request.key} but {sent} arrived")
+    return {"status": "copied", "bytes": sent, "filename": request.filename, "seconds": round(seconds, 3)}

@@ -1,0 +1,1 @@
+"""What several Lambdas share: settings, tables, stores, HTTP error mapping and auth."""

@@ -1,0 +1,48 @@
+"""Building blocks for our Powertools resolvers: request bodies, the admin middleware, the resolver itself."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Callable
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from ipoc.errors import ValidationError
+from lambdas.shared.auth import require_admin
+from lambdas.shared.http import install_error_handlers
+
+
+def make_resolver(logger: Logger) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(strip_prefixes=None)
+    install_error_handlers(app, logger)
+    return app
+
+
+def raw_body(event: Any) -> bytes:
+    """The request body as bytes, whether API Gateway base64-encoded it or not."""
+    body = event.body or ""
+    if event.is_base64_encoded:
+        return base64.b64decode(body)
+    return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def json_body(event: Any) -> Any:
+    data = raw_body(event)
+    if not data:
+        raise ValidationError("the request body must be a JSON document")
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"the request body is not JSON: {exc}") from None
+
+
+def admin_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """Route middleware: only administrators reach the route."""
+    require_admin(app.current_event.raw_event)
+    return next_middleware(app)
+
+
+AdminMiddleware = Callable[[APIGatewayRestResolver, NextMiddleware], Response]

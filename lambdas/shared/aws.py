@@ -1,0 +1,32 @@
+"""boto3 clients and resources, made once per process.
+
+Endpoints come from boto3's own configuration (``AWS_ENDPOINT_URL`` and
+friends), which is how the local stack points every handler at moto without
+the handlers knowing.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, signature_version="s3v4")
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.session.Session().client(service, config=_CONFIG)
+
+
+@cache
+def table(name: str) -> Any:
+    return boto3.session.Session().resource("dynamodb", config=_CONFIG).Table(name)
+
+
+def reset() -> None:
+    """Forget cached clients (tests that switch endpoints or credentials)."""
+    client.cache_clear()
+    table.cache_clear()

@@ -1,0 +1,91 @@
+"""Settings, read from environment variables once per process.
+
+``infra/`` sets these on each Lambda; ``local/`` sets them for the embedded
+stack. Every name and default is listed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def _list(name: str, default: str = "") -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, default).split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    functions_table: str
+    instances_table: str
+    slots_table: str
+    artifacts_bucket: str
+    admin_principals: tuple[str, ...]
+    direct_upload_limit: int
+    max_program_size: int
+    max_data_file_size: int
+    presigned_expiry: int
+    # VaaS
+    backend: str
+    port_min: int
+    port_max: int
+    endpoint_host: str
+    proxy_url: str
+    proxy_cert: str
+    runtime_hash: str
+    platform: str
+    state_dir: str
+    kube_namespace: str
+    runtime_image: str
+    runtime_pod_mib: int
+    runtime_cpu_millis: int
+    eks_cluster: str
+    kube_host: str
+    kube_ca_file: str
+    # S3 streamer
+    stream_chunk: int
+
+
+@cache
+def settings() -> Settings:
+    """The process's settings (cached: Lambda environments do not change while warm)."""
+    return Settings(
+        functions_table=os.environ.get("IPOC_FUNCTIONS_TABLE", "ipoc-functions"),
+        instances_table=os.environ.get("IPOC_INSTANCES_TABLE", "ipoc-instances"),
+        slots_table=os.environ.get("IPOC_SLOTS_TABLE", "ipoc-slots"),
+        artifacts_bucket=os.environ.get("IPOC_ARTIFACTS_BUCKET", "ipoc-artifacts"),
+        admin_principals=_list("IPOC_ADMIN_PRINCIPALS"),
+        # API Gateway's payload limit is 10 MB and a Lambda's 6 MB, base64 included.
+        direct_upload_limit=_int("IPOC_DIRECT_UPLOAD_LIMIT", 4 * 1024 * 1024),
+        max_program_size=_int("IPOC_MAX_PROGRAM_SIZE", 64 * 1024 * 1024),
+        max_data_file_size=_int("IPOC_MAX_DATA_FILE_SIZE", 2 * 1024 * 1024 * 1024),
+        presigned_expiry=_int("IPOC_PRESIGNED_EXPIRY", 3600),
+        backend=os.environ.get("IPOC_VAAS_BACKEND", "local"),
+        port_min=_int("IPOC_PORT_MIN", 3014),
+        port_max=_int("IPOC_PORT_MAX", 3023),
+        endpoint_host=os.environ.get("IPOC_ENDPOINT_HOST", "127.0.0.1"),
+        proxy_url=os.environ.get("IPOC_PROXY_URL", "127.0.0.1:3010"),
+        proxy_cert=os.environ.get("IPOC_PROXY_CERT", ""),
+        runtime_hash=os.environ.get("IPOC_RUNTIME_HASH", ""),
+        platform=os.environ.get("IPOC_PLATFORM", "linux"),
+        state_dir=os.environ.get("IPOC_STATE_DIR", ""),
+        kube_namespace=os.environ.get("IPOC_K8S_NAMESPACE", "veracruz"),
+        runtime_image=os.environ.get("IPOC_RUNTIME_IMAGE", "veracruz/veracruz-nitro:v1.3.3"),
+        runtime_pod_mib=_int("IPOC_RUNTIME_POD_MIB", 500),
+        runtime_cpu_millis=_int("IPOC_RUNTIME_CPU_MILLIS", 1000),
+        eks_cluster=os.environ.get("IPOC_EKS_CLUSTER", ""),
+        kube_host=os.environ.get("IPOC_K8S_HOST", ""),
+        kube_ca_file=os.environ.get("IPOC_K8S_CA_FILE", ""),
+        stream_chunk=_int("IPOC_STREAM_CHUNK", 1024 * 1024),
+    )

@@ -1,0 +1,250 @@
+"""DynamoDB and S3 behind small interfaces, so logic receives its storage instead of building it.
+
+Every write that could race is conditional: registering a function, marking a
+file loaded, taking a slot. A failed condition is a domain outcome (Conflict,
+no capacity), never a half-written record.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Iterator
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from ipoc.errors import Conflict, DependencyFailed
+from lambdas.shared import aws
+from lambdas.shared.config import settings
+
+HASH_CHUNK = 1024 * 1024
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+# ---------------------------------------------------------------------------
+# Functions
+
+
+@dataclass
+class FunctionRecord:
+    name: str
+    policy: dict[str, Any]
+    files: dict[str, dict[str, Any]]  # enclave path -> {kind, pi_hash, status, size?, key?, loaded_at?, upload?}
+    created_at: str
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "function": self.name,
+            "policy": json.dumps(self.policy),
+            "files": self.files,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> "FunctionRecord":
+        files = {path: {k: _plain(v) for k, v in entry.items()} for path, entry in item.get("files", {}).items()}
+        return cls(item["function"], json.loads(item["policy"]), files, item.get("created_at", ""))
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB returns numbers as Decimal; our records only hold integers."""
+    if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class FunctionStore:
+    def __init__(self, table_name: str | None = None) -> None:
+        self.table = aws.table(table_name or settings().functions_table)
+
+    def create(self, record: FunctionRecord) -> None:
+        try:
+            self.table.put_item(Item=record.to_item(), ConditionExpression=Attr("function").not_exists())
+        except ClientError as exc:
+            if _condition_failed(exc):
+                raise Conflict(
+                    f"function {record.name!r} already exists; DELETE /function/{record.name} first to replace it"
+                ) from None
+            raise
+
+    def get(self, name: str) -> FunctionRecord | None:
+        item = self.table.get_item(Key={"function": name}, ConsistentRead=True).get("Item")
+        return FunctionRecord.from_item(item) if item else None
+
+    def names(self) -> list[str]:
+        names: list[str] = []
+        kwargs: dict[str, Any] = {"ProjectionExpression": "#f", "ExpressionAttributeNames": {"#f": "function"}}
+        while True:
+            page = self.table.scan(**kwargs)
+            names += [item["function"] for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return sorted(names)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def delete(self, name: str) -> None:
+        self.table.delete_item(Key={"function": name})
+
+    def update_file(self, name: str, path: str, entry: dict[str, Any], *, unless_status: str | None = None) -> bool:
+        """Replace one file's entry; with ``unless_status``, only if its status is not that. True when written."""
+        kwargs: dict[str, Any] = {
+            "Key": {"function": name},
+            "UpdateExpression": "SET #files.#path = :entry",
+            "ExpressionAttributeNames": {"#files": "files", "#path": path},
+            "ExpressionAttributeValues": {":entry": entry},
+            "ConditionExpression": "attribute_exists(#files.#path)",
+        }
+        if unless_status is not None:
+            kwargs["ExpressionAttributeNames"]["#status"] = "status"
+            kwargs["ExpressionAttributeValues"][":status"] = unless_status
+            kwargs["ConditionExpression"] += " AND #files.#path.#status <> :status"
+        try:
+            self.table.update_item(**kwargs)
+            return True
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+
+
+# ---------------------------------------------------------------------------
+# Artifacts (S3)
+
+
+class ArtifactStore:
+    def __init__(self, bucket: str | None = None) -> None:
+        self.bucket = bucket or settings().artifacts_bucket
+        self.s3 = aws.client("s3")
+
+    @staticmethod
+    def artifact_key(function: str, sha256: str) -> str:
+        return f"functions/{function}/{sha256}"
+
+    @staticmethod
+    def staging_key(function: str, token: str) -> str:
+        return f"uploads/{function}/{token}"
+
+    def put(self, key: str, data: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ChecksumAlgorithm="SHA256")
+
+    def delete(self, key: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def copy(self, source: str, target: str) -> None:
+        self.s3.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source})
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def presigned_put(self, key: str, expires_in: int) -> str:
+        return self.s3.generate_presigned_url(
+            "put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in, HttpMethod="PUT"
+        )
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            raise DependencyFailed(f"cannot read s3://{self.bucket}/{key}: {exc.response['Error'].get('Code')}") from None
+
+    def hash_object(self, key: str, limit: int) -> tuple[str, int]:
+        """Stream an object through sha256 in bounded memory; stop early past ``limit`` bytes."""
+        digest, size = hashlib.sha256(), 0
+        body = self.open(key)
+        try:
+            for chunk in iter(lambda: body.read(HASH_CHUNK), b""):
+                digest.update(chunk)
+                size += len(chunk)
+                if size > limit:
+                    break
+        finally:
+            body.close()
+        return digest.hexdigest(), size
+
+
+# ---------------------------------------------------------------------------
+# Instances (written by the lifecycle; read here to protect functions in use)
+
+
+class InstanceStore:
+    LIVE = ("PENDING", "ALLOCATING", "PROVISIONING", "READY", "RELEASING")
+
+    def __init__(self, table_name: str | None = None) -> None:
+        self.table = aws.table(table_name or settings().instances_table)
+
+    def live_for_function(self, function: str) -> list[str]:
+        page = self.table.query(IndexName="by-function", KeyConditionExpression=Key("function").eq(function))
+        return [item["instance_id"] for item in page.get("Items", []) if item.get("status") in self.LIVE]
+
+
+# ---------------------------------------------------------------------------
+# Slots: one item per allocated runtime port; the item's existence is the allocation.
+
+
+class SlotStore:
+    def __init__(self, table_name: str | None = None) -> None:
+        self.table = aws.table(table_name or settings().slots_table)
+
+    def take(self, candidates: list[str], item: dict[str, Any]) -> str | None:
+        """Take the first free slot with a conditional put: two requests can never hold one."""
+        for slot in candidates:
+            try:
+                self.table.put_item(Item={**item, "slot": slot}, ConditionExpression=Attr("slot").not_exists())
+                return slot
+            except ClientError as exc:
+                if _condition_failed(exc):
+                    continue
+                raise
+        return None
+
+    def get(self, slot: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"slot": slot}, ConsistentRead=True).get("Item")
+        return _plain(item) if item else None
+
+    def update(self, slot: str, **fields: Any) -> None:
+        names = {f"#{k}": k for k in fields}
+        values = {f":{k}": v for k, v in fields.items()}
+        self.table.update_item(
+            Key={"slot": slot},
+            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ConditionExpression=Attr("slot").exists(),
+        )
+
+    def release(self, slot: str, allocation: str) -> bool:
+        """Free a slot only if it still holds this allocation (a retried delete frees nothing else)."""
+        try:
+            self.table.delete_item(Key={"slot": slot}, ConditionExpression=Attr("allocation").eq(allocation))
+            return True
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+
+    def all(self) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"ConsistentRead": True}
+        while True:
+            page = self.table.scan(**kwargs)
+            for item in page.get("Items", []):
+                yield _plain(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

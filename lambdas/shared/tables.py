@@ -1,0 +1,43 @@
+"""DynamoDB table definitions: one constant per table, used by the stores, by ``local/``
+(which creates the tables in moto) and by ``infra/`` (which creates them in AWS), so
+the tables every deployment builds have the same keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_name: str
+    partition_key: str
+    indexes: dict[str, str] = field(default_factory=dict)  # index name -> partition key
+    ttl_attribute: str | None = None
+
+    def create_table_kwargs(self, table_name: str) -> dict[str, Any]:
+        """Arguments for boto3 ``create_table`` (on-demand billing, string keys)."""
+        attributes = {self.partition_key, *self.indexes.values()}
+        kwargs: dict[str, Any] = {
+            "TableName": table_name,
+            "KeySchema": [{"AttributeName": self.partition_key, "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if self.indexes:
+            kwargs["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": name,
+                    "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for name, key in self.indexes.items()
+            ]
+        return kwargs
+
+
+FUNCTIONS = TableSpec("functions", partition_key="function")
+INSTANCES = TableSpec("instances", partition_key="instance_id", indexes={"by-function": "function"}, ttl_attribute="expires_at")
+SLOTS = TableSpec("slots", partition_key="slot")
+ALL_TABLES = (FUNCTIONS, INSTANCES, SLOTS)

@@ -1,0 +1,43 @@
+"""VaaS routes: the seed's table (create, list, show, delete)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from lambdas.shared.api import admin_only, json_body
+from lambdas.shared.http import json_response
+from lambdas.vaas.service import VaaS
+
+router = APIGatewayRouter()
+router.use([admin_only])
+
+
+def _filters() -> dict[str, str | None]:
+    event = router.current_event
+    return {
+        "instance_id": event.get_query_string_value("instance_id"),
+        "instance_hash": event.get_query_string_value("instance_hash"),
+    }
+
+
+@router.post("/veracruz", summary="Create a Veracruz instance from a VaaS policy", tags=["veracruz"])
+def create() -> Response[dict[str, Any]]:
+    return json_response(201, VaaS.from_settings().create(json_body(router.current_event)))
+
+
+@router.get("/veracruz", summary="List Veracruz instances", tags=["veracruz"])
+def list_instances() -> Response[dict[str, Any]]:
+    return json_response(200, VaaS.from_settings().list(**_filters()))
+
+
+@router.get("/veracruz/<name>", summary="Show one Veracruz instance", tags=["veracruz"])
+def show(name: str) -> Response[dict[str, Any]]:
+    return json_response(200, VaaS.from_settings().show(name, **_filters()))
+
+
+@router.delete("/veracruz/<name>", summary="Stop and delete a Veracruz instance", tags=["veracruz"])
+def delete(name: str) -> Response[dict[str, Any]]:
+    return json_response(200, VaaS.from_settings().delete(name, **_filters()))

@@ -1,0 +1,140 @@
+"""VaaS: allocate a slot, complete the policy, start a runtime; list, show and delete instances.
+
+A slot is a runtime port. Taking one is a conditional write, so concurrent
+requests never share a slot; every failure after that releases it, so a
+failed request leaves nothing allocated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ipoc import policy as P
+from ipoc import schemas
+from ipoc.errors import NoCapacity, NotFound, ValidationError
+from lambdas.shared.config import settings
+from lambdas.shared.stores import SlotStore, now_iso
+from lambdas.vaas.backends import RuntimeBackend, backend_from_settings
+
+NAME_HOST = "veracruz-nitro-server"  # instance names are "veracruz-nitro-server:<port>", as the original
+
+
+@dataclass
+class VaaS:
+    slots: SlotStore
+    backend: RuntimeBackend
+    port_min: int
+    port_max: int
+
+    @classmethod
+    def from_settings(cls) -> "VaaS":
+        config = settings()
+        return cls(SlotStore(), backend_from_settings(), config.port_min, config.port_max)
+
+    def create(self, vaas_policy: Any) -> dict[str, Any]:
+        schemas.validate("vaas", vaas_policy)
+        infra = self.backend.infrastructure()
+        self._complete(vaas_policy, infra, self.port_min)  # refuse a bad policy before taking a slot
+        allocation = uuid.uuid4().hex
+        candidates = [str(port) for port in range(self.port_min, self.port_max + 1)]
+        slot = self.slots.take(candidates, {"allocation": allocation, "state": "ALLOCATING", "created_at": now_iso()})
+        if slot is None:
+            raise NoCapacity(
+                f"all {len(candidates)} runtime slots (ports {self.port_min}-{self.port_max}) are in use; "
+                "delete an instance or retry later"
+            )
+        port = int(slot)
+        try:
+            reply = self._complete(vaas_policy, infra, port)
+            labels = {"veracruz-nitro": "server", "veracruz-hash": reply["instance_hash"]}
+            if "instance_id" in reply:
+                labels["veracruz-id"] = reply["instance_id"]
+            self.slots.update(
+                slot, state="STARTING", instance_hash=reply["instance_hash"],
+                veracruz_server_url=f"{infra.endpoint_host}:{port}", **_optional_id(reply),
+            )
+            facts = self.backend.start(port, reply["policy"], labels)
+            self.slots.update(slot, state="RUNNING", facts=facts)
+        except BaseException:
+            self.backend.stop(port, {})
+            self.slots.release(slot, allocation)
+            raise
+        return reply
+
+    @staticmethod
+    def _complete(vaas_policy: Any, infra: Any, port: int) -> dict[str, Any]:
+        return P.complete_policy(
+            vaas_policy,
+            P.Infrastructure(
+                proxy_attestation_server_url=infra.proxy_url,
+                proxy_service_cert=infra.proxy_cert,
+                runtime_hash=infra.runtime_hash,
+                veracruz_server_url=f"{infra.endpoint_host}:{port}",
+                platform=infra.platform,
+            ),
+        )
+
+    def list(self, instance_id: str | None = None, instance_hash: str | None = None) -> dict[str, Any]:
+        entries = []
+        for item in sorted(self.slots.all(), key=lambda i: int(i["slot"])):
+            if _matches(item, instance_id, instance_hash):
+                entries.append({f"{NAME_HOST}:{item['slot']}": self._view(item)})
+        return {"veracruz": entries}
+
+    def show(self, name: str, instance_id: str | None = None, instance_hash: str | None = None) -> dict[str, Any]:
+        item = self._find(name, instance_id, instance_hash)
+        return self._view(item)
+
+    def delete(self, name: str, instance_id: str | None = None, instance_hash: str | None = None) -> dict[str, Any]:
+        if not instance_hash:
+            raise ValidationError("instance_hash is required to delete an instance (it was returned when it was created)")
+        item = self._find(name, instance_id, instance_hash)
+        self.backend.stop(int(item["slot"]), item.get("facts") or {})
+        self.slots.release(item["slot"], item["allocation"])
+        return {"deleted": f"{NAME_HOST}:{item['slot']}"}
+
+    def _find(self, name: str, instance_id: str | None, instance_hash: str | None) -> dict[str, Any]:
+        slot = self._slot_of(name)
+        item = self.slots.get(slot) if slot else None
+        if item is None or "instance_hash" not in item or not _matches(item, instance_id, instance_hash):
+            raise NotFound(f"Veracruz instance {name!r} does not exist" + (" with those instance_id/instance_hash" if item else ""))
+        return item
+
+    def _slot_of(self, name: str) -> str | None:
+        """``<host>:<port>`` where host is the instance name's or the endpoint's; the port picks the slot."""
+        host, sep, port = name.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValidationError(f"instance name {name!r} must be <host>:<port>, e.g. {NAME_HOST}:{self.port_min}")
+        if host not in (NAME_HOST, self.backend.infrastructure().endpoint_host):
+            return None
+        return port
+
+    def _view(self, item: dict[str, Any]) -> dict[str, Any]:
+        view: dict[str, Any] = {}
+        if "instance_id" in item:
+            view["instance_id"] = item["instance_id"]
+        if "instance_hash" in item:
+            view["instance_hash"] = item["instance_hash"]
+        state = item.get("state", "UNKNOWN")
+        if state == "RUNNING":
+            alive = self.backend.status(int(item["slot"]), item.get("facts") or {}) == "running"
+            state = "OK" if alive else "EXITED"
+        view["status"] = state
+        if "veracruz_server_url" in item:
+            view["veracruz_server_url"] = item["veracruz_server_url"]
+        view["created_at"] = item.get("created_at")
+        return view
+
+
+def _optional_id(reply: dict[str, Any]) -> dict[str, Any]:
+    return {"instance_id": reply["instance_id"]} if "instance_id" in reply else {}
+
+
+def _matches(item: dict[str, Any], instance_id: str | None, instance_hash: str | None) -> bool:
+    if instance_id is not None and item.get("instance_id") != instance_id:
+        return False
+    if instance_hash is not None and item.get("instance_hash") != instance_hash[:59]:
+        return False
+    return True

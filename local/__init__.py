@@ -1,0 +1,1 @@
+"""The embedded deployment: moto, an API Gateway adapter and local runtimes on one machine."""

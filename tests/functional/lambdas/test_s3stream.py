@@ -1,0 +1,86 @@
+"""The S3 streamer through the real handler: moto S3 in process, a real runtime on loopback."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.s3stream.handler import lambda_handler as s3stream
+from tests.support import policies as P
+from tests.support.aws import call, configure
+
+
+@pytest.fixture
+def setup(monkeypatch, start_runtime, ids):
+    runtime = start_runtime(P.vaas_policy([
+        (ids.user, P.USER_RIGHTS), (ids.streamer, [{"file_name": "/s3_app_input/", "rights": 534084}]),
+    ]))
+    with mock_aws():
+        configure(monkeypatch, IPOC_STREAM_CHUNK=str(256 * 1024))
+        boto3.client("s3").create_bucket(Bucket="camera")
+        yield runtime
+
+
+def body(runtime, ids, key: str, **s3_extra) -> dict:
+    return {
+        "s3": {"bucket": "camera", "filename": key, **s3_extra},
+        "veracruz": {
+            "filename": "/s3_app_input/in_enc.y4m", "policy": runtime.policy,
+            "certificate": ids.streamer.certificate, "key": ids.streamer.private_key,
+        },
+    }
+
+
+def read_back(runtime) -> bytes:
+    """What the instance holds (the streamer may only write, so read the runtime's file system)."""
+    return (runtime.scratch / "fs" / "s3_app_input" / "in_enc.y4m").read_bytes()
+
+
+def test_streams_an_object_into_the_instance(setup, ids):
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    boto3.client("s3").put_object(Bucket="camera", Key="video.enc", Body=payload)
+    reply = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "video.enc"))
+    assert reply.status == 200, reply.body
+    assert reply.json["bytes"] == len(payload) and reply.json["status"] == "copied"
+    assert read_back(setup) == payload
+
+
+def test_missing_object_is_502_with_the_original_wording_and_writes_nothing(setup, ids):
+    reply = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "nope.enc"))
+    assert reply.status == 502
+    assert reply.json["message"] == "Not able to read bucket camera file nope.enc from S3: 404"
+    assert not (setup.scratch / "fs" / "s3_app_input" / "in_enc.y4m").exists()
+
+
+def test_credentials_all_or_none(setup, ids):
+    reply = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "v", aws_access_key_id="AKIA"))
+    assert reply.status == 400 and "all provided or none" in reply.json["message"]
+    reply = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "v", aws_session_token="t"))
+    assert reply.status == 400
+    ok = body(setup, ids, "v", aws_access_key_id="testing", aws_secret_access_key="testing", aws_session_token="t")
+    boto3.client("s3").put_object(Bucket="camera", Key="v", Body=b"x")
+    assert call(s3stream, "POST", "/s3_stream_veracruz", ok).status == 200
+
+
+def test_bad_input_is_400(setup, ids):
+    assert call(s3stream, "POST", "/s3_stream_veracruz", {"s3": {"bucket": "b"}}).status == 400
+    document = body(setup, ids, "v")
+    document["veracruz"]["extra"] = 1
+    assert call(s3stream, "POST", "/s3_stream_veracruz", document).status == 400
+    assert call(s3stream, "POST", "/s3_stream_veracruz", raw=b"\xff").status == 400
+
+
+def test_a_veracruz_failure_is_502_naming_the_step(setup, ids):
+    boto3.client("s3").put_object(Bucket="camera", Key="v", Body=b"x")
+    document = body(setup, ids, "v")
+    document["veracruz"]["filename"] = "/elsewhere/x"  # the streamer holds no rights there
+    reply = call(s3stream, "POST", "/s3_stream_veracruz", document)
+    assert reply.status == 502
+    assert reply.json["message"].startswith("writing /elsewhere/x into the Veracruz instance failed")
+    tampered = body(setup, ids, "v")
+    tampered["veracruz"]["policy"] = setup.policy.replace('"debug": true', '"debug": false')
+    reply = call(s3stream, "POST", "/s3_stream_veracruz", tampered)
+    assert reply.status == 502 and "policy hash mismatch" in reply.json["message"]
