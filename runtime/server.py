@@ -190,6 +190,7 @@ def _parse_body(body: bytes) -> tuple[int, bytes]:
 
 class RuntimeHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's default of 5 resets bursts of clients
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], manager: RuntimeManager) -> None:

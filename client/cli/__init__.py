@@ -10,6 +10,7 @@ import click
 
 from client.cli.application import Application
 from client.cli.attestation import attestation
+from client.cli.local import local
 from client.cli.policy import policy
 from client.cli.runtime import runtime
 from client.cli.veracruz import veracruz
@@ -45,6 +46,7 @@ ipoc.add_command(veracruz)
 ipoc.add_command(attestation)
 ipoc.add_command(runtime)
 ipoc.add_command(policy)
+ipoc.add_command(local)
 
 
 def main() -> None:

@@ -164,6 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class AttestationHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's default of 5 resets bursts of clients
 
     def __init__(self, address: tuple[str, int], state: ProxyAttestation) -> None:
         self.state = state

@@ -5,7 +5,7 @@ The same handlers serve ``/program/`` and ``/data_file/``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from lambdas.ccfaas.registry import KINDS, LOADED, Kind, Registry
 from lambdas.shared.api import admin_only, raw_body
 from lambdas.shared.http import json_response
+from lambdas.shared.openapi import spec
 
 router = APIGatewayRouter()
 router.use([admin_only])
@@ -41,17 +42,20 @@ def _routes(kind: Kind) -> None:
     def complete_upload(name: str, segment: str) -> Response[dict[str, Any]]:
         return json_response(201, Registry.from_settings().complete_upload(name, kind, segment))
 
-    handlers: list[tuple[Callable[..., Callable], str, Callable, str]] = [
-        (router.post, f"{base}/<segment>", upload, f"Upload a {label} in the request body (hash-checked)"),
-        (router.get, base, listing, f"List a function's {label}s and whether each is loaded"),
-        (router.get, f"{base}/<segment>", show, f"Show one {label}'s status"),
-        (router.delete, f"{base}/<segment>", delete, f"Delete a loaded {label}'s binary"),
-        (router.post, f"{base}/<segment>/upload", start_upload, f"Start a presigned upload of a large {label}"),
-        (router.post, f"{base}/<segment>/upload/complete", complete_upload, f"Verify and keep a presigned upload of a {label}"),
+    handlers = [
+        (router.post, f"{base}/<segment>", upload, f"Upload a {label} in the request body (hash-checked)",
+         spec(201, 400, 403, 404, 409, 413, 422, request="binary")),
+        (router.get, base, listing, f"List a function's {label}s and whether each is loaded", spec(200, 403, 404)),
+        (router.get, f"{base}/<segment>", show, f"Show one {label}'s status", spec(200, 400, 403, 404)),
+        (router.delete, f"{base}/<segment>", delete, f"Delete a loaded {label}'s binary", spec(200, 400, 403, 404, 409)),
+        (router.post, f"{base}/<segment>/upload", start_upload, f"Start a presigned upload of a large {label}",
+         spec(201, 400, 403, 404, 409)),
+        (router.post, f"{base}/<segment>/upload/complete", complete_upload,
+         f"Verify and keep a presigned upload of a {label}", spec(201, 400, 403, 404, 409, 413, 422, 502)),
     ]
-    for method, rule, handler, summary in handlers:
+    for method, rule, handler, summary, extensions in handlers:
         handler.__name__ = f"{handler.__name__}_{kind}"
-        method(rule, summary=summary, tags=[f"{kind}s"])(handler)
+        method(rule, summary=summary, tags=[f"{kind}s"], openapi_extensions=extensions)(handler)
 
 
 for _kind in KINDS:

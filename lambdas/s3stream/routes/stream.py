@@ -12,12 +12,14 @@ from lambdas.s3stream.streamer import parse_request, stream
 from lambdas.shared.api import json_body
 from lambdas.shared.config import settings
 from lambdas.shared.http import json_response
+from lambdas.shared.openapi import spec
 
 router = APIGatewayRouter()
 logger = Logger(child=True)
 
 
-@router.post("/s3_stream_veracruz", summary="Stream an S3 object into a Veracruz instance", tags=["s3 streamer"])
+@router.post("/s3_stream_veracruz", summary="Stream an S3 object into a Veracruz instance", tags=["s3 streamer"],
+             openapi_extensions=spec(200, 400, 502, request="s3_app_input"))
 def stream_object() -> Response[dict[str, Any]]:
     request = parse_request(json_body(router.current_event))
     logger.info("streaming", extra={"source": f"s3://{request.bucket}/{request.key}", "target": request.filename})

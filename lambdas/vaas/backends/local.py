@@ -60,7 +60,7 @@ class LocalBackend(RuntimeBackend):
 
     def start(self, port: int, policy_text: str, labels: dict[str, str]) -> dict[str, Any]:
         directory = self._dir(port)
-        self._kill(directory)  # a leftover from a crashed stack must not hold the port
+        stop_runtime(self.state_dir, port)  # a leftover from a crashed stack must not hold the port
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True, mode=0o700)
         policy = directory / "policy.json"
@@ -86,9 +86,7 @@ class LocalBackend(RuntimeBackend):
         raise DependencyFailed(f"the runtime for port {port} did not open its port within {START_TIMEOUT:g} s")
 
     def stop(self, port: int, facts: dict[str, Any]) -> None:
-        directory = self._dir(port)
-        self._kill(directory)
-        shutil.rmtree(directory, ignore_errors=True)
+        stop_runtime(self.state_dir, port)
 
     def status(self, port: int, facts: dict[str, Any]) -> str:
         pid = _read_pid(self._dir(port))
@@ -96,19 +94,21 @@ class LocalBackend(RuntimeBackend):
             return "missing"
         return "running" if _alive(pid, self._dir(port)) else "exited"
 
-    def _kill(self, directory: Path) -> None:
-        pid = _read_pid(directory)
-        if pid is None or not _alive(pid, directory):
-            return
+def stop_runtime(state_dir: Path, port: int) -> None:
+    """Stop the runtime process of a slot (SIGTERM, then SIGKILL) and remove its directory."""
+    directory = state_dir / str(port)
+    pid = _read_pid(directory)
+    if pid is not None and _alive(pid, directory):
         os.killpg(pid, signal.SIGTERM)  # the runtime leads its own session (start_new_session)
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline and _alive(pid, directory):
             time.sleep(0.02)
         if _alive(pid, directory):
             os.killpg(pid, signal.SIGKILL)
-        child = _children.pop(pid, None)
-        if child is not None:
-            child.wait(STOP_TIMEOUT)
+    child = _children.pop(pid, None) if pid is not None else None
+    if child is not None:
+        child.wait(STOP_TIMEOUT)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def running_ports(state_dir: Path) -> list[int]:

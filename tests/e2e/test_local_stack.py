@@ -1,0 +1,147 @@
+"""`ipoc local up` end to end over real HTTP: the acceptance walk of the control-plane issue.
+
+The stack runs as a detached subprocess with its own IPOC_HOME and free ports;
+runtimes are real processes, AWS is moto's server.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from ipoc.client import VeracruzClient
+from tests.support import policies as P
+from tests.support import processes
+from tests.support.aws import b64
+from tests.support.waiting import free_port_range, wait_until
+
+SLOTS = 10
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    home = tmp_path_factory.mktemp("stack-home")
+    base = free_port_range(5 + SLOTS)
+    ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
+    env = {"IPOC_HOME": str(home)}
+    started = processes.run(
+        ["local", "up", "--detach", "--ccfaas-port", str(ports["ccfaas"]), "--vaas-port", str(ports["vaas"]),
+         "--s3stream-port", str(ports["s3stream"]), "--proxy-port", str(ports["proxy"]), "--aws-port", str(ports["aws"]),
+         "--runtime-ports", f"{base + 5}-{base + 4 + SLOTS}"],
+        env=env, timeout=180,
+    )
+    assert started.returncode == 0, started.stderr
+    status = processes.run(["local", "status", "--json"], env=env)
+    state = json.loads(status.stdout)
+    try:
+        yield {"env": env, "state": state, "home": home, "url": {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}}
+    finally:
+        stopped = processes.run(["local", "down"], env=env, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        assert processes.run(["local", "status"], env=env).returncode == 1
+
+
+def test_status_reports_the_stack(stack):
+    state = stack["state"]
+    assert state["running"] is True
+    assert state["tables"] == {"functions": "ipoc-functions", "instances": "ipoc-instances", "slots": "ipoc-slots"}
+    assert state["running_runtimes"] == []
+    doc = requests.get(stack["url"]["ccfaas"] + "/openapi.json", timeout=10).json()
+    assert doc["openapi"].startswith("3.") and "/function/{name}/program/{segment}" in doc["paths"]
+
+
+def test_register_function_small_flow_with_http(stack):
+    url = stack["url"]["ccfaas"]
+    program, names = b"\0asm program", b"person\n"
+    policy = json.loads(Path(__file__).parent.parent.joinpath("data/seed/function_vod.json").read_text())
+    policy["function"] = "vod_small"
+    policy["programs"][0]["pi_hash"] = hashlib.sha256(program).hexdigest()
+    policy["data_files"] = [{"data_file": "/program_data/coco.names", "pi_hash": hashlib.sha256(names).hexdigest()}]
+    assert requests.delete(f"{url}/function/vod_small", timeout=10).status_code == 404
+    assert requests.post(f"{url}/function", json=policy, timeout=10).status_code == 201
+    # the seed's scripts send binaries with a JSON content type; that must not matter
+    headers = {"Content-Type": "application/json"}
+    prog = f"{url}/function/vod_small/program/{b64('/program/detector.wasm')}"
+    data = f"{url}/function/vod_small/data_file/{b64('/program_data/coco.names')}"
+    assert requests.post(prog, data=program, headers=headers, timeout=10).status_code == 201
+    wrong = requests.post(data, data=b"wrong", headers=headers, timeout=10)
+    assert wrong.status_code == 422
+    assert requests.get(data, timeout=10).json()["status"] == "not loaded"
+    assert requests.post(data, data=names, headers=headers, timeout=10).status_code == 201
+    assert requests.get(f"{url}/function", timeout=10).json() == {"functions": ["vod_small"]}
+    assert requests.get(f"{url}/function/vod_small/status", timeout=10).json()["loaded"] is True
+    forbidden = requests.get(f"{url}/function", headers={"X-Ipoc-Local-User": "mallory"}, timeout=10)
+    assert forbidden.status_code == 403
+
+
+def test_vaas_and_streamer(stack, ids):
+    vaas = stack["url"]["vaas"]
+    policy = P.vaas_policy([(ids.user, P.USER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])])
+    created = requests.post(f"{vaas}/veracruz", json=policy, timeout=120)
+    assert created.status_code == 201, created.text
+    reply = created.json()
+    # the runtime accepts attested connections
+    with VeracruzClient(reply["policy"], ids.user.certificate, ids.user.private_key) as client:
+        client.write_file("/input/hello", b"hi")
+    name = "veracruz-nitro-server:" + json.loads(reply["policy"])["veracruz_server_url"].rsplit(":", 1)[1]
+    assert [next(iter(entry)) for entry in requests.get(f"{vaas}/veracruz", timeout=10).json()["veracruz"]] == [name]
+
+    # an object put into the local S3 streams into the instance
+    s3 = boto3.client("s3", endpoint_url=stack["url"]["aws"], region_name="us-east-1",
+                      aws_access_key_id="local", aws_secret_access_key="local")
+    payload = os.urandom(2 * 1024 * 1024 + 3)
+    s3.put_object(Bucket="ipoc-local-inputs", Key="camera/video.enc", Body=payload)
+    request = {
+        "s3": {"bucket": "ipoc-local-inputs", "filename": "camera/video.enc"},
+        "veracruz": {"filename": "/input/video.enc", "policy": reply["policy"],
+                     "certificate": ids.streamer.certificate, "key": ids.streamer.private_key},
+    }
+    streamed = requests.post(stack["url"]["s3stream"] + "/s3_stream_veracruz", json=request, timeout=120)
+    assert streamed.status_code == 200, streamed.text
+    assert streamed.json()["bytes"] == len(payload)
+    runtime_dir = stack["home"] / "local" / "runtimes" / name.rsplit(":", 1)[1]
+    copied = [p for p in runtime_dir.rglob("video.enc")]
+    assert len(copied) == 1 and copied[0].read_bytes() == payload
+    # a missing object: 502, the original's wording, and no file
+    request["s3"]["filename"] = "camera/missing.enc"
+    request["veracruz"]["filename"] = "/input/missing.enc"
+    missing = requests.post(stack["url"]["s3stream"] + "/s3_stream_veracruz", json=request, timeout=60)
+    assert missing.status_code == 502
+    assert missing.json()["message"] == "Not able to read bucket ipoc-local-inputs file camera/missing.enc from S3: 404"
+    assert not list(runtime_dir.rglob("missing.enc"))
+
+    # delete stops the runtime process
+    deleted = requests.delete(f"{vaas}/veracruz/{name}", params={"instance_hash": reply["instance_hash"]}, timeout=60)
+    assert deleted.status_code == 200
+    assert json.loads(processes.run(["local", "status", "--json"], env=stack["env"]).stdout)["running_runtimes"] == []
+
+
+@pytest.mark.slow
+def test_fifty_concurrent_creations_on_ten_slots(stack, ids):
+    vaas = stack["url"]["vaas"]
+    policy = P.vaas_policy([(ids.user, P.USER_RIGHTS)])
+
+    def create(_: int) -> tuple[int, dict]:
+        reply = requests.post(f"{vaas}/veracruz", json=policy, timeout=300)
+        return reply.status_code, reply.json()
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(create, range(50)))
+    created = [body for status, body in results if status == 201]
+    assert sorted(status for status, _ in results) == [201] * SLOTS + [507] * (50 - SLOTS)
+    urls = [json.loads(body["policy"])["veracruz_server_url"] for body in created]
+    assert len(set(urls)) == SLOTS  # no slot is shared
+    for body, url in zip(created, urls):
+        name = "veracruz-nitro-server:" + url.rsplit(":", 1)[1]
+        reply = requests.delete(f"{vaas}/veracruz/{name}", params={"instance_hash": body["instance_hash"]}, timeout=60)
+        assert reply.status_code == 200
+    assert requests.get(f"{vaas}/veracruz", timeout=10).json() == {"veracruz": []}
+    wait_until(lambda: json.loads(processes.run(["local", "status", "--json"], env=stack["env"]).stdout)["running_runtimes"] == [],
+               timeout=30, what="every runtime to stop")
