@@ -119,8 +119,8 @@ class VaaS:
             view["instance_hash"] = item["instance_hash"]
         state = item.get("state", "UNKNOWN")
         if state == "RUNNING":
-            alive = self.backend.status(int(item["slot"]), item.get("facts") or {}) == "running"
-            state = "OK" if alive else "EXITED"
+            runtime = self.backend.status(int(item["slot"]), item.get("facts") or {})
+            state = {"running": "OK", "starting": "STARTING"}.get(runtime, runtime.upper())
         view["status"] = state
         if "veracruz_server_url" in item:
             view["veracruz_server_url"] = item["veracruz_server_url"]

@@ -7,7 +7,6 @@ so that the measured RSS is the client's alone. Prints one JSON line.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,15 @@ class Pattern:
         return (self.block * (n // len(self.block) + 1))[:n]
 
 
+def peak_rss() -> int:
+    """This process's peak RSS in bytes (VmHWM). Not ru_maxrss: across exec that keeps the forking
+    parent's peak, so a child of a large test process would report the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def main() -> None:
     policy, cert, key, path, size = sys.argv[1:6]
     client = VeracruzClient(Path(policy).read_text(), Path(cert).read_text(), Path(key).read_text())
@@ -40,7 +48,7 @@ def main() -> None:
         started = time.monotonic()
         sent = client.stream_file(path, Pattern(int(size)))
         elapsed = time.monotonic() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    peak = peak_rss()
     print(json.dumps({"sent": sent, "seconds": elapsed, "rss_growth_mib": (peak - baseline) / 2**20}))
 
 
