@@ -140,6 +140,9 @@ class LocalStack:
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        from local.moto_patches import serialise_dynamodb_writes
+
+        serialise_dynamodb_writes()  # conditional writes must be atomic, as in DynamoDB
         server = ThreadedMotoServer(ip_address=self.config.host, port=self.config.moto_port, verbose=False)
         server.start()
         self._stoppers.append(("moto", server.stop))

@@ -39,6 +39,14 @@ def ipoc_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["IPOC_HOME"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def atomic_moto_dynamodb() -> None:
+    """moto's conditional writes race under threads; DynamoDB's do not (see local/moto_patches.py)."""
+    from local.moto_patches import serialise_dynamodb_writes
+
+    serialise_dynamodb_writes()
+
+
 @pytest.fixture(scope="session")
 def echo_wasm() -> bytes:
     """The echo test program, built by `make functions` (or here, the same way, when missing)."""

@@ -53,6 +53,7 @@ class Settings:
     eks_cluster: str
     kube_host: str
     kube_ca_file: str
+    pod_ip_timeout: int
     # S3 streamer
     stream_chunk: int
 
@@ -87,5 +88,7 @@ def settings() -> Settings:
         eks_cluster=os.environ.get("IPOC_EKS_CLUSTER", ""),
         kube_host=os.environ.get("IPOC_K8S_HOST", ""),
         kube_ca_file=os.environ.get("IPOC_K8S_CA_FILE", ""),
+        # Below API Gateway's 29 s integration timeout, as the original's 20 polls of 1 s.
+        pod_ip_timeout=_int("IPOC_POD_IP_TIMEOUT", 20),
         stream_chunk=_int("IPOC_STREAM_CHUNK", 1024 * 1024),
     )

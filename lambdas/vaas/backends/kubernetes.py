@@ -72,6 +72,7 @@ class KubernetesBackend(RuntimeBackend):
                 proxy_url=config.proxy_url, proxy_cert=config.proxy_cert, runtime_hash=config.runtime_hash,
                 platform=config.platform, endpoint_host=config.endpoint_host,
             ),
+            pod_ip_timeout=float(config.pod_ip_timeout),
         )
 
     def infrastructure(self) -> Infrastructure:

@@ -1,0 +1,41 @@
+"""Fidelity fixes for moto, applied by the local stack and by the tests.
+
+DynamoDB applies a conditional write atomically; moto checks the condition and
+then writes, with nothing stopping another thread in between, so two
+concurrent conditional puts can both succeed. Our slot allocation and upload
+bookkeeping rely on that atomicity, so every moto DynamoDB operation runs under
+one lock here.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any, Callable
+
+_LOCK = threading.RLock()
+_OPERATIONS = (
+    "put_item", "update_item", "delete_item", "get_item", "query", "scan",
+    "transact_write_items", "transact_get_items", "batch_write_item", "batch_get_item",
+)
+
+
+def serialise_dynamodb_writes() -> None:
+    """Make moto's DynamoDB operations atomic with respect to each other (idempotent)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _OPERATIONS:
+        original = getattr(DynamoDBBackend, name, None)
+        if original is None or getattr(original, "_ipoc_serialised", False):
+            continue
+        setattr(DynamoDBBackend, name, _locked(original))
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _LOCK:
+            return method(*args, **kwargs)
+
+    wrapper._ipoc_serialised = True  # type: ignore[attr-defined]
+    return wrapper
