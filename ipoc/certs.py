@@ -50,10 +50,7 @@ def split_pem_certificates(pem: str) -> list[str]:
 def load_certificate(pem: str | bytes) -> x509.Certificate:
     """Parse one PEM certificate, accepting the normalised single-line body too."""
     text = pem.decode() if isinstance(pem, bytes) else pem
-    try:
-        normal = normalise_certificate(text)
-    except CertificateError:
-        raise
+    normal = normalise_certificate(text)
     body = normal[len(BEGIN) + 1 : -len(END) - 1]
     wrapped = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
     try:

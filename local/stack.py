@@ -42,6 +42,7 @@ class StackConfig:
     moto_port: int = 5055
     runtime_port_min: int = 3014
     runtime_port_max: int = 3023
+    reaper_interval: float = 10.0
     home: Path = field(default_factory=ipoc_home)
 
     @property
@@ -83,7 +84,9 @@ class LocalStack:
             self._create_resources()
             ca_pem = self._start_proxy()
             self._configure_handlers(ca_pem)
+            self._register_workflow()
             self._start_apis()
+            self._start_reaper()
         except BaseException:
             self.stop()
             raise
@@ -189,6 +192,7 @@ class LocalStack:
         from runtime.measurement import measurement
 
         config = self.config
+        loader_cert, loader_key = self._program_load_identity()
         os.environ.update({
             "IPOC_FUNCTIONS_TABLE": TABLE_NAMES["functions"],
             "IPOC_INSTANCES_TABLE": TABLE_NAMES["instances"],
@@ -204,11 +208,55 @@ class LocalStack:
             "IPOC_PROXY_CERT": ca_pem,
             "IPOC_RUNTIME_HASH": measurement(),
             "IPOC_PLATFORM": "linux",
+            "IPOC_PROGRAM_LOAD_CERT_FILE": str(loader_cert),
+            "IPOC_PROGRAM_LOAD_KEY_FILE": str(loader_key),
+            "MOTO_PORT": str(config.moto_port),
             "POWERTOOLS_TRACE_DISABLED": "1",
             "POWERTOOLS_SERVICE_NAME": "ipoc-local",
         })
         settings.cache_clear()
         aws.reset()
+
+    def _program_load_identity(self) -> tuple[Path, Path]:
+        """CCFaaS's program-load key and certificate, made once per IPOC_HOME and kept private."""
+        from ipoc.certs import new_identity
+
+        directory = self.config.local_dir / "program-load"
+        cert, key = directory / "program-load.crt", directory / "program-load.key"
+        if not (cert.exists() and key.exists()):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            new_identity("ipoc-program-load", days=3650).write(cert, key)
+        return cert, key
+
+    def _register_workflow(self) -> None:
+        from local.workflow import register
+
+        arn = register(boto3.client("iam", region_name=REGION), boto3.client("lambda", region_name=REGION),
+                       boto3.client("stepfunctions", region_name=REGION))
+        os.environ["IPOC_STATE_MACHINE_ARN"] = arn
+        self.state_machine_arn = arn
+
+    def _start_reaper(self) -> None:
+        from lambdas.ccfaas.lifecycle import Lifecycle
+        from lambdas.ccfaas.reaper import Reaper
+
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(self.config.reaper_interval):
+                try:
+                    Reaper(Lifecycle.from_settings()).run()
+                except Exception:  # the next round tries again
+                    log.exception("reaper round failed")
+
+        thread = threading.Thread(target=loop, daemon=True, name="reaper")
+        thread.start()
+
+        def halt() -> None:
+            stop.set()
+            thread.join(30)
+
+        self._stoppers.append(("reaper", halt))
 
     def _start_apis(self) -> None:
         from lambdas.ccfaas.handler import lambda_handler as ccfaas
@@ -244,6 +292,7 @@ class LocalStack:
                 "aws": f"{base}:{config.moto_port}",
             },
             "tables": dict(TABLE_NAMES),
+            "state_machine": getattr(self, "state_machine_arn", None),
             "buckets": {"artifacts": ARTIFACTS_BUCKET, "inputs": INPUT_BUCKET},
             "runtime_ports": [config.runtime_port_min, config.runtime_port_max],
             "home": str(config.home),

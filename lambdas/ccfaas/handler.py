@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.ccfaas.routes import files, functions
+from lambdas.ccfaas.routes import files, functions, instances
 from lambdas.shared.api import make_resolver
 
 logger = Logger()
@@ -16,6 +16,7 @@ tracer = Tracer()
 app = make_resolver(logger)
 app.include_router(functions.router)
 app.include_router(files.router)
+app.include_router(instances.router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -43,6 +43,3 @@ def admin_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> 
     """Route middleware: only administrators reach the route."""
     require_admin(app.current_event.raw_event)
     return next_middleware(app)
-
-
-AdminMiddleware = Callable[[APIGatewayRestResolver, NextMiddleware], Response]

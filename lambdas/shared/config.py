@@ -56,6 +56,15 @@ class Settings:
     pod_ip_timeout: int
     # S3 streamer
     stream_chunk: int
+    # Instance lifecycle
+    state_machine_arn: str
+    program_load_cert_file: str
+    program_load_key_file: str
+    program_load_secret_arn: str
+    default_ttl: int
+    max_ttl: int
+    allocate_wait: int
+    ready_timeout: int
 
 
 @cache
@@ -91,4 +100,12 @@ def settings() -> Settings:
         # Below API Gateway's 29 s integration timeout, as the original's 20 polls of 1 s.
         pod_ip_timeout=_int("IPOC_POD_IP_TIMEOUT", 20),
         stream_chunk=_int("IPOC_STREAM_CHUNK", 1024 * 1024),
+        state_machine_arn=os.environ.get("IPOC_STATE_MACHINE_ARN", ""),
+        program_load_cert_file=os.environ.get("IPOC_PROGRAM_LOAD_CERT_FILE", ""),
+        program_load_key_file=os.environ.get("IPOC_PROGRAM_LOAD_KEY_FILE", ""),
+        program_load_secret_arn=os.environ.get("IPOC_PROGRAM_LOAD_SECRET_ARN", ""),
+        default_ttl=_int("IPOC_DEFAULT_TTL", 3600),
+        max_ttl=_int("IPOC_MAX_TTL", 24 * 3600),
+        allocate_wait=_int("IPOC_ALLOCATE_WAIT", 120),
+        ready_timeout=_int("IPOC_READY_TIMEOUT", 120),
     )

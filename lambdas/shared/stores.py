@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator
 
@@ -58,7 +59,7 @@ class FunctionRecord:
 
 def _plain(value: Any) -> Any:
     """DynamoDB returns numbers as Decimal; our records only hold integers."""
-    if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
+    if isinstance(value, Decimal):
         return int(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -184,7 +185,10 @@ class ArtifactStore:
 
 
 class InstanceStore:
+    """One item per instance: owner, status, reason, the exact policy text, workflow handles."""
+
     LIVE = ("PENDING", "ALLOCATING", "PROVISIONING", "READY", "RELEASING")
+    TERMINAL = ("DELETED", "FAILED")
 
     def __init__(self, table_name: str | None = None) -> None:
         self.table = aws.table(table_name or settings().instances_table)
@@ -192,6 +196,52 @@ class InstanceStore:
     def live_for_function(self, function: str) -> list[str]:
         page = self.table.query(IndexName="by-function", KeyConditionExpression=Key("function").eq(function))
         return [item["instance_id"] for item in page.get("Items", []) if item.get("status") in self.LIVE]
+
+    def create(self, item: dict[str, Any]) -> None:
+        try:
+            self.table.put_item(Item=item, ConditionExpression=Attr("instance_id").not_exists())
+        except ClientError as exc:
+            if _condition_failed(exc):
+                raise Conflict(f"instance {item['instance_id']!r} already exists; choose another instanceid") from None
+            raise
+
+    def get(self, instance_id: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"instance_id": instance_id}, ConsistentRead=True).get("Item")
+        return _plain(item) if item else None
+
+    def update(self, instance_id: str, *, unless_status: tuple[str, ...] = (), remove: tuple[str, ...] = (), **fields: Any) -> bool:
+        """Set fields (and ``updated_at``); skipped when the status is one of ``unless_status``. True when written."""
+        fields["updated_at"] = now_iso()
+        names = {f"#{k}": k for k in (*fields, *remove)}
+        values = {f":{k}": v for k, v in fields.items()}
+        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
+        if remove:
+            expression += " REMOVE " + ", ".join(f"#{k}" for k in remove)
+        condition = "attribute_exists(instance_id)"
+        for index, status in enumerate(unless_status):
+            names["#status"] = "status"
+            values[f":unless{index}"] = status
+            condition += f" AND #status <> :unless{index}"
+        try:
+            self.table.update_item(
+                Key={"instance_id": instance_id}, UpdateExpression=expression, ConditionExpression=condition,
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+
+    def all(self) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"ConsistentRead": True}
+        while True:
+            page = self.table.scan(**kwargs)
+            for item in page.get("Items", []):
+                yield _plain(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 # ---------------------------------------------------------------------------

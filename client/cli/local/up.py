@@ -34,9 +34,11 @@ def _port_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple
               help="Port of the local AWS (moto: S3, DynamoDB, Step Functions).")
 @click.option("--runtime-ports", default="3014-3023", show_default=True, callback=_port_range,
               help="Port range of runtime slots (one instance per port).")
+@click.option("--reaper-interval", default=10.0, show_default=True, type=click.FloatRange(min=0.5),
+              help="Seconds between reaper rounds (dead runtimes, expired TTLs).")
 @click.pass_obj
 def up(app: "Application", detach: bool, ccfaas_port: int, vaas_port: int, s3stream_port: int, proxy_port: int,
-       aws_port: int, runtime_ports: tuple[int, int]) -> None:
+       aws_port: int, runtime_ports: tuple[int, int], reaper_interval: float) -> None:
     """Start the local stack; it runs until Ctrl-C, SIGTERM or `ipoc local down`.
 
     Handlers are the Lambda code itself, invoked with the events API Gateway
@@ -50,13 +52,15 @@ def up(app: "Application", detach: bool, ccfaas_port: int, vaas_port: int, s3str
     if running is not None:
         app.abort(f"a local stack is already running (pid {running['pid']}); `ipoc local down` stops it")
     options = ["--ccfaas-port", str(ccfaas_port), "--vaas-port", str(vaas_port), "--s3stream-port", str(s3stream_port),
-               "--proxy-port", str(proxy_port), "--aws-port", str(aws_port), "--runtime-ports", f"{runtime_ports[0]}-{runtime_ports[1]}"]
+               "--proxy-port", str(proxy_port), "--aws-port", str(aws_port), "--runtime-ports", f"{runtime_ports[0]}-{runtime_ports[1]}",
+               "--reaper-interval", str(reaper_interval)]
     if detach:
         _detach(app, options, ipoc_home())
         return
     config = StackConfig(
         ccfaas_port=ccfaas_port, vaas_port=vaas_port, s3stream_port=s3stream_port, proxy_port=proxy_port,
         moto_port=aws_port, runtime_port_min=runtime_ports[0], runtime_port_max=runtime_ports[1],
+        reaper_interval=reaper_interval,
     )
     app.configure_logging()
     stack = LocalStack(config)

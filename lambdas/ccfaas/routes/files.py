@@ -16,7 +16,7 @@ from lambdas.shared.http import json_response
 from lambdas.shared.openapi import spec
 
 router = APIGatewayRouter()
-router.use([admin_only])
+ADMIN = [admin_only]  # registry and VaaS routes are for administrators
 
 
 def _routes(kind: Kind) -> None:
@@ -55,7 +55,7 @@ def _routes(kind: Kind) -> None:
     ]
     for method, rule, handler, summary, extensions in handlers:
         handler.__name__ = f"{handler.__name__}_{kind}"
-        method(rule, summary=summary, tags=[f"{kind}s"], openapi_extensions=extensions)(handler)
+        method(rule, summary=summary, tags=[f"{kind}s"], openapi_extensions=extensions, middlewares=ADMIN)(handler)
 
 
 for _kind in KINDS:

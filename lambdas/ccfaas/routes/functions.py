@@ -13,7 +13,7 @@ from lambdas.shared.http import json_response
 from lambdas.shared.openapi import spec
 
 router = APIGatewayRouter()
-router.use([admin_only])
+ADMIN = [admin_only]  # registry and VaaS routes are for administrators
 
 
 def registry() -> Registry:
@@ -21,25 +21,25 @@ def registry() -> Registry:
 
 
 @router.post("/function", summary="Register a function (the function policy)", tags=["functions"],
-             openapi_extensions=spec(201, 400, 403, 409, request="function"))
+             openapi_extensions=spec(201, 400, 403, 409, request="function"), middlewares=ADMIN)
 def register() -> Response[dict[str, Any]]:
     policy = registry().register(json_body(router.current_event))
     return json_response(201, policy)
 
 
-@router.get("/function", summary="List registered functions", tags=["functions"], openapi_extensions=spec(200, 403))
+@router.get("/function", summary="List registered functions", tags=["functions"], openapi_extensions=spec(200, 403), middlewares=ADMIN)
 def list_functions() -> Response[dict[str, Any]]:
     return json_response(200, {"functions": registry().names()})
 
 
 @router.get("/function/<name>", summary="Show a function's policy", tags=["functions"],
-            openapi_extensions=spec(200, 403, 404))
+            openapi_extensions=spec(200, 403, 404), middlewares=ADMIN)
 def show(name: str) -> Response[dict[str, Any]]:
     return json_response(200, registry().get(name).policy)
 
 
 @router.get("/function/<name>/status", summary="Show whether every file of a function is loaded", tags=["functions"],
-            openapi_extensions=spec(200, 403, 404))
+            openapi_extensions=spec(200, 403, 404), middlewares=ADMIN)
 def status(name: str) -> Response[dict[str, Any]]:
     record = registry().get(name)
     files = [describe(path, entry) for path, entry in record.files.items()]
@@ -47,7 +47,7 @@ def status(name: str) -> Response[dict[str, Any]]:
 
 
 @router.delete("/function/<name>", summary="Delete a function and its binaries", tags=["functions"],
-               openapi_extensions=spec(200, 403, 404, 409))
+               openapi_extensions=spec(200, 403, 404, 409), middlewares=ADMIN)
 def delete(name: str) -> Response[dict[str, Any]]:
     registry().delete(name)
     return json_response(200, {"deleted": name})

@@ -36,7 +36,7 @@ class RuntimeBackend(ABC):
 
     @abstractmethod
     def status(self, port: int, facts: dict[str, Any]) -> str:
-        """``running``, ``starting``, ``exited`` (finished, e.g. after a shutdown request) or ``missing``."""
+        """``running``, ``starting``, ``exited`` (ended cleanly, e.g. after a shutdown request), ``died`` or ``missing``."""
 
 
 def backend_from_settings() -> RuntimeBackend:

@@ -109,7 +109,7 @@ class KubernetesBackend(RuntimeBackend):
                     return "missing"
                 raise DependencyFailed(f"Kubernetes: reading pod {M.object_name(port)} failed: {exc.status} {exc.reason}") from None
         phase = (pod.status.phase if pod.status else None) or "Pending"
-        return {"Running": "running", "Pending": "starting", "Succeeded": "exited", "Failed": "exited"}.get(phase, "missing")
+        return {"Running": "running", "Pending": "starting", "Succeeded": "exited", "Failed": "died"}.get(phase, "missing")
 
     # -- helpers -------------------------------------------------------------------
 

@@ -92,7 +92,11 @@ class LocalBackend(RuntimeBackend):
         pid = _read_pid(self._dir(port))
         if pid is None:
             return "missing"
-        return "running" if _alive(pid, self._dir(port)) else "exited"
+        child = _children.get(pid)
+        if child is not None:  # started by this process: its exit code tells a shutdown from a death
+            code = child.poll()
+            return "running" if code is None else "exited" if code == 0 else "died"
+        return "running" if _alive(pid, self._dir(port)) else "died"
 
 def stop_runtime(state_dir: Path, port: int) -> None:
     """Stop the runtime process of a slot (SIGTERM, then SIGKILL) and remove its directory."""

@@ -13,7 +13,7 @@ from lambdas.shared.openapi import spec
 from lambdas.vaas.service import VaaS
 
 router = APIGatewayRouter()
-router.use([admin_only])
+ADMIN = [admin_only]  # registry and VaaS routes are for administrators
 
 
 def _filters() -> dict[str, str | None]:
@@ -25,23 +25,23 @@ def _filters() -> dict[str, str | None]:
 
 
 @router.post("/veracruz", summary="Create a Veracruz instance from a VaaS policy", tags=["veracruz"],
-             openapi_extensions=spec(201, 400, 403, 502, 507, request="vaas"))
+             openapi_extensions=spec(201, 400, 403, 502, 507, request="vaas"), middlewares=ADMIN)
 def create() -> Response[dict[str, Any]]:
     return json_response(201, VaaS.from_settings().create(json_body(router.current_event)))
 
 
-@router.get("/veracruz", summary="List Veracruz instances", tags=["veracruz"], openapi_extensions=spec(200, 403))
+@router.get("/veracruz", summary="List Veracruz instances", tags=["veracruz"], openapi_extensions=spec(200, 403), middlewares=ADMIN)
 def list_instances() -> Response[dict[str, Any]]:
     return json_response(200, VaaS.from_settings().list(**_filters()))
 
 
 @router.get("/veracruz/<name>", summary="Show one Veracruz instance", tags=["veracruz"],
-            openapi_extensions=spec(200, 400, 403, 404))
+            openapi_extensions=spec(200, 400, 403, 404), middlewares=ADMIN)
 def show(name: str) -> Response[dict[str, Any]]:
     return json_response(200, VaaS.from_settings().show(name, **_filters()))
 
 
 @router.delete("/veracruz/<name>", summary="Stop and delete a Veracruz instance", tags=["veracruz"],
-               openapi_extensions=spec(200, 400, 403, 404, 502))
+               openapi_extensions=spec(200, 400, 403, 404, 502), middlewares=ADMIN)
 def delete(name: str) -> Response[dict[str, Any]]:
     return json_response(200, VaaS.from_settings().delete(name, **_filters()))

@@ -1,0 +1,133 @@
+"""CCFaaS instances: validate the user policy, record the instance, run its lifecycle workflow.
+
+The caller gets an answer at once (202, with a status URL) or, with
+``?wait=N``, once the instance is READY or FAILED. Only its owner or an
+administrator sees an instance; to anyone else it does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ipoc import errors, schemas
+from lambdas.ccfaas.lifecycle import wait_for
+from lambdas.ccfaas.registry import LOADED, Registry
+from lambdas.shared import aws
+from lambdas.shared.auth import is_admin
+from lambdas.shared.config import settings
+from lambdas.shared.stores import InstanceStore, now_iso
+
+_INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_WAIT = 25  # below API Gateway's 29 s integration timeout
+PUBLIC_FIELDS = (
+    "instance_id", "function", "owner", "status", "reason", "created_at", "updated_at", "ready_at",
+    "expires_at", "ttl_seconds", "execution_arn", "instance_hash", "veracruz_server_url",
+)
+
+
+def view(record: dict[str, Any]) -> dict[str, Any]:
+    """What a caller may see: never the task token; the policy text only once READY."""
+    shown = {k: record[k] for k in PUBLIC_FIELDS if k in record}
+    if record.get("status") == "READY" and "policy" in record:
+        shown["policy"] = record["policy"]
+    shown["status_url"] = f"/instance/{record['instance_id']}"
+    return shown
+
+
+@dataclass
+class Instances:
+    instances: InstanceStore
+    registry: Registry
+
+    @classmethod
+    def from_settings(cls) -> "Instances":
+        return cls(InstanceStore(), Registry.from_settings())
+
+    def create(self, user_policy: Any, owner: str, *, ttl: int | None = None, stream: dict[str, str] | None = None) -> dict[str, Any]:
+        schemas.validate("user", user_policy)
+        instance_id = user_policy["instanceid"]
+        if not _INSTANCE_ID.match(instance_id):
+            raise errors.ValidationError(
+                "$.instanceid must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", path="$.instanceid"
+            )
+        record = self.registry.get(user_policy["function"])
+        missing = [path for path, entry in record.files.items() if entry["status"] != LOADED]
+        if missing:
+            raise errors.Conflict(
+                f"function {record.name!r} is not fully loaded: {', '.join(sorted(missing))} still to upload"
+            )
+        config = settings()
+        ttl_seconds = config.default_ttl if ttl is None else ttl
+        if not 60 <= ttl_seconds <= config.max_ttl:
+            raise errors.ValidationError(f"ttl must be between 60 and {config.max_ttl} seconds")
+        item = {
+            "instance_id": instance_id,
+            "function": record.name,
+            "owner": owner,
+            "status": "PENDING",
+            "created_at": now_iso(),
+            "ttl_seconds": ttl_seconds,
+            # DynamoDB's TTL attribute: the record itself goes a day after the instance's TTL.
+            "expires_at": int(time.time()) + ttl_seconds + 86400,
+        }
+        self.instances.create(item)
+        execution_input = {
+            "instance_id": instance_id,
+            "function": record.name,
+            "owner": owner,
+            "user_policy": user_policy,
+            "ttl_seconds": ttl_seconds,
+        }
+        if stream:
+            execution_input["stream"] = stream
+        try:
+            execution = aws.client("stepfunctions").start_execution(
+                stateMachineArn=config.state_machine_arn,
+                name=f"{re.sub(r'[^A-Za-z0-9_-]', '-', instance_id)[:40]}-{uuid.uuid4().hex[:12]}",
+                input=json.dumps(execution_input),
+            )
+        except Exception as exc:
+            self.instances.table.delete_item(Key={"instance_id": instance_id})
+            raise errors.DependencyFailed(f"could not start the instance's workflow: {exc}") from None
+        self.instances.update(instance_id, execution_arn=execution["executionArn"])
+        return {**item, "execution_arn": execution["executionArn"]}
+
+    def get(self, instance_id: str, caller: str) -> dict[str, Any]:
+        record = self.instances.get(instance_id)
+        if record is None or not (record.get("owner") == caller or is_admin(caller)):
+            raise errors.NotFound(f"instance {instance_id!r} does not exist")
+        return record
+
+    def list(self, caller: str) -> list[dict[str, Any]]:
+        admin = is_admin(caller)
+        return sorted(
+            (r for r in self.instances.all() if admin or r.get("owner") == caller), key=lambda r: r.get("created_at", "")
+        )
+
+    def wait(self, instance_id: str, statuses: tuple[str, ...], seconds: float) -> dict[str, Any]:
+        return wait_for(self.instances, instance_id, statuses, min(seconds, MAX_WAIT)) or {}
+
+    def delete(self, instance_id: str, caller: str, wait_seconds: float = 20) -> dict[str, Any]:
+        """Release the workflow into teardown (idempotent) and wait, bounded, for the end."""
+        record = self.get(instance_id, caller)
+        if record["status"] in InstanceStore.TERMINAL:
+            return record
+        self.instances.update(instance_id, release_requested=True, unless_status=InstanceStore.TERMINAL)
+        token = record.get("task_token")
+        if token:
+            self.instances.update(instance_id, status="RELEASING", unless_status=InstanceStore.TERMINAL)
+            try:
+                aws.client("stepfunctions").send_task_success(taskToken=token, output=json.dumps({"released": True}))
+            except ClientError as exc:
+                # The workflow is already past its release wait (expired, or failed): teardown is under way.
+                if exc.response.get("Error", {}).get("Code") not in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
+                    raise
+        # Otherwise the workflow has not reached its release wait yet; it releases itself there.
+        return self.wait(instance_id, InstanceStore.TERMINAL, wait_seconds)

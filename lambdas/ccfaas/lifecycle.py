@@ -1,0 +1,234 @@
+"""The instance lifecycle's task actions, one function per workflow state.
+
+Each action receives the execution's state (the documented input plus what
+earlier states added) and is idempotent: a retried task never allocates twice
+or double-writes a file. Errors are raised as exceptions whose class names the
+workflow's Retry and Catch rules match (``NoCapacity``, ``RuntimeNotReady``...).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import posixpath
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ipoc import errors, policy as P
+from ipoc.client import VeracruzClient
+from ipoc.rights import WRITE
+from ipoc.wire.carrier import split_url
+from lambdas.ccfaas.registry import LOADED, Registry
+from lambdas.shared import aws
+from lambdas.shared.config import settings
+from lambdas.shared.identity import program_load_identity
+from lambdas.shared.stores import ArtifactStore, InstanceStore, now_iso
+from lambdas.vaas.service import VaaS
+
+
+class RuntimeNotReady(errors.IpocError):
+    """The runtime does not answer yet (retried by the workflow)."""
+
+    code = "RuntimeNotReady"
+
+
+class RuntimeNeverReady(errors.DependencyFailed):
+    code = "RuntimeNeverReady"
+
+
+class ProvisioningFailed(errors.DependencyFailed):
+    code = "ProvisioningFailed"
+
+
+class StreamFailed(errors.DependencyFailed):
+    code = "StreamFailed"
+
+
+@dataclass
+class Lifecycle:
+    instances: InstanceStore
+    registry: Registry
+    vaas: VaaS
+
+    @classmethod
+    def from_settings(cls) -> "Lifecycle":
+        return cls(InstanceStore(), Registry.from_settings(), VaaS.from_settings())
+
+    # -- states ----------------------------------------------------------------
+
+    def compose(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The VaaS policy: function + user policy + program-load identity (with file_hashes)."""
+        record = self.registry.get(state["function"])
+        function = dict(record.policy)
+        stream = state.get("stream")
+        if stream:
+            # The workflow streams as the program-load identity: grant it write on the target's directory.
+            directory = posixpath.dirname(stream["filename"].rstrip("/")) + "/"
+            function["file_rights"] = [*function["file_rights"], {"file_name": directory, "rights": int(WRITE)}]
+        loaded = [path for path, entry in record.files.items() if entry["status"] == LOADED]
+        vaas_policy = P.compose_vaas_policy(
+            function, state["user_policy"], program_load_identity().certificate,
+            uploaded_programs=[p for p in loaded if record.files[p]["kind"] == "program"],
+            uploaded_data_files=[p for p in loaded if record.files[p]["kind"] == "data_file"],
+            instance_id=state["instance_id"],
+        )
+        self.instances.update(state["instance_id"], status="ALLOCATING", unless_status=InstanceStore.TERMINAL)
+        return {"vaas_policy": vaas_policy}
+
+    def allocate(self, state: dict[str, Any]) -> dict[str, Any]:
+        instance_id = state["instance_id"]
+        existing = self.instances.get(instance_id) or {}
+        if existing.get("vaas_name"):  # a retried task: the allocation already happened
+            return _allocation_of(existing)
+        started = _parse_time(existing.get("created_at")) or _dt.datetime.now(_dt.timezone.utc)
+        try:
+            reply = self.vaas.create(state["composed"]["vaas_policy"])
+        except errors.NoCapacity:
+            waited = (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds()
+            if waited > settings().allocate_wait:
+                raise errors.DependencyFailed(
+                    f"no runtime slot became free within {settings().allocate_wait} s (waited {waited:.0f} s)"
+                ) from None
+            raise
+        document = json.loads(reply["policy"])
+        port = document["veracruz_server_url"].rsplit(":", 1)[1]
+        allocation = {
+            "vaas_name": f"veracruz-nitro-server:{port}",
+            "instance_hash": reply["instance_hash"],
+            "policy": reply["policy"],
+            "veracruz_server_url": document["veracruz_server_url"],
+        }
+        written = self.instances.update(instance_id, status="PROVISIONING", unless_status=InstanceStore.TERMINAL, **allocation)
+        if not written:  # the instance was deleted or failed meanwhile: give the runtime back
+            self.vaas.delete(allocation["vaas_name"], instance_id, reply["instance_hash"])
+            raise errors.Conflict(f"instance {instance_id} ended while its runtime was being allocated")
+        return allocation
+
+    def wait_ready(self, state: dict[str, Any]) -> dict[str, Any]:
+        host, port = split_url(state["allocation"]["veracruz_server_url"])
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return {}
+        except OSError:
+            pass
+        record = self.instances.get(state["instance_id"]) or {}
+        started = _parse_time(record.get("updated_at")) or _dt.datetime.now(_dt.timezone.utc)
+        if (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds() > settings().ready_timeout:
+            raise RuntimeNeverReady(f"the runtime at {host}:{port} did not answer within {settings().ready_timeout} s")
+        raise RuntimeNotReady(f"the runtime at {host}:{port} does not answer yet")
+
+    def provision(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Programs first, then data files by priority, as the program-load identity, hash-checked by the runtime."""
+        record = self.registry.get(state["function"])
+        artifacts = ArtifactStore()
+        identity = program_load_identity()
+        loaded = []
+        try:
+            client = VeracruzClient(state["allocation"]["policy"], identity.certificate, identity.private_key)
+            client.connect()
+        except errors.VeracruzError as exc:
+            raise ProvisioningFailed(f"connecting to the runtime as the program-load identity failed: {exc.message}") from None
+        try:
+            for path in P.provisioning_order(record.policy):
+                entry = record.files[path]
+                body = artifacts.open(entry["key"])
+                try:
+                    client.stream_file(path, body)
+                except errors.VeracruzError as exc:
+                    raise ProvisioningFailed(f"provisioning {path} failed: {exc.message}") from None
+                finally:
+                    body.close()
+                loaded.append(path)
+        finally:
+            client.close()
+        return {"provisioned": loaded}
+
+    def mark_ready(self, state: dict[str, Any]) -> dict[str, Any]:
+        self.instances.update(state["instance_id"], status="READY", ready_at=now_iso(), unless_status=InstanceStore.TERMINAL)
+        return {}
+
+    def stream(self, state: dict[str, Any]) -> dict[str, Any]:
+        from lambdas.s3stream.streamer import StreamRequest, stream
+
+        source = state["stream"]
+        identity = program_load_identity()
+        request = StreamRequest(
+            bucket=source["bucket"], key=source["key"], region=source.get("region"), credentials={},
+            filename=source["filename"], policy=state["allocation"]["policy"],
+            certificate=identity.certificate, private_key=identity.private_key,
+        )
+        try:
+            return stream(request, settings().stream_chunk, lambda *a, **k: None)
+        except errors.IpocError as exc:
+            raise StreamFailed(exc.message) from None
+
+    def await_release(self, state: dict[str, Any], token: str) -> dict[str, Any]:
+        """Keep the task token with the instance; a release asked for earlier is honoured at once."""
+        instance_id = state["instance_id"]
+        self.instances.update(instance_id, task_token=token, unless_status=InstanceStore.TERMINAL)
+        record = self.instances.get(instance_id) or {}
+        if record.get("release_requested"):
+            aws.client("stepfunctions").send_task_success(taskToken=token, output=json.dumps({"released": True}))
+        return {}
+
+    def expire(self, state: dict[str, Any]) -> dict[str, Any]:
+        ttl = state.get("ttl_seconds")
+        self.instances.update(state["instance_id"], status="RELEASING", reason=f"its TTL of {ttl} s expired",
+                              unless_status=InstanceStore.TERMINAL)
+        return {}
+
+    def record_failure(self, state: dict[str, Any]) -> dict[str, Any]:
+        reason = failure_reason(state.get("error") or {})
+        self.instances.update(state["instance_id"], status="FAILED", reason=reason, unless_status=("DELETED",))
+        return {"reason": reason}
+
+    def teardown(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Give the runtime and its slot back; the instance ends DELETED (or stays FAILED)."""
+        instance_id = state["instance_id"]
+        record = self.instances.get(instance_id) or {}
+        if record.get("vaas_name"):
+            try:
+                self.vaas.delete(record["vaas_name"], instance_id, record["instance_hash"])
+            except errors.NotFound:
+                pass  # already gone: a retried teardown
+        if state.get("error") or record.get("status") == "FAILED":
+            self.instances.update(instance_id, remove=("task_token",), torn_down_at=now_iso())
+        else:
+            self.instances.update(instance_id, status="DELETED", remove=("task_token",), torn_down_at=now_iso())
+        return {}
+
+
+def failure_reason(error: dict[str, Any]) -> str:
+    """``Error: message`` from a Catch's error object (the cause is our task's error JSON when it raised)."""
+    name = error.get("Error", "Error")
+    cause = error.get("Cause", "")
+    try:
+        message = json.loads(cause).get("errorMessage", cause)
+    except (ValueError, AttributeError):
+        message = cause
+    return f"{name}: {message}" if message else name
+
+
+def _allocation_of(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in ("vaas_name", "instance_hash", "policy", "veracruz_server_url")}
+
+
+def _parse_time(text: str | None) -> _dt.datetime | None:
+    if not text:
+        return None
+    try:
+        return _dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def wait_for(instances: InstanceStore, instance_id: str, statuses: tuple[str, ...], seconds: float) -> dict[str, Any] | None:
+    """Poll an instance until its status is one of ``statuses`` or ``seconds`` pass; return the last record."""
+    deadline = time.monotonic() + seconds
+    while True:
+        record = instances.get(instance_id)
+        if record is None or record.get("status") in statuses or time.monotonic() >= deadline:
+            return record
+        time.sleep(0.1)

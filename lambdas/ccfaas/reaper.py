@@ -1,0 +1,108 @@
+"""The reaper: tears down instances whose runtime died, whose TTL passed, or whose workflow ended early.
+
+Runs on a schedule (EventBridge in AWS, a timer in the local stack). A live
+workflow is told through its task token, so teardown still happens in the
+workflow and shows in its history; an instance whose workflow has already
+ended is torn down here directly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from ipoc import errors
+from lambdas.ccfaas.lifecycle import Lifecycle
+from lambdas.shared import aws
+from lambdas.shared.stores import InstanceStore
+
+logger = Logger()
+GRACE_SECONDS = 60
+
+
+@dataclass
+class Reaper:
+    lifecycle: Lifecycle
+
+    def run(self) -> list[dict[str, str]]:
+        actions = []
+        for record in self.lifecycle.instances.all():
+            if record.get("status") in InstanceStore.TERMINAL:
+                continue
+            action = self._check(record)
+            if action:
+                actions.append({"instance_id": record["instance_id"], "action": action})
+                logger.info("reaped", extra={"instance_id": record["instance_id"], "reaper_action": action})
+        return actions
+
+    def _check(self, record: dict[str, Any]) -> str | None:
+        execution = record.get("execution_arn")
+        if execution:
+            state = aws.client("stepfunctions").describe_execution(executionArn=execution)["status"]
+            if state != "RUNNING":
+                self._teardown(record, f"its workflow ended ({state}) without tearing it down")
+                return "torn down"
+        if self._expired(record):
+            return self._fail(record, "Expired", f"its TTL of {record.get('ttl_seconds')} s passed")
+        if record.get("status") == "READY" and record.get("vaas_name"):
+            try:
+                runtime = self.lifecycle.vaas.show(record["vaas_name"], instance_hash=record.get("instance_hash"))["status"]
+            except errors.NotFound:
+                runtime = "MISSING"
+            if runtime == "EXITED":
+                return self._release(record)
+            if runtime not in ("OK", "STARTING"):
+                return self._fail(record, "RuntimeDied", "runtime died")
+        return None
+
+    @staticmethod
+    def _expired(record: dict[str, Any]) -> bool:
+        created = record.get("created_at")
+        if not created:
+            return False
+        age = (_dt.datetime.now(_dt.timezone.utc) - _dt.datetime.fromisoformat(created)).total_seconds()
+        return age > int(record.get("ttl_seconds", 0)) + GRACE_SECONDS
+
+    def _fail(self, record: dict[str, Any], error: str, reason: str) -> str:
+        self.lifecycle.instances.update(record["instance_id"], status="FAILED", reason=reason, unless_status=InstanceStore.TERMINAL)
+        token = record.get("task_token")
+        if token and _send(lambda: aws.client("stepfunctions").send_task_failure(
+                taskToken=token, error=error, cause=json.dumps({"errorMessage": reason}))):
+            return f"failed ({reason}); workflow tearing down"
+        self._teardown(record, reason)
+        return f"failed ({reason}); torn down"
+
+    def _release(self, record: dict[str, Any]) -> str:
+        """The runtime shut down cleanly (a client asked it to): release the instance as a delete would."""
+        token = record.get("task_token")
+        self.lifecycle.instances.update(record["instance_id"], status="RELEASING", reason="the runtime shut down",
+                                        unless_status=InstanceStore.TERMINAL)
+        if token and _send(lambda: aws.client("stepfunctions").send_task_success(taskToken=token, output=json.dumps({"released": True}))):
+            return "released (runtime shut down)"
+        self.lifecycle.teardown({"instance_id": record["instance_id"]})
+        return "torn down (runtime shut down)"
+
+    def _teardown(self, record: dict[str, Any], reason: str) -> None:
+        self.lifecycle.instances.update(record["instance_id"], status="FAILED", reason=reason, unless_status=InstanceStore.TERMINAL)
+        self.lifecycle.teardown({"instance_id": record["instance_id"], "error": {"Error": "Reaped", "Cause": reason}})
+
+
+def _send(call: Any) -> bool:
+    try:
+        call()
+        return True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
+            return False
+        raise
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return {"reaped": Reaper(Lifecycle.from_settings()).run()}

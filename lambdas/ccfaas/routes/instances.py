@@ -1,0 +1,75 @@
+"""Instance routes: create (asynchronously, with an optional wait), list, show, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from ipoc.errors import ValidationError
+from lambdas.ccfaas.instances import MAX_WAIT, Instances, view
+from lambdas.shared.api import json_body
+from lambdas.shared.auth import caller
+from lambdas.shared.http import json_response
+from lambdas.shared.openapi import spec
+from lambdas.shared.stores import InstanceStore
+
+router = APIGatewayRouter()
+
+
+def _int_param(name: str, low: int, high: int) -> int | None:
+    raw = router.current_event.get_query_string_value(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValidationError(f"query parameter {name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _stream() -> dict[str, str] | None:
+    event = router.current_event
+    bucket, key, target = (event.get_query_string_value(n) for n in ("stream_bucket", "stream_key", "stream_to"))
+    if not any((bucket, key, target)):
+        return None
+    if not (bucket and key and target):
+        raise ValidationError("stream_bucket, stream_key and stream_to go together")
+    return {"bucket": bucket, "key": key, "filename": target}
+
+
+@router.post("/instance", summary="Create an instance of a function from a user policy", tags=["instances"],
+             openapi_extensions=spec(202, 400, 404, 409, 502, request="user", success_text="Accepted; READY (200) with ?wait"))
+def create() -> Response[dict[str, Any]]:
+    service = Instances.from_settings()
+    wait = _int_param("wait", 0, MAX_WAIT)
+    record = service.create(
+        json_body(router.current_event), caller(router.current_event.raw_event),
+        ttl=_int_param("ttl", 1, 10**7), stream=_stream(),
+    )
+    if wait:
+        record = service.wait(record["instance_id"], ("READY", "FAILED", "DELETED"), wait)
+        if record.get("status") == "READY":
+            return json_response(200, {"instance": record["instance_id"], "policy": record["policy"]})
+        if record.get("status") in InstanceStore.TERMINAL:
+            return json_response(200, view(record))
+    return json_response(202, view(record))
+
+
+@router.get("/instance", summary="List your instances (administrators see all)", tags=["instances"],
+            openapi_extensions=spec(200))
+def list_instances() -> Response[dict[str, Any]]:
+    records = Instances.from_settings().list(caller(router.current_event.raw_event))
+    return json_response(200, {"instances": [r["instance_id"] for r in records], "details": [view(r) for r in records]})
+
+
+@router.get("/instance/<instance_id>", summary="Show an instance: status, reason, workflow, and the policy once READY",
+            tags=["instances"], openapi_extensions=spec(200, 404))
+def show(instance_id: str) -> Response[dict[str, Any]]:
+    return json_response(200, view(Instances.from_settings().get(instance_id, caller(router.current_event.raw_event))))
+
+
+@router.delete("/instance/<instance_id>", summary="Release an instance into teardown and wait (bounded) for DELETED",
+               tags=["instances"], openapi_extensions=spec(200, 404, success_text="DELETED (200) or still releasing (202)"))
+def delete(instance_id: str) -> Response[dict[str, Any]]:
+    record = Instances.from_settings().delete(instance_id, caller(router.current_event.raw_event))
+    return json_response(200 if record.get("status") in InstanceStore.TERMINAL else 202, view(record))

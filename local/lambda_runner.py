@@ -1,0 +1,49 @@
+"""Run Lambda functions registered in moto by importing and calling our handler in process.
+
+moto runs Python Lambdas only in docker, which this machine lacks. The local
+stack and the tests register the task functions in moto with a ``Handler``
+such as ``lambdas.ccfaas.tasks.lambda_handler``; this runner makes moto's
+invoke import that module and call it. A raised exception becomes a function
+error with ``errorType`` = the exception's class name, as Lambda reports it, so
+Step Functions' Retry and Catch match our error names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import traceback
+from typing import Any
+
+from local.context import LocalLambdaContext
+
+log = logging.getLogger(__name__)
+
+
+def install() -> None:
+    """Patch moto's Lambda invoke (idempotent)."""
+    from moto.awslambda.models import LambdaFunction
+
+    if getattr(LambdaFunction._invoke_lambda, "_ipoc_runner", False):
+        return
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        payload = json.loads(event) if isinstance(event, (str, bytes)) else (event or {})
+        return invoke(self.handler, payload, self.function_name)
+
+    _invoke_lambda._ipoc_runner = True  # type: ignore[attr-defined]
+    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+
+
+def invoke(handler_path: str, payload: Any, function_name: str = "ipoc-task") -> tuple[str, bool, str]:
+    """Call ``module.function`` with ``payload``; return (result JSON, errored, log text)."""
+    module_name, _, attribute = handler_path.rpartition(".")
+    handler = getattr(importlib.import_module(module_name), attribute)
+    try:
+        result = handler(payload, LocalLambdaContext(function_name=function_name))
+    except Exception as exc:  # a function error, as Lambda reports it
+        log.info("%s raised %s: %s", function_name, type(exc).__name__, exc)
+        error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+        return json.dumps(error), True, "".join(traceback.format_exception_only(type(exc), exc))
+    return json.dumps(result), False, ""
