@@ -85,8 +85,7 @@ class Instances:
             "user_policy": user_policy,
             "ttl_seconds": ttl_seconds,
         }
-        if stream:
-            execution_input["stream"] = stream
+        execution_input["stream"] = stream  # null when nothing is to be streamed
         try:
             execution = aws.client("stepfunctions").start_execution(
                 stateMachineArn=config.state_machine_arn,

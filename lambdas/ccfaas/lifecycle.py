@@ -165,12 +165,17 @@ class Lifecycle:
             raise StreamFailed(exc.message) from None
 
     def await_release(self, state: dict[str, Any], token: str) -> dict[str, Any]:
-        """Keep the task token with the instance; a release asked for earlier is honoured at once."""
+        """Keep the task token with the instance. A release asked for earlier is honoured at once, and an
+        instance that already ended (the reaper got there first) sends the workflow on to its teardown."""
         instance_id = state["instance_id"]
-        self.instances.update(instance_id, task_token=token, unless_status=InstanceStore.TERMINAL)
+        kept = self.instances.update(instance_id, task_token=token, unless_status=InstanceStore.TERMINAL)
         record = self.instances.get(instance_id) or {}
-        if record.get("release_requested"):
-            aws.client("stepfunctions").send_task_success(taskToken=token, output=json.dumps({"released": True}))
+        sfn = aws.client("stepfunctions")
+        if not kept or record.get("status") in InstanceStore.TERMINAL:
+            reason = record.get("reason") or "the instance ended before it was released"
+            sfn.send_task_failure(taskToken=token, error="InstanceEnded", cause=json.dumps({"errorMessage": reason}))
+        elif record.get("release_requested"):
+            sfn.send_task_success(taskToken=token, output=json.dumps({"released": True}))
         return {}
 
     def expire(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -181,11 +186,12 @@ class Lifecycle:
 
     def record_failure(self, state: dict[str, Any]) -> dict[str, Any]:
         reason = failure_reason(state.get("error") or {})
-        self.instances.update(state["instance_id"], status="FAILED", reason=reason, unless_status=("DELETED",))
+        # A reason recorded first (e.g. the reaper's "runtime died") is the one the user sees.
+        self.instances.update(state["instance_id"], status="FAILED", reason=reason, unless_status=InstanceStore.TERMINAL)
         return {"reason": reason}
 
-    def teardown(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Give the runtime and its slot back; the instance ends DELETED (or stays FAILED)."""
+    def teardown(self, state: dict[str, Any], failed: bool = False) -> dict[str, Any]:
+        """Give the runtime and its slot back; the instance ends DELETED, or stays FAILED after a failure."""
         instance_id = state["instance_id"]
         record = self.instances.get(instance_id) or {}
         if record.get("vaas_name"):
@@ -193,8 +199,9 @@ class Lifecycle:
                 self.vaas.delete(record["vaas_name"], instance_id, record["instance_hash"])
             except errors.NotFound:
                 pass  # already gone: a retried teardown
-        if state.get("error") or record.get("status") == "FAILED":
-            self.instances.update(instance_id, remove=("task_token",), torn_down_at=now_iso())
+        if failed or record.get("status") == "FAILED":
+            fields = {} if record.get("status") == "FAILED" else {"status": "FAILED", "reason": failure_reason(state.get("error") or {})}
+            self.instances.update(instance_id, remove=("task_token",), torn_down_at=now_iso(), **fields)
         else:
             self.instances.update(instance_id, status="DELETED", remove=("task_token",), torn_down_at=now_iso())
         return {}

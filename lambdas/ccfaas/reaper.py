@@ -90,7 +90,7 @@ class Reaper:
 
     def _teardown(self, record: dict[str, Any], reason: str) -> None:
         self.lifecycle.instances.update(record["instance_id"], status="FAILED", reason=reason, unless_status=InstanceStore.TERMINAL)
-        self.lifecycle.teardown({"instance_id": record["instance_id"], "error": {"Error": "Reaped", "Cause": reason}})
+        self.lifecycle.teardown({"instance_id": record["instance_id"], "error": {"Error": "Reaped", "Cause": reason}}, failed=True)
 
 
 def _send(call: Any) -> bool:

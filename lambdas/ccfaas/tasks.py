@@ -23,6 +23,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     lifecycle = Lifecycle.from_settings()
     if action == "await_release":
         return lifecycle.await_release(state, event["token"])
+    if action == "teardown":
+        return lifecycle.teardown(state, failed=bool(event.get("failed")))
     if action not in ACTIONS:
         raise ValueError(f"unknown lifecycle action {action!r}")
     result = getattr(lifecycle, action)(state)

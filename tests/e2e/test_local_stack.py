@@ -34,7 +34,7 @@ def stack(tmp_path_factory):
     started = processes.run(
         ["local", "up", "--detach", "--ccfaas-port", str(ports["ccfaas"]), "--vaas-port", str(ports["vaas"]),
          "--s3stream-port", str(ports["s3stream"]), "--proxy-port", str(ports["proxy"]), "--aws-port", str(ports["aws"]),
-         "--runtime-ports", f"{base + 5}-{base + 4 + SLOTS}"],
+         "--runtime-ports", f"{base + 5}-{base + 4 + SLOTS}", "--reaper-interval", "1"],
         env=env, timeout=180,
     )
     assert started.returncode == 0, started.stderr
@@ -145,3 +145,69 @@ def test_fifty_concurrent_creations_on_ten_slots(stack, ids):
     assert requests.get(f"{vaas}/veracruz", timeout=10).json() == {"veracruz": []}
     wait_until(lambda: json.loads(processes.run(["local", "status", "--json"], env=stack["env"]).stdout)["running_runtimes"] == [],
                timeout=30, what="every runtime to stop")
+
+
+def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
+    """POST /instance → READY → the user executes → DELETE → DELETED; the execution SUCCEEDED through every state."""
+    import base64
+    import signal
+    import time
+
+    ccfaas = stack["url"]["ccfaas"]
+    function = {
+        "function": "echo_e2e", "execution_strategy": "JIT", "max_memory_mib": 64, "debug": False, "enable_clock": False,
+        "programs": [{"file_rights": P.ECHO_PROGRAM_RIGHTS, "id": 0, "pi_hash": hashlib.sha256(echo_wasm).hexdigest(),
+                      "program_file_name": P.ECHO}],
+        "file_rights": [{"file_name": "/program/", "rights": 534084}],
+    }
+    assert requests.post(f"{ccfaas}/function", json=function, timeout=10).status_code == 201
+    segment = base64.b64encode(P.ECHO.encode()).decode()
+    assert requests.post(f"{ccfaas}/function/echo_e2e/program/{segment}", data=echo_wasm, timeout=10).status_code == 201
+    alice = {"X-Ipoc-Local-User": "alice"}
+
+    def user_policy(instance_id: str) -> dict:
+        return {"function": "echo_e2e", "instanceid": instance_id, "identities": [
+            {"certificate": ids.streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
+            {"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+
+    def poll(instance_id: str, statuses: tuple[str, ...], timeout: float = 60) -> dict:
+        def reached() -> dict | None:
+            record = requests.get(f"{ccfaas}/instance/{instance_id}", headers=alice, timeout=10).json()
+            return record if record["status"] in statuses else None
+
+        return wait_until(reached, timeout=timeout, what=f"{instance_id} in {statuses}")
+
+    accepted = requests.post(f"{ccfaas}/instance", json=user_policy("e2e-1"), headers=alice, timeout=10)
+    assert accepted.status_code == 202
+    started = time.monotonic()
+    ready = poll("e2e-1", ("READY", "FAILED"))
+    assert ready["status"] == "READY", ready.get("reason")
+    assert time.monotonic() - started < 30
+    with VeracruzClient(ready["policy"], ids.user.certificate, ids.user.private_key) as client:
+        client.write_file("/input/data.txt", b"over http")
+        assert client.execute(P.ECHO) == 0
+    deleted = requests.delete(f"{ccfaas}/instance/e2e-1", headers=alice, timeout=60).json()
+    assert deleted["status"] == "DELETED"
+    sfn = boto3.client("stepfunctions", endpoint_url=stack["url"]["aws"], region_name="us-east-1",
+                       aws_access_key_id="local", aws_secret_access_key="local")
+    def ended() -> dict | None:
+        description = sfn.describe_execution(executionArn=ready["execution_arn"])
+        return description if description["status"] != "RUNNING" else None
+
+    execution = wait_until(ended, timeout=30, what="the execution to end")
+    assert execution["status"] == "SUCCEEDED"
+    history = sfn.get_execution_history(executionArn=ready["execution_arn"], maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered == ["ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady", "StreamRequested",
+                       "WaitForRelease", "Teardown"]
+
+    # Killing a READY instance's runtime: the reaper (1 s interval here) fails it and frees the slot.
+    requests.post(f"{ccfaas}/instance", json=user_policy("e2e-2"), headers=alice, timeout=10)
+    ready = poll("e2e-2", ("READY", "FAILED"))
+    port = ready["veracruz_server_url"].rsplit(":", 1)[1]
+    pid = int((stack["home"] / "local" / "runtimes" / port / "pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    failed = poll("e2e-2", ("FAILED",), timeout=30)
+    assert failed["reason"] == "runtime died"
+    wait_until(lambda: requests.get(f"{stack['url']['vaas']}/veracruz", timeout=10).json() == {"veracruz": []},
+               timeout=30, what="the slot to be freed")

@@ -36,6 +36,7 @@ def test_every_seed_route_is_documented(monkeypatch):
         ("GET", "/function/{name}/data_file/{segment}"), ("DELETE", "/function/{name}/data_file/{segment}"),
         ("POST", "/veracruz"), ("GET", "/veracruz"), ("GET", "/veracruz/{name}"), ("DELETE", "/veracruz/{name}"),
         ("POST", "/s3_stream_veracruz"),
+        ("POST", "/instance"), ("GET", "/instance"), ("GET", "/instance/{instance_id}"), ("DELETE", "/instance/{instance_id}"),
     }
     assert seed_routes <= documented
     register = api_document("ccfaas")["paths"]["/function"]["post"]

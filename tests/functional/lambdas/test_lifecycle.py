@@ -1,0 +1,179 @@
+"""The instance lifecycle: the real ASL in moto's Step Functions interpreter, the real task Lambda
+(through the in-process runner), real runtime processes. Success, failure, release, expiry and reaper paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ipoc.client import VeracruzClient
+from ipoc.policy import policy_hash
+from lambdas.ccfaas.handler import lambda_handler as ccfaas
+from lambdas.ccfaas.lifecycle import Lifecycle
+from lambdas.ccfaas.reaper import Reaper
+from lambdas.vaas.backends.local import running_ports, stop_runtime
+from tests.support import policies as P
+from tests.support.aws import call
+from tests.support.lifecycle import control_plane
+from tests.support.waiting import free_port_range, wait_until
+
+SLOTS = 2
+ALL_STATES_RELEASED = ["ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady", "StreamRequested",
+                       "WaitForRelease", "Teardown"]
+
+
+@pytest.fixture
+def plane(monkeypatch, proxy, tmp_path):
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        plane = control_plane(monkeypatch, proxy, tmp_path, free_port_range(SLOTS), SLOTS)
+        yield plane
+        for port in running_ports(plane.runtimes):
+            stop_runtime(plane.runtimes, port)
+
+
+def test_create_ready_execute_delete(plane, ids, echo_wasm):
+    plane.register_echo(echo_wasm)
+    # GIVEN the seed's user-policy shape: a streamer identity, then the user
+    created = plane.create("i-1", [(ids.streamer, [{"file_name": "/input/", "rights": 534084}]), (ids.user, P.USER_RIGHTS)])
+    assert created.status == 202 and created.json["status"] == "PENDING"
+    assert created.json["status_url"] == "/instance/i-1"
+    # WHEN the workflow runs THEN the instance becomes READY with the exact policy text
+    ready = plane.wait_status("i-1", ("READY", "FAILED"))
+    assert ready["status"] == "READY", ready.get("reason")
+    policy = json.loads(ready["policy"])
+    assert [i["id"] for i in policy["identities"]] == [0, 1, 2]
+    assert policy["identities"][2]["certificate"] == plane.loader.policy_certificate  # the program-load identity, last
+    # AND the user executes the program without uploading it; the runtime reports the same policy hash
+    with VeracruzClient(ready["policy"], ids.user.certificate, ids.user.private_key) as client:
+        assert client.verified["policy_hash"] == policy_hash(ready["policy"])
+        client.write_file("/input/data.txt", b"from the workflow")
+        assert client.execute(P.ECHO) == 0
+        assert client.read_file("/output/result.txt") == b"ECHO 17\nFROM THE WORKFLOW"
+    # AND others cannot see it
+    assert call(ccfaas, "GET", "/instance/i-1", user="mallory").status == 404
+    assert call(ccfaas, "GET", "/instance", user="mallory").json["instances"] == []
+    assert call(ccfaas, "GET", "/instance", user="alice").json["instances"] == ["i-1"]
+    # WHEN it is deleted THEN it ends DELETED, the runtime is gone, the execution SUCCEEDED through every state
+    deleted = call(ccfaas, "DELETE", "/instance/i-1", user="alice")
+    assert deleted.status == 200 and deleted.json["status"] == "DELETED"
+    assert running_ports(plane.runtimes) == []
+    execution = plane.execution(ready["execution_arn"])
+    assert execution["status"] == "SUCCEEDED"
+    assert plane.states_entered(ready["execution_arn"]) == ALL_STATES_RELEASED
+    assert call(ccfaas, "DELETE", "/instance/i-1", user="alice").json["status"] == "DELETED"  # idempotent
+    assert boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"] == []
+
+
+def test_wait_answers_with_the_original_shape(plane, ids, echo_wasm):
+    plane.register_echo(echo_wasm)
+    reply = plane.create("i-wait", [(ids.user, P.USER_RIGHTS)], query="?wait=20")
+    assert reply.status == 200 and list(reply.json) == ["instance", "policy"]
+    assert reply.json["instance"] == "i-wait"
+    call(ccfaas, "DELETE", "/instance/i-wait", user="alice")
+
+
+def test_provisioning_denial_fails_the_instance_and_leaves_nothing(plane, ids, echo_wasm):
+    # GIVEN a function whose program-load identity holds no rights on its data file's directory
+    plane.register_echo(echo_wasm, data={"/model/weights.bin": b"\x01\x02"})
+    reply = plane.create("i-denied", [(ids.user, P.USER_RIGHTS)])
+    assert reply.status == 202
+    failed = plane.wait_status("i-denied", ("FAILED",))
+    assert "ProvisioningFailed" in failed["reason"] and "/model/weights.bin" in failed["reason"]
+    assert "AccessDenied" in failed["reason"]
+    execution = plane.execution(failed["execution_arn"])
+    assert execution["status"] == "FAILED" and execution["error"] == "ProvisioningFailed"
+    assert plane.states_entered(failed["execution_arn"])[-3:] == ["RecordFailure", "TeardownAfterFailure", "Failed"]
+    wait_until(lambda: running_ports(plane.runtimes) == [], timeout=10, what="the runtime to be gone")
+    assert boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"] == []
+
+
+def test_ttl_expiry_and_an_ended_workflow_tear_down(plane, ids, echo_wasm):
+    plane.register_echo(echo_wasm)
+    # An instance through the API (the API refuses TTLs under a minute)...
+    call(ccfaas, "POST", "/instance?ttl=60", {"function": "echo", "instanceid": "i-live", "identities": [
+        {"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}, user="alice")
+    live = plane.wait_status("i-live", ("READY",))
+    # ...and one started directly with a 2 s TTL, as an operator could from the console.
+    sfn = boto3.client("stepfunctions")
+    user_policy = {"function": "echo", "instanceid": "i-ttl",
+                   "identities": [{"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+    boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"]).put_item(
+        Item={"instance_id": "i-ttl", "function": "echo", "owner": "arn:aws:iam::000000000000:user/alice",
+              "status": "PENDING", "created_at": "2026-01-01T00:00:00+00:00", "ttl_seconds": 2})
+    execution = sfn.start_execution(stateMachineArn=plane.state_machine, input=json.dumps(
+        {"instance_id": "i-ttl", "function": "echo", "owner": "alice", "user_policy": user_policy, "ttl_seconds": 2}))
+    assert plane.execution(execution["executionArn"])["status"] == "SUCCEEDED"
+    assert "Expire" in plane.states_entered(execution["executionArn"])
+    record = call(ccfaas, "GET", "/instance/i-ttl", user="alice").json
+    assert record["status"] == "DELETED" and "TTL of 2 s expired" in record["reason"]
+    # GIVEN a live instance whose workflow has ended (moto cannot stop an execution, so point it at the ended one)
+    boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"]).update_item(
+        Key={"instance_id": "i-live"}, UpdateExpression="SET execution_arn = :a",
+        ExpressionAttributeValues={":a": execution["executionArn"]})
+    # WHEN the reaper runs THEN it tears the instance down itself
+    assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": "i-live", "action": "torn down"}]
+    reaped = call(ccfaas, "GET", "/instance/i-live", user="alice").json
+    assert reaped["status"] == "FAILED" and "workflow ended (SUCCEEDED)" in reaped["reason"]
+    assert live["instance_hash"] == reaped["instance_hash"]
+    wait_until(lambda: running_ports(plane.runtimes) == [], timeout=10, what="every runtime to be gone")
+
+
+def test_reaper_fails_an_instance_whose_runtime_died(plane, ids, echo_wasm):
+    plane.register_echo(echo_wasm)
+    plane.create("i-dies", [(ids.user, P.USER_RIGHTS)])
+    record = plane.wait_status("i-dies", ("READY",))
+    port = int(record["veracruz_server_url"].rsplit(":", 1)[1])
+    pid = int((plane.runtimes / str(port) / "pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: running_ports(plane.runtimes) == [], timeout=10, what="the runtime to die")
+    actions = Reaper(Lifecycle.from_settings()).run()
+    # the workflow tears down itself when it is already waiting for release, or as soon as it gets there
+    assert actions in ([{"instance_id": "i-dies", "action": "failed (runtime died); workflow tearing down"}],
+                       [{"instance_id": "i-dies", "action": "failed (runtime died); torn down"}])
+    failed = plane.wait_status("i-dies", ("FAILED",))
+    assert failed["reason"] == "runtime died"
+    assert plane.execution(record["execution_arn"])["status"] == "FAILED"
+    wait_until(lambda: not boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"],
+               timeout=20, what="the slot to be freed")
+
+
+def test_tasks_are_idempotent(plane, ids, echo_wasm):
+    plane.register_echo(echo_wasm)
+    plane.create("i-idem", [(ids.user, P.USER_RIGHTS)])
+    record = plane.wait_status("i-idem", ("READY",))
+    lifecycle = Lifecycle.from_settings()
+    state = {"instance_id": "i-idem", "function": "echo"}
+    allocation = lifecycle.allocate({**state, "composed": {}})  # a retried Allocate: same allocation, no new slot
+    assert allocation["policy"] == record["policy"]
+    assert len(running_ports(plane.runtimes)) == 1
+    assert lifecycle.provision({**state, "allocation": allocation})["provisioned"] == [P.ECHO]  # same bytes again
+    lifecycle.mark_ready(state)
+    call(ccfaas, "DELETE", "/instance/i-idem", user="alice")
+    lifecycle.teardown(state)  # a retried teardown changes nothing
+    assert call(ccfaas, "GET", "/instance/i-idem", user="alice").json["status"] == "DELETED"
+    assert running_ports(plane.runtimes) == []
+
+
+def test_instance_route_errors(plane, ids, echo_wasm):
+    assert plane.create("i-x", [(ids.user, P.USER_RIGHTS)]).status == 404  # no such function
+    plane.register_echo(echo_wasm, data={"/program/extra.bin": b"x"})
+    segment = "L3Byb2dyYW0vZXh0cmEuYmlu"
+    call(ccfaas, "DELETE", f"/function/echo/data_file/{segment}")
+    unloaded = plane.create("i-x", [(ids.user, P.USER_RIGHTS)])
+    assert unloaded.status == 409 and "/program/extra.bin" in unloaded.json["message"]
+    call(ccfaas, "POST", f"/function/echo/data_file/{segment}", raw=b"x")
+    assert plane.create("bad id!", [(ids.user, P.USER_RIGHTS)]).status == 400
+    assert plane.create("i-x", [(ids.user, P.USER_RIGHTS)], query="?wait=99").status == 400
+    assert plane.create("i-x", [(ids.user, P.USER_RIGHTS)]).status == 202
+    assert plane.create("i-x", [(ids.user, P.USER_RIGHTS)]).status == 409
+    # a function with a live instance cannot be deleted
+    assert call(ccfaas, "DELETE", "/function/echo").status == 409
+    plane.wait_status("i-x", ("READY", "FAILED"))
+    assert call(ccfaas, "DELETE", "/instance/i-x", user="bob").status == 404  # not the owner
+    assert call(ccfaas, "DELETE", "/instance/i-x", user="local-admin").json["status"] == "DELETED"  # admins may

@@ -1,0 +1,100 @@
+"""An in-process control plane for lifecycle tests: moto with the Step Functions interpreter on,
+the real task Lambda through the in-process runner, and local runtimes as real processes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from ipoc.certs import Identity, new_identity
+from lambdas.ccfaas.handler import lambda_handler as ccfaas
+from lambdas.shared.config import settings
+from local import workflow
+from tests.support import policies as P
+from tests.support.aws import Reply, call, configure
+
+ECHO_FUNCTION = "echo"
+
+
+@dataclass
+class ControlPlane:
+    state_machine: str
+    runtimes: Path
+    loader: Identity
+
+    def register_echo(self, wasm: bytes, *, loader_rights: list[dict[str, Any]] | None = None,
+                      data: dict[str, bytes] | None = None) -> None:
+        policy = {
+            "function": ECHO_FUNCTION, "execution_strategy": "JIT", "max_memory_mib": 64, "debug": False, "enable_clock": False,
+            "programs": [{"file_rights": P.ECHO_PROGRAM_RIGHTS, "id": 0, "pi_hash": hashlib.sha256(wasm).hexdigest(),
+                          "program_file_name": P.ECHO}],
+            "file_rights": loader_rights or [{"file_name": "/program/", "rights": 534084}],
+        }
+        if data:
+            policy["data_files"] = [{"data_file": p, "pi_hash": hashlib.sha256(c).hexdigest()} for p, c in data.items()]
+        assert call(ccfaas, "POST", "/function", policy).status == 201
+        uploads = {P.ECHO: ("program", wasm), **{p: ("data_file", c) for p, c in (data or {}).items()}}
+        for path, (kind, content) in uploads.items():
+            segment = base64.b64encode(path.encode()).decode()
+            assert call(ccfaas, "POST", f"/function/{ECHO_FUNCTION}/{kind}/{segment}", raw=content).status == 201
+
+    def create(self, instance_id: str, identities: list[tuple[Identity, list[dict[str, Any]]]], *, user: str = "alice",
+               query: str = "") -> Reply:
+        body = {
+            "function": ECHO_FUNCTION, "instanceid": instance_id,
+            "identities": [{"certificate": i.certificate, "file_rights": r} for i, r in identities],
+        }
+        return call(ccfaas, "POST", f"/instance{query}", body, user=user)
+
+    def wait_status(self, instance_id: str, statuses: tuple[str, ...], user: str = "alice", timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            record = call(ccfaas, "GET", f"/instance/{instance_id}", user=user).json
+            if record.get("status") in statuses:
+                return record
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{instance_id} stayed {record.get('status')} ({record.get('reason')})")
+            time.sleep(0.1)
+
+    def execution(self, arn: str, timeout: float = 60) -> dict:
+        sfn = boto3.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            description = sfn.describe_execution(executionArn=arn)
+            if description["status"] != "RUNNING":
+                return description
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {arn} still running")
+            time.sleep(0.1)
+
+    def states_entered(self, arn: str) -> list[str]:
+        events = boto3.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def control_plane(monkeypatch, proxy, tmp_path: Path, port_base: int, slots: int) -> ControlPlane:
+    """Call inside ``mock_aws(config={"stepfunctions": {"execute_state_machine": True}})``."""
+    from runtime.measurement import measurement
+
+    loader = new_identity("program-load")
+    loader.write(tmp_path / "loader.crt", tmp_path / "loader.key")
+    configure(
+        monkeypatch,
+        IPOC_VAAS_BACKEND="local", IPOC_STATE_DIR=str(tmp_path / "runtimes"), IPOC_PROXY_URL=proxy.url,
+        IPOC_PROXY_CERT=proxy.ca_pem, IPOC_RUNTIME_HASH=measurement(), IPOC_PORT_MIN=str(port_base),
+        IPOC_PORT_MAX=str(port_base + slots - 1), IPOC_PROGRAM_LOAD_CERT_FILE=str(tmp_path / "loader.crt"),
+        IPOC_PROGRAM_LOAD_KEY_FILE=str(tmp_path / "loader.key"),
+    )
+    from lambdas.shared.identity import program_load_identity
+
+    program_load_identity.cache_clear()
+    arn = workflow.register(boto3.client("iam"), boto3.client("lambda"), boto3.client("stepfunctions"))
+    monkeypatch.setenv("IPOC_STATE_MACHINE_ARN", arn)
+    settings.cache_clear()
+    return ControlPlane(state_machine=arn, runtimes=tmp_path / "runtimes", loader=loader)
