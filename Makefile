@@ -44,7 +44,7 @@ test: $(STAMP) functions
 
 demo: $(STAMP) functions
 	$(VENV)/bin/ipoc --version
-	$(PY) scripts/demo_core.py
+	$(PY) scripts/demo.py
 
 clean:
 	rm -rf $(BUILD) $(VENV)
