@@ -11,11 +11,12 @@ ZIGCC  := $(PY) -m ziglang cc --target=wasm32-wasi -O2 -s
 FUNCTION_SOURCES := $(wildcard functions/*/*.c)
 FUNCTION_WASM    := $(patsubst functions/%.c,$(BUILD)/functions/%.wasm,$(FUNCTION_SOURCES))
 
-.PHONY: help bootstrap test demo functions proto clean
+.PHONY: help bootstrap test demo bench functions proto clean
 
 help:
 	@echo "make demo       run the end-to-end demo on this machine"
 	@echo "make test       run the test suite"
+	@echo "make bench      run the benchmarks (bench/*.py) and print their figures"
 	@echo "make functions  build every WebAssembly function into $(BUILD)/functions/"
 	@echo "make proto      regenerate ipoc/wire/transport_protocol_pb2.py"
 	@echo "make clean      remove $(BUILD)/ and $(VENV)/"
@@ -29,7 +30,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-functions: $(FUNCTION_WASM)
+VOD := $(BUILD)/functions/vod
+
+functions: $(FUNCTION_WASM) $(VOD)/function.json $(VOD)/detector
+
+# The VOD function: its model (converted from OpenCV's cascade), its function policy with the
+# hashes, and a native build of the same source for comparison.
+$(VOD)/function.json: $(VOD)/detector.wasm functions/vod/build_function.py functions/vod/cascade_tool.py $(STAMP)
+	$(PY) functions/vod/build_function.py $(VOD)
+
+$(VOD)/detector: functions/vod/detector.c
+	@mkdir -p $(dir $@)
+	$${CC:-cc} -O2 -o $@ $< -lm
 
 # The first compile builds zig's wasi libc into its cache (~30 s); later ones are quick.
 $(BUILD)/functions/%.wasm: functions/%.c $(STAMP)
@@ -45,6 +57,9 @@ test: $(STAMP) functions
 demo: $(STAMP) functions
 	$(VENV)/bin/ipoc --version
 	$(PY) scripts/demo.py
+
+bench: $(STAMP) functions
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(BUILD) $(VENV)

@@ -10,6 +10,7 @@ import click
 
 from client.cli.application import Application
 from client.cli.attestation import attestation
+from client.cli.camera import camera
 from client.cli.local import local
 from client.cli.policy import policy
 from client.cli.runtime import runtime
@@ -47,6 +48,7 @@ ipoc.add_command(attestation)
 ipoc.add_command(runtime)
 ipoc.add_command(policy)
 ipoc.add_command(local)
+ipoc.add_command(camera)
 
 
 def main() -> None:

@@ -1,0 +1,50 @@
+"""``ipoc camera encrypt``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ipoc.certs import write_private
+
+if TYPE_CHECKING:
+    from client.cli.application import Application
+
+
+@click.command(short_help="Convert a video to YUV4MPEG2 and encrypt it")
+@click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The encrypted .y4m to write.")
+@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="16-byte key file; created with a random key when missing. [default: OUT.key]")
+@click.option("--iv", "iv_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="16-byte IV file; created at random when missing. [default: OUT.iv]")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Encrypt at most this many frames.")
+@click.pass_obj
+def encrypt(app: "Application", video: Path, out: Path, key_file: Path | None, iv_file: Path | None, max_frames: int | None) -> None:
+    """Decode VIDEO (anything PyAV reads, e.g. an mp4), convert it to 4:2:0 YUV4MPEG2 and encrypt it
+    with AES-128-CTR (the IV is the initial counter block), as the VOD detector expects.
+
+    Key and IV files are reused when they exist and created (private, random) when not.
+    """
+    from client.camera.video import decode_frames, encrypt_frames, new_key_material
+
+    key_file = key_file or out.with_name(out.name + ".key")
+    iv_file = iv_file or out.with_name(out.name + ".iv")
+    fresh_key, fresh_iv = new_key_material()
+    for path, fresh, what in ((key_file, fresh_key, "key"), (iv_file, fresh_iv, "IV")):
+        if not path.exists():
+            write_private(path, fresh)
+            app.terminal.display_info(f"New random {what} written to {path}")
+    key, iv = key_file.read_bytes()[:16], iv_file.read_bytes()[:16]
+    if len(key) != 16 or len(iv) != 16:
+        app.abort("the key and the IV files must hold at least 16 bytes each")
+    try:
+        width, height, frames = decode_frames(video, max_frames=max_frames)
+    except Exception as exc:  # PyAV's errors have no common base worth naming here
+        app.abort(f"cannot decode {video}: {exc}")
+    with app.terminal.status(f"Encrypting {video.name}"):
+        with open(out, "wb") as handle:
+            count = encrypt_frames(width, height, frames, handle, key, iv)
+    app.terminal.display_success(f"Encrypted {count} frames of {width}x{height} into {out} ({out.stat().st_size} bytes)")

