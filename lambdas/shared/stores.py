@@ -12,7 +12,7 @@ import hashlib
 import json
 from decimal import Decimal
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
@@ -28,8 +28,29 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _scan(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a table, page by page."""
+    while True:
+        page = table.scan(**kwargs)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def _condition_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _conditionally(write: Callable[[], Any]) -> bool:
+    """Run a conditional write; False when its condition did not hold (nothing was written)."""
+    try:
+        write()
+        return True
+    except ClientError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
 
 
 # ---------------------------------------------------------------------------
@@ -85,14 +106,8 @@ class FunctionStore:
         return FunctionRecord.from_item(item) if item else None
 
     def names(self) -> list[str]:
-        names: list[str] = []
-        kwargs: dict[str, Any] = {"ProjectionExpression": "#f", "ExpressionAttributeNames": {"#f": "function"}}
-        while True:
-            page = self.table.scan(**kwargs)
-            names += [item["function"] for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return sorted(names)
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = _scan(self.table, ProjectionExpression="#f", ExpressionAttributeNames={"#f": "function"})
+        return sorted(item["function"] for item in items)
 
     def delete(self, name: str) -> None:
         self.table.delete_item(Key={"function": name})
@@ -110,13 +125,7 @@ class FunctionStore:
             kwargs["ExpressionAttributeNames"]["#status"] = "status"
             kwargs["ExpressionAttributeValues"][":status"] = unless_status
             kwargs["ConditionExpression"] += " AND #files.#path.#status <> :status"
-        try:
-            self.table.update_item(**kwargs)
-            return True
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise
+        return _conditionally(lambda: self.table.update_item(**kwargs))
 
 
 # ---------------------------------------------------------------------------
@@ -184,7 +193,15 @@ class ArtifactStore:
 # Instances (written by the lifecycle; read here to protect functions in use)
 
 
-class InstanceStore:
+class _ScannableTable:
+    table: Any
+
+    def all(self) -> Iterator[dict[str, Any]]:
+        """Every item, read consistently (tables here hold hundreds of items, not millions)."""
+        return (_plain(item) for item in _scan(self.table, ConsistentRead=True))
+
+
+class InstanceStore(_ScannableTable):
     """One item per instance: owner, status, reason, the exact policy text, workflow handles."""
 
     LIVE = ("PENDING", "ALLOCATING", "PROVISIONING", "READY", "RELEASING")
@@ -222,46 +239,26 @@ class InstanceStore:
             names["#status"] = "status"
             values[f":unless{index}"] = status
             condition += f" AND #status <> :unless{index}"
-        try:
-            self.table.update_item(
-                Key={"instance_id": instance_id}, UpdateExpression=expression, ConditionExpression=condition,
-                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-            )
-            return True
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise
+        return _conditionally(lambda: self.table.update_item(
+            Key={"instance_id": instance_id}, UpdateExpression=expression, ConditionExpression=condition,
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+        ))
 
-    def all(self) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"ConsistentRead": True}
-        while True:
-            page = self.table.scan(**kwargs)
-            for item in page.get("Items", []):
-                yield _plain(item)
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 # ---------------------------------------------------------------------------
 # Slots: one item per allocated runtime port; the item's existence is the allocation.
 
 
-class SlotStore:
+class SlotStore(_ScannableTable):
     def __init__(self, table_name: str | None = None) -> None:
         self.table = aws.table(table_name or settings().slots_table)
 
     def take(self, candidates: list[str], item: dict[str, Any]) -> str | None:
         """Take the first free slot with a conditional put: two requests can never hold one."""
         for slot in candidates:
-            try:
-                self.table.put_item(Item={**item, "slot": slot}, ConditionExpression=Attr("slot").not_exists())
+            if _conditionally(lambda: self.table.put_item(Item={**item, "slot": slot}, ConditionExpression=Attr("slot").not_exists())):
                 return slot
-            except ClientError as exc:
-                if _condition_failed(exc):
-                    continue
-                raise
         return None
 
     def get(self, slot: str) -> dict[str, Any] | None:
@@ -281,20 +278,7 @@ class SlotStore:
 
     def release(self, slot: str, allocation: str) -> bool:
         """Free a slot only if it still holds this allocation (a retried delete frees nothing else)."""
-        try:
-            self.table.delete_item(Key={"slot": slot}, ConditionExpression=Attr("allocation").eq(allocation))
-            return True
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise
+        return _conditionally(
+            lambda: self.table.delete_item(Key={"slot": slot}, ConditionExpression=Attr("allocation").eq(allocation))
+        )
 
-    def all(self) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"ConsistentRead": True}
-        while True:
-            page = self.table.scan(**kwargs)
-            for item in page.get("Items", []):
-                yield _plain(item)
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
