@@ -99,6 +99,7 @@ class Identity:
 
     def write(self, cert_path: Path, key_path: Path) -> None:
         """Write the certificate and the key; the key file is created private (0600)."""
+        cert_path.parent.mkdir(parents=True, exist_ok=True)
         cert_path.write_text(self.certificate)
         write_private(key_path, self.private_key.encode())
 

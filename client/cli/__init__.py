@@ -11,6 +11,10 @@ import click
 from client.cli.application import Application
 from client.cli.attestation import attestation
 from client.cli.camera import camera
+from client.cli.function import function
+from client.cli.instance import instance
+from client.cli.run import run
+from client.cli.steps import exec_, results, stream
 from client.cli.local import local
 from client.cli.policy import policy
 from client.cli.runtime import runtime
@@ -26,9 +30,11 @@ from ipoc import __version__
     default=None,
     help="Force or forbid colored output (default: only on a terminal). [env: IPOC_COLOR, NO_COLOR]",
 )
+@click.option("--profile", default=None, envvar="IPOC_PROFILE",
+              help="Profile in ~/.config/ipoc/config.toml to use (default: local). [env: IPOC_PROFILE]")
 @click.version_option(__version__, prog_name="ipoc")
 @click.pass_context
-def ipoc(ctx: click.Context, verbose: int, quiet: int, color: bool | None) -> None:
+def ipoc(ctx: click.Context, verbose: int, quiet: int, color: bool | None, profile: str | None) -> None:
     """i-PoC: confidential-computing functions as a service on Veracruz.
 
     Set IPOC_DEBUG=1 to see a traceback when a command fails unexpectedly, and
@@ -40,7 +46,7 @@ def ipoc(ctx: click.Context, verbose: int, quiet: int, color: bool | None) -> No
         color = os.environ["IPOC_COLOR"] not in ("0", "false", "no")
     if color is None and os.environ.get("NO_COLOR"):
         color = False
-    ctx.obj = Application(verbosity=verbose - quiet, color=color)
+    ctx.obj = Application(verbosity=verbose - quiet, color=color, profile=profile)
 
 
 ipoc.add_command(veracruz)
@@ -49,6 +55,12 @@ ipoc.add_command(runtime)
 ipoc.add_command(policy)
 ipoc.add_command(local)
 ipoc.add_command(camera)
+ipoc.add_command(function)
+ipoc.add_command(instance)
+ipoc.add_command(run)
+ipoc.add_command(stream)
+ipoc.add_command(exec_)
+ipoc.add_command(results)
 
 
 def main() -> None:

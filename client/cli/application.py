@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from client.cli.terminal import Terminal
 
+if TYPE_CHECKING:
+    from client.api import Api
+
 
 class Application:
-    def __init__(self, *, verbosity: int = 0, color: bool | None = None) -> None:
+    def __init__(self, *, verbosity: int = 0, color: bool | None = None, profile: str | None = None) -> None:
         self.verbosity = verbosity
         self.terminal = Terminal(verbosity=verbosity, color=color)
+        self.profile_name = profile
+
+    def api(self) -> "Api":
+        """The HTTP client for the chosen profile (aborting with a clear line when there is none)."""
+        from client.api import Api
+        from client.profiles import ProfileError, load
+
+        try:
+            return Api(load(self.profile_name))
+        except ProfileError as exc:
+            self.abort(str(exc))
 
     def abort(self, message: str, code: int = 1) -> NoReturn:
         """Print one clear error line on stderr and exit with ``code``."""

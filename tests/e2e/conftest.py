@@ -6,10 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import json
+
 import pytest
 
 from tests.support import processes
-from tests.support.waiting import free_port, port_open, wait_until
+from tests.support.waiting import free_port, free_port_range, port_open, wait_until
+
+SLOTS = 10
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,29 @@ def serve_runtime(tmp_path: Path) -> Iterator[Callable[..., processes.Process]]:
     yield serve
     for process in started:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """`ipoc local up --detach` with its own IPOC_HOME, profile file and free ports (once per module)."""
+    home = tmp_path_factory.mktemp("stack-home")
+    base = free_port_range(5 + SLOTS)
+    ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
+    env = {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml")}
+    started = processes.run(
+        ["local", "up", "--detach", "--ccfaas-port", str(ports["ccfaas"]), "--vaas-port", str(ports["vaas"]),
+         "--s3stream-port", str(ports["s3stream"]), "--proxy-port", str(ports["proxy"]), "--aws-port", str(ports["aws"]),
+         "--runtime-ports", f"{base + 5}-{base + 4 + SLOTS}", "--reaper-interval", "1"],
+        env=env, timeout=180,
+    )
+    assert started.returncode == 0, started.stderr
+    status = processes.run(["local", "status", "--json"], env=env)
+    state = json.loads(status.stdout)
+    try:
+        yield {"env": env, "state": state, "home": home, "url": {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}}
+    finally:
+        stopped = processes.run(["local", "down"], env=env, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        assert processes.run(["local", "status"], env=env).returncode == 1
+
+

@@ -36,8 +36,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def free_port_range(count: int, start: int = 20000, end: int = 40000) -> int:
-    """The first port of ``count`` consecutive ports that are free on 127.0.0.1 right now."""
+def free_port_range(count: int, start: int = 20000, end: int = 32000) -> int:
+    """The first port of ``count`` consecutive ports that are free on 127.0.0.1 right now, below the
+    kernel's ephemeral range (32768+) so that outgoing connections cannot take them meanwhile."""
     import random
 
     for _ in range(200):

@@ -71,6 +71,12 @@ def up(app: "Application", detach: bool, ccfaas_port: int, vaas_port: int, s3str
         app.abort(str(exc))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stack.request_stop())
+    from client.profiles import Profile, save
+
+    endpoints = description["endpoints"]
+    config = save(Profile(name="local", kind="local", endpoints={k: endpoints[k] for k in ("ccfaas", "vaas", "s3stream")},
+                          s3_endpoint=endpoints["aws"]))
+    app.terminal.display_info(f"Profile 'local' written to {config}")
     show_endpoints(app, description)
     app.terminal.display_info("Local stack is up; Ctrl-C or `ipoc local down` stops it.")
     stack.wait()

@@ -1,0 +1,136 @@
+"""``ipoc function register``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import requests
+
+from client.api import ApiError
+from ipoc import schemas
+from ipoc.errors import IpocError
+
+if TYPE_CHECKING:
+    from client.cli.application import Application
+
+DIRECT_LIMIT = 4 * 1024 * 1024  # larger files go straight to S3 through a presigned upload
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, Path]:
+    result = {}
+    for value in values:
+        enclave, sep, local = value.partition("=")
+        if not sep or not enclave or not local:
+            raise click.BadParameter(f"expected ENCLAVE_PATH=FILE, got {value!r}", param_hint=option)
+        path = Path(local)
+        if not path.is_file():
+            raise click.BadParameter(f"{local} is not a file", param_hint=option)
+        result[enclave] = path
+    return result
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@click.command(short_help="Register a function and upload its programs and data files")
+@click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--program", "programs", multiple=True, metavar="ENCLAVE_PATH=FILE", help="A program's binary. Repeatable.")
+@click.option("--data", "data_files", multiple=True, metavar="ENCLAVE_PATH=FILE", help="A data file. Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome of every file as JSON.")
+@click.pass_obj
+def register(app: "Application", policy_file: Path, programs: tuple[str, ...], data_files: tuple[str, ...], as_json: bool) -> None:
+    """Register POLICY_FILE (a function policy) and upload every file it declares.
+
+    Everything is checked locally first: the policy's schema, that each declared
+    file is given, and that each file hashes to its pi_hash. Re-running is safe:
+    a function already registered with the same policy is kept, and files
+    already loaded are not uploaded again.
+    """
+    try:
+        policy = json.loads(policy_file.read_text())
+        schemas.validate("function", policy)
+    except (json.JSONDecodeError, IpocError) as exc:
+        app.abort(f"{policy_file}: {getattr(exc, 'message', exc)}")
+    given = {"program": _pairs(programs, "--program"), "data_file": _pairs(data_files, "--data")}
+    declared = {"program": {p["program_file_name"]: p["pi_hash"] for p in policy["programs"]},
+                "data_file": {d["data_file"]: d["pi_hash"] for d in policy.get("data_files", [])}}
+    for kind in declared:
+        unknown = set(given[kind]) - set(declared[kind])
+        missing = set(declared[kind]) - set(given[kind])
+        if unknown:
+            app.abort(f"{', '.join(sorted(unknown))}: not a {kind.replace('_', ' ')} of {policy['function']}", code=2)
+        if missing:
+            app.abort(f"give the file for {', '.join(sorted(missing))} (--{'program' if kind == 'program' else 'data'} PATH=FILE)", code=2)
+        for path, local in given[kind].items():
+            actual = _sha256(local)
+            if actual != declared[kind][path]:
+                app.abort(f"{local} hashes to {actual}, but the policy's pi_hash for {path} is {declared[kind][path]}")
+
+    api = app.api()
+    name = policy["function"]
+    outcomes = []
+    try:
+        try:
+            api.call("ccfaas", "POST", "/function", body=policy, expect=(201,))
+            app.terminal.display_info(f"Registered function {name}")
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            if api.call("ccfaas", "GET", f"/function/{name}") != policy:
+                app.abort(f"function {name} is already registered with another policy; `ipoc function delete {name}` first")
+            app.terminal.display_info(f"Function {name} is already registered with this policy")
+        for kind, files in given.items():
+            for path, local in files.items():
+                outcomes.append({"path": path, "kind": kind, "result": _upload(app, api, name, kind, path, local)})
+    except ApiError as exc:
+        app.abort(exc.message)
+    if as_json:
+        app.terminal.display_json({"function": name, "files": outcomes})
+    else:
+        app.terminal.display_table(f"Function {name}", ["Path", "Kind", "Result"],
+                                   [[o["path"], o["kind"].replace("_", " "), o["result"]] for o in outcomes])
+
+
+def _upload(app: "Application", api, name: str, kind: str, path: str, local: Path) -> str:  # type: ignore[no-untyped-def]
+    segment = base64.b64encode(path.encode()).decode()
+    base = f"/function/{name}/{kind}/{segment}"
+    if api.call("ccfaas", "GET", base)["status"] == "loaded":
+        return "already loaded"
+    size = local.stat().st_size
+    if size <= DIRECT_LIMIT:
+        api.call("ccfaas", "POST", base, data=local.read_bytes(), expect=(201,))
+        return f"uploaded ({size} bytes)"
+    start = api.call("ccfaas", "POST", f"{base}/upload", expect=(201,))
+    with app.terminal.progress(f"upload {path}", size) as update, open(local, "rb") as handle:
+        reply = requests.put(start["upload_url"], data=_ProgressReader(handle, update), timeout=3600,
+                             headers={"Content-Length": str(size)})
+    if reply.status_code >= 300:
+        raise ApiError(reply.status_code, "UploadFailed", f"the presigned upload of {path} failed: {reply.text[:200]}")
+    api.call("ccfaas", "POST", f"{base}/upload/complete", expect=(201,))
+    return f"uploaded through S3 ({size} bytes)"
+
+
+class _ProgressReader:
+    """A file wrapper that reports how much has been read (requests streams it)."""
+
+    def __init__(self, handle, update) -> None:  # type: ignore[no-untyped-def]
+        self.handle, self.update, self.done = handle, update, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.handle.read(n if n and n > 0 else 1 << 20)
+        self.done += len(data)
+        self.update(self.done)
+        return data
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(lambda: self.read(1 << 20), b"")

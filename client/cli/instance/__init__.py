@@ -1,0 +1,105 @@
+"""``ipoc instance``: create, list, show and delete instances."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from client.api import ApiError
+
+if TYPE_CHECKING:
+    from client.cli.application import Application
+
+
+@click.group(short_help="Create and manage instances (users)")
+def instance() -> None:
+    """Instances of registered functions, each an attested runtime with its own policy."""
+
+
+def _row(record: dict[str, Any]) -> list[str]:
+    return [record["instance_id"], record.get("function", ""), record.get("status", ""), record.get("reason") or ""]
+
+
+@instance.command(short_help="Create an instance from a user policy")
+@click.argument("user_policy", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--wait", default=25, show_default=True, type=click.IntRange(0, 25), help="Seconds to wait for READY.")
+@click.option("--ttl", type=click.IntRange(min=60), default=None, help="Seconds the instance may live. [default: 3600]")
+@click.option("--policy-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the exact policy text here once READY.")
+@click.option("--json", "as_json", is_flag=True, help="Print the instance record as JSON.")
+@click.pass_obj
+def create(app: "Application", user_policy: Path, wait: int, ttl: int | None, policy_out: Path | None, as_json: bool) -> None:
+    """Create an instance from USER_POLICY (the seed's user policy: function, instanceid, identities)."""
+    params = {"wait": str(wait), **({"ttl": str(ttl)} if ttl else {})}
+    api = app.api()
+    try:
+        reply = api.call("ccfaas", "POST", "/instance", body=json.loads(user_policy.read_text()), params=params)
+        instance_id = reply.get("instance") or reply["instance_id"]
+        record = api.call("ccfaas", "GET", f"/instance/{instance_id}")
+    except (ApiError, json.JSONDecodeError) as exc:
+        app.abort(getattr(exc, "message", str(exc)))
+    if policy_out and "policy" in record:
+        policy_out.write_text(record["policy"])
+    if as_json:
+        app.terminal.display_json(record)
+    else:
+        app.terminal.display(f"Instance {instance_id}: {record['status']}" + (f" ({record['reason']})" if record.get("reason") else ""))
+        if policy_out and "policy" in record:
+            app.terminal.display(f"Policy written to {policy_out}")
+    if record["status"] == "FAILED":
+        raise SystemExit(1)
+
+
+@instance.command("list", short_help="List your instances")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def list_(app: "Application", as_json: bool) -> None:
+    """List your instances (administrators see everyone's)."""
+    try:
+        details = app.api().call("ccfaas", "GET", "/instance")["details"]
+    except ApiError as exc:
+        app.abort(exc.message)
+    if as_json:
+        app.terminal.display_json(details)
+    else:
+        app.terminal.display_table("Instances", ["Instance", "Function", "Status", "Reason"], [_row(d) for d in details])
+
+
+@instance.command(short_help="Show an instance")
+@click.argument("instance_id")
+@click.option("--policy-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the exact policy text here (once READY).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def show(app: "Application", instance_id: str, policy_out: Path | None, as_json: bool) -> None:
+    """Show INSTANCE_ID: status, reason, its workflow execution and, once READY, its policy."""
+    try:
+        record = app.api().call("ccfaas", "GET", f"/instance/{instance_id}")
+    except ApiError as exc:
+        app.abort(exc.message)
+    if policy_out and "policy" in record:
+        policy_out.write_text(record["policy"])
+    if as_json:
+        app.terminal.display_json(record)
+        return
+    fields = ["status", "reason", "function", "owner", "created_at", "veracruz_server_url", "instance_hash", "execution_arn"]
+    app.terminal.display_table(f"Instance {instance_id}", ["Field", "Value"], [[f, str(record[f])] for f in fields if record.get(f)])
+
+
+@instance.command(short_help="Delete an instance")
+@click.argument("instance_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the final record as JSON.")
+@click.pass_obj
+def delete(app: "Application", instance_id: str, as_json: bool) -> None:
+    """Release INSTANCE_ID: its workflow tears it down; waits (bounded) until it is DELETED."""
+    try:
+        record = app.api().call("ccfaas", "DELETE", f"/instance/{instance_id}")
+    except ApiError as exc:
+        app.abort(exc.message)
+    if as_json:
+        app.terminal.display_json(record)
+    else:
+        app.terminal.display(f"Instance {instance_id}: {record['status']}")

@@ -1,0 +1,85 @@
+"""``ipoc stream``, ``ipoc exec`` and ``ipoc results``: the user's steps one at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import click
+
+from client.api import ApiError
+from client.user import fetch_results
+from ipoc.client import VeracruzClient
+from ipoc.errors import IpocError
+
+if TYPE_CHECKING:
+    from client.cli.application import Application
+
+_policy = click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+_identity = click.option("--identity", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help="PEM certificate of a policy identity.")
+_key = click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                    help="PEM private key of that certificate.")
+
+
+def s3_url(value: str) -> tuple[str, str]:
+    parts = urlsplit(value)
+    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
+        raise click.BadParameter(f"expected s3://BUCKET/KEY, got {value!r}")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+@click.command(short_help="Have the S3 streamer copy an S3 object into an instance")
+@_policy
+@click.option("--input", "source", required=True, help="s3://BUCKET/KEY of the (encrypted) input.")
+@click.option("--to", "target", required=True, help="Enclave path to write, e.g. /s3_app_input/in_enc.y4m.")
+@_identity
+@_key
+@click.pass_obj
+def stream(app: "Application", policy_file: Path, source: str, target: str, identity: Path, key: Path) -> None:
+    """Ask the S3 streamer to copy SOURCE into the instance POLICY_FILE describes, as the given identity."""
+    bucket, object_key = s3_url(source)
+    body = {"s3": {"bucket": bucket, "filename": object_key},
+            "veracruz": {"filename": target, "policy": policy_file.read_text(), "certificate": identity.read_text(),
+                         "key": key.read_text()}}
+    try:
+        reply = app.api().call("s3stream", "POST", "/s3_stream_veracruz", body=body)
+    except ApiError as exc:
+        app.abort(exc.message)
+    app.terminal.display_success(f"Streamed {reply['bytes']} bytes from {source} into {target}")
+
+
+@click.command("exec", short_help="Execute a program in an instance")
+@_policy
+@click.argument("program")
+@_identity
+@_key
+@click.pass_obj
+def exec_(app: "Application", policy_file: Path, program: str, identity: Path, key: Path) -> None:
+    """Execute PROGRAM (an enclave path) in the instance POLICY_FILE describes; exit 1 if it fails."""
+    try:
+        with VeracruzClient(policy_file.read_text(), identity.read_text(), key.read_text()) as client:
+            code = client.execute(program)
+    except IpocError as exc:
+        app.abort(exc.message)
+    app.terminal.display(f"{program} exited with code {code}")
+    if code != 0:
+        raise SystemExit(1)
+
+
+@click.command(short_help="Fetch an instance's results into a folder")
+@_policy
+@_identity
+@_key
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write into.")
+@click.option("--result", "extra", multiple=True, metavar="ENCLAVE_PATH", help="Another file to fetch. Repeatable.")
+@click.pass_obj
+def results(app: "Application", policy_file: Path, identity: Path, key: Path, out: Path, extra: tuple[str, ...]) -> None:
+    """Fetch stdout, stderr, /output/detections.json and the frames it names, and any --result files."""
+    try:
+        with VeracruzClient(policy_file.read_text(), identity.read_text(), key.read_text()) as client:
+            fetched = fetch_results(client, out, list(extra))
+    except IpocError as exc:
+        app.abort(exc.message)
+    app.terminal.display_success(f"Fetched {len(fetched)} files into {out}")

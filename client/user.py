@@ -1,0 +1,72 @@
+"""What the user-side commands share: the user's identity, user policies, and fetching results."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from ipoc import rights as R
+from ipoc.certs import Identity, new_identity
+from ipoc.client import VeracruzClient
+from ipoc.errors import NoResult
+from ipoc.paths import ipoc_home
+
+
+def user_identity() -> tuple[Identity, Path, Path, bool]:
+    """The user's long-lived key and certificate under $IPOC_HOME/identity; created on first use."""
+    directory = ipoc_home() / "identity"
+    cert, key = directory / "user.crt", directory / "user.key"
+    created = False
+    if not (cert.exists() and key.exists()):
+        new_identity("ipoc-user").write(cert, key)
+        created = True
+    return Identity(cert.read_text(), key.read_text()), cert, key, created
+
+
+def directory_of(path: str) -> str:
+    return posixpath.dirname(path.rstrip("/")) + "/"
+
+
+def run_user_policy(function: str, instance_id: str, user: Identity, streamer: Identity, *, program: str, input_path: str,
+                    key_path: str, iv_path: str, output_dir: str = "/output/") -> dict[str, Any]:
+    """The seed's two identities: the streamer may write the input's directory; the user writes key
+    and IV, reads outputs and the program's streams, and may execute the program."""
+    user_dirs = sorted({directory_of(key_path), directory_of(iv_path)})
+    return {
+        "function": function,
+        "instanceid": instance_id,
+        "identities": [
+            {"certificate": streamer.certificate, "file_rights": [{"file_name": directory_of(input_path), "rights": int(R.WRITE)}]},
+            {"certificate": user.certificate, "file_rights": [
+                *({"file_name": d, "rights": int(R.WRITE)} for d in user_dirs),
+                {"file_name": output_dir, "rights": int(R.READ)},
+                {"file_name": "stdout", "rights": int(R.READ)},
+                {"file_name": "stderr", "rights": int(R.READ)},
+                {"file_name": directory_of(program), "rights": int(R.OPEN_EXECUTE)},
+            ]},
+        ],
+    }
+
+
+def fetch_results(client: VeracruzClient, out: Path, extra: list[str]) -> list[str]:
+    """stdout, stderr, detections.json and the annotated frames it names, plus any extra paths, into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    fetched = []
+    wanted = ["stdout", "stderr", "/output/detections.json", *extra]
+    for path in wanted:
+        try:
+            data = client.read_file(path)
+        except NoResult:
+            continue  # an empty stream or file: nothing to save
+        target = out / (f"{path}.txt" if path in ("stdout", "stderr") else posixpath.basename(path))
+        target.write_bytes(data)
+        fetched.append(str(target))
+        if path == "/output/detections.json":
+            for frame in json.loads(data).get("frames", []):
+                if frame.get("boxes"):
+                    image = f"/output/prediction.{frame['index']}.png"
+                    (out / posixpath.basename(image)).write_bytes(client.read_file(image))
+                    fetched.append(str(out / posixpath.basename(image)))
+    return fetched

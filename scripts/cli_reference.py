@@ -1,0 +1,50 @@
+"""Generate docs/cli.md, the CLI reference, from the CLI's own help texts.
+
+    .venv/bin/python scripts/cli_reference.py          # rewrite docs/cli.md
+    .venv/bin/python scripts/cli_reference.py --check  # exit 1 when docs/cli.md is stale (a test runs this)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from client.cli import ipoc  # noqa: E402
+
+TARGET = ROOT / "docs" / "cli.md"
+
+
+def sections(command: click.Command, path: list[str]) -> list[str]:
+    context = click.Context(command, info_name=" ".join(path), terminal_width=100, max_content_width=100)
+    out = [f"{'#' * min(len(path) + 1, 4)} `{' '.join(path)}`", "", "```text", command.get_help(context), "```", ""]
+    if isinstance(command, click.Group):
+        for name in command.list_commands(context):
+            out += sections(command.get_command(context, name), [*path, name])
+    return out
+
+
+def render() -> str:
+    header = ["# `ipoc` command reference", "",
+              "Generated from the CLI's own `--help` by `scripts/cli_reference.py`; do not edit by hand.", ""]
+    return "\n".join(header + sections(ipoc, ["ipoc"]))
+
+
+def main() -> int:
+    text = render()
+    if "--check" in sys.argv:
+        if not TARGET.exists() or TARGET.read_text() != text:
+            print("docs/cli.md is stale: run .venv/bin/python scripts/cli_reference.py", file=sys.stderr)
+            return 1
+        return 0
+    TARGET.parent.mkdir(exist_ok=True)
+    TARGET.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
