@@ -69,9 +69,14 @@ class Reaper:
         age = (_dt.datetime.now(_dt.timezone.utc) - _dt.datetime.fromisoformat(created)).total_seconds()
         return age > int(record.get("ttl_seconds", 0)) + GRACE_SECONDS
 
+    def _token(self, instance_id: str) -> str | None:
+        """The task token as it is now. Read after our status update: the workflow stores its token only
+        while the instance is live, so either we see it here or the workflow sees our status and ends itself."""
+        return (self.lifecycle.instances.get(instance_id) or {}).get("task_token")
+
     def _fail(self, record: dict[str, Any], error: str, reason: str) -> str:
         self.lifecycle.instances.update(record["instance_id"], status="FAILED", reason=reason, unless_status=InstanceStore.TERMINAL)
-        token = record.get("task_token")
+        token = self._token(record["instance_id"])
         if token and _send(lambda: aws.client("stepfunctions").send_task_failure(
                 taskToken=token, error=error, cause=json.dumps({"errorMessage": reason}))):
             return f"failed ({reason}); workflow tearing down"
@@ -80,11 +85,13 @@ class Reaper:
 
     def _release(self, record: dict[str, Any]) -> str:
         """The runtime shut down cleanly (a client asked it to): release the instance as a delete would."""
-        token = record.get("task_token")
         self.lifecycle.instances.update(record["instance_id"], status="RELEASING", reason="the runtime shut down",
-                                        unless_status=InstanceStore.TERMINAL)
+                                        release_requested=True, unless_status=InstanceStore.TERMINAL)
+        token = self._token(record["instance_id"])
         if token and _send(lambda: aws.client("stepfunctions").send_task_success(taskToken=token, output=json.dumps({"released": True}))):
             return "released (runtime shut down)"
+        if token is None and record.get("status") == "READY":
+            return "release requested (runtime shut down)"  # the workflow releases itself when it reaches its wait
         self.lifecycle.teardown({"instance_id": record["instance_id"]})
         return "torn down (runtime shut down)"
 
