@@ -5,6 +5,10 @@ then writes, with nothing stopping another thread in between, so two
 concurrent conditional puts can both succeed. Our slot allocation and upload
 bookkeeping rely on that atomicity, so every moto DynamoDB operation runs under
 one lock here.
+
+S3 takes concurrent PUTs of one key; moto closes the replaced object's buffer
+while the other request still builds its response from it ("I/O operation on
+closed file"). Object requests are serialised too.
 """
 
 from __future__ import annotations
@@ -29,6 +33,19 @@ def serialise_dynamodb_writes() -> None:
         if original is None or getattr(original, "_ipoc_serialised", False):
             continue
         setattr(DynamoDBBackend, name, _locked(original))
+
+
+def serialise_s3_object_requests() -> None:
+    """Handle moto's S3 object requests one at a time (idempotent)."""
+    from moto.s3.responses import S3Response
+
+    if not getattr(S3Response._key_response, "_ipoc_serialised", False):
+        S3Response._key_response = _locked(S3Response._key_response)  # type: ignore[method-assign]
+
+
+def apply_all() -> None:
+    serialise_dynamodb_writes()
+    serialise_s3_object_requests()
 
 
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:

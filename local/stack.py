@@ -143,9 +143,9 @@ class LocalStack:
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
 
-        from local.moto_patches import serialise_dynamodb_writes
+        from local import moto_patches
 
-        serialise_dynamodb_writes()  # conditional writes must be atomic, as in DynamoDB
+        moto_patches.apply_all()  # atomic conditional writes and safe concurrent PUTs, as in AWS
         server = ThreadedMotoServer(ip_address=self.config.host, port=self.config.moto_port, verbose=False)
         server.start()
         self._stoppers.append(("moto", server.stop))

@@ -41,10 +41,10 @@ def ipoc_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session", autouse=True)
 def atomic_moto_dynamodb() -> None:
-    """moto's conditional writes race under threads; DynamoDB's do not (see local/moto_patches.py)."""
-    from local.moto_patches import serialise_dynamodb_writes
+    """moto races under threads where AWS does not (see local/moto_patches.py)."""
+    from local import moto_patches
 
-    serialise_dynamodb_writes()
+    moto_patches.apply_all()
 
 
 @pytest.fixture(scope="session")

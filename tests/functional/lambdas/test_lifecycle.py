@@ -177,3 +177,19 @@ def test_instance_route_errors(plane, ids, echo_wasm):
     plane.wait_status("i-x", ("READY", "FAILED"))
     assert call(ccfaas, "DELETE", "/instance/i-x", user="bob").status == 404  # not the owner
     assert call(ccfaas, "DELETE", "/instance/i-x", user="local-admin").json["status"] == "DELETED"  # admins may
+
+
+def test_a_runtime_shut_down_by_its_user_is_released(plane, ids, echo_wasm):
+    # GIVEN a READY instance whose user asks the runtime to shut down (as veracruz-client does after results)
+    plane.register_echo(echo_wasm)
+    plane.create("i-done", [(ids.user, P.USER_RIGHTS)])
+    record = plane.wait_status("i-done", ("READY",))
+    with VeracruzClient(record["policy"], ids.user.certificate, ids.user.private_key) as client:
+        client.shutdown()
+    wait_until(lambda: running_ports(plane.runtimes) == [], timeout=10, what="the runtime to exit")
+    # WHEN the reaper runs THEN the instance is released, not failed, and its workflow ends normally
+    actions = Reaper(Lifecycle.from_settings()).run()
+    assert actions[0]["instance_id"] == "i-done" and actions[0]["action"].startswith("releas")
+    deleted = plane.wait_status("i-done", ("DELETED", "FAILED"))
+    assert deleted["status"] == "DELETED" and deleted["reason"] == "the runtime shut down"
+    assert plane.execution(record["execution_arn"])["status"] == "SUCCEEDED"

@@ -53,3 +53,29 @@ def test_concurrent_conditional_puts_have_exactly_one_winner(fast_switching, mon
             for thread in threads:
                 thread.join(30)
             assert len(winners) == 1, f"round {round_}: {len(winners)} winners"
+
+
+def test_concurrent_puts_of_one_object_all_succeed(fast_switching, monkeypatch):
+    from local.moto_patches import serialise_s3_object_requests
+
+    serialise_s3_object_requests()
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+        s3.create_bucket(Bucket="artifacts")
+        failures: list[Exception] = []
+
+        def put() -> None:
+            try:
+                s3.put_object(Bucket="artifacts", Key="same", Body=b"x" * 100_000)
+            except Exception as exc:  # any failure is what this test looks for
+                failures.append(exc)
+
+        for _ in range(5):
+            threads = [threading.Thread(target=put) for _ in range(12)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+        assert failures == []
+        assert s3.get_object(Bucket="artifacts", Key="same")["Body"].read() == b"x" * 100_000
