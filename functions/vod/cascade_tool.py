@@ -3,13 +3,13 @@
     python functions/vod/cascade_tool.py haarcascade_frontalface_default.xml cascade.bin
     python functions/vod/cascade_tool.py --name frontalface_default cascade.bin   # from cv2.data.haarcascades
 
-Format (little-endian): b"IPOCHAAR", u32 version 1, u32 window width, u32 window height,
+Format (little-endian): b"IPOCHAAR", u32 version 2, u32 window width, u32 window height,
 u32 stage count, u32 feature count; per stage: u32 stump count, f32 threshold, then per
 stump u32 feature index, f32 threshold, f32 left leaf, f32 right leaf; per feature: u32
-rect count, then per rect u32 x, u32 y, u32 w, u32 h, f32 weight.
+rect count, u32 tilted (0 or 1: rectangles rotated by 45 degrees), then per rect u32 x,
+u32 y, u32 w, u32 h, f32 weight.
 
-Only stump cascades (maxDepth 1, OpenCV's new format) with upright features are
-supported; a cascade with tilted features is refused with a clear message.
+Only stump cascades (maxDepth 1, OpenCV's new format) are supported.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def convert(xml_text: str) -> bytes:
     width, height = int(cascade.findtext("width")), int(cascade.findtext("height"))
     stages = cascade.find("stages")
     features = cascade.find("features")
-    out = bytearray(MAGIC + struct.pack("<IIIII", 1, width, height, len(stages), len(features)))
+    out = bytearray(MAGIC + struct.pack("<IIIII", 2, width, height, len(stages), len(features)))
     for stage in stages:
         weaks = stage.find("weakClassifiers")
         out += struct.pack("<If", len(weaks), float(stage.findtext("stageThreshold")))
@@ -52,12 +52,11 @@ def convert(xml_text: str) -> bytes:
                 raise CascadeError("only stump classifiers (maxDepth 1) are supported")
             out += struct.pack("<Ifff", int(nodes[2]), float(nodes[3]), float(leaves[0]), float(leaves[1]))
     for feature in features:
-        if (feature.findtext("tilted") or "0").strip() == "1":
-            raise CascadeError("this cascade uses tilted (45-degree) features, which the detector does not support yet")
+        tilted = (feature.findtext("tilted") or "0").strip() == "1"
         rects = [_numbers(r.text) for r in feature.find("rects")]
         if not 1 <= len(rects) <= 3:
             raise CascadeError("a feature must have 1 to 3 rectangles")
-        out += struct.pack("<I", len(rects))
+        out += struct.pack("<II", len(rects), int(tilted))
         for x, y, w, h, weight in rects:
             out += struct.pack("<IIIIf", int(x), int(y), int(w), int(h), float(weight))
     return bytes(out)

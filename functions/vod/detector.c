@@ -172,11 +172,11 @@ static void read_exact_16(const char *path, uint8_t out[16], const char *what) {
 /* The cascade model (written by cascade_tool.py; little-endian)                              */
 
 typedef struct { int x, y, w, h; float weight; } FeatureRect;
-typedef struct { int nrects; FeatureRect rect[3]; } Feature;
+typedef struct { int nrects, tilted; FeatureRect rect[3]; } Feature;
 typedef struct { int feature; float threshold, left, right; } Stump;
 typedef struct { int nstumps, first; float threshold; } Stage;
 typedef struct {
-    int width, height, nstages, nstumps, nfeatures;
+    int width, height, nstages, nstumps, nfeatures, has_tilted;
     Stage *stages;
     Stump *stumps;
     Feature *features;
@@ -197,8 +197,9 @@ static Cascade load_cascade(const char *path) {
     uint8_t *data = malloc((size_t)size);
     if (!data || fread(data, 1, (size_t)size, f) != (size_t)size) fail(3, "cannot read the model", path);
     fclose(f);
-    if (memcmp(data, "IPOCHAAR", 8) != 0 || get_u32(data + 8) != 1) fail(3, "not a cascade model (use cascade_tool.py)", path);
+    if (memcmp(data, "IPOCHAAR", 8) != 0 || get_u32(data + 8) != 2) fail(3, "not a cascade model of this version (use cascade_tool.py)", path);
     Cascade c;
+    c.has_tilted = 0;
     c.width = (int)get_u32(data + 12);
     c.height = (int)get_u32(data + 16);
     c.nstages = (int)get_u32(data + 20);
@@ -233,11 +234,14 @@ static Cascade load_cascade(const char *path) {
         }
     }
     for (int i = 0; i < c.nfeatures; i++) {
-        if (offset + 4 > (size_t)size) fail(3, "truncated model", path);
+        if (offset + 8 > (size_t)size) fail(3, "truncated model", path);
         int n = (int)get_u32(data + offset);
-        offset += 4;
+        int tilted = get_u32(data + offset + 4) != 0;
+        offset += 8;
         if (n < 1 || n > 3 || offset + (size_t)n * 20 > (size_t)size) fail(3, "bad feature in the model", path);
         c.features[i].nrects = n;
+        c.features[i].tilted = tilted;
+        c.has_tilted |= tilted;
         for (int j = 0; j < n; j++, offset += 20) {
             FeatureRect *r = &c.features[i].rect[j];
             r->x = (int)get_u32(data + offset);
@@ -245,7 +249,9 @@ static Cascade load_cascade(const char *path) {
             r->w = (int)get_u32(data + offset + 8);
             r->h = (int)get_u32(data + offset + 12);
             r->weight = get_f32(data + offset + 16);
-            if (r->x < 0 || r->y < 0 || r->x + r->w > c.width || r->y + r->h > c.height) fail(3, "feature outside the window", path);
+            int inside = tilted ? r->x - r->h >= 0 && r->y >= 0 && r->x + r->w <= c.width && r->y + r->w + r->h <= c.height
+                                : r->x >= 0 && r->y >= 0 && r->x + r->w <= c.width && r->y + r->h <= c.height;
+            if (!inside) fail(3, "feature outside the window", path);
         }
     }
     free(data);
@@ -303,6 +309,7 @@ typedef struct {
     int w, h, stride;  /* integral images are (w+1) x (h+1) */
     int32_t *sum;
     uint32_t *sqsum;   /* wraps modulo 2^32, like OpenCV's: differences over a window stay exact */
+    int32_t *tilted;   /* 45-degree integral (only for cascades with tilted features), else NULL */
 } Integral;
 
 static void integral(const uint8_t *img, int w, int h, Integral *ii) {
@@ -310,6 +317,7 @@ static void integral(const uint8_t *img, int w, int h, Integral *ii) {
     size_t n = (size_t)(w + 1) * (h + 1);
     ii->sum = calloc(n, sizeof(int32_t));
     ii->sqsum = calloc(n, sizeof(uint32_t));
+    ii->tilted = NULL;
     if (!ii->sum || !ii->sqsum) fail(2, "out of memory for the integral images", NULL);
     for (int y = 0; y < h; y++) {
         int32_t row = 0;
@@ -325,7 +333,38 @@ static void integral(const uint8_t *img, int w, int h, Integral *ii) {
     }
 }
 
-static void integral_free(Integral *ii) { free(ii->sum); free(ii->sqsum); }
+/* The rotated integral image, OpenCV's definition:
+ *   tilted(X, Y) = sum of image(x, y) over y < Y and |x - X + 1| <= Y - y - 1
+ * computed row by row with T(X,Y) = T(X-1,Y-1) + T(X+1,Y-1) - T(X,Y-2) + I(X-1,Y-1) + I(X-1,Y-2)
+ * on a buffer padded by h columns on both sides, so the triangles may leave the image. */
+static void tilted_integral(const uint8_t *img, int w, int h, Integral *ii) {
+    int pad = h + 1, pw = w + 1 + 2 * pad;
+    int32_t *rows = calloc((size_t)pw * (h + 1), sizeof(int32_t));
+    ii->tilted = malloc(sizeof(int32_t) * (size_t)(w + 1) * (h + 1));
+    if (!rows || !ii->tilted) fail(2, "out of memory for the tilted integral image", NULL);
+#define T(X, Y) rows[(size_t)(Y) * pw + (X) + pad]
+#define PIX(X, Y) (((X) >= 0 && (X) < w && (Y) >= 0 && (Y) < h) ? img[(size_t)(Y) * w + (X)] : 0)
+    for (int Y = 1; Y <= h; Y++)
+        for (int X = -pad + 1; X < w + 1 + pad - 1; X++) {
+            int32_t v = T(X - 1, Y - 1) + T(X + 1, Y - 1) + PIX(X - 1, Y - 1);
+            if (Y >= 2) v += PIX(X - 1, Y - 2) - T(X, Y - 2);
+            T(X, Y) = v;
+        }
+    for (int Y = 0; Y <= h; Y++)
+        for (int X = 0; X <= w; X++) ii->tilted[(size_t)Y * (w + 1) + X] = T(X, Y);
+#undef T
+#undef PIX
+    free(rows);
+}
+
+static void integral_free(Integral *ii) { free(ii->sum); free(ii->sqsum); free(ii->tilted); }
+
+static inline int32_t tilted_sum(const Integral *ii, int x, int y, int w, int h) {
+    const int32_t *p = ii->tilted;
+    int s = ii->stride;
+    return p[(size_t)y * s + x] - p[(size_t)(y + h) * s + (x - h)] - p[(size_t)(y + w) * s + (x + w)] +
+           p[(size_t)(y + w + h) * s + (x + w - h)];
+}
 
 static inline int32_t rect_sum(const Integral *ii, int x, int y, int w, int h) {
     const int32_t *p = ii->sum;
@@ -364,10 +403,12 @@ static int run_at(const Cascade *c, const Integral *ii, int x, int y) {
         for (int i = 0; i < stage->nstumps; i++) {
             const Stump *stump = &c->stumps[stage->first + i];
             const Feature *f = &c->features[stump->feature];
-            float value = f->rect[0].weight * (float)rect_sum(ii, x + f->rect[0].x, y + f->rect[0].y, f->rect[0].w, f->rect[0].h);
-            value += f->rect[1].weight * (float)rect_sum(ii, x + f->rect[1].x, y + f->rect[1].y, f->rect[1].w, f->rect[1].h);
+            int32_t (*area_sum)(const Integral *, int, int, int, int) = f->tilted ? tilted_sum : rect_sum;
+            float value = f->rect[0].weight * (float)area_sum(ii, x + f->rect[0].x, y + f->rect[0].y, f->rect[0].w, f->rect[0].h);
+            if (f->nrects > 1)
+                value += f->rect[1].weight * (float)area_sum(ii, x + f->rect[1].x, y + f->rect[1].y, f->rect[1].w, f->rect[1].h);
             if (f->nrects > 2 && f->rect[2].weight != 0.0f)
-                value += f->rect[2].weight * (float)rect_sum(ii, x + f->rect[2].x, y + f->rect[2].y, f->rect[2].w, f->rect[2].h);
+                value += f->rect[2].weight * (float)area_sum(ii, x + f->rect[2].x, y + f->rect[2].y, f->rect[2].w, f->rect[2].h);
             value *= norm;
             total += value < stump->threshold ? stump->left : stump->right;
         }
@@ -405,6 +446,7 @@ static void detect_candidates(const Cascade *c, const uint8_t *img, int w, int h
         else resize_bilinear(img, w, h, scaled, sw, sh);
         Integral ii;
         integral(scaled, sw, sh, &ii);
+        if (c->has_tilted) tilted_integral(scaled, sw, sh, &ii);
         int step = factor > 2.0 ? 1 : 2;
         for (int y = 0; y < range_h; y += step) {
             for (int x = 0; x < range_w; x += step) {

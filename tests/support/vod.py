@@ -35,10 +35,16 @@ def carphone_frames(count: int) -> tuple[int, int, list[Frame]]:
 
 def astronaut_frame() -> tuple[int, int, list[Frame]]:
     """scikit-image's astronaut.png as one 4:2:0 frame."""
+    return photo_frame("astronaut")
+
+
+def photo_frame(name: str) -> tuple[int, int, list[Frame]]:
+    """One of scikit-image's sample photos (astronaut, chelsea the cat, ...) as one 4:2:0 frame."""
     import cv2
     from skimage import data
 
-    rgb = data.astronaut()
+    rgb = getattr(data, name)()
+    rgb = rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2]  # even sides, as I420 needs
     h, w = rgb.shape[:2]
     i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).reshape(-1)
     y = i420[: w * h].reshape(h, w)

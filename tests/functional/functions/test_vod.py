@@ -94,3 +94,33 @@ def test_the_model_and_program_are_hash_checked(instance, ids, build):
     with VeracruzClient(instance.policy, ids.loader.certificate, ids.loader.private_key) as loader:
         with pytest.raises(errors.FileHashMismatch):
             loader.write_file("/program_data/cascade.bin", (build / "cascade.bin").read_bytes()[:-1])
+
+
+@pytest.mark.parametrize(("cascade", "photo"), [("frontalcatface", "chelsea"), ("smile", "astronaut")])
+def test_other_cascades_agree_with_opencv_under_wasmtime(build, tmp_path, cascade, photo):
+    """Cat faces, and a cascade of tilted (45-degree) features, run directly under wasmtime with the
+    detector's pre-opened directories (the runtime pins the frontal-face model by hash)."""
+    import sys
+
+    from runtime.executor import Executor, Streams
+    from runtime.vfs import Preopen
+
+    sys.path.insert(0, str(vod.ROOT / "functions" / "vod"))
+    import cascade_tool
+
+    width, height, frames = vod.photo_frame(photo)
+    for name in ("user_input", "s3_app_input", "program_data", "output"):
+        (tmp_path / name).mkdir()
+    key, iv = os.urandom(16), os.urandom(16)
+    (tmp_path / "user_input/key").write_bytes(key)
+    (tmp_path / "user_input/iv").write_bytes(iv)
+    (tmp_path / "s3_app_input/in_enc.y4m").write_bytes(vod.encrypted(width, height, frames, key, iv))
+    (tmp_path / "program_data/cascade.bin").write_bytes(cascade_tool.convert(cascade_tool.opencv_cascade_path(cascade).read_text()))
+    preopens = [Preopen(tmp_path / n, f"/{n}", n == "output") for n in ("user_input", "s3_app_input", "program_data", "output")]
+    code = Executor(max_memory_mib=512, enable_clock=False, time_limit=120).run(
+        (build / "detector.wasm").read_bytes(), preopens, Streams(stderr=tmp_path / "stderr"))
+    assert code == 0, (tmp_path / "stderr").read_text()
+    ours = vod.detections((tmp_path / "output/detections.json").read_bytes())
+    result = vod.agreement(ours, vod.opencv_boxes(frames, cascade))
+    assert result["opencv_boxes"] >= 1
+    assert result["opencv_matched"] >= 0.95 and result["ours_matched"] >= 0.95, result

@@ -20,15 +20,19 @@ def test_frontal_face_converts_with_its_stages_and_features():
     model = cascade_tool.convert(path.read_text())
     magic, version, width, height, stages, features = struct.unpack_from("<8sIIIII", model)
     cascade = ET.parse(path).getroot().find("cascade")
-    assert (magic, version, width, height) == (b"IPOCHAAR", 1, 24, 24)
+    assert (magic, version, width, height) == (b"IPOCHAAR", 2, 24, 24)
     assert stages == len(cascade.find("stages")) == 25
     assert features == len(cascade.find("features"))
 
 
-def test_cat_faces_convert_and_tilted_cascades_are_refused():
-    assert cascade_tool.convert(cascade_tool.opencv_cascade_path("frontalcatface").read_text()).startswith(b"IPOCHAAR")
-    with pytest.raises(cascade_tool.CascadeError, match="tilted"):
-        cascade_tool.convert(cascade_tool.opencv_cascade_path("fullbody").read_text())
+@pytest.mark.parametrize("name", ["frontalcatface", "frontalcatface_extended", "fullbody", "upperbody", "smile", "profileface"])
+def test_stump_cascades_convert_tilted_features_included(name):
+    assert cascade_tool.convert(cascade_tool.opencv_cascade_path(name).read_text()).startswith(b"IPOCHAAR")
+
+
+def test_tree_cascades_and_bad_input_are_refused():
+    with pytest.raises(cascade_tool.CascadeError, match="maxDepth 1"):
+        cascade_tool.convert(cascade_tool.opencv_cascade_path("lefteye_2splits").read_text())
     with pytest.raises(cascade_tool.CascadeError, match="no haarcascade_nothing"):
         cascade_tool.opencv_cascade_path("nothing")
     with pytest.raises(cascade_tool.CascadeError, match="not an OpenCV cascade"):
