@@ -86,6 +86,9 @@ def run(app: "Application", function: str, source: str, key_file: Path, iv_file:
     and exits 1.
     """
     bucket, object_key = s3_url(source)
+    for name, path in (("--key", key_file), ("--iv", iv_file)):
+        if path.stat().st_size < 16:
+            raise click.BadParameter(f"{path} holds {path.stat().st_size} bytes; a key or IV is 16", param_hint=name)
     api = app.api()
     timeline = Timeline(app)
     instance_id = instance_id or f"{function}-{uuid.uuid4().hex[:8]}"
@@ -135,6 +138,10 @@ def run(app: "Application", function: str, source: str, key_file: Path, iv_file:
         finally:
             client.close()
         _summary(app, out)
+    except KeyboardInterrupt:
+        if created and not keep:
+            _delete(api, instance_id)
+        app.abort("interrupted" + (f"; instance {instance_id} deleted" if created and not keep else ""), code=130)
     except StepFailed as exc:
         if created and not keep:
             _delete(api, instance_id)
