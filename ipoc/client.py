@@ -60,7 +60,11 @@ class VeracruzClient:
         *,
         timeout: float = 60.0,
         check_identity: bool = True,
+        post_bytes: int = MAX_RAW_PER_POST,
     ) -> None:
+        if not 0 < post_bytes <= MAX_RAW_PER_POST:
+            raise ValueError(f"post_bytes must be 1..{MAX_RAW_PER_POST} (bodies stay under the runtime's 256 KiB limit)")
+        self._post_bytes = post_bytes  # TLS bytes per post: batched records by default
         self.policy: FullPolicy = parse_full_policy(policy_text)
         self._certificate = certificate
         self._key = key
@@ -273,9 +277,9 @@ class VeracruzClient:
         if not data:
             return False
         view = memoryview(data)
-        for start in range(0, len(view), MAX_RAW_PER_POST):
+        for start in range(0, len(view), self._post_bytes):
             try:
-                self._session_id, reply = self._carrier.exchange(self._session_id, bytes(view[start : start + MAX_RAW_PER_POST]))
+                self._session_id, reply = self._carrier.exchange(self._session_id, bytes(view[start : start + self._post_bytes]))
             except CarrierError as exc:
                 self._abandon()
                 raise self._runtime_error(exc, what) from None

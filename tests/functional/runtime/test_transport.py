@@ -58,3 +58,14 @@ def test_runtime_refuses_oversized_and_malformed_bodies(streamer_runtime):
     # not TLS at all: the handshake fails and the session is dropped
     status, text = post(b"0 " + base64.b64encode(b"GET / HTTP/1.1\r\n\r\n"))
     assert status == 500 and text.startswith("HandshakeFailed: TLS handshake failed")
+
+
+def test_post_size_is_bounded_and_configurable(streamer_runtime, ids):
+    with pytest.raises(ValueError, match="256 KiB"):
+        VeracruzClient(streamer_runtime.policy, ids.streamer.certificate, ids.streamer.private_key, post_bytes=1 << 20)
+    # one post per TLS record, as the original client: many more posts for the same message
+    client = VeracruzClient(streamer_runtime.policy, ids.streamer.certificate, ids.streamer.private_key, post_bytes=16 * 1024 + 22)
+    with client:
+        before = client._carrier.posts
+        client.write_file("/input/records", b"\x01" * (1 << 20))
+        assert client._carrier.posts - before >= 60
