@@ -36,6 +36,15 @@ def split_url(server_url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    """Whether something accepts TCP connections there (a runtime opens its port only once attested)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def encode_body(session_id: int, data: bytes) -> bytes:
     return f"{session_id} ".encode() + base64.b64encode(data)
 

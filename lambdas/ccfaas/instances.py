@@ -14,10 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ipoc import errors, schemas
-from lambdas.ccfaas.lifecycle import wait_for
+from lambdas.ccfaas.lifecycle import release_task, wait_for
 from lambdas.ccfaas.registry import LOADED, Registry
 from lambdas.shared import aws
 from lambdas.shared.auth import is_admin
@@ -122,11 +120,6 @@ class Instances:
         token = record.get("task_token")
         if token:
             self.instances.update(instance_id, status="RELEASING", unless_status=InstanceStore.TERMINAL)
-            try:
-                aws.client("stepfunctions").send_task_success(taskToken=token, output=json.dumps({"released": True}))
-            except ClientError as exc:
-                # The workflow is already past its release wait (expired, or failed): teardown is under way.
-                if exc.response.get("Error", {}).get("Code") not in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
-                    raise
+            release_task(token)
         # Otherwise the workflow has not reached its release wait yet; it releases itself there.
         return self.wait(instance_id, InstanceStore.TERMINAL, wait_seconds)

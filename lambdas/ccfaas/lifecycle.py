@@ -11,15 +11,16 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import posixpath
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from ipoc import errors, policy as P
 from ipoc.client import VeracruzClient
 from ipoc.rights import WRITE
-from ipoc.wire.carrier import split_url
+from ipoc.wire.carrier import port_open, split_url
 from lambdas.ccfaas.registry import LOADED, Registry
 from lambdas.shared import aws
 from lambdas.shared.config import settings
@@ -108,11 +109,8 @@ class Lifecycle:
 
     def wait_ready(self, state: dict[str, Any]) -> dict[str, Any]:
         host, port = split_url(state["allocation"]["veracruz_server_url"])
-        try:
-            with socket.create_connection((host, port), timeout=2):
-                return {}
-        except OSError:
-            pass
+        if port_open(host, port, timeout=2):
+            return {}
         record = self.instances.get(state["instance_id"]) or {}
         started = _parse_time(record.get("updated_at")) or _dt.datetime.now(_dt.timezone.utc)
         if (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds() > settings().ready_timeout:
@@ -170,12 +168,10 @@ class Lifecycle:
         instance_id = state["instance_id"]
         kept = self.instances.update(instance_id, task_token=token, unless_status=InstanceStore.TERMINAL)
         record = self.instances.get(instance_id) or {}
-        sfn = aws.client("stepfunctions")
         if not kept or record.get("status") in InstanceStore.TERMINAL:
-            reason = record.get("reason") or "the instance ended before it was released"
-            sfn.send_task_failure(taskToken=token, error="InstanceEnded", cause=json.dumps({"errorMessage": reason}))
+            fail_task(token, "InstanceEnded", record.get("reason") or "the instance ended before it was released")
         elif record.get("release_requested"):
-            sfn.send_task_success(taskToken=token, output=json.dumps({"released": True}))
+            release_task(token)
         return {}
 
     def expire(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +201,29 @@ class Lifecycle:
         else:
             self.instances.update(instance_id, status="DELETED", remove=("task_token",), torn_down_at=now_iso())
         return {}
+
+
+GONE_TOKEN_ERRORS = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
+
+
+def release_task(token: str) -> bool:
+    """Let a workflow waiting on ``token`` go on to its teardown; False when it is no longer waiting."""
+    return _settle(lambda sfn: sfn.send_task_success(taskToken=token, output=json.dumps({"released": True})))
+
+
+def fail_task(token: str, error: str, reason: str) -> bool:
+    """Fail the task waiting on ``token`` (the workflow records it and tears down); False when it is gone."""
+    return _settle(lambda sfn: sfn.send_task_failure(taskToken=token, error=error, cause=json.dumps({"errorMessage": reason})))
+
+
+def _settle(send: Any) -> bool:
+    try:
+        send(aws.client("stepfunctions"))
+        return True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in GONE_TOKEN_ERRORS:
+            return False  # the workflow is past its wait (expired or failed): its teardown is under way
+        raise
 
 
 def failure_reason(error: dict[str, Any]) -> str:

@@ -9,16 +9,14 @@ ended is torn down here directly.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
 from ipoc import errors
-from lambdas.ccfaas.lifecycle import Lifecycle
+from lambdas.ccfaas.lifecycle import Lifecycle, fail_task, release_task
 from lambdas.shared import aws
 from lambdas.shared.stores import InstanceStore
 
@@ -77,8 +75,7 @@ class Reaper:
     def _fail(self, record: dict[str, Any], error: str, reason: str) -> str:
         self.lifecycle.instances.update(record["instance_id"], status="FAILED", reason=reason, unless_status=InstanceStore.TERMINAL)
         token = self._token(record["instance_id"])
-        if token and _send(lambda: aws.client("stepfunctions").send_task_failure(
-                taskToken=token, error=error, cause=json.dumps({"errorMessage": reason}))):
+        if token and fail_task(token, error, reason):
             return f"failed ({reason}); workflow tearing down"
         self._teardown(record, reason)
         return f"failed ({reason}); torn down"
@@ -88,7 +85,7 @@ class Reaper:
         self.lifecycle.instances.update(record["instance_id"], status="RELEASING", reason="the runtime shut down",
                                         release_requested=True, unless_status=InstanceStore.TERMINAL)
         token = self._token(record["instance_id"])
-        if token and _send(lambda: aws.client("stepfunctions").send_task_success(taskToken=token, output=json.dumps({"released": True}))):
+        if token and release_task(token):
             return "released (runtime shut down)"
         if token is None and record.get("status") == "READY":
             return "release requested (runtime shut down)"  # the workflow releases itself when it reaches its wait
@@ -98,16 +95,6 @@ class Reaper:
     def _teardown(self, record: dict[str, Any], reason: str) -> None:
         self.lifecycle.instances.update(record["instance_id"], status="FAILED", reason=reason, unless_status=InstanceStore.TERMINAL)
         self.lifecycle.teardown({"instance_id": record["instance_id"], "error": {"Error": "Reaped", "Cause": reason}}, failed=True)
-
-
-def _send(call: Any) -> bool:
-    try:
-        call()
-        return True
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
-            return False
-        raise
 
 
 @logger.inject_lambda_context

@@ -11,7 +11,8 @@ import json
 import pytest
 
 from tests.support import processes
-from tests.support.waiting import free_port, free_port_range, port_open, wait_until
+from ipoc.wire.carrier import port_open
+from tests.support.waiting import free_port, free_port_range, wait_until
 
 SLOTS = 10
 

@@ -21,14 +21,6 @@ def wait_until(condition: Callable[[], T], *, timeout: float = 30.0, interval: f
         time.sleep(interval)
 
 
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 def free_port() -> int:
     """A port the kernel just had free on 127.0.0.1 (a tiny race remains; tests use it at once)."""
     with socket.socket() as sock:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ipoc.errors import DependencyFailed
+from ipoc.wire.carrier import port_open
 from lambdas.shared.config import settings
 from lambdas.vaas.backends import Infrastructure, RuntimeBackend
 
@@ -79,7 +79,7 @@ class LocalBackend(RuntimeBackend):
                 tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
                 self.stop(port, {})
                 raise DependencyFailed(f"the runtime for port {port} exited with {proc.returncode} while starting: {tail[0]}")
-            if _port_open(self.host, port):
+            if port_open(self.host, port):
                 return {"pid": proc.pid}
             time.sleep(0.05)
         self.stop(port, {})
@@ -145,11 +145,3 @@ def _alive(pid: int, directory: Path) -> bool:
     except OSError:
         return False
     return state != "Z" and str(directory / "policy.json").encode() in cmdline
-
-
-def _port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False

@@ -60,7 +60,7 @@ def test_create_connect_list_show_delete(aws, ids):
     name = f"veracruz-nitro-server:{port}"
     listed = call(vaas, "GET", "/veracruz").json["veracruz"]
     assert listed == [{name: {**listed[0][name], "instance_id": "CCFaaS", "instance_hash": reply["instance_hash"], "status": "OK"}}]
-    assert call(vaas, "GET", f"/veracruz?instance_id=other").json == {"veracruz": []}
+    assert call(vaas, "GET", "/veracruz?instance_id=other").json == {"veracruz": []}
     shown = call(vaas, "GET", f"/veracruz/{name}?instance_hash={reply['instance_hash']}")
     assert shown.status == 200 and shown.json["status"] == "OK"
     # the endpoint's own host:port names the same instance (the original only knew veracruz-nitro-server)
