@@ -133,6 +133,53 @@ def new_identity(common_name: str, *, days: int = 30) -> Identity:
     )
 
 
+PROXY_CA_SUBJECT = x509.Name(
+    [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+        x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Texas"),
+        x509.NameAttribute(NameOID.LOCALITY_NAME, "Austin"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Veracruz"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "VeracruzProxyServer"),
+    ]
+)
+
+
+def new_certificate_authority(*, days: int = 365, now: _dt.datetime | None = None) -> Identity:
+    """A proxy attestation CA: an EC P-256 key and a self-signed CA certificate.
+
+    The subject is the original's (``CN=VeracruzProxyServer``); used by the local
+    proxy and by the AWS deployment's setup function, which keeps it in Secrets Manager.
+    """
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(PROXY_CA_SUBJECT)
+        .issuer_name(PROXY_CA_SUBJECT)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(minutes=5))
+        .not_valid_after(now + _dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Identity(
+        certificate=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        private_key=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+    )
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Create or replace a file readable by its owner only, never briefly world-readable."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from ipoc.certs import write_private
+from ipoc.certs import new_certificate_authority, write_private
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +24,7 @@ MEASUREMENT_OID = x509.ObjectIdentifier("2.5.30.1")
 ENCLAVE_SAN = "ComputeEnclave.dev"
 CA_KEY_FILE = "ca-key.pem"
 CA_CERT_FILE = "ca-cert.pem"
-CA_VALIDITY = _dt.timedelta(days=365)
-CA_SUBJECT = x509.Name(
-    [
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
-        x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Texas"),
-        x509.NameAttribute(NameOID.LOCALITY_NAME, "Austin"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Veracruz"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "VeracruzProxyServer"),
-    ]
-)
+CA_VALIDITY_DAYS = 365
 
 
 class CsrError(ValueError):
@@ -66,32 +56,12 @@ class CertificateAuthority:
             if isinstance(key, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > now + _dt.timedelta(days=1):
                 return cls(key, cert, cert_path)
             log.warning("CA certificate in %s expired or unusable: issuing a new CA", state_dir)
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(CA_SUBJECT)
-            .issuer_name(CA_SUBJECT)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _dt.timedelta(minutes=5))
-            .not_valid_after(now + CA_VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                    encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        write_private(
-            key_path,
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-        )
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        fresh = new_certificate_authority(days=CA_VALIDITY_DAYS, now=now)
+        key = serialization.load_pem_private_key(fresh.private_key.encode(), password=None)
+        cert = x509.load_pem_x509_certificate(fresh.certificate.encode())
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        write_private(key_path, fresh.private_key.encode())
+        cert_path.write_text(fresh.certificate)
         return cls(key, cert, cert_path)
 
     def issue_enclave_certificate(
