@@ -43,6 +43,7 @@ class Settings:
     endpoint_host: str
     proxy_url: str
     proxy_cert: str
+    proxy_cert_secret_arn: str
     runtime_hash: str
     platform: str
     state_dir: str
@@ -53,6 +54,7 @@ class Settings:
     eks_cluster: str
     kube_host: str
     kube_ca_file: str
+    kube_ca_data: str
     pod_ip_timeout: int
     # S3 streamer
     stream_chunk: int
@@ -87,6 +89,8 @@ def settings() -> Settings:
         endpoint_host=os.environ.get("IPOC_ENDPOINT_HOST", "127.0.0.1"),
         proxy_url=os.environ.get("IPOC_PROXY_URL", "127.0.0.1:3010"),
         proxy_cert=os.environ.get("IPOC_PROXY_CERT", ""),
+        # In AWS the proxy CA lives in Secrets Manager (made by the deployment's setup function).
+        proxy_cert_secret_arn=os.environ.get("IPOC_PROXY_CERT_SECRET_ARN", ""),
         runtime_hash=os.environ.get("IPOC_RUNTIME_HASH", ""),
         platform=os.environ.get("IPOC_PLATFORM", "linux"),
         state_dir=os.environ.get("IPOC_STATE_DIR", ""),
@@ -97,6 +101,8 @@ def settings() -> Settings:
         eks_cluster=os.environ.get("IPOC_EKS_CLUSTER", ""),
         kube_host=os.environ.get("IPOC_K8S_HOST", ""),
         kube_ca_file=os.environ.get("IPOC_K8S_CA_FILE", ""),
+        # The cluster CA as EKS reports it (base64 PEM), when there is no file (Lambda).
+        kube_ca_data=os.environ.get("IPOC_K8S_CA_DATA", ""),
         # Below API Gateway's 29 s integration timeout, as the original's 20 polls of 1 s.
         pod_ip_timeout=_int("IPOC_POD_IP_TIMEOUT", 20),
         stream_chunk=_int("IPOC_STREAM_CHUNK", 1024 * 1024),

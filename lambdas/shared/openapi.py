@@ -17,6 +17,7 @@ import ipoc
 from ipoc import schemas
 
 EXTENSION = "x-ipoc"
+ADMIN_EXTENSION = "x-ipoc-admin"  # the route runs the admin middleware (the AWS API limits it to admins too)
 ERROR_TEXT = {
     400: "Invalid input (the message names the JSON path)",
     403: "The caller may not use this route",
@@ -41,10 +42,16 @@ def spec(success: int, *errors: int, request: str | None = None, success_text: s
 
 def document(app: APIGatewayRestResolver, title: str, description: str) -> dict[str, Any]:
     doc = json.loads(app.get_openapi_json_schema(title=title, version=ipoc.__version__, description=description))
+    admin = {
+        (route.openapi_path, route.method.lower())
+        for route in (*app._static_routes, *app._dynamic_routes)  # Powertools keeps no public route list
+        if any(getattr(m, "__name__", "") == "admin_only" for m in route.middlewares or [])
+    }
     components = doc.setdefault("components", {}).setdefault("schemas", {})
     components["Error"] = ERROR_SCHEMA
-    for path_item in doc.get("paths", {}).values():
-        for operation in path_item.values():
+    for path, path_item in doc.get("paths", {}).items():
+        for method, operation in path_item.items():
+            operation[ADMIN_EXTENSION] = (path, method) in admin
             meta = operation.pop(EXTENSION, None)
             if meta is None:
                 raise ValueError(f"route {operation.get('summary')} has no openapi_extensions=spec(...)")

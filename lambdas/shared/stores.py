@@ -131,6 +131,9 @@ class FunctionStore:
 # ---------------------------------------------------------------------------
 # Artifacts (S3)
 
+# Presigned uploads land here until their hash is checked; the AWS bucket expires what is left behind.
+STAGING_PREFIX = "uploads/"
+
 
 class ArtifactStore:
     def __init__(self, bucket: str | None = None) -> None:
@@ -143,7 +146,7 @@ class ArtifactStore:
 
     @staticmethod
     def staging_key(function: str, token: str) -> str:
-        return f"uploads/{function}/{token}"
+        return f"{STAGING_PREFIX}{function}/{token}"
 
     def put(self, key: str, data: bytes) -> None:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ChecksumAlgorithm="SHA256")

@@ -9,15 +9,20 @@ derived from the function's IAM role (the scheme of ``aws eks get-token``).
 from __future__ import annotations
 
 import base64
+import hashlib
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
+from ipoc.certs import write_private
 from ipoc.errors import DependencyFailed
 from lambdas.shared.config import settings
+from lambdas.shared.identity import secret_text
 from lambdas.vaas.backends import Infrastructure, RuntimeBackend
 from lambdas.vaas.backends import manifests as M
 
@@ -37,6 +42,18 @@ def eks_token(cluster_name: str, sts_client: Any) -> str:
     finally:
         sts_client.meta.events.unregister("before-sign.sts.GetCallerIdentity", add_cluster_header)
     return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+
+
+def ca_file_from_data(ca_data: str) -> str:
+    """Write EKS's base64 cluster CA to a private temporary file once per process (urllib3 wants a path)."""
+    pem = base64.b64decode(ca_data, validate=True)
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise RuntimeError("IPOC_K8S_CA_DATA is not a base64-encoded PEM certificate")
+    digest = hashlib.sha256(pem).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"ipoc-eks-ca-{digest}.pem"
+    if not path.exists():
+        write_private(path, pem)
+    return str(path)
 
 
 def eks_api_client(host: str, ca_file: str, cluster_name: str) -> k8s.ApiClient:
@@ -62,14 +79,18 @@ class KubernetesBackend(RuntimeBackend):
         config = settings()
         if not (config.kube_host and config.eks_cluster):
             raise RuntimeError("the kubernetes backend needs IPOC_K8S_HOST and IPOC_EKS_CLUSTER")
+        ca_file = config.kube_ca_file or (ca_file_from_data(config.kube_ca_data) if config.kube_ca_data else "")
+        proxy_cert = config.proxy_cert or (secret_text(config.proxy_cert_secret_arn) if config.proxy_cert_secret_arn else "")
+        if not proxy_cert:
+            raise RuntimeError("the kubernetes backend needs IPOC_PROXY_CERT or IPOC_PROXY_CERT_SECRET_ARN")
         return cls(
-            api_client=lambda: eks_api_client(config.kube_host, config.kube_ca_file, config.eks_cluster),
+            api_client=lambda: eks_api_client(config.kube_host, ca_file, config.eks_cluster),
             spec=M.RuntimeSpec(
                 namespace=config.kube_namespace, image=config.runtime_image, endpoint_host=config.endpoint_host,
                 pod_mib=config.runtime_pod_mib, cpu_millis=config.runtime_cpu_millis,
             ),
             infra=Infrastructure(
-                proxy_url=config.proxy_url, proxy_cert=config.proxy_cert, runtime_hash=config.runtime_hash,
+                proxy_url=config.proxy_url, proxy_cert=proxy_cert, runtime_hash=config.runtime_hash,
                 platform=config.platform, endpoint_host=config.endpoint_host,
             ),
             pod_ip_timeout=float(config.pod_ip_timeout),
