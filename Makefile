@@ -5,13 +5,15 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 BUILD  := build
 ZIGCC  := $(PY) -m ziglang cc --target=wasm32-wasi -O2 -s
 
 FUNCTION_SOURCES := $(wildcard functions/*/*.c)
 FUNCTION_WASM    := $(patsubst functions/%.c,$(BUILD)/functions/%.wasm,$(FUNCTION_SOURCES))
 
-.PHONY: help bootstrap test demo bench functions proto clean
+.PHONY: help bootstrap test demo bench functions proto synth clean
 
 help:
 	@echo "make demo       run the end-to-end demo on this machine"
@@ -19,15 +21,21 @@ help:
 	@echo "make bench      run the benchmarks (bench/*.py) and print their figures"
 	@echo "make functions  build every WebAssembly function into $(BUILD)/functions/"
 	@echo "make proto      regenerate ipoc/wire/transport_protocol_pb2.py"
-	@echo "make clean      remove $(BUILD)/ and $(VENV)/"
+	@echo "make synth      synthesise the AWS deployment (infra/) into cdk.out/"
+	@echo "make clean      remove $(BUILD)/, $(VENV)/, node_modules/ and cdk.out/"
 
-bootstrap: $(STAMP)
+bootstrap: $(STAMP) $(NODE_STAMP)
 
 # Reinstall only when the dependency pins change.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# The aws-cdk CLI, pinned in package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 VOD := $(BUILD)/functions/vod
@@ -51,7 +59,10 @@ $(BUILD)/functions/%.wasm: functions/%.c $(STAMP)
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iipoc/wire --python_out=ipoc/wire ipoc/wire/transport_protocol.proto
 
-test: $(STAMP) functions
+synth: $(STAMP) $(NODE_STAMP)
+	npx cdk synth --quiet
+
+test: $(STAMP) $(NODE_STAMP) functions
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) functions
@@ -62,4 +73,4 @@ bench: $(STAMP) functions
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(BUILD) $(VENV)
+	rm -rf $(BUILD) $(VENV) node_modules cdk.out

@@ -1,0 +1,1 @@
+"""Constructs with keyword-only arguments that expose what they create as attributes."""

@@ -1,0 +1,1 @@
+"""The app's stacks: each composes constructs, does the grants and declares the outputs."""

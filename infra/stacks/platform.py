@@ -1,0 +1,179 @@
+"""The i-PoC platform: state, identities, the enclave cluster, the control plane and the workflow.
+
+One stack, so its outputs are everything ``ipoc profile from-stack`` needs.
+The constructs create; this stack wires them: environment, grants, outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import ArnFormat, CfnOutput, CustomResource, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from client.profiles import OUTPUT_API_URL, OUTPUT_INPUTS_BUCKET, OUTPUT_REGION
+from infra.config import DeploymentConfig
+from infra.constructs.api import ServiceApi
+from infra.constructs.cluster import EnclaveCluster, RUNTIME_NAMESPACE
+from infra.constructs.data import DataStores
+from infra.constructs.functions import SPECS, ControlPlaneFunctions
+from infra.constructs.logging import log_group
+from infra.constructs.workflow import InstanceWorkflow
+from infra.stacks.network import NetworkStack
+
+
+
+def _objects(bucket: s3.IBucket, function: lambda_.Function, *actions: str) -> None:
+    """Exactly these object actions on one bucket's objects (CDK's grants add wildcard actions)."""
+    function.add_to_role_policy(iam.PolicyStatement(actions=list(actions), resources=[bucket.arn_for_objects("*")]))
+
+
+class PlatformStack(Stack):
+    def __init__(
+        self, scope: Construct, id: str, *, config: DeploymentConfig, network: NetworkStack, code_dir: Path,
+        dependencies_dir: Path, **kwargs: object,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        data = DataStores(self, "Data")
+        program_load = secretsmanager.Secret(
+            self, "ProgramLoadIdentity", description="i-PoC program-load identity (certificate and key, JSON); made by the setup function",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        ca_certificate = secretsmanager.Secret(
+            self, "ProxyCaCertificate", description="i-PoC proxy attestation CA certificate (PEM); made by the setup function",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        ca_key = secretsmanager.Secret(
+            self, "ProxyCaKey", description="i-PoC proxy attestation CA private key (PEM); made by the setup function",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        enclaves = EnclaveCluster(
+            self, "Enclaves", config=config, vpc=network.vpc, subnets=network.private_subnets,
+            proxy_ca_certificate=ca_certificate, proxy_ca_key=ca_key,
+        )
+        cluster = enclaves.cluster
+        environment = {
+            "IPOC_FUNCTIONS_TABLE": data.tables["functions"].table_name,
+            "IPOC_INSTANCES_TABLE": data.tables["instances"].table_name,
+            "IPOC_SLOTS_TABLE": data.tables["slots"].table_name,
+            "IPOC_ARTIFACTS_BUCKET": data.artifacts.bucket_name,
+            "IPOC_ADMIN_PRINCIPALS": "",  # set below, once the admin role exists
+            "IPOC_VAAS_BACKEND": "kubernetes",
+            "IPOC_PORT_MIN": str(config.port_min),
+            "IPOC_PORT_MAX": str(config.port_max),
+            "IPOC_ENDPOINT_HOST": enclaves.runtime_host,
+            "IPOC_PROXY_URL": enclaves.proxy_url,
+            "IPOC_PROXY_CERT_SECRET_ARN": ca_certificate.secret_arn,
+            "IPOC_RUNTIME_HASH": config.runtime_measurement,
+            "IPOC_PLATFORM": "nitro",
+            "IPOC_K8S_NAMESPACE": RUNTIME_NAMESPACE,
+            "IPOC_RUNTIME_IMAGE": config.runtime_image,
+            "IPOC_EKS_CLUSTER": cluster.cluster_name,
+            "IPOC_K8S_HOST": cluster.cluster_endpoint,
+            "IPOC_K8S_CA_DATA": cluster.cluster_certificate_authority_data,
+            "IPOC_PROGRAM_LOAD_SECRET_ARN": program_load.secret_arn,
+            "IPOC_DEFAULT_TTL": str(config.default_ttl),
+            "IPOC_MAX_TTL": str(config.max_ttl),
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        fns = ControlPlaneFunctions(
+            self, "ControlPlane",
+            code=lambda_.Code.from_asset(str(code_dir)),
+            layer_code=lambda_.Code.from_asset(str(dependencies_dir)),
+            vpc=network.vpc, subnets=network.private_subnets, environment=environment,
+            log_retention_days=config.log_retention_days,
+        )
+        state_machine_name = f"{self.stack_name}-instance-lifecycle"
+        workflow = InstanceWorkflow(
+            self, "Workflow", tasks=fns["Tasks"], reaper=fns["Reaper"], reaper_minutes=config.reaper_minutes,
+            log_retention_days=config.log_retention_days, state_machine_name=state_machine_name,
+        )
+        machine = workflow.state_machine
+        fns["Ccfaas"].add_environment("IPOC_STATE_MACHINE_ARN", machine.state_machine_arn)
+
+        # -- grants: each function gets what its code touches ------------------------------------
+        tables = data.tables
+        tables["functions"].grant_read_write_data(fns["Ccfaas"])
+        tables["instances"].grant_read_write_data(fns["Ccfaas"])
+        _objects(data.artifacts, fns["Ccfaas"], "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+        machine.grant_start_execution(fns["Ccfaas"])
+        machine.grant_task_response(fns["Ccfaas"])
+
+        tables["slots"].grant_read_write_data(fns["Vaas"])
+
+        _objects(data.inputs, fns["S3Stream"], "s3:GetObject")
+
+        for name in ("Tasks", "Reaper"):
+            tables["functions"].grant_read_data(fns[name])
+            tables["instances"].grant_read_write_data(fns[name])
+            tables["slots"].grant_read_write_data(fns[name])
+            program_load.grant_read(fns[name])
+        _objects(data.artifacts, fns["Tasks"], "s3:GetObject")
+        _objects(data.inputs, fns["Tasks"], "s3:GetObject")
+        fns["Reaper"].add_to_role_policy(iam.PolicyStatement(
+            actions=["states:DescribeExecution"],
+            resources=[self.format_arn(service="states", resource="execution", resource_name=f"{state_machine_name}:*",
+                                       arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+        ))
+        machine.grant_task_response(fns["Reaper"])
+        # The task function is named in the state machine's definition, so its policy names the
+        # machine by ARN rather than by reference (a reference would be a dependency cycle).
+        fns["Tasks"].add_to_role_policy(iam.PolicyStatement(
+            actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+            resources=[self.format_arn(service="states", resource="stateMachine", resource_name=state_machine_name,
+                                       arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+        ))
+        for name in ("Vaas", "Tasks", "Reaper"):
+            ca_certificate.grant_read(fns[name])
+            enclaves.grant_runtime_management(fns[name].role, f"{name}Access")  # type: ignore[arg-type]
+
+        # -- the setup custom resource fills the identity secrets on every deploy -----------------
+        for secret in (program_load, ca_certificate, ca_key):
+            secret.grant_read(fns["Setup"])
+            secret.grant_write(fns["Setup"])
+        provider = cr.Provider(
+            self, "SetupProvider", on_event_handler=fns["Setup"],
+            log_group=log_group(self, "SetupProviderLogs", config.log_retention_days),
+        )
+        setup = CustomResource(
+            self, "DeploymentIdentities", service_token=provider.service_token,
+            properties={
+                "ProgramLoadSecretArn": program_load.secret_arn,
+                "ProxyCaCertificateSecretArn": ca_certificate.secret_arn,
+                "ProxyCaKeySecretArn": ca_key.secret_arn,
+            },
+        )
+        enclaves.chart.node.add_dependency(setup)
+
+        # -- the API --------------------------------------------------------------------------
+        api = ServiceApi(
+            self, "Api",
+            functions={"ccfaas": fns["Ccfaas"], "vaas": fns["Vaas"], "s3stream": fns["S3Stream"]},
+            admin_principals=config.admin_principals,
+            rate_limit=config.throttle_rate, burst_limit=config.throttle_burst,
+            log_retention_days=config.log_retention_days,
+        )
+        admins = ",".join([api.admin_role.role_arn, *config.admin_principals])
+        for name, function in fns.functions.items():
+            if SPECS[name].settings:
+                function.add_environment("IPOC_ADMIN_PRINCIPALS", admins)
+
+        self.functions = fns
+        self.api = api
+        self.state_machine = machine
+        self.cluster = cluster
+        self.data = data
+        CfnOutput(self, OUTPUT_API_URL, value=api.url, description="The i-PoC API (CCFaaS, VaaS and S3 streamer routes; SigV4)")
+        CfnOutput(self, OUTPUT_REGION, value=self.region, description="The region the API signs requests for")
+        CfnOutput(self, OUTPUT_INPUTS_BUCKET, value=data.inputs.bucket_name, description="Upload encrypted inputs here (ipoc camera upload)")
+        CfnOutput(self, "ArtifactsBucket", value=data.artifacts.bucket_name)
+        CfnOutput(self, "AdminRoleArn", value=api.admin_role.role_arn, description="Assume it to register functions")
+        CfnOutput(self, "UserPolicyArn", value=api.user_policy.managed_policy_arn, description="Attach it to i-PoC users")
+        CfnOutput(self, "StateMachineArn", value=machine.state_machine_arn)
+        CfnOutput(self, "ClusterName", value=cluster.cluster_name)
+        CfnOutput(self, "RuntimeHost", value=enclaves.runtime_host, description="The runtimes' load balancer (veracruz_server_url host)")
