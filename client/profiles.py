@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 SERVICES = ("ccfaas", "vaas", "s3stream")
+# The AWS deployment's stack outputs an ``aws`` profile is made from (infra/ declares them with these keys).
+OUTPUT_API_URL = "ApiUrl"
+OUTPUT_REGION = "Region"
+OUTPUT_INPUTS_BUCKET = "InputsBucket"
 
 
 class ProfileError(Exception):
@@ -29,7 +33,7 @@ class Profile:
     region: str = "us-east-1"
     user: str = "local-admin"  # local only: the caller the local adapter reports
     s3_endpoint: str | None = None  # local only: the local S3
-    extra: dict[str, str] = field(default_factory=dict)
+    inputs_bucket: str | None = None  # where `ipoc camera upload` puts encrypted inputs by default
 
     def endpoint(self, service: str) -> str:
         try:
@@ -61,7 +65,7 @@ def load_all(path: Path | None = None) -> dict[str, Profile]:
         profiles[name] = Profile(
             name=name, kind=kind, endpoints={s: table[s] for s in SERVICES if s in table},
             region=table.get("region", "us-east-1"), user=table.get("user", "local-admin"),
-            s3_endpoint=table.get("s3_endpoint"),
+            s3_endpoint=table.get("s3_endpoint"), inputs_bucket=table.get("inputs_bucket"),
         )
     return profiles
 
@@ -88,11 +92,25 @@ def save(profile: Profile, path: Path | None = None) -> Path:
             values["user"] = p.user
             if p.s3_endpoint:
                 values["s3_endpoint"] = p.s3_endpoint
+        if p.inputs_bucket:
+            values["inputs_bucket"] = p.inputs_bucket
         lines += [f'{key} = "{_escape(value)}"' for key, value in values.items()]
         lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
+
+
+def from_stack_outputs(name: str, outputs: dict[str, str]) -> Profile:
+    """An ``aws`` profile from the AWS deployment's stack outputs: one API serves all three services."""
+    missing = [key for key in (OUTPUT_API_URL, OUTPUT_REGION) if not outputs.get(key)]
+    if missing:
+        raise ProfileError(f"the stack has no output {', '.join(missing)}: is it the i-PoC platform stack (default name Ipoc)?")
+    url = outputs[OUTPUT_API_URL].rstrip("/")
+    return Profile(
+        name=name, kind="aws", endpoints={service: url for service in SERVICES}, region=outputs[OUTPUT_REGION],
+        inputs_bucket=outputs.get(OUTPUT_INPUTS_BUCKET) or None,
+    )
 
 
 def _escape(value: str) -> str:

@@ -17,6 +17,7 @@ from client.cli.run import run
 from client.cli.steps import exec_, results, stream
 from client.cli.local import local
 from client.cli.policy import policy
+from client.cli.profile import profile
 from client.cli.runtime import runtime
 from client.cli.veracruz import veracruz
 from ipoc import __version__
@@ -54,6 +55,7 @@ ipoc.add_command(attestation)
 ipoc.add_command(runtime)
 ipoc.add_command(policy)
 ipoc.add_command(local)
+ipoc.add_command(profile)
 ipoc.add_command(camera)
 ipoc.add_command(function)
 ipoc.add_command(instance)
