@@ -1,7 +1,8 @@
 """The Kubernetes backend: each instance is a ConfigMap, a Pod and an EndpointSlice on a Nitro node.
 
 ``start`` creates them in that order, waiting (bounded) for the pod's IP before
-the slice; on any failure it deletes what it created. ``stop`` deletes all
+the slice; on any failure it deletes all three (a refused create may still have
+left its object), so nothing outlives a failed start. ``stop`` deletes all
 three and is idempotent. In AWS the backend authenticates to EKS with a token
 derived from the function's IAM role (the scheme of ``aws eks get-token``).
 """
@@ -27,6 +28,7 @@ from lambdas.vaas.backends import Infrastructure, RuntimeBackend
 from lambdas.vaas.backends import manifests as M
 
 TOKEN_PREFIX = "k8s-aws-v1."
+KINDS = ("ConfigMap", "Pod", "EndpointSlice")  # creation order
 CLUSTER_HEADER = "x-k8s-aws-id"
 
 
@@ -103,23 +105,29 @@ class KubernetesBackend(RuntimeBackend):
         with self.api_client() as api:
             core, discovery = k8s.CoreV1Api(api), k8s.DiscoveryV1Api(api)
             namespace, name = self.spec.namespace, M.object_name(port)
-            created: list[str] = []
             try:
-                self._create("ConfigMap", created, lambda: core.create_namespaced_config_map(
+                self._create("ConfigMap", lambda: core.create_namespaced_config_map(
                     namespace, M.configmap(self.spec, port, labels, policy_text)))
-                self._create("Pod", created, lambda: core.create_namespaced_pod(
+                self._create("Pod", lambda: core.create_namespaced_pod(
                     namespace, M.pod(self.spec, port, labels, policy_text)))
                 pod_ip = self._wait_for_pod_ip(core, name)
-                self._create("EndpointSlice", created, lambda: discovery.create_namespaced_endpoint_slice(
+                self._create("EndpointSlice", lambda: discovery.create_namespaced_endpoint_slice(
                     namespace, M.endpoint_slice(self.spec, port, labels, pod_ip)))
-            except BaseException:
-                self._delete(api, port, created)
+            except BaseException as failure:
+                # A refused or lost create may still have left its object (the server committed, the answer
+                # was lost): the slot makes this port's names ours, so remove all three, ignoring 404s.
+                try:
+                    self._delete(api, port, list(KINDS))
+                except DependencyFailed as cleanup:
+                    if isinstance(failure, DependencyFailed):
+                        raise DependencyFailed(f"{failure.message}; cleaning up also failed: {cleanup.message}") from None
+                    raise
                 raise
         return {"pod": name, "pod_ip": pod_ip, "namespace": namespace}
 
     def stop(self, port: int, facts: dict[str, Any]) -> None:
         with self.api_client() as api:
-            self._delete(api, port, ["ConfigMap", "Pod", "EndpointSlice"])
+            self._delete(api, port, list(KINDS))
 
     def status(self, port: int, facts: dict[str, Any]) -> str:
         with self.api_client() as api:
@@ -134,12 +142,11 @@ class KubernetesBackend(RuntimeBackend):
 
     # -- helpers -------------------------------------------------------------------
 
-    def _create(self, kind: str, created: list[str], call: Callable[[], Any]) -> None:
+    def _create(self, kind: str, call: Callable[[], Any]) -> None:
         try:
             call()
         except ApiException as exc:
             raise DependencyFailed(f"Kubernetes refused to create the {kind}: {exc.status} {exc.reason}") from None
-        created.append(kind)
 
     def _wait_for_pod_ip(self, core: k8s.CoreV1Api, name: str) -> str:
         deadline = time.monotonic() + self.pod_ip_timeout

@@ -1,0 +1,60 @@
+"""The reliability suite (`make reliability`): faults, concurrency, fuzzing and secrets, with counts.
+
+Marked ``reliability`` so `make test` leaves it out; every test is bounded in
+count and time and uses loopback only. The summary prints what was injected,
+fuzzed and found; any leak or secret found fails the test that found it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.vaas.backends.local import running_ports, stop_runtime
+from tests.e2e.conftest import stack  # noqa: F401  (the local stack as subprocesses, per module)
+from tests.reliability.tally import TALLY
+from tests.support.lifecycle import ControlPlane, control_plane
+from tests.support.waiting import free_port_range
+
+ROOT = Path(__file__).resolve().parents[2]
+SLOTS = 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/reliability/" in str(item.fspath):
+            item.add_marker(pytest.mark.reliability)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    counts = TALLY.as_dict()
+    if not any(counts.values()):
+        return
+    terminalreporter.section("reliability counts")
+    for name, value in counts.items():
+        terminalreporter.write_line(f"{name.replace('_', ' ')}: {value}")
+    TALLY.write(ROOT / "build" / "reliability.json")
+
+
+def leaks(plane: ControlPlane) -> list[str]:
+    """What a failed or finished operation must not leave: runtimes, slots, staged uploads, live records."""
+    found = [f"runtime on port {port}" for port in running_ports(plane.runtimes)]
+    found += [f"slot {item['slot']['S']}" for item in
+              boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"]]
+    listed = boto3.client("s3").list_objects_v2(Bucket=os.environ["IPOC_ARTIFACTS_BUCKET"], Prefix="uploads/")
+    found += [f"staged upload {o['Key']}" for o in listed.get("Contents", [])]
+    return found
+
+
+@pytest.fixture
+def plane(monkeypatch, proxy, tmp_path):
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        plane = control_plane(monkeypatch, proxy, tmp_path, free_port_range(SLOTS), SLOTS)
+        yield plane
+        for port in running_ports(plane.runtimes):
+            stop_runtime(plane.runtimes, port)
