@@ -130,12 +130,7 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
     import time
 
     ccfaas = stack["url"]["ccfaas"]
-    function = {
-        "function": "echo_e2e", "execution_strategy": "JIT", "max_memory_mib": 64, "debug": False, "enable_clock": False,
-        "programs": [{"file_rights": P.ECHO_PROGRAM_RIGHTS, "id": 0, "pi_hash": hashlib.sha256(echo_wasm).hexdigest(),
-                      "program_file_name": P.ECHO}],
-        "file_rights": [{"file_name": "/program/", "rights": 534084}],
-    }
+    function = P.echo_function("echo_e2e", echo_wasm)
     assert requests.post(f"{ccfaas}/function", json=function, timeout=10).status_code == 201
     segment = base64.b64encode(P.ECHO.encode()).decode()
     assert requests.post(f"{ccfaas}/function/echo_e2e/program/{segment}", data=echo_wasm, timeout=10).status_code == 201

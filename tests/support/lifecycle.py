@@ -30,12 +30,7 @@ class ControlPlane:
 
     def register_echo(self, wasm: bytes, *, loader_rights: list[dict[str, Any]] | None = None,
                       data: dict[str, bytes] | None = None) -> None:
-        policy = {
-            "function": ECHO_FUNCTION, "execution_strategy": "JIT", "max_memory_mib": 64, "debug": False, "enable_clock": False,
-            "programs": [{"file_rights": P.ECHO_PROGRAM_RIGHTS, "id": 0, "pi_hash": hashlib.sha256(wasm).hexdigest(),
-                          "program_file_name": P.ECHO}],
-            "file_rights": loader_rights or [{"file_name": "/program/", "rights": 534084}],
-        }
+        policy = P.echo_function(ECHO_FUNCTION, wasm, loader_rights=loader_rights)
         if data:
             policy["data_files"] = [{"data_file": p, "pi_hash": hashlib.sha256(c).hexdigest()} for p, c in data.items()]
         assert call(ccfaas, "POST", "/function", policy).status == 201

@@ -28,6 +28,16 @@ USER_RIGHTS = [
 LOADER_RIGHTS = [{"file_name": "/program/", "rights": int(R.WRITE)}]
 
 
+def echo_function(name: str, wasm: bytes, *, loader_rights: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A function policy for the echo program (POST /function), the program-load identity writing /program/."""
+    return {
+        "function": name, "execution_strategy": "JIT", "max_memory_mib": 64, "debug": False, "enable_clock": False,
+        "programs": [{"file_rights": ECHO_PROGRAM_RIGHTS, "id": 0, "pi_hash": hashlib.sha256(wasm).hexdigest(),
+                      "program_file_name": ECHO}],
+        "file_rights": loader_rights or [{"file_name": "/program/", "rights": int(R.WRITE)}],
+    }
+
+
 def vaas_policy(
     identities: Iterable[tuple[Identity, list[dict[str, Any]]]],
     *,
