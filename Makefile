@@ -13,11 +13,12 @@ ZIGCC  := $(PY) -m ziglang cc --target=wasm32-wasi -O2 -s
 FUNCTION_SOURCES := $(wildcard functions/*/*.c)
 FUNCTION_WASM    := $(patsubst functions/%.c,$(BUILD)/functions/%.wasm,$(FUNCTION_SOURCES))
 
-.PHONY: help bootstrap test demo bench functions proto synth clean
+.PHONY: help bootstrap test reliability demo bench functions proto synth clean
 
 help:
 	@echo "make demo       run the end-to-end demo on this machine"
 	@echo "make test       run the test suite"
+	@echo "make reliability  fault injection, concurrency, fuzzing, secret scan (prints counts; ~10 min)"
 	@echo "make bench      run the benchmarks (bench/*.py) and print their figures"
 	@echo "make functions  build every WebAssembly function into $(BUILD)/functions/"
 	@echo "make proto      regenerate ipoc/wire/transport_protocol_pb2.py"
@@ -64,6 +65,10 @@ synth: $(STAMP) $(NODE_STAMP)
 
 test: $(STAMP) $(NODE_STAMP) functions
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Faults, concurrency, schemathesis fuzzing and a secret scan; the counts print at the end.
+reliability: $(STAMP) functions
+	$(PY) -m pytest -m reliability tests/reliability $(PYTEST_ARGS)
 
 demo: $(STAMP) functions
 	$(VENV)/bin/ipoc --version

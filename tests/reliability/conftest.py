@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SLOTS = 2
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: every test here is a reliability test
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/reliability/" in str(item.fspath):

@@ -8,7 +8,6 @@ slots) and zero lost updates (every instance record ends terminal, none missing)
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,13 +26,7 @@ UPLOADS = 20
 
 
 def register(ccfaas: str, echo_wasm: bytes, name: str) -> None:
-    function = {
-        "function": name, "execution_strategy": "JIT", "max_memory_mib": 64, "debug": False, "enable_clock": False,
-        "programs": [{"file_rights": P.ECHO_PROGRAM_RIGHTS, "id": 0, "pi_hash": hashlib.sha256(echo_wasm).hexdigest(),
-                      "program_file_name": P.ECHO}],
-        "file_rights": [{"file_name": "/program/", "rights": 534084}],
-    }
-    assert requests.post(f"{ccfaas}/function", json=function, timeout=30).status_code == 201
+    assert requests.post(f"{ccfaas}/function", json=P.echo_function(name, echo_wasm), timeout=30).status_code == 201
 
 
 def upload(ccfaas: str, echo_wasm: bytes, name: str) -> None:

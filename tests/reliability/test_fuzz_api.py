@@ -8,7 +8,6 @@ At least 10,000 requests in all (counted).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -45,7 +44,7 @@ def check(reply: requests.Response, responses: dict, problems: list[str], label:
             TALLY.add(documented_dependency_errors=1)
         else:
             TALLY.add(server_errors=1)
-            problems.append(f"{label}: {status} {reply.text[:300]}")
+            problems.append(f"{label}: {status} {reply.text[:300]} <- {reply.request.method} {reply.request.url} {str(reply.request.body)[:400]}")
     if 400 <= status < 600:
         try:
             body = reply.json()
@@ -57,6 +56,7 @@ def check(reply: requests.Response, responses: dict, problems: list[str], label:
             problems.append(f"{label}: {status} without the error shape: {reply.text[:300]}")
 
 
+@pytest.mark.timeout(900)  # about 10,000 requests through the local stack take 5-6 minutes here
 def test_fuzz_every_route_with_valid_and_invalid_requests(stack):
     found = operations(stack)
     assert len(found) >= 26
