@@ -9,21 +9,19 @@ Credentials, the identity key and the object's bytes are never logged.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError
+from botocore.utils import validate_region_name
 
 from ipoc import errors, schemas
 from ipoc.client import VeracruzClient
 
 CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-# What botocore accepts as a region name (anything else makes it raise before any request).
-REGION = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -65,10 +63,12 @@ def parse_request(document: Any) -> StreamRequest:
     if token is not None:
         keys["aws_session_token"] = token
     region = s3.get("region_name")
-    if region is not None and not REGION.match(region):
+    try:
+        validate_region_name(region)  # botocore's own check, which would otherwise raise before any request
+    except InvalidRegionError:
         raise errors.ValidationError(
             f"$.s3.region_name must be an AWS region such as eu-west-1, got {region[:40]!r}", path="$.s3.region_name"
-        )
+        ) from None
     veracruz = document["veracruz"]
     return StreamRequest(
         bucket=s3["bucket"], key=s3["filename"], region=region, credentials=keys,

@@ -102,6 +102,8 @@ class FunctionStore:
             raise
 
     def get(self, name: str) -> FunctionRecord | None:
+        if not name:
+            return None  # DynamoDB refuses an empty key (a 400 from AWS); nothing is stored under one
         item = self.table.get_item(Key={"function": name}, ConsistentRead=True).get("Item")
         return FunctionRecord.from_item(item) if item else None
 
@@ -226,6 +228,8 @@ class InstanceStore(_ScannableTable):
             raise
 
     def get(self, instance_id: str) -> dict[str, Any] | None:
+        if not instance_id:
+            return None  # DynamoDB refuses an empty key; nothing is stored under one
         item = self.table.get_item(Key={"instance_id": instance_id}, ConsistentRead=True).get("Item")
         return _plain(item) if item else None
 
@@ -265,6 +269,8 @@ class SlotStore(_ScannableTable):
         return None
 
     def get(self, slot: str) -> dict[str, Any] | None:
+        if not slot:
+            return None  # DynamoDB refuses an empty key; nothing is stored under one
         item = self.table.get_item(Key={"slot": slot}, ConsistentRead=True).get("Item")
         return _plain(item) if item else None
 

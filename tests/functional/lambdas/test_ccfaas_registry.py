@@ -154,6 +154,9 @@ def test_unknown_names_and_bad_segments(aws):
     assert bad.status in (400, 404)
     assert call(ccfaas, "POST", "/function", raw=b"not json").status == 400
     assert call(ccfaas, "GET", "/nowhere").json["error"] == "NoSuchRoute"
+    # found by the fuzzer (make reliability): an empty function name reached DynamoDB, which refuses empty keys (500)
+    empty = call(ccfaas, "POST", "/instance", {"function": "", "instanceid": "i-1", "identities": []}, user="alice")
+    assert empty.status in (400, 404) and empty.json["error"] in ("ValidationError", "NotFound")
 
 
 def test_registry_routes_need_the_admin_role(aws):
