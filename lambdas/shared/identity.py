@@ -16,7 +16,6 @@ import datetime as _dt
 import json
 from functools import cache
 from pathlib import Path
-from typing import Callable
 
 from ipoc.certs import Identity, key_matches_certificate, load_certificate, new_certificate_authority, new_identity
 from ipoc.errors import CertificateError
@@ -70,12 +69,12 @@ def _stored_identity(secret_id: str) -> Identity | None:
         return None  # CloudFormation's initial random string, or a hand-edited value
 
 
-def ensure_identity(secret_id: str, *, make: Callable[[], Identity] | None = None, now: _dt.datetime | None = None) -> bool:
+def ensure_identity(secret_id: str, *, now: _dt.datetime | None = None) -> bool:
     """Fill ``secret_id`` with a program-load identity unless it holds a usable one; True if it wrote."""
     now = now or _dt.datetime.now(_dt.timezone.utc)
     if usable(_stored_identity(secret_id), now, RENEW_WITHIN):
         return False
-    identity = (make or (lambda: new_identity(PROGRAM_LOAD_NAME, days=PROGRAM_LOAD_DAYS)))()
+    identity = new_identity(PROGRAM_LOAD_NAME, days=PROGRAM_LOAD_DAYS)
     document = json.dumps({"certificate": identity.certificate, "key": identity.private_key})
     aws.client("secretsmanager").put_secret_value(SecretId=secret_id, SecretString=document)
     return True
