@@ -104,26 +104,24 @@ class Identity:
         write_private(key_path, self.private_key.encode())
 
 
-def new_identity(common_name: str, *, days: int = 30) -> Identity:
-    """Make an EC P-256 key and a self-signed certificate for it.
-
-    Veracruz's runtime uses the policy's identity certificates themselves as its
-    TLS trust anchors, so a self-signed certificate is all an identity needs.
-    The default validity (30 days) is openssl's, as in the original user app.
-    """
+def _self_signed(subject: x509.Name, *, days: int, now: _dt.datetime | None = None,
+                 extensions: tuple[tuple[x509.ExtensionType, bool], ...] = ()) -> Identity:
+    """An EC P-256 key and a self-signed certificate for ``subject`` (extensions, then the key id)."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = _dt.datetime.now(_dt.timezone.utc)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _dt.timedelta(minutes=5))
         .not_valid_after(now + _dt.timedelta(days=days))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    cert = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False).sign(
+        key, hashes.SHA256()
     )
     return Identity(
         certificate=cert.public_bytes(serialization.Encoding.PEM).decode(),
@@ -131,6 +129,16 @@ def new_identity(common_name: str, *, days: int = 30) -> Identity:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode(),
     )
+
+
+def new_identity(common_name: str, *, days: int = 30) -> Identity:
+    """Make an EC P-256 key and a self-signed certificate for it.
+
+    Veracruz's runtime uses the policy's identity certificates themselves as its
+    TLS trust anchors, so a self-signed certificate is all an identity needs.
+    The default validity (30 days) is openssl's, as in the original user app.
+    """
+    return _self_signed(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]), days=days)
 
 
 PROXY_CA_SUBJECT = x509.Name(
@@ -142,6 +150,10 @@ PROXY_CA_SUBJECT = x509.Name(
         x509.NameAttribute(NameOID.COMMON_NAME, "VeracruzProxyServer"),
     ]
 )
+CA_USAGE = x509.KeyUsage(
+    digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+    key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+)
 
 
 def new_certificate_authority(*, days: int = 365, now: _dt.datetime | None = None) -> Identity:
@@ -150,33 +162,9 @@ def new_certificate_authority(*, days: int = 365, now: _dt.datetime | None = Non
     The subject is the original's (``CN=VeracruzProxyServer``); used by the local
     proxy and by the AWS deployment's setup function, which keeps it in Secrets Manager.
     """
-    now = now or _dt.datetime.now(_dt.timezone.utc)
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(PROXY_CA_SUBJECT)
-        .issuer_name(PROXY_CA_SUBJECT)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _dt.timedelta(minutes=5))
-        .not_valid_after(now + _dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return Identity(
-        certificate=cert.public_bytes(serialization.Encoding.PEM).decode(),
-        private_key=key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode(),
+    return _self_signed(
+        PROXY_CA_SUBJECT, days=days, now=now,
+        extensions=((x509.BasicConstraints(ca=True, path_length=None), True), (CA_USAGE, True)),
     )
 
 

@@ -13,13 +13,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from lambdas.vaas.backends.local import running_ports, stop_runtime
+from lambdas.vaas.backends.local import running_ports
 from tests.e2e.conftest import stack  # noqa: F401  (the local stack as subprocesses, per module)
 from tests.reliability.tally import TALLY
-from tests.support.lifecycle import ControlPlane, control_plane
-from tests.support.waiting import free_port_range
+from tests.support.lifecycle import ControlPlane, running_plane
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOTS = 2
@@ -54,8 +52,5 @@ def leaks(plane: ControlPlane) -> list[str]:
 
 @pytest.fixture
 def plane(monkeypatch, proxy, tmp_path):
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        plane = control_plane(monkeypatch, proxy, tmp_path, free_port_range(SLOTS), SLOTS)
+    with running_plane(monkeypatch, proxy, tmp_path, SLOTS) as plane:
         yield plane
-        for port in running_ports(plane.runtimes):
-            stop_runtime(plane.runtimes, port)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import boto3
 
@@ -93,3 +94,20 @@ def control_plane(monkeypatch, proxy, tmp_path: Path, port_base: int, slots: int
     monkeypatch.setenv("IPOC_STATE_MACHINE_ARN", arn)
     settings.cache_clear()
     return ControlPlane(state_machine=arn, runtimes=tmp_path / "runtimes", loader=loader)
+
+
+@contextmanager
+def running_plane(monkeypatch, proxy, tmp_path: Path, slots: int) -> Iterator[ControlPlane]:
+    """A control plane on moto with Step Functions executing, stopping every runtime it started afterwards."""
+    from moto import mock_aws
+
+    from lambdas.vaas.backends.local import running_ports, stop_runtime
+    from tests.support.waiting import free_port_range
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        plane = control_plane(monkeypatch, proxy, tmp_path, free_port_range(slots), slots)
+        try:
+            yield plane
+        finally:
+            for port in running_ports(plane.runtimes):
+                stop_runtime(plane.runtimes, port)

@@ -9,18 +9,17 @@ import signal
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from ipoc.client import VeracruzClient
 from ipoc.policy import policy_hash
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
-from lambdas.vaas.backends.local import running_ports, stop_runtime
+from lambdas.vaas.backends.local import running_ports
 from tests.support import policies as P
 from tests.support.aws import call
-from tests.support.lifecycle import control_plane
-from tests.support.waiting import free_port_range, wait_until
+from tests.support.lifecycle import running_plane
+from tests.support.waiting import wait_until
 
 SLOTS = 2
 ALL_STATES_RELEASED = ["ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady", "StreamRequested",
@@ -29,11 +28,8 @@ ALL_STATES_RELEASED = ["ComposePolicy", "Allocate", "WaitForRuntime", "Provision
 
 @pytest.fixture
 def plane(monkeypatch, proxy, tmp_path):
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        plane = control_plane(monkeypatch, proxy, tmp_path, free_port_range(SLOTS), SLOTS)
+    with running_plane(monkeypatch, proxy, tmp_path, SLOTS) as plane:
         yield plane
-        for port in running_ports(plane.runtimes):
-            stop_runtime(plane.runtimes, port)
 
 
 def test_create_ready_execute_delete(plane, ids, echo_wasm):
