@@ -33,7 +33,7 @@ from ipoc.wire.carrier import MAX_BODY, split_url
 from ipoc.wire.framing import FrameDecoder, frame
 from ipoc.wire.tls import server_context
 from runtime import SIMULATION_NOTICE
-from runtime.evidence import ensure_platform_key, make_token
+from runtime.evidence import PLATFORMS, evidence_request
 from runtime.manager import RuntimeManager
 from runtime.refusal import Refused
 
@@ -88,11 +88,12 @@ def _proxy_post(proxy_url: str, route: str, request: pb.ProxyAttestationServerRe
     return response
 
 
-def attest(policy: FullPolicy, platform_dir: Path, measurement: str) -> Attested:
-    """Run the linux-platform attestation with the policy's proxy; return key and chain."""
+def attest(policy: FullPolicy, platform_dir: Path, measurement: str, platform: str = "linux") -> Attested:
+    """Run the platform's attestation (linux: PSA token; nitro-sim: NSM document) with the policy's proxy."""
+    protocol, route = PLATFORMS[platform]
     start = _proxy_post(
         policy.proxy_url, "/Start",
-        pb.ProxyAttestationServerRequest(start_msg=pb.StartMsg(protocol="psa", firmware_version="0.0")),
+        pb.ProxyAttestationServerRequest(start_msg=pb.StartMsg(protocol=protocol, firmware_version="0.0")),
     )
     if start.WhichOneof("message_oneof") != "psa_attestation_init":
         raise StartupError("the proxy did not answer /Start with a challenge")
@@ -102,12 +103,8 @@ def attest(policy: FullPolicy, platform_dir: Path, measurement: str) -> Attested
     key = ec.generate_private_key(ec.SECP256R1())
     csr = x509.CertificateSigningRequestBuilder().subject_name(CSR_SUBJECT).sign(key, hashes.SHA256())
     csr_der = csr.public_bytes(serialization.Encoding.DER)
-    token = make_token(ensure_platform_key(platform_dir), challenge, bytes.fromhex(measurement), csr_der)
     reply = _proxy_post(
-        policy.proxy_url, "/PSA/AttestationToken",
-        pb.ProxyAttestationServerRequest(
-            native_psa_attestation_token=pb.NativePsaAttestationToken(token=token, device_id=device_id, csr=csr_der)
-        ),
+        policy.proxy_url, route, evidence_request(platform, platform_dir, challenge, device_id, measurement, csr_der)
     )
     if reply.WhichOneof("message_oneof") != "cert_chain":
         raise StartupError("the proxy did not answer with a certificate chain")
@@ -206,10 +203,11 @@ def build_server(
     measurement: str,
     scratch_parent: Path | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
+    platform: str = "linux",
 ) -> tuple[RuntimeHTTPServer, Path]:
     """Attest and bind; returns the server and its private scratch directory (caller removes it)."""
     log.warning(SIMULATION_NOTICE)
-    attested = attest(policy, platform_dir, measurement)
+    attested = attest(policy, platform_dir, measurement, platform)
     identities = [identity["certificate"] for identity in policy.document["identities"]]
     context = server_context(attested.chain_pem, attested.key_pem, identities, policy.document["ciphersuite"])
     if scratch_parent is not None:

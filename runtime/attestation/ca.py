@@ -31,6 +31,10 @@ class CsrError(ValueError):
     """The enclave's certificate signing request cannot be used."""
 
 
+class CaError(ValueError):
+    """The operator's CA files cannot be used."""
+
+
 @dataclass
 class CertificateAuthority:
     key: ec.EllipticCurvePrivateKey
@@ -62,6 +66,18 @@ class CertificateAuthority:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         write_private(key_path, fresh.private_key.encode())
         cert_path.write_text(fresh.certificate)
+        return cls(key, cert, cert_path)
+
+    @classmethod
+    def from_files(cls, cert_path: Path, key_path: Path) -> "CertificateAuthority":
+        """A CA provisioned by the operator (e.g. from Secrets Manager); read only, never rewritten."""
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        except (OSError, ValueError, TypeError) as exc:
+            raise CaError(f"cannot load the CA from {cert_path} and {key_path}: {exc}") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
+            raise CaError(f"{key_path} is not the EC private key of {cert_path}")
         return cls(key, cert, cert_path)
 
     def issue_enclave_certificate(

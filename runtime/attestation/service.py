@@ -1,10 +1,14 @@
-"""The proxy attestation service: HTTP routes of the Veracruz proxy for the local platform.
+"""The proxy attestation service: the HTTP routes of Veracruz v1.3's proxy.
 
-``POST /Start`` hands out a fresh 32-byte challenge and a device id;
-``POST /PSA/AttestationToken`` checks the simulated platform's token (see
-``runtime.evidence``) against that challenge and the enclave's CSR, then
-returns the certificate chain. Bodies are base64 of a length-prefixed
-protobuf, as in Veracruz. ``GET /ca-cert`` returns the CA certificate (PEM).
+``POST /Start`` hands out a fresh 32-byte challenge and a device id (single
+use, expiring after :data:`CHALLENGE_TTL`). ``POST /Nitro/AttestationToken``
+takes a Nitro attestation document (real, or from the simulated NSM), checks
+it with :mod:`ipoc.nitro` and :mod:`runtime.attestation.nitro` and returns the
+certificate chain. ``POST /PSA/AttestationToken`` checks the simulated linux
+platform's token (see ``runtime.evidence``); it answers 501 when the service
+runs for AWS, as Veracruz's nitro-only build does. Bodies are base64 of a
+length-prefixed protobuf both ways; replies are HTTP/1.1 (veracruz-server
+refuses an HTTP/1.0 status line). ``GET /ca-cert`` returns the CA certificate (PEM).
 """
 
 from __future__ import annotations
@@ -16,23 +20,28 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
 
+from ipoc.nitro import AttestationError
 from ipoc.wire import transport_protocol_pb2 as pb
 from ipoc.wire.framing import FrameDecoder, frame
 from runtime.attestation.ca import CertificateAuthority, CsrError
-from runtime.evidence import EvidenceError, ensure_platform_key, verify_token
+from runtime.attestation.nitro import NitroTrust, authenticate, enclave_evidence
+from runtime.evidence import EvidenceError, SimulatedNsm, ensure_platform_key, verify_token
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 3010
 MAX_BODY = 1 << 20
 MAX_PENDING_CHALLENGES = 1024
+CHALLENGE_TTL = 600.0  # seconds from /Start to the evidence: room for veracruz-server to boot the enclave
 
 
 class AttestationRefused(Exception):
@@ -59,14 +68,27 @@ def decode_message(body: bytes, cls: type) -> object:
         raise AttestationRefused(400, f"malformed request body: {exc}") from None
 
 
+@dataclass(frozen=True)
+class _Challenge:
+    value: bytes
+    protocol: str
+    expires: float  # time.monotonic()
+
+
 @dataclass
 class ProxyAttestation:
-    """Challenges outstanding and the CA that signs enclave certificates."""
+    """Challenges outstanding, the CA that signs enclave certificates, and what evidence is trusted.
+
+    ``platform_key`` None disables the simulated linux platform (PSA route);
+    ``nitro`` None disables the Nitro route.
+    """
 
     ca: CertificateAuthority
-    platform_key: ec.EllipticCurvePublicKey
+    platform_key: ec.EllipticCurvePublicKey | None
+    nitro: NitroTrust | None = None
     cert_validity: _dt.timedelta = _dt.timedelta(days=1)
-    _challenges: dict[int, bytes] = field(default_factory=dict)
+    challenge_ttl: float = CHALLENGE_TTL
+    _challenges: dict[int, _Challenge] = field(default_factory=dict)
     _next_device: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -76,11 +98,13 @@ class ProxyAttestation:
         protocol = request.start_msg.protocol
         if protocol not in ("psa", "nitro"):
             raise AttestationRefused(400, f"unknown attestation protocol {protocol!r}")
+        if (protocol == "nitro" and self.nitro is None) or (protocol == "psa" and self.platform_key is None):
+            raise AttestationRefused(501, f"this proxy does not serve the {protocol!r} protocol")
         challenge = os.urandom(32)
         with self._lock:
             device_id = self._next_device
             self._next_device += 1
-            self._challenges[device_id] = challenge
+            self._challenges[device_id] = _Challenge(challenge, protocol, time.monotonic() + self.challenge_ttl)
             while len(self._challenges) > MAX_PENDING_CHALLENGES:  # forget the oldest abandoned starts
                 self._challenges.pop(next(iter(self._challenges)))
         log.info("attestation started: device %d, protocol %s", device_id, protocol)
@@ -88,14 +112,25 @@ class ProxyAttestation:
             psa_attestation_init=pb.PsaAttestationInit(challenge=challenge, device_id=device_id)
         )
 
+    def _take_challenge(self, device_id: int, protocol: str) -> bytes:
+        """Remove and return the device's challenge: each works once, only before it expires, for its protocol."""
+        with self._lock:
+            challenge = self._challenges.pop(device_id, None)
+        if challenge is None:
+            raise AttestationRefused(400, f"no attestation started for device {device_id} (or already used)")
+        if time.monotonic() > challenge.expires:
+            raise AttestationRefused(401, f"the challenge for device {device_id} expired ({self.challenge_ttl:.0f} s): start again")
+        if challenge.protocol != protocol:
+            raise AttestationRefused(400, f"device {device_id} started the {challenge.protocol!r} protocol, not {protocol!r}")
+        return challenge.value
+
     def psa_token(self, request: pb.ProxyAttestationServerRequest) -> pb.ProxyAttestationServerResponse:
+        if self.platform_key is None:
+            raise AttestationRefused(501, "the simulated linux platform is disabled on this proxy (Nitro only)")
         if request.WhichOneof("message_oneof") != "native_psa_attestation_token":
             raise AttestationRefused(400, "expected a native_psa_attestation_token")
         token = request.native_psa_attestation_token
-        with self._lock:
-            challenge = self._challenges.pop(token.device_id, None)
-        if challenge is None:
-            raise AttestationRefused(400, f"no attestation started for device {token.device_id} (or already used)")
+        challenge = self._take_challenge(token.device_id, "psa")
         try:
             evidence = verify_token(self.platform_key, token.token)
         except EvidenceError as exc:
@@ -109,6 +144,31 @@ class ProxyAttestation:
         except CsrError as exc:
             raise AttestationRefused(400, str(exc)) from None
         log.info("enclave certificate issued: device %d, measurement %s", token.device_id, evidence.measurement.hex())
+        return pb.ProxyAttestationServerResponse(
+            cert_chain=pb.CertChain(root_cert=self.ca.certificate_der, enclave_cert=enclave_cert)
+        )
+
+    def nitro_token(self, request: pb.ProxyAttestationServerRequest) -> pb.ProxyAttestationServerResponse:
+        """Certify an enclave from its Nitro attestation document (Veracruz's order: authenticate, then take the challenge)."""
+        if self.nitro is None:
+            raise AttestationRefused(501, "Nitro attestation is not enabled on this proxy")
+        if request.WhichOneof("message_oneof") != "nitro_attestation_doc":
+            raise AttestationRefused(400, "expected a nitro_attestation_doc")
+        message = request.nitro_attestation_doc
+        try:
+            document = authenticate(message.doc, self.nitro)
+        except AttestationError as exc:  # a forged or stale document does not burn the device's challenge
+            raise AttestationRefused(401, f"attestation document refused: {exc}") from None
+        challenge = self._take_challenge(message.device_id, "nitro")
+        try:
+            evidence = enclave_evidence(document, challenge, self.nitro)
+            enclave_cert = self.ca.issue_enclave_certificate(evidence.csr, evidence.measurement, self.cert_validity)
+        except AttestationError as exc:
+            raise AttestationRefused(401, f"attestation document refused: {exc}") from None
+        except CsrError as exc:
+            raise AttestationRefused(401, f"attestation document refused: user_data: {exc}") from None
+        log.info("enclave certificate issued: device %d, module %s, PCR0 %s",
+                 message.device_id, document.module_id, document.pcr0.hex() if document.pcr0 else "-")
         return pb.ProxyAttestationServerResponse(
             cert_chain=pb.CertChain(root_cert=self.ca.certificate_der, enclave_cert=enclave_cert)
         )
@@ -134,9 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
                 request = decode_message(body, pb.ProxyAttestationServerRequest)
                 self._reply(200, encode_message(state.psa_token(request)))  # type: ignore[arg-type]
             elif self.path == "/Nitro/AttestationToken":
-                raise AttestationRefused(
-                    501, "Nitro attestation is not available on the local proxy; Nitro instances use Veracruz's proxy"
-                )
+                request = decode_message(body, pb.ProxyAttestationServerRequest)
+                self._reply(200, encode_message(state.nitro_token(request)))  # type: ignore[arg-type]
             else:
                 raise AttestationRefused(404, f"no route POST {self.path}")
         except AttestationRefused as exc:
@@ -171,13 +230,47 @@ class AttestationHTTPServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
+MODES = ("local", "aws")
+
+
 def make_server(
-    host: str, port: int, state_dir: Path, platform_dir: Path, cert_validity: _dt.timedelta | None = None
+    host: str,
+    port: int,
+    state_dir: Path,
+    platform_dir: Path,
+    cert_validity: _dt.timedelta | None = None,
+    *,
+    mode: str = "local",
+    allowed_pcr0: frozenset[str] = frozenset(),
+    ca: CertificateAuthority | None = None,
+    nitro_root: x509.Certificate | None = None,
 ) -> AttestationHTTPServer:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    state = ProxyAttestation(
-        ca=CertificateAuthority.load_or_create(state_dir), platform_key=ensure_platform_key(platform_dir).public_key()
-    )
+    """The proxy for this machine (``local``) or for an AWS deployment (``aws``).
+
+    ``local`` trusts this installation's simulated platform key (linux) and
+    simulated NSM root (nitro-sim), and allows the simulated PCR0 of this code
+    besides ``allowed_pcr0``. ``aws`` trusts only the pinned AWS Nitro root
+    (or ``nitro_root``), serves no simulated platform, and needs a non-empty allow-list.
+    """
+    from runtime.measurement import nitro_sim_pcr0
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if ca is None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        ca = CertificateAuthority.load_or_create(state_dir)
+    if mode == "aws":
+        if not allowed_pcr0:
+            raise ValueError("the PCR0 allow-list is empty: no enclave could be certified (give --allow-pcr0 or $IPOC_PCR0_ALLOWLIST)")
+        trust = NitroTrust.aws(allowed_pcr0) if nitro_root is None else NitroTrust(nitro_root, allowed_pcr0, description="given root")
+        state = ProxyAttestation(ca=ca, platform_key=None, nitro=trust)
+    else:
+        platform_dir.mkdir(parents=True, exist_ok=True)
+        root = nitro_root or SimulatedNsm.load_or_create(platform_dir).root
+        trust = NitroTrust(root, allowed_pcr0 | {nitro_sim_pcr0()},
+                           description="given root" if nitro_root else "simulated NSM root of this installation")
+        state = ProxyAttestation(ca=ca, platform_key=ensure_platform_key(platform_dir).public_key(), nitro=trust)
     if cert_validity is not None:
         state.cert_validity = cert_validity
+    log.info("proxy attestation service (%s): Nitro documents must chain to %s", mode, trust.summary())
     return AttestationHTTPServer((host, port), state)

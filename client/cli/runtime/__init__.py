@@ -8,7 +8,7 @@ from client.cli.runtime.serve import serve
 
 @click.group(short_help="Run a local Veracruz-compatible runtime")
 def runtime() -> None:
-    """A Veracruz v1.3-compatible runtime on the simulated linux platform (no hardware isolation)."""
+    """A Veracruz v1.3-compatible runtime on a simulated platform, linux or nitro-sim (no hardware isolation)."""
 
 
 runtime.add_command(serve)
