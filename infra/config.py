@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 PREFIX = "ipoc:"
 MEASUREMENT = re.compile(r"^[0-9a-f]{64}$")
+PCR0_ENTRY = re.compile(r"^(?:[0-9a-f]{64}|[0-9a-f]{96})$")  # a whole PCR0 (SHA-384) or its first 32 bytes
+PROXIES = ("ipoc", "veracruz")
 INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]+$")
 # Nitro Enclaves need a Nitro instance with at least 4 vCPUs; the smaller sizes of these families are refused.
 TOO_SMALL_FOR_ENCLAVES = ("nano", "micro", "small", "medium", "large")
@@ -31,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "hugepages1Gi": 1,
     "runtimeImage": "veracruz/veracruz-nitro:v1.3.3",
     "runtimeMeasurement": "f2ae0de7bec92bcdbd4a96e2ae08d85a575f1aa64acb797bc4afa6b1d3cc8798",
+    "pcr0AllowList": [],
+    "proxy": "ipoc",
     "portRange": [3014, 3023],
     "defaultTtlSeconds": 3600,
     "maxTtlSeconds": 86400,
@@ -62,6 +66,8 @@ class DeploymentConfig:
     hugepages_1gi: int
     runtime_image: str
     runtime_measurement: str
+    pcr0_allow_list: tuple[str, ...]  # runtime_measurement first, then the extra values
+    proxy: str  # "ipoc" (our image, built at deploy time) or "veracruz" (the runtime image's original proxy)
     port_min: int
     port_max: int
     default_ttl: int
@@ -132,6 +138,13 @@ def from_context(get: Callable[[str], Any]) -> DeploymentConfig:
     measurement = value("runtimeMeasurement")
     if not isinstance(measurement, str) or not MEASUREMENT.match(measurement):
         raise ConfigError(f"context {PREFIX}runtimeMeasurement must be 64 lowercase hex digits (the image's PCR0 prefix), got {measurement!r}")
+    extra_pcr0 = value("pcr0AllowList")
+    if not isinstance(extra_pcr0, list) or not all(isinstance(e, str) and PCR0_ENTRY.match(e) for e in extra_pcr0):
+        raise ConfigError(f"context {PREFIX}pcr0AllowList must be a JSON list of PCR0 values (96 lowercase hex digits, "
+                          f"or their first 64), got {extra_pcr0!r}")
+    proxy = value("proxy")
+    if proxy not in PROXIES:
+        raise ConfigError(f"context {PREFIX}proxy must be one of {', '.join(PROXIES)}, got {proxy!r}")
     throttle = mapping("apiThrottle", ("rateLimit", "burstLimit"))
     default_ttl, max_ttl = integer("defaultTtlSeconds", 60, 7 * 86400), integer("maxTtlSeconds", 60, 7 * 86400)
     if default_ttl > max_ttl:
@@ -164,6 +177,8 @@ def from_context(get: Callable[[str], Any]) -> DeploymentConfig:
         hugepages_1gi=integer("hugepages1Gi", 0, 1024),
         runtime_image=image,
         runtime_measurement=measurement,
+        pcr0_allow_list=tuple(dict.fromkeys([measurement, *extra_pcr0])),
+        proxy=proxy,
         port_min=ports[0],
         port_max=ports[1],
         default_ttl=default_ttl,

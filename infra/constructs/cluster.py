@@ -23,6 +23,7 @@ from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 from constructs import Construct
 
 from infra.config import DeploymentConfig
+from infra.constructs.proxy_image import ProxyImage
 
 CHART = Path(__file__).resolve().parents[2] / "eks" / "ipoc"
 RELEASE_NAMESPACE = "ipoc-system"
@@ -136,7 +137,10 @@ class EnclaveCluster(Construct):
                 "ports": {"first": config.port_min, "last": config.port_max},
                 "vaasGroup": VAAS_GROUP,
                 "proxy": {
-                    "image": config.runtime_image,
+                    # ipoc:proxy=veracruz switches back to the runtime image's original (unchecking) proxy.
+                    "implementation": config.proxy,
+                    "image": config.runtime_image if config.proxy == "veracruz" else ProxyImage(self, "ProxyImage").image_uri,
+                    "pcr0AllowList": list(config.pcr0_allow_list),
                     "port": PROXY_PORT,
                     "serviceAccount": PROXY_SERVICE_ACCOUNT,
                     "ca": {

@@ -25,6 +25,8 @@ VALUES = [
     "--set", "proxy.ca.certificateSecretArn=arn:aws:secretsmanager:eu-west-1:111122223333:secret:cert",
     "--set", "proxy.ca.keySecretArn=arn:aws:secretsmanager:eu-west-1:111122223333:secret:key",
     "--set", "proxy.ca.region=eu-west-1",
+    "--set", "proxy.image=111122223333.dkr.ecr.eu-west-1.amazonaws.com/cdk-assets:proxy",
+    "--set", "proxy.pcr0AllowList={" + "ab" * 32 + "}",
 ]
 
 
@@ -97,7 +99,7 @@ def test_the_proxy_gets_its_ca_from_secrets_manager_into_memory(objects: list[di
     env = {e["name"]: e["value"] for e in init["env"]}
     assert env["CERT_ARN"].endswith(":cert") and env["KEY_ARN"].endswith(":key") and env["REGION"] == "eu-west-1"
     [proxy] = spec["containers"]
-    assert proxy["command"][1] == "0.0.0.0:3010"
+    assert proxy["args"][:6] == ["--mode", "aws", "--host", "0.0.0.0", "--port", "3010"]
     assert by_kind(objects, "Service", PROXY_SERVICE)["spec"]["type"] == "ClusterIP"
 
 
