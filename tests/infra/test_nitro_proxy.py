@@ -149,3 +149,15 @@ def test_the_chart_command_runs_with_only_the_image_packages(tmp_path) -> None:
         proc.terminate()
         proc.wait(10)
     assert "AWS Nitro Enclaves root G1 (sha256 641a0321" in log.read_text()
+
+
+def test_allow_list_context_is_checked_and_starts_with_the_runtime_measurement() -> None:
+    from infra.config import ConfigError, from_context
+
+    extra = "cd" * 48
+    config = from_context({"ipoc:pcr0AllowList": json.dumps([extra]), "ipoc:runtimeMeasurement": MEASUREMENT}.get)
+    assert config.pcr0_allow_list == (MEASUREMENT, extra) and config.proxy == "ipoc"
+    with pytest.raises(ConfigError, match="pcr0AllowList must be a JSON list of PCR0 values"):
+        from_context({"ipoc:pcr0AllowList": '["ABC"]'}.get)
+    with pytest.raises(ConfigError, match="proxy must be one of ipoc, veracruz"):
+        from_context({"ipoc:proxy": "nginx"}.get)
