@@ -124,6 +124,12 @@ class ProxyAttestation:
             raise AttestationRefused(400, f"device {device_id} started the {challenge.protocol!r} protocol, not {protocol!r}")
         return challenge.value
 
+    def _cert_chain(self, enclave_cert: bytes) -> pb.ProxyAttestationServerResponse:
+        """Veracruz's reply: the proxy CA (root_cert) and the enclave certificate, both DER."""
+        return pb.ProxyAttestationServerResponse(
+            cert_chain=pb.CertChain(root_cert=self.ca.certificate_der, enclave_cert=enclave_cert)
+        )
+
     def psa_token(self, request: pb.ProxyAttestationServerRequest) -> pb.ProxyAttestationServerResponse:
         if self.platform_key is None:
             raise AttestationRefused(501, "the simulated linux platform is disabled on this proxy (Nitro only)")
@@ -144,9 +150,7 @@ class ProxyAttestation:
         except CsrError as exc:
             raise AttestationRefused(400, str(exc)) from None
         log.info("enclave certificate issued: device %d, measurement %s", token.device_id, evidence.measurement.hex())
-        return pb.ProxyAttestationServerResponse(
-            cert_chain=pb.CertChain(root_cert=self.ca.certificate_der, enclave_cert=enclave_cert)
-        )
+        return self._cert_chain(enclave_cert)
 
     def nitro_token(self, request: pb.ProxyAttestationServerRequest) -> pb.ProxyAttestationServerResponse:
         """Certify an enclave from its Nitro attestation document (Veracruz's order: authenticate, then take the challenge)."""
@@ -169,9 +173,7 @@ class ProxyAttestation:
             raise AttestationRefused(401, f"attestation document refused: user_data: {exc}") from None
         log.info("enclave certificate issued: device %d, module %s, PCR0 %s",
                  message.device_id, document.module_id, document.pcr0.hex() if document.pcr0 else "-")
-        return pb.ProxyAttestationServerResponse(
-            cert_chain=pb.CertChain(root_cert=self.ca.certificate_der, enclave_cert=enclave_cert)
-        )
+        return self._cert_chain(enclave_cert)
 
 
 class _Handler(BaseHTTPRequestHandler):
