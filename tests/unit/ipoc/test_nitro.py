@@ -176,3 +176,53 @@ def test_report_lists_every_check_in_json(nsm):
     assert body["valid"] is True
     assert [c["name"] for c in body["checks"]] == list(nitro.CHECKS)
     assert body["document"]["pcrs"]["0"] == PCRS[0].hex()
+
+
+def chain_document(nsm: SimulatedNsm, *, ca_usage: x509.KeyUsage | None, ca_path_length: int | None = 0,
+                   leaf_curve: ec.EllipticCurve = ec.SECP384R1(), algorithm: int = -35) -> bytes:
+    """A document whose root → CA → leaf chain is built here, to break one key-usage rule at a time."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    start, end = NOW - dt.timedelta(minutes=5), NOW + dt.timedelta(hours=1)
+    ca_key = ec.generate_private_key(ec.SECP384R1())
+    ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(nsm.root.subject)
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=ca_path_length), critical=True))
+    if ca_usage is not None:
+        ca = ca.add_extension(ca_usage, critical=True)
+    ca = ca.sign(nsm.root_key, hashes.SHA384())
+    leaf_key = ec.generate_private_key(leaf_curve)
+    leaf = (x509.CertificateBuilder().subject_name(name("test leaf")).issuer_name(ca.subject)
+            .public_key(leaf_key.public_key()).serial_number(2).not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=False)
+            .sign(ca_key, hashes.SHA384()))
+    der = serialization.Encoding.DER
+    payload = {"module_id": "m", "digest": "SHA384", "timestamp": int(NOW.timestamp() * 1000), "pcrs": {0: bytes(48)},
+               "certificate": leaf.public_bytes(der), "cabundle": [nsm.root.public_bytes(der), ca.public_bytes(der)]}
+    return cose_sign1(cbor2.dumps(payload), leaf_key, algorithm=algorithm)
+
+
+CA_SIGN = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+
+
+def test_a_hand_built_chain_verifies(nsm):
+    assert nitro.verify_document(chain_document(nsm, ca_usage=CA_SIGN), root=nsm.root).module_id == "m"
+
+
+def test_ca_without_key_cert_sign_is_refused(nsm):
+    no_sign = x509.KeyUsage(True, False, False, False, False, False, True, False, False)
+    error = refusal(chain_document(nsm, ca_usage=no_sign), nsm.root)
+    assert (error.check, error.reason) == ("key_usage", "CN=test CA lacks keyUsage keyCertSign")
+
+
+def test_leaf_key_must_be_p384(nsm):
+    report = nitro.check_document(chain_document(nsm, ca_usage=CA_SIGN, leaf_curve=ec.SECP256R1()), root=nsm.root)
+    failed = {c.name: c.detail for c in report.checks if not c.passed}
+    assert failed["algorithm"] == "an ES384 signature is 96 bytes (r||s), got 64"
+    assert failed["key_usage"] == "the signing certificate's key must be EC P-384 (ES384)"
+    assert failed["signature"] == "the signing certificate's key is not EC P-384"

@@ -81,3 +81,12 @@ def test_garbage_is_refused_by_name(tmp_path):
     junk.write_bytes(b"\x84\x01")
     result = verify("--at-document-time", str(junk))
     assert result.returncode == 1 and "structure" in result.stderr
+
+
+def test_aws_mode_needs_an_allow_list(tmp_path):
+    result = processes.run(["attestation", "serve", "--mode", "aws", "--port", "0", "--state-dir", str(tmp_path)],
+                           timeout=60, env={"IPOC_PCR0_ALLOWLIST": ""})
+    assert result.returncode == 1
+    assert "error: the PCR0 allow-list is empty" in result.stderr
+    bad = processes.run(["attestation", "serve", "--mode", "aws", "--port", "0", "--allow-pcr0", "xyz"], timeout=60)
+    assert bad.returncode == 1 and "neither 64 nor 96 hex digits" in bad.stderr
