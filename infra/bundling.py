@@ -32,19 +32,24 @@ class BundlingError(RuntimeError):
     """The Lambda code or its dependencies could not be prepared."""
 
 
-def lambda_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """The project's own pins for :data:`LAMBDA_DEPENDENCIES` (extras kept, e.g. ``[tracer]``)."""
+def project_pins(names: tuple[str, ...], pyproject: Path = ROOT / "pyproject.toml", *, who: str = "the Lambdas") -> list[str]:
+    """The project's own pins for ``names``, in that order (extras kept, e.g. ``[tracer]``)."""
     pins = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     wanted: dict[str, str] = {}
     for pin in pins:
         match = _NAME.match(pin)
         name = match.group(1).split("[")[0].lower() if match else ""
-        if name in LAMBDA_DEPENDENCIES:
+        if name in names:
             wanted[name] = pin
-    missing = sorted(set(LAMBDA_DEPENDENCIES) - set(wanted))
+    missing = sorted(set(names) - set(wanted))
     if missing:
-        raise BundlingError(f"pyproject.toml pins no {', '.join(missing)}: the Lambdas need them")
-    return [wanted[name] for name in LAMBDA_DEPENDENCIES]
+        raise BundlingError(f"pyproject.toml pins no {', '.join(missing)}: {who} need them")
+    return [wanted[name] for name in names]
+
+
+def lambda_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """The project's own pins for :data:`LAMBDA_DEPENDENCIES`."""
+    return project_pins(LAMBDA_DEPENDENCIES, pyproject)
 
 
 def code_directory(out: Path = BUILD / "lambda-code") -> Path:

@@ -15,10 +15,15 @@ from aws_cdk import IgnoreMode
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 
+from infra.bundling import project_pins
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "docker/proxy/Dockerfile"
 # Everything is excluded but what the Dockerfile copies (.dockerignore syntax: later "!" lines re-include).
 CONTEXT = ("pyproject.toml", "README.md", "docker/proxy", "ipoc", "runtime", "client")
+# The only distributions the proxy imports (jsonschema: the CLI imports every command group, and
+# `ipoc function register` validates with it at import); their pins come from pyproject.toml.
+PROXY_PACKAGES = ("cbor2", "click", "cryptography", "jsonschema", "protobuf", "rich")
 EXCLUDE = ["*", *(f"!{path}" for path in CONTEXT), "**/__pycache__", "**/*.pyc"]
 
 
@@ -31,6 +36,7 @@ class ProxyImage(Construct):
             self, "Image",
             directory=str(ROOT),
             file=DOCKERFILE,
+            build_args={"PROXY_REQUIREMENTS": " ".join(project_pins(PROXY_PACKAGES, who="the proxy image"))},
             exclude=EXCLUDE,
             ignore_mode=IgnoreMode.DOCKER,
             platform=ecr_assets.Platform.LINUX_AMD64,  # the Nitro node group's architecture

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.constructs.proxy_image import CONTEXT, DOCKERFILE, ROOT
+from infra.constructs.proxy_image import CONTEXT, DOCKERFILE, PROXY_PACKAGES, ROOT
 from ipoc.certs import new_certificate_authority
 from ipoc.wire import transport_protocol_pb2 as pb
 from ipoc.wire.framing import frame
@@ -31,12 +31,6 @@ from tests.support.waiting import free_port, wait_until
 from ipoc.wire.carrier import port_open
 
 MEASUREMENT = "ab" * 32
-
-
-def image_packages() -> list[str]:
-    match = re.search(r'^ARG PROXY_PACKAGES="([^"]+)"', (ROOT / DOCKERFILE).read_text(), re.M)
-    assert match, "the Dockerfile names the distributions it installs"
-    return match.group(1).split()
 
 
 def test_synth_stages_the_proxy_image_and_passes_the_allow_list(synth, platform_json) -> None:
@@ -51,6 +45,9 @@ def test_synth_stages_the_proxy_image_and_passes_the_allow_list(synth, platform_
     manifest = json.loads(Path(synth.assembly.directory, "Ipoc.assets.json").read_text())
     [image] = manifest["dockerImages"].values()
     assert image["source"]["dockerFile"] == DOCKERFILE and image["source"]["platform"] == "linux/amd64"
+    requirements = image["source"]["dockerBuildArgs"]["PROXY_REQUIREMENTS"].split()
+    pinned = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert [r.split("==")[0] for r in requirements] == list(PROXY_PACKAGES) and set(requirements) <= set(pinned)
     staged = Path(synth.assembly.directory, image["source"]["directory"])
     assert sorted(p.name for p in staged.iterdir()) == sorted({c.split("/")[0] for c in CONTEXT})
     assert not list(staged.rglob("__pycache__"))
@@ -94,7 +91,7 @@ def blocked_modules() -> set[str]:
     pinned = [re.split(r"[\[=<>!~ ;]", d)[0].lower()
               for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
     installed: set[str] = set()
-    todo = [p.lower() for p in image_packages()]
+    todo = list(PROXY_PACKAGES)
     while todo:
         name = todo.pop()
         if name in installed:
