@@ -17,6 +17,7 @@ import base64
 import binascii
 import datetime as _dt
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -44,10 +45,18 @@ MAX_PENDING_CHALLENGES = 1024
 CHALLENGE_TTL = 600.0  # seconds from /Start to the evidence: room for veracruz-server to boot the enclave
 
 
+ERROR_CODES = {400: "InvalidRequest", 401: "AttestationRefused", 404: "NotFound", 413: "PayloadTooLarge", 501: "NotImplemented"}
+
+
 class AttestationRefused(Exception):
+    """A request the proxy refuses; the reply is ``{"error": <code for status>, "message": ...}``."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+    def body(self) -> bytes:
+        return json.dumps({"error": ERROR_CODES.get(self.status, "Error"), "message": str(self)}).encode()
 
 
 def encode_message(message: pb.ProxyAttestationServerRequest | pb.ProxyAttestationServerResponse) -> bytes:
@@ -184,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
-            self._reply(413, b"request body too large", "text/plain")
+            self._reply(413, AttestationRefused(413, f"request body over {MAX_BODY} bytes").body(), "application/json")
             return
         body = self.rfile.read(length)
         state = self.server.state
@@ -202,7 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise AttestationRefused(404, f"no route POST {self.path}")
         except AttestationRefused as exc:
             log.warning("refused %s: %s", self.path, exc)
-            self._reply(exc.status, str(exc).encode(), "text/plain")
+            self._reply(exc.status, exc.body(), "application/json")
 
     def do_GET(self) -> None:  # noqa: N802
         if self.path == "/ca-cert":
@@ -210,7 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/health":
             self._reply(200, b"ok", "text/plain")
         else:
-            self._reply(404, f"no route GET {self.path}".encode(), "text/plain")
+            self._reply(404, AttestationRefused(404, f"no route GET {self.path}").body(), "application/json")
 
     def _reply(self, status: int, body: bytes, content_type: str = "application/octet-stream") -> None:
         self.send_response(status)

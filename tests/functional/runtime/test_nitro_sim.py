@@ -84,7 +84,9 @@ def test_proxy_speaks_veracruz_nitro_wire(proxy):
 
     # the same challenge a second time: refused, with a reason
     status, body = raw_post(proxy.url, "/Nitro/AttestationToken", token)
-    assert status.startswith(b"HTTP/1.1 400") and b"already used" in body
+    assert status.startswith(b"HTTP/1.1 400")
+    refusal = json.loads(body)
+    assert refusal["error"] == "InvalidRequest" and "already used" in refusal["message"]
 
 
 @pytest.fixture
