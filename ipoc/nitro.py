@@ -359,6 +359,9 @@ def _check_signature(envelope: _Envelope, leaf: x509.Certificate) -> None:
 # --- entry points ------------------------------------------------------------------------------------------
 
 
+_FAILED = object()  # a step's result when its check failed
+
+
 def document_time(data: bytes) -> _dt.datetime:
     """The document's own timestamp (to verify an expired sample as of when it was made)."""
     return _decode_payload(_envelope(data).payload).timestamp
@@ -400,9 +403,6 @@ def check_document(data: bytes, *, root: x509.Certificate | None = None, at: _dt
                     report.checks[position] = CheckResult("chain", False, exc.reason)
     run("signature", _check_signature, envelope, doc.certificate)
     return report
-
-
-_FAILED = object()
 
 
 def verify_document(data: bytes, *, root: x509.Certificate | None = None, at: _dt.datetime | None = None) -> AttestationDocument:
