@@ -65,7 +65,7 @@ def test_the_chart_is_installed_with_the_deployments_values(platform_json) -> No
     values = json.loads(json.dumps(chart["Properties"]["Values"]))
     text = json.dumps(values)
     assert '\\"first\\":3014' in text and '\\"last\\":3023' in text
-    assert "veracruz/veracruz-nitro:v1.3.3" in text
+    assert '\\"implementation\\":\\"ipoc\\"' in text and "container-assets" in text  # our proxy image (the runtime image goes to VaaS)
     assert "ipoc-vaas" in text
 
 
