@@ -209,6 +209,7 @@ def build_server(
 ) -> tuple[RuntimeHTTPServer, Path]:
     """Attest and bind; returns the server and its private scratch directory (caller removes it)."""
     log.warning(SIMULATION_NOTICE)
+    policy.runtime_hash("linux")  # other platforms' hashes may be null; this platform's must be set
     attested = attest(policy, platform_dir, measurement)
     identities = [identity["certificate"] for identity in policy.document["identities"]]
     context = server_context(attested.chain_pem, attested.key_pem, identities, policy.document["ciphersuite"])
