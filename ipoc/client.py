@@ -21,7 +21,7 @@ from ipoc.rights import normalise_path
 from ipoc.wire import messages
 from ipoc.wire.carrier import MAX_RAW_PER_POST, CarrierError, HttpCarrier
 from ipoc.wire.framing import FrameDecoder, frame
-from ipoc.wire.tls import client_context
+from ipoc.wire.tls import client_context, openssl_suite
 
 MEASUREMENT_OID = x509.ObjectIdentifier("2.5.30.1")
 DEFAULT_CHUNK = 1 << 20
@@ -127,6 +127,12 @@ class VeracruzClient:
                 ) from None
             except ssl.SSLError as exc:
                 raise errors.AttestationError(f"TLS handshake with the runtime failed: {exc}") from None
+        suite = self._tls.cipher()
+        if suite is None or suite[0] != openssl_suite(self.policy.document["ciphersuite"]):
+            raise errors.AttestationError(
+                f"the runtime negotiated {suite and suite[0]}, not the policy's {self.policy.document['ciphersuite']}"
+            )
+        self.verified["ciphersuite"] = suite[0]
         # TLS 1.3: our certificate and Finished are still queued; the runtime judges them now.
         try:
             self._flush()
