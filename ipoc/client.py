@@ -152,7 +152,7 @@ class VeracruzClient:
         measured = runtime_measurement(peer).hex()
         expected = self.policy.runtime_hashes
         if measured not in expected.values():
-            names = ", ".join(f"runtime_manager_hash_{p}={h}" for p, h in expected.items())
+            names = ", ".join(f"runtime_manager_hash_{p}={h}" for p, h in expected.items()) or "no hash at all (every runtime_manager_hash_* is null)"
             raise errors.RuntimeHashMismatch(
                 f"runtime hash mismatch: the attested runtime measures {measured}, the policy expects {names}; "
                 "the instance is not running the runtime this policy was issued for"
