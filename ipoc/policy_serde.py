@@ -45,7 +45,7 @@ class _Object(list):
 
 def _parse_int(text: str) -> int | _Float:
     value = int(text)
-    if text.lstrip("-") == "0" and text.startswith("-") or not _I64_MIN <= value <= _U64_MAX:
+    if text == "-0" or not _I64_MIN <= value <= _U64_MAX:
         return _Float(text)
     return value
 

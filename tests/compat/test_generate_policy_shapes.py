@@ -70,3 +70,13 @@ def test_runtime_serve_cli_names_the_missing_hash(proxy, tmp_path: Path):
     served = processes.run(["runtime", "serve", str(path)], timeout=60)
     assert served.returncode != 0
     assert "no runtime_manager_hash_linux" in served.stderr
+
+
+def test_policy_validate_refuses_what_veracruz_refuses(proxy, tmp_path: Path):
+    document = json.loads(_policy("linux", proxy))
+    document["enclave_cert_expiry"]["minute"] = 300  # a u8 in Veracruz's Timepoint
+    path = tmp_path / "minute.json"
+    path.write_text(json.dumps(document, indent=2))
+    validated = processes.run(["policy", "validate", "--kind", "full", str(path)])
+    assert validated.returncode == 1
+    assert "$.enclave_cert_expiry.minute: invalid value: integer `300`, expected u8" in validated.stderr
