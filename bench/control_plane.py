@@ -93,7 +93,7 @@ def user_policy(instance_id: str, user, streamer) -> dict:  # type: ignore[no-un
 
 def create_ready(ccfaas: str, instance_id: str, user, streamer) -> tuple[float, dict]:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
-    accepted = requests.post(f"{ccfaas}/instance", json=user_policy(instance_id, user, streamer), headers=ALICE, timeout=30)
+    accepted = requests.post(f"{ccfaas}/instance?wait=0", json=user_policy(instance_id, user, streamer), headers=ALICE, timeout=30)
     assert accepted.status_code == 202, accepted.text
 
     def ready() -> dict | None:

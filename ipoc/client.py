@@ -21,11 +21,10 @@ from ipoc.rights import normalise_path
 from ipoc.wire import messages
 from ipoc.wire.carrier import MAX_RAW_PER_POST, CarrierError, HttpCarrier
 from ipoc.wire.framing import FrameDecoder, frame
-from ipoc.wire.tls import client_context
+from ipoc.wire.tls import client_context, openssl_suite
 
 MEASUREMENT_OID = x509.ObjectIdentifier("2.5.30.1")
 DEFAULT_CHUNK = 1 << 20
-_MAX_EMPTY_POLLS = 8
 _RUNTIME_ERROR = re.compile(r"^([A-Za-z]+): (.*)$", re.S)
 
 
@@ -99,7 +98,9 @@ class VeracruzClient:
         """Handshake, then verify runtime and policy hashes; afterwards requests may flow."""
         if self._tls is not None:
             return
-        ctx = client_context(self.policy.proxy_service_cert, self._certificate, self._key)
+        ctx = client_context(
+            self.policy.proxy_service_cert, self._certificate, self._key, self.policy.document["ciphersuite"]
+        )
         self._carrier = HttpCarrier(self.policy.server_url, timeout=self._timeout)
         self._tls = ctx.wrap_bio(self._incoming, self._outgoing, server_side=False)
         try:
@@ -126,6 +127,12 @@ class VeracruzClient:
                 ) from None
             except ssl.SSLError as exc:
                 raise errors.AttestationError(f"TLS handshake with the runtime failed: {exc}") from None
+        suite = self._tls.cipher()
+        if suite is None or suite[0] != openssl_suite(self.policy.document["ciphersuite"]):
+            raise errors.AttestationError(
+                f"the runtime negotiated {suite and suite[0]}, not the policy's {self.policy.document['ciphersuite']}"
+            )
+        self.verified["ciphersuite"] = suite[0]
         # TLS 1.3: our certificate and Finished are still queued; the runtime judges them now.
         try:
             self._flush()
@@ -145,7 +152,7 @@ class VeracruzClient:
         measured = runtime_measurement(peer).hex()
         expected = self.policy.runtime_hashes
         if measured not in expected.values():
-            names = ", ".join(f"runtime_manager_hash_{p}={h}" for p, h in expected.items())
+            names = ", ".join(f"runtime_manager_hash_{p}={h}" for p, h in expected.items()) or "no hash at all (every runtime_manager_hash_* is null)"
             raise errors.RuntimeHashMismatch(
                 f"runtime hash mismatch: the attested runtime measures {measured}, the policy expects {names}; "
                 "the instance is not running the runtime this policy was issued for"
@@ -291,23 +298,18 @@ class VeracruzClient:
     def _read_response(self, what: str):  # type: ignore[no-untyped-def]
         assert self._tls is not None and self._carrier is not None
         decoder = FrameDecoder()
-        polls = 0
         while True:
             try:
                 data = self._tls.read(1 << 20)
             except ssl.SSLWantReadError:
-                # The runtime answers within the post that completes a request; poll a
-                # few times for a slow reply, then give up.
-                if polls >= _MAX_EMPTY_POLLS:
-                    raise errors.VeracruzError(f"{what}: the runtime sent no response") from None
-                polls += 1
-                try:
-                    self._session_id, reply = self._carrier.exchange(self._session_id, b"")
-                except CarrierError as exc:
-                    self._abandon()
-                    raise self._runtime_error(exc, what) from None
-                self._incoming.write(reply)
-                continue
+                # A runtime answers in the reply to the post that completes a request
+                # (veracruz-server drains the enclave's TLS output before replying).
+                # There is nothing to poll with: a body without TLS bytes ("<sid> ")
+                # is malformed to veracruz-server, so never send one.
+                self._abandon()
+                raise errors.VeracruzError(
+                    f"{what}: the runtime's reply ended before a complete response; the session is closed"
+                ) from None
             except ssl.SSLZeroReturnError:
                 self._abandon()
                 raise errors.VeracruzError(f"{what}: the runtime closed the session") from None

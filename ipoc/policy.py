@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -18,6 +19,7 @@ from ipoc import rights as _rights
 from ipoc import schemas
 from ipoc.certs import certificate_der, normalise_certificate, split_pem_certificates
 from ipoc.errors import CertificateError, PolicyError
+from ipoc.policy_serde import read_policy
 
 CIPHERSUITE = "TLS1_3_CHACHA20_POLY1305_SHA256"
 CCFAAS_INSTANCE_ID = "CCFaaS"
@@ -157,6 +159,8 @@ def complete_policy(vaas_policy: Mapping[str, Any], infra: Infrastructure) -> di
     schemas.validate("vaas", vaas_policy)
     policy = dict(vaas_policy)
     instance_id = policy.pop("instance_id", None)
+    # The seed's VaaS schema makes file_hashes optional but Veracruz requires the field.
+    policy.setdefault("file_hashes", [])
     if "enclave_cert_expiry" not in policy:
         policy["enclave_cert_expiry"] = dict(infra.enclave_cert_expiry or {}) or cert_expiry(
             infra.now or _dt.datetime.now(_dt.timezone.utc)
@@ -168,13 +172,21 @@ def complete_policy(vaas_policy: Mapping[str, Any], infra: Infrastructure) -> di
     policy["runtime_manager_hash_tz"] = ""
     policy["veracruz_server_url"] = infra.veracruz_server_url
     text = serialise(policy)
-    parse_full_policy(text)  # never hand out a policy a runtime would refuse
+    # Never hand out a policy a runtime would refuse, or one no client could verify.
+    parse_full_policy(text).runtime_hash(infra.platform)
+    if not split_pem_certificates(infra.proxy_service_cert):
+        raise PolicyError("the proxy_service_cert VaaS adds holds no PEM certificate: clients could not attest the runtime")
     reply: dict[str, Any] = {}
     if instance_id is not None:
         reply["instance_id"] = instance_id
     reply["instance_hash"] = instance_hash(text)
     reply["policy"] = text
     return reply
+
+
+def is_hex(text: str) -> bool:
+    """What Rust's ``hex::decode`` accepts: pairs of hex digits, either case, nothing else ("" included)."""
+    return re.fullmatch(r"(?:[0-9a-fA-F]{2})*", text) is not None
 
 
 def _policy_certificate(pem: str, where: str) -> str:
@@ -224,12 +236,29 @@ class FullPolicy:
 
     @property
     def runtime_hashes(self) -> dict[str, str]:
-        """Non-empty ``runtime_manager_hash_<platform>`` values by platform."""
+        """The ``runtime_manager_hash_<platform>`` values that are set (not null), by platform."""
         return {
             platform: self.document[f"runtime_manager_hash_{platform}"].lower()
             for platform in PLATFORMS
-            if self.document.get(f"runtime_manager_hash_{platform}")
+            if self.document[f"runtime_manager_hash_{platform}"] is not None
         }
+
+    def runtime_hash(self, platform: str) -> str:
+        """The measurement a runtime on ``platform`` must have (Veracruz's ``runtime_manager_hash``).
+
+        Other platforms' fields may be null: generate-policy writes null for
+        the platforms it did not measure.
+        """
+        value = self.document.get(f"runtime_manager_hash_{platform}")
+        if not value:
+            raise PolicyError(
+                f"the policy has no runtime_manager_hash_{platform}: a runtime on the {platform} platform cannot "
+                "be verified by any client; set it to the runtime's measurement",
+                path=f"$.runtime_manager_hash_{platform}",
+            )
+        if not is_hex(value):
+            raise PolicyError(f"$.runtime_manager_hash_{platform} is not hex", path=f"$.runtime_manager_hash_{platform}")
+        return value.lower()
 
     def identity_for(self, der: bytes) -> tuple[int, Principal] | None:
         """The identity whose certificate DER matches; the last match in policy order wins."""
@@ -241,60 +270,43 @@ class FullPolicy:
 
 
 def parse_full_policy(text: str | bytes) -> FullPolicy:
-    """Parse and check a full policy the way a Veracruz v1.3 runtime would before loading it."""
+    """Read a full policy as Veracruz v1.3 does, then check what its runtime checks when it loads one.
+
+    :func:`ipoc.policy_serde.read_policy` is ``Policy::from_json``. A runtime
+    then also needs (as Veracruz's does in ``ProtocolState::new`` and
+    ``SessionContext::set_policy``): hex ``file_hashes``, identity
+    certificates it can parse, and at least one identity. Nothing else is
+    required here: which runtime hash must be present depends on who reads
+    the policy (:meth:`FullPolicy.runtime_hash`).
+    """
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise PolicyError("the policy is not UTF-8 text") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PolicyError(f"the policy is not JSON: {exc}") from None
-    schemas.validate("full", document)
+    document = read_policy(text)
 
+    if not document["identities"]:
+        raise PolicyError("$.identities is empty: a runtime needs at least one identity certificate", path="$.identities")
     identities = []
-    seen_ids: set[int] = set()
     for index, identity in enumerate(document["identities"]):
-        where = f"$.identities[{index}]"
-        if identity["id"] in seen_ids:
-            raise PolicyError(f"{where}.id: identity id {identity['id']} is used twice", path=f"{where}.id")
-        seen_ids.add(identity["id"])
-        certificate = identity["certificate"]
-        if not certificate.endswith("-----END CERTIFICATE-----"):
-            raise PolicyError(
-                f"{where}.certificate must end exactly with -----END CERTIFICATE----- (no trailing newline)",
-                path=f"{where}.certificate",
-            )
+        where = f"$.identities[{index}].certificate"
         try:
-            der = certificate_der(certificate)
+            der = certificate_der(identity["certificate"])
         except CertificateError as exc:
-            raise PolicyError(f"{where}.certificate: {exc.message}", path=f"{where}.certificate") from None
+            raise PolicyError(f"{where}: {exc.message}", path=where) from None
         grants = _rights.table(identity["file_rights"])
         identities.append((identity["id"], der, Principal(f"identity {identity['id']}", grants)))
 
     programs = {}
-    for program in document["programs"]:
+    for program in document["programs"]:  # a repeated name: the later entry wins, as in Veracruz
         name = _rights.normalise_path(program["program_file_name"])
         programs[name] = Principal(f"program {name}", _rights.table(program["file_rights"]))
 
     file_hashes = {}
-    for entry in document["file_hashes"]:
+    for index, entry in enumerate(document["file_hashes"]):
+        if not is_hex(entry["hash"]):
+            where = f"$.file_hashes[{index}].hash"
+            raise PolicyError(f"{where} is not hex: a runtime hex-decodes every file hash when it loads the policy", path=where)
         file_hashes[_rights.normalise_path(entry["file_path"])] = entry["hash"].lower()
-
-    if not split_pem_certificates(document["proxy_service_cert"]):
-        raise PolicyError("$.proxy_service_cert holds no PEM certificate", path="$.proxy_service_cert")
-    if not any(document.get(f"runtime_manager_hash_{p}") for p in PLATFORMS):
-        raise PolicyError(
-            "the policy names no runtime measurement: set runtime_manager_hash_linux or runtime_manager_hash_nitro"
-        )
-    for platform in PLATFORMS:
-        value = document.get(f"runtime_manager_hash_{platform}")
-        if value:
-            try:
-                bytes.fromhex(value)
-            except ValueError:
-                raise PolicyError(f"$.runtime_manager_hash_{platform} is not hex") from None
-    if document["ciphersuite"] != CIPHERSUITE:
-        raise PolicyError(f"$.ciphersuite {document['ciphersuite']!r} is not supported; use {CIPHERSUITE}")
     return FullPolicy(text=text, document=document, identities=identities, programs=programs, file_hashes=file_hashes)

@@ -207,6 +207,8 @@ def build_server(
 ) -> tuple[RuntimeHTTPServer, Path]:
     """Attest and bind; returns the server and its private scratch directory (caller removes it)."""
     log.warning(SIMULATION_NOTICE)
+    # Other platforms' hashes may be null (generate-policy writes null); this platform's must be set.
+    policy.runtime_hash("nitro" if platform == "nitro-sim" else platform)
     attested = attest(policy, platform_dir, measurement, platform)
     identities = [identity["certificate"] for identity in policy.document["identities"]]
     context = server_context(attested.chain_pem, attested.key_pem, identities, policy.document["ciphersuite"])

@@ -129,13 +129,19 @@ class RuntimeLauncher:
         measurement: str | None = None,
         time_limit: float = 30.0,
     ) -> Runtime:
-        from ipoc.policy import parse_full_policy
         from runtime.measurement import measurement as real_measurement
-        from runtime.server import build_server
 
         text = policies.full_policy(
             vaas, proxy_url=self.proxy.url, proxy_cert=self.proxy.ca_pem, measurement=real_measurement(), port=free_port()
         )
+        return self.serve(text, measurement=measurement, time_limit=time_limit)
+
+    def serve(self, text: str, *, measurement: str | None = None, time_limit: float = 30.0) -> Runtime:
+        """Attest and serve this exact policy text (its URL, proxy and hashes are used as written)."""
+        from ipoc.policy import parse_full_policy
+        from runtime.measurement import measurement as real_measurement
+        from runtime.server import build_server
+
         server, scratch = build_server(
             parse_full_policy(text),
             platform_dir=self.proxy.platform_dir,

@@ -1,8 +1,10 @@
 """The seed's JSON schemas (verbatim data files beside this module) and their validation.
 
 ``function``, ``user``, ``vaas`` and ``s3_app_input`` are the seed's schemas,
-unchanged. ``full`` is ours: the seed gives none for the full policy a runtime
-loads, so it follows the Veracruz v1.3 ``Policy`` struct.
+unchanged. The full policy a runtime loads has no schema here: the seed gives
+none, and Veracruz's parser (serde) has rules no JSON Schema can state
+(duplicate keys, ``256.0`` is not an integer, structs written as arrays).
+:mod:`ipoc.policy_serde` reads it as Veracruz does.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from jsonschema.exceptions import ValidationError as _SchemaError
 
 from ipoc.errors import ValidationError
 
-SchemaKind = Literal["function", "user", "vaas", "s3_app_input", "full"]
-KINDS: tuple[SchemaKind, ...] = ("function", "user", "vaas", "s3_app_input", "full")
+SchemaKind = Literal["function", "user", "vaas", "s3_app_input"]
+KINDS: tuple[SchemaKind, ...] = ("function", "user", "vaas", "s3_app_input")
 LABELS: dict[str, str] = {
     "function": "function policy",
     "user": "user policy",
     "vaas": "VaaS policy",
     "s3_app_input": "S3 app input",
-    "full": "full policy",
+    "full": "full policy",  # read by ipoc.policy_serde, not by a schema
 }
 
 

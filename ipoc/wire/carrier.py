@@ -74,6 +74,8 @@ class HttpCarrier:
         """POST one body of at most :data:`MAX_RAW_PER_POST` TLS bytes; return the reply."""
         if len(data) > MAX_RAW_PER_POST:
             raise ValueError(f"{len(data)} bytes exceed one post's {MAX_RAW_PER_POST}-byte budget")
+        if not data:
+            raise ValueError("nothing to send: veracruz-server refuses a body without TLS bytes")
         body = encode_body(session_id, data)
         # No retry: a post the runtime may have fed to TLS cannot be replayed safely.
         try:

@@ -1,6 +1,7 @@
 """TLS 1.3 contexts for the Veracruz channel, carried over memory BIOs.
 
-Veracruz offers exactly one TLS 1.3 ciphersuite, named by the policy. Python's
+Veracruz offers exactly one TLS 1.3 ciphersuite, named by the policy (any of
+mbedTLS's five TLS 1.3 suites: see :data:`ipoc.policy_serde.TLS13_SUITES`). Python's
 ``ssl`` has no API for TLS 1.3 suites, so :func:`restrict_tls13_ciphersuites`
 calls OpenSSL's ``SSL_CTX_set_ciphersuites`` on the context through ctypes and
 then checks, through the public API, that it took effect.
@@ -19,20 +20,9 @@ import _ssl
 
 from ipoc.certs import split_pem_certificates, standard_pem
 from ipoc.errors import CertificateError
+from ipoc.policy_serde import openssl_suite
 
-# Policy ciphersuite names (mbedTLS style with '_') → OpenSSL TLS 1.3 names.
-CIPHERSUITES = {
-    "TLS1_3_CHACHA20_POLY1305_SHA256": "TLS_CHACHA20_POLY1305_SHA256",
-    "TLS1_3_AES_128_GCM_SHA256": "TLS_AES_128_GCM_SHA256",
-    "TLS1_3_AES_256_GCM_SHA384": "TLS_AES_256_GCM_SHA384",
-}
-
-
-def openssl_suite(policy_suite: str) -> str:
-    try:
-        return CIPHERSUITES[policy_suite]
-    except KeyError:
-        raise ValueError(f"unsupported ciphersuite {policy_suite!r}; expected one of {', '.join(CIPHERSUITES)}") from None
+__all__ = ["client_context", "openssl_suite", "restrict_tls13_ciphersuites", "server_context"]
 
 
 def restrict_tls13_ciphersuites(ctx: ssl.SSLContext, openssl_name: str) -> None:
@@ -87,14 +77,20 @@ def _load_identity(ctx: ssl.SSLContext, cert_chain_pem: str, key_pem: str) -> No
             raise CertificateError(f"cannot load the certificate and key: {exc}") from None
 
 
-def client_context(proxy_service_cert: str, certificate_pem: str, key_pem: str) -> ssl.SSLContext:
+def client_context(
+    proxy_service_cert: str, certificate_pem: str, key_pem: str, policy_suite: str | None = None
+) -> ssl.SSLContext:
     """A TLS 1.3 client that trusts only the policy's ``proxy_service_cert``.
 
     The enclave certificate carries no host name a client could check, so
-    hostname checking is off while chain verification stays required.
+    hostname checking is off while chain verification stays required. Given
+    the policy's ``ciphersuite``, the client offers that suite only, as
+    veracruz-client does.
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    if policy_suite is not None:
+        restrict_tls13_ciphersuites(ctx, openssl_suite(policy_suite))
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_REQUIRED
     anchors = split_pem_certificates(proxy_service_cert)
@@ -114,6 +110,12 @@ def server_context(
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.num_tickets = 0  # no session resumption: every session is a fresh, fully attested handshake
     restrict_tls13_ciphersuites(ctx, openssl_suite(policy_suite))
+    # A client's own certificate is trusted when it IS one of the anchors, compared whole. Without
+    # this, OpenSSL builds a chain by subject name and takes the first anchor with the client's
+    # subject: of two identities sharing a subject (the seed's cert.conf makes the S3 and user
+    # certificates alike) only the first could connect. The runtime then maps the peer to an
+    # identity by exact DER (FullPolicy.identity_for).
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     ctx.load_verify_locations(cadata="".join(standard_pem(c) for c in identity_certificates))
     _load_identity(ctx, chain_pem, key_pem)
     return ctx

@@ -67,6 +67,7 @@ class Settings:
     max_ttl: int
     allocate_wait: int
     ready_timeout: int
+    instance_wait: int
 
 
 @cache
@@ -114,4 +115,6 @@ def settings() -> Settings:
         max_ttl=_int("IPOC_MAX_TTL", 24 * 3600),
         allocate_wait=_int("IPOC_ALLOCATE_WAIT", 120),
         ready_timeout=_int("IPOC_READY_TIMEOUT", 120),
+        # POST /instance waits this long for READY unless ?wait= says otherwise (capped under API Gateway's 29 s).
+        instance_wait=_int("IPOC_INSTANCE_WAIT", 25),
     )

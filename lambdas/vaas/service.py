@@ -133,6 +133,10 @@ def _optional_id(reply: dict[str, Any]) -> dict[str, Any]:
 
 
 def _matches(item: dict[str, Any], instance_id: str | None, instance_hash: str | None) -> bool:
+    # The original CCFaaS names every instance "CCFaaS"; ours passes the user's instance id. An
+    # original-style call (instance_id=CCFaaS plus the hash) is identified by its hash alone.
+    if instance_id == P.CCFAAS_INSTANCE_ID and instance_hash:
+        instance_id = None
     if instance_id is not None and item.get("instance_id") != instance_id:
         return False
     if instance_hash is not None and item.get("instance_hash") != instance_hash[:59]:

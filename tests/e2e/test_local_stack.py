@@ -148,7 +148,7 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
 
         return wait_until(reached, timeout=timeout, what=f"{instance_id} in {statuses}")
 
-    accepted = requests.post(f"{ccfaas}/instance", json=user_policy("e2e-1"), headers=alice, timeout=10)
+    accepted = requests.post(f"{ccfaas}/instance?wait=0", json=user_policy("e2e-1"), headers=alice, timeout=10)
     assert accepted.status_code == 202
     started = time.monotonic()
     ready = poll("e2e-1", ("READY", "FAILED"))
@@ -173,7 +173,7 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
                        "WaitForRelease", "Teardown"]
 
     # Killing a READY instance's runtime: the reaper (1 s interval here) fails it and frees the slot.
-    requests.post(f"{ccfaas}/instance", json=user_policy("e2e-2"), headers=alice, timeout=10)
+    requests.post(f"{ccfaas}/instance?wait=0", json=user_policy("e2e-2"), headers=alice, timeout=10)
     ready = poll("e2e-2", ("READY", "FAILED"))
     port = ready["veracruz_server_url"].rsplit(":", 1)[1]
     pid = int((stack["home"] / "local" / "runtimes" / port / "pid").read_text())

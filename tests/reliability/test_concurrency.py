@@ -71,7 +71,7 @@ def test_fifty_instances_on_ten_slots_then_fifty_deletes_at_once(stack, echo_was
     def create(instance_id: str) -> int:
         body = {"function": "echo_many", "instanceid": instance_id,
                 "identities": [{"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
-        return requests.post(f"{ccfaas}/instance", json=body, headers=ALICE, timeout=120).status_code
+        return requests.post(f"{ccfaas}/instance?wait=0", json=body, headers=ALICE, timeout=120).status_code
 
     with ThreadPoolExecutor(CREATIONS) as pool:
         statuses = list(pool.map(create, instance_ids))

@@ -41,7 +41,7 @@ class ControlPlane:
             assert call(ccfaas, "POST", f"/function/{ECHO_FUNCTION}/{kind}/{segment}", raw=content).status == 201
 
     def create(self, instance_id: str, identities: list[tuple[Identity, list[dict[str, Any]]]], *, user: str = "alice",
-               query: str = "") -> Reply:
+               query: str = "?wait=0") -> Reply:
         body = {
             "function": ECHO_FUNCTION, "instanceid": instance_id,
             "identities": [{"certificate": i.certificate, "file_rights": r} for i, r in identities],

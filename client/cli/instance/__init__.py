@@ -41,13 +41,13 @@ def create(app: "Application", user_policy: Path, wait: int, ttl: int | None, po
         record = api.call("ccfaas", "GET", f"/instance/{instance_id}")
     except (ApiError, json.JSONDecodeError) as exc:
         app.abort(getattr(exc, "message", str(exc)))
-    if policy_out and "policy" in record:
+    if policy_out and record.get("policy"):
         policy_out.write_text(record["policy"])
     if as_json:
         app.terminal.display_json(record)
     else:
         app.terminal.display(f"Instance {instance_id}: {record['status']}" + (f" ({record['reason']})" if record.get("reason") else ""))
-        if policy_out and "policy" in record:
+        if policy_out and record.get("policy"):
             app.terminal.display(f"Policy written to {policy_out}")
     if record["status"] == "FAILED":
         raise SystemExit(1)
@@ -80,7 +80,7 @@ def show(app: "Application", instance_id: str, policy_out: Path | None, as_json:
         record = app.api().call("ccfaas", "GET", f"/instance/{instance_id}")
     except ApiError as exc:
         app.abort(exc.message)
-    if policy_out and "policy" in record:
+    if policy_out and record.get("policy"):
         policy_out.write_text(record["policy"])
     if as_json:
         app.terminal.display_json(record)

@@ -12,6 +12,7 @@ from ipoc import rights as R
 from ipoc import schemas
 from ipoc.certs import load_certificate
 from ipoc.errors import IpocError
+from ipoc.policy_serde import read_policy
 
 if TYPE_CHECKING:
     from client.cli.application import Application
@@ -77,7 +78,10 @@ def explain(app: "Application", policy_file: Path, as_json: bool) -> None:
     try:
         document = load_json(policy_file)
         kind = detect_kind(document)
-        schemas.validate(kind, document)  # type: ignore[arg-type]
+        if kind == "full":
+            document = read_policy(policy_file.read_bytes())  # as Veracruz reads it
+        else:
+            schemas.validate(kind, document)  # type: ignore[arg-type]
         rows = rows_for(document, kind)
     except IpocError as exc:
         app.abort(exc.message)

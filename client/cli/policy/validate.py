@@ -26,9 +26,10 @@ KIND_CHOICES = {"function": "function", "user": "user", "vaas": "vaas", "full": 
 def validate(app: "Application", policy_file: Path, kind: str | None) -> None:
     """Validate POLICY_FILE; on failure name the offending JSON path and exit 1.
 
-    A full policy is also checked the way a runtime loads it: unique identity
-    ids, certificates that parse and end exactly with the END line, hex hashes,
-    a runtime measurement and a supported ciphersuite.
+    A full policy is read as Veracruz v1.3's parser reads it (serde types:
+    docs/veracruz-policy-parity.md), then checked as a runtime loads it:
+    identity certificates that parse, hex file hashes, at least one identity.
+    Runtime hashes may be null for platforms that were not measured.
     """
     try:
         if kind == "full" or (kind is None and detect_kind(load_json(policy_file)) == "full"):

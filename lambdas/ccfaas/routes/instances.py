@@ -1,4 +1,12 @@
-"""Instance routes: create (asynchronously, with an optional wait), list, show, delete."""
+"""Instance routes: create (waiting, bounded, for READY), list, show, delete.
+
+The original CCFaaS answered ``POST /instance`` only once the instance was
+loaded, with 200 ``{"instance", "policy"}``; its user app reads ``policy``
+from that reply. So creation waits for READY by default, for at most
+``IPOC_INSTANCE_WAIT`` seconds (25: under API Gateway's 29 s integration
+timeout), and answers 202 with a status URL when the instance is not ready in
+time. ``?wait=0`` asks for the 202 at once.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from ipoc.errors import ValidationError
 from lambdas.ccfaas.instances import MAX_WAIT, Instances, view
 from lambdas.shared.api import json_body
 from lambdas.shared.auth import caller
+from lambdas.shared.config import settings
 from lambdas.shared.http import json_response
 from lambdas.shared.openapi import spec
 from lambdas.shared.stores import InstanceStore
@@ -38,21 +47,35 @@ def _stream() -> dict[str, str] | None:
 
 
 @router.post("/instance", summary="Create an instance of a function from a user policy", tags=["instances"],
-             openapi_extensions=spec(202, 400, 404, 409, 502, request="user", success_text="Accepted; READY (200) with ?wait"))
+             openapi_extensions=spec(200, 400, 404, 409, 502, request="user",
+                                     success_text="READY, with the policy (200); still starting after the wait (202)"))
 def create() -> Response[dict[str, Any]]:
     service = Instances.from_settings()
     wait = _int_param("wait", 0, MAX_WAIT)
+    if wait is None:
+        wait = max(0, min(settings().instance_wait, MAX_WAIT))
     record = service.create(
         json_body(router.current_event), caller(router.current_event.raw_event),
         ttl=_int_param("ttl", 1, 10**7), stream=_stream(),
     )
     if wait:
-        record = service.wait(record["instance_id"], ("READY", "FAILED", "DELETED"), wait)
+        record = service.wait(record["instance_id"], ("READY", "FAILED", "DELETED"), wait) or record
         if record.get("status") == "READY":
-            return json_response(200, {"instance": record["instance_id"], "policy": record["policy"]})
+            return json_response(200, original_view(record))
         if record.get("status") in InstanceStore.TERMINAL:
-            return json_response(200, view(record))
-    return json_response(202, view(record))
+            return json_response(502, {
+                "error": "InstanceFailed",
+                "message": f"instance {record['instance_id']} ended {record['status']} before it was ready: "
+                           f"{record.get('reason') or 'no reason recorded'}; fix the cause, delete it and create it again",
+                **view(record),
+            })
+    return json_response(202, original_view(record))
+
+
+def original_view(record: dict[str, Any]) -> dict[str, Any]:
+    """Our view, led by the original's two keys: ``instance`` and ``policy`` (null until READY)."""
+    shown = view(record)
+    return {"instance": record["instance_id"], "policy": shown.pop("policy", None), **shown}
 
 
 @router.get("/instance", summary="List your instances (administrators see all)", tags=["instances"],
@@ -65,7 +88,7 @@ def list_instances() -> Response[dict[str, Any]]:
 @router.get("/instance/<instance_id>", summary="Show an instance: status, reason, workflow, and the policy once READY",
             tags=["instances"], openapi_extensions=spec(200, 404))
 def show(instance_id: str) -> Response[dict[str, Any]]:
-    return json_response(200, view(Instances.from_settings().get(instance_id, caller(router.current_event.raw_event))))
+    return json_response(200, original_view(Instances.from_settings().get(instance_id, caller(router.current_event.raw_event))))
 
 
 @router.delete("/instance/<instance_id>", summary="Release an instance into teardown and wait (bounded) for DELETED",
