@@ -163,3 +163,8 @@ class EnclaveCluster(Construct):
             self, id, cluster_name=self.cluster.cluster_name, principal_arn=role.role_arn,
             kubernetes_groups=[VAAS_GROUP], type="STANDARD",
         )
+
+    def allow_api_from(self, peer: ec2.ISecurityGroup) -> None:
+        """HTTPS from ``peer`` into the cluster's security groups: the API endpoint is private, so a
+        Lambda outside those groups reaches it only through this rule (without it, every call times out)."""
+        self.cluster.connections.allow_from(peer, ec2.Port.tcp(443), "i-PoC control-plane Lambdas to the EKS API")
