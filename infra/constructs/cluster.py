@@ -31,6 +31,9 @@ RUNTIME_SERVICE = "veracruz-nitro-server"
 PROXY_SERVICE = "veracruz-nitro-proxy"
 PROXY_PORT = 3010
 PROXY_SERVICE_ACCOUNT = "veracruz-proxy"
+# The proxy's own namespace: the VaaS group cannot create pods there, so it cannot borrow the proxy's
+# service account (and with it the Pod Identity role that reads the CA key).
+PROXY_NAMESPACE = "veracruz-proxy"
 VAAS_GROUP = "ipoc-vaas"
 NODE_LABELS = {"smarter-device-manager": "enabled", "enclave.example.com/type": "nitro"}
 
@@ -113,6 +116,13 @@ class EnclaveCluster(Construct):
         )
         # The proxy's init container reads the CA from Secrets Manager as its service account (EKS Pod Identity).
         eks.Addon(self, "PodIdentityAgent", cluster=self.cluster, addon_name="eks-pod-identity-agent")
+        # The VPC CNI with its network policy agent: without it the chart's NetworkPolicies are ignored.
+        # EKS installs the CNI unmanaged at cluster creation; OVERWRITE lets the managed add-on take it over.
+        cni = eks.Addon(
+            self, "VpcCni", cluster=self.cluster, addon_name="vpc-cni",
+            configuration_values={"enableNetworkPolicy": "true"},
+        )
+        cni.node.default_child.add_property_override("ResolveConflicts", "OVERWRITE")  # type: ignore[union-attr]
         proxy_role = iam.Role(
             self, "ProxyRole",
             assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
@@ -121,7 +131,7 @@ class EnclaveCluster(Construct):
         proxy_ca_certificate.grant_read(proxy_role)
         proxy_ca_key.grant_read(proxy_role)
         eks.CfnPodIdentityAssociation(
-            self, "ProxyIdentity", cluster_name=self.cluster.cluster_name, namespace=RUNTIME_NAMESPACE,
+            self, "ProxyIdentity", cluster_name=self.cluster.cluster_name, namespace=PROXY_NAMESPACE,
             service_account=PROXY_SERVICE_ACCOUNT, role_arn=proxy_role.role_arn,
         )
         self.chart = self.cluster.add_helm_chart(
@@ -133,9 +143,11 @@ class EnclaveCluster(Construct):
             wait=False,
             values={
                 "runtimeNamespace": RUNTIME_NAMESPACE,
+                "runtimeImage": config.runtime_image,
                 "ports": {"first": config.port_min, "last": config.port_max},
                 "vaasGroup": VAAS_GROUP,
                 "proxy": {
+                    "namespace": PROXY_NAMESPACE,
                     "image": config.runtime_image,
                     "port": PROXY_PORT,
                     "serviceAccount": PROXY_SERVICE_ACCOUNT,
@@ -155,7 +167,7 @@ class EnclaveCluster(Construct):
         )
         host.node.add_dependency(self.chart)
         self.runtime_host = host.value
-        self.proxy_url = f"{PROXY_SERVICE}:{PROXY_PORT}"
+        self.proxy_url = f"{PROXY_SERVICE}.{PROXY_NAMESPACE}:{PROXY_PORT}"  # runtime pods resolve it across namespaces
 
     def grant_runtime_management(self, role: iam.IRole, id: str) -> None:
         """Map ``role`` to the chart's VaaS group: runtime objects in one namespace, nothing else."""
