@@ -197,3 +197,14 @@ def test_the_cluster_enforces_network_policies(platform_json: dict) -> None:
              if r["Type"] == "AWS::EKS::Addon" and r["Properties"]["AddonName"] == "vpc-cni"]
     assert json.loads(cni["ConfigurationValues"]) == {"enableNetworkPolicy": "true"}
     assert cni["ResolveConflicts"] == "OVERWRITE"  # the cluster starts with an unmanaged CNI
+
+
+def test_the_policies_proxy_url_resolves_from_the_runtime_namespace(objects: list[dict], platform_json: dict) -> None:
+    """VaaS writes IPOC_PROXY_URL into every policy; runtime pods in another namespace need <service>.<namespace>."""
+    service = by_kind(objects, "Service", PROXY_SERVICE)
+    [port] = service["spec"]["ports"]
+    expected = f"{service['metadata']['name']}.{service['metadata']['namespace']}:{port['port']}"
+    urls = {f["Properties"]["Environment"]["Variables"].get("IPOC_PROXY_URL") for f in platform_json["Resources"].values()
+            if f["Type"] == "AWS::Lambda::Function" and f["Properties"].get("Handler") == "lambdas.vaas.handler.lambda_handler"}
+    assert urls == {expected}
+    assert service["metadata"]["namespace"] != RUNTIME_NAMESPACE
