@@ -147,10 +147,10 @@ class EnclaveCluster(Construct):
                 "ports": {"first": config.port_min, "last": config.port_max},
                 "vaasGroup": VAAS_GROUP,
                 "proxy": {
-                    "namespace": PROXY_NAMESPACE,
                     "image": config.runtime_image,
                     "port": PROXY_PORT,
                     "serviceAccount": PROXY_SERVICE_ACCOUNT,
+                    "namespace": PROXY_NAMESPACE,
                     "ca": {
                         "region": Stack.of(self).region,
                         "certificateSecretArn": proxy_ca_certificate.secret_arn,
