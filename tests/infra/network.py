@@ -24,11 +24,14 @@ ANYWHERE = "0.0.0.0/0"
 ENDPOINT_SERVICE = {
     "S3": "s3", "DynamoDB": "dynamodb", "Step Functions": "states", "Secrets Manager": "secretsmanager",
     "STS": "sts", "CloudWatch Logs": "logs", "X-Ray": "xray",
+    # Not called today; listed so a new grant finds its endpoint, or falls back to the NAT route.
+    "EKS": "eks", "KMS": "kms", "Lambda": "lambda", "CloudWatch": "monitoring", "SNS": "sns", "SQS": "sqs",
 }
 # IAM action prefix -> the dependency a Lambda granted that action talks to.
 IAM_SERVICE = {
     "s3": "S3", "dynamodb": "DynamoDB", "states": "Step Functions", "secretsmanager": "Secrets Manager",
     "sts": "STS", "logs": "CloudWatch Logs", "xray": "X-Ray",
+    "eks": "EKS", "kms": "KMS", "lambda": "Lambda", "cloudwatch": "CloudWatch", "sns": "SNS", "sqs": "SQS",
 }
 EKS_API = "EKS API"
 RUNTIME_NLB = "runtime NLB"

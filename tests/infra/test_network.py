@@ -95,7 +95,9 @@ def test_the_derived_dependencies_are_the_ones_the_code_has(templates: dict[str,
     assert sorted(n for n, d in by_handler.items() if EKS_API in d) == ["Reaper", "Tasks", "Vaas"]
     assert {"S3Stream", "Tasks"} <= {n for n, d in by_handler.items() if RUNTIME_NLB in d}
     assert {"DynamoDB", "Secrets Manager", "Step Functions", "S3"} <= set(by_handler["Tasks"])
-    assert set(ENDPOINT_SERVICE) <= {d for deps in by_handler.values() for d in deps}
+    reached = {d for deps in by_handler.values() for d in deps}
+    assert {"S3", "DynamoDB", "Step Functions", "Secrets Manager", "STS", "CloudWatch Logs", "X-Ray"} <= reached
+    assert reached - {EKS_API, RUNTIME_NLB} <= set(ENDPOINT_SERVICE)
 
 
 def test_without_the_443_ingress_the_eks_api_is_unreachable(templates: dict[str, dict], values: dict) -> None:
