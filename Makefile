@@ -6,6 +6,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov's own venv: its dependency pins clash with ours (requirements-tools.txt says which).
+TOOLS  := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 BUILD  := build
 ZIGCC  := $(PY) -m ziglang cc --target=wasm32-wasi -O2 -s
@@ -23,9 +26,9 @@ help:
 	@echo "make functions  build every WebAssembly function into $(BUILD)/functions/"
 	@echo "make proto      regenerate ipoc/wire/transport_protocol_pb2.py"
 	@echo "make synth      synthesise the AWS deployment (infra/) into cdk.out/"
-	@echo "make clean      remove $(BUILD)/, $(VENV)/, node_modules/ and cdk.out/"
+	@echo "make clean      remove $(BUILD)/, $(VENV)/, $(TOOLS)/, node_modules/ and cdk.out/"
 
-bootstrap: $(STAMP) $(NODE_STAMP)
+bootstrap: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
 # Reinstall only when the dependency pins change.
 $(STAMP): pyproject.toml
@@ -34,7 +37,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-# The aws-cdk CLI, pinned in package-lock.json.
+# checkov (tests/infra/test_validators.py), every package pinned, in its own venv.
+$(TOOLS_STAMP): requirements-tools.txt
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-tools.txt
+	@touch $@
+
+# The aws-cdk CLI and asl-validator, pinned in package-lock.json.
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -63,7 +72,7 @@ proto: $(STAMP)
 synth: $(STAMP) $(NODE_STAMP)
 	npx cdk synth --quiet
 
-test: $(STAMP) $(NODE_STAMP) functions
+test: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP) functions
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Faults, concurrency, schemathesis fuzzing and a secret scan; the counts print at the end.
@@ -78,4 +87,4 @@ bench: $(STAMP) functions
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(BUILD) $(VENV) node_modules cdk.out
+	rm -rf $(BUILD) $(VENV) $(TOOLS) node_modules cdk.out

@@ -32,6 +32,9 @@ RUNTIME_SERVICE = "veracruz-nitro-server"
 PROXY_SERVICE = "veracruz-nitro-proxy"
 PROXY_PORT = 3010
 PROXY_SERVICE_ACCOUNT = "veracruz-proxy"
+# The proxy's own namespace: the VaaS group cannot create pods there, so it cannot borrow the proxy's
+# service account (and with it the Pod Identity role that reads the CA key).
+PROXY_NAMESPACE = "veracruz-proxy"
 VAAS_GROUP = "ipoc-vaas"
 NODE_LABELS = {"smarter-device-manager": "enabled", "enclave.example.com/type": "nitro"}
 
@@ -114,6 +117,13 @@ class EnclaveCluster(Construct):
         )
         # The proxy's init container reads the CA from Secrets Manager as its service account (EKS Pod Identity).
         eks.Addon(self, "PodIdentityAgent", cluster=self.cluster, addon_name="eks-pod-identity-agent")
+        # The VPC CNI with its network policy agent: without it the chart's NetworkPolicies are ignored.
+        # EKS installs the CNI unmanaged at cluster creation; OVERWRITE lets the managed add-on take it over.
+        cni = eks.Addon(
+            self, "VpcCni", cluster=self.cluster, addon_name="vpc-cni",
+            configuration_values={"enableNetworkPolicy": "true"},
+        )
+        cni.node.default_child.add_property_override("ResolveConflicts", "OVERWRITE")  # type: ignore[union-attr]
         proxy_role = iam.Role(
             self, "ProxyRole",
             assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
@@ -122,7 +132,7 @@ class EnclaveCluster(Construct):
         proxy_ca_certificate.grant_read(proxy_role)
         proxy_ca_key.grant_read(proxy_role)
         eks.CfnPodIdentityAssociation(
-            self, "ProxyIdentity", cluster_name=self.cluster.cluster_name, namespace=RUNTIME_NAMESPACE,
+            self, "ProxyIdentity", cluster_name=self.cluster.cluster_name, namespace=PROXY_NAMESPACE,
             service_account=PROXY_SERVICE_ACCOUNT, role_arn=proxy_role.role_arn,
         )
         self.chart = self.cluster.add_helm_chart(
@@ -134,6 +144,7 @@ class EnclaveCluster(Construct):
             wait=False,
             values={
                 "runtimeNamespace": RUNTIME_NAMESPACE,
+                "runtimeImage": config.runtime_image,
                 "ports": {"first": config.port_min, "last": config.port_max},
                 "vaasGroup": VAAS_GROUP,
                 "proxy": {
@@ -143,6 +154,7 @@ class EnclaveCluster(Construct):
                     "pcr0AllowList": list(config.pcr0_allow_list),
                     "port": PROXY_PORT,
                     "serviceAccount": PROXY_SERVICE_ACCOUNT,
+                    "namespace": PROXY_NAMESPACE,
                     "ca": {
                         "region": Stack.of(self).region,
                         "certificateSecretArn": proxy_ca_certificate.secret_arn,
@@ -159,7 +171,7 @@ class EnclaveCluster(Construct):
         )
         host.node.add_dependency(self.chart)
         self.runtime_host = host.value
-        self.proxy_url = f"{PROXY_SERVICE}:{PROXY_PORT}"
+        self.proxy_url = f"{PROXY_SERVICE}.{PROXY_NAMESPACE}:{PROXY_PORT}"  # runtime pods resolve it across namespaces
 
     def grant_runtime_management(self, role: iam.IRole, id: str) -> None:
         """Map ``role`` to the chart's VaaS group: runtime objects in one namespace, nothing else."""
@@ -167,3 +179,8 @@ class EnclaveCluster(Construct):
             self, id, cluster_name=self.cluster.cluster_name, principal_arn=role.role_arn,
             kubernetes_groups=[VAAS_GROUP], type="STANDARD",
         )
+
+    def allow_api_from(self, peer: ec2.ISecurityGroup) -> None:
+        """HTTPS from ``peer`` into the cluster's security groups: the API endpoint is private, so a
+        Lambda outside those groups reaches it only through this rule (without it, every call times out)."""
+        self.cluster.connections.allow_from(peer, ec2.Port.tcp(443), "i-PoC control-plane Lambdas to the EKS API")

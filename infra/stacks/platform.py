@@ -131,6 +131,7 @@ class PlatformStack(Stack):
         for name in ("Vaas", "Tasks", "Reaper"):
             ca_certificate.grant_read(fns[name])
             enclaves.grant_runtime_management(fns[name].role, f"{name}Access")  # type: ignore[arg-type]
+        enclaves.allow_api_from(fns.security_group)
 
         # -- the setup custom resource fills the identity secrets on every deploy -----------------
         for secret in (program_load, ca_certificate, ca_key):

@@ -46,3 +46,10 @@ def platform(synth: Synth):
 @pytest.fixture(scope="session")
 def platform_json(platform) -> dict:
     return platform.to_json()
+
+
+@pytest.fixture(scope="session")
+def templates(synth: Synth) -> dict[str, dict]:
+    """Each stack's template as written to the cloud assembly (cdk.out), by stack name."""
+    directory = Path(synth.assembly.directory)
+    return {name: json.loads((directory / f"{name}.template.json").read_text()) for name in synth.stacks}

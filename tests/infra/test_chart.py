@@ -51,8 +51,11 @@ def test_helm_lints_the_chart() -> None:
 def test_every_rendered_object_validates(objects: list[dict]) -> None:
     kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
     assert kinds == sorted([
-        "Namespace/veracruz", "ServiceAccount/veracruz-proxy", "Service/veracruz-nitro-proxy", "Deployment/veracruz-nitro-proxy",
+        "Namespace/veracruz", "Namespace/veracruz-proxy", "ServiceAccount/veracruz-proxy", "Service/veracruz-nitro-proxy",
+        "Deployment/veracruz-nitro-proxy", "NetworkPolicy/veracruz-nitro-proxy", "NetworkPolicy/default-deny-ingress",
         "Service/veracruz-nitro-server", "Role/ipoc-vaas", "RoleBinding/ipoc-vaas",
+        "ValidatingAdmissionPolicy/ipoc-vaas-runtime-pods", "ValidatingAdmissionPolicyBinding/ipoc-vaas-runtime-pods",
+        "ValidatingAdmissionPolicy/ipoc-vaas-runtime-endpoints", "ValidatingAdmissionPolicyBinding/ipoc-vaas-runtime-endpoints",
         "ConfigMap/smarter-device-manager-ec2-nitro", "DaemonSet/smarter-device-manager-ec2-nitro",
     ])
     for manifest in objects:
@@ -86,7 +89,7 @@ def test_vaas_rbac_is_namespaced_and_bound_to_the_group(objects: list[dict]) -> 
     role = by_kind(objects, "Role", "ipoc-vaas")
     assert role["metadata"]["namespace"] == RUNTIME_NAMESPACE
     resources = {r for rule in role["rules"] for r in rule["resources"]}
-    assert resources == {"configmaps", "pods", "endpointslices", "services"}
+    assert resources == {"configmaps", "pods", "pods/status", "endpointslices"}  # tests/infra/test_rbac.py: exactly what VaaS calls
     binding = by_kind(objects, "RoleBinding", "ipoc-vaas")
     assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": VAAS_GROUP}]
 
@@ -94,7 +97,8 @@ def test_vaas_rbac_is_namespaced_and_bound_to_the_group(objects: list[dict]) -> 
 def test_the_proxy_gets_its_ca_from_secrets_manager_into_memory(objects: list[dict]) -> None:
     deployment = by_kind(objects, "Deployment", PROXY_SERVICE)
     spec = deployment["spec"]["template"]["spec"]
-    assert spec["volumes"] == [{"name": "ca", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}]
+    assert spec["volumes"][0] == {"name": "ca", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+    assert all(v["emptyDir"]["medium"] == "Memory" for v in spec["volumes"])
     [init] = spec["initContainers"]
     env = {e["name"]: e["value"] for e in init["env"]}
     assert env["CERT_ARN"].endswith(":cert") and env["KEY_ARN"].endswith(":key") and env["REGION"] == "eu-west-1"
@@ -136,3 +140,73 @@ def test_the_cdk_app_passes_the_values_the_chart_declares(platform_json: dict) -
                 check(value, declared[key], f"{path}{key}.")
 
     check(given, declared)
+
+
+# -- hardening (defect 6): the Pod Security "restricted" profile's rules, read from the rendered pods --------
+
+def containers(pod_spec: dict) -> list[dict]:
+    return [*pod_spec.get("initContainers", []), *pod_spec["containers"]]
+
+
+def test_the_proxy_meets_pod_security_restricted(objects: list[dict]) -> None:
+    """The profile's checks (kubernetes.io/docs/concepts/security/pod-security-standards), as its namespace enforces."""
+    deployment = by_kind(objects, "Deployment", PROXY_SERVICE)
+    namespace = by_kind(objects, "Namespace", deployment["metadata"]["namespace"])
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not any(spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
+    assert all(set(v) - {"name"} <= {"emptyDir", "configMap", "secret", "projected"} for v in spec["volumes"])
+    for container in containers(spec):
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False, container["name"]
+        assert context["capabilities"] == {"drop": ["ALL"]}, container["name"]
+        assert context["readOnlyRootFilesystem"] is True, container["name"]
+        assert {"requests", "limits"} <= set(container["resources"]), container["name"]
+        assert {"cpu", "memory"} <= set(container["resources"]["limits"]), container["name"]
+
+
+def test_only_runtime_pods_reach_the_proxy(objects: list[dict]) -> None:
+    deployment = by_kind(objects, "Deployment", PROXY_SERVICE)
+    namespace = deployment["metadata"]["namespace"]
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["namespace"] == namespace]
+    deny = by_kind(policies, "NetworkPolicy", "default-deny-ingress")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}  # nothing else in the namespace is reachable
+    allow = by_kind(policies, "NetworkPolicy", PROXY_SERVICE)["spec"]
+    assert allow["podSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    [rule] = allow["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 3010}]
+    [peer] = rule["from"]
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": RUNTIME_NAMESPACE}}
+    assert peer["podSelector"] == {"matchLabels": {"veracruz-nitro": "server"}}  # the label VaaS gives runtime pods
+
+
+def test_the_device_plugin_keeps_only_what_it_needs(objects: list[dict]) -> None:
+    spec = by_kind(objects, "DaemonSet", "smarter-device-manager-ec2-nitro")["spec"]["template"]["spec"]
+    assert not spec.get("hostNetwork") and spec["automountServiceAccountToken"] is False
+    [container] = spec["containers"]
+    mounts = {m["mountPath"]: m.get("readOnly", False) for m in container["volumeMounts"]}
+    assert mounts == {"/var/lib/kubelet/device-plugins": False, "/dev": True, "/sys": True, "/root/config": True}
+    context = container["securityContext"]
+    assert context["capabilities"] == {"drop": ["ALL"]} and context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False and context["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_the_cluster_enforces_network_policies(platform_json: dict) -> None:
+    """EKS ignores NetworkPolicy objects unless the VPC CNI's network policy agent is on."""
+    [cni] = [r["Properties"] for r in platform_json["Resources"].values()
+             if r["Type"] == "AWS::EKS::Addon" and r["Properties"]["AddonName"] == "vpc-cni"]
+    assert json.loads(cni["ConfigurationValues"]) == {"enableNetworkPolicy": "true"}
+    assert cni["ResolveConflicts"] == "OVERWRITE"  # the cluster starts with an unmanaged CNI
+
+
+def test_the_policies_proxy_url_resolves_from_the_runtime_namespace(objects: list[dict], platform_json: dict) -> None:
+    """VaaS writes IPOC_PROXY_URL into every policy; runtime pods in another namespace need <service>.<namespace>."""
+    service = by_kind(objects, "Service", PROXY_SERVICE)
+    [port] = service["spec"]["ports"]
+    expected = f"{service['metadata']['name']}.{service['metadata']['namespace']}:{port['port']}"
+    urls = {f["Properties"]["Environment"]["Variables"].get("IPOC_PROXY_URL") for f in platform_json["Resources"].values()
+            if f["Type"] == "AWS::Lambda::Function" and f["Properties"].get("Handler") == "lambdas.vaas.handler.lambda_handler"}
+    assert urls == {expected}
+    assert service["metadata"]["namespace"] != RUNTIME_NAMESPACE
