@@ -62,6 +62,7 @@ class PlatformStack(Stack):
             "IPOC_INSTANCES_TABLE": data.tables["instances"].table_name,
             "IPOC_SLOTS_TABLE": data.tables["slots"].table_name,
             "IPOC_ARTIFACTS_BUCKET": data.artifacts.bucket_name,
+            "IPOC_INPUTS_BUCKET": data.inputs.bucket_name,
             "IPOC_ADMIN_PRINCIPALS": "",  # set below, once the admin role exists
             "IPOC_VAAS_BACKEND": "kubernetes",
             "IPOC_PORT_MIN": str(config.port_min),
@@ -107,6 +108,9 @@ class PlatformStack(Stack):
         tables["slots"].grant_read_write_data(fns["Vaas"])
 
         _objects(data.inputs, fns["S3Stream"], "s3:GetObject")
+        # The streamer delivers only into the caller's instances (lambdas/shared/stream_access.py): it reads their records.
+        tables["instances"].grant_read_data(fns["S3Stream"])
+        tables["slots"].grant_read_data(fns["S3Stream"])
 
         for name in ("Tasks", "Reaper"):
             tables["functions"].grant_read_data(fns[name])

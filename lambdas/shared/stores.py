@@ -205,6 +205,11 @@ class _ScannableTable:
         """Every item, read consistently (tables here hold hundreds of items, not millions)."""
         return (_plain(item) for item in _scan(self.table, ConsistentRead=True))
 
+    def matching(self, attribute: str, value: str) -> Iterator[dict[str, Any]]:
+        """Every item whose ``attribute`` equals ``value`` (a filtered scan, read consistently)."""
+        items = _scan(self.table, ConsistentRead=True, FilterExpression=Attr(attribute).eq(value))
+        return (_plain(item) for item in items)
+
 
 class InstanceStore(_ScannableTable):
     """One item per instance: owner, status, reason, the exact policy text, workflow handles."""

@@ -10,10 +10,11 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from ipoc.errors import ValidationError
 from lambdas.ccfaas.instances import MAX_WAIT, Instances, view
 from lambdas.shared.api import json_body
-from lambdas.shared.auth import caller
+from lambdas.shared.auth import caller, principal_id
 from lambdas.shared.http import json_response
 from lambdas.shared.openapi import spec
 from lambdas.shared.stores import InstanceStore
+from lambdas.shared.stream_access import check_source
 
 router = APIGatewayRouter()
 
@@ -34,11 +35,12 @@ def _stream() -> dict[str, str] | None:
         return None
     if not (bucket and key and target):
         raise ValidationError("stream_bucket, stream_key and stream_to go together")
+    check_source(bucket, key, principal_id(event.raw_event))  # the workflow reads with the service's own role
     return {"bucket": bucket, "key": key, "filename": target}
 
 
 @router.post("/instance", summary="Create an instance of a function from a user policy", tags=["instances"],
-             openapi_extensions=spec(202, 400, 404, 409, 502, request="user", success_text="Accepted; READY (200) with ?wait"))
+             openapi_extensions=spec(202, 400, 403, 404, 409, 502, request="user", success_text="Accepted; READY (200) with ?wait"))
 def create() -> Response[dict[str, Any]]:
     service = Instances.from_settings()
     wait = _int_param("wait", 0, MAX_WAIT)
