@@ -101,7 +101,8 @@ class PlatformStack(Stack):
         tables = data.tables
         tables["functions"].grant_read_write_data(fns["Ccfaas"])
         tables["instances"].grant_read_write_data(fns["Ccfaas"])
-        _objects(data.artifacts, fns["Ccfaas"], "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+        _objects(data.artifacts, fns["Ccfaas"], "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                 "s3:ListMultipartUploadParts")  # presigned uploads are one-part multipart uploads
         machine.grant_start_execution(fns["Ccfaas"])
         machine.grant_task_response(fns["Ccfaas"])
 
