@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ipoc import errors, schemas
+from ipoc.publisher_files import refuse_user_reads
 from lambdas.ccfaas.lifecycle import release_task, wait_for
 from lambdas.ccfaas.registry import LOADED, Registry
 from lambdas.shared import aws
@@ -56,6 +57,7 @@ class Instances:
                 "$.instanceid must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", path="$.instanceid"
             )
         record = self.registry.get(user_policy["function"])
+        refuse_user_reads(record.policy, user_policy)  # before anything is recorded (compose checks it again)
         missing = [path for path, entry in record.files.items() if entry["status"] != LOADED]
         if missing:
             raise errors.Conflict(
