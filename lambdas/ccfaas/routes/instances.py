@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from ipoc.errors import ValidationError
-from lambdas.ccfaas.instances import MAX_WAIT, Instances, view
+from lambdas.ccfaas.instances import MAX_WAIT, Instances, name_of, view
 from lambdas.shared.api import json_body
 from lambdas.shared.auth import caller, principal_id
 from lambdas.shared.http import json_response
@@ -51,7 +51,7 @@ def create() -> Response[dict[str, Any]]:
     if wait:
         record = service.wait(record["instance_id"], ("READY", "FAILED", "DELETED"), wait)
         if record.get("status") == "READY":
-            return json_response(200, {"instance": record["instance_id"], "policy": record["policy"]})
+            return json_response(200, {"instance": name_of(record), "policy": record["policy"]})
         if record.get("status") in InstanceStore.TERMINAL:
             return json_response(200, view(record))
     return json_response(202, view(record))
@@ -61,7 +61,7 @@ def create() -> Response[dict[str, Any]]:
             openapi_extensions=spec(200))
 def list_instances() -> Response[dict[str, Any]]:
     records = Instances.from_settings().list(caller(router.current_event.raw_event))
-    return json_response(200, {"instances": [r["instance_id"] for r in records], "details": [view(r) for r in records]})
+    return json_response(200, {"instances": [name_of(r) for r in records], "details": [view(r) for r in records]})
 
 
 @router.get("/instance/<instance_id>", summary="Show an instance: status, reason, workflow, and the policy once READY",
