@@ -14,7 +14,9 @@ host:port) of the caller's choosing: a confused deputy. So:
   a READY instance the caller owns (administrators: anyone's, and runtimes they
   created through VaaS). A policy edited to point elsewhere matches nothing.
 
-Every refusal is a 403 that says what would be accepted.
+Every refusal is a 403 that says what would be accepted. Finding the instance
+is a filtered scan by policy hash (the tables hold hundreds of items; an index
+on ``instance_hash`` would make it a query).
 """
 
 from __future__ import annotations

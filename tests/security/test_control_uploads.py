@@ -20,8 +20,7 @@ from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from tests.functional.lambdas.test_ccfaas_registry import WEIGHTS, small_function
 from tests.support.aws import b64, call, configure
 
-SEGMENT = b64("/program_data/yolov3.weights")
-BASE = f"/function/vod_small/data_file/{SEGMENT}"
+BASE = f"/function/vod_small/data_file/{b64('/program_data/yolov3.weights')}"
 
 
 @pytest.fixture
@@ -39,8 +38,8 @@ def _staged(bucket: str) -> list[str]:
     return objects + uploads
 
 
-def _start() -> str:
-    start = call(ccfaas, "POST", f"{BASE}/upload")
+def _start(path: str = "/program_data/yolov3.weights") -> str:
+    start = call(ccfaas, "POST", f"/function/vod_small/data_file/{b64(path)}/upload")
     assert start.status == 201, start.body
     return start.json["upload_url"]
 
@@ -71,16 +70,10 @@ def test_a_replaced_or_deleted_upload_kills_its_url(aws):
     assert requests.put(first, data=b"stale", timeout=30).status_code == 404
     assert requests.put(second, data=WEIGHTS, timeout=30).status_code == 200
     assert call(ccfaas, "POST", f"{BASE}/upload/complete").status == 201
-    third = _start_other()
+    third = _start("/program_data/coco.names")
     assert call(ccfaas, "DELETE", "/function/vod_small").status == 200
     assert requests.put(third, data=b"late", timeout=30).status_code == 404
     assert _staged(aws.bucket) == []
-
-
-def _start_other() -> str:
-    start = call(ccfaas, "POST", f"/function/vod_small/data_file/{b64('/program_data/coco.names')}/upload")
-    assert start.status == 201, start.body
-    return start.json["upload_url"]
 
 
 def test_completing_twice_is_a_clear_answer(aws):
