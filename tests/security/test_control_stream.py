@@ -111,12 +111,12 @@ def test_the_workflow_stream_step_applies_the_same_rule(plane, ids, echo_wasm):
     boto3.client("s3").put_object(Bucket=inputs, Key=input_key("camera.enc", "alice"), Body=b"alice's")
     program = ArtifactStore.artifact_key("echo", hashlib.sha256(echo_wasm).hexdigest())
     for bucket, key in ((inputs, input_key("camera.enc", "alice")), (os.environ["IPOC_ARTIFACTS_BUCKET"], program)):
-        query = f"?stream_bucket={bucket}&stream_key={key}&stream_to=/input/data.txt"
+        query = f"?wait=0&stream_bucket={bucket}&stream_key={key}&stream_to=/input/data.txt"
         reply = plane.create("bob-2", [(ids.user, P.USER_RIGHTS)], user="bob", query=query)
         _refused(reply)
         assert call(ccfaas, "GET", "/instance/bob-2", user="bob").status == 404  # nothing was created
     # the owner's own workflow stream still delivers
-    query = f"?stream_bucket={inputs}&stream_key={input_key('camera.enc', 'alice')}&stream_to=/input/data.txt"
+    query = f"?wait=0&stream_bucket={inputs}&stream_key={input_key('camera.enc', 'alice')}&stream_to=/input/data.txt"
     assert plane.create("alice-2", [(ids.user, P.USER_RIGHTS)], user="alice", query=query).status == 202
     record = plane.wait_status("alice-2", ("READY", "FAILED"), user="alice")
     assert record["status"] == "READY", record.get("reason")
