@@ -168,24 +168,24 @@ def bench_stream(urls: dict[str, str], user, streamer) -> None:  # type: ignore[
                       aws_access_key_id="local", aws_secret_access_key="local")
     size = STREAM_MIB * 1024 * 1024
     chunk = os.urandom(1024 * 1024)
-    upload = s3.create_multipart_upload(Bucket="ipoc-local-inputs", Key="bench/blob")
+    upload = s3.create_multipart_upload(Bucket="ipoc-local-inputs", Key="users/local-admin/bench/blob")
     parts = []
     for number in range(1, STREAM_MIB // 16 + 1):
-        reply = s3.upload_part(Bucket="ipoc-local-inputs", Key="bench/blob", UploadId=upload["UploadId"],
+        reply = s3.upload_part(Bucket="ipoc-local-inputs", Key="users/local-admin/bench/blob", UploadId=upload["UploadId"],
                                PartNumber=number, Body=chunk * 16)
         parts.append({"PartNumber": number, "ETag": reply["ETag"]})
-    s3.complete_multipart_upload(Bucket="ipoc-local-inputs", Key="bench/blob", UploadId=upload["UploadId"],
+    s3.complete_multipart_upload(Bucket="ipoc-local-inputs", Key="users/local-admin/bench/blob", UploadId=upload["UploadId"],
                                  MultipartUpload={"Parts": parts})
     _, record = create_ready(urls["ccfaas"], "bench-stream", user, streamer)
 
     started = time.perf_counter()
-    body = s3.get_object(Bucket="ipoc-local-inputs", Key="bench/blob")["Body"]
+    body = s3.get_object(Bucket="ipoc-local-inputs", Key="users/local-admin/bench/blob")["Body"]
     got = sum(len(piece) for piece in body.iter_chunks(1024 * 1024))
     raw_seconds = time.perf_counter() - started
     assert got == size
 
     def request(target: str) -> dict:
-        return {"s3": {"bucket": "ipoc-local-inputs", "filename": "bench/blob"},
+        return {"s3": {"bucket": "ipoc-local-inputs", "filename": "users/local-admin/bench/blob"},
                 "veracruz": {"filename": target, "policy": record["policy"],
                              "certificate": streamer.certificate, "key": streamer.private_key}}
 

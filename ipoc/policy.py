@@ -20,6 +20,7 @@ from ipoc import schemas
 from ipoc.certs import certificate_der, normalise_certificate, split_pem_certificates
 from ipoc.errors import CertificateError, PolicyError
 from ipoc.policy_serde import read_policy
+from ipoc.publisher_files import refuse_user_reads
 
 CIPHERSUITE = "TLS1_3_CHACHA20_POLY1305_SHA256"
 CCFAAS_INSTANCE_ID = "CCFaaS"
@@ -69,6 +70,7 @@ def compose_vaas_policy(
     schemas.validate("user", user)
     if user["function"] != function["function"]:
         raise PolicyError(f"user policy names function {user['function']!r} but the function is {function['function']!r}")
+    refuse_user_reads(function, user)  # the publisher's files stay in the enclave (ipoc/publisher_files.py)
     programs = function["programs"]
     data_files = function.get("data_files", [])
     if uploaded_programs is None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from local.apigw import LOCAL_ADMIN, MAX_PAYLOAD, USER_HEADER, build_event, response_parts
+from local.apigw import MAX_PAYLOAD, IdentityRefused, build_event, response_parts, take_user
 from local.context import LocalLambdaContext
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+READ_TIMEOUT = 30.0  # seconds a connection may sit silent mid-request (a body shorter than its Content-Length)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -25,18 +27,35 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
 
+    @property
+    def timeout(self) -> float:  # type: ignore[override]  # socketserver applies it to the connection's socket
+        return self.server.read_timeout
+
     def _handle(self) -> None:
         if self.command == "GET" and self.path.split("?")[0] == "/openapi.json":
             self._send(200, {"Content-Type": "application/json"}, json.dumps(self.server.openapi(), indent=2).encode())
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        raw_length = (self.headers.get("Content-Length") or "0").strip()
+        if not raw_length.isdigit():
+            self.close_connection = True
+            self._send_error(400, "ValidationError", f"Content-Length must be a whole number of bytes, got {raw_length[:40]!r}")
+            return
+        length = int(raw_length)
         if length > MAX_PAYLOAD:
             self.close_connection = True
             self._send_error(413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD} bytes (as API Gateway)")
             return
-        body = self.rfile.read(length) if length else b""
-        headers = {k: v for k, v in self.headers.items()}
-        user = headers.pop(USER_HEADER, None) or LOCAL_ADMIN
+        body = self._read_body(length)
+        if len(body) < length:  # the client announced more than it sent, then went quiet (or hung up)
+            self.close_connection = True
+            self._send_error(408, "RequestTimeout", f"the body ended after {len(body)} of the {length} bytes its "
+                             f"Content-Length announced (bodies must arrive within {self.server.read_timeout:g} s)")
+            return
+        try:
+            user, headers = take_user(self.headers.items())
+        except IdentityRefused as refused:
+            self._send_error(refused.status, refused.code, refused.message)
+            return
         event = build_event(self.command, self.path, headers=headers, body=body, user=user, source_ip=self.client_address[0])
         try:
             result = self.server.handler(event, LocalLambdaContext(function_name=self.server.name))
@@ -46,6 +65,26 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         status, reply_headers, data = response_parts(result)
         self._send(status, reply_headers, data)
+
+    def _read_body(self, length: int) -> bytes:
+        """Up to ``length`` bytes, all within one read timeout (a trickle cannot hold the thread longer)."""
+        body = bytearray()
+        deadline = time.monotonic() + self.server.read_timeout
+        try:
+            while len(body) < length:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.connection.settimeout(remaining)
+                chunk = self.rfile.read1(length - len(body))
+                if not chunk:
+                    break
+                body += chunk
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            self.connection.settimeout(self.server.read_timeout)
+        return bytes(body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815
 
@@ -70,8 +109,10 @@ class ApiServer(ThreadingHTTPServer):
     request_queue_size = 128  # socketserver's default of 5 resets bursts of clients
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, name: str, handler: Handler, openapi: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, host: str, port: int, name: str, handler: Handler, openapi: Callable[[], dict[str, Any]],
+                 read_timeout: float = READ_TIMEOUT) -> None:
         self.name = name
+        self.read_timeout = read_timeout
         self.handler = handler
         self.openapi = openapi
         super().__init__((host, port), _RequestHandler)

@@ -3,15 +3,18 @@
 The local stack serves each API through this adapter, so handlers receive
 exactly what they receive in AWS. The caller's identity, which IAM
 authorization provides in AWS, comes from the ``X-Ipoc-Local-User`` header
-here (default: the local administrator).
+here: matched case-insensitively as every HTTP header; absent means the local
+administrator; an empty or malformed value is refused (it never falls back to
+the administrator).
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import time
 import uuid
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 ACCOUNT = "000000000000"
@@ -19,6 +22,44 @@ LOCAL_ADMIN = "local-admin"
 USER_HEADER = "X-Ipoc-Local-User"
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's request payload limit
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
+_USER_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")  # IAM's user-name characters and length
+
+
+class IdentityRefused(Exception):
+    """The user header is present but names nobody (or two people): the request gets this status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def take_user(headers: Iterable[tuple[str, str]]) -> tuple[str, dict[str, str]]:
+    """Split the caller's user name from the request's headers (as received, repeats included).
+
+    HTTP header names are case-insensitive, so ``x-ipoc-local-user`` is the same header. No header
+    at all is the local administrator (the developer's own machine); a header that is present but
+    empty, malformed or repeated with different values is refused, never read as the administrator.
+    Every spelling of the header is removed, so handlers see no trace of it, as behind API Gateway.
+    """
+    values: list[str] = []
+    others: dict[str, str] = {}
+    for name, value in headers:
+        if name.lower() == USER_HEADER.lower():
+            values.append(value.strip())
+        else:
+            others[name] = value
+    if not values:
+        return LOCAL_ADMIN, others
+    if len(set(values)) > 1:
+        raise IdentityRefused(400, "ValidationError", f"{USER_HEADER} was sent more than once with different values")
+    user = values[0]
+    if not user:
+        raise IdentityRefused(403, "Forbidden", f"{USER_HEADER} is empty: name a user, or leave the header out to act as {LOCAL_ADMIN}")
+    if not _USER_NAME.match(user):
+        raise IdentityRefused(
+            400, "ValidationError", f"{USER_HEADER} must be 1-64 letters, digits or +=,.@_- (an IAM user name)"
+        )
+    return user, others
 
 
 def principal_arn(user: str) -> str:

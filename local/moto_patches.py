@@ -9,6 +9,10 @@ one lock here.
 S3 takes concurrent PUTs of one key; moto closes the replaced object's buffer
 while the other request still builds its response from it ("I/O operation on
 closed file"). Object requests are serialised too.
+
+S3 answers a part uploaded to a multipart upload that was completed or aborted
+with 404 NoSuchUpload; moto raises a KeyError (a 500, or an exception in the
+caller in process). Our presigned upload URLs rely on that answer.
 """
 
 from __future__ import annotations
@@ -43,9 +47,29 @@ def serialise_s3_object_requests() -> None:
         S3Response._key_response = _locked(S3Response._key_response)  # type: ignore[method-assign]
 
 
+def refuse_parts_of_closed_uploads() -> None:
+    """A part for an upload that is no longer open is NoSuchUpload, as in S3 (idempotent)."""
+    from moto.s3.exceptions import NoSuchUpload
+    from moto.s3.models import S3Backend
+
+    original = S3Backend.upload_part
+    if getattr(original, "_ipoc_patched", False):
+        return
+
+    @functools.wraps(original)
+    def upload_part(self: Any, bucket_name: str, multipart_id: str, *args: Any, **kwargs: Any) -> Any:
+        if multipart_id not in self.get_bucket(bucket_name).multiparts:
+            raise NoSuchUpload(upload_id=multipart_id)
+        return original(self, bucket_name, multipart_id, *args, **kwargs)
+
+    upload_part._ipoc_patched = True  # type: ignore[attr-defined]
+    S3Backend.upload_part = upload_part  # type: ignore[method-assign]
+
+
 def apply_all() -> None:
     serialise_dynamodb_writes()
     serialise_s3_object_requests()
+    refuse_parts_of_closed_uploads()
 
 
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -198,6 +198,7 @@ class LocalStack:
             "IPOC_INSTANCES_TABLE": TABLE_NAMES["instances"],
             "IPOC_SLOTS_TABLE": TABLE_NAMES["slots"],
             "IPOC_ARTIFACTS_BUCKET": ARTIFACTS_BUCKET,
+            "IPOC_INPUTS_BUCKET": INPUT_BUCKET,
             "IPOC_ADMIN_PRINCIPALS": principal_arn(LOCAL_ADMIN),
             "IPOC_VAAS_BACKEND": "local",
             "IPOC_STATE_DIR": str(config.runtimes_dir),

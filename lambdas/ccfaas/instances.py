@@ -3,10 +3,17 @@
 The caller gets an answer at once (202, with a status URL) or, with
 ``?wait=N``, once the instance is READY or FAILED. Only its owner or an
 administrator sees an instance; to anyone else it does not exist.
+
+Instance ids are scoped per owner: the user's ``instanceid`` is a name in the
+user's own namespace, stored under a key that adds a tag of the owner
+(:func:`instance_key`). Two users may use the same name, and creating one
+tells nobody whether another user has it. The key is what the workflow, the
+reaper and VaaS see; users see their name (and the key, for administrators).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ipoc import errors, schemas
+from ipoc.publisher_files import refuse_user_reads
 from lambdas.ccfaas.lifecycle import release_task, wait_for
 from lambdas.ccfaas.registry import LOADED, Registry
 from lambdas.shared import aws
@@ -30,12 +38,25 @@ PUBLIC_FIELDS = (
 )
 
 
+def instance_key(owner: str, name: str) -> str:
+    """The table key of ``owner``'s instance ``name``: the name, then a short tag of the owner. Two owners whose
+    tags collide share nothing but a 409 (reads check the owner), and the key stays short for labels."""
+    return f"{name}.{hashlib.sha256(owner.encode()).hexdigest()[:8]}"
+
+
+def name_of(record: dict[str, Any]) -> str:
+    """The instance id its owner chose (records made before ids were scoped have only their key)."""
+    return record.get("name") or record["instance_id"]
+
+
 def view(record: dict[str, Any]) -> dict[str, Any]:
     """What a caller may see: never the task token; the policy text only once READY."""
     shown = {k: record[k] for k in PUBLIC_FIELDS if k in record}
+    shown["instance_id"] = name_of(record)
+    shown["key"] = record["instance_id"]
     if record.get("status") == "READY" and "policy" in record:
         shown["policy"] = record["policy"]
-    shown["status_url"] = f"/instance/{record['instance_id']}"
+    shown["status_url"] = f"/instance/{name_of(record)}"
     return shown
 
 
@@ -56,6 +77,7 @@ class Instances:
                 "$.instanceid must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", path="$.instanceid"
             )
         record = self.registry.get(user_policy["function"])
+        refuse_user_reads(record.policy, user_policy)  # before anything is recorded (compose checks it again)
         missing = [path for path, entry in record.files.items() if entry["status"] != LOADED]
         if missing:
             raise errors.Conflict(
@@ -65,8 +87,10 @@ class Instances:
         ttl_seconds = config.default_ttl if ttl is None else ttl
         if not 60 <= ttl_seconds <= config.max_ttl:
             raise errors.ValidationError(f"ttl must be between 60 and {config.max_ttl} seconds")
+        key = instance_key(owner, instance_id)
         item = {
-            "instance_id": instance_id,
+            "instance_id": key,
+            "name": instance_id,
             "function": record.name,
             "owner": owner,
             "status": "PENDING",
@@ -75,9 +99,12 @@ class Instances:
             # DynamoDB's TTL attribute: the record itself goes a day after the instance's TTL.
             "expires_at": int(time.time()) + ttl_seconds + 86400,
         }
-        self.instances.create(item)
+        try:
+            self.instances.create(item)
+        except errors.Conflict:  # only the caller's own instances share its namespace
+            raise errors.Conflict(f"you already have an instance {instance_id!r}; choose another instanceid") from None
         execution_input = {
-            "instance_id": instance_id,
+            "instance_id": key,
             "function": record.name,
             "owner": owner,
             "user_policy": user_policy,
@@ -91,14 +118,27 @@ class Instances:
                 input=json.dumps(execution_input),
             )
         except Exception as exc:
-            self.instances.table.delete_item(Key={"instance_id": instance_id})
+            self.instances.table.delete_item(Key={"instance_id": key})
             raise errors.DependencyFailed(f"could not start the instance's workflow: {exc}") from None
-        self.instances.update(instance_id, execution_arn=execution["executionArn"])
+        self.instances.update(key, execution_arn=execution["executionArn"])
         return {**item, "execution_arn": execution["executionArn"]}
 
     def get(self, instance_id: str, caller: str) -> dict[str, Any]:
-        record = self.instances.get(instance_id)
-        if record is None or not (record.get("owner") == caller or is_admin(caller)):
+        """The caller's instance by its name; administrators may also name anyone's by key, or by name when unique."""
+        record = self.instances.get(instance_key(caller, instance_id))
+        if record is not None and record.get("owner") != caller:
+            record = None  # another owner whose tag is the same as the caller's
+        if record is None:
+            unscoped = self.instances.get(instance_id)  # a key, or a record from before ids were scoped
+            if unscoped is not None and (is_admin(caller) or ("name" not in unscoped and unscoped.get("owner") == caller)):
+                record = unscoped
+        if record is None and is_admin(caller):
+            named = list(self.instances.matching("name", instance_id))
+            if len(named) > 1:
+                raise errors.Conflict(f"{len(named)} users have an instance named {instance_id!r}; name one by its key: "
+                                      + ", ".join(sorted(r["instance_id"] for r in named)))
+            record = named[0] if named else None
+        if record is None:
             raise errors.NotFound(f"instance {instance_id!r} does not exist")
         return record
 
@@ -108,18 +148,20 @@ class Instances:
             (r for r in self.instances.all() if admin or r.get("owner") == caller), key=lambda r: r.get("created_at", "")
         )
 
-    def wait(self, instance_id: str, statuses: tuple[str, ...], seconds: float) -> dict[str, Any]:
-        return wait_for(self.instances, instance_id, statuses, min(seconds, MAX_WAIT)) or {}
+    def wait(self, key: str, statuses: tuple[str, ...], seconds: float) -> dict[str, Any]:
+        """Poll the instance stored under ``key`` (a record's ``instance_id``, not the name a user gave)."""
+        return wait_for(self.instances, key, statuses, min(seconds, MAX_WAIT)) or {}
 
     def delete(self, instance_id: str, caller: str, wait_seconds: float = 20) -> dict[str, Any]:
         """Release the workflow into teardown (idempotent) and wait, bounded, for the end."""
         record = self.get(instance_id, caller)
         if record["status"] in InstanceStore.TERMINAL:
             return record
-        self.instances.update(instance_id, release_requested=True, unless_status=InstanceStore.TERMINAL)
+        key = record["instance_id"]
+        self.instances.update(key, release_requested=True, unless_status=InstanceStore.TERMINAL)
         token = record.get("task_token")
         if token:
-            self.instances.update(instance_id, status="RELEASING", unless_status=InstanceStore.TERMINAL)
+            self.instances.update(key, status="RELEASING", unless_status=InstanceStore.TERMINAL)
             release_task(token)
         # Otherwise the workflow has not reached its release wait yet; it releases itself there.
-        return self.wait(instance_id, InstanceStore.TERMINAL, wait_seconds)
+        return self.wait(key, InstanceStore.TERMINAL, wait_seconds)

@@ -3,7 +3,9 @@
 A binary counts as loaded only after its bytes hashed to the policy's
 ``pi_hash``; on a mismatch nothing is kept. Small binaries come in the request
 body; large ones go straight to S3 through a presigned PUT and are verified
-when the client says the upload is complete.
+when the client says the upload is complete. That PUT is the one part of a
+multipart upload, so completing (or failing, or replacing) the upload closes
+it and the URL stops working; a presigned URL alone cannot be revoked.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class Registry:
             self.artifacts.delete(key)
         for entry in record.files.values():
             if entry.get("upload"):
-                self.artifacts.delete(entry["upload"]["key"])
+                self._close_upload(entry["upload"])
         self.functions.delete(name)
 
     # -- files -------------------------------------------------------------------
@@ -142,15 +144,17 @@ class Registry:
         if entry["status"] == LOADED:
             raise Conflict(f"{path} of function {name!r} is already loaded; DELETE it first to replace it")
         if entry.get("upload"):
-            self.artifacts.delete(entry["upload"]["key"])  # a new upload replaces an abandoned one
+            self._close_upload(entry["upload"])  # a new upload replaces an abandoned one, and its URL stops working
         expires = settings().presigned_expiry
         key = ArtifactStore.staging_key(name, uuid.uuid4().hex)
-        staged = {**entry, "status": UPLOADING, "upload": {"key": key, "started_at": now_iso()}}
+        upload_id, url = self.artifacts.start_upload(key, expires)
+        staged = {**entry, "status": UPLOADING, "upload": {"key": key, "upload_id": upload_id, "started_at": now_iso()}}
         if not self.functions.update_file(name, path, staged, unless_status=LOADED):
+            self.artifacts.abort_upload(key, upload_id)
             raise Conflict(f"{path} of function {name!r} was loaded meanwhile")
         return {
             "path": path,
-            "upload_url": self.artifacts.presigned_put(key, expires),
+            "upload_url": url,
             "method": "PUT",
             "expires_in": expires,
             "complete": f"/function/{name}/{kind}/{segment}/upload/complete",
@@ -165,11 +169,16 @@ class Registry:
         if not upload:
             raise NotFound(f"no upload in progress for {path}; POST /function/{name}/{kind}/{segment}/upload first")
         staging = upload["key"]
-        if not self.artifacts.exists(staging):
+        cleared = {k: v for k, v in entry.items() if k != "upload"} | {"status": NOT_LOADED}
+        if "upload_id" not in upload:  # started before uploads were multipart: its URL is a plain PUT, still open
+            self.artifacts.delete(staging)
+            self.functions.update_file(name, path, cleared, unless_status=LOADED)
+            raise Conflict(f"the upload of {path} was started by an older version; POST .../upload again")
+        if not self.artifacts.finish_upload(staging, upload["upload_id"]):
             raise NotFound(f"nothing was uploaded for {path} yet: PUT the bytes to the upload_url, then complete")
+        # From here the upload is closed: its URL answers NoSuchUpload, whatever the outcome below.
         limit = self._limit(kind)
         actual, size = self.artifacts.hash_object(staging, limit)
-        cleared = {k: v for k, v in entry.items() if k != "upload"} | {"status": NOT_LOADED}
         if size > limit or actual != entry["pi_hash"]:
             self.artifacts.delete(staging)
             self.functions.update_file(name, path, cleared, unless_status=LOADED)
@@ -194,6 +203,12 @@ class Registry:
         if not shared:
             self.artifacts.delete(entry["key"])
         return describe(path, cleared)
+
+    def _close_upload(self, upload: dict[str, Any]) -> None:
+        """End an upload in progress: its URL stops working and nothing it wrote is kept."""
+        if "upload_id" in upload:
+            self.artifacts.abort_upload(upload["key"], upload["upload_id"])
+        self.artifacts.delete(upload["key"])
 
     def _mark_loaded(self, name: str, path: str, entry: dict[str, Any], key: str, size: int) -> dict[str, Any]:
         loaded = {

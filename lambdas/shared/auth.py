@@ -21,6 +21,18 @@ def caller(event: Any) -> str:
     return identity.get("userArn") or identity.get("caller") or "anonymous"
 
 
+def principal_id(event: Any) -> str:
+    """The caller's unique principal id, empty when API Gateway gave none.
+
+    With IAM authorization API Gateway sets ``requestContext.identity.user`` to
+    what IAM policies call ``${aws:userid}`` (``AIDA...`` for a user,
+    ``AROA...:session`` for a role session), so a bucket policy can give each
+    caller a prefix of its own; the local adapter sets it to the user's name.
+    """
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    return identity.get("user") or ""
+
+
 def _assumed_role_as_role(arn: str) -> str:
     """``arn:aws:sts::1:assumed-role/R/session`` also matches patterns written for ``arn:aws:iam::1:role/R``."""
     parts = arn.split(":", 5)

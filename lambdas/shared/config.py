@@ -31,6 +31,7 @@ class Settings:
     instances_table: str
     slots_table: str
     artifacts_bucket: str
+    inputs_bucket: str
     admin_principals: tuple[str, ...]
     direct_upload_limit: int
     max_program_size: int
@@ -78,6 +79,8 @@ def settings() -> Settings:
         instances_table=os.environ.get("IPOC_INSTANCES_TABLE", "ipoc-instances"),
         slots_table=os.environ.get("IPOC_SLOTS_TABLE", "ipoc-slots"),
         artifacts_bucket=os.environ.get("IPOC_ARTIFACTS_BUCKET", "ipoc-artifacts"),
+        # The users' encrypted inputs; the S3 streamer's own role reads only the caller's prefix of it.
+        inputs_bucket=os.environ.get("IPOC_INPUTS_BUCKET", "ipoc-inputs"),
         admin_principals=_list("IPOC_ADMIN_PRINCIPALS"),
         # API Gateway's payload limit is 10 MB and a Lambda's 6 MB, base64 included.
         direct_upload_limit=_int("IPOC_DIRECT_UPLOAD_LIMIT", 4 * 1024 * 1024),

@@ -168,10 +168,43 @@ class ArtifactStore:
                 return False
             raise
 
-    def presigned_put(self, key: str, expires_in: int) -> str:
-        return self.s3.generate_presigned_url(
-            "put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in, HttpMethod="PUT"
+    def start_upload(self, key: str, expires_in: int) -> tuple[str, str]:
+        """A one-part multipart upload and a presigned PUT for its part: ``(upload_id, url)``.
+
+        A presigned URL cannot be revoked, but a part URL only works while its
+        multipart upload is open: once :meth:`finish_upload` or
+        :meth:`abort_upload` closed it, the URL answers ``NoSuchUpload``.
+        """
+        upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        url = self.s3.generate_presigned_url(
+            "upload_part", Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": 1},
+            ExpiresIn=expires_in, HttpMethod="PUT",
         )
+        return upload_id, url
+
+    def finish_upload(self, key: str, upload_id: str) -> bool:
+        """Close the upload into an object at ``key``; False (the upload stays open) when no part arrived yet."""
+        try:
+            parts = self.s3.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id).get("Parts", [])
+            if not parts:
+                return False
+            self.s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404"):
+                raise Conflict("this upload was already completed or replaced meanwhile") from None
+            raise
+        return True
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Close an upload without keeping anything (idempotent: an upload already closed is fine)."""
+        try:
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchUpload", "404"):
+                raise
 
     def open(self, key: str) -> BinaryIO:
         try:
@@ -204,6 +237,11 @@ class _ScannableTable:
     def all(self) -> Iterator[dict[str, Any]]:
         """Every item, read consistently (tables here hold hundreds of items, not millions)."""
         return (_plain(item) for item in _scan(self.table, ConsistentRead=True))
+
+    def matching(self, attribute: str, value: str) -> Iterator[dict[str, Any]]:
+        """Every item whose ``attribute`` equals ``value`` (a filtered scan, read consistently)."""
+        items = _scan(self.table, ConsistentRead=True, FilterExpression=Attr(attribute).eq(value))
+        return (_plain(item) for item in items)
 
 
 class InstanceStore(_ScannableTable):

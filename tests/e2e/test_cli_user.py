@@ -26,7 +26,7 @@ def encrypted_input(stack, tmp_path_factory):
     work = tmp_path_factory.mktemp("camera")
     assert processes.run(["camera", "encrypt", str(vod.carphone()), "--out", str(work / "in.y4m"), "--max-frames", "8"],
                          env=stack["env"]).returncode == 0
-    upload = processes.run(["camera", "upload", str(work / "in.y4m"), "s3://ipoc-local-inputs/cli/in.y4m", "--local"], env=stack["env"])
+    upload = processes.run(["camera", "upload", str(work / "in.y4m"), "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m", "--local"], env=stack["env"])
     assert upload.returncode == 0, upload.stderr
     return work
 
@@ -63,7 +63,7 @@ def test_register_checks_hashes_locally_first(stack, vod_registered, tmp_path):
 
 def test_run_end_to_end(stack, vod_registered, encrypted_input, tmp_path):
     out = tmp_path / "results"
-    result = ipoc(stack, "run", "vod", "--input", "s3://ipoc-local-inputs/cli/in.y4m", "--key", str(encrypted_input / "in.y4m.key"),
+    result = ipoc(stack, "run", "vod", "--input", "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m", "--key", str(encrypted_input / "in.y4m.key"),
                   "--iv", str(encrypted_input / "in.y4m.iv"), "--out", str(out), "--instance-id", "cli-run")
     assert result.returncode == 0, result.stderr
     assert "runtime hash" in result.stderr and "policy hash" in result.stderr
@@ -79,7 +79,7 @@ def test_run_end_to_end(stack, vod_registered, encrypted_input, tmp_path):
 def test_run_with_a_wrong_iv_fails_at_compute_and_leaves_nothing(stack, vod_registered, encrypted_input, tmp_path):
     wrong = tmp_path / "wrong.iv"
     wrong.write_bytes(os.urandom(16))
-    result = ipoc(stack, "run", "vod", "--input", "s3://ipoc-local-inputs/cli/in.y4m", "--key", str(encrypted_input / "in.y4m.key"),
+    result = ipoc(stack, "run", "vod", "--input", "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m", "--key", str(encrypted_input / "in.y4m.key"),
                   "--iv", str(wrong), "--out", str(tmp_path / "out"), "--instance-id", "cli-wrong-iv")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
@@ -104,7 +104,7 @@ def test_instance_commands_one_by_one(stack, vod_registered, encrypted_input, tm
     user = ["--identity", str(identities / "user.crt"), "--key", str(identities / "user.key")]
     assert ipoc(stack, "veracruz", str(tmp_path / "policy.json"), *user, "--data", f"/user_input/key={encrypted_input / 'in.y4m.key'}",
                 "--data", f"/user_input/iv={encrypted_input / 'in.y4m.iv'}").returncode == 0
-    streamed = ipoc(stack, "stream", str(tmp_path / "policy.json"), "--input", "s3://ipoc-local-inputs/cli/in.y4m",
+    streamed = ipoc(stack, "stream", str(tmp_path / "policy.json"), "--input", "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m",
                     "--to", "/s3_app_input/in_enc.y4m", "--identity", str(identities / "streamer.crt"),
                     "--key", str(identities / "streamer.key"))
     assert streamed.returncode == 0, streamed.stderr

@@ -73,9 +73,9 @@ def test_vaas_and_streamer(stack, ids):
     s3 = boto3.client("s3", endpoint_url=stack["url"]["aws"], region_name="us-east-1",
                       aws_access_key_id="local", aws_secret_access_key="local")
     payload = os.urandom(2 * 1024 * 1024 + 3)
-    s3.put_object(Bucket="ipoc-local-inputs", Key="camera/video.enc", Body=payload)
+    s3.put_object(Bucket="ipoc-local-inputs", Key="users/local-admin/camera/video.enc", Body=payload)
     request = {
-        "s3": {"bucket": "ipoc-local-inputs", "filename": "camera/video.enc"},
+        "s3": {"bucket": "ipoc-local-inputs", "filename": "users/local-admin/camera/video.enc"},
         "veracruz": {"filename": "/input/video.enc", "policy": reply["policy"],
                      "certificate": ids.streamer.certificate, "key": ids.streamer.private_key},
     }
@@ -85,12 +85,16 @@ def test_vaas_and_streamer(stack, ids):
     runtime_dir = stack["home"] / "local" / "runtimes" / name.rsplit(":", 1)[1]
     copied = [p for p in runtime_dir.rglob("video.enc")]
     assert len(copied) == 1 and copied[0].read_bytes() == payload
+    # another user can neither have that object read nor deliver into this runtime (issue 12 item 11)
+    stolen = requests.post(stack["url"]["s3stream"] + "/s3_stream_veracruz", json=request,
+                           headers={"X-Ipoc-Local-User": "mallory"}, timeout=60)
+    assert stolen.status_code == 403 and stolen.json()["error"] == "Forbidden"
     # a missing object: 502, the original's wording, and no file
-    request["s3"]["filename"] = "camera/missing.enc"
+    request["s3"]["filename"] = "users/local-admin/camera/missing.enc"
     request["veracruz"]["filename"] = "/input/missing.enc"
     missing = requests.post(stack["url"]["s3stream"] + "/s3_stream_veracruz", json=request, timeout=60)
     assert missing.status_code == 502
-    assert missing.json()["message"] == "Not able to read bucket ipoc-local-inputs file camera/missing.enc from S3: 404"
+    assert missing.json()["message"] == "Not able to read bucket ipoc-local-inputs file users/local-admin/camera/missing.enc from S3: 404"
     assert not list(runtime_dir.rglob("missing.enc"))
 
     # delete stops the runtime process

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 
-import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError, ResponseStreamingError
 from botocore.response import StreamingBody
 
 from lambdas.s3stream.handler import lambda_handler as s3stream
-from tests.functional.lambdas.test_s3stream import body, read_back, setup  # noqa: F401  (fixture)
+from tests.functional.lambdas.test_s3stream import body, put, read_back, setup  # noqa: F401  (fixture)
 from tests.reliability.tally import TALLY
-from tests.support.aws import call
+from tests.support.aws import call, input_key
 
 FAULTS = {
     "read timeout": lambda: ReadTimeoutError(endpoint_url="https://s3.amazonaws.com"),
@@ -29,7 +28,7 @@ FAULTS = {
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_s3_failing_mid_stream_is_a_502_and_a_retry_copies_everything(setup, ids, monkeypatch, fault, after_chunks):  # noqa: F811
     payload = os.urandom(2 * 1024 * 1024 + 5)
-    boto3.client("s3").put_object(Bucket="camera", Key="video.enc", Body=payload)
+    put(setup, "video.enc", payload)
     original = StreamingBody.read
     reads = {"n": 0}
 
@@ -43,7 +42,7 @@ def test_s3_failing_mid_stream_is_a_502_and_a_retry_copies_everything(setup, ids
     reply = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "video.enc"))
     TALLY.add(faults_injected=1)
     assert reply.status == 502, reply.body
-    assert reply.json["message"].startswith("Not able to read bucket camera file video.enc from S3")
+    assert reply.json["message"].startswith(f"Not able to read bucket {setup.inputs} file {input_key('video.enc')} from S3")
     monkeypatch.setattr(StreamingBody, "read", original)
     retried = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "video.enc"))
     assert retried.status == 200 and read_back(setup) == payload

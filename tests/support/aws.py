@@ -25,16 +25,18 @@ class Names:
     instances: str
     slots: str
     bucket: str
+    inputs: str
 
 
 def configure(monkeypatch, **extra: str) -> Names:
     """Point settings at fresh, uniquely named tables and bucket (call inside mock_aws)."""
     suffix = uuid.uuid4().hex[:8]
-    names = Names(f"functions-{suffix}", f"instances-{suffix}", f"slots-{suffix}", f"artifacts-{suffix}")
+    names = Names(f"functions-{suffix}", f"instances-{suffix}", f"slots-{suffix}", f"artifacts-{suffix}", f"inputs-{suffix}")
     env = {
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
         "IPOC_FUNCTIONS_TABLE": names.functions, "IPOC_INSTANCES_TABLE": names.instances,
         "IPOC_SLOTS_TABLE": names.slots, "IPOC_ARTIFACTS_BUCKET": names.bucket,
+        "IPOC_INPUTS_BUCKET": names.inputs,
         "IPOC_ADMIN_PRINCIPALS": principal_arn(LOCAL_ADMIN), "POWERTOOLS_TRACE_DISABLED": "1",
         "POWERTOOLS_LOG_LEVEL": "WARNING", **extra,
     }
@@ -46,7 +48,8 @@ def configure(monkeypatch, **extra: str) -> Names:
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     for spec, name in ((FUNCTIONS, names.functions), (INSTANCES, names.instances), (SLOTS, names.slots)):
         dynamodb.create_table(**spec.create_table_kwargs(name))
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket=names.bucket)
+    for bucket in (names.bucket, names.inputs):
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
     return names
 
 
@@ -70,6 +73,25 @@ def call(handler: Any, method: str, path: str, body: Any = None, *, user: str = 
     event = build_event(method, path, headers=headers, body=data, user=user)
     status, reply_headers, reply_body = response_parts(handler(event, LocalLambdaContext()))
     return Reply(status, reply_headers, reply_body)
+
+
+def input_key(name: str, user: str = LOCAL_ADMIN) -> str:
+    """Where ``user`` keeps an input the S3 streamer may read with its own role (lambdas.shared.stream_access)."""
+    from lambdas.shared.stream_access import input_prefix
+
+    return input_prefix(user) + name
+
+
+def record_ready_instance(policy_text: str, owner: str = LOCAL_ADMIN, instance_id: str | None = None) -> str:
+    """Record a READY instance with this exact policy, as CCFaaS's workflow does once a runtime is provisioned,
+    for tests that start a runtime directly; returns the instance id."""
+    from ipoc.policy import instance_hash
+    from lambdas.shared.stores import InstanceStore
+
+    instance_id = instance_id or f"direct-{uuid.uuid4().hex[:8]}"
+    InstanceStore().create({"instance_id": instance_id, "function": "direct", "owner": principal_arn(owner),
+                            "status": "READY", "policy": policy_text, "instance_hash": instance_hash(policy_text)})
+    return instance_id
 
 
 def b64(path: str) -> str:

@@ -16,13 +16,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from ipoc.errors import ValidationError
-from lambdas.ccfaas.instances import MAX_WAIT, Instances, view
+from lambdas.ccfaas.instances import MAX_WAIT, Instances, name_of, view
 from lambdas.shared.api import json_body
-from lambdas.shared.auth import caller
+from lambdas.shared.auth import caller, principal_id
 from lambdas.shared.config import settings
 from lambdas.shared.http import json_response
 from lambdas.shared.openapi import spec
 from lambdas.shared.stores import InstanceStore
+from lambdas.shared.stream_access import check_source
 
 router = APIGatewayRouter()
 
@@ -43,11 +44,12 @@ def _stream() -> dict[str, str] | None:
         return None
     if not (bucket and key and target):
         raise ValidationError("stream_bucket, stream_key and stream_to go together")
+    check_source(bucket, key, principal_id(event.raw_event))  # the workflow reads with the service's own role
     return {"bucket": bucket, "key": key, "filename": target}
 
 
 @router.post("/instance", summary="Create an instance of a function from a user policy", tags=["instances"],
-             openapi_extensions=spec(200, 400, 404, 409, 502, request="user",
+             openapi_extensions=spec(200, 400, 403, 404, 409, 502, request="user",
                                      success_text="READY, with the policy (200); still starting after the wait (202)"))
 def create() -> Response[dict[str, Any]]:
     service = Instances.from_settings()
@@ -65,7 +67,7 @@ def create() -> Response[dict[str, Any]]:
         if record.get("status") in InstanceStore.TERMINAL:
             return json_response(502, {
                 "error": "InstanceFailed",
-                "message": f"instance {record['instance_id']} ended {record['status']} before it was ready: "
+                "message": f"instance {name_of(record)} ended {record['status']} before it was ready: "
                            f"{record.get('reason') or 'no reason recorded'}; fix the cause, delete it and create it again",
                 **view(record),
             })
@@ -75,14 +77,14 @@ def create() -> Response[dict[str, Any]]:
 def original_view(record: dict[str, Any]) -> dict[str, Any]:
     """Our view, led by the original's two keys: ``instance`` and ``policy`` (null until READY)."""
     shown = view(record)
-    return {"instance": record["instance_id"], "policy": shown.pop("policy", None), **shown}
+    return {"instance": name_of(record), "policy": shown.pop("policy", None), **shown}
 
 
 @router.get("/instance", summary="List your instances (administrators see all)", tags=["instances"],
             openapi_extensions=spec(200))
 def list_instances() -> Response[dict[str, Any]]:
     records = Instances.from_settings().list(caller(router.current_event.raw_event))
-    return json_response(200, {"instances": [r["instance_id"] for r in records], "details": [view(r) for r in records]})
+    return json_response(200, {"instances": [name_of(r) for r in records], "details": [view(r) for r in records]})
 
 
 @router.get("/instance/<instance_id>", summary="Show an instance: status, reason, workflow, and the policy once READY",

@@ -109,10 +109,10 @@ def test_ttl_expiry_and_an_ended_workflow_tear_down(plane, ids, echo_wasm):
     assert record["status"] == "DELETED" and "TTL of 2 s expired" in record["reason"]
     # GIVEN a live instance whose workflow has ended (moto cannot stop an execution, so point it at the ended one)
     boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"]).update_item(
-        Key={"instance_id": "i-live"}, UpdateExpression="SET execution_arn = :a",
+        Key={"instance_id": live["key"]}, UpdateExpression="SET execution_arn = :a",
         ExpressionAttributeValues={":a": execution["executionArn"]})
     # WHEN the reaper runs THEN it tears the instance down itself
-    assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": "i-live", "action": "torn down"}]
+    assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": live["key"], "action": "torn down"}]
     reaped = call(ccfaas, "GET", "/instance/i-live", user="alice").json
     assert reaped["status"] == "FAILED" and "workflow ended (SUCCEEDED)" in reaped["reason"]
     assert live["instance_hash"] == reaped["instance_hash"]
@@ -129,8 +129,8 @@ def test_reaper_fails_an_instance_whose_runtime_died(plane, ids, echo_wasm):
     wait_until(lambda: running_ports(plane.runtimes) == [], timeout=10, what="the runtime to die")
     actions = Reaper(Lifecycle.from_settings()).run()
     # the workflow tears down itself when it is already waiting for release, or as soon as it gets there
-    assert actions in ([{"instance_id": "i-dies", "action": "failed (runtime died); workflow tearing down"}],
-                       [{"instance_id": "i-dies", "action": "failed (runtime died); torn down"}])
+    assert actions in ([{"instance_id": record["key"], "action": "failed (runtime died); workflow tearing down"}],
+                       [{"instance_id": record["key"], "action": "failed (runtime died); torn down"}])
     failed = plane.wait_status("i-dies", ("FAILED",))
     assert failed["reason"] == "runtime died"
     assert plane.execution(record["execution_arn"])["status"] == "FAILED"
@@ -143,7 +143,7 @@ def test_tasks_are_idempotent(plane, ids, echo_wasm):
     plane.create("i-idem", [(ids.user, P.USER_RIGHTS)])
     record = plane.wait_status("i-idem", ("READY",))
     lifecycle = Lifecycle.from_settings()
-    state = {"instance_id": "i-idem", "function": "echo"}
+    state = {"instance_id": record["key"], "function": "echo"}  # the workflow sees the owner-scoped key
     allocation = lifecycle.allocate({**state, "composed": {}})  # a retried Allocate: same allocation, no new slot
     assert allocation["policy"] == record["policy"]
     assert len(running_ports(plane.runtimes)) == 1
@@ -184,7 +184,7 @@ def test_a_runtime_shut_down_by_its_user_is_released(plane, ids, echo_wasm):
     wait_until(lambda: running_ports(plane.runtimes) == [], timeout=10, what="the runtime to exit")
     # WHEN the reaper runs THEN the instance is released, not failed, and its workflow ends normally
     actions = Reaper(Lifecycle.from_settings()).run()
-    assert actions[0]["instance_id"] == "i-done" and actions[0]["action"].startswith("releas")
+    assert actions[0]["instance_id"] == record["key"] and actions[0]["action"].startswith("releas")
     deleted = plane.wait_status("i-done", ("DELETED", "FAILED"))
     assert deleted["status"] == "DELETED" and deleted["reason"] == "the runtime shut down"
     assert plane.execution(record["execution_arn"])["status"] == "SUCCEEDED"

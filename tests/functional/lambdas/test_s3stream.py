@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 import pytest
@@ -10,7 +12,14 @@ from moto import mock_aws
 
 from lambdas.s3stream.handler import lambda_handler as s3stream
 from tests.support import policies as P
-from tests.support.aws import call, configure
+from tests.support.aws import call, configure, input_key, record_ready_instance
+
+
+@dataclass(frozen=True)
+class Target:
+    policy: str
+    scratch: Path
+    inputs: str  # the inputs bucket
 
 
 @pytest.fixture
@@ -19,14 +28,18 @@ def setup(monkeypatch, start_runtime, ids):
         (ids.user, P.USER_RIGHTS), (ids.streamer, [{"file_name": "/s3_app_input/", "rights": 534084}]),
     ]))
     with mock_aws():
-        configure(monkeypatch, IPOC_STREAM_CHUNK=str(256 * 1024))
-        boto3.client("s3").create_bucket(Bucket="camera")
-        yield runtime
+        names = configure(monkeypatch, IPOC_STREAM_CHUNK=str(256 * 1024))
+        record_ready_instance(runtime.policy)  # the streamer delivers only into the caller's own instances
+        yield Target(runtime.policy, runtime.scratch, names.inputs)
 
 
-def body(runtime, ids, key: str, **s3_extra) -> dict:
+def put(runtime, name: str, payload: bytes) -> None:
+    boto3.client("s3").put_object(Bucket=runtime.inputs, Key=input_key(name), Body=payload)
+
+
+def body(runtime, ids, name: str, **s3_extra) -> dict:
     return {
-        "s3": {"bucket": "camera", "filename": key, **s3_extra},
+        "s3": {"bucket": runtime.inputs, "filename": input_key(name), **s3_extra},
         "veracruz": {
             "filename": "/s3_app_input/in_enc.y4m", "policy": runtime.policy,
             "certificate": ids.streamer.certificate, "key": ids.streamer.private_key,
@@ -41,7 +54,7 @@ def read_back(runtime) -> bytes:
 
 def test_streams_an_object_into_the_instance(setup, ids):
     payload = os.urandom(3 * 1024 * 1024 + 17)
-    boto3.client("s3").put_object(Bucket="camera", Key="video.enc", Body=payload)
+    put(setup, "video.enc", payload)
     reply = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "video.enc"))
     assert reply.status == 200, reply.body
     assert reply.json["bytes"] == len(payload) and reply.json["status"] == "copied"
@@ -51,7 +64,7 @@ def test_streams_an_object_into_the_instance(setup, ids):
 def test_missing_object_is_502_with_the_original_wording_and_writes_nothing(setup, ids):
     reply = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "nope.enc"))
     assert reply.status == 502
-    assert reply.json["message"] == "Not able to read bucket camera file nope.enc from S3: 404"
+    assert reply.json["message"] == f"Not able to read bucket {setup.inputs} file {input_key('nope.enc')} from S3: 404"
     assert not (setup.scratch / "fs" / "s3_app_input" / "in_enc.y4m").exists()
 
 
@@ -61,7 +74,7 @@ def test_credentials_all_or_none(setup, ids):
     reply = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "v", aws_session_token="t"))
     assert reply.status == 400
     ok = body(setup, ids, "v", aws_access_key_id="testing", aws_secret_access_key="testing", aws_session_token="t")
-    boto3.client("s3").put_object(Bucket="camera", Key="v", Body=b"x")
+    put(setup, "v", b"x")
     assert call(s3stream, "POST", "/s3_stream_veracruz", ok).status == 200
 
 
@@ -78,7 +91,7 @@ def test_bad_input_is_400(setup, ids):
 
 
 def test_a_veracruz_failure_is_502_naming_the_step(setup, ids):
-    boto3.client("s3").put_object(Bucket="camera", Key="v", Body=b"x")
+    put(setup, "v", b"x")
     document = body(setup, ids, "v")
     document["veracruz"]["filename"] = "/elsewhere/x"  # the streamer holds no rights there
     reply = call(s3stream, "POST", "/s3_stream_veracruz", document)
@@ -86,5 +99,8 @@ def test_a_veracruz_failure_is_502_naming_the_step(setup, ids):
     assert reply.json["message"].startswith("writing /elsewhere/x into the Veracruz instance failed")
     tampered = body(setup, ids, "v")
     tampered["veracruz"]["policy"] = setup.policy.replace('"debug": true', '"debug": false')
+    reply = call(s3stream, "POST", "/s3_stream_veracruz", tampered)
+    assert reply.status == 403  # no instance has that policy
+    record_ready_instance(tampered["veracruz"]["policy"])  # as if the runtime at that address were not the instance's
     reply = call(s3stream, "POST", "/s3_stream_veracruz", tampered)
     assert reply.status == 502 and "policy hash mismatch" in reply.json["message"]

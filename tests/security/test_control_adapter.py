@@ -1,0 +1,123 @@
+"""Item 13 (adapter): the local API adapter's caller identity and its body reads, over real sockets.
+
+An attacker's view of the adapter that stands in for API Gateway + IAM
+authorization: header spellings, an empty user, and a body that never comes.
+The handler behind it is a real Lambda-style callable that reports the
+principal API Gateway's event carries.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from local.adapter import ApiServer
+from local.apigw import LOCAL_ADMIN, USER_HEADER, principal_arn
+from tests.support.waiting import free_port
+
+
+def _whoami(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    identity = event["requestContext"]["identity"]
+    leaked = [k for k in (event.get("headers") or {}) if k.lower() == USER_HEADER.lower()]
+    return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"userArn": identity["userArn"], "leaked": leaked, "body": event.get("body")})}
+
+
+@pytest.fixture
+def server() -> Iterator[ApiServer]:
+    api = ApiServer("127.0.0.1", free_port(), "whoami", _whoami, lambda: {}, read_timeout=1.5)
+    api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+def _exchange(api: ApiServer, request: bytes) -> tuple[int, dict[str, Any]]:
+    """Send raw bytes (what requests would normalise away) and read one whole JSON reply."""
+    with socket.create_connection(api.server_address, timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        while len(body) < length:
+            body += sock.recv(65536)
+    return int(head.split()[1]), json.loads(body)
+
+
+def _url(api: ApiServer) -> str:
+    return f"http://127.0.0.1:{api.server_address[1]}/who"
+
+
+@pytest.mark.parametrize("spelling", [USER_HEADER, USER_HEADER.lower(), USER_HEADER.upper(), "x-IPOC-local-USER"])
+def test_the_user_header_is_matched_whatever_its_case(server, spelling):
+    reply = requests.get(_url(server), headers={spelling: "mallory"}, timeout=10)
+    assert reply.status_code == 200
+    assert reply.json()["userArn"] == principal_arn("mallory")  # before the fix: the local administrator
+    assert reply.json()["leaked"] == []
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_user_is_refused_not_the_administrator(server, value):
+    request = f"GET /who HTTP/1.1\r\nHost: x\r\n{USER_HEADER}: {value}\r\nContent-Length: 0\r\n\r\n"  # requests drops it
+    status, document = _exchange(server, request.encode())
+    assert status == 403, document
+    assert document["error"] == "Forbidden" and USER_HEADER in document["message"]
+
+
+def test_no_header_is_the_local_administrator_and_odd_users_are_refused(server):
+    assert requests.get(_url(server), timeout=10).json()["userArn"] == principal_arn(LOCAL_ADMIN)
+    reply = requests.get(_url(server), headers={USER_HEADER: "bob/../local-admin"}, timeout=10)
+    assert reply.status_code == 400 and reply.json()["error"] == "ValidationError"
+
+
+def test_two_spellings_naming_two_users_are_refused(server):
+    status, document = _exchange(server, f"GET /who HTTP/1.1\r\nHost: x\r\n{USER_HEADER}: alice\r\n"
+                                         f"{USER_HEADER.lower()}: local-admin\r\nContent-Length: 0\r\n\r\n".encode())
+    assert status == 400 and "more than once" in document["message"]
+
+
+def test_a_content_length_larger_than_the_body_times_out_bounded(server):
+    """Before the fix the server thread waited forever for bytes that never come."""
+    started = time.monotonic()
+    status, document = _exchange(server, b"POST /who HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                         b"Content-Length: 100\r\n\r\n{\"a\":")
+    elapsed = time.monotonic() - started
+    assert status == 408 and document["error"] == "RequestTimeout"
+    assert "5 of the 100 bytes" in document["message"]
+    assert 1.0 < elapsed < 8
+
+
+def test_a_trickling_body_cannot_hold_the_connection_past_the_timeout(server):
+    with socket.create_connection(server.server_address, timeout=20) as sock:
+        sock.sendall(b"POST /who HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        started = time.monotonic()
+        sock.settimeout(0.3)
+        reply = b""
+        while not reply and time.monotonic() - started < 10:
+            try:
+                sock.sendall(b"x")  # one byte at a time, always inside the per-read timeout
+                reply = sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionError:
+                break
+    assert reply.split()[1] == b"408"
+    assert time.monotonic() - started < 5
+
+
+def test_a_malformed_content_length_is_a_clear_400(server):
+    status, document = _exchange(server, b"POST /who HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+    assert status == 400 and "Content-Length" in document["message"]
+
+
+def test_a_complete_body_still_arrives(server):
+    reply = requests.post(_url(server), json={"a": 1}, headers={USER_HEADER: "alice"}, timeout=10)
+    assert reply.status_code == 200 and json.loads(reply.json()["body"]) == {"a": 1}
