@@ -212,7 +212,8 @@ class VeracruzClient:
 
         Memory stays at about one chunk whatever the size. A path listed in the
         policy's file_hashes cannot be appended to, so it must go whole: it is
-        read completely and sent with one ``write_file``. Returns bytes sent.
+        read completely and sent with one ``write_file``. Returns bytes sent;
+        ``progress(n)`` hears each chunk's size once the runtime has accepted it.
         """
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
@@ -235,7 +236,7 @@ class VeracruzClient:
                 self.append_file(path, chunk)
             total += len(chunk)
             if progress:
-                progress(total)
+                progress(len(chunk))
             if not chunk:
                 break
         return total

@@ -38,6 +38,14 @@ def decode_frames(video: Path, *, max_frames: int | None = None) -> tuple[int, i
     return width, height, frames()
 
 
+def frame_count(video: Path) -> int | None:
+    """How many frames the container declares (None when it does not say), for progress only."""
+    import av
+
+    with av.open(str(video)) as container:
+        return container.streams.video[0].frames or None
+
+
 def _split(planes: np.ndarray, width: int, height: int) -> Frame:
     cw, ch = (width + 1) // 2, (height + 1) // 2
     flat = planes.reshape(-1)
@@ -53,7 +61,10 @@ def new_key_material() -> tuple[bytes, bytes]:
 
 def encrypt_frames(width: int, height: int, frames: Iterator[Frame], out: BinaryIO, key: bytes, iv: bytes,
                    progress: Callable[[int], None] | None = None) -> int:
-    """Write the frames as an encrypted Y4M stream; returns the frame count."""
+    """Write the frames as an encrypted Y4M stream; returns the frame count.
+
+    ``progress(1)`` is called after each frame is written.
+    """
     if len(key) != 16 or len(iv) != 16:
         raise ValueError("the key and the IV must be 16 bytes each")
     encryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
@@ -63,7 +74,7 @@ def encrypt_frames(width: int, height: int, frames: Iterator[Frame], out: Binary
         out.write(encryptor.update(frame_bytes(frame)))
         count += 1
         if progress:
-            progress(count)
+            progress(1)
     out.write(encryptor.finalize())
     return count
 

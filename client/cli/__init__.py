@@ -25,7 +25,8 @@ from ipoc import __version__
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True, help="More output; repeatable. [env: IPOC_VERBOSE]")
-@click.option("-q", "--quiet", count=True, help="Less output; repeatable. [env: IPOC_QUIET]")
+@click.option("-q", "--quiet", count=True,
+              help="Less output; repeatable. -q also hides progress bars and spinners. [env: IPOC_QUIET]")
 @click.option(
     "--color/--no-color",
     default=None,
@@ -37,6 +38,10 @@ from ipoc import __version__
 @click.pass_context
 def ipoc(ctx: click.Context, verbose: int, quiet: int, color: bool | None, profile: str | None) -> None:
     """i-PoC: confidential-computing functions as a service on Veracruz.
+
+    Long steps (uploads, encryption, streaming, execution) draw progress bars
+    and spinners on stderr only when it is a terminal, so pipes and logs get
+    plain lines.
 
     Set IPOC_DEBUG=1 to see a traceback when a command fails unexpectedly, and
     IPOC_HOME to choose where local state (CA and platform keys) is kept.

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from client.api import ApiError
-from client.cli.steps import s3_url
+from client.cli.steps import s3_url, streaming
 from client.user import fetch_results, run_user_policy, user_identity
 from ipoc.certs import new_identity
 from ipoc.client import VeracruzClient
@@ -105,7 +105,8 @@ def run(app: "Application", function: str, source: str, key_file: Path, iv_file:
                                           key_path=key_path, iv_path=iv_path)
             api.call("ccfaas", "POST", "/instance", body=user_policy, params={"wait": "25"})
             created = True
-            record = _wait_ready(api, instance_id)
+            with app.terminal.status(f"waiting for {instance_id}"):
+                record = _wait_ready(api, instance_id)
             policy = record["policy"]
             out.mkdir(parents=True, exist_ok=True)
             (out / "policy.json").write_text(policy)
@@ -122,10 +123,12 @@ def run(app: "Application", function: str, source: str, key_file: Path, iv_file:
                 body = {"s3": {"bucket": bucket, "filename": object_key},
                         "veracruz": {"filename": input_path, "policy": policy, "certificate": streamer.certificate,
                                      "key": streamer.private_key}}
-                copied = api.call("s3stream", "POST", "/s3_stream_veracruz", body=body)
+                with streaming(app, api, bucket, object_key):
+                    copied = api.call("s3stream", "POST", "/s3_stream_veracruz", body=body)
                 app.terminal.display_info(f"  {copied['bytes']} bytes")
             with timeline.step(f"Execute {program}"):
-                code = client.execute(program)
+                with app.terminal.status(f"running {program}"):
+                    code = client.execute(program)
                 if code != 0:
                     try:
                         detail = client.read_file("stderr").decode(errors="replace").strip().splitlines()[-1]

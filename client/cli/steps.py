@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ContextManager
 from urllib.parse import urlsplit
 
 import click
 
-from client.api import ApiError
+from client.api import Api, ApiError
+from client.s3 import object_size
 from client.user import fetch_results
 from ipoc.client import VeracruzClient
 from ipoc.errors import IpocError
@@ -30,6 +31,13 @@ def s3_url(value: str) -> tuple[str, str]:
     return parts.netloc, parts.path.lstrip("/")
 
 
+def streaming(app: "Application", api: Api, bucket: str, key: str) -> ContextManager[None]:
+    """A spinner with the elapsed time and the object's size while the S3 streamer copies
+    (it answers only when the copy ends, so there is no byte count to show before)."""
+    size = object_size(api.profile, bucket, key) if app.terminal.shows_progress else None
+    return app.terminal.status(f"streaming s3://{bucket}/{key}", size=size)
+
+
 @click.command(short_help="Have the S3 streamer copy an S3 object into an instance")
 @_policy
 @click.option("--input", "source", required=True, help="s3://BUCKET/KEY of the (encrypted) input.")
@@ -43,8 +51,10 @@ def stream(app: "Application", policy_file: Path, source: str, target: str, iden
     body = {"s3": {"bucket": bucket, "filename": object_key},
             "veracruz": {"filename": target, "policy": policy_file.read_text(), "certificate": identity.read_text(),
                          "key": key.read_text()}}
+    api = app.api()
     try:
-        reply = app.api().call("s3stream", "POST", "/s3_stream_veracruz", body=body)
+        with streaming(app, api, bucket, object_key):
+            reply = api.call("s3stream", "POST", "/s3_stream_veracruz", body=body)
     except ApiError as exc:
         app.abort(exc.message)
     app.terminal.display_success(f"Streamed {reply['bytes']} bytes from {source} into {target}")
@@ -60,7 +70,8 @@ def exec_(app: "Application", policy_file: Path, program: str, identity: Path, k
     """Execute PROGRAM (an enclave path) in the instance POLICY_FILE describes; exit 1 if it fails."""
     try:
         with VeracruzClient(policy_file.read_text(), identity.read_text(), key.read_text()) as client:
-            code = client.execute(program)
+            with app.terminal.status(f"running {program}"):
+                code = client.execute(program)
     except IpocError as exc:
         app.abort(exc.message)
     app.terminal.display(f"{program} exited with code {code}")

@@ -98,14 +98,15 @@ def veracruz(
                 size = os.fstat(source.fileno()).st_size if source is not sys.stdin.buffer else 0
                 started = time.monotonic()
                 with source if source is not sys.stdin.buffer else _NoClose(source):
-                    with terminal.progress(f"{kind} {enclave}", size) as update:
-                        sent = client.stream_file(enclave, source, progress=update)
+                    with terminal.progress(f"{kind} {enclave}", size or None) as advance:
+                        sent = client.stream_file(enclave, source, progress=advance)
                 terminal.display_info(
                     f"Wrote {kind} {name} into <enclave>{enclave} ({sent} bytes, {time.monotonic() - started:.2f} s)"
                 )
             for program in computes:
                 started = time.monotonic()
-                code = client.execute(program)
+                with terminal.status(f"running {program}"):
+                    code = client.execute(program)
                 terminal.display_info(f"Executed {program}: exit code {code} ({time.monotonic() - started:.2f} s)")
             for enclave, local in reads:
                 content = client.read_file(enclave)

@@ -28,7 +28,7 @@ def encrypt(app: "Application", video: Path, out: Path, key_file: Path | None, i
 
     Key and IV files are reused when they exist and created (private, random) when not.
     """
-    from client.camera.video import decode_frames, encrypt_frames, new_key_material
+    from client.camera.video import decode_frames, encrypt_frames, frame_count, new_key_material
 
     key_file = key_file or out.with_name(out.name + ".key")
     iv_file = iv_file or out.with_name(out.name + ".iv")
@@ -42,9 +42,10 @@ def encrypt(app: "Application", video: Path, out: Path, key_file: Path | None, i
         app.abort("the key and the IV files must hold at least 16 bytes each")
     try:
         width, height, frames = decode_frames(video, max_frames=max_frames)
+        declared = frame_count(video)
     except Exception as exc:  # PyAV's errors have no common base worth naming here
         app.abort(f"cannot decode {video}: {exc}")
-    with app.terminal.status(f"Encrypting {video.name}"):
-        with open(out, "wb") as handle:
-            count = encrypt_frames(width, height, frames, handle, key, iv)
+    total = min(filter(None, (declared, max_frames)), default=None)
+    with app.terminal.progress(f"encrypt {video.name}", total, unit="frames") as advance, open(out, "wb") as handle:
+        count = encrypt_frames(width, height, frames, handle, key, iv, progress=advance)
     app.terminal.display_success(f"Encrypted {count} frames of {width}x{height} into {out} ({out.stat().st_size} bytes)")

@@ -40,14 +40,8 @@ def upload(app: "Application", file: Path, target: str, use_local: bool, endpoin
     s3 = boto3.client("s3", **kwargs)
     size = file.stat().st_size
     try:
-        with app.terminal.progress(f"upload {file.name}", size) as update:
-            sent = [0]
-
-            def callback(chunk: int) -> None:
-                sent[0] += chunk
-                update(sent[0])
-
-            s3.upload_file(str(file), parts.netloc, parts.path.lstrip("/"), Callback=callback)
+        with app.terminal.progress(f"upload {file.name}", size) as advance:
+            s3.upload_file(str(file), parts.netloc, parts.path.lstrip("/"), Callback=advance)
     except (BotoCoreError, ClientError) as exc:
         app.abort(f"upload to {target} failed: {exc}")
     app.terminal.display_success(f"Uploaded {file} ({size} bytes) to {target}")

@@ -107,13 +107,14 @@ def _upload(app: "Application", api, name: str, kind: str, path: str, local: Pat
     if api.call("ccfaas", "GET", base)["status"] == "loaded":
         return "already loaded"
     size = local.stat().st_size
-    if size <= DIRECT_LIMIT:
-        api.call("ccfaas", "POST", base, data=local.read_bytes(), expect=(201,))
+    if size <= DIRECT_LIMIT:  # one request: the bar fills when the API has stored the file
+        with app.terminal.progress(f"upload {path}", size) as advance:
+            api.call("ccfaas", "POST", base, data=local.read_bytes(), expect=(201,))
+            advance(size)
         return f"uploaded ({size} bytes)"
     start = api.call("ccfaas", "POST", f"{base}/upload", expect=(201,))
-    with app.terminal.progress(f"upload {path}", size) as update, open(local, "rb") as handle:
-        reply = requests.put(start["upload_url"], data=_ProgressReader(handle, update), timeout=3600,
-                             headers={"Content-Length": str(size)})
+    with app.terminal.progress(f"upload {path}", size) as advance, open(local, "rb") as handle:
+        reply = requests.put(start["upload_url"], data=_ProgressReader(handle, advance, size), timeout=3600)
     if reply.status_code >= 300:
         raise ApiError(reply.status_code, "UploadFailed", f"the presigned upload of {path} failed: {reply.text[:200]}")
     api.call("ccfaas", "POST", f"{base}/upload/complete", expect=(201,))
@@ -121,15 +122,21 @@ def _upload(app: "Application", api, name: str, kind: str, path: str, local: Pat
 
 
 class _ProgressReader:
-    """A file wrapper that reports how much has been read (requests streams it)."""
+    """A file wrapper that reports each block requests reads from it (and so sends).
 
-    def __init__(self, handle, update) -> None:  # type: ignore[no-untyped-def]
-        self.handle, self.update, self.done = handle, update, 0
+    Its length tells requests the Content-Length; without it requests would also
+    announce ``Transfer-Encoding: chunked`` and send an unchunked body (S3 refuses that).
+    """
+
+    def __init__(self, handle, advance, size: int) -> None:  # type: ignore[no-untyped-def]
+        self.handle, self.advance, self.size = handle, advance, size
+
+    def __len__(self) -> int:
+        return self.size
 
     def read(self, n: int = -1) -> bytes:
         data = self.handle.read(n if n and n > 0 else 1 << 20)
-        self.done += len(data)
-        self.update(self.done)
+        self.advance(len(data))
         return data
 
     def __iter__(self):  # type: ignore[no-untyped-def]

@@ -1,0 +1,71 @@
+"""`ipoc exec` and `ipoc veracruz` against a real runtime (in-process threads, real TLS on loopback).
+
+The protocol answers an execute only when the program ends, so a terminal gets a
+spinner with the elapsed time; a data upload is counted chunk by chunk as the
+runtime accepts each.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from ipoc.client import DEFAULT_CHUNK, VeracruzClient
+from tests.client.conftest import plain
+from tests.support import policies as P
+
+DATA = 2 * DEFAULT_CHUNK + 12345  # three chunks: one write_file, two append_file
+
+
+@pytest.fixture
+def echo_instance(start_runtime, ids, echo_wasm, tmp_path: Path) -> Path:
+    """A runtime holding the echo program; the user's PEM files and the policy on disk, as a user has them."""
+    vaas = P.vaas_policy([(ids.user, P.USER_RIGHTS), (ids.loader, P.LOADER_RIGHTS)], file_hashes={P.ECHO: echo_wasm})
+    runtime = start_runtime(vaas)
+    with VeracruzClient(runtime.policy, ids.loader.certificate, ids.loader.private_key) as loader:
+        loader.write_file(P.ECHO, echo_wasm)
+    with VeracruzClient(runtime.policy, ids.user.certificate, ids.user.private_key) as user:
+        user.write_file("/input/data.txt", b"hello")
+    ids.user.write(tmp_path / "user.crt", tmp_path / "user.key")
+    (tmp_path / "policy.json").write_text(runtime.policy)
+    return tmp_path
+
+
+def _as_user(files: Path, *args: str) -> list[str]:
+    return [*args[:1], str(files / "policy.json"), *args[1:], "--identity", str(files / "user.crt"), "--key", str(files / "user.key")]
+
+
+def test_exec_on_a_pipe_prints_the_exit_code_only(ipoc_cli, echo_instance: Path):
+    result = ipoc_cli(*_as_user(echo_instance, "exec", P.ECHO))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{P.ECHO} exited with code 0\n"
+    assert result.stderr == ""
+
+
+def test_exec_on_a_terminal_spins_with_the_elapsed_time(ipoc_cli, echo_instance: Path):
+    result = ipoc_cli(*_as_user(echo_instance, "exec", P.ECHO), terminal=True)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{P.ECHO} exited with code 0\n"
+    spinner = [line for line in plain(result.stderr).splitlines() if line.strip()]
+    assert spinner and all(re.fullmatch(rf". running {P.ECHO} \d+:\d\d:\d\d", line) for line in spinner), spinner
+
+
+def test_quiet_exec_on_a_terminal_draws_no_spinner(ipoc_cli, echo_instance: Path):
+    result = ipoc_cli("--quiet", *_as_user(echo_instance, "exec", P.ECHO), terminal=True)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{P.ECHO} exited with code 0\n" and result.stderr == ""
+
+
+def test_veracruz_data_bar_counts_each_byte_once(ipoc_cli, echo_instance: Path):
+    # GIVEN a file of three chunks WHEN it is streamed THEN the bar ends at exactly its size (2.1 MB), not a sum of running totals
+    data = echo_instance / "data.txt"
+    data.write_bytes(os.urandom(DATA))
+    result = ipoc_cli(*_as_user(echo_instance, "veracruz", "--data", f"/input/data.txt={data}"), terminal=True)
+    assert result.exit_code == 0, result.output
+    bars = [line for line in plain(result.stderr).splitlines() if line.startswith("data /input/data.txt ")]
+    assert bars, result.stderr
+    assert re.search(r" 2\.1/2\.1 MB [\d.]+ [kMG]?B/s \d+:\d\d:\d\d$", bars[-1]), bars[-1]
+    assert f"({DATA} bytes," in result.stderr
