@@ -9,7 +9,7 @@ import pytest
 
 from ipoc import errors
 from ipoc import rights as R
-from tests.security.helpers import ADMIN_RIGHTS, client, fresh, program
+from tests.security.runtime_support import ADMIN_RIGHTS, client, fresh, program
 from tests.support import policies as P
 from tests.support.waiting import wait_until
 

@@ -10,7 +10,7 @@ import pytest
 
 from ipoc import errors
 from ipoc import rights as R
-from tests.security.helpers import ADMIN_RIGHTS, client, exit_with, fresh, program
+from tests.security.runtime_support import ADMIN_RIGHTS, client, exit_with, fresh, program
 from tests.support import policies as P
 
 VICTIM, EVIL, COPIER = "/program/victim.wasm", "/program/evil.wasm", "/program/copy_program.wasm"

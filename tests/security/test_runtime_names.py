@@ -6,7 +6,7 @@ import pytest
 
 from ipoc import errors
 from ipoc import rights as R
-from tests.security.helpers import client, fresh
+from tests.security.runtime_support import client, fresh
 from tests.support import policies as P
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ipoc import rights as R
-from tests.security.helpers import ADMIN_RIGHTS, client, fresh, program
+from tests.security.runtime_support import ADMIN_RIGHTS, client, fresh, program
 from tests.support import policies as P
 
 SHAPE = "/program/shape.wasm"

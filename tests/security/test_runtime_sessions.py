@@ -10,7 +10,7 @@ from ipoc import errors
 from ipoc import rights as R
 from ipoc.wire.carrier import HttpCarrier
 from runtime import manager as runtime_manager
-from tests.security.helpers import client, client_hello, fresh, post
+from tests.security.runtime_support import client, client_hello, fresh, post
 from tests.support import policies as P
 
 
