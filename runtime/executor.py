@@ -122,7 +122,8 @@ class Executor:
         cancel = threading.Event()
         linker = wasmtime.Linker(self.engine)
         linker.define_wasi()
-        WasiGuard(program, preopens, deadline=time.monotonic() + self.time_limit, cancel=cancel).install(linker)
+        guard = WasiGuard(program, preopens, deadline=time.monotonic() + self.time_limit, cancel=cancel, enable_clock=self.enable_clock)
+        guard.install(linker)
         if not self.enable_clock:
             self._hide_clock(linker)
 

@@ -22,6 +22,12 @@ answered ``NOTCAPABLE``. No host walk follows a link (:mod:`runtime.nofollow`).
 ``poll_oneoff`` (``sleep``, ``nanosleep``) is also served here so a blocking wait
 never outlives the execution's time limit: epoch interruption only stops wasm
 code, not a host call.
+
+With ``enable_clock: false`` file timestamps would still tell the host's time,
+so ``path_filestat_get`` (``stat``) is served here with every timestamp zero,
+``fd_filestat_get`` (``fstat``) answers only for the standard streams and the
+pre-opened directories (other descriptors: ``NOTCAPABLE``), and a wait until an
+absolute time is refused.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ _FROM_HOST = {
 EVENTTYPE_CLOCK, EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE = 0, 1, 2
 SUBSCRIPTION_SIZE, EVENT_SIZE = 48, 32
 SUBCLOCKFLAG_ABSTIME = 1
+FILETYPE_UNKNOWN, FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY, FILETYPE_REGULAR_FILE, FILETYPE_SYMBOLIC_LINK = 0, 2, 3, 4, 7
 
 
 class TimeLimitExceeded(Exception):
@@ -86,11 +93,14 @@ class _Target:
 class WasiGuard:
     """The shadowed host functions for one execution of ``program``."""
 
-    def __init__(self, program: Principal, preopens: list[Preopen], *, deadline: float, cancel: threading.Event) -> None:
+    def __init__(
+        self, program: Principal, preopens: list[Preopen], *, deadline: float, cancel: threading.Event, enable_clock: bool = True
+    ) -> None:
         self.program = program
         self.preopens = {FIRST_PREOPEN_FD + i: p for i, p in enumerate(preopens)}
         self.deadline = deadline  # time.monotonic() value
         self.cancel = cancel
+        self.enable_clock = enable_clock
 
     def install(self, linker: wasmtime.Linker) -> None:
         i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
@@ -103,6 +113,11 @@ class WasiGuard:
             ("path_link", [i32] * 7, self.path_link),
             ("poll_oneoff", [i32] * 4, self.poll_oneoff),
         ]
+        if not self.enable_clock:
+            functions += [
+                ("path_filestat_get", [i32] * 5, self.path_filestat_get),
+                ("fd_filestat_get", [i32] * 2, self.fd_filestat_get),
+            ]
         linker.allow_shadowing = True
         for name, params, function in functions:
             linker.define_func(MODULE, name, wasmtime.FuncType(params, [i32]), _errno_of(function), access_caller=True)
@@ -126,7 +141,7 @@ class WasiGuard:
         except UnicodeDecodeError:
             raise _Errno(EINVAL) from None
 
-    def _target(self, caller: wasmtime.Caller, fd: int, ptr: int, length: int) -> _Target:
+    def _target(self, caller: wasmtime.Caller, fd: int, ptr: int, length: int, *, allow_root: bool = False) -> _Target:
         """Resolve a path relative to a pre-opened directory, lexically, never above it."""
         preopen = self.preopens.get(fd)
         if preopen is None:
@@ -146,7 +161,7 @@ class WasiGuard:
             if len(part.encode()) > nofollow.NAME_MAX:
                 raise _Errno(ENAMETOOLONG)
             parts.append(part)
-        if not parts:
+        if not parts and not allow_root:
             raise _Errno(EINVAL)  # the pre-opened directory itself cannot be made, removed or renamed
         return _Target(preopen, parts)
 
@@ -231,6 +246,35 @@ class WasiGuard:
                 depth += 1
         return self._in_parent(link, lambda parent: os.symlink(contents, link.name, dir_fd=parent))
 
+    def path_filestat_get(self, caller: wasmtime.Caller, fd: int, flags: int, ptr: int, length: int, out: int) -> int:
+        """``stat`` with the clock off: the host's answer with every timestamp zero (links are not followed)."""
+        target = self._target(caller, fd, ptr, length, allow_root=True)
+        try:
+            directory = nofollow.open_dir(target.preopen.host_dir, target.parts[:-1])
+        except nofollow.LinkRefused:
+            return ELOOP
+        except OSError as exc:
+            return _FROM_HOST.get(exc.errno or 0, EIO)
+        try:
+            info = os.stat(target.name if target.parts else ".", dir_fd=directory, follow_symlinks=False)
+        except OSError as exc:
+            return _FROM_HOST.get(exc.errno or 0, EIO)
+        finally:
+            os.close(directory)
+        self._memory(caller).write(caller, _filestat(info), out)
+        return ESUCCESS
+
+    def fd_filestat_get(self, caller: wasmtime.Caller, fd: int, out: int) -> int:
+        """``fstat`` with the clock off: streams and pre-opened directories only, timestamps zero."""
+        if fd in (0, 1, 2):
+            record = struct.pack("<QQBxxxxxxxQQQQQ", 0, 0, FILETYPE_CHARACTER_DEVICE, 1, 0, 0, 0, 0)
+        elif fd in self.preopens:
+            record = _filestat(os.stat(self.preopens[fd].host_dir, follow_symlinks=False))
+        else:
+            return ENOTCAPABLE  # an opened file's timestamps would tell the time; stat() it by path instead
+        self._memory(caller).write(caller, record, out)
+        return ESUCCESS
+
     def poll_oneoff(self, caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int, nevents_ptr: int) -> int:
         """Files are always ready; clock waits are bounded by the time limit (then the run stops)."""
         if count <= 0:
@@ -251,6 +295,8 @@ class WasiGuard:
                 clock_id, timeout, _precision, flags = struct.unpack_from("<IxxxxQQH", sub, 16)
                 wait = timeout / 1e9
                 if flags & SUBCLOCKFLAG_ABSTIME:
+                    if not self.enable_clock:
+                        return ENOTCAPABLE  # waking at an absolute time would tell the time
                     now = time.time_ns() if clock_id == 0 else time.monotonic_ns()
                     wait = max(0, timeout - now) / 1e9
                 if earliest is None or wait < earliest[0]:
@@ -269,6 +315,16 @@ class WasiGuard:
         memory.write(caller, events, out_ptr)
         memory.write(caller, struct.pack("<I", len(ready)), nevents_ptr)
         return ESUCCESS
+
+
+def _filestat(info: os.stat_result) -> bytes:
+    """A WASI ``filestat`` with zero timestamps."""
+    mode = info.st_mode
+    kind = (
+        FILETYPE_DIRECTORY if stat.S_ISDIR(mode) else FILETYPE_REGULAR_FILE if stat.S_ISREG(mode)
+        else FILETYPE_SYMBOLIC_LINK if stat.S_ISLNK(mode) else FILETYPE_UNKNOWN
+    )
+    return struct.pack("<QQBxxxxxxxQQQQQ", 0, info.st_ino, kind, info.st_nlink, info.st_size, 0, 0, 0)
 
 
 def _errno_of(function: Callable[..., int]) -> Callable[..., int]:
