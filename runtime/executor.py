@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import wasmtime
 
@@ -30,6 +31,7 @@ MODULE_CACHE_SIZE = 16
 # A C program has one function table; 2^17 entries (1 MiB of references) fits large programs.
 MAX_TABLES = 1
 MAX_TABLE_ELEMENTS = 1 << 17
+MONITOR_INTERVAL = 0.05  # seconds between checks of the file-system cap during a run
 
 
 @dataclass(frozen=True)
@@ -86,19 +88,37 @@ class Executor:
                 self._modules.popitem(last=False)
         return module
 
-    def run(self, wasm: bytes, preopens: list[Preopen], streams: Streams, *, program: Principal | None = None) -> int:
+    def run(
+        self,
+        wasm: bytes,
+        preopens: list[Preopen],
+        streams: Streams,
+        *,
+        program: Principal | None = None,
+        monitor: Callable[[], str | None] | None = None,
+    ) -> int:
         """Run the module's ``_start``; return its exit code (0 when it returns normally).
 
         ``program`` holds the rights the shadowed WASI functions check; without it
-        each pre-opened directory grants its own ``rights``.
+        each pre-opened directory grants its own ``rights``. ``monitor`` is polled
+        while the program runs (and once after): a message stops the run and is
+        raised as ``FileSystemFull`` (a program's writes go straight to the host,
+        so the file-system cap is watched rather than checked per write).
         """
         module = self.module(wasm)
         if program is None:
             program = Principal("program", {p.guest_path: p.rights for p in preopens})
         with self._run_lock:
-            return self._run(module, preopens, streams, program)
+            return self._run(module, preopens, streams, program, monitor)
 
-    def _run(self, module: wasmtime.Module, preopens: list[Preopen], streams: Streams, program: Principal) -> int:
+    def _run(
+        self,
+        module: wasmtime.Module,
+        preopens: list[Preopen],
+        streams: Streams,
+        program: Principal,
+        monitor: Callable[[], str | None] | None,
+    ) -> int:
         # A fresh store per run: nothing a previous run did survives in memory.
         store = wasmtime.Store(self.engine)
         store.set_limits(
@@ -134,15 +154,39 @@ class Executor:
         timer = threading.Timer(self.time_limit, stop)
         timer.daemon = True
         timer.start()
+        finished = threading.Event()
+        overflow: list[str] = []
+
+        def watch() -> None:
+            while monitor is not None and not finished.wait(MONITOR_INTERVAL):
+                message = monitor()
+                if message:
+                    overflow.append(message)
+                    stop()
+                    return
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         try:
-            instance = linker.instantiate(store, module)
-            start = instance.exports(store).get("_start")
-            if not isinstance(start, wasmtime.Func):
-                raise Refused("ExecutionFailed", "the program exports no _start function (build it as a WASI command)")
-            start(store)
-            return 0
-        except wasmtime.ExitTrap as exc:
-            return exc.code
+            try:
+                instance = linker.instantiate(store, module)
+                start = instance.exports(store).get("_start")
+                if not isinstance(start, wasmtime.Func):
+                    raise Refused("ExecutionFailed", "the program exports no _start function (build it as a WASI command)")
+                start(store)
+                code = 0
+            except wasmtime.ExitTrap as exc:
+                code = exc.code
+            except (TimeLimitExceeded, wasmtime.Trap):
+                if overflow:
+                    raise Refused("FileSystemFull", f"the program was stopped: {overflow[0]}") from None
+                raise
+            finished.set()
+            watcher.join()
+            message = overflow[0] if overflow else monitor() if monitor is not None else None
+            if message:
+                raise Refused("FileSystemFull", f"the program was stopped: {message}")
+            return code
         except TimeLimitExceeded:
             raise Refused("ExecutionFailed", f"the program exceeded the {self.time_limit:g} s time limit") from None
         except wasmtime.Trap as exc:
@@ -152,6 +196,7 @@ class Executor:
         except wasmtime.WasmtimeError as exc:
             raise Refused("ExecutionFailed", f"the program could not be instantiated: {_first_line(exc)}") from None
         finally:
+            finished.set()
             timer.cancel()
 
     @staticmethod

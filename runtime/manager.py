@@ -49,7 +49,7 @@ from ipoc.wire.framing import DEFAULT_MAX_MESSAGE, FrameDecoder, FrameTooLarge, 
 from ipoc.wire.tls import openssl_suite
 from runtime.executor import Executor, Streams
 from runtime.refusal import Refused
-from runtime.vfs import FileSystem, Preopen
+from runtime.vfs import DEFAULT_MAX_FS_BYTES, FileSystem, Preopen
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,18 @@ class RuntimeManager:
 
     @classmethod
     def create(
-        cls, policy: FullPolicy, tls_context: ssl.SSLContext, scratch: Path, *, time_limit: float
+        cls,
+        policy: FullPolicy,
+        tls_context: ssl.SSLContext,
+        scratch: Path,
+        *,
+        time_limit: float,
+        max_fs_bytes: int = DEFAULT_MAX_FS_BYTES,
     ) -> "RuntimeManager":
         return cls(
             policy=policy,
             tls_context=tls_context,
-            fs=FileSystem(scratch, policy.file_hashes),
+            fs=FileSystem(scratch, policy.file_hashes, max_bytes=max_fs_bytes),
             executor=Executor(
                 max_memory_mib=policy.document["max_memory_mib"],
                 enable_clock=policy.document["enable_clock"],
@@ -310,9 +316,15 @@ class RuntimeManager:
             with self._files:
                 program, wasm, preopens, streams = self._prepare(participant, path)
                 self._visible = (*(p.guest_path for p in preopens), *R.STREAMS)
+            before = self.fs.snapshot()
             try:
                 log.info("%s executes %s", participant.name, program.name)
-                code = self.executor.run(wasm, preopens, streams, program=program)
+                code = self.executor.run(wasm, preopens, streams, program=program, monitor=self.fs.over_cap)
+            except Refused as exc:
+                if exc.code == "FileSystemFull":
+                    removed = self.fs.roll_back(before)
+                    log.warning("%s overflowed the file system: removed the %d files it made or changed", program.name, len(removed))
+                raise
             finally:
                 with self._files:
                     self._visible = ()

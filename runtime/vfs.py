@@ -5,6 +5,12 @@ Veracruz's rules (behaviour reference §2(b)-(c)): the grant that applies is the
 deepest granted ancestor directory; a full write to a path listed in
 file_hashes must match its digest (checked before rights); appends to such a
 path are refused; reading an empty file yields no result.
+
+No operation follows a symbolic link (:mod:`runtime.nofollow`): a link a program
+planted is refused, never resolved. The whole tree (files plus the standard
+streams, counted by size, so sparse files count in full) is capped at
+``max_bytes``; a client write past it, or a program growing the tree past it,
+is refused with ``FileSystemFull``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from runtime.nofollow import NAME_MAX, LinkRefused
 from runtime.refusal import Refused
 
 PATH_MAX = 4096
+DEFAULT_MAX_FS_BYTES = 2 << 30  # Veracruz's file system lives in enclave memory: bounded by it
+READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,10 @@ class Preopen:
 class FileSystem:
     """Files live in ``<root>/fs``; the standard streams in ``<root>/streams``."""
 
-    def __init__(self, root: Path, file_hashes: dict[str, str]) -> None:
+    def __init__(self, root: Path, file_hashes: dict[str, str], *, max_bytes: int = DEFAULT_MAX_FS_BYTES) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self.max_bytes = max_bytes
         self.root = root
         self.tree = root / "fs"
         self.streams = root / "streams"
@@ -77,6 +88,53 @@ class FileSystem:
             ) from None
         except NotADirectoryError:
             raise Refused("FileNotFound", f"a component of {path} is a file, not a directory") from None
+
+    # -- the size cap -------------------------------------------------------------
+
+    def _files(self) -> Iterator[tuple[str, os.stat_result]]:
+        """Every file (not directory) of the tree and streams, links unfollowed."""
+        for top in (self.tree, self.streams):
+            for directory, _, names in os.walk(top):
+                for name in names:
+                    path = os.path.join(directory, name)
+                    try:
+                        yield path, os.stat(path, follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+
+    def usage(self) -> int:
+        """Bytes the enclave file system holds (apparent sizes: a sparse file counts in full)."""
+        return sum(info.st_size for _, info in self._files())
+
+    def over_cap(self) -> str | None:
+        """Why the file system is over its cap, or None."""
+        used = self.usage()
+        if used > self.max_bytes:
+            return f"the enclave file system holds {used} bytes, over its {self.max_bytes}-byte cap"
+        return None
+
+    def snapshot(self) -> dict[str, tuple[int, int, int]]:
+        return {path: (info.st_ino, info.st_size, info.st_mtime_ns) for path, info in self._files()}
+
+    def roll_back(self, before: dict[str, tuple[int, int, int]]) -> list[str]:
+        """Remove every file made or changed since ``before`` (a refused run leaves nothing half-done)."""
+        removed = []
+        for path, info in list(self._files()):
+            if before.get(path) != (info.st_ino, info.st_size, info.st_mtime_ns):
+                try:
+                    os.unlink(path)
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+        return removed
+
+    def _check_room(self, path: str, adding: int, replacing: int) -> None:
+        after = self.usage() - replacing + adding
+        if after > self.max_bytes:
+            raise Refused(
+                "FileSystemFull",
+                f"writing {adding} bytes to {path} would make the enclave file system {after} bytes, over its {self.max_bytes}-byte cap; remove or shrink files first",
+            )
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` names something (a link counts, unfollowed)."""
@@ -173,10 +231,18 @@ class FileSystem:
                     fd = nofollow.open_file(parent, parts[-1], os.O_RDONLY)
             except FileNotFoundError:
                 raise Refused("FileNotFound", f"{path} does not exist in the enclave") from None
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        with os.fdopen(fd, "rb", buffering=0) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
                 raise Refused("FileNotFound", f"{path} is a directory, not a file")
-            return handle.read()
+            if info.st_size > self.max_bytes:
+                raise Refused("FileTooLarge", f"{path} holds {info.st_size} bytes, over the {self.max_bytes}-byte cap")
+            data = bytearray()
+            while chunk := handle.read(min(READ_CHUNK, self.max_bytes + 1 - len(data))):
+                data += chunk
+                if len(data) > self.max_bytes:
+                    raise Refused("FileTooLarge", f"{path} grew past the {self.max_bytes}-byte cap while being read")
+            return bytes(data)
 
     def _authorise_store(self, principal: Principal, path: str, needs: R.Rights, verb: str) -> None:
         """Writing stdin needs FD_WRITE on it; a file needs ``needs``, plus PATH_CREATE_FILE when new."""
@@ -186,7 +252,16 @@ class FileSystem:
         creating = not self.exists(path)
         self._require(principal, path, needs | (R.CREATE_FILE_NEEDS if creating else R.Rights(0)), verb)
 
+    def _size(self, path: str) -> int:
+        host = self.streams / path if path in R.STREAMS else self.tree.joinpath(*self.parts(path))
+        try:
+            info = os.stat(host, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        return info.st_size if stat.S_ISREG(info.st_mode) else 0
+
     def _store(self, path: str, data: bytes, *, append: bool) -> None:
+        self._check_room(path, len(data), 0 if append else self._size(path))
         if path in R.STREAMS:
             with open(self.streams / path, "ab" if append else "wb") as handle:
                 handle.write(data)
