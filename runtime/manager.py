@@ -322,7 +322,10 @@ class RuntimeManager:
                 code = self.executor.run(wasm, preopens, streams, program=program, monitor=self.fs.over_cap)
             except Refused as exc:
                 if exc.code == "FileSystemFull":
-                    removed = self.fs.roll_back(before)
+                    with self._files:
+                        reach = [p.host_dir for p in preopens if p.writable]
+                        reach += [path for path in (streams.stdout, streams.stderr) if path is not None]
+                        removed = self.fs.roll_back(before, reach)
                     log.warning("%s overflowed the file system: removed the %d files it made or changed", program.name, len(removed))
                 raise
             finally:

@@ -116,10 +116,17 @@ class FileSystem:
     def snapshot(self) -> dict[str, tuple[int, int, int]]:
         return {path: (info.st_ino, info.st_size, info.st_mtime_ns) for path, info in self._files()}
 
-    def roll_back(self, before: dict[str, tuple[int, int, int]]) -> list[str]:
-        """Remove every file made or changed since ``before`` (a refused run leaves nothing half-done)."""
+    def roll_back(self, before: dict[str, tuple[int, int, int]], within: list[Path]) -> list[str]:
+        """Remove every file under ``within`` made or changed since ``before`` (a refused run leaves nothing half-done).
+
+        Only the directories the program could reach are touched: other clients may
+        have written elsewhere meanwhile.
+        """
+        roots = [str(p) for p in within]
         removed = []
         for path, info in list(self._files()):
+            if not any(path == root or path.startswith(root + os.sep) for root in roots):
+                continue
             if before.get(path) != (info.st_ino, info.st_size, info.st_mtime_ns):
                 try:
                     os.unlink(path)
