@@ -175,14 +175,7 @@ class FileSystem:
 
     def write(self, principal: Principal, path: str, data: bytes) -> None:
         path = self.normalise(path)
-        expected = self.file_hashes.get(path)
-        if expected is not None:
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != expected:
-                raise Refused(
-                    "FileHashMismatch",
-                    f"{path} must hash to {expected} (file_hashes) but the data written hashes to {actual}",
-                )
+        self._check_hash(path, data, "the data written hashes to {actual}")
         self._authorise_store(principal, path, R.WRITE_FILE_NEEDS, "write")
         self._store(path, data, append=False)
 
@@ -218,15 +211,17 @@ class FileSystem:
             if exc.code != "FileNotFound":
                 raise
             raise Refused("FileNotFound", f"program {path} has not been written to the enclave") from None
-        expected = self.file_hashes.get(path)
-        if expected is not None:
-            actual = hashlib.sha256(wasm).hexdigest()
-            if actual != expected:
-                raise Refused(
-                    "FileHashMismatch",
-                    f"{path} must hash to {expected} (file_hashes) but its bytes now hash to {actual}: it was changed after it was written; write it again",
-                )
+        self._check_hash(path, wasm, "its bytes now hash to {actual}: it was changed after it was written; write it again")
         return path, wasm
+
+    def _check_hash(self, path: str, data: bytes, mismatch: str) -> None:
+        """Refuse ``data`` for ``path`` when file_hashes names other bytes (``mismatch`` may use ``{actual}``)."""
+        expected = self.file_hashes.get(path)
+        if expected is None:
+            return
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise Refused("FileHashMismatch", f"{path} must hash to {expected} (file_hashes) but " + mismatch.format(actual=actual))
 
     def _load(self, path: str) -> bytes:
         parts = self.parts(path)

@@ -205,28 +205,28 @@ class WasiGuard:
         return self._in_parent(target, unlink)
 
     def path_rename(self, caller: wasmtime.Caller, fd: int, old_ptr: int, old_len: int, new_fd: int, new_ptr: int, new_len: int) -> int:
-        source = self._target(caller, fd, old_ptr, old_len)
-        target = self._target(caller, new_fd, new_ptr, new_len)
-        self._require(source, R.Rights.PATH_RENAME_SOURCE)
-        self._require(target, R.Rights.PATH_RENAME_TARGET)
-        return self._in_parent(
-            source,
-            lambda src: _check(self._in_parent(target, lambda dst: os.rename(source.name, target.name, src_dir_fd=src, dst_dir_fd=dst))),
+        return self._between(
+            self._target(caller, fd, old_ptr, old_len), R.Rights.PATH_RENAME_SOURCE,
+            self._target(caller, new_fd, new_ptr, new_len), R.Rights.PATH_RENAME_TARGET,
+            lambda a, src, b, dst: os.rename(a, b, src_dir_fd=src, dst_dir_fd=dst),
         )
 
     def path_link(self, caller: wasmtime.Caller, old_fd: int, flags: int, old_ptr: int, old_len: int, new_fd: int, new_ptr: int, new_len: int) -> int:
-        source = self._target(caller, old_fd, old_ptr, old_len)
-        target = self._target(caller, new_fd, new_ptr, new_len)
-        self._require(source, R.Rights.PATH_LINK_SOURCE)
-        self._require(target, R.Rights.PATH_LINK_TARGET)
+        return self._between(
+            self._target(caller, old_fd, old_ptr, old_len), R.Rights.PATH_LINK_SOURCE,
+            self._target(caller, new_fd, new_ptr, new_len), R.Rights.PATH_LINK_TARGET,
+            lambda a, src, b, dst: os.link(a, b, src_dir_fd=src, dst_dir_fd=dst, follow_symlinks=False),
+        )
+
+    def _between(
+        self, source: _Target, source_needs: R.Rights, target: _Target, target_needs: R.Rights,
+        action: Callable[[str, int, str, int], None],
+    ) -> int:
+        """A two-path operation (rename, link): both rights checked, both parents reached without links."""
+        self._require(source, source_needs)
+        self._require(target, target_needs)
         return self._in_parent(
-            source,
-            lambda src: _check(
-                self._in_parent(
-                    target,
-                    lambda dst: os.link(source.name, target.name, src_dir_fd=src, dst_dir_fd=dst, follow_symlinks=False),
-                )
-            ),
+            source, lambda src: _check(self._in_parent(target, lambda dst: action(source.name, src, target.name, dst)))
         )
 
     def path_symlink(self, caller: wasmtime.Caller, old_ptr: int, old_len: int, fd: int, new_ptr: int, new_len: int) -> int:
