@@ -6,15 +6,57 @@ import threading
 import time
 
 import pytest
+import wasmtime
 
 from ipoc import errors
 from ipoc import rights as R
+from runtime.executor import Executor, Streams
+from runtime.refusal import Refused
 from tests.security.runtime_support import ADMIN_RIGHTS, client, fresh, program
 from tests.support import policies as P
 from tests.support.waiting import wait_until
 
 SLEEPER = "/program/sleeper.wasm"
-LIMIT = 2.0
+LIMIT = 3.0
+
+# poll_oneoff with one relative clock subscription of {ns} ns; exits with the errno, or 100 + nevents.
+POLL = """
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (local $errno i32)
+    (i64.store (i32.const 0) (i64.const 7))            ;; userdata
+    (i32.store8 (i32.const 8) (i32.const 0))           ;; tag: clock
+    (i32.store (i32.const 16) (i32.const 1))           ;; monotonic
+    (i64.store (i32.const 24) (i64.const {ns}))        ;; timeout
+    (i32.store16 (i32.const 40) (i32.const {flags}))   ;; 0 relative, 1 absolute
+    (local.set $errno (call $poll (i32.const 0) (i32.const 128) (i32.const 1) (i32.const 200)))
+    (if (local.get $errno) (then (call $exit (local.get $errno))))
+    (call $exit (i32.add (i32.const 100) (i32.load (i32.const 200))))))
+"""
+
+
+def poll(ns: int, flags: int = 0) -> bytes:
+    return wasmtime.wat2wasm(POLL.format(ns=ns, flags=flags))
+
+
+def test_a_wait_past_the_limit_ends_at_the_limit():
+    executor = Executor(max_memory_mib=16, enable_clock=True, time_limit=1.0)
+    started = time.monotonic()
+    with pytest.raises(Refused, match="time limit"):
+        executor.run(poll(25 * 10**9), [], Streams())  # sleep(25) in one WASI call
+    assert time.monotonic() - started < 4
+
+
+def test_a_short_wait_still_works():
+    executor = Executor(max_memory_mib=16, enable_clock=True, time_limit=5.0)
+    assert executor.run(poll(10**7), [], Streams()) == 101  # one event after 10 ms
+
+
+def test_an_absolute_wait_is_refused_without_a_clock():
+    executor = Executor(max_memory_mib=16, enable_clock=False, time_limit=5.0)
+    assert executor.run(poll(10**7, flags=1), [], Streams()) == 76  # NOTCAPABLE: it would tell the time
 
 
 def test_sleep_is_stopped_at_the_limit_while_a_bystander_connects_and_writes(start_runtime, attacker):
