@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 MAX_SESSIONS = 64  # authenticated sessions
 MAX_HANDSHAKES = 64  # sessions still in their handshake
-SESSION_IDLE_SECONDS = 300.0
+SESSION_IDLE_SECONDS = 60.0
 SESSION_ID_LIMIT = 1 << 32  # Veracruz's session ids are u32
 TLS_RECORD_TYPES = (20, 21, 22, 23)  # change_cipher_spec, alert, handshake, application_data
 TLS_MAX_RECORD = (1 << 14) + 256  # TLS 1.3 ciphertext limit

@@ -277,8 +277,8 @@ class WasiGuard:
 
     def poll_oneoff(self, caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int, nevents_ptr: int) -> int:
         """Files are always ready; clock waits are bounded by the time limit (then the run stops)."""
-        if count <= 0:
-            return EINVAL
+        if count <= 0 or in_ptr % 8 or out_ptr % 8 or nevents_ptr % 4:
+            return EINVAL  # wasmtime requires the records aligned too
         memory = self._memory(caller)
         end = in_ptr + count * SUBSCRIPTION_SIZE
         if in_ptr < 0 or out_ptr < 0 or end > memory.data_len(caller) or out_ptr + count * EVENT_SIZE > memory.data_len(caller):
