@@ -49,7 +49,7 @@ from ipoc.wire.framing import DEFAULT_MAX_MESSAGE, FrameDecoder, FrameTooLarge, 
 from ipoc.wire.tls import openssl_suite
 from runtime.executor import Executor, Streams
 from runtime.refusal import Refused
-from runtime.vfs import DEFAULT_MAX_FS_BYTES, FileSystem, Preopen
+from runtime.vfs import FileSystem, Preopen, max_bytes_from_environment
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,13 @@ class RuntimeManager:
         scratch: Path,
         *,
         time_limit: float,
-        max_fs_bytes: int = DEFAULT_MAX_FS_BYTES,
+        max_fs_bytes: int | None = None,
     ) -> "RuntimeManager":
+        """``max_fs_bytes`` caps the enclave file system (default: ``$IPOC_RUNTIME_MAX_FS_MIB`` MiB, else 2 GiB)."""
         return cls(
             policy=policy,
             tls_context=tls_context,
-            fs=FileSystem(scratch, policy.file_hashes, max_bytes=max_fs_bytes),
+            fs=FileSystem(scratch, policy.file_hashes, max_bytes=max_fs_bytes or max_bytes_from_environment()),
             executor=Executor(
                 max_memory_mib=policy.document["max_memory_mib"],
                 enable_clock=policy.document["enable_clock"],

@@ -17,7 +17,6 @@ import base64
 import binascii
 import http.client
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -40,7 +39,6 @@ from runtime import SIMULATION_NOTICE
 from runtime.evidence import ensure_platform_key, make_token
 from runtime.manager import RuntimeManager
 from runtime.refusal import Refused
-from runtime.vfs import DEFAULT_MAX_FS_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +53,6 @@ CSR_SUBJECT = x509.Name(
     ]
 )
 DEFAULT_TIME_LIMIT = 600.0
-MAX_FS_ENV = "IPOC_RUNTIME_MAX_FS_MIB"
 BODY_TIMEOUT = 60.0  # seconds a connection may stay silent in the middle of a request
 
 
@@ -227,19 +224,6 @@ def _parse_body(body: bytes) -> tuple[int, bytes]:
     return session_id, data
 
 
-def _max_fs_bytes_from_environment() -> int:
-    text = os.environ.get(MAX_FS_ENV)
-    if not text:
-        return DEFAULT_MAX_FS_BYTES
-    try:
-        mib = int(text)
-    except ValueError:
-        mib = 0
-    if mib <= 0:
-        raise StartupError(f"{MAX_FS_ENV}={text!r}: give the enclave file system's cap as a positive number of MiB")
-    return mib << 20
-
-
 class RuntimeHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # socketserver's default of 5 resets bursts of clients
@@ -257,15 +241,8 @@ def build_server(
     measurement: str,
     scratch_parent: Path | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
-    max_fs_bytes: int | None = None,
 ) -> tuple[RuntimeHTTPServer, Path]:
-    """Attest and bind; returns the server and its private scratch directory (caller removes it).
-
-    ``max_fs_bytes`` caps the enclave file system; by default ``$IPOC_RUNTIME_MAX_FS_MIB``
-    MiB when set, else :data:`runtime.vfs.DEFAULT_MAX_FS_BYTES` (2 GiB).
-    """
-    if max_fs_bytes is None:
-        max_fs_bytes = _max_fs_bytes_from_environment()
+    """Attest and bind; returns the server and its private scratch directory (caller removes it)."""
     log.warning(SIMULATION_NOTICE)
     attested = attest(policy, platform_dir, measurement)
     identities = [identity["certificate"] for identity in policy.document["identities"]]
@@ -274,7 +251,7 @@ def build_server(
         scratch_parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="ipoc-runtime-", dir=scratch_parent))
     try:
-        manager = RuntimeManager.create(policy, context, scratch, time_limit=time_limit, max_fs_bytes=max_fs_bytes)
+        manager = RuntimeManager.create(policy, context, scratch, time_limit=time_limit)
         host, port = split_url(policy.server_url)
         server = RuntimeHTTPServer((host, port), manager)
     except OSError as exc:

@@ -32,7 +32,22 @@ from runtime.refusal import Refused
 
 PATH_MAX = 4096
 DEFAULT_MAX_FS_BYTES = 2 << 30  # Veracruz's file system lives in enclave memory: bounded by it
+MAX_FS_ENV = "IPOC_RUNTIME_MAX_FS_MIB"  # a runtime process's own cap, in MiB
 READ_CHUNK = 1 << 20
+
+
+def max_bytes_from_environment() -> int:
+    """The file-system cap for this runtime: ``$IPOC_RUNTIME_MAX_FS_MIB`` MiB, else 2 GiB."""
+    text = os.environ.get(MAX_FS_ENV)
+    if not text:
+        return DEFAULT_MAX_FS_BYTES
+    try:
+        mib = int(text)
+    except ValueError:
+        mib = 0
+    if mib <= 0:
+        raise ValueError(f"{MAX_FS_ENV}={text!r}: give the enclave file system's cap as a positive number of MiB")
+    return mib << 20
 
 
 @dataclass(frozen=True)

@@ -59,24 +59,25 @@ def test_an_absolute_wait_is_refused_without_a_clock():
     assert executor.run(poll(10**7, flags=1), [], Streams()) == 76  # NOTCAPABLE: it would tell the time
 
 
-def test_sleep_is_stopped_at_the_limit_while_a_bystander_connects_and_writes(start_runtime, attacker):
+def sleep_while_a_bystander_writes(start_runtime, wasm: bytes, directory: str) -> tuple[dict[str, object], float]:  # type: ignore[no-untyped-def]
+    """Run sleep(25) under the limit; once it sleeps, another identity connects, writes and reads in ``directory``."""
     admin, user, bystander = fresh("admin"), fresh("user"), fresh("bystander")
     vaas = P.vaas_policy(
         [
             (admin, ADMIN_RIGHTS),
             (user, [{"file_name": "/program/", "rights": int(R.OPEN_EXECUTE)}]),
-            (bystander, [{"file_name": "/bystander/", "rights": int(R.READ_WRITE)}]),
+            (bystander, [{"file_name": directory, "rights": int(R.READ_WRITE)}]),
         ],
         programs=[program(SLEEPER, [("/output/", R.READ_WRITE)])],
     )
     runtime = start_runtime(vaas, time_limit=LIMIT)
     with client(runtime, admin) as c:
-        c.write_file(SLEEPER, attacker["sleeper"])
+        c.write_file(SLEEPER, wasm)
 
     outcome: dict[str, object] = {}
 
     def execute() -> None:
-        started = time.monotonic()
+        started = outcome["started"] = time.monotonic()
         try:
             with client(runtime, user) as c:
                 c.execute(SLEEPER)  # sleep(25)
@@ -89,14 +90,24 @@ def test_sleep_is_stopped_at_the_limit_while_a_bystander_connects_and_writes(sta
     runner.start()
     try:
         wait_until(lambda: (runtime.scratch / "fs" / "output" / "started").exists(), timeout=20, what="the program to start")
-        # While the program sleeps, a bystander opens a session, writes and reads back.
         with client(runtime, bystander) as c:
-            c.write_file("/bystander/f", b"not waiting")
-            assert c.read_file("/bystander/f") == b"not waiting"
+            c.write_file(f"{directory}f", b"written")
+            assert c.read_file(f"{directory}f") == b"written"
         bystander_done = time.monotonic()
     finally:
         runner.join(60)
     assert isinstance(outcome.get("error"), errors.ExecutionFailed)
     assert "time limit" in str(outcome["error"])
     assert outcome["seconds"] < LIMIT + 4  # not the 25 s the program asked for
+    return outcome, bystander_done
+
+
+def test_sleep_is_stopped_at_the_limit_while_a_bystander_connects_and_writes(start_runtime, attacker):
+    outcome, bystander_done = sleep_while_a_bystander_writes(start_runtime, attacker["sleeper"], "/bystander/")
     assert bystander_done < outcome["ended"]  # the bystander did not wait for the program
+
+
+def test_a_client_waits_for_the_run_only_on_paths_the_program_sees(start_runtime, attacker):
+    # /output/ is the sleeping program's directory: the write waits for the run, then succeeds.
+    outcome, bystander_done = sleep_while_a_bystander_writes(start_runtime, attacker["sleeper"], "/output/")
+    assert bystander_done >= outcome["started"] + LIMIT  # the run cannot have ended earlier
