@@ -77,7 +77,7 @@ test: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP) functions
 
 # Faults, concurrency, schemathesis fuzzing and a secret scan; the counts print at the end.
 reliability: $(STAMP) functions
-	$(PY) -m pytest -m reliability tests/reliability $(PYTEST_ARGS)
+	$(PY) -m pytest -m reliability tests/reliability tests/security $(PYTEST_ARGS)
 
 demo: $(STAMP) functions
 	$(VENV)/bin/ipoc --version

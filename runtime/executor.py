@@ -1,26 +1,37 @@
 """Run a WebAssembly program with wasmtime under the policy's limits.
 
 One Engine per runtime, a fresh Store per run. Every run has a memory cap
-(``max_memory_mib``) and a wall-clock limit enforced with epoch interruption;
-the program sees only its pre-opened directories and, when the policy says
-``enable_clock: false``, no clock.
+(``max_memory_mib``, for all of the program's memory: one linear memory, one
+instance, bounded tables) and a wall-clock limit enforced with epoch
+interruption for wasm code and by :mod:`runtime.wasi_guard` for blocking host
+calls; the program sees only its pre-opened directories, may change the tree's
+shape only as its rights say and, when the policy says ``enable_clock: false``,
+has no clock. Runs are serialised: the epoch that stops a run is engine-wide.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import wasmtime
 
+from ipoc.policy import Principal
 from runtime.refusal import Refused
 from runtime.vfs import Preopen
+from runtime.wasi_guard import TimeLimitExceeded, WasiGuard
 
 ERRNO_NOTCAPABLE = 76  # WASI errno: "capabilities insufficient"
 MODULE_CACHE_SIZE = 16
+# A C program has one function table; 2^17 entries (1 MiB of references) fits large programs.
+MAX_TABLES = 1
+MAX_TABLE_ELEMENTS = 1 << 17
+MONITOR_INTERVAL = 0.05  # seconds between checks of the file-system cap during a run
 
 
 @dataclass(frozen=True)
@@ -39,12 +50,25 @@ class Executor:
         config = wasmtime.Config()
         # Epoch interruption lets a timer thread stop a runaway program at a bounded cost per loop.
         config.epoch_interruption = True
+        # Proposals a WASI command built by clang/zig does not need, each a way around the limits
+        # (multi-memory multiplies max_memory_mib, memory64/threads/gc add memory the cap does not see).
+        config.wasm_multi_memory = False
+        config.wasm_memory64 = False
+        config.wasm_threads = False
+        config.shared_memory = False
+        config.wasm_gc = False
+        config.wasm_function_references = False
+        config.wasm_exceptions = False
+        config.wasm_stack_switching = False
+        config.wasm_component_model = False
+        config.wasm_custom_page_sizes = False
         self.engine = wasmtime.Engine(config)
         self.max_memory = max_memory_mib * 1024 * 1024
         self.enable_clock = enable_clock
         self.time_limit = time_limit
         self._modules: OrderedDict[str, wasmtime.Module] = OrderedDict()
         self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
 
     def module(self, wasm: bytes) -> wasmtime.Module:
         """Compile once per distinct binary (keyed by sha256) and keep the most recent few."""
@@ -64,13 +88,42 @@ class Executor:
                 self._modules.popitem(last=False)
         return module
 
-    def run(self, wasm: bytes, preopens: list[Preopen], streams: Streams) -> int:
-        """Run the module's ``_start``; return its exit code (0 when it returns normally)."""
-        module = self.module(wasm)
+    def run(
+        self,
+        wasm: bytes,
+        preopens: list[Preopen],
+        streams: Streams,
+        *,
+        program: Principal | None = None,
+        monitor: Callable[[], str | None] | None = None,
+    ) -> int:
+        """Run the module's ``_start``; return its exit code (0 when it returns normally).
 
+        ``program`` holds the rights the shadowed WASI functions check; without it
+        each pre-opened directory grants its own ``rights``. ``monitor`` is polled
+        while the program runs (and once after): a message stops the run and is
+        raised as ``FileSystemFull`` (a program's writes go straight to the host,
+        so the file-system cap is watched rather than checked per write).
+        """
+        module = self.module(wasm)
+        if program is None:
+            program = Principal("program", {p.guest_path: p.rights for p in preopens})
+        with self._run_lock:
+            return self._run(module, preopens, streams, program, monitor)
+
+    def _run(
+        self,
+        module: wasmtime.Module,
+        preopens: list[Preopen],
+        streams: Streams,
+        program: Principal,
+        monitor: Callable[[], str | None] | None,
+    ) -> int:
         # A fresh store per run: nothing a previous run did survives in memory.
         store = wasmtime.Store(self.engine)
-        store.set_limits(memory_size=self.max_memory)
+        store.set_limits(
+            memory_size=self.max_memory, memories=1, instances=1, tables=MAX_TABLES, table_elements=MAX_TABLE_ELEMENTS
+        )
         store.set_epoch_deadline(1)
 
         # WASI: no argv, no environment (as Veracruz), only the granted directories.
@@ -86,23 +139,56 @@ class Executor:
             wasi.stderr_file = str(streams.stderr)
         store.set_wasi(wasi)
 
+        cancel = threading.Event()
         linker = wasmtime.Linker(self.engine)
         linker.define_wasi()
+        guard = WasiGuard(program, preopens, deadline=time.monotonic() + self.time_limit, cancel=cancel, enable_clock=self.enable_clock)
+        guard.install(linker)
         if not self.enable_clock:
             self._hide_clock(linker)
 
-        timer = threading.Timer(self.time_limit, self.engine.increment_epoch)
+        def stop() -> None:
+            cancel.set()  # wakes a program waiting in poll_oneoff
+            self.engine.increment_epoch()  # interrupts wasm code
+
+        timer = threading.Timer(self.time_limit, stop)
         timer.daemon = True
         timer.start()
+        finished = threading.Event()
+        overflow: list[str] = []
+
+        def watch() -> None:
+            while monitor is not None and not finished.wait(MONITOR_INTERVAL):
+                message = monitor()
+                if message:
+                    overflow.append(message)
+                    stop()
+                    return
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         try:
-            instance = linker.instantiate(store, module)
-            start = instance.exports(store).get("_start")
-            if not isinstance(start, wasmtime.Func):
-                raise Refused("ExecutionFailed", "the program exports no _start function (build it as a WASI command)")
-            start(store)
-            return 0
-        except wasmtime.ExitTrap as exc:
-            return exc.code
+            try:
+                instance = linker.instantiate(store, module)
+                start = instance.exports(store).get("_start")
+                if not isinstance(start, wasmtime.Func):
+                    raise Refused("ExecutionFailed", "the program exports no _start function (build it as a WASI command)")
+                start(store)
+                code = 0
+            except wasmtime.ExitTrap as exc:
+                code = exc.code
+            except (TimeLimitExceeded, wasmtime.Trap):
+                if overflow:
+                    raise Refused("FileSystemFull", f"the program was stopped: {overflow[0]}") from None
+                raise
+            finished.set()
+            watcher.join()
+            message = overflow[0] if overflow else monitor() if monitor is not None else None
+            if message:
+                raise Refused("FileSystemFull", f"the program was stopped: {message}")
+            return code
+        except TimeLimitExceeded:
+            raise Refused("ExecutionFailed", f"the program exceeded the {self.time_limit:g} s time limit") from None
         except wasmtime.Trap as exc:
             if exc.trap_code == wasmtime.TrapCode.INTERRUPT:
                 raise Refused("ExecutionFailed", f"the program exceeded the {self.time_limit:g} s time limit") from None
@@ -110,6 +196,7 @@ class Executor:
         except wasmtime.WasmtimeError as exc:
             raise Refused("ExecutionFailed", f"the program could not be instantiated: {_first_line(exc)}") from None
         finally:
+            finished.set()
             timer.cancel()
 
     @staticmethod

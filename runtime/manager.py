@@ -3,29 +3,62 @@
 Mirrors Veracruz v1.3's runtime manager behind veracruz-server: bytes arrive
 per session, TLS is terminated here, the peer is mapped to a policy identity by
 its certificate DER, and each length-prefixed protobuf request is checked and
-answered. Any refusal ends the session and fails the HTTP post (status 500).
+answered. A refused request ends its session and fails the HTTP post (status 500).
+
+Sessions face anyone who reaches the port, so (issue 12, item 8):
+
+- ids are random u32s (Veracruz's session id type), not a counter to guess;
+- opening a session (id 0) costs a whole, valid TLS ClientHello: nothing is kept otherwise;
+- a post whose bytes are not well-formed TLS records, or that repeats a record
+  the session already received (a replay), is refused *without* touching the
+  session: TLS state only changes on records it has not seen. (A forged record
+  with a fresh, well-formed header still ends the session when it fails to
+  decrypt, as it must: it can only come from someone who knows the random id.)
+- at most ``MAX_HANDSHAKES`` unauthenticated sessions (the oldest goes first)
+  and ``MAX_SESSIONS`` authenticated ones; an authenticated session is evicted
+  only when idle for ``idle_seconds``, otherwise a new one is refused.
+
+Concurrency: requests of one session run in order under its own lock; other
+sessions' TLS work (connect, records, file operations) runs in parallel. One
+program runs at a time, and while it runs a client operation waits only when
+its path is one the program can see (a pre-opened directory or a stream the
+run resets), so nobody observes or changes a running program's files; the rest
+of the enclave tree stays available to every other client.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 import ssl
+import struct
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from google.protobuf.message import DecodeError
 
+from ipoc import rights as R
 from ipoc.policy import FullPolicy, Principal
 from ipoc.wire import messages
 from ipoc.wire.framing import DEFAULT_MAX_MESSAGE, FrameDecoder, FrameTooLarge, frame
 from ipoc.wire.tls import openssl_suite
 from runtime.executor import Executor, Streams
 from runtime.refusal import Refused
-from runtime.vfs import FileSystem
+from runtime.vfs import FileSystem, Preopen, max_bytes_from_environment
 
 log = logging.getLogger(__name__)
 
-MAX_SESSIONS = 64
+MAX_SESSIONS = 64  # authenticated sessions
+MAX_HANDSHAKES = 64  # sessions still in their handshake
+SESSION_IDLE_SECONDS = 60.0
+SESSION_ID_LIMIT = 1 << 32  # Veracruz's session ids are u32
+TLS_RECORD_TYPES = (20, 21, 22, 23)  # change_cipher_spec, alert, handshake, application_data
+TLS_MAX_RECORD = (1 << 14) + 256  # TLS 1.3 ciphertext limit
 
 
 @dataclass
@@ -36,6 +69,10 @@ class Session:
     decoder: FrameDecoder
     identity: tuple[int, Principal] | None = None
     handshake_done: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    partial: bytes = b""  # the start of a record split across posts
+    seen: set[bytes] = field(default_factory=set)  # digests of the records received (replay check)
+    last_used: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -47,16 +84,27 @@ class RuntimeManager:
     max_message: int = DEFAULT_MAX_MESSAGE
     alive: bool = True
     sessions: dict[int, Session] = field(default_factory=dict)
-    _next_session: int = 1
+    idle_seconds: float = SESSION_IDLE_SECONDS
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # the sessions table
+    _files: threading.Condition = field(default_factory=threading.Condition)  # file operations vs. a run
+    _visible: tuple[str, ...] = ()  # paths the running program can see
+    _run_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def create(
-        cls, policy: FullPolicy, tls_context: ssl.SSLContext, scratch: Path, *, time_limit: float
+        cls,
+        policy: FullPolicy,
+        tls_context: ssl.SSLContext,
+        scratch: Path,
+        *,
+        time_limit: float,
+        max_fs_bytes: int | None = None,
     ) -> "RuntimeManager":
+        """``max_fs_bytes`` caps the enclave file system (default: ``$IPOC_RUNTIME_MAX_FS_MIB`` MiB, else 2 GiB)."""
         return cls(
             policy=policy,
             tls_context=tls_context,
-            fs=FileSystem(scratch, policy.file_hashes),
+            fs=FileSystem(scratch, policy.file_hashes, max_bytes=max_fs_bytes or max_bytes_from_environment()),
             executor=Executor(
                 max_memory_mib=policy.document["max_memory_mib"],
                 enable_clock=policy.document["enable_clock"],
@@ -71,32 +119,103 @@ class RuntimeManager:
         if not self.alive:
             raise Refused("NotAlive", "the runtime has shut down")
         if session_id == 0:
-            session_id = self._open_session()
-        session = self.sessions.get(session_id)
+            return self._open_session(data)
+        with self._lock:
+            session = self.sessions.get(session_id)
         if session is None:
             raise Refused("InvalidSession", f"no TLS session {session_id} (it ended or never existed)")
-        try:
-            session.incoming.write(data)
-            if not session.handshake_done:
-                self._continue_handshake(session_id, session)
-            if session.handshake_done:
-                self._process(session_id, session)
-        except Refused:
-            self.sessions.pop(session_id, None)
-            raise
-        return session_id, session.outgoing.read()
+        with session.lock:
+            if self.sessions.get(session_id) is not session:
+                raise Refused("InvalidSession", f"TLS session {session_id} ended meanwhile")
+            records = self._records(session, data)  # refuses garbage and replays, leaving the session as it was
+            session.last_used = time.monotonic()
+            try:
+                session.incoming.write(records)
+                if not session.handshake_done:
+                    self._continue_handshake(session_id, session)
+                if session.handshake_done:
+                    self._process(session_id, session)
+            except Refused:
+                self._drop(session_id, session)
+                raise
+            return session_id, session.outgoing.read()
 
-    def _open_session(self) -> int:
-        if len(self.sessions) >= MAX_SESSIONS:
-            oldest = next(iter(self.sessions))
-            log.warning("too many TLS sessions: dropping session %d", oldest)
-            del self.sessions[oldest]
-        session_id = self._next_session
-        self._next_session += 1
+    def _open_session(self, data: bytes) -> tuple[int, bytes]:
+        """A new session, kept only when ``data`` holds a ClientHello the TLS stack answers."""
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = self.tls_context.wrap_bio(incoming, outgoing, server_side=True)
-        self.sessions[session_id] = Session(tls, incoming, outgoing, FrameDecoder(self.max_message))
-        return session_id
+        session = Session(tls, incoming, outgoing, FrameDecoder(self.max_message))
+        try:
+            incoming.write(self._records(session, data))
+        except Refused as exc:
+            raise Refused("HandshakeFailed", f"TLS handshake failed ({exc.message})") from None
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            raise Refused("HandshakeFailed", f"TLS handshake failed ({reason}): speak TLS 1.3 with the policy's ciphersuite") from None
+        if not outgoing.pending:
+            raise Refused("HandshakeFailed", "TLS handshake failed: the first post of a session must carry a whole TLS ClientHello")
+        with self._lock:
+            pending = [(s.last_used, sid) for sid, s in self.sessions.items() if not s.handshake_done]
+            if len(pending) >= MAX_HANDSHAKES:
+                _, oldest = min(pending)
+                log.warning("too many TLS handshakes in progress: dropping unauthenticated session %d", oldest)
+                del self.sessions[oldest]
+            session_id = secrets.randbelow(SESSION_ID_LIMIT - 1) + 1
+            while session_id in self.sessions:
+                session_id = secrets.randbelow(SESSION_ID_LIMIT - 1) + 1
+            self.sessions[session_id] = session
+        return session_id, outgoing.read()
+
+    @staticmethod
+    def _records(session: Session, data: bytes) -> bytes:
+        """The whole TLS records ``data`` completes, after checking they are new records of this session.
+
+        Nothing about the session changes when this refuses, so a stranger's post
+        cannot end it. The tail of a record split across posts waits for the rest.
+        """
+        buffer = session.partial + data
+        records, digests, position = [], [], 0
+        while len(buffer) - position >= 5:
+            kind, major, minor, length = struct.unpack_from(">BBBH", buffer, position)
+            if kind not in TLS_RECORD_TYPES or major != 3 or minor > 4 or not 0 < length <= TLS_MAX_RECORD:
+                raise Refused("InvalidRecord", "the post does not continue this session's TLS records; the session is kept")
+            if len(buffer) - position - 5 < length:
+                break
+            record = buffer[position:position + 5 + length]
+            digests.append(hashlib.sha256(record).digest()[:16])
+            records.append(record)
+            position += 5 + length
+        if len(set(digests)) != len(digests) or not session.seen.isdisjoint(digests):
+            raise Refused("InvalidRecord", "the post repeats a TLS record this session already received (a replay); the session is kept")
+        session.seen.update(digests)
+        session.partial = buffer[position:]
+        return b"".join(records)
+
+    def _drop(self, session_id: int, session: Session) -> None:
+        with self._lock:
+            if self.sessions.get(session_id) is session:
+                del self.sessions[session_id]
+
+    def _admit(self, session_id: int) -> None:
+        """Make room for one more authenticated session by evicting only an idle one."""
+        with self._lock:
+            others = [(s.last_used, sid, s) for sid, s in self.sessions.items() if s.handshake_done and sid != session_id]
+            if len(others) < MAX_SESSIONS:
+                return
+            now = time.monotonic()
+            idle = [(used, sid, s) for used, sid, s in others if now - used >= self.idle_seconds and not s.lock.locked()]
+            if not idle:
+                raise Refused(
+                    "TooManySessions",
+                    f"{MAX_SESSIONS} TLS sessions are in use and none has been idle for {self.idle_seconds:g} s: close one or retry later",
+                )
+            _, oldest, _ = min(idle, key=lambda item: item[0])
+            log.warning("too many TLS sessions: evicting session %d, idle for %.0f s", oldest, now - self.sessions[oldest].last_used)
+            del self.sessions[oldest]
 
     def _continue_handshake(self, session_id: int, session: Session) -> None:
         try:
@@ -117,6 +236,7 @@ class RuntimeManager:
         identity = self.policy.identity_for(der) if der else None
         if identity is None:
             raise Refused("IdentityRefused", "the peer certificate is not one of the policy's identities")
+        self._admit(session_id)
         session.identity = identity
         session.handshake_done = True
         log.info("session %d: %s connected", session_id, identity[1].name)
@@ -137,7 +257,7 @@ class RuntimeManager:
                     session.tls.unwrap()
                 except ssl.SSLError:
                     pass
-                self.sessions.pop(session_id, None)
+                self._drop(session_id, session)
                 return
             try:
                 requests = session.decoder.feed(data)
@@ -161,14 +281,17 @@ class RuntimeManager:
         if kind == "request_policy_hash":
             return messages.response(policy_hash=self.policy.hash)
         if kind == "write_file":
-            self.fs.write(principal, request.write_file.file_name, request.write_file.data)
+            with self._file_access(request.write_file.file_name):
+                self.fs.write(principal, request.write_file.file_name, request.write_file.data)
             log.info("%s wrote %s (%d bytes)", principal.name, request.write_file.file_name, len(request.write_file.data))
             return messages.response()
         if kind == "append_file":
-            self.fs.append(principal, request.append_file.file_name, request.append_file.data)
+            with self._file_access(request.append_file.file_name):
+                self.fs.append(principal, request.append_file.file_name, request.append_file.data)
             return messages.response()
         if kind == "read_file":
-            data = self.fs.read(principal, request.read_file.file_name)
+            with self._file_access(request.read_file.file_name):
+                data = self.fs.read(principal, request.read_file.file_name)
             log.info("%s read %s (%d bytes)", principal.name, request.read_file.file_name, len(data))
             return messages.response(result=data) if data else messages.response()
         if kind == "request_result":
@@ -181,8 +304,40 @@ class RuntimeManager:
         log.info("%s sent an unsupported request (%s)", principal.name, kind)
         return messages.response(messages.Status.FAILED_INVALID_REQUEST)
 
+    @contextmanager
+    def _file_access(self, path: str) -> Iterator[None]:
+        """Hold the file lock for one client operation, first waiting while the running program can see ``path``."""
+        target = self.fs.normalise(path)
+        with self._files:
+            self._files.wait_for(lambda: not _overlaps(target, self._visible))
+            yield
+
     def _execute(self, participant: Principal, path: str) -> int:
-        program_path, host = self.fs.executable(participant, path)
+        with self._run_lock:  # one program at a time (the engine's epoch is shared)
+            with self._files:
+                program, wasm, preopens, streams = self._prepare(participant, path)
+                self._visible = (*(p.guest_path for p in preopens), *R.STREAMS)
+            before = self.fs.snapshot()
+            try:
+                log.info("%s executes %s", participant.name, program.name)
+                code = self.executor.run(wasm, preopens, streams, program=program, monitor=self.fs.over_cap)
+            except Refused as exc:
+                if exc.code == "FileSystemFull":
+                    with self._files:
+                        reach = [p.host_dir for p in preopens if p.writable]
+                        reach += [path for path in (streams.stdout, streams.stderr) if path is not None]
+                        removed = self.fs.roll_back(before, reach)
+                    log.warning("%s overflowed the file system: removed the %d files it made or changed", program.name, len(removed))
+                raise
+            finally:
+                with self._files:
+                    self._visible = ()
+                    self._files.notify_all()
+        log.info("%s exited with code %d", program.name, code)
+        return code
+
+    def _prepare(self, participant: Principal, path: str) -> tuple[Principal, bytes, list[Preopen], Streams]:
+        program_path, wasm = self.fs.executable(participant, path)
         program = self.policy.programs.get(program_path)
         if program is None:
             raise Refused("AccessDenied", f"{program_path} is not a program of this policy (programs[].program_file_name)")
@@ -192,11 +347,17 @@ class RuntimeManager:
             target.write_bytes(b"")  # each execution starts with empty output streams
             streams[name] = target if name in program.grants else None
         stdin = self.fs.stream_path("stdin") if "stdin" in program.grants and self.fs.stream_path("stdin").exists() else None
-        log.info("%s executes %s", participant.name, program_path)
-        code = self.executor.run(
-            host.read_bytes(),
-            self.fs.preopens(program),
-            Streams(stdin=stdin, stdout=streams["stdout"], stderr=streams["stderr"]),
-        )
-        log.info("%s exited with code %d", program_path, code)
-        return code
+        preopens = self.fs.preopens(program)
+        return program, wasm, preopens, Streams(stdin=stdin, stdout=streams["stdout"], stderr=streams["stderr"])
+
+
+def _overlaps(path: str, visible: tuple[str, ...]) -> bool:
+    """Whether a client operation on ``path`` touches what a running program sees."""
+    for seen in visible:
+        if path == seen:
+            return True
+        if seen in R.STREAMS or path in R.STREAMS:
+            continue
+        if seen == "/" or path.startswith(seen + "/") or seen.startswith(path + "/"):
+            return True
+    return False

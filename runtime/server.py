@@ -4,8 +4,11 @@ Start-up follows Veracruz (wire reference §5): read the policy as exact bytes,
 start an attestation with the proxy, make the enclave key and CSR, present
 evidence, receive the certificate chain, load policy and chain into the
 runtime manager, and only then bind ``veracruz_server_url``, so clients can
-poll the port to know the instance is ready. One request is handled at a
-time; after a shutdown request the server stops and the process exits 0.
+poll the port to know the instance is ready. Each connection has its own
+thread and requests run concurrently as :mod:`runtime.manager` describes
+(veracruz-server holds one lock around the enclave; here one program's run does
+not stall other clients). A body is refused on its Content-Length before a byte
+of it is read. After a shutdown request the server stops and the process exits 0.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ CSR_SUBJECT = x509.Name(
     ]
 )
 DEFAULT_TIME_LIMIT = 600.0
+BODY_TIMEOUT = 60.0  # seconds a connection may stay silent in the middle of a request
 
 
 class StartupError(Exception):
@@ -131,33 +135,65 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/runtime_manager":
             self._reply(404, f"no route POST {self.path}")
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length >= MAX_BODY:
-            self.rfile.read(length)
-            self._reply(413, f"body of {length} bytes exceeds the {MAX_BODY}-byte limit")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._reply(400, "InvalidRequest: Content-Length must be a non-negative integer")
             return
-        body = self.rfile.read(length)
+        if length >= MAX_BODY:
+            # Refused on the header: the body is never read (the connection closes instead).
+            self.close_connection = True
+            self._reply(413, f"PayloadTooLarge: body of {length} bytes exceeds the {MAX_BODY}-byte limit; send smaller posts")
+            self._linger(min(length, MAX_BODY))
+            return
+        # A client that stops sending mid-body frees its thread (idle keep-alive connections stay open).
+        self.connection.settimeout(BODY_TIMEOUT)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            body = b""
+        finally:
+            self.connection.settimeout(None)
+        if len(body) < length:
+            self.close_connection = True
+            return  # the client went away (or stalled) mid-body
         try:
             session_id, data = _parse_body(body)
         except ValueError as exc:
             self._reply(400, f"InvalidRequest: {exc}")
             return
         server = self.server
-        with server.lock:
-            try:
-                session_id, reply = server.manager.handle(session_id, data)
-            except Refused as exc:
-                log.warning("refused: %s", exc.body)
-                self._reply(500, exc.body)
-                return
-            except Exception:  # a bug must not take the runtime down with it
-                log.exception("internal error")
-                self._reply(500, "InternalError: the runtime failed to process the request")
-                return
-            text = f"{session_id} {base64.b64encode(reply).decode()}" if reply else ""
-            self._reply(200, text)
-            if not server.manager.alive:
-                threading.Thread(target=server.shutdown, daemon=True).start()
+        try:
+            session_id, reply = server.manager.handle(session_id, data)
+        except Refused as exc:
+            log.warning("refused: %s", exc.body)
+            self._reply(500, exc.body)
+            return
+        except Exception:  # a bug must not take the runtime down with it
+            log.exception("internal error")
+            self._reply(500, "InternalError: the runtime failed to process the request")
+            return
+        text = f"{session_id} {base64.b64encode(reply).decode()}" if reply else ""
+        self._reply(200, text)
+        if not server.manager.alive:
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    def _linger(self, budget: int) -> None:
+        """Discard (in small chunks, never kept) at most ``budget`` bytes still in flight, briefly, so the
+        client reads the refusal instead of a connection reset."""
+        self.wfile.flush()
+        self.connection.settimeout(1.0)
+        try:
+            while budget > 0:
+                chunk = self.connection.recv(min(budget, 1 << 16))
+                if not chunk:
+                    break
+                budget -= len(chunk)
+        except OSError:
+            pass
 
     def _reply(self, status: int, text: str) -> None:
         body = text.encode()
@@ -192,7 +228,6 @@ class RuntimeHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], manager: RuntimeManager) -> None:
         self.manager = manager
-        self.lock = threading.Lock()  # one request at a time, as veracruz-server's enclave lock
         super().__init__(address, _Handler)
 
 

@@ -5,19 +5,49 @@ Veracruz's rules (behaviour reference §2(b)-(c)): the grant that applies is the
 deepest granted ancestor directory; a full write to a path listed in
 file_hashes must match its digest (checked before rights); appends to such a
 path are refused; reading an empty file yields no result.
+
+No operation follows a symbolic link (:mod:`runtime.nofollow`): a link a program
+planted is refused, never resolved. The whole tree (files plus the standard
+streams, counted by size, so sparse files count in full) is capped at
+``max_bytes``; a client write past it, or a program growing the tree past it,
+is refused with ``FileSystemFull``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ipoc import rights as R
 from ipoc.errors import RightsError
 from ipoc.policy import Principal
+from runtime import nofollow
+from runtime.nofollow import NAME_MAX, LinkRefused
 from runtime.refusal import Refused
+
+PATH_MAX = 4096
+DEFAULT_MAX_FS_BYTES = 2 << 30  # Veracruz's file system lives in enclave memory: bounded by it
+MAX_FS_ENV = "IPOC_RUNTIME_MAX_FS_MIB"  # a runtime process's own cap, in MiB
+READ_CHUNK = 1 << 20
+
+
+def max_bytes_from_environment() -> int:
+    """The file-system cap for this runtime: ``$IPOC_RUNTIME_MAX_FS_MIB`` MiB, else 2 GiB."""
+    text = os.environ.get(MAX_FS_ENV)
+    if not text:
+        return DEFAULT_MAX_FS_BYTES
+    try:
+        mib = int(text)
+    except ValueError:
+        mib = 0
+    if mib <= 0:
+        raise ValueError(f"{MAX_FS_ENV}={text!r}: give the enclave file system's cap as a positive number of MiB")
+    return mib << 20
 
 
 @dataclass(frozen=True)
@@ -25,12 +55,16 @@ class Preopen:
     host_dir: Path
     guest_path: str
     writable: bool
+    rights: R.Rights = R.Rights(0)
 
 
 class FileSystem:
     """Files live in ``<root>/fs``; the standard streams in ``<root>/streams``."""
 
-    def __init__(self, root: Path, file_hashes: dict[str, str]) -> None:
+    def __init__(self, root: Path, file_hashes: dict[str, str], *, max_bytes: int = DEFAULT_MAX_FS_BYTES) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self.max_bytes = max_bytes
         self.root = root
         self.tree = root / "fs"
         self.streams = root / "streams"
@@ -43,20 +77,99 @@ class FileSystem:
     @staticmethod
     def normalise(path: str) -> str:
         try:
-            return R.normalise_path(path)
+            normal = R.normalise_path(path)
         except RightsError as exc:
             raise Refused("InvalidRequest", exc.message) from None
+        for part in normal.split("/"):
+            if len(part.encode()) > NAME_MAX:
+                raise Refused("InvalidRequest", f"a path component of {len(part.encode())} bytes exceeds the {NAME_MAX}-byte limit: shorten the name")
+        if len(normal.encode()) > PATH_MAX:
+            raise Refused("InvalidRequest", f"the path is {len(normal.encode())} bytes: at most {PATH_MAX} are allowed")
+        return normal
 
-    def host_path(self, enclave_path: str) -> Path:
-        """Map an absolute enclave path into the tree, refusing anything that escapes it."""
-        if enclave_path in R.STREAMS:
-            return self.streams / enclave_path
-        host = self.tree / enclave_path.lstrip("/")
-        real = Path(os.path.realpath(host))
-        tree = Path(os.path.realpath(self.tree))
-        if real != tree and tree not in real.parents:
-            raise Refused("AccessDenied", f"{enclave_path} resolves outside the enclave file system")
-        return host
+    @staticmethod
+    def parts(enclave_path: str) -> list[str]:
+        """The components of a normalised absolute enclave path."""
+        return [p for p in enclave_path.split("/") if p]
+
+    @contextmanager
+    def _no_links(self, path: str) -> Iterator[None]:
+        """Turn a link met on the way, or a file where a directory should be, into a refusal."""
+        try:
+            yield
+        except LinkRefused as exc:
+            raise Refused(
+                "AccessDenied", f"{path} passes through the symbolic link {exc}: the runtime never follows links for clients"
+            ) from None
+        except NotADirectoryError:
+            raise Refused("FileNotFound", f"a component of {path} is a file, not a directory") from None
+
+    # -- the size cap -------------------------------------------------------------
+
+    def _files(self) -> Iterator[tuple[str, os.stat_result]]:
+        """Every file (not directory) of the tree and streams, links unfollowed."""
+        for top in (self.tree, self.streams):
+            for directory, _, names in os.walk(top):
+                for name in names:
+                    path = os.path.join(directory, name)
+                    try:
+                        yield path, os.stat(path, follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+
+    def usage(self) -> int:
+        """Bytes the enclave file system holds (apparent sizes: a sparse file counts in full)."""
+        return sum(info.st_size for _, info in self._files())
+
+    def over_cap(self) -> str | None:
+        """Why the file system is over its cap, or None."""
+        used = self.usage()
+        if used > self.max_bytes:
+            return f"the enclave file system holds {used} bytes, over its {self.max_bytes}-byte cap"
+        return None
+
+    def snapshot(self) -> dict[str, tuple[int, int, int]]:
+        return {path: (info.st_ino, info.st_size, info.st_mtime_ns) for path, info in self._files()}
+
+    def roll_back(self, before: dict[str, tuple[int, int, int]], within: list[Path]) -> list[str]:
+        """Remove every file under ``within`` made or changed since ``before`` (a refused run leaves nothing half-done).
+
+        Only the directories the program could reach are touched: other clients may
+        have written elsewhere meanwhile.
+        """
+        roots = [str(p) for p in within]
+        removed = []
+        for path, info in list(self._files()):
+            if not any(path == root or path.startswith(root + os.sep) for root in roots):
+                continue
+            if before.get(path) != (info.st_ino, info.st_size, info.st_mtime_ns):
+                try:
+                    os.unlink(path)
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+        return removed
+
+    def _check_room(self, path: str, adding: int, replacing: int) -> None:
+        after = self.usage() - replacing + adding
+        if after > self.max_bytes:
+            raise Refused(
+                "FileSystemFull",
+                f"writing {adding} bytes to {path} would make the enclave file system {after} bytes, over its {self.max_bytes}-byte cap; remove or shrink files first",
+            )
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` names something (a link counts, unfollowed)."""
+        parts = self.parts(path)
+        if not parts:
+            return True
+        with self._no_links(path):
+            try:
+                with nofollow.parent_dir(self.tree, parts) as parent:
+                    os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                return False
+        return True
 
     # -- rights -----------------------------------------------------------------
 
@@ -77,14 +190,7 @@ class FileSystem:
 
     def write(self, principal: Principal, path: str, data: bytes) -> None:
         path = self.normalise(path)
-        expected = self.file_hashes.get(path)
-        if expected is not None:
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != expected:
-                raise Refused(
-                    "FileHashMismatch",
-                    f"{path} must hash to {expected} (file_hashes) but the data written hashes to {actual}",
-                )
+        self._check_hash(path, data, "the data written hashes to {actual}")
         self._authorise_store(principal, path, R.WRITE_FILE_NEEDS, "write")
         self._store(path, data, append=False)
 
@@ -101,54 +207,116 @@ class FileSystem:
             self._require(principal, path, R.READ_STREAM_NEEDS, "read")
         else:
             self._require(principal, path, R.READ_FILE_NEEDS, "read")
-        host = self.host_path(path)
-        if not host.exists():
-            if path in R.STREAMS:
-                return b""
-            raise Refused("FileNotFound", f"{path} does not exist in the enclave")
-        if host.is_dir():
-            raise Refused("FileNotFound", f"{path} is a directory, not a file")
-        return host.read_bytes()
+        if path in R.STREAMS:
+            stream = self.streams / path
+            return stream.read_bytes() if stream.exists() else b""
+        return self._load(path)
 
-    def executable(self, principal: Principal, path: str) -> tuple[str, Path]:
-        """Check that ``principal`` may execute ``path`` and that it exists; return its host path."""
+    def executable(self, principal: Principal, path: str) -> tuple[str, bytes]:
+        """Check that ``principal`` may execute ``path``; return its bytes, checked against file_hashes.
+
+        The bytes returned are the ones that run: checking the hash here (not only
+        when a client wrote the file) also catches a program that overwrote another.
+        """
         path = self.normalise(path)
         self._require(principal, path, R.EXECUTE_NEEDS, "execute")
-        host = self.host_path(path)
-        if not host.is_file():
-            raise Refused("FileNotFound", f"program {path} has not been written to the enclave")
-        return path, host
+        try:
+            wasm = self._load(path)
+        except Refused as exc:
+            if exc.code != "FileNotFound":
+                raise
+            raise Refused("FileNotFound", f"program {path} has not been written to the enclave") from None
+        self._check_hash(path, wasm, "its bytes now hash to {actual}: it was changed after it was written; write it again")
+        return path, wasm
+
+    def _check_hash(self, path: str, data: bytes, mismatch: str) -> None:
+        """Refuse ``data`` for ``path`` when file_hashes names other bytes (``mismatch`` may use ``{actual}``)."""
+        expected = self.file_hashes.get(path)
+        if expected is None:
+            return
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise Refused("FileHashMismatch", f"{path} must hash to {expected} (file_hashes) but " + mismatch.format(actual=actual))
+
+    def _load(self, path: str) -> bytes:
+        parts = self.parts(path)
+        if not parts:
+            raise Refused("FileNotFound", "/ is a directory, not a file")
+        with self._no_links(path):
+            try:
+                with nofollow.parent_dir(self.tree, parts) as parent:
+                    fd = nofollow.open_file(parent, parts[-1], os.O_RDONLY)
+            except FileNotFoundError:
+                raise Refused("FileNotFound", f"{path} does not exist in the enclave") from None
+        with os.fdopen(fd, "rb", buffering=0) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise Refused("FileNotFound", f"{path} is a directory, not a file")
+            if info.st_size > self.max_bytes:
+                raise Refused("FileTooLarge", f"{path} holds {info.st_size} bytes, over the {self.max_bytes}-byte cap")
+            data = bytearray()
+            while chunk := handle.read(min(READ_CHUNK, self.max_bytes + 1 - len(data))):
+                data += chunk
+                if len(data) > self.max_bytes:
+                    raise Refused("FileTooLarge", f"{path} grew past the {self.max_bytes}-byte cap while being read")
+            return bytes(data)
 
     def _authorise_store(self, principal: Principal, path: str, needs: R.Rights, verb: str) -> None:
         """Writing stdin needs FD_WRITE on it; a file needs ``needs``, plus PATH_CREATE_FILE when new."""
         if path == "stdin":
             self._require(principal, path, R.WRITE_STDIN_NEEDS, verb)
             return
-        creating = not self.host_path(path).exists()
+        creating = not self.exists(path)
         self._require(principal, path, needs | (R.CREATE_FILE_NEEDS if creating else R.Rights(0)), verb)
 
+    def _size(self, path: str) -> int:
+        host = self.streams / path if path in R.STREAMS else self.tree.joinpath(*self.parts(path))
+        try:
+            info = os.stat(host, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        return info.st_size if stat.S_ISREG(info.st_mode) else 0
+
     def _store(self, path: str, data: bytes, *, append: bool) -> None:
-        host = self.host_path(path)
-        if host.is_dir():
-            raise Refused("InvalidRequest", f"{path} is a directory")
-        host.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(host, "ab" if append else "wb") as handle:
+        self._check_room(path, len(data), 0 if append else self._size(path))
+        if path in R.STREAMS:
+            with open(self.streams / path, "ab" if append else "wb") as handle:
+                handle.write(data)
+            return
+        parts = self.parts(path)
+        if not parts:
+            raise Refused("InvalidRequest", "/ is a directory")
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        with self._no_links(path):
+            with nofollow.parent_dir(self.tree, parts, create=True) as parent:
+                try:
+                    fd = nofollow.open_file(parent, parts[-1], flags)
+                except IsADirectoryError:
+                    raise Refused("InvalidRequest", f"{path} is a directory") from None
+        with os.fdopen(fd, "wb") as handle:
             handle.write(data)
 
     # -- what a program sees -----------------------------------------------------
 
     def preopens(self, program: Principal) -> list[Preopen]:
-        """One pre-opened directory per granted path of the program, read-only unless it may write."""
+        """One pre-opened directory per granted path of the program, read-only unless it may write.
+
+        A grant without PATH_OPEN (0, or FD_WRITE alone) opens nothing, so it is not
+        pre-opened at all. The directories are made without following links: a link
+        a program planted where a granted directory belongs fails the execution.
+        """
         result = []
         for key, held in sorted(program.grants.items()):
-            if key in R.STREAMS:
+            if key in R.STREAMS or not held & R.Rights.PATH_OPEN:
                 continue
-            host = self.host_path(key)
-            if host.exists() and not host.is_dir():
-                raise Refused("ExecutionFailed", f"{key} is granted to {program.name} as a directory but is a file")
-            host.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with self._no_links(key):
+                try:
+                    fd = nofollow.open_dir(self.tree, self.parts(key), create=True)
+                except NotADirectoryError:
+                    raise Refused("ExecutionFailed", f"{key} is granted to {program.name} as a directory but is a file") from None
+            os.close(fd)
             writable = bool(held & (R.Rights.FD_WRITE | R.Rights.PATH_CREATE_FILE))
-            result.append(Preopen(host_dir=host, guest_path=key, writable=writable))
+            result.append(Preopen(host_dir=self.tree.joinpath(*self.parts(key)), guest_path=key, writable=writable, rights=held))
         return result
 
     def stream_path(self, name: str) -> Path:

@@ -1,0 +1,48 @@
+"""The attacker's programs, compiled once per session from ``programs/*.c`` (as `make functions` builds ours).
+
+Each is a small C program run by the real runtime (wasmtime) under a policy
+that grants it only what its test says; what it tries is what a malicious
+publisher or a compromised program could try.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = Path(__file__).resolve().parent / "programs"
+BUILD = ROOT / "build" / "security"
+
+
+def compile_programs(names: list[str]) -> dict[str, bytes]:
+    """Build ``programs/<name>.c`` to wasm32-wasi, in parallel, each only when its source is newer."""
+    BUILD.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for name in names:
+        source, target = SOURCES / f"{name}.c", BUILD / f"{name}.wasm"
+        if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+            continue
+        partial = target.with_suffix(".tmp")
+        command = [sys.executable, "-m", "ziglang", "cc", "--target=wasm32-wasi", "-O2", "-s", "-o", str(partial), str(source)]
+        jobs.append((subprocess.Popen(command), partial, target))
+    try:
+        for process, partial, target in jobs:
+            if process.wait(timeout=240) != 0:
+                raise RuntimeError(f"compiling {target.stem}.c failed (exit {process.returncode})")
+            partial.replace(target)
+    finally:
+        for process, _, _ in jobs:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return {name: (BUILD / f"{name}.wasm").read_bytes() for name in names}
+
+
+@pytest.fixture(scope="session")
+def attacker() -> dict[str, bytes]:
+    """Every attacker program by name (``plant_links``, ``copy_program``, ...)."""
+    return compile_programs(sorted(source.stem for source in SOURCES.glob("*.c")))

@@ -1,0 +1,71 @@
+"""Small pieces the runtime attack tests share: principals, a client, WAT programs with a fixed exit code."""
+
+from __future__ import annotations
+
+import wasmtime
+
+from ipoc import rights as R
+from ipoc.certs import Identity, new_identity
+from ipoc.client import VeracruzClient
+
+ADMIN_RIGHTS = [{"file_name": "/", "rights": int(R.ALL)}]
+
+
+def exit_with(code: int) -> bytes:
+    """A valid WASI command that exits with ``code``."""
+    return wasmtime.wat2wasm(
+        f"""(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $exit (i32.const {code}))))"""
+    )
+
+
+def client(runtime, identity: Identity, **kwargs) -> VeracruzClient:  # type: ignore[no-untyped-def]
+    return VeracruzClient(runtime.policy, identity.certificate, identity.private_key, **kwargs)
+
+
+def program(name: str, rights: list[tuple[str, int]], index: int = 0, **extra: object) -> dict[str, object]:
+    return {
+        "file_rights": [{"file_name": path, "rights": int(value)} for path, value in rights],
+        "id": index,
+        "program_file_name": name,
+        **extra,
+    }
+
+
+def fresh(name: str) -> Identity:
+    return new_identity(name)
+
+
+def post(runtime, body: bytes, *, timeout: float = 10.0) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """One raw ``POST /runtime_manager`` as anyone who reaches the port could send it."""
+    import http.client
+
+    from ipoc.wire.carrier import split_url
+
+    host, port = split_url(runtime.server.manager.policy.server_url)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("POST", "/runtime_manager", body=body)
+        reply = conn.getresponse()
+        return reply.status, reply.read().decode()
+    finally:
+        conn.close()
+
+
+def client_hello() -> bytes:
+    """A real TLS 1.3 ClientHello from Python's TLS stack, as a stranger without any identity sends it."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()

@@ -1,0 +1,36 @@
+"""Item 3: a program gets exactly the rights bits its policy grants, not just "read-only or writable"."""
+
+from __future__ import annotations
+
+from ipoc import rights as R
+from tests.security.runtime_support import ADMIN_RIGHTS, client, fresh, program
+from tests.support import policies as P
+
+SHAPE = "/program/shape.wasm"
+MKDIR, RENAME, UNLINK, RMDIR, SYMLINK, READ_HIDDEN, MKDIR_READONLY = 1, 2, 4, 8, 16, 32, 64
+SHAPE_BITS = R.Rights.PATH_RENAME_SOURCE | R.Rights.PATH_RENAME_TARGET | R.Rights.PATH_UNLINK_FILE
+SHAPE_BITS |= R.Rights.PATH_REMOVE_DIRECTORY | R.Rights.PATH_SYMLINK
+
+
+def run_shape(start_runtime, wasm: bytes, output_rights: R.Rights) -> int:  # type: ignore[no-untyped-def]
+    admin = fresh("admin")
+    vaas = P.vaas_policy(
+        [(admin, ADMIN_RIGHTS)],
+        programs=[program(SHAPE, [("/output/", output_rights), ("/hidden/", R.Rights.FD_WRITE), ("/input/", R.READ)])],
+    )
+    runtime = start_runtime(vaas)
+    with client(runtime, admin) as c:
+        c.write_file(SHAPE, wasm)
+        for path in ("/output/a", "/output/c", "/hidden/f", "/input/x"):
+            c.write_file(path, b"data")
+        return c.execute(SHAPE)
+
+
+def test_operations_without_their_bits_are_refused(start_runtime, attacker):
+    # READ_WRITE holds PATH_CREATE_DIRECTORY only: mkdir works, nothing else that reshapes the tree;
+    # the directory granted FD_WRITE alone (no PATH_OPEN) is not readable; READ on /input/ creates nothing.
+    assert run_shape(start_runtime, attacker["shape"], R.READ_WRITE) == MKDIR
+
+
+def test_operations_with_their_bits_work(start_runtime, attacker):
+    assert run_shape(start_runtime, attacker["shape"], R.READ_WRITE | SHAPE_BITS) == MKDIR | RENAME | UNLINK | RMDIR | SYMLINK

@@ -1,0 +1,87 @@
+"""Item 8: someone who only reaches the port cannot end, evict or guess another client's session."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from ipoc import errors
+from ipoc import rights as R
+from ipoc.wire.carrier import HttpCarrier
+from runtime import manager as runtime_manager
+from tests.security.runtime_support import client, client_hello, fresh, post
+from tests.support import policies as P
+
+
+@pytest.fixture
+def runtime(start_runtime):  # type: ignore[no-untyped-def]
+    users = [fresh(f"user{i}") for i in range(3)]
+    vaas = P.vaas_policy([(u, [{"file_name": "/data/", "rights": int(R.READ_WRITE)}]) for u in users])
+    return start_runtime(vaas), users
+
+
+def test_session_ids_are_unpredictable_u32s(runtime):
+    rt, users = runtime
+    ids = []
+    for _ in range(8):
+        with client(rt, users[0]) as c:
+            ids.append(c._session_id)
+    assert all(0 < sid < 1 << 32 for sid in ids)
+    assert len(set(ids)) == 8
+    assert max(ids) - min(ids) > 1 << 16  # not a counter
+
+
+def test_garbage_and_replayed_records_do_not_end_a_session(runtime, monkeypatch):
+    rt, users = runtime
+    sent: list[tuple[int, bytes]] = []
+    original = HttpCarrier.exchange
+
+    def recording(self, session_id, data):  # type: ignore[no-untyped-def]
+        sent.append((session_id, data))
+        return original(self, session_id, data)
+
+    monkeypatch.setattr(HttpCarrier, "exchange", recording)
+    with client(rt, users[0]) as victim:
+        victim.write_file("/data/a", b"first")
+        sid, record = [(s, d) for s, d in sent if d][-1]
+        assert sid == victim._session_id
+        # an attacker who learnt the id posts garbage, then replays the victim's last record
+        for body in (f"{sid} ".encode() + base64.b64encode(b"\x00" * 64), f"{sid} ".encode() + base64.b64encode(record)):
+            status, text = post(rt, body)
+            assert status == 500 and text.startswith("InvalidRecord"), text
+        # the victim's session carries on
+        victim.write_file("/data/b", b"second")
+        assert victim.read_file("/data/a") == b"first"
+
+
+def test_a_flood_of_session_opens_does_not_evict_a_live_session(runtime):
+    rt, users = runtime
+    with client(rt, users[0]) as victim:
+        victim.write_file("/data/a", b"before")
+        for _ in range(runtime_manager.MAX_HANDSHAKES + 8):
+            status, text = post(rt, b"0 AAAA")
+            assert status == 500 and text.startswith("HandshakeFailed")
+        hello = base64.b64encode(client_hello())
+        for _ in range(runtime_manager.MAX_SESSIONS + runtime_manager.MAX_HANDSHAKES + 8):
+            status, _ = post(rt, b"0 " + hello)  # valid ClientHellos: unauthenticated sessions
+            assert status == 200
+        assert victim.read_file("/data/a") == b"before"
+
+
+def test_only_idle_sessions_are_evicted(runtime, monkeypatch):
+    rt, users = runtime
+    monkeypatch.setattr(runtime_manager, "MAX_SESSIONS", 2)
+    first, second = client(rt, users[0]), client(rt, users[1])
+    with first, second:
+        with pytest.raises(errors.VeracruzError, match="TooManySessions"):
+            with client(rt, users[2]):
+                pass
+        first.write_file("/data/still", b"alive")  # the busy sessions were kept
+        second.write_file("/data/still2", b"alive")
+        rt.server.manager.idle_seconds = 0.0  # now both count as idle: the least recently used one goes
+        with client(rt, users[2]) as third:
+            third.write_file("/data/third", b"in")
+        second.write_file("/data/still3", b"alive")
+        with pytest.raises(errors.VeracruzError):
+            first.write_file("/data/gone", b"evicted")
