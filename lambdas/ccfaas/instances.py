@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ipoc import errors, schemas
-from lambdas.ccfaas.lifecycle import release_task, wait_for
+from lambdas.ccfaas.lifecycle import STATE_QUOTA, release_task, state_size_bound, wait_for
 from lambdas.ccfaas.registry import LOADED, Registry
 from lambdas.shared import aws
 from lambdas.shared.auth import is_admin
@@ -75,7 +75,6 @@ class Instances:
             # DynamoDB's TTL attribute: the record itself goes a day after the instance's TTL.
             "expires_at": int(time.time()) + ttl_seconds + 86400,
         }
-        self.instances.create(item)
         execution_input = {
             "instance_id": instance_id,
             "function": record.name,
@@ -84,6 +83,14 @@ class Instances:
             "ttl_seconds": ttl_seconds,
         }
         execution_input["stream"] = stream  # null when nothing is to be streamed
+        size = state_size_bound(execution_input, record.policy)
+        if size > STATE_QUOTA:
+            raise errors.PayloadTooLarge(
+                f"this user policy ({len(user_policy['identities'])} identities) would make the instance's workflow state "
+                f"about {size} bytes, over Step Functions' {STATE_QUOTA}-byte limit: use fewer identities or fewer "
+                "file_rights entries per identity"
+            )
+        self.instances.create(item)
         try:
             execution = aws.client("stepfunctions").start_execution(
                 stateMachineArn=config.state_machine_arn,

@@ -15,6 +15,7 @@ either way an expiry ends DELETED.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import posixpath
@@ -251,6 +252,27 @@ def failure_reason(error: dict[str, Any]) -> str:
 
 
 ALLOCATION_FIELDS = ("vaas_name", "instance_hash", "policy", "veracruz_server_url")
+STATE_QUOTA = 256 * 1024  # bytes: Step Functions' limit on an execution's input and on each state's output
+# What the VaaS and the workflow add beyond the composed policy: the proxy's CA certificate, runtime hashes and
+# URLs in the policy text, a program-load certificate larger than the stand-in (RSA), the small task results.
+STATE_ALLOWANCE = 16 * 1024
+
+
+def state_size_bound(execution_input: dict[str, Any], function_policy: dict[str, Any]) -> int:
+    """An upper bound, in bytes, of the workflow's largest state for this input: the input, plus the composed
+    VaaS policy (ComposePolicy), plus the policy text that Allocate carries (JSON-escaped). CCFaaS refuses an
+    instance over :data:`STATE_QUOTA` at the edge, where the user gets a 413, not a failed execution."""
+    composed = P.compose_vaas_policy(function_policy, execution_input["user_policy"], _stand_in_certificate())
+    allocation = {"waiting": "", "vaas_name": "", "instance_hash": "", "veracruz_server_url": "", "policy": P.serialise(composed)}
+    parts = (execution_input, {"vaas_policy": composed}, allocation)
+    return sum(len(json.dumps(part).encode("utf-8")) for part in parts) + STATE_ALLOWANCE
+
+
+@functools.cache
+def _stand_in_certificate() -> str:
+    from ipoc.certs import new_identity
+
+    return new_identity("program-load size stand-in").certificate
 
 
 def _allocation_of(record: dict[str, Any]) -> dict[str, Any]:
