@@ -63,22 +63,26 @@ def definition(substitutions: dict[str, str]) -> str:
     return text
 
 
-def register(iam: Any, lambda_client: Any, sfn: Any) -> str:
-    """Create the role, the task function and the state machine; return the state machine's ARN."""
+def register(iam: Any, lambda_client: Any, sfn: Any, *, function_name: str = TASKS_FUNCTION,
+             state_machine_name: str = STATE_MACHINE, role_arn: str | None = None) -> str:
+    """Create the role (unless given), the task function and the state machine; return the state machine's ARN.
+    The IAM tests pass the synthesized names and the state machine's role."""
     from local import lambda_runner
 
     lambda_runner.install()
     enforce_input_quota()
-    role = iam.create_role(RoleName="ipoc-local-lifecycle", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    if role_arn is None:
+        role_arn = iam.create_role(RoleName="ipoc-local-lifecycle",
+                                   AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("README.txt", "Runs in process through local.lambda_runner; the code is the repository's.")
     function = lambda_client.create_function(
-        FunctionName=TASKS_FUNCTION, Runtime="python3.12", Role=role["Role"]["Arn"], Handler=TASKS_HANDLER,
+        FunctionName=function_name, Runtime="python3.12", Role=role_arn, Handler=TASKS_HANDLER,
         Code={"ZipFile": archive.getvalue()}, Timeout=900,
     )
     machine = sfn.create_state_machine(
-        name=STATE_MACHINE, roleArn=role["Role"]["Arn"],
+        name=state_machine_name, roleArn=role_arn,
         definition=definition({"TasksFunctionArn": function["FunctionArn"]}),
     )
     return machine["stateMachineArn"]
