@@ -242,9 +242,12 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
     with capsys.disabled():
         print(f"\nIAM: {len(roles.decisions)} calls checked by moto against the synthesized policies, none refused.")
         print("Actions used, by role: " + "; ".join(f"{r} {a}" for r, a in used))
-        print("Granted, but used by no call in these flows:")
+        print("Granted, but used by no call in these flows (role: action on resources):")
+        grouped: dict[tuple[str, str], list[str]] = {}
         for role, action, resource in unused:
-            print(f"  {deployment.friendly.get(role, role):12} {action:36} {resource}")
+            grouped.setdefault((deployment.friendly.get(role, role), action), []).append(resource.split(":", 5)[-1])
+        for (role, action), resources in sorted(grouped.items()):
+            print(f"  {role:12} {action:36} {', '.join(resources)}")
     assert used, "no call was checked: enforcement was not on"
 
 
