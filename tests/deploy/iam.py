@@ -306,6 +306,15 @@ def patch_moto_resources(monkeypatch: Any) -> None:
 # -- the report -----------------------------------------------------------------------------------------------
 
 
+def not_granted(statements: list[Statement], decisions: list[Decision]) -> list[Decision]:
+    """Calls moto allowed that the statements do not grant by AWS's matching (a second opinion on moto's
+    evaluator, which e.g. reads '.' in a pattern as any character)."""
+    moto_to_aws = {v: k for k, v in MOTO_ACTION_NAMES.items()}
+    roles = {s.role for s in statements}
+    return [d for d in decisions if d.allowed and d.role in roles and not any(
+        s.role == d.role and s.grants(moto_to_aws.get(d.action, d.action), d.resource) for s in statements)]
+
+
 def unused_grants(statements: list[Statement], decisions: list[Decision]) -> list[tuple[str, str, str]]:
     """(role, action, resource) granted by a statement that no allowed call matched."""
     moto_to_aws = {v: k for k, v in MOTO_ACTION_NAMES.items()}

@@ -237,6 +237,7 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
         wait_until(lambda: not boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"],
                    timeout=30, what="the workflow's teardown to free the slot")
 
+    assert iam.not_granted(deployment.statements, roles.decisions) == []  # type: ignore[attr-defined]
     unused = iam.unused_grants(deployment.statements, roles.decisions)  # type: ignore[attr-defined]
     used = sorted({(deployment.friendly.get(d.role, d.role), d.action) for d in roles.decisions if d.allowed})
     with capsys.disabled():
