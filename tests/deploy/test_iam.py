@@ -3,7 +3,8 @@
 The Lambdas' real code runs each under its own role's credentials, with moto's IAM enforcement on and the
 resources of every request evaluated (see ``tests/deploy/iam.py`` for how, and what moto needed): deployment
 setup, registering a function, an instance's whole lifecycle with an S3 object streamed in by the workflow, the
-S3 streamer, the VaaS API, and the reaper failing an instance whose runtime died. Remove a permission from a
+S3 streamer, the VaaS API, and the reaper failing an instance whose runtime died and releasing one past its
+deadline. Remove a permission from a
 role in ``infra/`` and this test fails, naming the role, the refused action and its resource. The test prints
 the permissions granted that no call used.
 """
@@ -236,6 +237,16 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
         assert wait_for_status(as_role, "i-dies", ("FAILED",))["reason"] == "runtime died"
         wait_until(lambda: not boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"],
                    timeout=30, what="the workflow's teardown to free the slot")
+        # The reaper again: an instance past its deadline is released (ends DELETED)
+        assert as_role("Ccfaas", call, ccfaas, "POST", "/instance", {**user_policy, "instanceid": "i-old"}, user="alice").status == 202
+        assert wait_for_status(as_role, "i-old", ("READY", "FAILED"))["status"] == "READY"
+        instances = boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
+        wait_until(lambda: "task_token" in instances.get_item(Key={"instance_id": "i-old"})["Item"], timeout=60,
+                   what="the workflow to wait for release")
+        instances.update_item(Key={"instance_id": "i-old"}, UpdateExpression="SET created_at = :c",
+                              ExpressionAttributeValues={":c": "2026-01-01T00:00:00+00:00"})
+        assert as_role("Reaper", Reaper(Lifecycle.from_settings()).run) == [{"instance_id": "i-old", "action": "released (TTL expired)"}]
+        assert wait_for_status(as_role, "i-old", ("DELETED", "FAILED"))["status"] == "DELETED"
 
     assert iam.not_granted(deployment.statements, roles.decisions) == []  # type: ignore[attr-defined]
     unused = iam.unused_grants(deployment.statements, roles.decisions)  # type: ignore[attr-defined]
