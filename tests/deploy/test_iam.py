@@ -4,9 +4,8 @@ The Lambdas' real code runs each under its own role's credentials, with moto's I
 resources of every request evaluated (see ``tests/deploy/iam.py`` for how, and what moto needed): deployment
 setup, registering a function, an instance's whole lifecycle with an S3 object streamed in by the workflow, the
 S3 streamer, the VaaS API, and the reaper failing an instance whose runtime died and releasing one past its
-deadline. Remove a permission from a
-role in ``infra/`` and this test fails, naming the role, the refused action and its resource. The test prints
-the permissions granted that no call used.
+deadline. Remove a permission from a role in ``infra/`` and this test fails, naming the role, the refused action
+and its resource. The test prints the permissions granted that no call used.
 """
 
 from __future__ import annotations
