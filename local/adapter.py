@@ -1,7 +1,10 @@
 """An HTTP server that serves one API by invoking its Lambda handler in process, as API Gateway would.
 
 Requests become REST API proxy events (``local.apigw``); ``GET /openapi.json``
-returns the API's OpenAPI document.
+returns the API's OpenAPI document. API Gateway's limits hold here as in AWS:
+a body over 10 MB is refused with 413, and a handler that has not answered
+within the 29 s integration timeout gets the caller a 504 (the handler runs on,
+as a Lambda does).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from local.apigw import MAX_PAYLOAD, IdentityRefused, build_event, response_parts, take_user
+from local.apigw import INTEGRATION_TIMEOUT, MAX_PAYLOAD, IdentityRefused, build_event, response_parts, take_user
 from local.context import LocalLambdaContext
 
 log = logging.getLogger(__name__)
 
+_DRAIN_LIMIT = 8 * MAX_PAYLOAD  # an oversized body up to this is read and dropped; beyond, the connection is closed
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 READ_TIMEOUT = 30.0  # seconds a connection may sit silent mid-request (a body shorter than its Content-Length)
 
@@ -43,6 +47,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = int(raw_length)
         if length > MAX_PAYLOAD:
             self.close_connection = True
+            if length <= _DRAIN_LIMIT:  # read what the client sends first, so it sees the answer, not a reset
+                while length > 0:
+                    length -= len(self.rfile.read(min(length, 1 << 16)) or b"\0" * length)
             self._send_error(413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD} bytes (as API Gateway)")
             return
         body = self._read_body(length)
@@ -57,10 +64,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send_error(refused.status, refused.code, refused.message)
             return
         event = build_event(self.command, self.path, headers=headers, body=body, user=user, source_ip=self.client_address[0])
-        try:
-            result = self.server.handler(event, LocalLambdaContext(function_name=self.server.name))
-        except Exception:  # a handler that raises is a 502 from API Gateway too
-            log.exception("%s handler raised", self.server.name)
+        outcome = self.server.integrate(event)
+        if outcome is None:
+            self._send_error(504, "IntegrationTimeout",
+                             f"the Lambda handler did not answer within {self.server.integration_timeout:g} s "
+                             "(API Gateway's integration timeout); the request may still complete: check its status")
+            return
+        result, failed = outcome
+        if failed:  # a handler that raises is a 502 from API Gateway too
             self._send_error(502, "BadGateway", "the Lambda handler failed; see the local stack's log")
             return
         status, reply_headers, data = response_parts(result)
@@ -110,16 +121,34 @@ class ApiServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, host: str, port: int, name: str, handler: Handler, openapi: Callable[[], dict[str, Any]],
-                 read_timeout: float = READ_TIMEOUT) -> None:
+                 read_timeout: float = READ_TIMEOUT, integration_timeout: float = INTEGRATION_TIMEOUT) -> None:
         self.name = name
         self.read_timeout = read_timeout
         self.handler = handler
         self.openapi = openapi
+        self.integration_timeout = integration_timeout
         super().__init__((host, port), _RequestHandler)
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name=name)
 
     def start(self) -> None:
         self.thread.start()
+
+    def integrate(self, event: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
+        """Run the handler as API Gateway's integration does: (result, raised), or None past the timeout."""
+        done = threading.Event()
+        outcome: list[tuple[dict[str, Any], bool]] = []
+
+        def run() -> None:
+            try:
+                outcome.append((self.handler(event, LocalLambdaContext(function_name=self.name)), False))
+            except Exception:
+                log.exception("%s handler raised", self.name)
+                outcome.append(({}, True))
+            finally:
+                done.set()
+
+        threading.Thread(target=run, daemon=True, name=f"{self.name}-integration").start()
+        return outcome[0] if done.wait(self.integration_timeout) else None
 
     def stop(self) -> None:
         self.shutdown()

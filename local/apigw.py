@@ -21,6 +21,7 @@ ACCOUNT = "000000000000"
 LOCAL_ADMIN = "local-admin"
 USER_HEADER = "X-Ipoc-Local-User"
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's request payload limit
+INTEGRATION_TIMEOUT = 29.0  # seconds: API Gateway's (REST API) default maximum integration timeout
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
 _USER_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")  # IAM's user-name characters and length
 

@@ -2,6 +2,11 @@
 
 Shared by the local stack and the tests. The task function's ``Handler``
 names our module; ``local.lambda_runner`` makes moto call it in process.
+
+Step Functions' payload quota (256 KiB, UTF-8) holds here as in AWS: moto's
+interpreter already fails a state whose output exceeds it
+(``States.DataLimitExceeded``); :func:`enforce_input_quota` makes
+``StartExecution`` refuse a larger input, which moto accepts.
 """
 
 from __future__ import annotations
@@ -16,6 +21,35 @@ ASL = Path(__file__).resolve().parent.parent / "statemachines" / "instance_lifec
 TASKS_FUNCTION = "ipoc-lifecycle-tasks"
 TASKS_HANDLER = "lambdas.ccfaas.tasks.lambda_handler"
 STATE_MACHINE = "ipoc-instance-lifecycle"
+PAYLOAD_QUOTA = 256 * 1024  # bytes: an execution's input and each state's output (Step Functions quota)
+
+
+def enforce_input_quota() -> None:
+    """Make moto's StartExecution refuse an input over :data:`PAYLOAD_QUOTA`, as AWS does (idempotent)."""
+    from moto.stepfunctions.models import StepFunctionBackend
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    for backend in (StepFunctionBackend, StepFunctionsParserBackend):
+        original = backend.__dict__.get("start_execution")
+        if original is None or getattr(original, "_ipoc_quota", False):
+            continue
+        backend.start_execution = _within_quota(original)  # type: ignore[method-assign]
+
+
+def _within_quota(start_execution: Any) -> Any:
+    from moto.stepfunctions.exceptions import ValidationException
+
+    def checked(self: Any, state_machine_arn: str, name: Any = None, execution_input: Any = None, *args: Any) -> Any:
+        size = len((execution_input or "").encode("utf-8"))
+        if size > PAYLOAD_QUOTA:
+            raise ValidationException(
+                "1 validation error detected: Value at 'input' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {PAYLOAD_QUOTA} (it has {size})"
+            )
+        return start_execution(self, state_machine_arn, name, execution_input, *args)
+
+    checked._ipoc_quota = True  # type: ignore[attr-defined]
+    return checked
 
 
 def definition(substitutions: dict[str, str]) -> str:
@@ -29,21 +63,26 @@ def definition(substitutions: dict[str, str]) -> str:
     return text
 
 
-def register(iam: Any, lambda_client: Any, sfn: Any) -> str:
-    """Create the role, the task function and the state machine; return the state machine's ARN."""
+def register(iam: Any, lambda_client: Any, sfn: Any, *, function_name: str = TASKS_FUNCTION,
+             state_machine_name: str = STATE_MACHINE, role_arn: str | None = None) -> str:
+    """Create the role (unless given), the task function and the state machine; return the state machine's ARN.
+    The IAM tests pass the synthesized names and the state machine's role."""
     from local import lambda_runner
 
     lambda_runner.install()
-    role = iam.create_role(RoleName="ipoc-local-lifecycle", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    enforce_input_quota()
+    if role_arn is None:
+        role_arn = iam.create_role(RoleName="ipoc-local-lifecycle",
+                                   AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("README.txt", "Runs in process through local.lambda_runner; the code is the repository's.")
     function = lambda_client.create_function(
-        FunctionName=TASKS_FUNCTION, Runtime="python3.12", Role=role["Role"]["Arn"], Handler=TASKS_HANDLER,
+        FunctionName=function_name, Runtime="python3.12", Role=role_arn, Handler=TASKS_HANDLER,
         Code={"ZipFile": archive.getvalue()}, Timeout=900,
     )
     machine = sfn.create_state_machine(
-        name=STATE_MACHINE, roleArn=role["Role"]["Arn"],
+        name=state_machine_name, roleArn=role_arn,
         definition=definition({"TasksFunctionArn": function["FunctionArn"]}),
     )
     return machine["stateMachineArn"]

@@ -23,7 +23,7 @@ from typing import Any
 
 from ipoc import errors, schemas
 from ipoc.publisher_files import refuse_user_reads
-from lambdas.ccfaas.lifecycle import release_task, wait_for
+from lambdas.ccfaas.lifecycle import STATE_QUOTA, release_task, state_size_bound, wait_for
 from lambdas.ccfaas.registry import LOADED, Registry
 from lambdas.shared import aws
 from lambdas.shared.auth import is_admin
@@ -99,10 +99,6 @@ class Instances:
             # DynamoDB's TTL attribute: the record itself goes a day after the instance's TTL.
             "expires_at": int(time.time()) + ttl_seconds + 86400,
         }
-        try:
-            self.instances.create(item)
-        except errors.Conflict:  # only the caller's own instances share its namespace
-            raise errors.Conflict(f"you already have an instance {instance_id!r}; choose another instanceid") from None
         execution_input = {
             "instance_id": key,
             "function": record.name,
@@ -111,6 +107,17 @@ class Instances:
             "ttl_seconds": ttl_seconds,
         }
         execution_input["stream"] = stream  # null when nothing is to be streamed
+        size = state_size_bound(execution_input, record.policy)
+        if size > STATE_QUOTA:
+            raise errors.PayloadTooLarge(
+                f"this user policy ({len(user_policy['identities'])} identities) would make the instance's workflow state "
+                f"about {size} bytes, over Step Functions' {STATE_QUOTA}-byte limit: use fewer identities or fewer "
+                "file_rights entries per identity"
+            )
+        try:
+            self.instances.create(item)
+        except errors.Conflict:  # only the caller's own instances share its namespace
+            raise errors.Conflict(f"you already have an instance {instance_id!r}; choose another instanceid") from None
         try:
             execution = aws.client("stepfunctions").start_execution(
                 stateMachineArn=config.state_machine_arn,

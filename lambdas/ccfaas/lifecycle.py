@@ -2,14 +2,22 @@
 
 Each action receives the execution's state (the documented input plus what
 earlier states added) and is idempotent: a retried task never allocates twice
-or double-writes a file. Errors are raised as exceptions whose class names the
-workflow's Retry and Catch rules match (``NoCapacity``, ``RuntimeNotReady``...).
+or double-writes a file. Expected waits (no free slot yet, a runtime still
+starting) are results the workflow's Choice states loop on, not errors: a
+Lambda error trips the task-errors alarm. Real failures are raised as
+exceptions whose class names the workflow's Catch rules record.
+
+An instance has one deadline, :func:`ttl_deadline` (created_at + its TTL):
+the workflow's release wait times out at it and the reaper enforces it too;
+either way an expiry ends DELETED.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
+import math
 import posixpath
 import time
 from dataclasses import dataclass
@@ -27,12 +35,6 @@ from lambdas.shared.config import settings
 from lambdas.shared.identity import program_load_identity
 from lambdas.shared.stores import ArtifactStore, InstanceStore, now_iso
 from lambdas.vaas.service import VaaS
-
-
-class RuntimeNotReady(errors.IpocError):
-    """The runtime does not answer yet (retried by the workflow)."""
-
-    code = "RuntimeNotReady"
 
 
 class RuntimeNeverReady(errors.DependencyFailed):
@@ -79,10 +81,11 @@ class Lifecycle:
         return {"vaas_policy": vaas_policy}
 
     def allocate(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A runtime for the instance; ``waiting`` = "NoCapacity" (and empty fields) while no slot is free."""
         instance_id = state["instance_id"]
         existing = self.instances.get(instance_id) or {}
         if existing.get("vaas_name"):  # a retried task: the allocation already happened
-            return _allocation_of(existing)
+            return {"waiting": "", **_allocation_of(existing)}
         started = _parse_time(existing.get("created_at")) or _dt.datetime.now(_dt.timezone.utc)
         try:
             reply = self.vaas.create(state["composed"]["vaas_policy"])
@@ -92,7 +95,7 @@ class Lifecycle:
                 raise errors.DependencyFailed(
                     f"no runtime slot became free within {settings().allocate_wait} s (waited {waited:.0f} s)"
                 ) from None
-            raise
+            return {"waiting": "NoCapacity", **dict.fromkeys(ALLOCATION_FIELDS, "")}
         document = json.loads(reply["policy"])
         port = document["veracruz_server_url"].rsplit(":", 1)[1]
         allocation = {
@@ -105,17 +108,18 @@ class Lifecycle:
         if not written:  # the instance was deleted or failed meanwhile: give the runtime back
             self.vaas.delete(allocation["vaas_name"], instance_id, reply["instance_hash"])
             raise errors.Conflict(f"instance {instance_id} ended while its runtime was being allocated")
-        return allocation
+        return {"waiting": "", **allocation}
 
     def wait_ready(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``ready``: whether the runtime answers; an error only once it has not within IPOC_READY_TIMEOUT."""
         host, port = split_url(state["allocation"]["veracruz_server_url"])
         if port_open(host, port, timeout=2):
-            return {}
+            return {"ready": True}
         record = self.instances.get(state["instance_id"]) or {}
         started = _parse_time(record.get("updated_at")) or _dt.datetime.now(_dt.timezone.utc)
         if (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds() > settings().ready_timeout:
             raise RuntimeNeverReady(f"the runtime at {host}:{port} did not answer within {settings().ready_timeout} s")
-        raise RuntimeNotReady(f"the runtime at {host}:{port} does not answer yet")
+        return {"ready": False}
 
     def provision(self, state: dict[str, Any]) -> dict[str, Any]:
         """Programs first, then data files by priority, as the program-load identity, hash-checked by the runtime."""
@@ -144,8 +148,17 @@ class Lifecycle:
         return {"provisioned": loaded}
 
     def mark_ready(self, state: dict[str, Any]) -> dict[str, Any]:
+        """READY; ``ttl_remaining`` is what the release wait may last (its timeout), up to the instance's deadline."""
         self.instances.update(state["instance_id"], status="READY", ready_at=now_iso(), unless_status=InstanceStore.TERMINAL)
-        return {}
+        return {"ttl_remaining": self.ttl_remaining(state)}
+
+    def ttl_remaining(self, state: dict[str, Any]) -> int:
+        """Whole seconds left until the instance's deadline, at least 1 (a Task's timeout must be positive)."""
+        record = self.instances.get(state["instance_id"]) or {}
+        deadline = ttl_deadline({"ttl_seconds": state.get("ttl_seconds"), **record})
+        if deadline is None:
+            return max(1, int(state.get("ttl_seconds") or 1))
+        return max(1, math.ceil((deadline - _dt.datetime.now(_dt.timezone.utc)).total_seconds()))
 
     def stream(self, state: dict[str, Any]) -> dict[str, Any]:
         from lambdas.s3stream.streamer import StreamRequest, stream
@@ -158,9 +171,10 @@ class Lifecycle:
             certificate=identity.certificate, private_key=identity.private_key,
         )
         try:
-            return stream(request, settings().stream_chunk, lambda *a, **k: None)
+            result = stream(request, settings().stream_chunk, lambda *a, **k: None)
         except errors.IpocError as exc:
             raise StreamFailed(exc.message) from None
+        return {**result, "ttl_remaining": self.ttl_remaining(state)}
 
     def await_release(self, state: dict[str, Any], token: str) -> dict[str, Any]:
         """Keep the task token with the instance. A release asked for earlier is honoured at once, and an
@@ -237,8 +251,41 @@ def failure_reason(error: dict[str, Any]) -> str:
     return f"{name}: {message}" if message else name
 
 
+ALLOCATION_FIELDS = ("vaas_name", "instance_hash", "policy", "veracruz_server_url")
+STATE_QUOTA = 256 * 1024  # bytes: Step Functions' limit on an execution's input and on each state's output
+# What the VaaS and the workflow add beyond the composed policy: the proxy's CA certificate, runtime hashes and
+# URLs in the policy text, a program-load certificate larger than the stand-in (RSA), the small task results.
+STATE_ALLOWANCE = 16 * 1024
+
+
+def state_size_bound(execution_input: dict[str, Any], function_policy: dict[str, Any]) -> int:
+    """An upper bound, in bytes, of the workflow's largest state for this input: the input, plus the composed
+    VaaS policy (ComposePolicy), plus the policy text that Allocate carries (JSON-escaped). CCFaaS refuses an
+    instance over :data:`STATE_QUOTA` at the edge, where the user gets a 413, not a failed execution."""
+    composed = P.compose_vaas_policy(function_policy, execution_input["user_policy"], _stand_in_certificate())
+    allocation = {"waiting": "", "vaas_name": "", "instance_hash": "", "veracruz_server_url": "", "policy": P.serialise(composed)}
+    parts = (execution_input, {"vaas_policy": composed}, allocation)
+    return sum(len(json.dumps(part).encode("utf-8")) for part in parts) + STATE_ALLOWANCE
+
+
+@functools.cache
+def _stand_in_certificate() -> str:
+    from ipoc.certs import new_identity
+
+    return new_identity("program-load size stand-in").certificate
+
+
 def _allocation_of(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: record[k] for k in ("vaas_name", "instance_hash", "policy", "veracruz_server_url")}
+    return {k: record[k] for k in ALLOCATION_FIELDS}
+
+
+def ttl_deadline(record: dict[str, Any]) -> _dt.datetime | None:
+    """The instance's one deadline: created_at + ttl_seconds (None when the record lacks either)."""
+    created = _parse_time(record.get("created_at"))
+    ttl = record.get("ttl_seconds")
+    if created is None or ttl is None:
+        return None
+    return created + _dt.timedelta(seconds=int(ttl))
 
 
 def _parse_time(text: str | None) -> _dt.datetime | None:

@@ -4,6 +4,12 @@ Runs on a schedule (EventBridge in AWS, a timer in the local stack). A live
 workflow is told through its task token, so teardown still happens in the
 workflow and shows in its history; an instance whose workflow has already
 ended is torn down here directly.
+
+Expiry has one deadline, the workflow's (``ttl_deadline``: created_at + TTL).
+The workflow's own release wait times out at it; the reaper is the backstop a
+grace period later, and releases the instance exactly as the workflow's expiry
+does, so an expired instance ends DELETED and its execution SUCCEEDS (no
+failed-workflow alarm for an ordinary expiry).
 """
 
 from __future__ import annotations
@@ -16,12 +22,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ipoc import errors
-from lambdas.ccfaas.lifecycle import Lifecycle, fail_task, release_task
+from lambdas.ccfaas.lifecycle import Lifecycle, fail_task, release_task, ttl_deadline
 from lambdas.shared import aws
 from lambdas.shared.stores import InstanceStore
 
 logger = Logger()
-GRACE_SECONDS = 60
+GRACE_SECONDS = 60  # after the deadline: the workflow's own timeout normally gets there first
 
 
 @dataclass
@@ -47,25 +53,22 @@ class Reaper:
                 self._teardown(record, f"its workflow ended ({state}) without tearing it down")
                 return "torn down"
         if self._expired(record):
-            return self._fail(record, "Expired", f"its TTL of {record.get('ttl_seconds')} s passed")
+            return self._release(record, f"its TTL of {record.get('ttl_seconds')} s expired", "TTL expired")
         if record.get("status") == "READY" and record.get("vaas_name"):
             try:
                 runtime = self.lifecycle.vaas.show(record["vaas_name"], instance_hash=record.get("instance_hash"))["status"]
             except errors.NotFound:
                 runtime = "MISSING"
             if runtime == "EXITED":
-                return self._release(record)
+                return self._release(record, "the runtime shut down", "runtime shut down")
             if runtime not in ("OK", "STARTING"):
                 return self._fail(record, "RuntimeDied", "runtime died")
         return None
 
     @staticmethod
     def _expired(record: dict[str, Any]) -> bool:
-        created = record.get("created_at")
-        if not created:
-            return False
-        age = (_dt.datetime.now(_dt.timezone.utc) - _dt.datetime.fromisoformat(created)).total_seconds()
-        return age > int(record.get("ttl_seconds", 0)) + GRACE_SECONDS
+        deadline = ttl_deadline(record)
+        return deadline is not None and _dt.datetime.now(_dt.timezone.utc) > deadline + _dt.timedelta(seconds=GRACE_SECONDS)
 
     def _token(self, instance_id: str) -> str | None:
         """The task token as it is now. Read after our status update: the workflow stores its token only
@@ -80,17 +83,18 @@ class Reaper:
         self._teardown(record, reason)
         return f"failed ({reason}); torn down"
 
-    def _release(self, record: dict[str, Any]) -> str:
-        """The runtime shut down cleanly (a client asked it to): release the instance as a delete would."""
-        self.lifecycle.instances.update(record["instance_id"], status="RELEASING", reason="the runtime shut down",
+    def _release(self, record: dict[str, Any], reason: str, label: str) -> str:
+        """An ordinary end (the runtime shut down cleanly, or the TTL passed): release the instance as a
+        delete would, so it ends DELETED."""
+        self.lifecycle.instances.update(record["instance_id"], status="RELEASING", reason=reason,
                                         release_requested=True, unless_status=InstanceStore.TERMINAL)
         token = self._token(record["instance_id"])
         if token and release_task(token):
-            return "released (runtime shut down)"
-        if token is None and record.get("status") == "READY":
-            return "release requested (runtime shut down)"  # the workflow releases itself when it reaches its wait
+            return f"released ({label})"
+        if token is None and record.get("execution_arn"):
+            return f"release requested ({label})"  # the live workflow releases itself when it reaches its wait
         self.lifecycle.teardown({"instance_id": record["instance_id"]})
-        return "torn down (runtime shut down)"
+        return f"torn down ({label})"
 
     def _teardown(self, record: dict[str, Any], reason: str) -> None:
         self.lifecycle.instances.update(record["instance_id"], status="FAILED", reason=reason, unless_status=InstanceStore.TERMINAL)

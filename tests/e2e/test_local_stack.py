@@ -172,9 +172,11 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
     execution = wait_until(ended, timeout=30, what="the execution to end")
     assert execution["status"] == "SUCCEEDED"
     history = sfn.get_execution_history(executionArn=ready["execution_arn"], maxResults=1000)["events"]
+    loops = {"WaitForSlot", "WaitBeforeRuntimeCheck"}  # expected waits, as often as timing makes them
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
-    assert entered == ["ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady", "StreamRequested",
-                       "WaitForRelease", "Teardown"]
+    assert list(dict.fromkeys(s for s in entered if s not in loops)) == [
+        "ComposePolicy", "Allocate", "SlotAllocated", "WaitForRuntime", "RuntimeAnswers", "Provision", "MarkReady",
+        "StreamRequested", "WaitForRelease", "Teardown"]
 
     # Killing a READY instance's runtime: the reaper (1 s interval here) fails it and frees the slot.
     requests.post(f"{ccfaas}/instance?wait=0", json=user_policy("e2e-2"), headers=alice, timeout=10)

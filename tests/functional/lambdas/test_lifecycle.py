@@ -22,8 +22,9 @@ from tests.support.lifecycle import running_plane
 from tests.support.waiting import wait_until
 
 SLOTS = 2
-ALL_STATES_RELEASED = ["ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady", "StreamRequested",
-                       "WaitForRelease", "Teardown"]
+ALL_STATES_RELEASED = ["ComposePolicy", "Allocate", "SlotAllocated", "WaitForRuntime", "RuntimeAnswers", "Provision",
+                       "MarkReady", "StreamRequested", "WaitForRelease", "Teardown"]
+LOOPS = {"WaitForSlot", "WaitBeforeRuntimeCheck"}  # expected waits: how often they run depends on timing
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_create_ready_execute_delete(plane, ids, echo_wasm):
     assert running_ports(plane.runtimes) == []
     execution = plane.execution(ready["execution_arn"])
     assert execution["status"] == "SUCCEEDED"
-    assert plane.states_entered(ready["execution_arn"]) == ALL_STATES_RELEASED
+    assert dedupe(plane.states_entered(ready["execution_arn"])) == ALL_STATES_RELEASED
     assert call(ccfaas, "DELETE", "/instance/i-1", user="alice").json["status"] == "DELETED"  # idempotent
     assert boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"] == []
 
@@ -188,3 +189,156 @@ def test_a_runtime_shut_down_by_its_user_is_released(plane, ids, echo_wasm):
     deleted = plane.wait_status("i-done", ("DELETED", "FAILED"))
     assert deleted["status"] == "DELETED" and deleted["reason"] == "the runtime shut down"
     assert plane.execution(record["execution_arn"])["status"] == "SUCCEEDED"
+
+
+def dedupe(states: list[str]) -> list[str]:
+    """The states entered, with the expected-wait loops folded (each state once, first entry order)."""
+    return list(dict.fromkeys(s for s in states if s not in LOOPS))
+
+
+# -- the workflow against Lambda's and the alarms' rules (issue 13, defects 3-5) --------------------------------------
+
+
+@pytest.fixture
+def function_errors(monkeypatch) -> list[tuple[str, str]]:
+    """(action, errorType) of every task invocation that ended in a function error: what Lambda's Errors metric,
+    and so the task-errors alarm, counts."""
+    from local import lambda_runner
+
+    seen: list[tuple[str, str]] = []
+    original = lambda_runner.invoke
+
+    def counting(handler_path, payload, function_name="ipoc-task"):
+        result, errored, logs = original(handler_path, payload, function_name)
+        if errored:
+            seen.append((payload.get("action"), json.loads(result)["errorType"]))
+        return result, errored, logs
+
+    monkeypatch.setattr(lambda_runner, "invoke", counting)
+    return seen
+
+
+def failed_tasks(plane, arn: str) -> list[str]:
+    events = boto3.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return [e["taskFailedEventDetails"]["error"] for e in events if e["type"] in ("TaskFailed", "LambdaFunctionFailed")]
+
+
+def test_no_free_slot_and_a_starting_runtime_are_waits_not_errors(plane, ids, echo_wasm, function_errors, monkeypatch):
+    """Defect 5: ordinary starts must not trip the task-errors alarm. The runtime's first two readiness probes are
+    made to say "not yet" (a runtime that starts slowly; patched because a local runtime starts too fast to see it)."""
+    from lambdas.ccfaas import lifecycle
+
+    not_yet = [2]  # probes left to answer "not yet"
+    real_probe = lifecycle.port_open
+
+    def slow_probe(host: str, port: int, timeout: float) -> bool:
+        if not_yet[0] > 0:
+            not_yet[0] -= 1
+            return False
+        return real_probe(host, port, timeout)
+
+    monkeypatch.setattr(lifecycle, "port_open", slow_probe)
+    plane.register_echo(echo_wasm)
+    # GIVEN every slot taken
+    for name in ("i-a", "i-b"):
+        plane.create(name, [(ids.user, P.USER_RIGHTS)])
+    plane.wait_status("i-a", ("READY",))
+    plane.wait_status("i-b", ("READY",))
+    # WHEN a third instance is asked for THEN it waits for a slot, and gets one once an instance is deleted
+    plane.create("i-c", [(ids.user, P.USER_RIGHTS)])
+    waiting = boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
+    wait_until(lambda: "WaitForSlot" in plane.states_entered(waiting.get_item(Key={"instance_id": "i-c"})["Item"]["execution_arn"]),
+               timeout=20, what="i-c to wait for a slot")
+    assert call(ccfaas, "DELETE", "/instance/i-a", user="alice").json["status"] == "DELETED"
+    third = plane.wait_status("i-c", ("READY", "FAILED"))
+    assert third["status"] == "READY", third.get("reason")
+    # AND neither wait was a Lambda error or a failed task
+    executions = [call(ccfaas, "GET", f"/instance/{n}", user="alice").json["execution_arn"] for n in ("i-a", "i-b", "i-c")]
+    assert any("WaitBeforeRuntimeCheck" in plane.states_entered(arn) for arn in executions)
+    assert function_errors == []
+    assert [failed_tasks(plane, arn) for arn in executions] == [[], [], []]
+    for name in ("i-b", "i-c"):
+        call(ccfaas, "DELETE", f"/instance/{name}", user="alice")
+
+
+def test_a_lambda_throttle_at_the_release_wait_is_retried(plane, ids, echo_wasm, monkeypatch):
+    """Defect 3: Lambda answers 429 TooManyRequestsException once when the workflow reaches WaitForRelease
+    (injected into moto's Lambda service, where the interpreter invokes the task); the instance stays READY."""
+    from moto.awslambda.models import LambdaBackend
+    from moto.core.exceptions import JsonRESTError
+
+    throttled: list[str] = []
+    real_invoke = LambdaBackend.invoke
+
+    def throttle_once(self, function_name, qualifier, body, headers, response_headers):
+        if json.loads(body or "{}").get("action") == "await_release" and not throttled:
+            throttled.append(function_name)
+            error = JsonRESTError("TooManyRequestsException", "Rate exceeded")
+            error.code = 429
+            raise error
+        return real_invoke(self, function_name, qualifier, body, headers, response_headers)
+
+    monkeypatch.setattr(LambdaBackend, "invoke", throttle_once)
+    plane.register_echo(echo_wasm)
+    plane.create("i-throttled", [(ids.user, P.USER_RIGHTS)])
+    record = plane.wait_status("i-throttled", ("READY", "FAILED"))
+    wait_until(lambda: (call(ccfaas, "GET", "/instance/i-throttled", user="alice").json.get("status") != "READY"
+                        or "task_token" in boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
+                        .get_item(Key={"instance_id": "i-throttled"})["Item"]),
+               timeout=20, what="the workflow to reach its release wait")
+    assert throttled, "the throttle was not injected"
+    assert failed_tasks(plane, record["execution_arn"]) == ["Lambda.TooManyRequestsException"]
+    assert call(ccfaas, "GET", "/instance/i-throttled", user="alice").json["status"] == "READY"
+    assert call(ccfaas, "DELETE", "/instance/i-throttled", user="alice").json["status"] == "DELETED"
+    assert plane.execution(record["execution_arn"])["status"] == "SUCCEEDED"
+
+
+def _start_directly(plane, ids, instance_id: str, ttl: int, created_ago: float) -> str:
+    """An instance record created ``created_ago`` seconds ago (a slow start) and its workflow, started directly."""
+    import datetime as dt
+
+    created = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=created_ago)).isoformat()
+    user_policy = {"function": "echo", "instanceid": instance_id,
+                   "identities": [{"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+    boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"]).put_item(
+        Item={"instance_id": instance_id, "function": "echo", "owner": "arn:aws:iam::000000000000:user/alice",
+              "status": "PENDING", "created_at": created, "ttl_seconds": ttl})
+    return boto3.client("stepfunctions").start_execution(stateMachineArn=plane.state_machine, input=json.dumps(
+        {"instance_id": instance_id, "function": "echo", "owner": "alice", "user_policy": user_policy,
+         "ttl_seconds": ttl}))["executionArn"]
+
+
+def test_the_workflow_expires_at_the_instance_deadline_not_ttl_after_ready(plane, ids, echo_wasm):
+    """Defect 4: after a 57 s start, an instance with a 60 s TTL expires about 3 s after READY, and ends DELETED."""
+    plane.register_echo(echo_wasm)
+    arn = _start_directly(plane, ids, "i-slow", ttl=60, created_ago=57)
+    execution = plane.execution(arn, timeout=30)  # a TTL counted from READY would run for another minute
+    assert execution["status"] == "SUCCEEDED"
+    assert "Expire" in plane.states_entered(arn)
+    record = call(ccfaas, "GET", "/instance/i-slow", user="alice").json
+    assert record["status"] == "DELETED" and record["reason"] == "its TTL of 60 s expired"
+
+
+def test_the_reaper_expires_at_the_same_deadline_and_the_instance_ends_deleted(plane, ids, echo_wasm):
+    """Defect 4: when the reaper is the one to see the deadline pass, expiry still ends DELETED and the workflow
+    SUCCEEDS (no failed-workflow alarm)."""
+    from lambdas.ccfaas.reaper import GRACE_SECONDS
+
+    plane.register_echo(echo_wasm)
+    plane.create("i-old", [(ids.user, P.USER_RIGHTS)])
+    record = plane.wait_status("i-old", ("READY",))
+    table = boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
+    wait_until(lambda: "task_token" in table.get_item(Key={"instance_id": "i-old"})["Item"], timeout=20,
+               what="the workflow to wait for release")
+    # GIVEN its deadline (created_at + TTL) passed a grace period ago, while its workflow still waits
+    import datetime as dt
+
+    ttl = int(record["ttl_seconds"])
+    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=ttl + GRACE_SECONDS + 1)).isoformat()
+    table.update_item(Key={"instance_id": "i-old"}, UpdateExpression="SET created_at = :c", ExpressionAttributeValues={":c": past})
+    # WHEN the reaper runs THEN it releases the instance, as the workflow's own expiry would
+    assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": "i-old", "action": "released (TTL expired)"}]
+    ended = plane.wait_status("i-old", ("DELETED", "FAILED"))
+    assert ended["status"] == "DELETED" and ended["reason"] == f"its TTL of {ttl} s expired"
+    assert plane.execution(record["execution_arn"])["status"] == "SUCCEEDED"
+    wait_until(lambda: running_ports(plane.runtimes) == [], timeout=10, what="the runtime to be gone")
