@@ -284,24 +284,27 @@ static Cascade load_cascade(const char *path) {
 static int round_half_even(double v) { return (int)lrint(v); } /* cvRound */
 
 /* Bilinear resize of an 8-bit plane with OpenCV's pixel-centre mapping and 11-bit fixed-point
- * weights (as its INTER_LINEAR for 8-bit images), so pyramids match OpenCV's closely. */
+ * weights (as its INTER_LINEAR for 8-bit images), so pyramids match OpenCV's closely. Each source
+ * row is interpolated horizontally once (kept while the next output row still needs it, as
+ * OpenCV's resize does); the vertical step fits in 32 bits (255 * 2^22 + 2^21 < 2^31). */
 static void resize_bilinear(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh) {
-    const int BITS = 11, ONE = 1 << BITS;
+    enum { BITS = 11, ONE = 1 << BITS };
     double sx = (double)sw / dw, sy = (double)sh / dh;
-    int *xofs = malloc(sizeof(int) * (size_t)dw * 2);
-    short *xw = malloc(sizeof(short) * (size_t)dw * 2);
+    int *x0 = malloc(sizeof(int) * (size_t)dw * 4), *x1 = x0 + dw, *xw0 = x0 + 2 * dw, *xw1 = x0 + 3 * dw;
+    int *rows = malloc(sizeof(int) * (size_t)dw * 2), *row0 = rows, *row1 = rows + dw;
+    if (!x0 || !rows) fail(2, "out of memory for the image pyramid", NULL);
     for (int x = 0; x < dw; x++) {
         double fx = (x + 0.5) * sx - 0.5;
         int ix = (int)floor(fx);
         double a = fx - ix;
         if (ix < 0) { ix = 0; a = 0; }
         if (ix >= sw - 1) { ix = sw - 1; a = 0; }
-        xofs[2 * x] = ix;
-        xofs[2 * x + 1] = ix + 1 < sw ? ix + 1 : sw - 1;
-        xw[2 * x + 1] = (short)round_half_even(a * ONE);
-        xw[2 * x] = (short)(ONE - xw[2 * x + 1]);
+        x0[x] = ix;
+        x1[x] = ix + 1 < sw ? ix + 1 : sw - 1;
+        xw1[x] = round_half_even(a * ONE);
+        xw0[x] = ONE - xw1[x];
     }
-    int *row0 = malloc(sizeof(int) * (size_t)dw), *row1 = malloc(sizeof(int) * (size_t)dw);
+    int have0 = -1, have1 = -1; /* the source rows row0 and row1 hold */
     for (int y = 0; y < dh; y++) {
         double fy = (y + 0.5) * sy - 0.5;
         int iy = (int)floor(fy);
@@ -310,19 +313,21 @@ static void resize_bilinear(const uint8_t *src, int sw, int sh, uint8_t *dst, in
         if (iy >= sh - 1) { iy = sh - 1; b = 0; }
         int iy1 = iy + 1 < sh ? iy + 1 : sh - 1;
         int wy1 = round_half_even(b * ONE), wy0 = ONE - wy1;
-        const uint8_t *s0 = src + (size_t)iy * sw, *s1 = src + (size_t)iy1 * sw;
-        for (int x = 0; x < dw; x++) {
-            row0[x] = s0[xofs[2 * x]] * xw[2 * x] + s0[xofs[2 * x + 1]] * xw[2 * x + 1];
-            row1[x] = s1[xofs[2 * x]] * xw[2 * x] + s1[xofs[2 * x + 1]] * xw[2 * x + 1];
+        if (iy == have1 && iy != have0) { int *t = row0; row0 = row1; row1 = t; have0 = have1; have1 = -1; }
+        if (iy != have0) {
+            const uint8_t *s0 = src + (size_t)iy * sw;
+            for (int x = 0; x < dw; x++) row0[x] = s0[x0[x]] * xw0[x] + s0[x1[x]] * xw1[x];
+            have0 = iy;
+        }
+        if (iy1 != have1) {
+            const uint8_t *s1 = src + (size_t)iy1 * sw;
+            for (int x = 0; x < dw; x++) row1[x] = s1[x0[x]] * xw0[x] + s1[x1[x]] * xw1[x];
+            have1 = iy1;
         }
         uint8_t *d = dst + (size_t)y * dw;
-        for (int x = 0; x < dw; x++) {
-            int64_t v = (int64_t)row0[x] * wy0 + (int64_t)row1[x] * wy1;
-            v = (v + (1 << (2 * BITS - 1))) >> (2 * BITS);
-            d[x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
+        for (int x = 0; x < dw; x++) d[x] = (uint8_t)((row0[x] * wy0 + row1[x] * wy1 + (1 << (2 * BITS - 1))) >> (2 * BITS));
     }
-    free(xofs); free(xw); free(row0); free(row1);
+    free(x0); free(rows);
 }
 
 typedef struct { int x, y, w, h; } Box;

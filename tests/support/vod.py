@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 VOD = ROOT / "build" / "functions" / "vod"
 
 
-def ensure_built() -> Path:
-    """`make functions` builds detector.wasm, the native detector, cascade.bin and function.json (cached)."""
-    subprocess.run(["make", "-s", "functions"], cwd=ROOT, check=True, timeout=600)
+def ensure_built(*targets: str) -> Path:
+    """`make functions` builds detector.wasm, the native detector, cascade.bin and function.json (cached);
+    targets are further Makefile targets (e.g. build/functions/vod/detector-zig)."""
+    subprocess.run(["make", "-s", "functions", *targets], cwd=ROOT, check=True, timeout=600)
     return VOD
 
 
