@@ -407,7 +407,8 @@ static void tilted_integral(const uint8_t *img, int w, int h, int32_t *out) {
 /* A feature's rectangle at one pyramid level, as OpenCV's HaarEvaluator::OptFeature holds it:
  * its sum is p[corner[0]] - p[corner[1]] - p[corner[2]] + p[corner[3]] with p the integral at
  * the window's corner (upright: top-left, top-right, bottom-left, bottom-right; tilted: top,
- * left, right and bottom corners in the tilted integral). */
+ * left, right and bottom corners in the tilted integral). The corners are byte offsets: wasm
+ * has no scaled addressing, so element offsets would cost a shift per load. */
 typedef struct { int32_t corner[4]; float weight; } LevelRect;
 /* A stump with its feature's rectangles inline, in cascade order: the scan reads them in sequence.
  * Features of fewer than three rectangles have weight 0 in the rest (the third is then skipped). */
@@ -421,6 +422,7 @@ typedef struct {
     LevelStump *stumps;
 } LevelTable;
 
+/* s: the integral's stride; tilted_at: the tilted integral's offset from sum; corners in bytes. */
 static void rect_corners(int32_t corner[4], const FeatureRect *r, int tilted, int s, int tilted_at) {
     if (tilted) {
         corner[0] = tilted_at + r->y * s + r->x;
@@ -433,6 +435,7 @@ static void rect_corners(int32_t corner[4], const FeatureRect *r, int tilted, in
         corner[2] = (r->y + r->h) * s + r->x;
         corner[3] = (r->y + r->h) * s + r->x + r->w;
     }
+    for (int i = 0; i < 4; i++) corner[i] *= (int32_t)sizeof(int32_t);
 }
 
 static void level_table_build(LevelTable *t, const Cascade *c, int stride, int tilted_at) {
@@ -457,7 +460,9 @@ static void level_table_build(LevelTable *t, const Cascade *c, int stride, int t
     }
 }
 
-#define RECT_SUM(p, r) ((p)[(r).corner[0]] - (p)[(r).corner[1]] - (p)[(r).corner[2]] + (p)[(r).corner[3]])
+#define AT(p, offset) (*(const int32_t *)((const char *)(p) + (offset)))
+#define ATU(q, offset) (*(const uint32_t *)((const char *)(q) + (offset)))
+#define RECT_SUM(p, r) (AT(p, (r).corner[0]) - AT(p, (r).corner[1]) - AT(p, (r).corner[2]) + AT(p, (r).corner[3]))
 
 /* One stump's vote; the float operations in the order OpenCV's (and the first version's) are. */
 static inline float stump_vote(const LevelStump *st, const int32_t *p, float norm) {
@@ -472,8 +477,8 @@ static inline float stump_vote(const LevelStump *st, const int32_t *p, float nor
  * else -(index of the failing stage); 0 means the first stage. */
 static inline int run_at(const Cascade *c, const LevelTable *t, const int32_t *p, const uint32_t *q, double area) {
     /* Variance normalisation over the window shrunk by one pixel on each side. */
-    int32_t valsum = p[t->norm[0]] - p[t->norm[1]] - p[t->norm[2]] + p[t->norm[3]];
-    uint32_t valsqsum = q[t->norm[0]] - q[t->norm[1]] - q[t->norm[2]] + q[t->norm[3]];
+    int32_t valsum = AT(p, t->norm[0]) - AT(p, t->norm[1]) - AT(p, t->norm[2]) + AT(p, t->norm[3]);
+    uint32_t valsqsum = ATU(q, t->norm[0]) - ATU(q, t->norm[1]) - ATU(q, t->norm[2]) + ATU(q, t->norm[3]);
     double nf = area * (double)valsqsum - (double)valsum * (double)valsum;
     float norm;
     if (nf > 0.0) {
@@ -497,6 +502,8 @@ static inline int run_at(const Cascade *c, const LevelTable *t, const int32_t *p
     return 1;
 }
 #undef RECT_SUM
+#undef AT
+#undef ATU
 
 /* Every window position of one pyramid level (scaled by factor) that passes the whole cascade. */
 static void scan_level(const Cascade *c, const LevelTable *t, const Integral *ii, double factor, int step, Boxes *out) {
