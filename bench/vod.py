@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import statistics
@@ -38,11 +37,10 @@ import cv2  # noqa: E402
 
 from client.camera.y4m import Frame  # noqa: E402
 from runtime.executor import Executor, Streams  # noqa: E402
-from runtime.vfs import Preopen  # noqa: E402
 from tests.support import vod  # noqa: E402
 
 BASELINE = ROOT / "build" / "bench" / "vod-baseline"
-DIRECTORIES = ("program_data", "s3_app_input", "user_input", "output", "program_internal")
+NO_IMAGES = "write_images=0\n"
 SIZES = (("176x144", None, 20), ("1280x720", (1280, 720), 4))  # label, size (None: the video's), frames
 
 results: dict[str, float] = {}
@@ -58,28 +56,14 @@ def report(kind: str, name: str, value: float, unit: str = "") -> None:
     print(f"{kind} {name} {value:.4g}{(' ' + unit) if unit else ''}", flush=True)
 
 
-def layout(work: Path, frames: list[Frame], width: int, height: int) -> None:
-    """The directories the detector's policy pre-opens, with key, IV, encrypted video and model."""
-    shutil.rmtree(work, ignore_errors=True)
-    for name in DIRECTORIES:
-        (work / name).mkdir(parents=True)
-    key, iv = os.urandom(16), os.urandom(16)
-    (work / "user_input/key").write_bytes(key)
-    (work / "user_input/iv").write_bytes(iv)
-    (work / "s3_app_input/in_enc.y4m").write_bytes(vod.encrypted(width, height, frames, key, iv))
-    shutil.copy(vod.VOD / "cascade.bin", work / "program_data/cascade.bin")
-    (work / "program_data/params").write_text("write_images=0\n")
-
-
 def wasm_runner(executor: Executor, path: Path) -> Callable[[Path], float]:
     wasm = path.read_bytes()
 
     def run(work: Path) -> float:
         shutil.rmtree(work / "output")
         (work / "output").mkdir()
-        preopens = [Preopen(work / d, f"/{d}", d in ("output", "program_internal")) for d in DIRECTORIES]
         started = time.process_time()  # wasmtime runs in this process
-        code = executor.run(wasm, preopens, Streams(stdout=work / "stdout", stderr=work / "stderr"))
+        code = executor.run(wasm, vod.preopens(work), Streams(stdout=work / "stdout", stderr=work / "stderr"))
         elapsed = time.process_time() - started
         assert code == 0, (work / "stderr").read_text()
         return elapsed
@@ -132,8 +116,8 @@ def measure(runners: dict[str, Callable[[Path], float]], sample: list[Frame], si
             work: Path) -> dict[str, float]:
     """Median seconds per frame of each build and of OpenCV, the builds run in turn in each round."""
     one, many = work / "one", work / "many"
-    layout(one, sample[:1], *size)
-    layout(many, sample, *size)
+    vod.layout(one, *size, sample[:1], params=NO_IMAGES)
+    vod.layout(many, *size, sample, params=NO_IMAGES)
     times: dict[str, list[float]] = {name: [] for name in [*runners, "opencv"]}
     outputs: dict[str, bytes] = {}
     for _ in range(rounds):
@@ -162,7 +146,7 @@ def main() -> None:
     try:
         # Agreement on every frame of the video, through the wasm build.
         width, height, frames = vod.carphone_frames(10_000)
-        layout(work / "all", frames, width, height)
+        vod.layout(work / "all", width, height, frames, params=NO_IMAGES)
         runners["wasm"](work / "all")
         ours = vod.detections((work / "all/output/detections.json").read_bytes())
         agreement = vod.agreement(ours, vod.opencv_boxes(frames))
