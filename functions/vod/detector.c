@@ -286,23 +286,23 @@ static int round_half_even(double v) { return (int)lrint(v); } /* cvRound */
 /* Bilinear resize of an 8-bit plane with OpenCV's pixel-centre mapping and 11-bit fixed-point
  * weights (as its INTER_LINEAR for 8-bit images), so pyramids match OpenCV's closely. Each source
  * row is interpolated horizontally once (kept while the next output row still needs it, as
- * OpenCV's resize does); the vertical step fits in 32 bits (255 * 2^22 + 2^21 < 2^31). */
+ * OpenCV's resize does). a * (ONE - w) + b * w is computed as a * ONE + (b - a) * w, the same
+ * integer with one multiplication less; every step fits in 32 bits (255 * 2^22 + 2^21 < 2^31).
+ * src must have one readable byte past its end (read with weight 0 at the right edge). */
 static void resize_bilinear(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh) {
     enum { BITS = 11, ONE = 1 << BITS };
     double sx = (double)sw / dw, sy = (double)sh / dh;
-    int *x0 = malloc(sizeof(int) * (size_t)dw * 4), *x1 = x0 + dw, *xw0 = x0 + 2 * dw, *xw1 = x0 + 3 * dw;
+    int *xofs = malloc(sizeof(int) * (size_t)dw * 2), *xw = xofs + dw;
     int *rows = malloc(sizeof(int) * (size_t)dw * 2), *row0 = rows, *row1 = rows + dw;
-    if (!x0 || !rows) fail(2, "out of memory for the image pyramid", NULL);
+    if (!xofs || !rows) fail(2, "out of memory for the image pyramid", NULL);
     for (int x = 0; x < dw; x++) {
         double fx = (x + 0.5) * sx - 0.5;
         int ix = (int)floor(fx);
         double a = fx - ix;
         if (ix < 0) { ix = 0; a = 0; }
         if (ix >= sw - 1) { ix = sw - 1; a = 0; }
-        x0[x] = ix;
-        x1[x] = ix + 1 < sw ? ix + 1 : sw - 1;
-        xw1[x] = round_half_even(a * ONE);
-        xw0[x] = ONE - xw1[x];
+        xofs[x] = ix;
+        xw[x] = round_half_even(a * ONE);
     }
     int have0 = -1, have1 = -1; /* the source rows row0 and row1 hold */
     for (int y = 0; y < dh; y++) {
@@ -312,22 +312,22 @@ static void resize_bilinear(const uint8_t *src, int sw, int sh, uint8_t *dst, in
         if (iy < 0) { iy = 0; b = 0; }
         if (iy >= sh - 1) { iy = sh - 1; b = 0; }
         int iy1 = iy + 1 < sh ? iy + 1 : sh - 1;
-        int wy1 = round_half_even(b * ONE), wy0 = ONE - wy1;
+        int wy = round_half_even(b * ONE);
         if (iy == have1 && iy != have0) { int *t = row0; row0 = row1; row1 = t; have0 = have1; have1 = -1; }
         if (iy != have0) {
             const uint8_t *s0 = src + (size_t)iy * sw;
-            for (int x = 0; x < dw; x++) row0[x] = s0[x0[x]] * xw0[x] + s0[x1[x]] * xw1[x];
+            for (int x = 0; x < dw; x++) row0[x] = s0[xofs[x]] * ONE + (s0[xofs[x] + 1] - s0[xofs[x]]) * xw[x];
             have0 = iy;
         }
         if (iy1 != have1) {
             const uint8_t *s1 = src + (size_t)iy1 * sw;
-            for (int x = 0; x < dw; x++) row1[x] = s1[x0[x]] * xw0[x] + s1[x1[x]] * xw1[x];
+            for (int x = 0; x < dw; x++) row1[x] = s1[xofs[x]] * ONE + (s1[xofs[x] + 1] - s1[xofs[x]]) * xw[x];
             have1 = iy1;
         }
         uint8_t *d = dst + (size_t)y * dw;
-        for (int x = 0; x < dw; x++) d[x] = (uint8_t)((row0[x] * wy0 + row1[x] * wy1 + (1 << (2 * BITS - 1))) >> (2 * BITS));
+        for (int x = 0; x < dw; x++) d[x] = (uint8_t)((row0[x] * ONE + (row1[x] - row0[x]) * wy + (1 << (2 * BITS - 1))) >> (2 * BITS));
     }
-    free(x0); free(rows);
+    free(xofs); free(rows);
 }
 
 typedef struct { int x, y, w, h; } Box;
@@ -557,7 +557,7 @@ static const LevelTable *detector_level(Detector *d, int level) {
 }
 
 /* detectMultiScale without grouping: every window of every pyramid level that passes.
- * img is w x h, at most the size the detector was made for. */
+ * img is w x h, at most the size the detector was made for, with one readable byte after it. */
 static void detect_candidates(Detector *d, const uint8_t *img, int w, int h, const Params *p, Boxes *out) {
     const Cascade *c = d->cascade;
     int level = 0;
@@ -811,7 +811,7 @@ int main(void) {
     fprintf(stderr, "video %dx%d, model %s\n", w, h, MODEL_PATH);
 
     size_t luma = (size_t)w * h, chroma = (size_t)((w + 1) / 2) * ((h + 1) / 2);
-    uint8_t *frame = malloc(luma + 2 * chroma), *rgb = malloc(luma * 3);
+    uint8_t *frame = malloc(luma + 2 * chroma), *rgb = malloc(luma * 3); /* luma, then chroma (read past luma) */
     Box *grouped = NULL;
     int *neighbours = NULL;
     if (!frame || !rgb) fail(2, "out of memory for one frame", NULL);
