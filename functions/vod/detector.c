@@ -38,7 +38,7 @@
 #define PARAMS_PATH "program_data/params"
 #define OUTPUT_DIR "output"
 
-static void fail(int code, const char *message, const char *detail) {
+__attribute__((noreturn)) static void fail(int code, const char *message, const char *detail) {
     fprintf(stderr, "detector: %s%s%s\n", message, detail ? ": " : "", detail ? detail : "");
     exit(code);
 }
