@@ -57,9 +57,27 @@ functions: $(FUNCTION_WASM) $(VOD)/function.json $(VOD)/detector
 $(VOD)/function.json: $(VOD)/detector.wasm functions/vod/build_function.py functions/vod/cascade_tool.py $(STAMP)
 	$(PY) functions/vod/build_function.py $(VOD)
 
-$(VOD)/detector: functions/vod/detector.c
+# Native builds of the detector, for bench/vod.py's wasm/native ratios: the system cc (gcc here)
+# and zig cc for this machine, the compiler of the wasm build. No FMA contraction, so every build
+# computes the same floats and writes the same detections.json. $(VOD_BASELINE) holds another
+# revision's source (bench/vod.py --baseline REV) built the same three ways.
+VOD_BASELINE := $(BUILD)/bench/vod-baseline
+ZIGCC_NATIVE := $(PY) -m ziglang cc -target $(shell uname -m)-linux-musl -O2 -ffp-contract=off
+
+$(VOD)/detector $(VOD)/detector-zig: functions/vod/detector.c
+$(VOD_BASELINE)/detector $(VOD_BASELINE)/detector-zig $(VOD_BASELINE)/detector.wasm: $(VOD_BASELINE)/detector.c
+
+$(VOD)/detector $(VOD_BASELINE)/detector:
 	@mkdir -p $(dir $@)
-	$${CC:-cc} -O2 -o $@ $< -lm
+	$${CC:-cc} -O2 -ffp-contract=off -o $@ $(filter %.c,$^) -lm
+
+# The first build for a native target builds zig's musl libc into its cache (~25 s of CPU).
+$(VOD)/detector-zig $(VOD_BASELINE)/detector-zig: $(STAMP)
+	@mkdir -p $(dir $@)
+	$(ZIGCC_NATIVE) -o $@.tmp $(filter %.c,$^) && mv $@.tmp $@
+
+$(VOD_BASELINE)/detector.wasm: $(STAMP)
+	$(ZIGCC) -o $@.tmp $(filter %.c,$^) && mv $@.tmp $@
 
 # The first compile builds zig's wasi libc into its cache (~30 s); later ones are quick.
 $(BUILD)/functions/%.wasm: functions/%.c $(STAMP)

@@ -38,7 +38,7 @@
 #define PARAMS_PATH "program_data/params"
 #define OUTPUT_DIR "output"
 
-static void fail(int code, const char *message, const char *detail) {
+__attribute__((noreturn)) static void fail(int code, const char *message, const char *detail) {
     fprintf(stderr, "detector: %s%s%s\n", message, detail ? ": " : "", detail ? detail : "");
     exit(code);
 }
@@ -76,48 +76,56 @@ static const uint8_t SBOX[256] = {
     0x8c,0xa1,0x89,0x0d,0xbf,0xe6,0x42,0x68,0x41,0x99,0x2d,0x0f,0xb0,0x54,0xbb,0x16,
 };
 
-typedef struct { uint8_t round_keys[176]; } Aes128;
+/* The cipher is the T-table form (as rijndael-alg-fst.c): each round of SubBytes, ShiftRows and
+ * MixColumns is four table look-ups per column, with the state as four big-endian words. The
+ * tables are built from SBOX at start-up. Look-ups indexed by key-dependent data are not
+ * constant-time; inside the enclave only the program itself shares the cache with them. */
+typedef struct { uint32_t rk[44]; } Aes128;
+
+static uint32_t TE[4][256];
 
 static uint8_t xtime(uint8_t x) { return (uint8_t)((x << 1) ^ ((x & 0x80) ? 0x1b : 0)); }
+static uint32_t rotr8(uint32_t v) { return v >> 8 | v << 24; }
+static uint32_t load_be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static void store_be32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v; }
 
 static void aes_init(Aes128 *aes, const uint8_t key[16]) {
     static const uint8_t rcon[10] = {0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x1b, 0x36};
-    memcpy(aes->round_keys, key, 16);
+    for (int x = 0; x < 256; x++) {
+        uint8_t s = SBOX[x], s2 = xtime(s), s3 = (uint8_t)(s2 ^ s);
+        TE[0][x] = (uint32_t)s2 << 24 | (uint32_t)s << 16 | (uint32_t)s << 8 | s3;
+        for (int t = 1; t < 4; t++) TE[t][x] = rotr8(TE[t - 1][x]);
+    }
+    for (int i = 0; i < 4; i++) aes->rk[i] = load_be32(key + 4 * i);
     for (int i = 4; i < 44; i++) {
-        uint8_t t[4];
-        memcpy(t, aes->round_keys + (i - 1) * 4, 4);
-        if (i % 4 == 0) {
-            uint8_t first = t[0];
-            t[0] = SBOX[t[1]] ^ rcon[i / 4 - 1];
-            t[1] = SBOX[t[2]];
-            t[2] = SBOX[t[3]];
-            t[3] = SBOX[first];
-        }
-        for (int j = 0; j < 4; j++) aes->round_keys[i * 4 + j] = aes->round_keys[(i - 4) * 4 + j] ^ t[j];
+        uint32_t t = aes->rk[i - 1];
+        if (i % 4 == 0)
+            t = ((uint32_t)SBOX[t >> 16 & 0xff] << 24 | (uint32_t)SBOX[t >> 8 & 0xff] << 16 | (uint32_t)SBOX[t & 0xff] << 8 |
+                 SBOX[t >> 24]) ^ (uint32_t)rcon[i / 4 - 1] << 24;
+        aes->rk[i] = aes->rk[i - 4] ^ t;
     }
 }
 
 static void aes_encrypt_block(const Aes128 *aes, const uint8_t in[16], uint8_t out[16]) {
-    uint8_t s[16];
-    for (int i = 0; i < 16; i++) s[i] = in[i] ^ aes->round_keys[i];
-    for (int round = 1; round <= 10; round++) {
-        uint8_t t[16];
-        for (int i = 0; i < 16; i++) t[i] = SBOX[s[i]];
-        /* ShiftRows: state is column-major, byte (row r, column c) at index 4c + r */
-        for (int c = 0; c < 4; c++)
-            for (int r = 0; r < 4; r++) s[4 * c + r] = t[4 * ((c + r) % 4) + r];
-        if (round < 10) {
-            for (int c = 0; c < 4; c++) {
-                uint8_t *col = s + 4 * c, a0 = col[0], a1 = col[1], a2 = col[2], a3 = col[3], all = a0 ^ a1 ^ a2 ^ a3;
-                col[0] ^= all ^ xtime(a0 ^ a1);
-                col[1] ^= all ^ xtime(a1 ^ a2);
-                col[2] ^= all ^ xtime(a2 ^ a3);
-                col[3] ^= all ^ xtime(a3 ^ a0);
-            }
-        }
-        for (int i = 0; i < 16; i++) s[i] ^= aes->round_keys[round * 16 + i];
+    const uint32_t *rk = aes->rk;
+    uint32_t s0 = load_be32(in) ^ rk[0], s1 = load_be32(in + 4) ^ rk[1], s2 = load_be32(in + 8) ^ rk[2],
+             s3 = load_be32(in + 12) ^ rk[3];
+#define AES_COLUMN(a, b, c, d, k) (TE[0][a >> 24] ^ TE[1][b >> 16 & 0xff] ^ TE[2][c >> 8 & 0xff] ^ TE[3][d & 0xff] ^ rk[k])
+    for (int round = 1; round < 10; round++) {
+        rk += 4;
+        uint32_t t0 = AES_COLUMN(s0, s1, s2, s3, 0), t1 = AES_COLUMN(s1, s2, s3, s0, 1),
+                 t2 = AES_COLUMN(s2, s3, s0, s1, 2), t3 = AES_COLUMN(s3, s0, s1, s2, 3);
+        s0 = t0; s1 = t1; s2 = t2; s3 = t3;
     }
-    memcpy(out, s, 16);
+#undef AES_COLUMN
+    rk += 4;
+#define AES_LAST(a, b, c, d, k) (((uint32_t)SBOX[a >> 24] << 24 | (uint32_t)SBOX[b >> 16 & 0xff] << 16 | \
+                                  (uint32_t)SBOX[c >> 8 & 0xff] << 8 | SBOX[d & 0xff]) ^ rk[k])
+    store_be32(out, AES_LAST(s0, s1, s2, s3, 0));
+    store_be32(out + 4, AES_LAST(s1, s2, s3, s0, 1));
+    store_be32(out + 8, AES_LAST(s2, s3, s0, s1, 2));
+    store_be32(out + 12, AES_LAST(s3, s0, s1, s2, 3));
+#undef AES_LAST
 }
 
 /* A reader that decrypts AES-128-CTR as it reads: the counter block is the IV, incremented
@@ -137,11 +145,23 @@ static void ctr_next_block(CtrReader *r) {
     r->used = 0;
 }
 
+/* XORs the keystream into what was read: the rest of the current block byte by byte, then whole
+ * blocks as 64-bit words, then the head of the last block. */
 static size_t ctr_read(CtrReader *r, uint8_t *out, size_t n) {
-    size_t got = fread(out, 1, n, r->file);
-    for (size_t i = 0; i < got; i++) {
-        if (r->used == 16) ctr_next_block(r);
-        out[i] ^= r->keystream[r->used++];
+    size_t got = fread(out, 1, n, r->file), i = 0;
+    while (i < got && r->used < 16) out[i++] ^= r->keystream[r->used++];
+    for (; got - i >= 16; i += 16) {
+        ctr_next_block(r);
+        uint64_t a, b, k0, k1;
+        memcpy(&a, out + i, 8); memcpy(&b, out + i + 8, 8);
+        memcpy(&k0, r->keystream, 8); memcpy(&k1, r->keystream + 8, 8);
+        a ^= k0; b ^= k1;
+        memcpy(out + i, &a, 8); memcpy(out + i + 8, &b, 8);
+        r->used = 16;
+    }
+    if (i < got) {
+        ctr_next_block(r);
+        while (i < got) out[i++] ^= r->keystream[r->used++];
     }
     return got;
 }
@@ -264,24 +284,27 @@ static Cascade load_cascade(const char *path) {
 static int round_half_even(double v) { return (int)lrint(v); } /* cvRound */
 
 /* Bilinear resize of an 8-bit plane with OpenCV's pixel-centre mapping and 11-bit fixed-point
- * weights (as its INTER_LINEAR for 8-bit images), so pyramids match OpenCV's closely. */
+ * weights (as its INTER_LINEAR for 8-bit images), so pyramids match OpenCV's closely. Each source
+ * row is interpolated horizontally once (kept while the next output row still needs it, as
+ * OpenCV's resize does). a * (ONE - w) + b * w is computed as a * ONE + (b - a) * w, the same
+ * integer with one multiplication less; every step fits in 32 bits (255 * 2^22 + 2^21 < 2^31).
+ * src must have one readable byte past its end (read with weight 0 at the right edge). */
 static void resize_bilinear(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh) {
-    const int BITS = 11, ONE = 1 << BITS;
+    enum { BITS = 11, ONE = 1 << BITS };
     double sx = (double)sw / dw, sy = (double)sh / dh;
-    int *xofs = malloc(sizeof(int) * (size_t)dw * 2);
-    short *xw = malloc(sizeof(short) * (size_t)dw * 2);
+    int *xofs = malloc(sizeof(int) * (size_t)dw * 2), *xw = xofs + dw;
+    int *rows = malloc(sizeof(int) * (size_t)dw * 2), *row0 = rows, *row1 = rows + dw;
+    if (!xofs || !rows) fail(2, "out of memory for the image pyramid", NULL);
     for (int x = 0; x < dw; x++) {
         double fx = (x + 0.5) * sx - 0.5;
         int ix = (int)floor(fx);
         double a = fx - ix;
         if (ix < 0) { ix = 0; a = 0; }
         if (ix >= sw - 1) { ix = sw - 1; a = 0; }
-        xofs[2 * x] = ix;
-        xofs[2 * x + 1] = ix + 1 < sw ? ix + 1 : sw - 1;
-        xw[2 * x + 1] = (short)round_half_even(a * ONE);
-        xw[2 * x] = (short)(ONE - xw[2 * x + 1]);
+        xofs[x] = ix;
+        xw[x] = round_half_even(a * ONE);
     }
-    int *row0 = malloc(sizeof(int) * (size_t)dw), *row1 = malloc(sizeof(int) * (size_t)dw);
+    int have0 = -1, have1 = -1; /* the source rows row0 and row1 hold */
     for (int y = 0; y < dh; y++) {
         double fy = (y + 0.5) * sy - 0.5;
         int iy = (int)floor(fy);
@@ -289,132 +312,22 @@ static void resize_bilinear(const uint8_t *src, int sw, int sh, uint8_t *dst, in
         if (iy < 0) { iy = 0; b = 0; }
         if (iy >= sh - 1) { iy = sh - 1; b = 0; }
         int iy1 = iy + 1 < sh ? iy + 1 : sh - 1;
-        int wy1 = round_half_even(b * ONE), wy0 = ONE - wy1;
-        const uint8_t *s0 = src + (size_t)iy * sw, *s1 = src + (size_t)iy1 * sw;
-        for (int x = 0; x < dw; x++) {
-            row0[x] = s0[xofs[2 * x]] * xw[2 * x] + s0[xofs[2 * x + 1]] * xw[2 * x + 1];
-            row1[x] = s1[xofs[2 * x]] * xw[2 * x] + s1[xofs[2 * x + 1]] * xw[2 * x + 1];
+        int wy = round_half_even(b * ONE);
+        if (iy == have1 && iy != have0) { int *t = row0; row0 = row1; row1 = t; have0 = have1; have1 = -1; }
+        if (iy != have0) {
+            const uint8_t *s0 = src + (size_t)iy * sw;
+            for (int x = 0; x < dw; x++) row0[x] = s0[xofs[x]] * ONE + (s0[xofs[x] + 1] - s0[xofs[x]]) * xw[x];
+            have0 = iy;
+        }
+        if (iy1 != have1) {
+            const uint8_t *s1 = src + (size_t)iy1 * sw;
+            for (int x = 0; x < dw; x++) row1[x] = s1[xofs[x]] * ONE + (s1[xofs[x] + 1] - s1[xofs[x]]) * xw[x];
+            have1 = iy1;
         }
         uint8_t *d = dst + (size_t)y * dw;
-        for (int x = 0; x < dw; x++) {
-            int64_t v = (int64_t)row0[x] * wy0 + (int64_t)row1[x] * wy1;
-            v = (v + (1 << (2 * BITS - 1))) >> (2 * BITS);
-            d[x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
+        for (int x = 0; x < dw; x++) d[x] = (uint8_t)((row0[x] * ONE + (row1[x] - row0[x]) * wy + (1 << (2 * BITS - 1))) >> (2 * BITS));
     }
-    free(xofs); free(xw); free(row0); free(row1);
-}
-
-typedef struct {
-    int w, h, stride;  /* integral images are (w+1) x (h+1) */
-    int32_t *sum;
-    uint32_t *sqsum;   /* wraps modulo 2^32, like OpenCV's: differences over a window stay exact */
-    int32_t *tilted;   /* 45-degree integral (only for cascades with tilted features), else NULL */
-} Integral;
-
-static void integral(const uint8_t *img, int w, int h, Integral *ii) {
-    ii->w = w; ii->h = h; ii->stride = w + 1;
-    size_t n = (size_t)(w + 1) * (h + 1);
-    ii->sum = calloc(n, sizeof(int32_t));
-    ii->sqsum = calloc(n, sizeof(uint32_t));
-    ii->tilted = NULL;
-    if (!ii->sum || !ii->sqsum) fail(2, "out of memory for the integral images", NULL);
-    for (int y = 0; y < h; y++) {
-        int32_t row = 0;
-        uint32_t rowsq = 0;
-        for (int x = 0; x < w; x++) {
-            int v = img[(size_t)y * w + x];
-            row += v;
-            rowsq += (uint32_t)(v * v);
-            size_t at = (size_t)(y + 1) * ii->stride + x + 1;
-            ii->sum[at] = ii->sum[at - ii->stride] + row;
-            ii->sqsum[at] = ii->sqsum[at - ii->stride] + rowsq;
-        }
-    }
-}
-
-/* The rotated integral image, OpenCV's definition:
- *   tilted(X, Y) = sum of image(x, y) over y < Y and |x - X + 1| <= Y - y - 1
- * computed row by row with T(X,Y) = T(X-1,Y-1) + T(X+1,Y-1) - T(X,Y-2) + I(X-1,Y-1) + I(X-1,Y-2)
- * on a buffer padded by h columns on both sides, so the triangles may leave the image. */
-static void tilted_integral(const uint8_t *img, int w, int h, Integral *ii) {
-    int pad = h + 1, pw = w + 1 + 2 * pad;
-    int32_t *rows = calloc((size_t)pw * (h + 1), sizeof(int32_t));
-    ii->tilted = malloc(sizeof(int32_t) * (size_t)(w + 1) * (h + 1));
-    if (!rows || !ii->tilted) fail(2, "out of memory for the tilted integral image", NULL);
-#define T(X, Y) rows[(size_t)(Y) * pw + (X) + pad]
-#define PIX(X, Y) (((X) >= 0 && (X) < w && (Y) >= 0 && (Y) < h) ? img[(size_t)(Y) * w + (X)] : 0)
-    for (int Y = 1; Y <= h; Y++)
-        for (int X = -pad + 1; X < w + 1 + pad - 1; X++) {
-            int32_t v = T(X - 1, Y - 1) + T(X + 1, Y - 1) + PIX(X - 1, Y - 1);
-            if (Y >= 2) v += PIX(X - 1, Y - 2) - T(X, Y - 2);
-            T(X, Y) = v;
-        }
-    for (int Y = 0; Y <= h; Y++)
-        for (int X = 0; X <= w; X++) ii->tilted[(size_t)Y * (w + 1) + X] = T(X, Y);
-#undef T
-#undef PIX
-    free(rows);
-}
-
-static void integral_free(Integral *ii) { free(ii->sum); free(ii->sqsum); free(ii->tilted); }
-
-static inline int32_t tilted_sum(const Integral *ii, int x, int y, int w, int h) {
-    const int32_t *p = ii->tilted;
-    int s = ii->stride;
-    return p[(size_t)y * s + x] - p[(size_t)(y + h) * s + (x - h)] - p[(size_t)(y + w) * s + (x + w)] +
-           p[(size_t)(y + w + h) * s + (x + w - h)];
-}
-
-static inline int32_t rect_sum(const Integral *ii, int x, int y, int w, int h) {
-    const int32_t *p = ii->sum;
-    int s = ii->stride;
-    return p[(size_t)y * s + x] - p[(size_t)y * s + x + w] - p[(size_t)(y + h) * s + x] + p[(size_t)(y + h) * s + x + w];
-}
-
-static inline uint32_t rect_sqsum(const Integral *ii, int x, int y, int w, int h) {
-    const uint32_t *p = ii->sqsum;
-    int s = ii->stride;
-    return p[(size_t)y * s + x] - p[(size_t)y * s + x + w] - p[(size_t)(y + h) * s + x] + p[(size_t)(y + h) * s + x + w];
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Cascade evaluation (OpenCV's HaarEvaluator + predictOrderedStump)                          */
-
-/* Returns 1 when every stage passes, else -(index of the failing stage); 0 means the first stage. */
-static int run_at(const Cascade *c, const Integral *ii, int x, int y) {
-    /* Variance normalisation over the window shrunk by one pixel on each side. */
-    int nw = c->width - 2, nh = c->height - 2;
-    int32_t valsum = rect_sum(ii, x + 1, y + 1, nw, nh);
-    uint32_t valsqsum = rect_sqsum(ii, x + 1, y + 1, nw, nh);
-    double area = (double)nw * nh;
-    double nf = area * (double)valsqsum - (double)valsum * (double)valsum;
-    float norm;
-    if (nf > 0.0) {
-        nf = sqrt(nf);
-        norm = (float)(1.0 / nf);
-        if (area * norm >= 1e-1) return 0; /* too flat a window to hold the object: rejected as OpenCV does */
-    } else {
-        return 0;
-    }
-    for (int s = 0; s < c->nstages; s++) {
-        const Stage *stage = &c->stages[s];
-        double total = 0.0;
-        for (int i = 0; i < stage->nstumps; i++) {
-            const Stump *stump = &c->stumps[stage->first + i];
-            const Feature *f = &c->features[stump->feature];
-            int32_t (*area_sum)(const Integral *, int, int, int, int) = f->tilted ? tilted_sum : rect_sum;
-            float value = f->rect[0].weight * (float)area_sum(ii, x + f->rect[0].x, y + f->rect[0].y, f->rect[0].w, f->rect[0].h);
-            if (f->nrects > 1)
-                value += f->rect[1].weight * (float)area_sum(ii, x + f->rect[1].x, y + f->rect[1].y, f->rect[1].w, f->rect[1].h);
-            if (f->nrects > 2 && f->rect[2].weight != 0.0f)
-                value += f->rect[2].weight * (float)area_sum(ii, x + f->rect[2].x, y + f->rect[2].y, f->rect[2].w, f->rect[2].h);
-            value *= norm;
-            total += value < stump->threshold ? stump->left : stump->right;
-        }
-        if (total < stage->threshold) return -s;
-    }
-    return 1;
+    free(xofs); free(rows);
 }
 
 typedef struct { int x, y, w, h; } Box;
@@ -431,36 +344,240 @@ static void boxes_push(Boxes *b, Box r) {
 
 typedef struct { double scale_factor; int min_neighbors, min_size, max_size, write_images; } Params;
 
-/* detectMultiScale without grouping: every window of every pyramid level that passes. */
-static void detect_candidates(const Cascade *c, const uint8_t *img, int w, int h, const Params *p, Boxes *out) {
-    uint8_t *scaled = malloc((size_t)w * h);
-    if (!scaled) fail(2, "out of memory for the image pyramid", NULL);
-    for (double factor = 1.0;; factor *= p->scale_factor) {
+/* The integral images of one pyramid level, (w+1) x (h+1) each, in buffers sized for the largest
+ * level and reused. The 45-degree integral (cascades with tilted features only) follows the plain
+ * one in the same buffer, so every rectangle of a feature, tilted or not, is four offsets from the
+ * window's corner into one array: no branch and no call per rectangle. */
+typedef struct {
+    int w, h, stride;
+    int32_t *sum;     /* sum at [0, stride * (h + 1)), tilted right after it */
+    uint32_t *sqsum;  /* wraps modulo 2^32, like OpenCV's: differences over a window stay exact */
+    int tilted_at;    /* offset of the tilted integral from sum, 0 when the cascade has none */
+} Integral;
+
+static void integral(const uint8_t *img, int w, int h, Integral *ii) {
+    int s = ii->stride = w + 1;
+    ii->w = w; ii->h = h;
+    memset(ii->sum, 0, sizeof(int32_t) * (size_t)s);
+    memset(ii->sqsum, 0, sizeof(uint32_t) * (size_t)s);
+    for (int y = 0; y < h; y++) {
+        int32_t row = 0;
+        uint32_t rowsq = 0;
+        const uint8_t *src = img + (size_t)y * w;
+        int32_t *sum = ii->sum + (size_t)(y + 1) * s;
+        uint32_t *sqsum = ii->sqsum + (size_t)(y + 1) * s;
+        sum[0] = 0;
+        sqsum[0] = 0;
+        for (int x = 0; x < w; x++) {
+            int v = src[x];
+            row += v;
+            rowsq += (uint32_t)(v * v);
+            sum[x + 1] = sum[x + 1 - s] + row;
+            sqsum[x + 1] = sqsum[x + 1 - s] + rowsq;
+        }
+    }
+}
+
+/* The rotated integral image, OpenCV's definition:
+ *   tilted(X, Y) = sum of image(x, y) over y < Y and |x - X + 1| <= Y - y - 1
+ * computed row by row with T(X,Y) = T(X-1,Y-1) + T(X+1,Y-1) - T(X,Y-2) + I(X-1,Y-1) + I(X-1,Y-2)
+ * on a buffer padded by h columns on both sides, so the triangles may leave the image. */
+static void tilted_integral(const uint8_t *img, int w, int h, int32_t *out) {
+    int pad = h + 1, pw = w + 1 + 2 * pad;
+    int32_t *rows = calloc((size_t)pw * (h + 1), sizeof(int32_t));
+    if (!rows) fail(2, "out of memory for the tilted integral image", NULL);
+#define T(X, Y) rows[(size_t)(Y) * pw + (X) + pad]
+#define PIX(X, Y) (((X) >= 0 && (X) < w && (Y) >= 0 && (Y) < h) ? img[(size_t)(Y) * w + (X)] : 0)
+    for (int Y = 1; Y <= h; Y++)
+        for (int X = -pad + 1; X < w + 1 + pad - 1; X++) {
+            int32_t v = T(X - 1, Y - 1) + T(X + 1, Y - 1) + PIX(X - 1, Y - 1);
+            if (Y >= 2) v += PIX(X - 1, Y - 2) - T(X, Y - 2);
+            T(X, Y) = v;
+        }
+    for (int Y = 0; Y <= h; Y++)
+        for (int X = 0; X <= w; X++) out[(size_t)Y * (w + 1) + X] = T(X, Y);
+#undef T
+#undef PIX
+    free(rows);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Cascade evaluation (OpenCV's HaarEvaluator + predictOrderedStump)                          */
+
+/* A feature's rectangle at one pyramid level, as OpenCV's HaarEvaluator::OptFeature holds it:
+ * its sum is p[corner[0]] - p[corner[1]] - p[corner[2]] + p[corner[3]] with p the integral at
+ * the window's corner (upright: top-left, top-right, bottom-left, bottom-right; tilted: top,
+ * left, right and bottom corners in the tilted integral). The corners are byte offsets: wasm
+ * has no scaled addressing, so element offsets would cost a shift per load. */
+typedef struct { int32_t corner[4]; float weight; } LevelRect;
+/* A stump with its feature's rectangles inline, in cascade order: the scan reads them in sequence.
+ * Features of fewer than three rectangles have weight 0 in the rest (the third is then skipped). */
+typedef struct { LevelRect rect[3]; float threshold, left, right; } LevelStump;
+
+/* The offset tables of one pyramid level; they depend only on the level's integral stride, so
+ * they are built on the first frame and reused for every later frame of the same size. */
+typedef struct {
+    int stride, tilted_at;
+    int32_t norm[4];     /* the variance window: the detection window shrunk by one pixel */
+    LevelStump *stumps;
+} LevelTable;
+
+/* s: the integral's stride; tilted_at: the tilted integral's offset from sum; corners in bytes. */
+static void rect_corners(int32_t corner[4], const FeatureRect *r, int tilted, int s, int tilted_at) {
+    if (tilted) {
+        corner[0] = tilted_at + r->y * s + r->x;
+        corner[1] = tilted_at + (r->y + r->h) * s + r->x - r->h;
+        corner[2] = tilted_at + (r->y + r->w) * s + r->x + r->w;
+        corner[3] = tilted_at + (r->y + r->w + r->h) * s + r->x + r->w - r->h;
+    } else {
+        corner[0] = r->y * s + r->x;
+        corner[1] = r->y * s + r->x + r->w;
+        corner[2] = (r->y + r->h) * s + r->x;
+        corner[3] = (r->y + r->h) * s + r->x + r->w;
+    }
+    for (int i = 0; i < 4; i++) corner[i] *= (int32_t)sizeof(int32_t);
+}
+
+static void level_table_build(LevelTable *t, const Cascade *c, int stride, int tilted_at) {
+    t->stride = stride;
+    t->tilted_at = tilted_at;
+    FeatureRect window = {1, 1, c->width - 2, c->height - 2, 0.0f};
+    rect_corners(t->norm, &window, 0, stride, 0);
+    if (!t->stumps) t->stumps = calloc((size_t)c->nstumps, sizeof(LevelStump));
+    if (!t->stumps) fail(2, "out of memory for the cascade's offset tables", NULL);
+    for (int k = 0; k < c->nstumps; k++) {
+        const Stump *stump = &c->stumps[k];
+        const Feature *f = &c->features[stump->feature];
+        LevelStump *out = &t->stumps[k];
+        memset(out->rect, 0, sizeof out->rect);
+        for (int j = 0; j < f->nrects; j++) {
+            rect_corners(out->rect[j].corner, &f->rect[j], f->tilted, stride, tilted_at);
+            out->rect[j].weight = f->rect[j].weight;
+        }
+        out->threshold = stump->threshold;
+        out->left = stump->left;
+        out->right = stump->right;
+    }
+}
+
+#define AT(p, offset) (*(const int32_t *)((const char *)(p) + (offset)))
+#define ATU(q, offset) (*(const uint32_t *)((const char *)(q) + (offset)))
+#define RECT_SUM(p, r) (AT(p, (r).corner[0]) - AT(p, (r).corner[1]) - AT(p, (r).corner[2]) + AT(p, (r).corner[3]))
+
+/* One stump's vote; the float operations in the order OpenCV's (and the first version's) are. */
+static inline float stump_vote(const LevelStump *st, const int32_t *p, float norm) {
+    float value = st->rect[0].weight * (float)RECT_SUM(p, st->rect[0]);
+    value += st->rect[1].weight * (float)RECT_SUM(p, st->rect[1]);
+    if (st->rect[2].weight != 0.0f) value += st->rect[2].weight * (float)RECT_SUM(p, st->rect[2]);
+    value *= norm;
+    return value < st->threshold ? st->left : st->right;
+}
+
+/* The window whose integrals start at p (sum) and q (sqsum). Returns 1 when every stage passes,
+ * else -(index of the failing stage); 0 means the first stage. */
+static inline int run_at(const Cascade *c, const LevelTable *t, const int32_t *p, const uint32_t *q, double area) {
+    /* Variance normalisation over the window shrunk by one pixel on each side. */
+    int32_t valsum = AT(p, t->norm[0]) - AT(p, t->norm[1]) - AT(p, t->norm[2]) + AT(p, t->norm[3]);
+    uint32_t valsqsum = ATU(q, t->norm[0]) - ATU(q, t->norm[1]) - ATU(q, t->norm[2]) + ATU(q, t->norm[3]);
+    double nf = area * (double)valsqsum - (double)valsum * (double)valsum;
+    float norm;
+    if (nf > 0.0) {
+        nf = sqrt(nf);
+        norm = (float)(1.0 / nf);
+        if (area * norm >= 1e-1) return 0; /* too flat a window to hold the object: rejected as OpenCV does */
+    } else {
+        return 0;
+    }
+    const LevelStump *st = t->stumps;
+    for (int s = 0; s < c->nstages; s++) {
+        const LevelStump *end = st + c->stages[s].nstumps;
+        double total = 0.0;
+        for (; end - st >= 2; st += 2) { /* two at a time; the sum keeps its order */
+            total += stump_vote(st, p, norm);
+            total += stump_vote(st + 1, p, norm);
+        }
+        if (st < end) total += stump_vote(st++, p, norm);
+        if (total < c->stages[s].threshold) return -s;
+    }
+    return 1;
+}
+#undef RECT_SUM
+#undef AT
+#undef ATU
+
+/* Every window position of one pyramid level (scaled by factor) that passes the whole cascade. */
+static void scan_level(const Cascade *c, const LevelTable *t, const Integral *ii, double factor, int step, Boxes *out) {
+    int range_w = ii->w - c->width, range_h = ii->h - c->height;
+    int win_w = round_half_even(c->width * factor), win_h = round_half_even(c->height * factor);
+    double area = (double)(c->width - 2) * (c->height - 2);
+    for (int y = 0; y < range_h; y += step) {
+        const int32_t *sum = ii->sum + (size_t)y * ii->stride;
+        const uint32_t *sqsum = ii->sqsum + (size_t)y * ii->stride;
+        for (int x = 0; x < range_w; x += step) {
+            int result = run_at(c, t, sum + x, sqsum + x, area);
+            if (result > 0) {
+                Box b = {round_half_even(x * factor), round_half_even(y * factor), win_w, win_h};
+                boxes_push(out, b);
+            }
+            if (result == 0) x += step; /* rejected at the first stage: skip a position, as OpenCV does */
+        }
+    }
+}
+
+/* What detectMultiScale keeps between frames: the pyramid and integral buffers, sized for the
+ * largest level, and each level's offset tables. */
+typedef struct {
+    const Cascade *cascade;
+    uint8_t *scaled;
+    Integral ii;
+    LevelTable *levels;
+    int nlevels;
+} Detector;
+
+static Detector detector_new(const Cascade *c, int w, int h) {
+    Detector d = {c, malloc((size_t)w * h), {0}, NULL, 0};
+    size_t cells = (size_t)(w + 1) * (h + 1);
+    d.ii.sum = malloc(sizeof(int32_t) * cells * (c->has_tilted ? 2 : 1));
+    d.ii.sqsum = malloc(sizeof(uint32_t) * cells);
+    if (!d.scaled || !d.ii.sum || !d.ii.sqsum) fail(2, "out of memory for the image pyramid", NULL);
+    return d;
+}
+
+static const LevelTable *detector_level(Detector *d, int level) {
+    if (level >= d->nlevels) {
+        d->levels = realloc(d->levels, sizeof(LevelTable) * (size_t)(level + 1));
+        if (!d->levels) fail(2, "out of memory for the cascade's offset tables", NULL);
+        memset(d->levels + d->nlevels, 0, sizeof(LevelTable) * (size_t)(level + 1 - d->nlevels));
+        d->nlevels = level + 1;
+    }
+    LevelTable *t = &d->levels[level];
+    if (!t->stumps || t->stride != d->ii.stride || t->tilted_at != d->ii.tilted_at)
+        level_table_build(t, d->cascade, d->ii.stride, d->ii.tilted_at);
+    return t;
+}
+
+/* detectMultiScale without grouping: every window of every pyramid level that passes.
+ * img is w x h, at most the size the detector was made for, with one readable byte after it. */
+static void detect_candidates(Detector *d, const uint8_t *img, int w, int h, const Params *p, Boxes *out) {
+    const Cascade *c = d->cascade;
+    int level = 0;
+    for (double factor = 1.0;; factor *= p->scale_factor, level++) {
         int win_w = round_half_even(c->width * factor), win_h = round_half_even(c->height * factor);
         int sw = round_half_even(w / factor), sh = round_half_even(h / factor);
         int range_w = sw - c->width, range_h = sh - c->height;
         if (range_w <= 0 || range_h <= 0) break;
         if (p->max_size > 0 && (win_w > p->max_size || win_h > p->max_size)) break;
         if (win_w < p->min_size || win_h < p->min_size) continue;
-        if (factor == 1.0) memcpy(scaled, img, (size_t)w * h);
-        else resize_bilinear(img, w, h, scaled, sw, sh);
-        Integral ii;
-        integral(scaled, sw, sh, &ii);
-        if (c->has_tilted) tilted_integral(scaled, sw, sh, &ii);
-        int step = factor > 2.0 ? 1 : 2;
-        for (int y = 0; y < range_h; y += step) {
-            for (int x = 0; x < range_w; x += step) {
-                int result = run_at(c, &ii, x, y);
-                if (result > 0) {
-                    Box b = {round_half_even(x * factor), round_half_even(y * factor), win_w, win_h};
-                    boxes_push(out, b);
-                }
-                if (result == 0) x += step; /* rejected at the first stage: skip a position, as OpenCV does */
-            }
+        if (factor == 1.0) memcpy(d->scaled, img, (size_t)w * h);
+        else resize_bilinear(img, w, h, d->scaled, sw, sh);
+        integral(d->scaled, sw, sh, &d->ii);
+        d->ii.tilted_at = 0;
+        if (c->has_tilted) {
+            d->ii.tilted_at = d->ii.stride * (sh + 1);
+            tilted_integral(d->scaled, sw, sh, d->ii.sum + d->ii.tilted_at);
         }
-        integral_free(&ii);
+        scan_level(c, detector_level(d, level), &d->ii, factor, factor > 2.0 ? 1 : 2, out);
     }
-    free(scaled);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -694,10 +811,11 @@ int main(void) {
     fprintf(stderr, "video %dx%d, model %s\n", w, h, MODEL_PATH);
 
     size_t luma = (size_t)w * h, chroma = (size_t)((w + 1) / 2) * ((h + 1) / 2);
-    uint8_t *frame = malloc(luma + 2 * chroma), *rgb = malloc(luma * 3);
+    uint8_t *frame = malloc(luma + 2 * chroma), *rgb = malloc(luma * 3); /* luma, then chroma (read past luma) */
     Box *grouped = NULL;
     int *neighbours = NULL;
     if (!frame || !rgb) fail(2, "out of memory for one frame", NULL);
+    Detector detector = detector_new(&cascade, w, h);
     crc_init();
 
     FILE *json = fopen(OUTPUT_DIR "/detections.json", "w");
@@ -716,7 +834,7 @@ int main(void) {
         printf("Image %d ===========================\nStarting prediction...\n", index);
         started = now_seconds();
         Boxes candidates = {0};
-        detect_candidates(&cascade, frame, w, h, &params, &candidates);
+        detect_candidates(&detector, frame, w, h, &params, &candidates);
         grouped = realloc(grouped, sizeof(Box) * (size_t)(candidates.count + 1));
         neighbours = realloc(neighbours, sizeof(int) * (size_t)(candidates.count + 1));
         int found = group_rectangles(&candidates, params.min_neighbors, 0.2, grouped, neighbours);

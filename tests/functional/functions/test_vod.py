@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -96,31 +97,50 @@ def test_the_model_and_program_are_hash_checked(instance, ids, build):
             loader.write_file("/program_data/cascade.bin", (build / "cascade.bin").read_bytes()[:-1])
 
 
+def run_under_wasmtime(wasm: bytes, work) -> bytes:
+    """The detector straight under our wasmtime executor, with vod.layout()'s pre-opened
+    directories (the runtime pins the frontal-face model by hash); returns detections.json."""
+    from runtime.executor import Executor, Streams
+
+    code = Executor(max_memory_mib=512, enable_clock=False, time_limit=120).run(wasm, vod.preopens(work), Streams(stderr=work / "stderr"))
+    assert code == 0, (work / "stderr").read_text()
+    return (work / "output/detections.json").read_bytes()
+
+
 @pytest.mark.parametrize(("cascade", "photo"), [("frontalcatface", "chelsea"), ("smile", "astronaut")])
 def test_other_cascades_agree_with_opencv_under_wasmtime(build, tmp_path, cascade, photo):
-    """Cat faces, and a cascade of tilted (45-degree) features, run directly under wasmtime with the
-    detector's pre-opened directories (the runtime pins the frontal-face model by hash)."""
+    """Cat faces, and a cascade of tilted (45-degree) features."""
     import sys
-
-    from runtime.executor import Executor, Streams
-    from runtime.vfs import Preopen
 
     sys.path.insert(0, str(vod.ROOT / "functions" / "vod"))
     import cascade_tool
 
     width, height, frames = vod.photo_frame(photo)
-    for name in ("user_input", "s3_app_input", "program_data", "output"):
-        (tmp_path / name).mkdir()
-    key, iv = os.urandom(16), os.urandom(16)
-    (tmp_path / "user_input/key").write_bytes(key)
-    (tmp_path / "user_input/iv").write_bytes(iv)
-    (tmp_path / "s3_app_input/in_enc.y4m").write_bytes(vod.encrypted(width, height, frames, key, iv))
-    (tmp_path / "program_data/cascade.bin").write_bytes(cascade_tool.convert(cascade_tool.opencv_cascade_path(cascade).read_text()))
-    preopens = [Preopen(tmp_path / n, f"/{n}", n == "output") for n in ("user_input", "s3_app_input", "program_data", "output")]
-    code = Executor(max_memory_mib=512, enable_clock=False, time_limit=120).run(
-        (build / "detector.wasm").read_bytes(), preopens, Streams(stderr=tmp_path / "stderr"))
-    assert code == 0, (tmp_path / "stderr").read_text()
-    ours = vod.detections((tmp_path / "output/detections.json").read_bytes())
+    vod.layout(tmp_path / "work", width, height, frames, model=cascade_tool.convert(cascade_tool.opencv_cascade_path(cascade).read_text()))
+    ours = vod.detections(run_under_wasmtime((build / "detector.wasm").read_bytes(), tmp_path / "work"))
     result = vod.agreement(ours, vod.opencv_boxes(frames, cascade))
     assert result["opencv_boxes"] >= 1
     assert result["opencv_matched"] >= 0.95 and result["ours_matched"] >= 0.95, result
+
+
+@pytest.fixture(scope="module")
+def regression_cases() -> dict[str, dict]:
+    return vod.regression_cases()
+
+
+@pytest.mark.parametrize("case", ["carphone_12_frames_counter_wraps", "carphone_1280x720", "astronaut_smile_every_candidate",
+                                  "chelsea_cat_face_min_size"])
+def test_detections_are_byte_identical_to_the_first_builds(build, tmp_path, regression_cases, case):
+    """Speed-ups must not move a box: detections.json as the detector wrote it before them
+    (tests/data/vod/reference_detections.json, from the wasm build of commit 18e08c3), byte for
+    byte, for the wasm build and the native build of the same source. The video is encrypted
+    here with cryptography's AES-CTR, so the detector's own AES is checked on the way."""
+    spec = dict(regression_cases[case])
+    (width, height), frames = spec.pop("size"), spec.pop("frames")
+    spec["params"] = spec.get("params", "") + "write_images=0\n"
+    vod.layout(tmp_path / "work", width, height, frames, **spec)
+    expected = json.loads(vod.REFERENCE_DETECTIONS.read_text())["cases"][case].encode()
+    assert run_under_wasmtime((build / "detector.wasm").read_bytes(), tmp_path / "work") == expected
+    (tmp_path / "work/output/detections.json").unlink()
+    subprocess.run([str(build / "detector")], cwd=tmp_path / "work", check=True, capture_output=True, timeout=120)
+    assert (tmp_path / "work/output/detections.json").read_bytes() == expected
