@@ -25,7 +25,7 @@ from lambdas.shared.stores import InstanceStore, now_iso
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_WAIT = 25  # below API Gateway's 29 s integration timeout
 PUBLIC_FIELDS = (
-    "instance_id", "function", "owner", "status", "reason", "created_at", "updated_at", "ready_at",
+    "instance_id", "function", "version", "owner", "status", "reason", "created_at", "updated_at", "ready_at",
     "expires_at", "ttl_seconds", "execution_arn", "instance_hash", "veracruz_server_url",
 )
 
@@ -55,7 +55,7 @@ class Instances:
             raise errors.ValidationError(
                 "$.instanceid must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", path="$.instanceid"
             )
-        record = self.registry.get(user_policy["function"])
+        record = self.registry.get(user_policy["function"])  # name, name:VERSION or name:ALIAS → one exact version
         missing = [path for path, entry in record.files.items() if entry["status"] != LOADED]
         if missing:
             raise errors.Conflict(
@@ -68,6 +68,7 @@ class Instances:
         item = {
             "instance_id": instance_id,
             "function": record.name,
+            "version": record.version,
             "owner": owner,
             "status": "PENDING",
             "created_at": now_iso(),
@@ -76,9 +77,15 @@ class Instances:
             "expires_at": int(time.time()) + ttl_seconds + 86400,
         }
         self.instances.create(item)
+        try:  # a deletion of this version marks it first, then looks for instances: one of the two sees the other
+            self.registry.version(record.name, record.version)
+        except errors.NotFound:
+            self.instances.table.delete_item(Key={"instance_id": instance_id})
+            raise errors.Conflict(f"version {record.version} of function {record.name!r} was deleted meanwhile") from None
         execution_input = {
             "instance_id": instance_id,
             "function": record.name,
+            "version": record.version,  # the exact version composed and provisioned, whatever aliases do later
             "owner": owner,
             "user_policy": user_policy,
             "ttl_seconds": ttl_seconds,
