@@ -237,3 +237,27 @@ def custom_section(name: bytes, payload: bytes) -> bytes:
     content = bytes([len(name)]) + name + payload
     assert len(content) < 128  # one-byte LEB128 sizes
     return bytes([0, len(content)]) + content
+
+
+def test_the_version_routes_are_documented_for_administrators_only(monkeypatch):
+    """API Gateway's routes and their admin-only resource policy are built from this document (infra/constructs/api.py)."""
+    from lambdas.openapi import api_document
+
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+    paths = api_document("ccfaas")["paths"]
+    routes = {(m.upper(), p): op for p, item in paths.items() for m, op in item.items()}
+    wanted = {("POST", "/function/{name}/versions"), ("GET", "/function/{name}/versions"),
+              ("GET", "/function/{name}/versions/{version}"), ("DELETE", "/function/{name}/versions/{version}"),
+              ("GET", "/function/{name}/aliases"), ("PUT", "/function/{name}/aliases/{alias}"),
+              ("DELETE", "/function/{name}/aliases/{alias}")}
+    assert wanted <= set(routes)
+    assert all(routes[r]["x-ipoc-admin"] is True for r in wanted)
+    assert "409" in routes[("DELETE", "/function/{name}/versions/{version}")]["responses"]
+
+
+def test_non_admins_cannot_publish_or_move_aliases(aws):
+    call(ccfaas, "POST", "/function", vod(PROGRAM_V1))
+    assert call(ccfaas, "POST", "/function/vod/versions", vod(PROGRAM_V2), user="mallory").status == 403
+    assert call(ccfaas, "PUT", "/function/vod/aliases/prod", {"version": 1}, user="mallory").status == 403
+    assert call(ccfaas, "DELETE", "/function/vod/versions/1", user="mallory").status == 403
+    assert [v["version"] for v in call(ccfaas, "GET", "/function/vod/versions").json["versions"]] == [1]
