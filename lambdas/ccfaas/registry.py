@@ -51,6 +51,7 @@ def decode_path(segment: str) -> str:
 ALIAS_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 LATEST = "latest"
 PUBLISH_ATTEMPTS = 20  # each failed attempt means another publisher got a version in first
+MAX_VERSION = 10**10 - 1  # the width of the version items' zero-padded sort key
 
 
 def parse_reference(reference: str) -> tuple[str, int | str | None]:
@@ -58,7 +59,7 @@ def parse_reference(reference: str) -> tuple[str, int | str | None]:
     name, sep, selector = reference.partition(":")
     if not sep:
         return name, None
-    if selector.isdigit() and int(selector) > 0:
+    if selector.isdigit() and 0 < int(selector) <= MAX_VERSION:
         return name, int(selector)
     if ALIAS_PATTERN.match(selector):
         return name, selector
@@ -161,7 +162,7 @@ class Registry:
             raise ValidationError("an alias is 1-64 letters, digits, '_' or '-', starting with a letter")
         if alias == LATEST:
             raise ValidationError("'latest' always follows the newest version; choose another alias name")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 < version <= MAX_VERSION:
             raise ValidationError("$.version must be a version number (1, 2, ...)", path="$.version")
         if not self.functions.put_alias(name, alias, version):
             self.version(name, version)  # names what is missing (function or version)

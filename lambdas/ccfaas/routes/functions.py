@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from ipoc.errors import ValidationError
-from lambdas.ccfaas.registry import LOADED, Registry, describe, parse_reference, version_view
+from lambdas.ccfaas.registry import LOADED, MAX_VERSION, Registry, describe, parse_reference, version_view
 from lambdas.shared.api import admin_only, json_body
 from lambdas.shared.http import json_response
 from lambdas.shared.openapi import spec
@@ -98,7 +98,7 @@ def show_version(name: str, version: str) -> Response[dict[str, Any]]:
                summary="Delete a version (refused while instances use it or an alias points at it)",
                tags=["versions"], openapi_extensions=spec(200, 400, 403, 404, 409), middlewares=ADMIN)
 def delete_version(name: str, version: str) -> Response[dict[str, Any]]:
-    if not version.isdigit() or int(version) < 1:
+    if not version.isdigit() or not 0 < int(version) <= MAX_VERSION:
         raise ValidationError(f"{version!r} is not a version number; delete versions by number (1, 2, ...)")
     registry().delete_version(_plain_name(name), int(version))
     return json_response(200, {"deleted": {"function": name, "version": int(version)}})
