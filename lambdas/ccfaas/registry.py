@@ -50,7 +50,6 @@ def decode_path(segment: str) -> str:
 
 ALIAS_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 LATEST = "latest"
-PUBLISH_ATTEMPTS = 20  # each failed attempt means another publisher got a version in first
 MAX_VERSION = 10**10 - 1  # the width of the version items' zero-padded sort key
 
 
@@ -97,25 +96,24 @@ class Registry:
         files = _declared_files(policy)
         name = policy["function"]
         digest = policy_sha256(policy)
-        for _ in range(PUBLISH_ATTEMPTS):
-            versions = self.functions.versions(name)
-            current = [v for v in versions if not v.deleting]
-            if current and current[-1].policy_sha256 == digest:
-                return current[-1], False
-            loaded = {e["pi_hash"]: e for v in current for e in v.files.values() if e["status"] == LOADED}
-            record = FunctionRecord(
-                name=name,
-                policy=policy,
-                files={path: _reused(kind, pi_hash, loaded.get(pi_hash)) for path, (kind, pi_hash) in files.items()},
-                created_at=now_iso(),
-                version=self.functions.last_version(name) + 1,
-                policy_sha256=digest,
-            )
-            if self.functions.create_version(record):
-                # A version deleted meanwhile may have removed bytes we reuse: those files must be uploaded again.
-                self._unload_missing(record)
-                return self.version(name, record.version), True
-        raise Conflict(f"function {name!r} is being published by others too often to take a version; try again")
+        current = [v for v in self.functions.versions(name) if not v.deleting]
+        if current and current[-1].policy_sha256 == digest:
+            return current[-1], False
+        loaded = {e["pi_hash"]: e for v in current for e in v.files.values() if e["status"] == LOADED}
+        created_at = now_iso()
+        record = FunctionRecord(
+            name=name,
+            policy=policy,
+            files={path: _reused(kind, pi_hash, loaded.get(pi_hash)) for path, (kind, pi_hash) in files.items()},
+            created_at=created_at,
+            version=self.functions.next_version(name, created_at),
+            policy_sha256=digest,
+        )
+        if not self.functions.create_version(record):  # only if the head item was lost while its versions stayed
+            raise Conflict(f"version {record.version} of function {name!r} already exists; publish again")
+        # A version deleted meanwhile may have removed bytes we reuse: those files must be uploaded again.
+        self._unload_missing(record)
+        return self.version(name, record.version), True
 
     def names(self) -> list[str]:
         return self.functions.names()
@@ -164,9 +162,14 @@ class Registry:
             raise ValidationError("'latest' always follows the newest version; choose another alias name")
         if isinstance(version, bool) or not isinstance(version, int) or not 0 < version <= MAX_VERSION:
             raise ValidationError("$.version must be a version number (1, 2, ...)", path="$.version")
-        if not self.functions.put_alias(name, alias, version):
-            self.version(name, version)  # names what is missing (function or version)
-            raise Conflict(f"version {version} of function {name!r} is being deleted")
+        self.version(name, version)  # names what is missing (function or version)
+        previous = self.functions.put_alias(name, alias, version)
+        # A deletion marks its version first, then reads the aliases: checking again after our write means
+        # either it sees this alias (and refuses) or we see its mark (and take the alias back).
+        target = self.functions.get_version(name, version)
+        if target is None or target.deleting:
+            self.functions.restore_alias(name, alias, version, previous)
+            raise Conflict(f"version {version} of function {name!r} is being deleted; point {alias!r} at another version")
         return self.aliases(name)
 
     def delete_alias(self, name: str, alias: str) -> dict[str, int]:

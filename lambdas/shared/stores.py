@@ -111,11 +111,12 @@ def _plain(value: Any) -> Any:
 class FunctionStore:
     """Version items and alias items, one partition per function name.
 
-    The head item (``item = "function"``) counts the versions given: a new
-    version moves the counter from N to N+1 and puts its item in one conditional
-    transaction, so two publishers racing for N+1 cannot both get it, and a
-    deleted version's number is never given again. ``latest`` is not stored: it
-    is the newest version present, so it always exists and follows the newest.
+    The head item (``item = "function"``) counts the versions given: a
+    publisher takes its number with an atomic ``ADD`` on that counter, then puts
+    the version item conditionally, so two publishers racing cannot both be
+    N+1, and a deleted version's number is never given again. ``latest`` is
+    not stored: it is the newest version present, so it always follows the
+    newest. (No transactions: each write is one item and one IAM action.)
     """
 
     def __init__(self, table_name: str | None = None) -> None:
@@ -123,29 +124,21 @@ class FunctionStore:
 
     # -- versions ----------------------------------------------------------------
 
-    def last_version(self, name: str) -> int:
-        """The highest version number ever given under this name (0 for none); never reused while the function exists."""
-        if not name:
-            return 0
-        item = self.table.get_item(Key={"function": name, "item": HEAD_ITEM}, ConsistentRead=True).get("Item")
-        return int(item["last_version"]) if item else 0
+    def next_version(self, name: str, created_at: str) -> int:
+        """Take the next version number: an atomic counter on the head item, so every caller gets its own
+        number, and a deleted version's number is never given again while the function exists."""
+        reply = self.table.update_item(
+            Key={"function": name, "item": HEAD_ITEM},
+            UpdateExpression="ADD last_version :one SET created_at = if_not_exists(created_at, :now)",
+            ExpressionAttributeValues={":one": 1, ":now": created_at}, ReturnValues="UPDATED_NEW",
+        )
+        return int(reply["Attributes"]["last_version"])
 
     def create_version(self, record: FunctionRecord) -> bool:
-        """Store version ``record.version`` = last + 1 in one transaction with the counter's move; False when another
-        publisher took that number first (nothing written)."""
-        previous = record.version - 1
-        head = {
-            "Update": {
-                "TableName": self.table.name, "Key": {"function": record.name, "item": HEAD_ITEM},
-                "UpdateExpression": "SET last_version = :n, created_at = if_not_exists(created_at, :now)",
-                "ConditionExpression": "attribute_not_exists(last_version)" if previous == 0 else "last_version = :prev",
-                "ExpressionAttributeValues": {":n": record.version, ":now": record.created_at,
-                                              **({":prev": previous} if previous else {})},
-            }
-        }
-        version = {"Put": {"TableName": self.table.name, "Item": record.to_item(),
-                           "ConditionExpression": "attribute_not_exists(#f)", "ExpressionAttributeNames": {"#f": "function"}}}
-        return self._transact([head, version])
+        """Store a version under the number :meth:`next_version` gave; False if that item exists (nothing written)."""
+        return _conditionally(lambda: self.table.put_item(
+            Item=record.to_item(), ConditionExpression="attribute_not_exists(#f)", ExpressionAttributeNames={"#f": "function"},
+        ))
 
     def delete_head(self, name: str) -> None:
         self.table.delete_item(Key={"function": name, "item": HEAD_ITEM})
@@ -208,29 +201,25 @@ class FunctionStore:
             return {}
         return {item["item"][len(ALIAS_PREFIX):]: int(item["version"]) for item in self._query(name, ALIAS_PREFIX)}
 
-    def put_alias(self, name: str, alias: str, version: int) -> bool:
-        """Point an alias at a version, in one transaction with a check that the version exists and is not
-        being deleted; False when it is not (nothing written)."""
-        return self._transact([
-            {"ConditionCheck": {
-                "TableName": self.table.name, "Key": {"function": name, "item": version_item(version)},
-                "ConditionExpression": "attribute_exists(#f) AND attribute_not_exists(deleting)",
-                "ExpressionAttributeNames": {"#f": "function"},
-            }},
-            {"Put": {"TableName": self.table.name, "Item": {
-                "function": name, "item": alias_item(alias), "version": version, "updated_at": now_iso(),
-            }}},
-        ])
+    def put_alias(self, name: str, alias: str, version: int) -> int | None:
+        """Point an alias at a version; the version it pointed at before (None for a new alias)."""
+        reply = self.table.put_item(
+            Item={"function": name, "item": alias_item(alias), "version": version, "updated_at": now_iso()},
+            ReturnValues="ALL_OLD",
+        )
+        old = reply.get("Attributes")
+        return int(old["version"]) if old else None
 
-    def _transact(self, items: list[dict[str, Any]]) -> bool:
-        """One DynamoDB transaction; False when a condition did not hold (nothing written)."""
-        try:
-            self.table.meta.client.transact_write_items(TransactItems=items)
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-                return False
-            raise
+    def restore_alias(self, name: str, alias: str, version: int, previous: int | None) -> None:
+        """Undo :meth:`put_alias` if the alias still points where it put it (a later move is kept)."""
+        key = {"function": name, "item": alias_item(alias)}
+        if previous is None:
+            _conditionally(lambda: self.table.delete_item(Key=key, ConditionExpression=Attr("version").eq(version)))
+        else:
+            _conditionally(lambda: self.table.update_item(
+                Key=key, UpdateExpression="SET version = :previous", ConditionExpression=Attr("version").eq(version),
+                ExpressionAttributeValues={":previous": previous},
+            ))
 
     def delete_alias(self, name: str, alias: str) -> bool:
         return _conditionally(lambda: self.table.delete_item(
