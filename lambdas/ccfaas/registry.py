@@ -122,10 +122,10 @@ class Registry:
         """The version a reference names: ``name`` (the latest), ``name:VERSION`` or ``name:ALIAS``."""
         name, selector = parse_reference(reference)
         if selector is None or selector == LATEST:
-            versions = [v for v in self.functions.versions(name) if not v.deleting]
-            if not versions:
+            newest = self.functions.newest(name)
+            if newest is None:
                 raise NotFound(f"function {name!r} is not registered")
-            return versions[-1]
+            return newest
         if isinstance(selector, str):
             aliases = self.functions.aliases(name)
             if selector not in aliases:

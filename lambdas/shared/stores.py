@@ -150,6 +150,16 @@ class FunctionStore:
         items = self._query(name, VERSION_PREFIX)
         return [FunctionRecord.from_item(item) for item in items]
 
+    def newest(self, name: str) -> FunctionRecord | None:
+        """The newest version not being deleted, reading from the newest down (a page at a time)."""
+        if not name:
+            return None
+        for item in self._query(name, VERSION_PREFIX, newest_first=True, page=4):
+            record = FunctionRecord.from_item(item)
+            if not record.deleting:
+                return record
+        return None
+
     def get_version(self, name: str, version: int) -> FunctionRecord | None:
         if not name:
             return None
@@ -226,9 +236,10 @@ class FunctionStore:
             Key={"function": name, "item": alias_item(alias)}, ConditionExpression=Attr("function").exists()
         ))
 
-    def _query(self, name: str, prefix: str) -> Iterator[dict[str, Any]]:
+    def _query(self, name: str, prefix: str, *, newest_first: bool = False, page: int | None = None) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": Key("function").eq(name) & Key("item").begins_with(prefix), "ConsistentRead": True,
+            "ScanIndexForward": not newest_first, **({"Limit": page} if page else {}),
         }
         while True:
             page = self.table.query(**kwargs)
