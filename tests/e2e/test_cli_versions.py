@@ -10,18 +10,13 @@ from pathlib import Path
 import boto3
 
 from tests.support import processes, vod
+from tests.support.wasm import custom_section
 
 WASM = "/program/detector.wasm"
 
 
 def ipoc(stack, *args: str):
     return processes.run(list(args), env=stack["env"], timeout=300)
-
-
-def custom_section(name: bytes, payload: bytes) -> bytes:
-    """A WebAssembly custom section: the detector runs the same, but its bytes (and hash) change."""
-    content = bytes([len(name)]) + name + payload
-    return bytes([0, len(content)]) + content
 
 
 def wasm_hash(policy_text: str) -> str:

@@ -18,6 +18,7 @@ from tests.support import policies as P
 from tests.support import seed
 from tests.support.aws import b64, call, configure
 from tests.support.lifecycle import ECHO_FUNCTION, running_plane
+from tests.support.wasm import custom_section
 
 PROGRAM_V1 = b"\0asm detector v1"
 PROGRAM_V2 = b"\0asm detector v2 (one constant changed)"
@@ -230,13 +231,6 @@ def plane_bucket() -> str:
     import os
 
     return os.environ["IPOC_ARTIFACTS_BUCKET"]
-
-
-def custom_section(name: bytes, payload: bytes) -> bytes:
-    """A WebAssembly custom section (id 0): runtimes ignore it, so the program is the same but its hash is not."""
-    content = bytes([len(name)]) + name + payload
-    assert len(content) < 128  # one-byte LEB128 sizes
-    return bytes([0, len(content)]) + content
 
 
 def test_the_version_routes_are_documented_for_administrators_only(monkeypatch):
