@@ -255,3 +255,47 @@ def test_non_admins_cannot_publish_or_move_aliases(aws):
     assert call(ccfaas, "PUT", "/function/vod/aliases/prod", {"version": 1}, user="mallory").status == 403
     assert call(ccfaas, "DELETE", "/function/vod/versions/1", user="mallory").status == 403
     assert [v["version"] for v in call(ccfaas, "GET", "/function/vod/versions").json["versions"]] == [1]
+
+
+def test_an_alias_moved_while_its_version_is_being_deleted_is_taken_back(aws, monkeypatch):
+    """The race window made certain: a deletion marks the version right after the alias is written (the mark is
+    what DELETE .../versions/N writes first); the move must then be refused and the alias restored."""
+    from lambdas.shared.stores import FunctionStore
+
+    call(ccfaas, "POST", "/function", vod(PROGRAM_V1))
+    call(ccfaas, "POST", "/function", vod(PROGRAM_V2))
+    call(ccfaas, "PUT", "/function/vod/aliases/prod", {"version": 2})
+    put_alias = FunctionStore.put_alias
+
+    def racing(self, name, alias, version):
+        previous = put_alias(self, name, alias, version)
+        assert self.set_deleting(name, version, True)
+        return previous
+
+    monkeypatch.setattr(FunctionStore, "put_alias", racing)
+    moved = call(ccfaas, "PUT", "/function/vod/aliases/prod", {"version": 1})
+    assert FunctionStore().set_deleting("vod", 1, False)  # that deletion gave up; the next one races a new alias
+    created = call(ccfaas, "PUT", "/function/vod/aliases/beta", {"version": 1})
+    monkeypatch.setattr(FunctionStore, "put_alias", put_alias)
+    assert moved.status == 409 and created.status == 409 and "being deleted" in moved.json["message"]
+    assert call(ccfaas, "GET", "/function/vod/aliases").json["aliases"] == {"latest": 2, "prod": 2}
+
+
+def test_an_instance_created_while_its_version_is_being_deleted_is_refused(aws, monkeypatch):
+    """As above for instances: the version is marked for deletion right after the instance record is written."""
+    from lambdas.shared.stores import FunctionStore, InstanceStore
+
+    call(ccfaas, "POST", "/function", vod(PROGRAM_V1))
+    upload_all("vod", PROGRAM_V1)
+    create = InstanceStore.create
+
+    def racing(self, item):
+        create(self, item)
+        assert FunctionStore().set_deleting(item["function"], item["version"], True)
+
+    monkeypatch.setattr(InstanceStore, "create", racing)
+    body = {"function": "vod:1", "instanceid": "late", "identities": []}
+    refused = call(ccfaas, "POST", "/instance", body, user="alice")
+    monkeypatch.setattr(InstanceStore, "create", create)
+    assert refused.status == 409 and "deleted meanwhile" in refused.json["message"]
+    assert boto3.client("dynamodb").scan(TableName=aws.instances)["Items"] == []
