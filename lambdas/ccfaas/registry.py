@@ -84,11 +84,6 @@ class Registry:
 
     # -- versions ----------------------------------------------------------------
 
-    def register(self, policy: Any) -> dict[str, Any]:
-        """The seed's route: publish, and answer with the policy."""
-        self.publish(policy)
-        return policy
-
     def publish(self, policy: Any) -> tuple[FunctionRecord, bool]:
         """Store ``policy`` as version N+1 of its function; (the version, True) — or (the latest, False) when the
         latest already has this exact content. Files other versions already loaded are reused, not uploaded again."""
@@ -225,18 +220,22 @@ class Registry:
         """Remove the bytes (and abandoned staged uploads) of deleted versions that no remaining version uses."""
         remaining = self.functions.versions(name)
         kept = {e.get("key") for v in remaining for e in v.files.values()}
-        for key in {e["key"] for r in removed for e in r.files.values() if e.get("key")} - kept:
+        gone = {e["key"] for r in removed for e in r.files.values() if e.get("key")} - kept
+        for key in gone:
             self.artifacts.delete(key)
         for entry in (e for r in removed for e in r.files.values()):
             if entry.get("upload"):
                 self.artifacts.delete(entry["upload"]["key"])
-        for record in self.functions.versions(name):  # a version published meanwhile that reused what just went
-            self._unload_missing(record)
+        if gone:
+            for record in self.functions.versions(name):  # a version published meanwhile that reused what just went
+                self._unload_missing(record, gone)
 
-    def _unload_missing(self, record: FunctionRecord) -> None:
+    def _unload_missing(self, record: FunctionRecord, suspects: set[str] | None = None) -> None:
         """Files marked loaded whose bytes are gone go back to "not loaded" (to be uploaded again)."""
         for path, entry in record.files.items():
-            if entry["status"] == LOADED and not self.artifacts.exists(entry["key"]):
+            if entry["status"] != LOADED or (suspects is not None and entry["key"] not in suspects):
+                continue
+            if not self.artifacts.exists(entry["key"]):
                 cleared = {"kind": entry["kind"], "pi_hash": entry["pi_hash"], "status": NOT_LOADED}
                 self.functions.update_file(record.name, record.version, path, cleared)
 

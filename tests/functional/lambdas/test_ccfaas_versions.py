@@ -299,3 +299,24 @@ def test_an_instance_created_while_its_version_is_being_deleted_is_refused(aws, 
     monkeypatch.setattr(InstanceStore, "create", create)
     assert refused.status == 409 and "deleted meanwhile" in refused.json["message"]
     assert boto3.client("dynamodb").scan(TableName=aws.instances)["Items"] == []
+
+
+def test_shared_bytes_removed_by_a_racing_deletion_are_uploaded_again(aws, monkeypatch):
+    """A publish reuses v1's weights while v1's deletion removes them (made certain by removing the object right
+    as the new version is written): the new version must not claim bytes that are gone."""
+    from lambdas.shared.stores import FunctionStore
+
+    call(ccfaas, "POST", "/function", vod(PROGRAM_V1))
+    upload_all("vod", PROGRAM_V1)
+    create_version = FunctionStore.create_version
+
+    def racing(self, record):
+        boto3.client("s3").delete_object(Bucket=aws.bucket, Key=key(WEIGHTS))
+        return create_version(self, record)
+
+    monkeypatch.setattr(FunctionStore, "create_version", racing)
+    published = call(ccfaas, "POST", "/function/vod/versions", vod(PROGRAM_V2))
+    monkeypatch.setattr(FunctionStore, "create_version", create_version)
+    status = {f["path"]: f["status"] for f in published.json["files"]}
+    assert status["/program_data/yolov3.weights"] == "not loaded" and status["/program_data/coco.names"] == "loaded"
+    assert published.json["loaded"] is False
