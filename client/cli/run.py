@@ -59,7 +59,7 @@ class _Step:
 
 
 @click.command(short_help="Run a function on an S3 input, end to end")
-@click.argument("function")
+@click.argument("function", metavar="FUNCTION[:VERSION|:ALIAS]")
 @click.option("--input", "source", required=True, help="s3://BUCKET/KEY of the encrypted input.")
 @click.option("--key", "key_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The input's 16-byte decryption key file.")
@@ -77,6 +77,9 @@ def run(app: "Application", function: str, source: str, key_file: Path, iv_file:
         keep: bool, instance_id: str | None, input_path: str, key_path: str, iv_path: str) -> None:
     """Run FUNCTION on an encrypted S3 object and fetch the results into OUT.
 
+    FUNCTION is a name (its latest version), NAME:VERSION or NAME:ALIAS; the
+    instance runs exactly the version it names when it is created.
+
     Creates (or reuses) your identity and a fresh temporary streamer identity,
     creates the instance and waits until it is READY, verifies the attestation
     chain, the runtime hash and the policy hash, writes the key and IV, has the
@@ -91,7 +94,7 @@ def run(app: "Application", function: str, source: str, key_file: Path, iv_file:
             raise click.BadParameter(f"{path} holds {path.stat().st_size} bytes; a key or IV is 16", param_hint=name)
     api = app.api()
     timeline = Timeline(app)
-    instance_id = instance_id or f"{function}-{uuid.uuid4().hex[:8]}"
+    instance_id = instance_id or f"{function.replace(':', '-')}-{uuid.uuid4().hex[:8]}"  # FUNCTION may be NAME:ALIAS
     created = False
     try:
         with timeline.step("Prepare identities"):

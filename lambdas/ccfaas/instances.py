@@ -33,7 +33,7 @@ from lambdas.shared.stores import InstanceStore, now_iso
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_WAIT = 25  # below API Gateway's 29 s integration timeout
 PUBLIC_FIELDS = (
-    "instance_id", "function", "owner", "status", "reason", "created_at", "updated_at", "ready_at",
+    "instance_id", "function", "version", "owner", "status", "reason", "created_at", "updated_at", "ready_at",
     "expires_at", "ttl_seconds", "execution_arn", "instance_hash", "veracruz_server_url",
 )
 
@@ -76,7 +76,7 @@ class Instances:
             raise errors.ValidationError(
                 "$.instanceid must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", path="$.instanceid"
             )
-        record = self.registry.get(user_policy["function"])
+        record = self.registry.get(user_policy["function"])  # name, name:VERSION or name:ALIAS → one exact version
         refuse_user_reads(record.policy, user_policy)  # before anything is recorded (compose checks it again)
         missing = [path for path, entry in record.files.items() if entry["status"] != LOADED]
         if missing:
@@ -92,6 +92,7 @@ class Instances:
             "instance_id": key,
             "name": instance_id,
             "function": record.name,
+            "version": record.version,
             "owner": owner,
             "status": "PENDING",
             "created_at": now_iso(),
@@ -102,6 +103,7 @@ class Instances:
         execution_input = {
             "instance_id": key,
             "function": record.name,
+            "version": record.version,  # the exact version composed and provisioned, whatever aliases do later
             "owner": owner,
             "user_policy": user_policy,
             "ttl_seconds": ttl_seconds,
@@ -118,6 +120,11 @@ class Instances:
             self.instances.create(item)
         except errors.Conflict:  # only the caller's own instances share its namespace
             raise errors.Conflict(f"you already have an instance {instance_id!r}; choose another instanceid") from None
+        try:  # a deletion of this version marks it first, then looks for instances: one of the two sees the other
+            self.registry.version(record.name, record.version)
+        except errors.NotFound:
+            self.instances.table.delete_item(Key={"instance_id": key})
+            raise errors.Conflict(f"version {record.version} of function {record.name!r} was deleted meanwhile") from None
         try:
             execution = aws.client("stepfunctions").start_execution(
                 stateMachineArn=config.state_machine_arn,

@@ -63,7 +63,7 @@ class Lifecycle:
 
     def compose(self, state: dict[str, Any]) -> dict[str, Any]:
         """The VaaS policy: function + user policy + program-load identity (with file_hashes)."""
-        record = self.registry.get(state["function"])
+        record = self.registry.version(state["function"], state.get("version"))
         function = dict(record.policy)
         stream = state.get("stream")
         if stream:
@@ -72,7 +72,7 @@ class Lifecycle:
             function["file_rights"] = [*function["file_rights"], {"file_name": directory, "rights": int(WRITE)}]
         loaded = [path for path, entry in record.files.items() if entry["status"] == LOADED]
         vaas_policy = P.compose_vaas_policy(
-            function, state["user_policy"], program_load_identity().certificate,
+            function, {**state["user_policy"], "function": record.name}, program_load_identity().certificate,
             uploaded_programs=[p for p in loaded if record.files[p]["kind"] == "program"],
             uploaded_data_files=[p for p in loaded if record.files[p]["kind"] == "data_file"],
             instance_id=state["instance_id"],
@@ -123,7 +123,7 @@ class Lifecycle:
 
     def provision(self, state: dict[str, Any]) -> dict[str, Any]:
         """Programs first, then data files by priority, as the program-load identity, hash-checked by the runtime."""
-        record = self.registry.get(state["function"])
+        record = self.registry.version(state["function"], state.get("version"))
         artifacts = ArtifactStore()
         identity = program_load_identity()
         loaded = []

@@ -57,17 +57,37 @@ def _conditionally(write: Callable[[], Any]) -> bool:
 # Functions
 
 
+VERSION_PREFIX, ALIAS_PREFIX, HEAD_ITEM = "version#", "alias#", "function"
+
+
+def version_item(version: int) -> str:
+    """The sort key of a version item; zero-padded so items sort by version number."""
+    return f"{VERSION_PREFIX}{version:010d}"
+
+
+def alias_item(alias: str) -> str:
+    return f"{ALIAS_PREFIX}{alias}"
+
+
 @dataclass
 class FunctionRecord:
+    """One immutable version of a function: its policy and the upload state of the files it declares."""
+
     name: str
     policy: dict[str, Any]
     files: dict[str, dict[str, Any]]  # enclave path -> {kind, pi_hash, status, size?, key?, loaded_at?, upload?}
     created_at: str
+    version: int = 1
+    policy_sha256: str = ""
+    deleting: bool = False  # a deletion is under way: no new alias or instance may use this version
 
     def to_item(self) -> dict[str, Any]:
         return {
             "function": self.name,
+            "item": version_item(self.version),
+            "version": self.version,
             "policy": json.dumps(self.policy),
+            "policy_sha256": self.policy_sha256,
             "files": self.files,
             "created_at": self.created_at,
         }
@@ -75,7 +95,8 @@ class FunctionRecord:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "FunctionRecord":
         files = {path: {k: _plain(v) for k, v in entry.items()} for path, entry in item.get("files", {}).items()}
-        return cls(item["function"], json.loads(item["policy"]), files, item.get("created_at", ""))
+        return cls(item["function"], json.loads(item["policy"]), files, item.get("created_at", ""),
+                   int(item.get("version", 1)), item.get("policy_sha256", ""), bool(item.get("deleting", False)))
 
 
 def _plain(value: Any) -> Any:
@@ -88,36 +109,89 @@ def _plain(value: Any) -> Any:
 
 
 class FunctionStore:
+    """Version items and alias items, one partition per function name.
+
+    The head item (``item = "function"``) counts the versions given: a
+    publisher takes its number with an atomic ``ADD`` on that counter, then puts
+    the version item conditionally, so two publishers racing cannot both be
+    N+1, and a deleted version's number is never given again. ``latest`` is
+    not stored: it is the newest version present, so it always follows the
+    newest. (No transactions: each write is one item and one IAM action.)
+    """
+
     def __init__(self, table_name: str | None = None) -> None:
         self.table = aws.table(table_name or settings().functions_table)
 
-    def create(self, record: FunctionRecord) -> None:
-        try:
-            self.table.put_item(Item=record.to_item(), ConditionExpression=Attr("function").not_exists())
-        except ClientError as exc:
-            if _condition_failed(exc):
-                raise Conflict(
-                    f"function {record.name!r} already exists; DELETE /function/{record.name} first to replace it"
-                ) from None
-            raise
+    # -- versions ----------------------------------------------------------------
 
-    def get(self, name: str) -> FunctionRecord | None:
+    def next_version(self, name: str, created_at: str) -> int:
+        """Take the next version number: an atomic counter on the head item, so every caller gets its own
+        number, and a deleted version's number is never given again while the function exists."""
+        reply = self.table.update_item(
+            Key={"function": name, "item": HEAD_ITEM},
+            UpdateExpression="ADD last_version :one SET created_at = if_not_exists(created_at, :now)",
+            ExpressionAttributeValues={":one": 1, ":now": created_at}, ReturnValues="UPDATED_NEW",
+        )
+        return int(reply["Attributes"]["last_version"])
+
+    def create_version(self, record: FunctionRecord) -> bool:
+        """Store a version under the number :meth:`next_version` gave; False if that item exists (nothing written)."""
+        return _conditionally(lambda: self.table.put_item(
+            Item=record.to_item(), ConditionExpression="attribute_not_exists(#f)", ExpressionAttributeNames={"#f": "function"},
+        ))
+
+    def delete_head(self, name: str) -> None:
+        self.table.delete_item(Key={"function": name, "item": HEAD_ITEM})
+
+    def versions(self, name: str) -> list[FunctionRecord]:
+        """Every version of a function, oldest first (read consistently)."""
         if not name:
-            return None  # DynamoDB refuses an empty key (a 400 from AWS); nothing is stored under one
-        item = self.table.get_item(Key={"function": name}, ConsistentRead=True).get("Item")
+            return []  # DynamoDB refuses an empty key (a 400 from AWS); nothing is stored under one
+        items = self._query(name, VERSION_PREFIX)
+        return [FunctionRecord.from_item(item) for item in items]
+
+    def newest(self, name: str) -> FunctionRecord | None:
+        """The newest version not being deleted, reading from the newest down (a page at a time)."""
+        if not name:
+            return None
+        for item in self._query(name, VERSION_PREFIX, newest_first=True, page=4):
+            record = FunctionRecord.from_item(item)
+            if not record.deleting:
+                return record
+        return None
+
+    def get_version(self, name: str, version: int) -> FunctionRecord | None:
+        if not name:
+            return None
+        item = self.table.get_item(Key={"function": name, "item": version_item(version)}, ConsistentRead=True).get("Item")
         return FunctionRecord.from_item(item) if item else None
 
     def names(self) -> list[str]:
-        items = _scan(self.table, ProjectionExpression="#f", ExpressionAttributeNames={"#f": "function"})
-        return sorted(item["function"] for item in items)
+        items = _scan(self.table, ProjectionExpression="#f", ExpressionAttributeNames={"#f": "function", "#i": "item"},
+                      FilterExpression="#i = :head", ExpressionAttributeValues={":head": HEAD_ITEM})
+        return sorted({item["function"] for item in items})
 
-    def delete(self, name: str) -> None:
-        self.table.delete_item(Key={"function": name})
+    def set_deleting(self, name: str, version: int, deleting: bool) -> bool:
+        """Mark (or unmark) a version as being deleted; False when the version is gone (or already marked)."""
+        key = {"function": name, "item": version_item(version)}
+        if deleting:
+            return _conditionally(lambda: self.table.update_item(
+                Key=key, UpdateExpression="SET deleting = :t", ExpressionAttributeValues={":t": True},
+                ConditionExpression="attribute_exists(#f) AND attribute_not_exists(deleting)",
+                ExpressionAttributeNames={"#f": "function"},
+            ))
+        return _conditionally(lambda: self.table.update_item(
+            Key=key, UpdateExpression="REMOVE deleting", ConditionExpression="attribute_exists(#f)",
+            ExpressionAttributeNames={"#f": "function"},
+        ))
 
-    def update_file(self, name: str, path: str, entry: dict[str, Any], *, unless_status: str | None = None) -> bool:
-        """Replace one file's entry; with ``unless_status``, only if its status is not that. True when written."""
+    def delete_version(self, name: str, version: int) -> None:
+        self.table.delete_item(Key={"function": name, "item": version_item(version)})
+
+    def update_file(self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None) -> bool:
+        """Replace one file's entry of a version; with ``unless_status``, only if its status is not that. True when written."""
         kwargs: dict[str, Any] = {
-            "Key": {"function": name},
+            "Key": {"function": name, "item": version_item(version)},
             "UpdateExpression": "SET #files.#path = :entry",
             "ExpressionAttributeNames": {"#files": "files", "#path": path},
             "ExpressionAttributeValues": {":entry": entry},
@@ -128,6 +202,51 @@ class FunctionStore:
             kwargs["ExpressionAttributeValues"][":status"] = unless_status
             kwargs["ConditionExpression"] += " AND #files.#path.#status <> :status"
         return _conditionally(lambda: self.table.update_item(**kwargs))
+
+    # -- aliases -----------------------------------------------------------------
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Stored aliases (``latest`` is not stored: it is the newest version)."""
+        if not name:
+            return {}
+        return {item["item"][len(ALIAS_PREFIX):]: int(item["version"]) for item in self._query(name, ALIAS_PREFIX)}
+
+    def put_alias(self, name: str, alias: str, version: int) -> int | None:
+        """Point an alias at a version; the version it pointed at before (None for a new alias)."""
+        reply = self.table.put_item(
+            Item={"function": name, "item": alias_item(alias), "version": version, "updated_at": now_iso()},
+            ReturnValues="ALL_OLD",
+        )
+        old = reply.get("Attributes")
+        return int(old["version"]) if old else None
+
+    def restore_alias(self, name: str, alias: str, version: int, previous: int | None) -> None:
+        """Undo :meth:`put_alias` if the alias still points where it put it (a later move is kept)."""
+        key = {"function": name, "item": alias_item(alias)}
+        if previous is None:
+            _conditionally(lambda: self.table.delete_item(Key=key, ConditionExpression=Attr("version").eq(version)))
+        else:
+            _conditionally(lambda: self.table.update_item(
+                Key=key, UpdateExpression="SET version = :previous", ConditionExpression=Attr("version").eq(version),
+                ExpressionAttributeValues={":previous": previous},
+            ))
+
+    def delete_alias(self, name: str, alias: str) -> bool:
+        return _conditionally(lambda: self.table.delete_item(
+            Key={"function": name, "item": alias_item(alias)}, ConditionExpression=Attr("function").exists()
+        ))
+
+    def _query(self, name: str, prefix: str, *, newest_first: bool = False, page: int | None = None) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("function").eq(name) & Key("item").begins_with(prefix), "ConsistentRead": True,
+            "ScanIndexForward": not newest_first, **({"Limit": page} if page else {}),
+        }
+        while True:
+            page = self.table.query(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 # ---------------------------------------------------------------------------
@@ -144,6 +263,7 @@ class ArtifactStore:
 
     @staticmethod
     def artifact_key(function: str, sha256: str) -> str:
+        """Content-addressed per function: the versions of a function that declare the same bytes share one object."""
         return f"functions/{function}/{sha256}"
 
     @staticmethod
@@ -253,9 +373,19 @@ class InstanceStore(_ScannableTable):
     def __init__(self, table_name: str | None = None) -> None:
         self.table = aws.table(table_name or settings().instances_table)
 
-    def live_for_function(self, function: str) -> list[str]:
-        page = self.table.query(IndexName="by-function", KeyConditionExpression=Key("function").eq(function))
-        return [item["instance_id"] for item in page.get("Items", []) if item.get("status") in self.LIVE]
+    def live_for_function(self, function: str, version: int | None = None) -> list[str]:
+        """Live instances of a function (of one version when given; records from before versions ran version 1)."""
+        kwargs: dict[str, Any] = {"IndexName": "by-function", "KeyConditionExpression": Key("function").eq(function)}
+        live = []
+        while True:
+            page = self.table.query(**kwargs)
+            live += [
+                item["instance_id"] for item in page.get("Items", [])
+                if item.get("status") in self.LIVE and (version is None or int(item.get("version", 1)) == version)
+            ]
+            if "LastEvaluatedKey" not in page:
+                return live
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def create(self, item: dict[str, Any]) -> None:
         try:

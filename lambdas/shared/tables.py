@@ -13,15 +13,19 @@ from typing import Any
 class TableSpec:
     logical_name: str
     partition_key: str
+    sort_key: str | None = None
     indexes: dict[str, str] = field(default_factory=dict)  # index name -> partition key
     ttl_attribute: str | None = None
 
     def create_table_kwargs(self, table_name: str) -> dict[str, Any]:
         """Arguments for boto3 ``create_table`` (on-demand billing, string keys)."""
-        attributes = {self.partition_key, *self.indexes.values()}
+        attributes = {self.partition_key, *self.indexes.values()} | ({self.sort_key} if self.sort_key else set())
+        key_schema = [{"AttributeName": self.partition_key, "KeyType": "HASH"}]
+        if self.sort_key:
+            key_schema.append({"AttributeName": self.sort_key, "KeyType": "RANGE"})
         kwargs: dict[str, Any] = {
             "TableName": table_name,
-            "KeySchema": [{"AttributeName": self.partition_key, "KeyType": "HASH"}],
+            "KeySchema": key_schema,
             "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
             "BillingMode": "PAY_PER_REQUEST",
         }
@@ -37,7 +41,8 @@ class TableSpec:
         return kwargs
 
 
-FUNCTIONS = TableSpec("functions", partition_key="function")
+# One partition per function name: an item per version ("version#0000000001") and per alias ("alias#prod").
+FUNCTIONS = TableSpec("functions", partition_key="function", sort_key="item")
 INSTANCES = TableSpec("instances", partition_key="instance_id", indexes={"by-function": "function"}, ttl_attribute="expires_at")
 SLOTS = TableSpec("slots", partition_key="slot")
 ALL_TABLES = (FUNCTIONS, INSTANCES, SLOTS)

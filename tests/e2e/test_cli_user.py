@@ -46,7 +46,7 @@ def test_register_is_idempotent(stack, vod_registered):
 
 def test_function_list_and_show_json(stack, vod_registered):
     listed = json.loads(ipoc(stack, "function", "list", "--json").stdout)
-    assert {"function": "vod", "loaded": True} in listed
+    assert {"function": "vod", "latest": 1, "loaded": True} in listed
     shown = json.loads(ipoc(stack, "function", "show", "vod", "--json").stdout)
     assert shown["loaded"] is True and shown["policy"]["function"] == "vod"
     assert ipoc(stack, "function", "show", "nope").returncode == 1

@@ -164,6 +164,9 @@ def test_the_tables_have_pitr_encryption_and_the_specs_keys(platform_json) -> No
         assert props["BillingMode"] == "PAY_PER_REQUEST"
     keys = sorted(t["Properties"]["KeySchema"][0]["AttributeName"] for t in tables)
     assert keys == sorted(spec.partition_key for spec in ALL_TABLES)
+    # every key (the functions table's version/alias sort key too) as the stores and the local stack build it
+    by_partition = {t["Properties"]["KeySchema"][0]["AttributeName"]: t["Properties"]["KeySchema"] for t in tables}
+    assert all(by_partition[spec.partition_key] == spec.create_table_kwargs("t")["KeySchema"] for spec in ALL_TABLES)
     [instances] = [t for t in tables if t["Properties"]["KeySchema"][0]["AttributeName"] == "instance_id"]
     assert instances["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert instances["Properties"]["GlobalSecondaryIndexes"][0]["IndexName"] == "by-function"

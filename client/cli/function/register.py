@@ -42,11 +42,22 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+_FILE_OPTIONS = (
+    click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+    click.option("--program", "programs", multiple=True, metavar="ENCLAVE_PATH=FILE", help="A program's binary. Repeatable."),
+    click.option("--data", "data_files", multiple=True, metavar="ENCLAVE_PATH=FILE", help="A data file. Repeatable."),
+    click.option("--json", "as_json", is_flag=True, help="Print the version and the outcome of every file as JSON."),
+)
+
+
+def _file_options(command):  # type: ignore[no-untyped-def]
+    for option in reversed(_FILE_OPTIONS):
+        command = option(command)
+    return command
+
+
 @click.command(short_help="Register a function and upload its programs and data files")
-@click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--program", "programs", multiple=True, metavar="ENCLAVE_PATH=FILE", help="A program's binary. Repeatable.")
-@click.option("--data", "data_files", multiple=True, metavar="ENCLAVE_PATH=FILE", help="A data file. Repeatable.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome of every file as JSON.")
+@_file_options
 @click.pass_obj
 def register(app: "Application", policy_file: Path, programs: tuple[str, ...], data_files: tuple[str, ...], as_json: bool) -> None:
     """Register POLICY_FILE (a function policy) and upload every file it declares.
@@ -54,8 +65,30 @@ def register(app: "Application", policy_file: Path, programs: tuple[str, ...], d
     Everything is checked locally first: the policy's schema, that each declared
     file is given, and that each file hashes to its pi_hash. Re-running is safe:
     a function already registered with the same policy is kept, and files
-    already loaded are not uploaded again.
+    already loaded are not uploaded again. A function registered with another
+    policy is left alone: `ipoc function publish` makes that policy its next version.
     """
+    _publish(app, policy_file, programs, data_files, as_json, new_version=False)
+
+
+@click.command(short_help="Publish a function policy as the function's next version, and upload its files")
+@_file_options
+@click.pass_obj
+def publish(app: "Application", policy_file: Path, programs: tuple[str, ...], data_files: tuple[str, ...], as_json: bool) -> None:
+    """Publish POLICY_FILE as version N+1 of its function (version 1 of a new one) and upload its files.
+
+    Versions are immutable; the same policy as the latest version makes no new
+    version. Files an earlier version already holds (same sha256) are shared,
+    so they need not be given again; every other declared file must be. The
+    `latest` alias follows the new version at once; other aliases stay where
+    they are (`ipoc function alias` moves them), and running instances keep
+    the version they were started from.
+    """
+    _publish(app, policy_file, programs, data_files, as_json, new_version=True)
+
+
+def _publish(app: "Application", policy_file: Path, programs: tuple[str, ...], data_files: tuple[str, ...], as_json: bool,
+             *, new_version: bool) -> None:
     try:
         policy = json.loads(policy_file.read_text())
         schemas.validate("function", policy)
@@ -69,7 +102,7 @@ def register(app: "Application", policy_file: Path, programs: tuple[str, ...], d
         missing = set(declared[kind]) - set(given[kind])
         if unknown:
             app.abort(f"{', '.join(sorted(unknown))}: not a {kind.replace('_', ' ')} of {policy['function']}", code=2)
-        if missing:
+        if missing and not new_version:
             app.abort(f"give the file for {', '.join(sorted(missing))} (--{'program' if kind == 'program' else 'data'} PATH=FILE)", code=2)
         for path, local in given[kind].items():
             actual = _sha256(local)
@@ -80,24 +113,38 @@ def register(app: "Application", policy_file: Path, programs: tuple[str, ...], d
     name = policy["function"]
     outcomes = []
     try:
-        try:
-            api.call("ccfaas", "POST", "/function", body=policy, expect=(201,))
-            app.terminal.display_info(f"Registered function {name}")
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
-            if api.call("ccfaas", "GET", f"/function/{name}") != policy:
-                app.abort(f"function {name} is already registered with another policy; `ipoc function delete {name}` first")
-            app.terminal.display_info(f"Function {name} is already registered with this policy")
-        for kind, files in given.items():
-            for path, local in files.items():
-                outcomes.append({"path": path, "kind": kind, "result": _upload(app, api, name, kind, path, local)})
+        if not new_version:
+            try:
+                if api.call("ccfaas", "GET", f"/function/{name}") != policy:
+                    app.abort(f"function {name} is already registered with another policy; "
+                              f"`ipoc function publish` makes it version N+1 (or `ipoc function delete {name}` first)")
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+        published = api.call("ccfaas", "POST", f"/function/{name}/versions", body=policy, expect=(200, 201))
+        version = published["version"]
+        if published["created"]:
+            app.terminal.display_info(f"Registered function {name}" if version == 1 else f"Published version {version} of {name}")
+        else:
+            app.terminal.display_info(f"Function {name} is already registered with this policy (version {version})")
+        status = {f["path"]: f["status"] for f in published["files"]}
+        for kind, files in declared.items():
+            for path in files:
+                local = given[kind].get(path)
+                if local is None:
+                    if status[path] != "loaded":
+                        app.abort(f"version {version} of {name} needs {path}: no earlier version holds it; give it "
+                                  f"(--{'program' if kind == 'program' else 'data'} PATH=FILE) and publish again")
+                    outcomes.append({"path": path, "kind": kind, "result": "shared with an earlier version"})
+                    continue
+                outcomes.append({"path": path, "kind": kind,
+                                 "result": _upload(app, api, f"{name}:{version}", kind, path, local)})
     except ApiError as exc:
         app.abort(exc.message)
     if as_json:
-        app.terminal.display_json({"function": name, "files": outcomes})
+        app.terminal.display_json({"function": name, "version": version, "created": published["created"], "files": outcomes})
     else:
-        app.terminal.display_table(f"Function {name}", ["Path", "Kind", "Result"],
+        app.terminal.display_table(f"Function {name}, version {version}", ["Path", "Kind", "Result"],
                                    [[o["path"], o["kind"].replace("_", " "), o["result"]] for o in outcomes])
 
 

@@ -20,7 +20,8 @@ def instance() -> None:
 
 
 def _row(record: dict[str, Any]) -> list[str]:
-    return [record["instance_id"], record.get("function", ""), record.get("status", ""), record.get("reason") or ""]
+    function = f"{record.get('function', '')}:{record['version']}" if record.get("version") else record.get("function", "")
+    return [record["instance_id"], function, record.get("status", ""), record.get("reason") or ""]
 
 
 @instance.command(short_help="Create an instance from a user policy")
@@ -85,7 +86,7 @@ def show(app: "Application", instance_id: str, policy_out: Path | None, as_json:
     if as_json:
         app.terminal.display_json(record)
         return
-    fields = ["status", "reason", "function", "owner", "created_at", "veracruz_server_url", "instance_hash", "execution_arn"]
+    fields = ["status", "reason", "function", "version", "owner", "created_at", "veracruz_server_url", "instance_hash", "execution_arn"]
     app.terminal.display_table(f"Instance {instance_id}", ["Field", "Value"], [[f, str(record[f])] for f in fields if record.get(f)])
 
 

@@ -1,0 +1,90 @@
+"""Versions and aliases as a publisher and a user use them, with the `ipoc` CLI against `ipoc local up`:
+the acceptance of issue 19, on the real VOD detector."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import boto3
+
+from tests.support import processes, vod
+from tests.support.wasm import custom_section
+
+WASM = "/program/detector.wasm"
+
+
+def ipoc(stack, *args: str):
+    return processes.run(list(args), env=stack["env"], timeout=300)
+
+
+def wasm_hash(policy_text: str) -> str:
+    return {h["file_path"]: h["hash"] for h in json.loads(policy_text)["file_hashes"]}[WASM]
+
+
+def artifacts(stack) -> set[str]:
+    s3 = boto3.client("s3", endpoint_url=stack["url"]["aws"], region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    return {o["Key"] for o in s3.list_objects_v2(Bucket="ipoc-artifacts").get("Contents", [])}
+
+
+def test_publish_pin_roll_back_and_delete_a_version(stack, tmp_path):
+    build = vod.ensure_built()
+    v1_wasm = (build / "detector.wasm").read_bytes()
+    v1_hash = hashlib.sha256(v1_wasm).hexdigest()
+    work = tmp_path / "v2"
+    work.mkdir()
+    (work / "detector.wasm").write_bytes(v1_wasm + custom_section(b"ipoc-build", b"v2"))
+    v2_hash = hashlib.sha256((work / "detector.wasm").read_bytes()).hexdigest()
+    policy = json.loads((build / "function.json").read_text())
+    policy["programs"][0]["pi_hash"] = v2_hash
+    (work / "function.json").write_text(json.dumps(policy))
+    camera = tmp_path / "camera"
+    assert ipoc(stack, "camera", "encrypt", str(vod.carphone()), "--out", str(camera / "in.y4m"), "--max-frames", "2").returncode == 0
+    assert ipoc(stack, "camera", "upload", str(camera / "in.y4m"), "s3://ipoc-local-inputs/v/in.y4m", "--local").returncode == 0
+
+    def run(reference: str, instance_id: str, *extra: str) -> str:
+        out = tmp_path / instance_id
+        result = ipoc(stack, "run", reference, "--input", "s3://ipoc-local-inputs/v/in.y4m", "--key", str(camera / "in.y4m.key"),
+                      "--iv", str(camera / "in.y4m.iv"), "--out", str(out), "--instance-id", instance_id, *extra)
+        assert result.returncode == 0, result.stderr
+        assert "2 frames analysed" in result.stdout
+        return (out / "policy.json").read_text()
+
+    # GIVEN vod v1 registered and an instance of it kept running
+    registered = ipoc(stack, "function", "register", str(build / "function.json"), "--program", f"{WASM}={build / 'detector.wasm'}",
+                      "--data", f"/program_data/cascade.bin={build / 'cascade.bin'}", "--json")
+    assert registered.returncode == 0, registered.stderr
+    assert json.loads(registered.stdout)["version"] == 1
+    assert wasm_hash(run("vod", "alice-v1", "--keep")) == v1_hash
+    # WHEN the publisher publishes v2 with a changed detector (the cascade is shared: not given again)
+    published = ipoc(stack, "function", "publish", str(work / "function.json"), "--program", f"{WASM}={work / 'detector.wasm'}", "--json")
+    assert published.returncode == 0, published.stderr
+    outcome = json.loads(published.stdout)
+    assert outcome["version"] == 2 and outcome["created"] is True
+    assert {f["path"]: f["result"] for f in outcome["files"]}["/program_data/cascade.bin"] == "shared with an earlier version"
+    # THEN the running instance still pins v1's bytes, and a new vod:latest runs v2
+    kept = json.loads(ipoc(stack, "instance", "show", "alice-v1", "--json").stdout)
+    assert kept["status"] == "READY" and kept["version"] == 1 and wasm_hash(kept["policy"]) == v1_hash
+    assert wasm_hash(run("vod:latest", "alice-latest")) == v2_hash
+    # WHEN prod points at v1 THEN vod:prod runs v1 (what `show` says too)
+    assert ipoc(stack, "function", "alias", "vod", "prod", "1").returncode == 0
+    shown = json.loads(ipoc(stack, "function", "show", "vod:prod", "--json").stdout)
+    assert (shown["version"], shown["aliases"]) == (1, ["prod"])
+    assert wasm_hash(run("vod:prod", "alice-prod")) == v1_hash
+    # WHEN v1 is deleted THEN it is refused, naming the instance and the alias
+    refused = ipoc(stack, "function", "delete", "vod:1")
+    assert refused.returncode == 1 and "alice-v1" in refused.stderr and "prod" in refused.stderr
+    # WHEN prod moves to v2 (the one-command rollback/forward), the instance ends, and v1 is deleted
+    assert ipoc(stack, "function", "alias", "vod", "prod", "2").returncode == 0
+    assert json.loads(ipoc(stack, "instance", "delete", "alice-v1", "--json").stdout)["status"] == "DELETED"
+    assert f"functions/vod/{v1_hash}" in artifacts(stack)
+    deleted = ipoc(stack, "function", "delete", "vod:1")
+    assert deleted.returncode == 0, deleted.stderr
+    # THEN v1's unshared bytes are gone from the artifacts bucket; the shared cascade and v2 stay
+    cascade = hashlib.sha256((build / "cascade.bin").read_bytes()).hexdigest()
+    assert artifacts(stack) == {f"functions/vod/{v2_hash}", f"functions/vod/{cascade}"}
+    listing = json.loads(ipoc(stack, "function", "versions", "vod", "--json").stdout)
+    assert [v["version"] for v in listing["versions"]] == [2] and listing["aliases"] == {"latest": 2, "prod": 2}
+    table = ipoc(stack, "function", "versions", "vod")
+    assert table.returncode == 0 and "latest, prod" in table.stdout
