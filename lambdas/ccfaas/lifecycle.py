@@ -262,7 +262,8 @@ def state_size_bound(execution_input: dict[str, Any], function_policy: dict[str,
     """An upper bound, in bytes, of the workflow's largest state for this input: the input, plus the composed
     VaaS policy (ComposePolicy), plus the policy text that Allocate carries (JSON-escaped). CCFaaS refuses an
     instance over :data:`STATE_QUOTA` at the edge, where the user gets a 413, not a failed execution."""
-    composed = P.compose_vaas_policy(function_policy, execution_input["user_policy"], _stand_in_certificate())
+    user_policy = {**execution_input["user_policy"], "function": function_policy["function"]}  # "name:ref" → the name, as compose does
+    composed = P.compose_vaas_policy(function_policy, user_policy, _stand_in_certificate())
     allocation = {"waiting": "", "vaas_name": "", "instance_hash": "", "veracruz_server_url": "", "policy": P.serialise(composed)}
     parts = (execution_input, {"vaas_policy": composed}, allocation)
     return sum(len(json.dumps(part).encode("utf-8")) for part in parts) + STATE_ALLOWANCE

@@ -215,7 +215,7 @@ def test_instances_run_the_exact_version_they_were_composed_from(monkeypatch, pr
 def _ready(plane, instance_id: str, identities, reference: str = ECHO_FUNCTION) -> dict:
     body = {"function": reference, "instanceid": instance_id,
             "identities": [{"certificate": i.certificate, "file_rights": r} for i, r in identities]}
-    assert call(ccfaas, "POST", "/instance", body, user="alice").status == 202
+    assert call(ccfaas, "POST", "/instance?wait=0", body, user="alice").status == 202
     record = plane.wait_status(instance_id, ("READY", "FAILED"))
     assert record["status"] == "READY", record.get("reason")
     return record
