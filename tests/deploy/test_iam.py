@@ -39,7 +39,7 @@ from local.context import LocalLambdaContext
 from tests.deploy import iam
 from tests.deploy.conftest import stack_template
 from tests.support import policies as P
-from tests.support.aws import call
+from tests.support.aws import call, input_key, instance_table_key
 from tests.support.waiting import free_port_range, wait_until
 
 TABLE_SPECS = {"IPOC_FUNCTIONS_TABLE": FUNCTIONS, "IPOC_INSTANCES_TABLE": INSTANCES, "IPOC_SLOTS_TABLE": SLOTS}
@@ -194,24 +194,24 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
         assert as_role("Ccfaas", call, ccfaas, "POST", f"/function/echo/program/{segment}", raw=echo_wasm).status == 201
         # User: an instance whose workflow streams an S3 object in, used, then deleted
         inputs = deployment.template.local_name(next(b for b in deployment.template.of_type("AWS::S3::Bucket") if b.startswith("DataInputs")))
-        boto3.client("s3").put_object(Bucket=inputs, Key="camera/input.txt", Body=b"streamed by the workflow")
+        boto3.client("s3").put_object(Bucket=inputs, Key=input_key("camera/input.txt", "alice"), Body=b"streamed by the workflow")
         user_policy = {"function": "echo", "instanceid": "i-iam", "identities": [
             {"certificate": ids.streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
             {"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
-        query = f"?stream_bucket={inputs}&stream_key=camera/input.txt&stream_to=/input/data.txt"
-        created = as_role("Ccfaas", call, ccfaas, "POST", f"/instance{query}", user_policy, user="alice")
+        query = f"?stream_bucket={inputs}&stream_key={input_key('camera/input.txt', 'alice')}&stream_to=/input/data.txt"
+        created = as_role("Ccfaas", call, ccfaas, "POST", f"/instance{query}&wait=0", user_policy, user="alice")
         assert created.status == 202, created.json
         ready = wait_for_status(as_role, "i-iam", ("READY", "FAILED"))
         assert ready["status"] == "READY", ready.get("reason")
         wait_until(lambda: "task_token" in (boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
-                                            .get_item(Key={"instance_id": "i-iam"}).get("Item") or {}),
+                                            .get_item(Key={"instance_id": instance_table_key("i-iam")}).get("Item") or {}),
                    timeout=60, what="the workflow to stream and wait for release")
         with VeracruzClient(ready["policy"], ids.user.certificate, ids.user.private_key) as client:
             assert client.execute(P.ECHO) == 0
             assert client.read_file("/output/result.txt").endswith(b"STREAMED BY THE WORKFLOW")
         # The S3 streamer, with its own role (no caller credentials)
         streamed = as_role("S3Stream", call, s3stream, "POST", "/s3_stream_veracruz", {
-            "s3": {"bucket": inputs, "filename": "camera/input.txt"},
+            "s3": {"bucket": inputs, "filename": input_key("camera/input.txt", "alice")},
             "veracruz": {"filename": "/input/more.txt", "policy": ready["policy"],
                          "certificate": ids.streamer.certificate, "key": ids.streamer.private_key}}, user="alice")
         assert streamed.status == 200, streamed.json
@@ -226,25 +226,25 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
         assert as_role("Vaas", call, vaas, "GET", "/veracruz").status == 200
         assert as_role("Vaas", call, vaas, "DELETE", f"/veracruz/{name}?instance_hash={made.json['instance_hash']}").status == 200
         # The reaper: an instance whose runtime died
-        assert as_role("Ccfaas", call, ccfaas, "POST", "/instance", {**user_policy, "instanceid": "i-dies"}, user="alice").status == 202
+        assert as_role("Ccfaas", call, ccfaas, "POST", "/instance?wait=0", {**user_policy, "instanceid": "i-dies"}, user="alice").status == 202
         dying = wait_for_status(as_role, "i-dies", ("READY", "FAILED"))
         assert dying["status"] == "READY", dying.get("reason")
         port = int(dying["veracruz_server_url"].rsplit(":", 1)[1])
         os.kill(int((tmp_path / "runtimes" / str(port) / "pid").read_text()), signal.SIGKILL)
         wait_until(lambda: running_ports(tmp_path / "runtimes") == [], timeout=10, what="the runtime to die")
-        assert as_role("Reaper", Reaper(Lifecycle.from_settings()).run)[0]["instance_id"] == "i-dies"
+        assert as_role("Reaper", Reaper(Lifecycle.from_settings()).run)[0]["instance_id"] == instance_table_key("i-dies")
         assert wait_for_status(as_role, "i-dies", ("FAILED",))["reason"] == "runtime died"
         wait_until(lambda: not boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"],
                    timeout=30, what="the workflow's teardown to free the slot")
         # The reaper again: an instance past its deadline is released (ends DELETED)
-        assert as_role("Ccfaas", call, ccfaas, "POST", "/instance", {**user_policy, "instanceid": "i-old"}, user="alice").status == 202
+        assert as_role("Ccfaas", call, ccfaas, "POST", "/instance?wait=0", {**user_policy, "instanceid": "i-old"}, user="alice").status == 202
         assert wait_for_status(as_role, "i-old", ("READY", "FAILED"))["status"] == "READY"
         instances = boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
-        wait_until(lambda: "task_token" in instances.get_item(Key={"instance_id": "i-old"})["Item"], timeout=60,
+        wait_until(lambda: "task_token" in instances.get_item(Key={"instance_id": instance_table_key("i-old")})["Item"], timeout=60,
                    what="the workflow to wait for release")
-        instances.update_item(Key={"instance_id": "i-old"}, UpdateExpression="SET created_at = :c",
+        instances.update_item(Key={"instance_id": instance_table_key("i-old")}, UpdateExpression="SET created_at = :c",
                               ExpressionAttributeValues={":c": "2026-01-01T00:00:00+00:00"})
-        assert as_role("Reaper", Reaper(Lifecycle.from_settings()).run) == [{"instance_id": "i-old", "action": "released (TTL expired)"}]
+        assert as_role("Reaper", Reaper(Lifecycle.from_settings()).run) == [{"instance_id": instance_table_key("i-old"), "action": "released (TTL expired)"}]
         assert wait_for_status(as_role, "i-old", ("DELETED", "FAILED"))["status"] == "DELETED"
 
     assert iam.not_granted(deployment.statements, roles.decisions) == []  # type: ignore[attr-defined]

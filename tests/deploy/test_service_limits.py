@@ -135,7 +135,7 @@ def test_a_user_policy_too_large_for_the_workflow_gets_a_413_not_a_failed_execut
     with api(ccfaas) as server:
         def post(instance_id: str, identities: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
             body = json.dumps({"function": "echo", "instanceid": instance_id, "identities": identities}).encode()
-            status, reply, _ = request(server, "POST", "/instance", body, {"X-Ipoc-Local-User": "alice"})
+            status, reply, _ = request(server, "POST", "/instance?wait=0", body, {"X-Ipoc-Local-User": "alice"})
             return status, reply
 
         # WHEN a user asks for one identity too many THEN a clear 413 at once, and nothing recorded or started

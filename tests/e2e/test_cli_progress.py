@@ -70,13 +70,13 @@ def vod_input(stack, tmp_path_factory) -> Path:
     assert registered.returncode == 0, registered.stderr
     work = tmp_path_factory.mktemp("camera")
     assert ipoc(stack, "camera", "encrypt", str(vod.carphone()), "--out", str(work / "in.y4m"), "--max-frames", "2").returncode == 0
-    upload = ipoc(stack, "camera", "upload", str(work / "in.y4m"), "s3://ipoc-local-inputs/progress/in.y4m", "--local")
+    upload = ipoc(stack, "camera", "upload", str(work / "in.y4m"), "s3://ipoc-local-inputs/users/local-admin/progress/in.y4m", "--local")
     assert upload.returncode == 0, upload.stderr
     return work
 
 
 def _run(stack, work: Path, out: Path, terminal: bool):
-    return ipoc(stack, "run", "vod", "--input", "s3://ipoc-local-inputs/progress/in.y4m", "--key", str(work / "in.y4m.key"),
+    return ipoc(stack, "run", "vod", "--input", "s3://ipoc-local-inputs/users/local-admin/progress/in.y4m", "--key", str(work / "in.y4m.key"),
                 "--iv", str(work / "in.y4m.iv"), "--out", str(out), terminal=terminal)
 
 
@@ -85,7 +85,7 @@ def test_run_on_a_terminal_spins_while_it_waits_streams_and_executes(stack, vod_
     assert result.returncode == 0, result.stderr
     drawn = lines(result.stderr)
     size = (vod_input / "in.y4m").stat().st_size / 1000  # the object's size, from a HEAD on the local S3
-    expected = [r". waiting for vod-[0-9a-f]{8}", rf". streaming s3://ipoc-local-inputs/progress/in\.y4m \({size:.1f} kB\)",
+    expected = [r". waiting for vod-[0-9a-f]{8}", rf". streaming s3://ipoc-local-inputs/users/local-admin/progress/in\.y4m \({size:.1f} kB\)",
                 r". running /program/detector\.wasm"]
     for pattern in expected:
         assert any(re.fullmatch(rf"{pattern} \d+:\d\d:\d\d", line) for line in drawn), (pattern, drawn)

@@ -96,3 +96,10 @@ def record_ready_instance(policy_text: str, owner: str = LOCAL_ADMIN, instance_i
 
 def b64(path: str) -> str:
     return base64.b64encode(path.encode()).decode()
+
+
+def instance_table_key(name: str, user: str = "alice") -> str:
+    """The instances table's key for ``user``'s instance ``name`` (ids are scoped per owner: lambdas.ccfaas.instances)."""
+    from lambdas.ccfaas.instances import instance_key
+
+    return instance_key(principal_arn(user), name)

@@ -17,7 +17,7 @@ from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
 from lambdas.vaas.backends.local import running_ports
 from tests.support import policies as P
-from tests.support.aws import call
+from tests.support.aws import call, instance_table_key
 from tests.support.lifecycle import running_plane
 from tests.support.waiting import wait_until
 
@@ -247,7 +247,7 @@ def test_no_free_slot_and_a_starting_runtime_are_waits_not_errors(plane, ids, ec
     # WHEN a third instance is asked for THEN it waits for a slot, and gets one once an instance is deleted
     plane.create("i-c", [(ids.user, P.USER_RIGHTS)])
     waiting = boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
-    wait_until(lambda: "WaitForSlot" in plane.states_entered(waiting.get_item(Key={"instance_id": "i-c"})["Item"]["execution_arn"]),
+    wait_until(lambda: "WaitForSlot" in plane.states_entered(waiting.get_item(Key={"instance_id": instance_table_key("i-c")})["Item"]["execution_arn"]),
                timeout=20, what="i-c to wait for a slot")
     assert call(ccfaas, "DELETE", "/instance/i-a", user="alice").json["status"] == "DELETED"
     third = plane.wait_status("i-c", ("READY", "FAILED"))
@@ -284,7 +284,7 @@ def test_a_lambda_throttle_at_the_release_wait_is_retried(plane, ids, echo_wasm,
     record = plane.wait_status("i-throttled", ("READY", "FAILED"))
     wait_until(lambda: (call(ccfaas, "GET", "/instance/i-throttled", user="alice").json.get("status") != "READY"
                         or "task_token" in boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
-                        .get_item(Key={"instance_id": "i-throttled"})["Item"]),
+                        .get_item(Key={"instance_id": instance_table_key("i-throttled")})["Item"]),
                timeout=20, what="the workflow to reach its release wait")
     assert throttled, "the throttle was not injected"
     assert failed_tasks(plane, record["execution_arn"]) == ["Lambda.TooManyRequestsException"]
@@ -328,16 +328,16 @@ def test_the_reaper_expires_at_the_same_deadline_and_the_instance_ends_deleted(p
     plane.create("i-old", [(ids.user, P.USER_RIGHTS)])
     record = plane.wait_status("i-old", ("READY",))
     table = boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
-    wait_until(lambda: "task_token" in table.get_item(Key={"instance_id": "i-old"})["Item"], timeout=20,
+    wait_until(lambda: "task_token" in table.get_item(Key={"instance_id": instance_table_key("i-old")})["Item"], timeout=20,
                what="the workflow to wait for release")
     # GIVEN its deadline (created_at + TTL) passed a grace period ago, while its workflow still waits
     import datetime as dt
 
     ttl = int(record["ttl_seconds"])
     past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=ttl + GRACE_SECONDS + 1)).isoformat()
-    table.update_item(Key={"instance_id": "i-old"}, UpdateExpression="SET created_at = :c", ExpressionAttributeValues={":c": past})
+    table.update_item(Key={"instance_id": instance_table_key("i-old")}, UpdateExpression="SET created_at = :c", ExpressionAttributeValues={":c": past})
     # WHEN the reaper runs THEN it releases the instance, as the workflow's own expiry would
-    assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": "i-old", "action": "released (TTL expired)"}]
+    assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": instance_table_key("i-old"), "action": "released (TTL expired)"}]
     ended = plane.wait_status("i-old", ("DELETED", "FAILED"))
     assert ended["status"] == "DELETED" and ended["reason"] == f"its TTL of {ttl} s expired"
     assert plane.execution(record["execution_arn"])["status"] == "SUCCEEDED"
