@@ -39,6 +39,7 @@ from lambdas.vaas.backends import Infrastructure, RuntimeBackend
 _log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+REFILL_SETTLE = 1.0  # seconds after a take before a refill starts, unless the pool is empty (see WarmPool._refill)
 WARM_MAX_IDLE = 3600.0  # seconds a warm runtime waits before it is replaced (its certificate lives a day)
 POOL_DIR = "pool"
 RUNTIME_DIR_FILE = "runtime-dir"  # in a slot served by a warm runtime: the pool directory its command line names
@@ -270,6 +271,7 @@ class WarmPool:
     _lock: threading.Condition = field(default_factory=threading.Condition)
     _closed: bool = False
     _thread: threading.Thread | None = None
+    _last_take: float = float("-inf")
 
     @property
     def directory(self) -> Path:
@@ -288,6 +290,7 @@ class WarmPool:
     def take(self) -> WarmRuntime | None:
         """An attested runtime, at once, or None when none is ready (the caller starts one the usual way)."""
         with self._lock:
+            self._last_take = time.monotonic()
             while self._ready:
                 warm = self._ready.pop(0)
                 if warm.proc.poll() is None and time.monotonic() - warm.attested_at < WARM_MAX_IDLE:
@@ -327,8 +330,9 @@ class WarmPool:
         failures = 0
         while True:
             with self._lock:
-                while not self._closed and len(self._ready) >= self.size:
-                    self._lock.wait()
+                while not self._closed and not self._should_start():
+                    settle = self._last_take + REFILL_SETTLE - time.monotonic()
+                    self._lock.wait(settle if len(self._ready) < self.size and settle > 0 else None)
                 if self._closed:
                     return
             warm = self._start_one()
@@ -346,6 +350,14 @@ class WarmPool:
             failures += 1  # e.g. the proxy is down: back off (bounded), cold starts still work meanwhile
             with self._lock:
                 self._lock.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+
+    def _should_start(self) -> bool:
+        """Below size, and either empty or quiet for REFILL_SETTLE: a runtime's start-up (imports, key,
+        attestation with the proxy in the stack's process) would otherwise compete for CPU with the
+        instance just allocated, whose workflow is still running."""
+        if len(self._ready) >= self.size:
+            return False
+        return not self._ready or time.monotonic() - self._last_take >= REFILL_SETTLE
 
     def _start_one(self) -> WarmRuntime | None:
         directory = self.directory / uuid.uuid4().hex
