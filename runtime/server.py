@@ -4,7 +4,10 @@ Start-up follows Veracruz (wire reference §5): read the policy as exact bytes,
 start an attestation with the proxy, make the enclave key and CSR, present
 evidence, receive the certificate chain, load policy and chain into the
 runtime manager, and only then bind ``veracruz_server_url``, so clients can
-poll the port to know the instance is ready. Each connection has its own
+poll the port to know the instance is ready. Attestation needs no policy (the
+certificate binds the key and the measurement), so a warm runtime may attest
+first and receive its policy later (``attested=``), as Veracruz's Nitro
+enclave receives it in ``Initialize`` after attesting. Each connection has its own
 thread and requests run concurrently as :mod:`runtime.manager` describes
 (veracruz-server holds one lock around the enclave; here one program's run does
 not stall other clients). A body is refused on its Content-Length before a byte
