@@ -31,8 +31,8 @@ MAX_POLICY_BYTES = 16 * 1024 * 1024  # a full policy with many identities is wel
 @click.command(short_help="Attest and serve one policy")
 @click.argument("policy_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--warm", is_flag=True,
-              help="Attest first, then read the policy from stdin (until EOF): for a warm pool. Needs --proxy-url "
-                   "and --proxy-cert; stdout reports 'attested' and then 'listening <url>'.")
+              help="Attest first, then read a scratch directory line and the policy from stdin (until EOF): for a "
+                   "warm pool. Needs --proxy-url and --proxy-cert; stdout reports 'attested', then 'listening <url>'.")
 @click.option("--proxy-url", default=None, help="With --warm: the proxy attestation service (host:port).")
 @click.option("--proxy-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="With --warm: PEM file of the proxy CA the policy will carry as proxy_service_cert.")
@@ -70,10 +70,12 @@ def serve(
     (``ipoc runtime measurement --platform nitro-sim``).
 
     With ``--warm`` (no POLICY_FILE) the runtime attests with ``--proxy-url``
-    first, says ``attested`` on stdout, then waits for its policy on stdin: the
-    pipe only the process that started it holds (the VaaS local backend's warm
-    pool). The policy must name that proxy and CA; the port opens as before. An
-    empty stdin (the pool shut down, or its owner died) ends the process with 0.
+    first, says ``attested`` on stdout, then waits on stdin, the pipe only the
+    process that started it holds (the VaaS local backend's warm pool), for a
+    line naming the scratch directory (empty: ``--scratch-dir``) and then the
+    policy's exact bytes until EOF. The policy must name that proxy and CA; the
+    port opens as before. An empty stdin (the pool shut down, or its owner
+    died) ends the process with 0.
     """
     from runtime.measurement import measurement, nitro_sim_pcr0
     from runtime.server import StartupError, attest, build_server
@@ -94,12 +96,15 @@ def serve(
             assert proxy_url is not None and proxy_cert is not None
             attested = attest(proxy_url, proxy_cert.read_text(), platform_dir, measured, platform)
             _say("attested")
-            text = sys.stdin.buffer.read(MAX_POLICY_BYTES + 1)
-            if not text:
+            message = sys.stdin.buffer.read(MAX_POLICY_BYTES + 1)
+            if not message:
                 app.terminal.display_info("No policy came (the warm pool closed): exiting")
                 return
-            if len(text) > MAX_POLICY_BYTES:
+            if len(message) > MAX_POLICY_BYTES:
                 app.abort(f"the policy on stdin exceeds {MAX_POLICY_BYTES} bytes")
+            directory, _, text = message.partition(b"\n")
+            if directory:  # the slot's directory, known only now: the instance's files live there
+                scratch_dir = Path(directory.decode())
         else:
             assert policy_file is not None
             text = policy_file.read_bytes()

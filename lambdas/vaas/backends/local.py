@@ -10,7 +10,8 @@ that hosts VaaS, e.g. ``ipoc local up``) keeps runtimes started and attested
 ahead of their policy: the enclave certificate binds the key and the
 measurement, not the policy. Each waits in ``<state>/pool/<id>/`` (pid, log)
 for its policy on stdin, a pipe only this process holds; ``start`` hands one
-the policy, it binds the slot's port and serves that one policy until stopped.
+the slot's directory (for the instance's files) and policy, it binds the
+slot's port and serves that one policy until stopped.
 The pool refills in the background. A waiting runtime whose pipe closes (this
 process stopped or died) exits by itself; ``stop_pool`` stops the rest.
 """
@@ -105,7 +106,7 @@ class LocalBackend(RuntimeBackend):
         _children[warm.proc.pid] = warm.proc
         try:
             assert warm.proc.stdin is not None
-            warm.proc.stdin.write(policy_text.encode())
+            warm.proc.stdin.write(str(directory).encode() + b"\n" + policy_text.encode())
             warm.proc.stdin.close()
         except OSError:  # it died while waiting: start one the usual way
             _stop_directory(warm.directory)

@@ -170,7 +170,7 @@ def test_a_warm_runtime_refuses_a_policy_for_another_proxy(proxy, tmp_path: Path
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"attested\n"
-        out, err = proc.communicate(text.encode(), timeout=60)
+        out, err = proc.communicate(b"\n" + text.encode(), timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
