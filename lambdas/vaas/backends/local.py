@@ -85,43 +85,47 @@ class LocalBackend(RuntimeBackend):
         return self.state_dir / str(port)
 
     def start(self, port: int, policy_text: str, labels: dict[str, str]) -> dict[str, Any]:
-        directory = self._dir(port)
-        stop_runtime(self.state_dir, port)  # a leftover from a crashed stack must not hold the port
-        shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(parents=True, mode=0o700)
-        policy = directory / "policy.json"
-        policy.write_text(policy_text)
         warm = self.pool.take() if self.pool is not None else None
         if warm is not None:
             started = self._start_warm(port, warm, policy_text)
             if started is not None:
                 return started
-        return self._start_cold(port, directory, policy)
+        return self._start_cold(port, self._prepare(port, policy_text))
+
+    def _prepare(self, port: int, policy_text: str) -> Path:
+        """A fresh slot directory holding the exact policy text."""
+        directory = self._dir(port)
+        stop_runtime(self.state_dir, port)  # a leftover from a crashed stack must not hold the port
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True, mode=0o700)
+        (directory / "policy.json").write_text(policy_text)
+        return directory
 
     def _start_warm(self, port: int, warm: "WarmRuntime", policy_text: str) -> dict[str, Any] | None:
-        """Give a warm runtime this slot's policy and wait for its port; None when it died before taking it."""
-        directory = self._dir(port)
-        (directory / RUNTIME_DIR_FILE).write_text(str(warm.directory))
+        """Give a warm runtime this slot's directory and policy and wait for its port; None when it died
+        before taking them. The slot directory takes over its pid and log, so the pool holds waiting ones only."""
+        directory = self._prepare(port, policy_text)
+        (directory / RUNTIME_DIR_FILE).write_text(str(warm.directory))  # the path its command line names
         (directory / "pid").write_text(str(warm.proc.pid))
-        _children[warm.proc.pid] = warm.proc
+        os.replace(warm.directory / "runtime.log", directory / "runtime.log")  # its stderr keeps writing there
+        shutil.rmtree(warm.directory, ignore_errors=True)
         try:
             assert warm.proc.stdin is not None
             warm.proc.stdin.write(str(directory).encode() + b"\n" + policy_text.encode())
             warm.proc.stdin.close()
         except OSError:  # it died while waiting: start one the usual way
-            _stop_directory(warm.directory)
-            for name in (RUNTIME_DIR_FILE, "pid"):
-                (directory / name).unlink(missing_ok=True)
+            stop_runtime(self.state_dir, port)
             return None
         line = warm.read_line(START_TIMEOUT)
         if line is not None and line.startswith("listening "):
             warm.close_control()
             return {"pid": warm.proc.pid, "warm": True}
-        tail = warm.log_tail()
+        tail = _log_tail(directory)
         self.stop(port, {})
         raise DependencyFailed(f"the warm runtime for port {port} did not start serving its policy: {tail}")
 
-    def _start_cold(self, port: int, directory: Path, policy: Path) -> dict[str, Any]:
+    def _start_cold(self, port: int, directory: Path) -> dict[str, Any]:
+        policy = directory / "policy.json"
         log = directory / "runtime.log"
         with open(log, "wb") as handle:
             proc = subprocess.Popen(
@@ -133,9 +137,9 @@ class LocalBackend(RuntimeBackend):
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                tail = _log_tail(directory)
                 self.stop(port, {})
-                raise DependencyFailed(f"the runtime for port {port} exited with {proc.returncode} while starting: {tail[0]}")
+                raise DependencyFailed(f"the runtime for port {port} exited with {proc.returncode} while starting: {tail}")
             if port_open(self.host, port):
                 return {"pid": proc.pid}
             time.sleep(0.05)
@@ -189,6 +193,15 @@ def running_ports(state_dir: Path) -> list[int]:
         if directory.name.isdigit() and pid is not None and _alive(pid, directory):
             ports.append(int(directory.name))
     return ports
+
+
+def _log_tail(directory: Path) -> str:
+    """The last line a runtime logged (why it stopped), for the error a caller sees."""
+    try:
+        lines = (directory / "runtime.log").read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    return lines[-1] if lines else "no output"
 
 
 def _read_pid(directory: Path) -> int | None:
@@ -252,12 +265,6 @@ class WarmRuntime:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
-    def log_tail(self) -> str:
-        try:
-            lines = (self.directory / "runtime.log").read_text(errors="replace").strip().splitlines()
-        except OSError:
-            lines = []
-        return lines[-1] if lines else "no output"
 
 
 @dataclass
@@ -374,7 +381,7 @@ class WarmPool:
         (directory / "pid").write_text(str(proc.pid))
         warm = WarmRuntime(proc, directory)
         if warm.read_line(START_TIMEOUT) != "attested":
-            _log.warning("a warm runtime did not attest: %s", warm.log_tail())
+            _log.warning("a warm runtime did not attest: %s", _log_tail(directory))
             _stop_directory(directory)
             return None
         warm.attested_at = time.monotonic()

@@ -83,8 +83,10 @@ def test_a_warm_runtime_serves_exactly_one_policy_is_destroyed_after_and_the_poo
     # WHEN an instance is created
     reply = created(ids)
     port = int(json.loads(reply["policy"])["veracruz_server_url"].rsplit(":", 1)[1])
-    # THEN the warm runtime serves it: its pid is the slot's
+    # THEN the warm runtime serves it: its pid and log are the slot's, the pool keeps only waiting ones
     assert (aws.state_dir / str(port) / "pid").read_text() == str(warm_pid)
+    assert "attested" in (aws.state_dir / str(port) / "runtime.log").read_text()
+    assert str(warm_pid) not in {f.read_text() for f in (aws.state_dir / local.POOL_DIR).glob("*/pid")}
     # AND a client's checks pass unchanged (chain to the proxy CA, runtime hash, policy hash)
     with VeracruzClient(reply["policy"], ids.user.certificate, ids.user.private_key) as client:
         client.write_file("/input/data.txt", b"hi")
@@ -177,3 +179,13 @@ def test_a_warm_runtime_refuses_a_policy_for_another_proxy(proxy, tmp_path: Path
             proc.wait()
     assert proc.returncode == 1 and b"listening" not in out
     assert b"attested with the proxy at" in err and b"127.0.0.1:1" in err
+
+
+def test_stopping_the_pool_leaves_the_instances_it_served(aws, ids):
+    pool = start_pool()
+    assert pool is not None and pool.wait_full(60)
+    reply = created(ids)
+    stop_pool(aws.state_dir)
+    with VeracruzClient(reply["policy"], ids.user.certificate, ids.user.private_key) as client:
+        client.write_file("/input/data.txt", b"still served")
+    delete(reply)
