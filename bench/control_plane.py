@@ -1,6 +1,8 @@
 """Control-plane benchmarks on the local stack (``ipoc local up`` on free loopback ports), in one run:
 
-- instance create → READY, p50 and p95 over 20 instances, and the mean time spent in each workflow state;
+- instance create → READY, p50 and p95 over 20 instances, and the mean time spent in each workflow state, on a
+  stack with the warm pool (``IPOC_WARM_POOL``, its default) and one without it (0), creates alternating between
+  the two so both see the same machine load;
 - S3 → enclave: the S3 streamer's throughput copying a 256 MiB object into an instance (its code in a
   process of its own, as in Lambda), divided by a raw S3 GET of the same object from the same local S3
   (RATIO), the streamer process's peak RSS growth, and the same copy through the local API;
@@ -39,6 +41,7 @@ from tests.support import processes  # noqa: E402
 from tests.support.waiting import free_port_range, wait_until  # noqa: E402
 
 INSTANCES = 20
+WARM_POOL = 2  # the local stack's default pool size
 STREAM_MIB = 256
 CLIENTS = 50
 READS_PER_CLIENT = 40
@@ -58,11 +61,11 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 @contextmanager
-def local_stack(slots: int) -> Iterator[dict[str, Any]]:
+def local_stack(slots: int, warm_pool: int = WARM_POOL) -> Iterator[dict[str, Any]]:
     home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stack-"))
     base = free_port_range(5 + slots)
     ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
-    env = {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml")}
+    env = {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml"), "IPOC_WARM_POOL": str(warm_pool)}
     started = processes.run(
         ["local", "up", "--detach", *[arg for name in ("ccfaas", "vaas", "s3stream", "proxy", "aws")
                                       for arg in (f"--{name}-port", str(ports[name]))],
@@ -126,20 +129,31 @@ def delete(ccfaas: str, instance_id: str) -> None:
     assert deleted["status"] == "DELETED", deleted
 
 
-def bench_instances(urls: dict[str, str], user, streamer, sfn: Any) -> None:  # type: ignore[no-untyped-def]
-    latencies: list[float] = []
-    per_state: dict[str, list[float]] = {}
+def bench_instances(stacks: dict[str, dict[str, str]], user, streamer) -> None:  # type: ignore[no-untyped-def]
+    """Create → READY on each stack, alternating (and alternating which goes first) so load hits both alike."""
+    latencies: dict[str, list[float]] = {variant: [] for variant in stacks}
+    per_state: dict[str, dict[str, list[float]]] = {variant: {} for variant in stacks}
+    sfns = {variant: boto3.client("stepfunctions", endpoint_url=urls["aws"], region_name="us-east-1",
+                                  aws_access_key_id="local", aws_secret_access_key="local")
+            for variant, urls in stacks.items()}
     for n in range(INSTANCES):
-        elapsed, record = create_ready(urls["ccfaas"], f"bench-{n}", user, streamer)
-        latencies.append(elapsed)
-        for name, seconds in state_times(sfn, record["execution_arn"]).items():
-            per_state.setdefault(name, []).append(seconds)
-        delete(urls["ccfaas"], f"bench-{n}")
-    report("FIGURE", "instance_create_to_ready_p50", percentile(latencies, 0.50), "s")
-    report("FIGURE", "instance_create_to_ready_p95", percentile(latencies, 0.95), "s")
-    for name in ("ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady"):
-        if name in per_state:
-            report("FIGURE", f"workflow_state_{name}_mean", statistics.mean(per_state[name]), "s")
+        order = list(stacks) if n % 2 == 0 else list(reversed(stacks))
+        for variant in order:
+            urls = stacks[variant]
+            elapsed, record = create_ready(urls["ccfaas"], f"bench-{n}", user, streamer)
+            latencies[variant].append(elapsed)
+            for name, seconds in state_times(sfns[variant], record["execution_arn"]).items():
+                per_state[variant].setdefault(name, []).append(seconds)
+            delete(urls["ccfaas"], f"bench-{n}")
+    for variant in stacks:
+        report("FIGURE", f"instance_create_to_ready_p50_{variant}", percentile(latencies[variant], 0.50), "s")
+        report("FIGURE", f"instance_create_to_ready_p95_{variant}", percentile(latencies[variant], 0.95), "s")
+        for name in ("ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady"):
+            if name in per_state[variant]:
+                report("FIGURE", f"workflow_state_{name}_mean_{variant}", statistics.mean(per_state[variant][name]), "s")
+    if {"with_pool", "without_pool"} <= set(stacks):
+        report("RATIO", "create_to_ready_p50_without_over_with_pool",
+               percentile(latencies["without_pool"], 0.50) / percentile(latencies["with_pool"], 0.50))
 
 
 # The S3 streamer's code in a process of its own, as in Lambda (the local stack serves moto in its
@@ -248,10 +262,10 @@ def main() -> None:
     user, streamer = new_identity("bench-user"), new_identity("bench-streamer")
     with local_stack(slots=2) as stack:
         urls = stack["url"]
-        sfn = boto3.client("stepfunctions", endpoint_url=urls["aws"], region_name="us-east-1",
-                           aws_access_key_id="local", aws_secret_access_key="local")
         register_echo(urls["ccfaas"])
-        bench_instances(urls, user, streamer, sfn)
+        with local_stack(slots=2, warm_pool=0) as cold:
+            register_echo(cold["url"]["ccfaas"])
+            bench_instances({"with_pool": urls, "without_pool": cold["url"]}, user, streamer)
         bench_reads(urls, user, streamer)
         bench_stream(urls, user, streamer)
     out = ROOT / "build" / "bench" / "control_plane.json"

@@ -87,6 +87,8 @@ class LocalStack:
             self._register_workflow()
             self._start_apis()
             self._start_reaper()
+            from lambdas.vaas.backends.local import start_pool
+            start_pool()  # IPOC_WARM_POOL runtimes attest in the background; stop_pool in stop()
         except BaseException:
             self.stop()
             raise
@@ -104,8 +106,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop runtimes first (they need nothing else), then the servers, newest first."""
-        from lambdas.vaas.backends.local import running_ports, stop_runtime
+        from lambdas.vaas.backends.local import running_ports, stop_pool, stop_runtime
 
+        stop_pool(self.config.runtimes_dir)  # first: no refill may start a runtime while the slots stop
         for port in running_ports(self.config.runtimes_dir):
             try:
                 stop_runtime(self.config.runtimes_dir, port)

@@ -4,7 +4,10 @@ Start-up follows Veracruz (wire reference §5): read the policy as exact bytes,
 start an attestation with the proxy, make the enclave key and CSR, present
 evidence, receive the certificate chain, load policy and chain into the
 runtime manager, and only then bind ``veracruz_server_url``, so clients can
-poll the port to know the instance is ready. Each connection has its own
+poll the port to know the instance is ready. Attestation needs no policy (the
+certificate binds the key and the measurement), so a warm runtime may attest
+first and receive its policy later (``attested=``), as Veracruz's Nitro
+enclave receives it in ``Initialize`` after attesting. Each connection has its own
 thread and requests run concurrently as :mod:`runtime.manager` describes
 (veracruz-server holds one lock around the enclave; here one program's run does
 not stall other clients). A body is refused on its Content-Length before a byte
@@ -65,6 +68,8 @@ class Attested:
     key_pem: str
     chain_pem: str
     measurement: str
+    proxy_url: str
+    root_der: bytes  # the proxy CA that certified the enclave key: a policy must name it to be served
 
 
 def _proxy_post(proxy_url: str, route: str, request: pb.ProxyAttestationServerRequest) -> pb.ProxyAttestationServerResponse:
@@ -92,11 +97,16 @@ def _proxy_post(proxy_url: str, route: str, request: pb.ProxyAttestationServerRe
     return response
 
 
-def attest(policy: FullPolicy, platform_dir: Path, measurement: str, platform: str = "linux") -> Attested:
-    """Run the platform's attestation (linux: PSA token; nitro-sim: NSM document) with the policy's proxy."""
+def attest(proxy_url: str, proxy_cert: str, platform_dir: Path, measurement: str, platform: str = "linux") -> Attested:
+    """Run the platform's attestation (linux: PSA token; nitro-sim: NSM document) with the proxy at ``proxy_url``.
+
+    Nothing here depends on a policy: the enclave certificate binds the key and the
+    measurement only, so a warm runtime can attest before it knows what it will serve.
+    ``proxy_cert`` is the CA bundle the proxy's root must be in (a policy's ``proxy_service_cert``).
+    """
     protocol, route = PLATFORMS[platform]
     start = _proxy_post(
-        policy.proxy_url, "/Start",
+        proxy_url, "/Start",
         pb.ProxyAttestationServerRequest(start_msg=pb.StartMsg(protocol=protocol, firmware_version="0.0")),
     )
     if start.WhichOneof("message_oneof") != "psa_attestation_init":
@@ -108,14 +118,14 @@ def attest(policy: FullPolicy, platform_dir: Path, measurement: str, platform: s
     csr = x509.CertificateSigningRequestBuilder().subject_name(CSR_SUBJECT).sign(key, hashes.SHA256())
     csr_der = csr.public_bytes(serialization.Encoding.DER)
     reply = _proxy_post(
-        policy.proxy_url, route, evidence_request(platform, platform_dir, challenge, device_id, measurement, csr_der)
+        proxy_url, route, evidence_request(platform, platform_dir, challenge, device_id, measurement, csr_der)
     )
     if reply.WhichOneof("message_oneof") != "cert_chain":
         raise StartupError("the proxy did not answer with a certificate chain")
     root_der = reply.cert_chain.root_cert
-    if root_der not in {certificate_der(c) for c in split_pem_certificates(policy.proxy_service_cert)}:
+    if root_der not in _bundle_ders(proxy_cert):
         raise StartupError(
-            f"the proxy at {policy.proxy_url} signs with a CA that is not in the policy's proxy_service_cert; "
+            f"the proxy at {proxy_url} signs with a CA that is not in the policy's proxy_service_cert; "
             "clients would refuse this runtime (was the policy made for another proxy or state directory?)"
         )
     chain = "".join(
@@ -123,7 +133,25 @@ def attest(policy: FullPolicy, platform_dir: Path, measurement: str, platform: s
         for der in (reply.cert_chain.enclave_cert, root_der)
     )
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return Attested(key_pem=key_pem.decode(), chain_pem=chain, measurement=measurement)
+    return Attested(key_pem=key_pem.decode(), chain_pem=chain, measurement=measurement, proxy_url=proxy_url, root_der=root_der)
+
+
+def _bundle_ders(pem: str) -> set[bytes]:
+    return {certificate_der(c) for c in split_pem_certificates(pem)}
+
+
+def check_attested_for(policy: FullPolicy, attested: Attested) -> None:
+    """A runtime attested ahead of its policy serves it only if clients would accept that attestation:
+    the policy names the same proxy, and its ``proxy_service_cert`` holds the CA that certified the key."""
+    if policy.proxy_url != attested.proxy_url:
+        raise StartupError(
+            f"this runtime attested with the proxy at {attested.proxy_url}, but the policy names {policy.proxy_url}; "
+            "start a runtime for that proxy instead"
+        )
+    if attested.root_der not in _bundle_ders(policy.proxy_service_cert):
+        raise StartupError(
+            "the policy's proxy_service_cert does not hold the CA that certified this runtime; clients would refuse it"
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -239,12 +267,17 @@ def build_server(
     scratch_parent: Path | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
     platform: str = "linux",
+    attested: Attested | None = None,
 ) -> tuple[RuntimeHTTPServer, Path]:
-    """Attest and bind; returns the server and its private scratch directory (caller removes it)."""
+    """Attest (unless ``attested`` was done ahead, for this platform) and bind; returns the server and its
+    private scratch directory (caller removes it)."""
     log.warning(SIMULATION_NOTICE)
     # Other platforms' hashes may be null (generate-policy writes null); this platform's must be set.
     policy.runtime_hash("nitro" if platform == "nitro-sim" else platform)
-    attested = attest(policy, platform_dir, measurement, platform)
+    if attested is None:
+        attested = attest(policy.proxy_url, policy.proxy_service_cert, platform_dir, measurement, platform)
+    else:
+        check_attested_for(policy, attested)
     identities = [identity["certificate"] for identity in policy.document["identities"]]
     context = server_context(attested.chain_pem, attested.key_pem, identities, policy.document["ciphersuite"])
     if scratch_parent is not None:
@@ -260,5 +293,6 @@ def build_server(
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    log.info("runtime attested (measurement %s) and listening on %s, policy hash %s", measurement, policy.server_url, policy.hash)
+    log.info("runtime attested (measurement %s) and listening on %s, policy hash %s",
+             attested.measurement, policy.server_url, policy.hash)
     return server, scratch

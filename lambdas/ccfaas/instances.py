@@ -173,7 +173,9 @@ class Instances:
             return record
         key = record["instance_id"]
         self.instances.update(key, release_requested=True, unless_status=InstanceStore.TERMINAL)
-        token = record.get("task_token")
+        # Read the token after raising the flag: await_release stores its token and then reads the flag, so
+        # one of the two sides always sees the other (a token read before the flag could miss both).
+        token = (self.instances.get(key) or {}).get("task_token")
         if token:
             self.instances.update(key, status="RELEASING", unless_status=InstanceStore.TERMINAL)
             release_task(token)

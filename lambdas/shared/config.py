@@ -48,6 +48,7 @@ class Settings:
     runtime_hash: str
     platform: str
     state_dir: str
+    warm_pool: int
     kube_namespace: str
     runtime_image: str
     runtime_pod_mib: int
@@ -98,6 +99,8 @@ def settings() -> Settings:
         runtime_hash=os.environ.get("IPOC_RUNTIME_HASH", ""),
         platform=os.environ.get("IPOC_PLATFORM", "linux"),
         state_dir=os.environ.get("IPOC_STATE_DIR", ""),
+        # Local backend: runtimes kept started and attested ahead of their policy (0 disables the pool).
+        warm_pool=_int("IPOC_WARM_POOL", 2),
         kube_namespace=os.environ.get("IPOC_K8S_NAMESPACE", "veracruz"),
         runtime_image=os.environ.get("IPOC_RUNTIME_IMAGE", "veracruz/veracruz-nitro:v1.3.3"),
         runtime_pod_mib=_int("IPOC_RUNTIME_POD_MIB", 500),

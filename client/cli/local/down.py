@@ -21,7 +21,7 @@ STOP_TIMEOUT = 30.0
 def down(app: "Application") -> None:
     """Stop the local stack and every runtime it started. Safe to run when nothing is up."""
     from ipoc.paths import ipoc_home
-    from lambdas.vaas.backends.local import running_ports, stop_runtime
+    from lambdas.vaas.backends.local import running_ports, stop_pool, stop_runtime
     from local.stack import read_state
 
     state = read_state()
@@ -36,6 +36,7 @@ def down(app: "Application") -> None:
             app.terminal.display_warning(f"the stack (pid {pid}) did not stop in {STOP_TIMEOUT:g} s; killing it")
             os.kill(pid, signal.SIGKILL)
     runtimes = home / "local" / "runtimes"
+    stop_pool(runtimes)  # warm runtimes a killed stack left (they also exit when its pipe closes)
     leftovers = running_ports(runtimes)
     for port in leftovers:  # a stack that was killed cannot stop its runtimes itself
         stop_runtime(runtimes, port)

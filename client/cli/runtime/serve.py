@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,8 +25,17 @@ def _hex_measurement(ctx: click.Context, param: click.Parameter, value: str | No
     return value.lower() if value else None
 
 
+MAX_POLICY_BYTES = 16 * 1024 * 1024  # a full policy with many identities is well under 1 MiB
+
+
 @click.command(short_help="Attest and serve one policy")
-@click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("policy_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--warm", is_flag=True,
+              help="Attest first, then read a scratch directory line and the policy from stdin (until EOF): for a "
+                   "warm pool. Needs --proxy-url and --proxy-cert; stdout reports 'attested', then 'listening <url>'.")
+@click.option("--proxy-url", default=None, help="With --warm: the proxy attestation service (host:port).")
+@click.option("--proxy-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="With --warm: PEM file of the proxy CA the policy will carry as proxy_service_cert.")
 @click.option("--platform-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the simulated platform key lives. [default: $IPOC_HOME/platform]")
 @click.option("--scratch-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -40,7 +50,10 @@ def _hex_measurement(ctx: click.Context, param: click.Parameter, value: str | No
 @click.pass_obj
 def serve(
     app: "Application",
-    policy_file: Path,
+    policy_file: Path | None,
+    warm: bool,
+    proxy_url: str | None,
+    proxy_cert: Path | None,
     platform_dir: Path | None,
     scratch_dir: Path | None,
     time_limit: float,
@@ -55,29 +68,72 @@ def serve(
     attestation document signed under this installation's simulated NSM root;
     the certificate then carries the first 32 bytes of PCR0
     (``ipoc runtime measurement --platform nitro-sim``).
+
+    With ``--warm`` (no POLICY_FILE) the runtime attests with ``--proxy-url``
+    first, says ``attested`` on stdout, then waits on stdin, the pipe only the
+    process that started it holds (the VaaS local backend's warm pool), for a
+    line naming the scratch directory (empty: ``--scratch-dir``) and then the
+    policy's exact bytes until EOF. The policy must name that proxy and CA; the
+    port opens as before. An empty stdin (the pool shut down, or its owner
+    died) ends the process with 0.
     """
     from runtime.measurement import measurement, nitro_sim_pcr0
-    from runtime.server import StartupError, build_server
+    from runtime.server import StartupError, attest, build_server
 
     if simulate_measurement and len(simulate_measurement) != (96 if platform == "nitro-sim" else 64):
         raise click.BadParameter("64 hex characters for linux, 96 (PCR0) for nitro-sim", param_hint="--simulate-measurement")
+    if warm == (policy_file is not None):
+        raise click.UsageError("give either POLICY_FILE or --warm (the policy then comes on stdin)")
+    if warm and (not proxy_url or proxy_cert is None):
+        raise click.UsageError("--warm needs --proxy-url and --proxy-cert (the runtime attests before it has a policy)")
 
     app.configure_logging()
+    platform_dir = platform_dir or paths.platform_dir()
+    measured = simulate_measurement or (nitro_sim_pcr0() if platform == "nitro-sim" else measurement())
     try:
-        policy = parse_full_policy(policy_file.read_bytes())
+        attested = None
+        if warm:
+            assert proxy_url is not None and proxy_cert is not None
+            attested = attest(proxy_url, proxy_cert.read_text(), platform_dir, measured, platform)
+            _say("attested")
+            message = sys.stdin.buffer.read(MAX_POLICY_BYTES + 1)
+            if not message:
+                app.terminal.display_info("No policy came (the warm pool closed): exiting")
+                return
+            if len(message) > MAX_POLICY_BYTES:
+                app.abort(f"the policy on stdin exceeds {MAX_POLICY_BYTES} bytes")
+            directory, _, text = message.partition(b"\n")
+            if directory:  # the slot's directory, known only now: the instance's files live there
+                scratch_dir = Path(directory.decode())
+        else:
+            assert policy_file is not None
+            text = policy_file.read_bytes()
+        policy = parse_full_policy(text)
         server, scratch = build_server(
             policy,
-            platform_dir=platform_dir or paths.platform_dir(),
-            measurement=simulate_measurement or (nitro_sim_pcr0() if platform == "nitro-sim" else measurement()),
+            platform_dir=platform_dir,
+            measurement=measured,
             scratch_parent=scratch_dir,
             time_limit=time_limit,
             platform=platform,
+            attested=attested,
         )
     except (IpocError, StartupError) as exc:
         app.abort(str(exc) if isinstance(exc, StartupError) else exc.message)
+    if warm:
+        _say(f"listening {policy.server_url}")
 
     try:
         serve_until_stopped(server)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     app.terminal.display_info("Runtime stopped")
+
+
+def _say(line: str) -> None:
+    """One line on the warm pool's control pipe (stdout); a vanished reader is not an error of ours."""
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass

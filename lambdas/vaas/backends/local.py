@@ -4,17 +4,31 @@ Each slot has a directory ``<state>/<port>/`` holding the exact policy text,
 the process's pid and its log. ``start`` returns once the runtime has attested
 and opened its port (or fails, leaving nothing behind), so a client can
 connect as soon as VaaS answers.
+
+A warm pool (``IPOC_WARM_POOL`` runtimes, 0 disables; started by the process
+that hosts VaaS, e.g. ``ipoc local up``) keeps runtimes started and attested
+ahead of their policy: the enclave certificate binds the key and the
+measurement, not the policy. Each waits in ``<state>/pool/<id>/`` (pid, log)
+for its policy on stdin, a pipe only this process holds; ``start`` hands one
+the slot's directory (for the instance's files) and policy, it binds the
+slot's port and serves that one policy until stopped.
+The pool refills in the background. A waiting runtime whose pipe closes (this
+process stopped or died) exits by itself; ``stop_pool`` stops the rest.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +37,16 @@ from ipoc.wire.carrier import port_open
 from lambdas.shared.config import settings
 from lambdas.vaas.backends import Infrastructure, RuntimeBackend
 
+_log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+REFILL_SETTLE = 1.0  # seconds after a take before a refill starts, unless the pool is empty (see WarmPool._refill)
+WARM_MAX_IDLE = 3600.0  # seconds a warm runtime waits before it is replaced (its certificate lives a day)
+POOL_DIR = "pool"
+RUNTIME_DIR_FILE = "runtime-dir"  # in a slot served by a warm runtime: the pool directory its command line names
 _children: dict[int, subprocess.Popen[bytes]] = {}  # reaped here when this process started them
+_pools: dict[Path, "WarmPool"] = {}  # the running pool of each state directory, in this process
+_pools_lock = threading.Lock()
 
 
 @dataclass
@@ -33,6 +54,7 @@ class LocalBackend(RuntimeBackend):
     state_dir: Path
     infra: Infrastructure
     host: str = "127.0.0.1"
+    pool: "WarmPool | None" = None
 
     @classmethod
     def from_settings(cls) -> "LocalBackend":
@@ -41,8 +63,11 @@ class LocalBackend(RuntimeBackend):
             raise RuntimeError("IPOC_STATE_DIR must name the directory for local runtimes")
         if not config.proxy_cert or not config.runtime_hash:
             raise RuntimeError("the local backend needs IPOC_PROXY_CERT and IPOC_RUNTIME_HASH (ipoc local up sets them)")
+        state_dir = Path(config.state_dir)
+        with _pools_lock:
+            pool = _pools.get(state_dir)
         return cls(
-            state_dir=Path(config.state_dir),
+            state_dir=state_dir,
             infra=Infrastructure(
                 proxy_url=config.proxy_url,
                 proxy_cert=config.proxy_cert,
@@ -50,6 +75,7 @@ class LocalBackend(RuntimeBackend):
                 platform="linux",
                 endpoint_host=config.endpoint_host,
             ),
+            pool=pool if pool is not None and pool.serves(config.proxy_url, config.proxy_cert) else None,
         )
 
     def infrastructure(self) -> Infrastructure:
@@ -59,12 +85,47 @@ class LocalBackend(RuntimeBackend):
         return self.state_dir / str(port)
 
     def start(self, port: int, policy_text: str, labels: dict[str, str]) -> dict[str, Any]:
+        warm = self.pool.take() if self.pool is not None else None
+        if warm is not None:
+            started = self._start_warm(port, warm, policy_text)
+            if started is not None:
+                return started
+        return self._start_cold(port, self._prepare(port, policy_text))
+
+    def _prepare(self, port: int, policy_text: str) -> Path:
+        """A fresh slot directory holding the exact policy text."""
         directory = self._dir(port)
         stop_runtime(self.state_dir, port)  # a leftover from a crashed stack must not hold the port
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True, mode=0o700)
+        (directory / "policy.json").write_text(policy_text)
+        return directory
+
+    def _start_warm(self, port: int, warm: "WarmRuntime", policy_text: str) -> dict[str, Any] | None:
+        """Give a warm runtime this slot's directory and policy and wait for its port; None when it died
+        before taking them. The slot directory takes over its pid and log, so the pool holds waiting ones only."""
+        directory = self._prepare(port, policy_text)
+        (directory / RUNTIME_DIR_FILE).write_text(str(warm.directory))  # the path its command line names
+        (directory / "pid").write_text(str(warm.proc.pid))
+        os.replace(warm.directory / "runtime.log", directory / "runtime.log")  # its stderr keeps writing there
+        shutil.rmtree(warm.directory, ignore_errors=True)
+        try:
+            assert warm.proc.stdin is not None
+            warm.proc.stdin.write(str(directory).encode() + b"\n" + policy_text.encode())
+            warm.proc.stdin.close()
+        except OSError:  # it died while waiting: start one the usual way
+            stop_runtime(self.state_dir, port)
+            return None
+        line = warm.read_line(START_TIMEOUT)
+        if line is not None and line.startswith("listening "):
+            warm.close_control()
+            return {"pid": warm.proc.pid, "warm": True}
+        tail = _log_tail(directory)
+        self.stop(port, {})
+        raise DependencyFailed(f"the warm runtime for port {port} did not start serving its policy: {tail}")
+
+    def _start_cold(self, port: int, directory: Path) -> dict[str, Any]:
         policy = directory / "policy.json"
-        policy.write_text(policy_text)
         log = directory / "runtime.log"
         with open(log, "wb") as handle:
             proc = subprocess.Popen(
@@ -76,9 +137,9 @@ class LocalBackend(RuntimeBackend):
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                tail = _log_tail(directory)
                 self.stop(port, {})
-                raise DependencyFailed(f"the runtime for port {port} exited with {proc.returncode} while starting: {tail[0]}")
+                raise DependencyFailed(f"the runtime for port {port} exited with {proc.returncode} while starting: {tail}")
             if port_open(self.host, port):
                 return {"pid": proc.pid}
             time.sleep(0.05)
@@ -100,7 +161,11 @@ class LocalBackend(RuntimeBackend):
 
 def stop_runtime(state_dir: Path, port: int) -> None:
     """Stop the runtime process of a slot (SIGTERM, then SIGKILL) and remove its directory."""
-    directory = state_dir / str(port)
+    _stop_directory(state_dir / str(port))
+
+
+def _stop_directory(directory: Path) -> None:
+    """Stop the runtime recorded in ``directory`` (a slot's or a warm one's) and remove what it held."""
     pid = _read_pid(directory)
     if pid is not None and _alive(pid, directory):
         os.killpg(pid, signal.SIGTERM)  # the runtime leads its own session (start_new_session)
@@ -112,6 +177,9 @@ def stop_runtime(state_dir: Path, port: int) -> None:
     child = _children.pop(pid, None) if pid is not None else None
     if child is not None:
         child.wait(STOP_TIMEOUT)
+    runtime_dir = _runtime_dir(directory)
+    if runtime_dir != directory and runtime_dir.parent.name == POOL_DIR:  # only ever a warm pool's directory
+        shutil.rmtree(runtime_dir, ignore_errors=True)
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -127,11 +195,28 @@ def running_ports(state_dir: Path) -> list[int]:
     return ports
 
 
+def _log_tail(directory: Path) -> str:
+    """The last line a runtime logged (why it stopped), for the error a caller sees."""
+    try:
+        lines = (directory / "runtime.log").read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    return lines[-1] if lines else "no output"
+
+
 def _read_pid(directory: Path) -> int | None:
     try:
         return int((directory / "pid").read_text())
     except (OSError, ValueError):
         return None
+
+
+def _runtime_dir(directory: Path) -> Path:
+    """The directory the runtime's command line names: the slot's own, or the warm pool's it started in."""
+    try:
+        return Path((directory / RUNTIME_DIR_FILE).read_text())
+    except OSError:
+        return directory
 
 
 def _alive(pid: int, directory: Path) -> bool:
@@ -144,4 +229,190 @@ def _alive(pid: int, directory: Path) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return state != "Z" and str(directory / "policy.json").encode() in cmdline
+    runtime_dir = _runtime_dir(directory)
+    marker = str(runtime_dir if (directory / RUNTIME_DIR_FILE).exists() else directory / "policy.json")
+    return state != "Z" and marker.encode() in cmdline
+
+
+# -- the warm pool ---------------------------------------------------------------
+
+
+@dataclass
+class WarmRuntime:
+    """A runtime process that has attested and waits for its policy on stdin."""
+
+    proc: subprocess.Popen[bytes]
+    directory: Path
+    attested_at: float = 0.0
+
+    def read_line(self, timeout: float) -> str | None:
+        """The runtime's next control line (stdout), or None when it ended or stayed silent ``timeout`` s."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        buffer = b""
+        deadline = time.monotonic() + timeout
+        while not buffer.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(fd, 256)
+            if not chunk:
+                return None
+            buffer += chunk
+        return buffer.decode(errors="replace").strip()
+
+    def close_control(self) -> None:
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+
+@dataclass
+class WarmPool:
+    """``size`` runtimes started and attested ahead, each handed one policy by :meth:`take`, refilled by a thread."""
+
+    state_dir: Path
+    proxy_url: str
+    proxy_cert: str
+    size: int
+    _ready: list[WarmRuntime] = field(default_factory=list)
+    _lock: threading.Condition = field(default_factory=threading.Condition)
+    _closed: bool = False
+    _thread: threading.Thread | None = None
+    _last_take: float = float("-inf")
+
+    @property
+    def directory(self) -> Path:
+        return self.state_dir / POOL_DIR
+
+    def serves(self, proxy_url: str, proxy_cert: str) -> bool:
+        """Whether its runtimes attested with the proxy the policies will name."""
+        return (proxy_url, proxy_cert) == (self.proxy_url, self.proxy_cert)
+
+    def begin(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (self.directory / "proxy-cert.pem").write_text(self.proxy_cert)
+        self._thread = threading.Thread(target=self._refill, name="warm-pool", daemon=True)
+        self._thread.start()
+
+    def take(self) -> WarmRuntime | None:
+        """An attested runtime, at once, or None when none is ready (the caller starts one the usual way)."""
+        with self._lock:
+            self._last_take = time.monotonic()
+            while self._ready:
+                warm = self._ready.pop(0)
+                if warm.proc.poll() is None and time.monotonic() - warm.attested_at < WARM_MAX_IDLE:
+                    self._lock.notify_all()
+                    return warm
+                threading.Thread(target=_stop_directory, args=(warm.directory,), daemon=True).start()
+            self._lock.notify_all()
+            return None
+
+    def ready_count(self) -> int:
+        with self._lock:
+            return len(self._ready)
+
+    def wait_full(self, timeout: float) -> bool:
+        """Block until every place holds an attested runtime (for start-up and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self._ready) < self.size and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(remaining)
+            return len(self._ready) >= self.size
+
+    def close(self) -> None:
+        """Stop refilling, and stop every runtime still waiting (closing stdin ends it; then signals)."""
+        with self._lock:
+            self._closed = True
+            waiting, self._ready = self._ready, []
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(START_TIMEOUT + STOP_TIMEOUT)
+        for warm in waiting:
+            _stop_directory(warm.directory)
+
+    def _refill(self) -> None:
+        failures = 0
+        while True:
+            with self._lock:
+                while not self._closed and not self._should_start():
+                    settle = self._last_take + REFILL_SETTLE - time.monotonic()
+                    self._lock.wait(settle if len(self._ready) < self.size and settle > 0 else None)
+                if self._closed:
+                    return
+            warm = self._start_one()
+            with self._lock:
+                if warm is not None and not self._closed:
+                    self._ready.append(warm)
+                    self._lock.notify_all()
+                    failures = 0
+                    continue
+                closed = self._closed
+            if warm is not None:
+                _stop_directory(warm.directory)
+            if closed:
+                return
+            failures += 1  # e.g. the proxy is down: back off (bounded), cold starts still work meanwhile
+            with self._lock:
+                self._lock.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+
+    def _should_start(self) -> bool:
+        """Below size, and either empty or quiet for REFILL_SETTLE: a runtime's start-up (imports, key,
+        attestation with the proxy in the stack's process) would otherwise compete for CPU with the
+        instance just allocated, whose workflow is still running."""
+        if len(self._ready) >= self.size:
+            return False
+        return not self._ready or time.monotonic() - self._last_take >= REFILL_SETTLE
+
+    def _start_one(self) -> WarmRuntime | None:
+        directory = self.directory / uuid.uuid4().hex
+        directory.mkdir(mode=0o700)
+        (directory / RUNTIME_DIR_FILE).write_text(str(directory))
+        with open(directory / "runtime.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "client", "runtime", "serve", "--warm", "--proxy-url", self.proxy_url,
+                 "--proxy-cert", str(self.directory / "proxy-cert.pem"), "--scratch-dir", str(directory)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+            )
+        _children[proc.pid] = proc
+        (directory / "pid").write_text(str(proc.pid))
+        warm = WarmRuntime(proc, directory)
+        if warm.read_line(START_TIMEOUT) != "attested":
+            _log.warning("a warm runtime did not attest: %s", _log_tail(directory))
+            _stop_directory(directory)
+            return None
+        warm.attested_at = time.monotonic()
+        return warm
+
+
+def start_pool(size: int | None = None) -> WarmPool | None:
+    """Start the warm pool for this process's settings (``IPOC_WARM_POOL``; 0 starts nothing)."""
+    config = settings()
+    size = config.warm_pool if size is None else size
+    if size <= 0:
+        return None
+    state_dir = Path(config.state_dir)
+    stop_pool(state_dir)  # one pool per state directory; a crashed predecessor's leftovers go first
+    pool = WarmPool(state_dir, config.proxy_url, config.proxy_cert, size)
+    with _pools_lock:
+        _pools[state_dir] = pool
+    pool.begin()
+    return pool
+
+
+def stop_pool(state_dir: Path) -> None:
+    """Stop this process's pool for ``state_dir`` and every warm runtime recorded under ``<state_dir>/pool``
+    (also those a crashed process left: found by their pid files, checked against their command lines)."""
+    with _pools_lock:
+        pool = _pools.pop(state_dir, None)
+    if pool is not None:
+        pool.close()
+    directory = state_dir / POOL_DIR
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            if entry.is_dir():
+                _stop_directory(entry)
+        shutil.rmtree(directory, ignore_errors=True)

@@ -342,3 +342,28 @@ def test_the_reaper_expires_at_the_same_deadline_and_the_instance_ends_deleted(p
     assert ended["status"] == "DELETED" and ended["reason"] == f"its TTL of {ttl} s expired"
     assert plane.execution(record["execution_arn"])["status"] == "SUCCEEDED"
     wait_until(lambda: running_ports(plane.runtimes) == [], timeout=10, what="the runtime to be gone")
+
+
+def test_a_delete_racing_the_release_wait_still_releases(plane, ids, echo_wasm, monkeypatch):
+    """A delete that read the instance just before the workflow stored its release token (READY comes
+    first) must still release it: the interleaving is forced by serving the delete that earlier read."""
+    from lambdas.ccfaas.instances import Instances
+    from local.apigw import principal_arn
+
+    plane.register_echo(echo_wasm)
+    plane.create("i-race", [(ids.user, P.USER_RIGHTS)])
+    ready = plane.wait_status("i-race", ("READY", "FAILED"))
+    assert ready["status"] == "READY", ready.get("reason")
+    wait_until(lambda: Instances.from_settings().get("i-race", principal_arn("alice")).get("task_token"),
+               timeout=30, what="the release wait's token")
+    original_get = Instances.get
+
+    def read_before_the_token(self, instance_id, caller):  # type: ignore[no-untyped-def]
+        record = dict(original_get(self, instance_id, caller))
+        record.pop("task_token", None)
+        return record
+
+    monkeypatch.setattr(Instances, "get", read_before_the_token)
+    deleted = call(ccfaas, "DELETE", "/instance/i-race", user="alice")
+    monkeypatch.undo()
+    assert deleted.json["status"] == "DELETED", deleted.json
