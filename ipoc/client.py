@@ -278,22 +278,26 @@ class VeracruzClient:
             raise errors.VeracruzError(f"{what}: TLS failure: {exc}") from None
 
     def _flush(self, what: str = "handshake") -> bool:
-        """Send every queued TLS byte in posts under the body limit; True when a reply arrived."""
+        """Send every queued TLS byte in posts under the body limit (pipelined on one connection);
+        True when a reply arrived."""
         assert self._carrier is not None
         got_reply = False
         data = self._outgoing.read()
         if not data:
             return False
         view = memoryview(data)
-        for start in range(0, len(view), self._post_bytes):
-            try:
-                self._session_id, reply = self._carrier.exchange(self._session_id, bytes(view[start : start + self._post_bytes]))
-            except CarrierError as exc:
-                self._abandon()
-                raise self._runtime_error(exc, what) from None
-            if reply:
-                self._incoming.write(reply)
-                got_reply = True
+        chunks = [view[start : start + self._post_bytes] for start in range(0, len(view), self._post_bytes)]
+        try:
+            if len(chunks) == 1:
+                self._session_id, reply = self._carrier.exchange(self._session_id, chunks[0])
+            else:  # one message's posts in flight together; replies in order, every status checked
+                self._session_id, reply = self._carrier.exchange_all(self._session_id, chunks)
+        except CarrierError as exc:
+            self._abandon()
+            raise self._runtime_error(exc, what) from None
+        if reply:
+            self._incoming.write(reply)
+            got_reply = True
         return got_reply
 
     def _read_response(self, what: str):  # type: ignore[no-untyped-def]
