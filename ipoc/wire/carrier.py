@@ -12,7 +12,7 @@ import binascii
 import http.client
 import io
 import socket
-from typing import Any, Sequence
+from typing import Sequence
 from urllib.parse import urlsplit
 
 import pybase64
@@ -23,6 +23,7 @@ MAX_RAW_PER_POST = ((MAX_BODY - 64) // 4) * 3
 # Posts in flight on the connection before the oldest reply is read (HTTP/1.1 pipelining).
 DEFAULT_PIPELINE = 8
 Buffer = bytes | bytearray | memoryview
+_MAX_LINE, _MAX_HEADERS = 65536, 100
 
 
 class CarrierError(Exception):
@@ -67,42 +68,6 @@ def decode_reply(body: bytes) -> tuple[int | None, bytes]:
         raise CarrierError(f"malformed runtime reply: {exc}") from None
 
 
-class _Unclosable(io.RawIOBase):
-    """The connection's one buffered reader, lent to each :class:`http.client.HTTPResponse`.
-
-    Pipelined replies arrive back to back; a reader per response (what
-    ``HTTPResponse`` makes by default) would buffer the next reply's bytes and
-    lose them, and closing it at the end of a body must not end the connection.
-    """
-
-    def __init__(self, reader: io.BufferedReader) -> None:
-        self._reader = reader
-
-    def makefile(self, *_args: object, **_kwargs: object) -> "_Unclosable":
-        return self
-
-    def readline(self, size: int | None = -1) -> bytes:
-        return self._reader.readline(-1 if size is None else size)
-
-    def read(self, size: int | None = -1) -> bytes:
-        return self._reader.read(-1 if size is None else size)
-
-    def read1(self, size: int = -1) -> bytes:
-        return self._reader.read1(size)
-
-    def readinto(self, buffer: Any) -> int:
-        return self._reader.readinto(buffer)
-
-    def peek(self, size: int = 0) -> bytes:
-        return self._reader.peek(size)
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:  # the connection outlives each reply
-        pass
-
-
 class HttpCarrier:
     """One keep-alive HTTP/1.1 connection to a runtime's ``/runtime_manager`` endpoint.
 
@@ -121,7 +86,7 @@ class HttpCarrier:
         self._timeout = timeout
         self._pipeline = pipeline
         self._sock: socket.socket | None = None
-        self._reader: _Unclosable | None = None
+        self._reader: io.BufferedReader | None = None
         self._head = (
             f"POST /runtime_manager HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             "Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
@@ -171,7 +136,7 @@ class HttpCarrier:
                     reply_sid, tls_bytes = decode_reply(payload)
                     session_id = session_id if reply_sid is None else reply_sid
                     replies.append(tls_bytes)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # ValueError: a malformed length
             broken = broken or exc
         if failure is not None or broken is not None:
             self.close()
@@ -191,21 +156,63 @@ class HttpCarrier:
                 parts[0] = parts[0][sent:]
 
     def _receive(self) -> tuple[int, bytes]:
-        if self._reader is None:
+        """Read one reply from the connection's one buffered reader (pipelined replies arrive back to
+        back, so a reader per reply would swallow the next one's bytes); keeps the connection
+        unless the server closes it. Lean on purpose: ``http.client``'s header parser costs more per
+        post than the base64 of the body."""
+        reader = self._reader
+        if reader is None:
             raise ConnectionError("the runtime closed the connection")
-        reply = http.client.HTTPResponse(self._reader)  # type: ignore[arg-type]
-        reply.begin()
-        payload = reply.read()
-        if reply.will_close:
+        line = reader.readline(_MAX_LINE)
+        if not line:
+            raise http.client.RemoteDisconnected("the runtime closed the connection without a reply")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise http.client.BadStatusLine(line.decode("latin-1", "replace").strip())
+        status, headers = int(parts[1]), {}
+        for _ in range(_MAX_HEADERS):
+            line = reader.readline(_MAX_LINE)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip().lower()
+        else:
+            raise http.client.HTTPException("too many headers in the runtime's reply")
+        close = headers.get(b"connection") == b"close" or (parts[0] == b"HTTP/1.0" and headers.get(b"connection") != b"keep-alive")
+        if headers.get(b"transfer-encoding", b"identity") != b"identity":
+            payload = self._read_chunked(reader)
+        elif b"content-length" in headers:
+            length = int(headers[b"content-length"])
+            payload = reader.read(length)
+            if len(payload) < length:
+                raise http.client.IncompleteRead(payload, length - len(payload))
+        else:  # no length: the body ends with the connection
+            payload, close = reader.read(), True
+        if close:
             self.close()
-        return reply.status, payload
+        return status, payload
+
+    @staticmethod
+    def _read_chunked(reader: io.BufferedReader) -> bytes:
+        pieces = []
+        while True:
+            size = int(reader.readline(_MAX_LINE).split(b";")[0].strip() or b"x", 16)
+            if size == 0:
+                while reader.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(pieces)
+            piece = reader.read(size)
+            if len(piece) < size:
+                raise http.client.IncompleteRead(piece, size - len(piece))
+            pieces.append(piece)
+            reader.readline(_MAX_LINE)
 
     def _connection(self) -> socket.socket:
         if self._sock is None:
             sock = socket.create_connection((self.host, self.port), timeout=self._timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
-            self._reader = _Unclosable(sock.makefile("rb", buffering=1 << 16))
+            self._reader = sock.makefile("rb", buffering=1 << 16)
         return self._sock
 
     def close(self) -> None:

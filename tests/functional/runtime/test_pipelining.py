@@ -29,6 +29,7 @@ class SequentialServer:
     answer: Answer
     bodies: list[bytes] = field(default_factory=list)
     overlapped: list[bool] = field(default_factory=list)  # was the next post already here before we answered?
+    raw: Callable[[int, bytes], tuple[bytes, bool]] | None = None  # writes the whole reply itself
 
     def __post_init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -54,9 +55,13 @@ class SequentialServer:
                 self.bodies.append(body)
                 # Before answering: does the client already send the next post (bounded wait)?
                 self.overlapped.append(bool(buffer) or bool(select.select([conn], [], [], 2.0)[0]))
-                status, reply, close = self.answer(len(self.bodies), body)
-                extra = b"Connection: close\r\n" if close else b""
-                conn.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s\r\n" % (status, len(reply), extra) + reply)
+                if self.raw is not None:
+                    whole, close = self.raw(len(self.bodies), body)
+                    conn.sendall(whole)
+                else:
+                    status, reply, close = self.answer(len(self.bodies), body)
+                    extra = b"Connection: close\r\n" if close else b""
+                    conn.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s\r\n" % (status, len(reply), extra) + reply)
                 if close:
                     return
 
@@ -74,8 +79,8 @@ def echo(number: int, body: bytes) -> tuple[int, bytes, bool]:
 def serve():
     started: list[SequentialServer] = []
 
-    def start(answer: Answer) -> SequentialServer:
-        started.append(SequentialServer(answer))
+    def start(answer: Answer, raw=None) -> SequentialServer:  # type: ignore[no-untyped-def]
+        started.append(SequentialServer(answer, raw=raw))
         return started[-1]
 
     yield start
@@ -129,3 +134,25 @@ def test_a_refusal_mid_pipeline_is_the_error_and_nothing_after_it_is_sent(serve,
     assert raised.value.body == "AccessDenied: no right to append /input/x"
     # At most the window that was already in flight reached the server, never the whole list.
     assert 3 <= len(server.bodies) <= 3 + 3
+
+
+def test_chunked_and_http_1_0_replies_are_read_whole(serve):
+    """Replies framed as RFC 9112 allows (chunked; HTTP/1.0 ending with the connection), not only ours."""
+    def chunked(number: int, body: bytes) -> tuple[bytes, bool]:
+        reply = b"7 " + base64.b64encode(b"reply %d;" % number)
+        return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\n\r\n"
+                % (3, reply[:3], len(reply) - 3, reply[3:])), False
+
+    server = serve(echo, raw=chunked)
+    carrier = HttpCarrier(server.url, timeout=10, pipeline=3)
+    try:
+        assert carrier.exchange_all(7, [b"a", b"b", b"c", b"d"]) == (7, b"reply 1;reply 2;reply 3;reply 4;")
+    finally:
+        carrier.close()
+
+    server = serve(echo, raw=lambda n, body: (b"HTTP/1.0 200 OK\r\n\r\n7 " + base64.b64encode(b"only"), True))
+    carrier = HttpCarrier(server.url, timeout=10)
+    try:
+        assert carrier.exchange(7, b"a") == (7, b"only")
+    finally:
+        carrier.close()
