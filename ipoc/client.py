@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Callable
 
 from cryptography import x509
@@ -210,7 +211,8 @@ class VeracruzClient:
     ) -> int:
         """Copy ``reader`` into ``path`` in bounded chunks: write the first, append the rest.
 
-        Memory stays at about one chunk whatever the size. A path listed in the
+        Memory stays at about two chunks whatever the size (the next is read
+        while the current one is sent). A path listed in the
         policy's file_hashes cannot be appended to, so it must go whole: it is
         read completely and sent with one ``write_file``. Returns bytes sent;
         ``progress(n)`` hears each chunk's size once the runtime has accepted it.
@@ -225,20 +227,28 @@ class VeracruzClient:
             return len(data)
         total = 0
         first = True
-        while True:
-            chunk = reader.read(chunk_size)
-            if not chunk and not first:
-                break
-            if first:
-                self.write_file(path, chunk)
-                first = False
-            else:
-                self.append_file(path, chunk)
-            total += len(chunk)
-            if progress:
-                progress(len(chunk))
-            if not chunk:
-                break
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-read")
+        try:
+            # The next chunk is read (from S3, a file, a pipe) while this one goes to the runtime.
+            upcoming = pool.submit(reader.read, chunk_size)
+            while True:
+                chunk = upcoming.result()
+                if not chunk and not first:
+                    break
+                if chunk:
+                    upcoming = pool.submit(reader.read, chunk_size)
+                if first:
+                    self.write_file(path, chunk)
+                    first = False
+                else:
+                    self.append_file(path, chunk)
+                total += len(chunk)
+                if progress:
+                    progress(len(chunk))
+                if not chunk:
+                    break
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # after a refusal, a pending read must not hold us
         return total
 
     def read_file(self, path: str) -> bytes:
