@@ -157,7 +157,12 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stream-"))
     trees = {"after": ROOT}
     if args.baseline:
-        trees = {"before": export_tree(args.baseline, home / "baseline"), **trees}
+        known = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", args.baseline + "^{commit}"],
+                               capture_output=True)
+        if known.returncode == 0:
+            trees = {"before": export_tree(args.baseline, home / "baseline"), **trees}
+        else:
+            print(f"NOTE no revision {args.baseline!r} in this clone: no before/after comparison")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
