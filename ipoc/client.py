@@ -20,7 +20,7 @@ from ipoc.certs import certificate_der, key_matches_certificate
 from ipoc.policy import FullPolicy, parse_full_policy
 from ipoc.rights import normalise_path
 from ipoc.wire import messages
-from ipoc.wire.carrier import MAX_RAW_PER_POST, CarrierError, HttpCarrier
+from ipoc.wire.carrier import DEFAULT_PIPELINE, MAX_RAW_PER_POST, CarrierError, HttpCarrier
 from ipoc.wire.framing import FrameDecoder, frame
 from ipoc.wire.tls import client_context, openssl_suite
 
@@ -61,10 +61,13 @@ class VeracruzClient:
         timeout: float = 60.0,
         check_identity: bool = True,
         post_bytes: int = MAX_RAW_PER_POST,
+        pipeline: int = DEFAULT_PIPELINE,
     ) -> None:
         if not 0 < post_bytes <= MAX_RAW_PER_POST:
             raise ValueError(f"post_bytes must be 1..{MAX_RAW_PER_POST} (bodies stay under the runtime's 256 KiB limit)")
         self._post_bytes = post_bytes  # TLS bytes per post: batched records by default
+        # Posts in flight on the connection; 1 sends each post after the previous reply (as the original client).
+        self._pipeline = pipeline
         self.policy: FullPolicy = parse_full_policy(policy_text)
         self._certificate = certificate
         self._key = key
@@ -102,7 +105,7 @@ class VeracruzClient:
         ctx = client_context(
             self.policy.proxy_service_cert, self._certificate, self._key, self.policy.document["ciphersuite"]
         )
-        self._carrier = HttpCarrier(self.policy.server_url, timeout=self._timeout)
+        self._carrier = HttpCarrier(self.policy.server_url, timeout=self._timeout, pipeline=self._pipeline)
         self._tls = ctx.wrap_bio(self._incoming, self._outgoing, server_side=False)
         try:
             self._handshake()

@@ -62,7 +62,14 @@ class SequentialServer:
                     status, reply, close = self.answer(len(self.bodies), body)
                     extra = b"Connection: close\r\n" if close else b""
                     conn.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s\r\n" % (status, len(reply), extra) + reply)
-                if close:
+                if close:  # a staged close (RFC 9112 §9.6), as the runtime's linger: without it the peer's
+                    conn.shutdown(socket.SHUT_WR)  # unread posts make the kernel reset, which may drop our reply
+                    conn.settimeout(2.0)
+                    try:
+                        while conn.recv(1 << 16):
+                            pass
+                    except OSError:
+                        pass
                     return
 
     def stop(self) -> None:
@@ -156,3 +163,14 @@ def test_chunked_and_http_1_0_replies_are_read_whole(serve):
         assert carrier.exchange(7, b"a") == (7, b"only")
     finally:
         carrier.close()
+
+
+def test_a_window_of_one_sends_each_post_after_the_previous_reply(serve):
+    """``pipeline=1`` (VeracruzClient(..., pipeline=1)) is the original client's one-at-a-time pattern."""
+    server = serve(echo)
+    carrier = HttpCarrier(server.url, timeout=10, pipeline=1)
+    try:
+        assert carrier.exchange_all(7, [b"a", b"b", b"c"])[1] == b"reply 1;reply 2;reply 3;"
+    finally:
+        carrier.close()
+    assert server.overlapped == [False, False, False]
