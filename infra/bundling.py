@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "cdk"
 CODE_PACKAGES = ("ipoc", "lambdas")
 # What the Lambda code imports beyond the standard library (and local-only modules).
-LAMBDA_DEPENDENCIES = ("aws-lambda-powertools", "boto3", "cryptography", "jsonschema", "kubernetes", "protobuf")
+LAMBDA_DEPENDENCIES = ("aws-lambda-powertools", "boto3", "cryptography", "jsonschema", "kubernetes", "protobuf", "pybase64")
 LAMBDA_PYTHON = "3.14"
 LAMBDA_PLATFORMS = ("manylinux_2_34_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 _NAME = re.compile(r"^([A-Za-z0-9_.-]+)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Callable
 
 from cryptography import x509
@@ -19,7 +20,7 @@ from ipoc.certs import certificate_der, key_matches_certificate
 from ipoc.policy import FullPolicy, parse_full_policy
 from ipoc.rights import normalise_path
 from ipoc.wire import messages
-from ipoc.wire.carrier import MAX_RAW_PER_POST, CarrierError, HttpCarrier
+from ipoc.wire.carrier import DEFAULT_PIPELINE, MAX_RAW_PER_POST, CarrierError, HttpCarrier
 from ipoc.wire.framing import FrameDecoder, frame
 from ipoc.wire.tls import client_context, openssl_suite
 
@@ -60,10 +61,13 @@ class VeracruzClient:
         timeout: float = 60.0,
         check_identity: bool = True,
         post_bytes: int = MAX_RAW_PER_POST,
+        pipeline: int = DEFAULT_PIPELINE,
     ) -> None:
         if not 0 < post_bytes <= MAX_RAW_PER_POST:
             raise ValueError(f"post_bytes must be 1..{MAX_RAW_PER_POST} (bodies stay under the runtime's 256 KiB limit)")
         self._post_bytes = post_bytes  # TLS bytes per post: batched records by default
+        # Posts in flight on the connection; 1 sends each post after the previous reply (as the original client).
+        self._pipeline = pipeline
         self.policy: FullPolicy = parse_full_policy(policy_text)
         self._certificate = certificate
         self._key = key
@@ -101,7 +105,7 @@ class VeracruzClient:
         ctx = client_context(
             self.policy.proxy_service_cert, self._certificate, self._key, self.policy.document["ciphersuite"]
         )
-        self._carrier = HttpCarrier(self.policy.server_url, timeout=self._timeout)
+        self._carrier = HttpCarrier(self.policy.server_url, timeout=self._timeout, pipeline=self._pipeline)
         self._tls = ctx.wrap_bio(self._incoming, self._outgoing, server_side=False)
         try:
             self._handshake()
@@ -210,7 +214,8 @@ class VeracruzClient:
     ) -> int:
         """Copy ``reader`` into ``path`` in bounded chunks: write the first, append the rest.
 
-        Memory stays at about one chunk whatever the size. A path listed in the
+        Memory stays at about two chunks whatever the size (the next is read
+        while the current one is sent). A path listed in the
         policy's file_hashes cannot be appended to, so it must go whole: it is
         read completely and sent with one ``write_file``. Returns bytes sent;
         ``progress(n)`` hears each chunk's size once the runtime has accepted it.
@@ -225,20 +230,28 @@ class VeracruzClient:
             return len(data)
         total = 0
         first = True
-        while True:
-            chunk = reader.read(chunk_size)
-            if not chunk and not first:
-                break
-            if first:
-                self.write_file(path, chunk)
-                first = False
-            else:
-                self.append_file(path, chunk)
-            total += len(chunk)
-            if progress:
-                progress(len(chunk))
-            if not chunk:
-                break
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-read")
+        try:
+            # The next chunk is read (from S3, a file, a pipe) while this one goes to the runtime.
+            upcoming = pool.submit(reader.read, chunk_size)
+            while True:
+                chunk = upcoming.result()
+                if not chunk and not first:
+                    break
+                if chunk:
+                    upcoming = pool.submit(reader.read, chunk_size)
+                if first:
+                    self.write_file(path, chunk)
+                    first = False
+                else:
+                    self.append_file(path, chunk)
+                total += len(chunk)
+                if progress:
+                    progress(len(chunk))
+                if not chunk:
+                    break
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # after a refusal, a pending read must not hold us
         return total
 
     def read_file(self, path: str) -> bytes:
@@ -278,22 +291,26 @@ class VeracruzClient:
             raise errors.VeracruzError(f"{what}: TLS failure: {exc}") from None
 
     def _flush(self, what: str = "handshake") -> bool:
-        """Send every queued TLS byte in posts under the body limit; True when a reply arrived."""
+        """Send every queued TLS byte in posts under the body limit (pipelined on one connection);
+        True when a reply arrived."""
         assert self._carrier is not None
         got_reply = False
         data = self._outgoing.read()
         if not data:
             return False
         view = memoryview(data)
-        for start in range(0, len(view), self._post_bytes):
-            try:
-                self._session_id, reply = self._carrier.exchange(self._session_id, bytes(view[start : start + self._post_bytes]))
-            except CarrierError as exc:
-                self._abandon()
-                raise self._runtime_error(exc, what) from None
-            if reply:
-                self._incoming.write(reply)
-                got_reply = True
+        chunks = [view[start : start + self._post_bytes] for start in range(0, len(view), self._post_bytes)]
+        try:
+            if len(chunks) == 1:
+                self._session_id, reply = self._carrier.exchange(self._session_id, chunks[0])
+            else:  # one message's posts in flight together; replies in order, every status checked
+                self._session_id, reply = self._carrier.exchange_all(self._session_id, chunks)
+        except CarrierError as exc:
+            self._abandon()
+            raise self._runtime_error(exc, what) from None
+        if reply:
+            self._incoming.write(reply)
+            got_reply = True
         return got_reply
 
     def _read_response(self, what: str):  # type: ignore[no-untyped-def]

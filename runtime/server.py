@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pybase64
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -204,8 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("internal error")
             self._reply(500, "InternalError: the runtime failed to process the request")
             return
-        text = f"{session_id} {base64.b64encode(reply).decode()}" if reply else ""
-        self._reply(200, text)
+        self._reply(200, b"%d " % session_id + pybase64.b64encode(reply) if reply else b"")
         if not server.manager.alive:
             threading.Thread(target=server.shutdown, daemon=True).start()
 
@@ -223,25 +223,41 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _reply(self, status: int, text: str) -> None:
-        body = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def _reply(self, status: int, text: str | bytes) -> None:
+        """The whole reply in one write: status line, the three headers a client needs, body."""
+        body = text.encode() if isinstance(text, str) else text
+        self.log_request(status, len(body))
+        connection = "Connection: close\r\n" if self.close_connection else ""
+        head = (
+            f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\n{connection}\r\n"
+        ).encode("latin-1")
+        if len(body) < 1 << 16:
+            self.wfile.write(head + body)
+        else:  # a large reply (a file read): no copy to save one write
+            self.wfile.write(head)
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         log.debug("%s " + format, self.address_string(), *args)
 
 
 def _parse_body(body: bytes) -> tuple[int, bytes]:
+    """``"<sid> <base64>"`` → (sid, TLS bytes); the common one-item body without a split or a copy."""
+    space = body.find(b" ")
+    if space > 0:
+        try:
+            session_id = int(body[:space])
+            if session_id >= 0:
+                return session_id, pybase64.b64decode(memoryview(body)[space + 1 :], validate=True)
+        except (ValueError, binascii.Error):
+            pass  # several items, other whitespace or a malformed body: the general path says which
     parts = body.split()
     if not parts:
         raise ValueError("empty body: expected '<session_id> <base64>'")
     try:
         session_id = int(parts[0])
-        data = b"".join(binascii.a2b_base64(p, strict_mode=True) for p in parts[1:])
+        data = b"".join(pybase64.b64decode(p, validate=True) for p in parts[1:])
     except (ValueError, binascii.Error) as exc:
         raise ValueError(f"malformed body: {exc}") from None
     if session_id < 0:

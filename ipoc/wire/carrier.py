@@ -8,15 +8,22 @@ posts whose whole body, base64 included, stays below that.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import http.client
+import io
 import socket
+from typing import Sequence
 from urllib.parse import urlsplit
+
+import pybase64
 
 MAX_BODY = 256 * 1024
 # Largest raw chunk whose base64 (4/3, rounded up to 4) plus "<sid> " stays under MAX_BODY.
 MAX_RAW_PER_POST = ((MAX_BODY - 64) // 4) * 3
+# Posts in flight on the connection before the oldest reply is read (HTTP/1.1 pipelining).
+DEFAULT_PIPELINE = 8
+Buffer = bytes | bytearray | memoryview
+_MAX_LINE, _MAX_HEADERS = 65536, 100
 
 
 class CarrierError(Exception):
@@ -45,8 +52,8 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-def encode_body(session_id: int, data: bytes) -> bytes:
-    return f"{session_id} ".encode() + base64.b64encode(data)
+def encode_body(session_id: int, data: Buffer) -> bytes:
+    return b"%d " % session_id + pybase64.b64encode(data)
 
 
 def decode_reply(body: bytes) -> tuple[int | None, bytes]:
@@ -56,51 +63,160 @@ def decode_reply(body: bytes) -> tuple[int | None, bytes]:
         return None, b""
     try:
         session_id = int(items[0])
-        return session_id, b"".join(binascii.a2b_base64(item, strict_mode=True) for item in items[1:])
+        return session_id, b"".join(pybase64.b64decode(item, validate=True) for item in items[1:])
     except (ValueError, binascii.Error) as exc:
         raise CarrierError(f"malformed runtime reply: {exc}") from None
 
 
 class HttpCarrier:
-    """One keep-alive HTTP connection to a runtime's ``/runtime_manager`` endpoint."""
+    """One keep-alive HTTP/1.1 connection to a runtime's ``/runtime_manager`` endpoint.
 
-    def __init__(self, server_url: str, *, timeout: float = 60.0) -> None:
+    :meth:`exchange_all` keeps up to ``pipeline`` posts in flight (HTTP/1.1
+    pipelining): replies come back in request order, so a server that answers
+    one request at a time (veracruz-server's global lock) sees exactly the
+    sequence it would see from one post at a time, only without the client's
+    wait between posts. Replies to writes are a few bytes, so the server never
+    blocks writing while we send.
+    """
+
+    def __init__(self, server_url: str, *, timeout: float = 60.0, pipeline: int = DEFAULT_PIPELINE) -> None:
+        if pipeline < 1:
+            raise ValueError("pipeline must be at least 1 post in flight")
         self.host, self.port = split_url(server_url)
         self._timeout = timeout
-        self._conn: http.client.HTTPConnection | None = None
+        self._pipeline = pipeline
+        self._sock: socket.socket | None = None
+        self._reader: io.BufferedReader | None = None
+        self._head = (
+            f"POST /runtime_manager HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            "Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
+        ).encode()
         self.posts = 0
 
-    def exchange(self, session_id: int, data: bytes) -> tuple[int, bytes]:
+    def exchange(self, session_id: int, data: Buffer) -> tuple[int, bytes]:
         """POST one body of at most :data:`MAX_RAW_PER_POST` TLS bytes; return the reply."""
-        if len(data) > MAX_RAW_PER_POST:
-            raise ValueError(f"{len(data)} bytes exceed one post's {MAX_RAW_PER_POST}-byte budget")
-        if not data:
-            raise ValueError("nothing to send: veracruz-server refuses a body without TLS bytes")
-        body = encode_body(session_id, data)
+        return self.exchange_all(session_id, [data])
+
+    def exchange_all(self, session_id: int, chunks: Sequence[Buffer]) -> tuple[int, bytes]:
+        """POST each chunk in order on one connection, pipelined; return the session id and all
+        reply bytes in order. Every reply is awaited and its status checked before this returns;
+        the first failure is raised (later posts of the session fail after it, not before it)."""
+        for data in chunks:
+            if len(data) > MAX_RAW_PER_POST:
+                raise ValueError(f"{len(data)} bytes exceed one post's {MAX_RAW_PER_POST}-byte budget")
+            if not len(data):
+                raise ValueError("nothing to send: veracruz-server refuses a body without TLS bytes")
+        replies: list[bytes] = []
+        failure: CarrierError | None = None
+        broken: Exception | None = None  # a send failed: read what the server said before it closed
+        sent = received = 0
         # No retry: a post the runtime may have fed to TLS cannot be replayed safely.
         try:
-            conn = self._connection()
-            conn.request("POST", "/runtime_manager", body=body, headers={"Content-Type": "text/plain"})
-            reply = conn.getresponse()
-            payload = reply.read()
-        except (OSError, http.client.HTTPException) as exc:
+            sock = self._connection()
+            if session_id == 0 and len(chunks) > 1:  # the first reply names the session: wait for it
+                session_id, first = self.exchange_all(0, chunks[:1])
+                replies.append(first)
+                chunks, sock = chunks[1:], self._connection()
+            while received < sent or (sent < len(chunks) and failure is None and broken is None):
+                if sent < len(chunks) and sent - received < self._pipeline and failure is None and broken is None:
+                    try:
+                        self._send(sock, encode_body(session_id, chunks[sent]))
+                    except OSError as exc:  # e.g. the server refused an earlier post and closed
+                        broken = exc
+                        continue
+                    sent += 1
+                    continue
+                status, payload = self._receive()
+                received += 1
+                self.posts += 1
+                if failure is None and status != 200:
+                    text = payload.decode("utf-8", "replace").strip()
+                    failure = CarrierError(f"runtime answered HTTP {status}: {text}", status=status, body=text)
+                elif failure is None:
+                    reply_sid, tls_bytes = decode_reply(payload)
+                    session_id = session_id if reply_sid is None else reply_sid
+                    replies.append(tls_bytes)
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # ValueError: a malformed length
+            broken = broken or exc
+        if failure is not None or broken is not None:
             self.close()
-            raise CarrierError(f"cannot reach runtime at {self.host}:{self.port}: {exc}") from None
-        self.posts += 1
-        if reply.status != 200:
-            text = payload.decode("utf-8", "replace").strip()
-            raise CarrierError(f"runtime answered HTTP {reply.status}: {text}", status=reply.status, body=text)
-        reply_sid, tls_bytes = decode_reply(payload)
-        return (session_id if reply_sid is None else reply_sid), tls_bytes
+            if failure is not None:
+                raise failure
+            raise CarrierError(f"cannot reach runtime at {self.host}:{self.port}: {broken}") from None
+        return session_id, b"".join(replies)
 
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self._timeout)
-            self._conn.connect()
-            self._conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self._conn
+    def _send(self, sock: socket.socket, body: bytes) -> None:
+        parts = [memoryview(self._head % len(body)), memoryview(body)]
+        while parts:  # sendmsg may send part of the list: send the rest
+            sent = sock.sendmsg(parts)
+            while parts and sent >= len(parts[0]):
+                sent -= len(parts[0])
+                parts.pop(0)
+            if parts and sent:
+                parts[0] = parts[0][sent:]
+
+    def _receive(self) -> tuple[int, bytes]:
+        """Read one reply from the connection's one buffered reader (pipelined replies arrive back to
+        back, so a reader per reply would swallow the next one's bytes); keeps the connection
+        unless the server closes it. Lean on purpose: ``http.client``'s header parser costs more per
+        post than the base64 of the body."""
+        reader = self._reader
+        if reader is None:
+            raise ConnectionError("the runtime closed the connection")
+        line = reader.readline(_MAX_LINE)
+        if not line:
+            raise http.client.RemoteDisconnected("the runtime closed the connection without a reply")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise http.client.BadStatusLine(line.decode("latin-1", "replace").strip())
+        status, headers = int(parts[1]), {}
+        for _ in range(_MAX_HEADERS):
+            line = reader.readline(_MAX_LINE)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip().lower()
+        else:
+            raise http.client.HTTPException("too many headers in the runtime's reply")
+        close = headers.get(b"connection") == b"close" or (parts[0] == b"HTTP/1.0" and headers.get(b"connection") != b"keep-alive")
+        if headers.get(b"transfer-encoding", b"identity") != b"identity":
+            payload = self._read_chunked(reader)
+        elif b"content-length" in headers:
+            length = int(headers[b"content-length"])
+            payload = reader.read(length)
+            if len(payload) < length:
+                raise http.client.IncompleteRead(payload, length - len(payload))
+        else:  # no length: the body ends with the connection
+            payload, close = reader.read(), True
+        if close:
+            self.close()
+        return status, payload
+
+    @staticmethod
+    def _read_chunked(reader: io.BufferedReader) -> bytes:
+        pieces = []
+        while True:
+            size = int(reader.readline(_MAX_LINE).split(b";")[0].strip() or b"x", 16)
+            if size == 0:
+                while reader.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(pieces)
+            piece = reader.read(size)
+            if len(piece) < size:
+                raise http.client.IncompleteRead(piece, size - len(piece))
+            pieces.append(piece)
+            reader.readline(_MAX_LINE)
+
+    def _connection(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.create_connection((self.host, self.port), timeout=self._timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._sock = sock
+            self._reader = sock.makefile("rb", buffering=1 << 16)
+        return self._sock
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            self._reader = None

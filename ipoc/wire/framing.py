@@ -8,6 +8,7 @@ and one post may carry the end of one message and the start of the next.
 from __future__ import annotations
 
 import struct
+from collections import deque
 
 HEADER = struct.Struct(">Q")
 DEFAULT_MAX_MESSAGE = 1 << 30  # 1 GiB: veracruz-client sends a whole file as one message
@@ -23,33 +24,55 @@ def frame(payload: bytes) -> bytes:
 
 
 class FrameDecoder:
-    """Reassemble length-prefixed messages from arbitrary byte chunks."""
+    """Reassemble length-prefixed messages from arbitrary byte chunks.
+
+    A large message arrives as many TLS records (16 KiB each): its pieces are
+    kept as they came and joined once, so each byte is copied once, not once
+    per growth of a buffer (a ``bytearray +=`` per record copies a 1 MiB
+    message several times over) and again to cut the header off.
+    """
 
     def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
-        self._buffer = bytearray()
+        self._pieces: deque[bytes] = deque()
+        self._have = 0  # bytes in _pieces (after the current message's header, once read)
         self._expected: int | None = None
         self._max = max_message
 
     @property
     def pending(self) -> int:
         """Bytes received that do not yet make a whole message."""
-        return len(self._buffer)
+        return self._have + (HEADER.size if self._expected is not None else 0)
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add bytes; return every message they complete, in order."""
-        self._buffer += data
+        if data:
+            self._pieces.append(data)
+            self._have += len(data)
         messages: list[bytes] = []
         while True:
             if self._expected is None:
-                if len(self._buffer) < HEADER.size:
+                if self._have < HEADER.size:
                     return messages
-                (length,) = HEADER.unpack_from(self._buffer)
+                if len(self._pieces[0]) < HEADER.size:
+                    self._pieces = deque([b"".join(self._pieces)])
+                first = self._pieces.popleft()
+                (length,) = HEADER.unpack_from(first)
                 if length > self._max:
                     raise FrameTooLarge(f"message of {length} bytes exceeds the {self._max}-byte limit")
+                if len(first) > HEADER.size:
+                    self._pieces.appendleft(first[HEADER.size :])
+                self._have -= HEADER.size
                 self._expected = length
-            end = HEADER.size + self._expected
-            if len(self._buffer) < end:
+            if self._have < self._expected:
                 return messages
-            messages.append(bytes(self._buffer[HEADER.size : end]))
-            del self._buffer[:end]
+            need, taken = self._expected, []
+            while need:
+                piece = self._pieces.popleft()
+                if len(piece) > need:  # the next message starts in this piece
+                    self._pieces.appendleft(piece[need:])
+                    piece = piece[:need]
+                taken.append(piece)
+                need -= len(piece)
+            messages.append(taken[0] if len(taken) == 1 else b"".join(taken))
+            self._have -= self._expected
             self._expected = None

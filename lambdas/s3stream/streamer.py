@@ -1,25 +1,28 @@
 """Stream an S3 object into a Veracruz instance in bounded chunks, after verifying the instance.
 
-The object is checked (HEAD) before the instance is touched, so a missing
-object or a refused read writes nothing; the instance is then verified
-(certificate chain, runtime hash, policy hash) by the one Veracruz client, and
-the body flows from S3's response stream straight into ``stream_file``.
+The S3 GET runs while the instance is verified (certificate chain, runtime
+hash, policy hash, by the one Veracruz client), and nothing is written before
+both succeed: a missing object or a refused read writes nothing. The body then
+flows from S3's open response stream straight into ``stream_file``. Clients
+come from the process's one boto3 Session (a Session per request costs
+~100 ms of model loading).
 Credentials, the identity key and the object's bytes are never logged.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError
 from botocore.utils import validate_region_name
 
 from ipoc import errors, schemas
 from ipoc.client import VeracruzClient
+from lambdas.shared import aws
 
 CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
@@ -79,24 +82,23 @@ def parse_request(document: Any) -> StreamRequest:
 
 def _s3_client(request: StreamRequest) -> Any:
     # The caller's credentials when given, else the function's own (its role, or the local stack's).
-    session = boto3.session.Session(region_name=request.region, **request.credentials)
-    return session.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+    return aws.session().client(
+        "s3", region_name=request.region, config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        **request.credentials,
+    )
 
 
 def _s3_failure(request: StreamRequest, exc: Exception) -> errors.DependencyFailed:
-    detail = exc.response.get("Error", {}).get("Code", "ClientError") if isinstance(exc, ClientError) else type(exc).__name__
+    # The HTTP status, as the original's HEAD reported it ("404", "403"), whatever the GET's error code says.
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        detail = str(status) if status else exc.response.get("Error", {}).get("Code", "ClientError")
+    else:
+        detail = type(exc).__name__
     return errors.DependencyFailed(f"Not able to read bucket {request.bucket} file {request.key} from S3: {detail}")
 
 
-def stream(request: StreamRequest, chunk_size: int, log: Callable[..., None]) -> dict[str, Any]:
-    s3 = _s3_client(request)
-    try:
-        head = s3.head_object(Bucket=request.bucket, Key=request.key)
-    except (ClientError, BotoCoreError) as exc:
-        raise _s3_failure(request, exc) from None
-    size = head.get("ContentLength", 0)
-
-    started = time.monotonic()
+def _connect(request: StreamRequest) -> VeracruzClient:
     try:
         client = VeracruzClient(request.policy, request.certificate, request.private_key)
         client.connect()
@@ -104,11 +106,34 @@ def stream(request: StreamRequest, chunk_size: int, log: Callable[..., None]) ->
         raise errors.DependencyFailed(f"connecting to the Veracruz instance failed: {exc.message}") from None
     except errors.IpocError as exc:
         raise errors.ValidationError(f"veracruz: {exc.message}") from None
-    try:
+    return client
+
+
+def stream(request: StreamRequest, chunk_size: int, log: Callable[..., None]) -> dict[str, Any]:
+    s3 = _s3_client(request)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-get") as pool:
+        # The GET's first byte and the attestation both wait on the network: overlap them.
+        getting: Future[dict[str, Any]] = pool.submit(s3.get_object, Bucket=request.bucket, Key=request.key)
+        connecting: errors.IpocError | None = None
+        client: VeracruzClient | None = None
         try:
-            body = s3.get_object(Bucket=request.bucket, Key=request.key)["Body"]
+            client = _connect(request)
+        except errors.IpocError as exc:
+            connecting = exc
+        try:
+            response = getting.result()
         except (ClientError, BotoCoreError) as exc:
+            if client is not None:
+                client.close()  # nothing was written: the object is unreadable
             raise _s3_failure(request, exc) from None
+    body = response["Body"]
+    if client is None:
+        body.close()
+        assert connecting is not None
+        raise connecting
+    size = response.get("ContentLength", 0)
+    try:
         try:
             sent = client.stream_file(request.filename, body, chunk_size)
         except errors.VeracruzError as exc:

@@ -17,6 +17,12 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, signature_vers
 
 
 @cache
+def session() -> boto3.session.Session:
+    """The process's one Session: making one loads botocore's models (~100 ms); its clients are cheap."""
+    return boto3.session.Session()
+
+
+@cache
 def client(service: str) -> Any:
     return boto3.session.Session().client(service, config=_CONFIG)
 
@@ -28,5 +34,6 @@ def table(name: str) -> Any:
 
 def reset() -> None:
     """Forget cached clients (tests that switch endpoints or credentials)."""
+    session.cache_clear()
     client.cache_clear()
     table.cache_clear()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
+from botocore.client import BaseClient
 from moto import mock_aws
 
+from ipoc.client import VeracruzClient
 from lambdas.s3stream.handler import lambda_handler as s3stream
 from tests.support import policies as P
 from tests.support.aws import call, configure, input_key, record_ready_instance
@@ -104,3 +107,49 @@ def test_a_veracruz_failure_is_502_naming_the_step(setup, ids):
     record_ready_instance(tampered["veracruz"]["policy"])  # as if the runtime at that address were not the instance's
     reply = call(s3stream, "POST", "/s3_stream_veracruz", tampered)
     assert reply.status == 502 and "policy hash mismatch" in reply.json["message"]
+
+
+def test_one_boto3_session_serves_every_request(setup, ids, monkeypatch):
+    """Making a Session loads botocore's models (~100 ms here): a warm Lambda makes one, not one per request."""
+    made: list[int] = []
+    original = boto3.session.Session.__init__
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        made.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "__init__", counting)
+    put(setup, "a", b"first")
+    for _ in range(3):
+        assert call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "a")).status == 200
+    # with the caller's own credentials too: a client of the same Session
+    credentials = {"aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": "secret"}
+    assert call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "a", **credentials)).status == 200
+    assert len(made) <= 1
+
+
+def test_the_s3_get_overlaps_the_attestation(setup, ids, monkeypatch):
+    """The GET is on its way while the client verifies the instance (both wait on the network)."""
+    asked = threading.Event()
+    original_call = BaseClient._make_api_call
+
+    def recording(self, operation, params):  # type: ignore[no-untyped-def]
+        if operation == "GetObject":
+            asked.set()
+        return original_call(self, operation, params)
+
+    original_connect = VeracruzClient.connect
+    overlapped: list[bool] = []
+
+    def connect(self) -> None:  # type: ignore[no-untyped-def]
+        overlapped.append(asked.wait(timeout=5))  # bounded: before the change the GET came after connect
+        original_connect(self)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    monkeypatch.setattr(VeracruzClient, "connect", connect)
+    payload = os.urandom(1 << 20)
+    put(setup, "b", payload)
+    reply = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "b"))
+    assert reply.status == 200, reply.body
+    assert overlapped == [True]
+    assert read_back(setup) == payload

@@ -8,7 +8,8 @@ import http.client
 import pytest
 
 from ipoc.client import VeracruzClient
-from ipoc.wire.carrier import MAX_BODY, HttpCarrier, encode_body, split_url
+from ipoc.wire import carrier as carrier_module
+from ipoc.wire.carrier import MAX_BODY, encode_body, split_url
 from tests.support import policies as P
 
 
@@ -19,13 +20,13 @@ def streamer_runtime(start_runtime, ids):
 
 def test_large_messages_are_batched_into_posts_under_the_limit(streamer_runtime, ids, monkeypatch):
     bodies: list[int] = []
-    original = HttpCarrier.exchange
 
-    def recording(self, session_id, data):
-        bodies.append(len(encode_body(session_id, data)))
-        return original(self, session_id, data)
+    def recording(session_id, data):
+        body = encode_body(session_id, data)
+        bodies.append(len(body))
+        return body
 
-    monkeypatch.setattr(HttpCarrier, "exchange", recording)
+    monkeypatch.setattr(carrier_module, "encode_body", recording)
     payload = b"\x5a" * (3 << 20)  # one 3 MiB message: about 190 TLS records
     with VeracruzClient(streamer_runtime.policy, ids.streamer.certificate, ids.streamer.private_key) as client:
         before = len(bodies)

@@ -1,0 +1,242 @@
+"""S3 → enclave streaming: the S3 streamer's throughput against a raw GET of the same object, before
+and after issue 16's streaming work, side by side in one run.
+
+    .venv/bin/python bench/stream.py [--baseline main] [--size-mib 256] [--rounds 3]
+
+One moto S3 server process holds the object. Each variant (this tree, and the ``--baseline``
+revision's tree from ``git archive``) has its own runtime process (proxy and runtime, as attested
+locally) and runs the streamer's ``stream()`` in a process of its own, as in Lambda. Rounds
+alternate raw GET, baseline, this tree, so the machine's load falls on all alike. Figures are
+medians over the rounds: wall-clock MiB/s, the transfer phase alone (``stream_file``, after the GET
+and the attestation), CPU seconds per GiB of the streamer and of the runtime, and the streamer's
+peak RSS growth. Prints ``RATIO``/``FIGURE`` lines and writes build/bench/stream.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import io
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ipoc.certs import new_identity  # noqa: E402
+from ipoc.wire.carrier import port_open  # noqa: E402
+from tests.support.waiting import free_port, wait_until  # noqa: E402
+
+BUCKET, KEY = "bench-inputs", "bench/blob"
+
+# Runs a tree's code, not this worktree's editable install: argv[1] is the tree.
+PRELUDE = """
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
+sys.path.insert(0, sys.argv[1])
+"""
+
+# A proxy and a runtime for the streamer's identity; prints the policy, then serves until killed.
+SERVE = PRELUDE + """
+import json, tempfile, threading
+from pathlib import Path
+from ipoc.certs import Identity
+from ipoc.policy import parse_full_policy
+from runtime.attestation.service import make_server
+from runtime.measurement import measurement
+from runtime.server import build_server
+from tests.support import policies
+from tests.support.waiting import free_port
+
+streamer = Identity(**json.loads(sys.stdin.read()))
+home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stream-"))
+proxy = make_server("127.0.0.1", 0, home / "attestation", home / "platform")
+threading.Thread(target=proxy.serve_forever, daemon=True).start()
+text = policies.full_policy(
+    policies.vaas_policy([(streamer, [{"file_name": "/input/", "rights": 534084}])]),
+    proxy_url=f"127.0.0.1:{proxy.server_address[1]}", proxy_cert=proxy.state.ca.certificate_pem,
+    measurement=measurement(), port=free_port(),
+)
+server, scratch = build_server(parse_full_policy(text), platform_dir=home / "platform", measurement=measurement(),
+                               scratch_parent=home)
+print(json.dumps({"policy": text, "scratch": str(scratch)}), flush=True)
+server.serve_forever()
+"""
+
+# The streamer's stream() in a process of its own; times the transfer phase (stream_file) apart.
+STREAMER = PRELUDE + """
+import json, resource, time
+from pathlib import Path
+from ipoc.client import VeracruzClient
+from lambdas.s3stream.streamer import parse_request, stream
+
+def kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+transfer = []
+original = VeracruzClient.stream_file
+def timed(self, *args, **kwargs):
+    started = time.perf_counter()
+    try:
+        return original(self, *args, **kwargs)
+    finally:
+        transfer.append(time.perf_counter() - started)
+VeracruzClient.stream_file = timed
+
+request = parse_request(json.loads(sys.stdin.read()))
+baseline = kib("VmRSS")
+cpu = resource.getrusage(resource.RUSAGE_SELF)
+started = time.perf_counter()
+result = stream(request, int(sys.argv[2]), lambda *a, **k: None)
+seconds = time.perf_counter() - started
+after = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"bytes": result["bytes"], "seconds": seconds, "transfer_seconds": transfer[0],
+                  "cpu_seconds": after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime,
+                  "growth_kib": kib("VmHWM") - baseline}))
+"""
+
+RAW = """
+import json, sys, time, resource, boto3
+s3 = boto3.client("s3")
+started = time.perf_counter()
+body = s3.get_object(Bucket=sys.argv[1], Key=sys.argv[2])["Body"]
+got = sum(len(piece) for piece in body.iter_chunks(1024 * 1024))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"bytes": got, "seconds": time.perf_counter() - started, "cpu_seconds": usage.ru_utime + usage.ru_stime}))
+"""
+
+
+def run_json(args: list[str], env: dict[str, str], stdin: str = "") -> dict[str, Any]:
+    ran = subprocess.run(args, input=stdin, env=env, capture_output=True, text=True, timeout=900)
+    if ran.returncode != 0:
+        raise SystemExit(f"{args[:3]} failed: {ran.stderr[-3000:]}")
+    return json.loads(ran.stdout.strip().splitlines()[-1])
+
+
+def export_tree(revision: str, into: Path) -> Path:
+    """The files of ``revision`` (git archive), to run its code beside this tree's."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", revision], check=True, capture_output=True)
+    into.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def put_object(s3: Any, size_mib: int) -> int:
+    s3.create_bucket(Bucket=BUCKET)
+    chunk = os.urandom(1 << 20) * 16
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=KEY)
+    parts = []
+    for number in range(1, size_mib // 16 + 1):
+        reply = s3.upload_part(Bucket=BUCKET, Key=KEY, UploadId=upload["UploadId"], PartNumber=number, Body=chunk)
+        parts.append({"PartNumber": number, "ETag": reply["ETag"]})
+    s3.complete_multipart_upload(Bucket=BUCKET, Key=KEY, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts})
+    return (size_mib // 16) * 16 << 20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", default="main", help="git revision to compare with (default main); '' for none")
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=1 << 20, help="the streamer's chunk (IPOC_STREAM_CHUNK's default)")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stream-"))
+    trees = {"after": ROOT}
+    if args.baseline:
+        known = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", args.baseline + "^{commit}"],
+                               capture_output=True)
+        if known.returncode == 0:
+            trees = {"before": export_tree(args.baseline, home / "baseline"), **trees}
+        else:
+            print(f"NOTE no revision {args.baseline!r} in this clone: no before/after comparison")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    env.pop("PYTHONPATH", None)
+    streamer = new_identity("bench-streamer")
+    identity = json.dumps({"certificate": streamer.certificate, "private_key": streamer.private_key})
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        processes.append(moto)
+        wait_until(lambda: port_open("127.0.0.1", port), timeout=60, what="moto server")
+        size = put_object(boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                                       aws_access_key_id="bench", aws_secret_access_key="bench"), args.size_mib)
+        runtimes: dict[str, tuple[psutil.Process, str]] = {}
+        for name, tree in trees.items():
+            proc = subprocess.Popen([sys.executable, "-c", SERVE, str(tree)], env=env, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            processes.append(proc)
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(identity)
+            proc.stdin.close()
+            runtimes[name] = (psutil.Process(proc.pid), json.loads(proc.stdout.readline())["policy"])
+
+        samples: dict[str, list[dict[str, float]]] = {"raw": [], **{name: [] for name in trees}}
+        for round_number in range(args.rounds):
+            samples["raw"].append(run_json([sys.executable, "-c", RAW, BUCKET, KEY], env))
+            for name, tree in trees.items():
+                runtime, policy = runtimes[name]
+                request = {"s3": {"bucket": BUCKET, "filename": KEY},
+                           "veracruz": {"filename": f"/input/blob{round_number}", "policy": policy,
+                                        "certificate": streamer.certificate, "key": streamer.private_key}}
+                before = sum(runtime.cpu_times()[:2])
+                sample = run_json([sys.executable, "-c", STREAMER, str(tree), str(args.chunk)], env, json.dumps(request))
+                sample["runtime_cpu_seconds"] = sum(runtime.cpu_times()[:2]) - before
+                assert sample["bytes"] == size, sample
+                samples[name].append(sample)
+    finally:
+        for proc in processes:
+            proc.kill()
+            proc.wait(timeout=30)
+
+    def median(name: str, field: str) -> float:
+        return statistics.median(s[field] for s in samples[name])
+
+    gib = size / 2**30
+    results: dict[str, float] = {"size_mib": size / 2**20, "rounds": args.rounds,
+                                 "raw_get_mib_per_s": size / median("raw", "seconds") / 2**20}
+    print(f"FIGURE s3_raw_get_throughput {results['raw_get_mib_per_s']:.0f} MiB/s (median of {args.rounds}, {size >> 20} MiB)")
+    for name in trees:
+        prefix = f"stream_{name}"
+        results.update({
+            f"{prefix}_mib_per_s": size / median(name, "seconds") / 2**20,
+            f"{prefix}_transfer_mib_per_s": size / median(name, "transfer_seconds") / 2**20,
+            f"{prefix}_over_raw_get": median("raw", "seconds") / median(name, "seconds"),
+            f"{prefix}_transfer_over_raw_get": median("raw", "seconds") / median(name, "transfer_seconds"),
+            f"{prefix}_streamer_cpu_s_per_gib": median(name, "cpu_seconds") / gib,
+            f"{prefix}_runtime_cpu_s_per_gib": median(name, "runtime_cpu_seconds") / gib,
+            f"{prefix}_peak_rss_growth_mib": max(s["growth_kib"] for s in samples[name]) / 1024,
+        })
+        print(f"FIGURE s3_to_enclave_{name} {results[f'{prefix}_mib_per_s']:.0f} MiB/s, transfer phase "
+              f"{results[f'{prefix}_transfer_mib_per_s']:.0f} MiB/s, CPU s/GiB streamer "
+              f"{results[f'{prefix}_streamer_cpu_s_per_gib']:.2f} runtime {results[f'{prefix}_runtime_cpu_s_per_gib']:.2f}, "
+              f"peak RSS growth {results[f'{prefix}_peak_rss_growth_mib']:.0f} MiB")
+        print(f"RATIO s3_stream_over_raw_get_{name} {results[f'{prefix}_over_raw_get']:.3f} "
+              f"(transfer phase {results[f'{prefix}_transfer_over_raw_get']:.3f})")
+    if "before" in trees:
+        results["stream_after_over_before"] = median("before", "seconds") / median("after", "seconds")
+        print(f"RATIO s3_stream_after_over_before {results['stream_after_over_before']:.2f}")
+    out = ROOT / "build" / "bench" / "stream.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"results": results, "samples": samples}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

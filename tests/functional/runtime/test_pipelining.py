@@ -1,0 +1,176 @@
+"""HTTP/1.1 pipelining in the carrier, against a strictly sequential server.
+
+veracruz-server answers one request at a time. The server here is the
+strictest form of that: one connection, it reads one whole request, answers,
+and only then reads the next. Pipelined posts must come back matched in
+order, every status checked, and a refusal in the middle must be the error the
+client sees, after every post already sent has been answered or the
+connection closed.
+"""
+
+from __future__ import annotations
+
+import base64
+import select
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pytest
+
+from ipoc.wire.carrier import CarrierError, HttpCarrier
+
+Answer = Callable[[int, bytes], tuple[int, bytes, bool]]  # (post number, body) -> (status, reply, close after)
+
+
+@dataclass
+class SequentialServer:
+    answer: Answer
+    bodies: list[bytes] = field(default_factory=list)
+    overlapped: list[bool] = field(default_factory=list)  # was the next post already here before we answered?
+    raw: Callable[[int, bytes], tuple[bytes, bool]] | None = None  # writes the whole reply itself
+
+    def __post_init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        buffer = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    chunk = conn.recv(1 << 16)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+                while len(buffer) < length:
+                    buffer += conn.recv(1 << 16)
+                body, buffer = buffer[:length], buffer[length:]
+                self.bodies.append(body)
+                # Before answering: does the client already send the next post (bounded wait)?
+                self.overlapped.append(bool(buffer) or bool(select.select([conn], [], [], 2.0)[0]))
+                if self.raw is not None:
+                    whole, close = self.raw(len(self.bodies), body)
+                    conn.sendall(whole)
+                else:
+                    status, reply, close = self.answer(len(self.bodies), body)
+                    extra = b"Connection: close\r\n" if close else b""
+                    conn.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s\r\n" % (status, len(reply), extra) + reply)
+                if close:  # a staged close (RFC 9112 §9.6), as the runtime's linger: without it the peer's
+                    conn.shutdown(socket.SHUT_WR)  # unread posts make the kernel reset, which may drop our reply
+                    conn.settimeout(2.0)
+                    try:
+                        while conn.recv(1 << 16):
+                            pass
+                    except OSError:
+                        pass
+                    return
+
+    def stop(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=10)
+
+
+def echo(number: int, body: bytes) -> tuple[int, bytes, bool]:
+    """Answer post n with session 7 and the TLS bytes 'reply n'."""
+    return 200, b"7 " + base64.b64encode(b"reply %d;" % number), False
+
+
+@pytest.fixture
+def serve():
+    started: list[SequentialServer] = []
+
+    def start(answer: Answer, raw=None) -> SequentialServer:  # type: ignore[no-untyped-def]
+        started.append(SequentialServer(answer, raw=raw))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_posts_are_pipelined_and_replies_matched_in_order(serve):
+    server = serve(echo)
+    carrier = HttpCarrier(server.url, timeout=10, pipeline=4)
+    chunks = [bytes([n]) * 1000 for n in range(10)]
+    try:
+        session, replies = carrier.exchange_all(7, chunks)
+    finally:
+        carrier.close()
+    assert session == 7
+    assert replies == b"".join(b"reply %d;" % n for n in range(1, 11))
+    assert [base64.b64decode(body.split()[1]) for body in server.bodies] == chunks
+    assert carrier.posts == 10
+    # The client did not wait for each reply: the next post was on the wire before the previous answer.
+    assert all(server.overlapped[:-1]), server.overlapped
+
+
+def test_a_new_session_waits_for_its_id_before_pipelining(serve):
+    server = serve(lambda n, body: (200, b"42 " + base64.b64encode(b"x"), False))
+    carrier = HttpCarrier(server.url, timeout=10)
+    try:
+        session, _ = carrier.exchange_all(0, [b"a", b"b", b"c"])
+    finally:
+        carrier.close()
+    assert session == 42
+    assert [body.split()[0] for body in server.bodies] == [b"0", b"42", b"42"]
+    assert server.overlapped[0] is False
+
+
+@pytest.mark.parametrize("close", [True, False])
+def test_a_refusal_mid_pipeline_is_the_error_and_nothing_after_it_is_sent(serve, close):
+    def refuse_third(number: int, body: bytes) -> tuple[int, bytes, bool]:
+        if number == 3:
+            return 500, b"AccessDenied: no right to append /input/x", close
+        return echo(number, body)
+
+    server = serve(refuse_third)
+    carrier = HttpCarrier(server.url, timeout=10, pipeline=4)
+    try:
+        with pytest.raises(CarrierError) as raised:
+            carrier.exchange_all(7, [b"%d" % n for n in range(12)])
+    finally:
+        carrier.close()
+    assert raised.value.status == 500
+    assert raised.value.body == "AccessDenied: no right to append /input/x"
+    # At most the window that was already in flight reached the server, never the whole list.
+    assert 3 <= len(server.bodies) <= 3 + 3
+
+
+def test_chunked_and_http_1_0_replies_are_read_whole(serve):
+    """Replies framed as RFC 9112 allows (chunked; HTTP/1.0 ending with the connection), not only ours."""
+    def chunked(number: int, body: bytes) -> tuple[bytes, bool]:
+        reply = b"7 " + base64.b64encode(b"reply %d;" % number)
+        return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\n\r\n"
+                % (3, reply[:3], len(reply) - 3, reply[3:])), False
+
+    server = serve(echo, raw=chunked)
+    carrier = HttpCarrier(server.url, timeout=10, pipeline=3)
+    try:
+        assert carrier.exchange_all(7, [b"a", b"b", b"c", b"d"]) == (7, b"reply 1;reply 2;reply 3;reply 4;")
+    finally:
+        carrier.close()
+
+    server = serve(echo, raw=lambda n, body: (b"HTTP/1.0 200 OK\r\n\r\n7 " + base64.b64encode(b"only"), True))
+    carrier = HttpCarrier(server.url, timeout=10)
+    try:
+        assert carrier.exchange(7, b"a") == (7, b"only")
+    finally:
+        carrier.close()
+
+
+def test_a_window_of_one_sends_each_post_after_the_previous_reply(serve):
+    """``pipeline=1`` (VeracruzClient(..., pipeline=1)) is the original client's one-at-a-time pattern."""
+    server = serve(echo)
+    carrier = HttpCarrier(server.url, timeout=10, pipeline=1)
+    try:
+        assert carrier.exchange_all(7, [b"a", b"b", b"c"])[1] == b"reply 1;reply 2;reply 3;"
+    finally:
+        carrier.close()
+    assert server.overlapped == [False, False, False]
