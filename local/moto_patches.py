@@ -17,7 +17,7 @@ import functools
 import threading
 from typing import Any, Callable
 
-_LOCK = threading.RLock()
+LOCK = threading.RLock()  # also taken by local.persistence around its writes
 _OPERATIONS = (
     "put_item", "update_item", "delete_item", "get_item", "query", "scan",
     "transact_write_items", "transact_get_items", "batch_write_item", "batch_get_item",
@@ -51,7 +51,7 @@ def apply_all() -> None:
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _LOCK:
+        with LOCK:
             return method(*args, **kwargs)
 
     wrapper._ipoc_serialised = True  # type: ignore[attr-defined]

@@ -1,0 +1,121 @@
+"""The local AWS: moto's server in a process of its own, with the stack's durable state.
+
+``ipoc local up`` starts it (``python -m local.aws_server``) so that moto's
+request handling does not share a GIL with the API adapters. It restores the
+kept state (``local.persistence``), creates the tables, buckets and lifecycle
+workflow the AWS deployment creates, then prints one JSON line on stdout
+(``{"ready": true, ...}``) and serves until SIGTERM. It dies with the stack
+process (``PR_SET_PDEATHSIG``): a stack killed with ``kill -9`` leaves no moto
+holding its port. The workflow's task Lambdas run here, in process
+(``local.lambda_runner``), with the environment the stack gave this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REGION = "us-east-1"
+log = logging.getLogger(__name__)
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent (the stack) dies, however it dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        log.warning("cannot ask to die with the stack process (no prctl): stop this process with the stack")
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def create_resources(tables: dict[str, str], buckets: list[str]) -> str:
+    """The tables, buckets and workflow the AWS deployment creates (those the restore did not bring back)."""
+    import boto3
+
+    from lambdas.shared.tables import ALL_TABLES
+    from local.workflow import register
+
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for spec in ALL_TABLES:
+        dynamodb.create_table(**spec.create_table_kwargs(tables[spec.logical_name]))
+    s3 = boto3.client("s3", region_name=REGION)
+    existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+    for bucket in buckets:
+        if bucket not in existing:
+            s3.create_bucket(Bucket=bucket)
+    return register(boto3.client("iam", region_name=REGION), boto3.client("lambda", region_name=REGION),
+                    boto3.client("stepfunctions", region_name=REGION))
+
+
+def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dict[str, str], buckets: list[str]) -> None:
+    from moto.core.config import default_user_config
+    from moto.server import ThreadedMotoServer
+
+    from local import lambda_runner, moto_patches
+
+    started = time.perf_counter()
+    moto_patches.apply_all()  # atomic conditional writes and safe concurrent PUTs, as in AWS
+    lambda_runner.install()
+    default_user_config["stepfunctions"]["execute_state_machine"] = True  # the lifecycle workflow runs for real
+    state = None
+    if state_dir is not None:
+        from local.persistence import DurableState
+
+        state = DurableState.open(state_dir, REGION, fresh=fresh)
+        state.attach_dynamodb()
+        state.attach_s3()
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    os.environ.update({"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "local",
+                       "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION})
+    restored: dict[str, Any] = {}
+    if state is not None:
+        restored["objects"] = state.restore_buckets()
+    arn = create_resources(tables, buckets)
+    if state is not None:
+        restored["items"] = state.restore_items()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(json.dumps({"ready": True, "pid": os.getpid(), "state_machine": arn, "restored": restored,
+                      "seconds": round(time.perf_counter() - started, 3)}), flush=True)
+    stop.wait()
+    server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m local.aws_server", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, help="keep state here (default: in memory only)")
+    parser.add_argument("--fresh", action="store_true", help="delete the kept state first")
+    parser.add_argument("--parent", type=int, help="die when this process (the stack) dies")
+    parser.add_argument("--tables", default="{}", help="JSON: logical name -> table name")
+    parser.add_argument("--buckets", default="", help="comma-separated bucket names")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s aws %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request costs throughput; the APIs log requests
+    if args.parent:
+        die_with_parent(args.parent)
+    from local.persistence import StateLayoutError
+
+    try:
+        serve(args.host, args.port, args.state_dir, args.fresh, json.loads(args.tables), [b for b in args.buckets.split(",") if b])
+    except StateLayoutError as exc:
+        print(json.dumps({"ready": False, "error": str(exc)}), flush=True)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
