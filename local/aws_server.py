@@ -40,22 +40,66 @@ def die_with_parent(parent: int) -> None:
 
 
 def create_resources(tables: dict[str, str], buckets: list[str]) -> str:
-    """The tables, buckets and workflow the AWS deployment creates (those the restore did not bring back)."""
-    import boto3
+    """The tables, buckets and workflow the AWS deployment creates (those the restore did not bring back).
+
+    Made through moto's backends in this process, not its HTTP API: no boto3 clients to build and
+    no per-service web app to set up before the stack is ready (the quickest part of ``up``).
+    """
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.s3.models import s3_backends
 
     from lambdas.shared.tables import ALL_TABLES
     from local.workflow import register
 
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION]
     for spec in ALL_TABLES:
-        dynamodb.create_table(**spec.create_table_kwargs(tables[spec.logical_name]))
-    s3 = boto3.client("s3", region_name=REGION)
-    existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+        kwargs = spec.create_table_kwargs(tables[spec.logical_name])
+        dynamodb.create_table(
+            kwargs["TableName"], schema=kwargs["KeySchema"], throughput=None, attr=kwargs["AttributeDefinitions"],
+            global_indexes=kwargs.get("GlobalSecondaryIndexes"), indexes=None, streams=None,
+            billing_mode=kwargs["BillingMode"], sse_specification=None, tags=[], deletion_protection_enabled=False,
+            warm_throughput=None,
+        )
+    s3 = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
     for bucket in buckets:
-        if bucket not in existing:
-            s3.create_bucket(Bucket=bucket)
-    return register(boto3.client("iam", region_name=REGION), boto3.client("lambda", region_name=REGION),
-                    boto3.client("stepfunctions", region_name=REGION))
+        if bucket not in s3.buckets:
+            s3.create_bucket(bucket, REGION)
+    return register(_Iam(), _Lambda(), _StepFunctions())
+
+
+class _Iam:
+    """The calls ``local.workflow.register`` makes, answered by moto's backends as its HTTP API would."""
+
+    def create_role(self, RoleName: str, AssumeRolePolicyDocument: str) -> dict[str, Any]:  # noqa: N803
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.iam.models import iam_backends
+
+        role = iam_backends[DEFAULT_ACCOUNT_ID]["global"].create_role(
+            RoleName, AssumeRolePolicyDocument, "/", None, "", [], None)
+        return {"Role": {"Arn": role.arn}}
+
+
+class _Lambda:
+    def create_function(self, **spec: Any) -> dict[str, Any]:
+        import base64
+
+        from moto.awslambda.models import lambda_backends
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        spec["Code"] = {"ZipFile": base64.b64encode(spec["Code"]["ZipFile"]).decode()}
+        function = lambda_backends[DEFAULT_ACCOUNT_ID][REGION].create_function(spec)
+        return {"FunctionArn": function.function_arn}
+
+
+class _StepFunctions:
+    def create_state_machine(self, name: str, roleArn: str, definition: str) -> dict[str, Any]:  # noqa: N803
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.stepfunctions.responses import get_backend
+
+        # the backend moto's API uses: with execute_state_machine on, the one with the interpreter
+        machine = get_backend(DEFAULT_ACCOUNT_ID, REGION).create_state_machine(name, definition, roleArn)
+        return {"stateMachineArn": machine.arn}
 
 
 def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dict[str, str], buckets: list[str]) -> None:
@@ -66,6 +110,7 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
 
     started = time.perf_counter()
     moto_patches.apply_all()  # atomic conditional writes and safe concurrent PUTs, as in AWS
+    moto_patches.cache_module_list()
     lambda_runner.install()
     default_user_config["stepfunctions"]["execute_state_machine"] = True  # the lifecycle workflow runs for real
     state = None

@@ -43,6 +43,22 @@ def serialise_s3_object_requests() -> None:
         S3Response._key_response = _locked(S3Response._key_response)  # type: ignore[method-assign]
 
 
+def cache_module_list() -> None:
+    """Speed only: moto's server lists its own package directory (a ``stat`` per service, ~150) twice
+    per request to find the backend for a host; the list cannot change while it runs (idempotent)."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "_ipoc_cached", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        return modules
+
+    list_of_moto_modules._ipoc_cached = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+
+
 def apply_all() -> None:
     serialise_dynamodb_writes()
     serialise_s3_object_requests()

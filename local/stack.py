@@ -13,6 +13,7 @@ running is ended (``local.reconcile``).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -47,6 +48,7 @@ class StackConfig:
     runtime_port_max: int = 3023
     reaper_interval: float = 10.0
     fresh: bool = False  # delete the kept state before starting
+    api_workers: int = 4  # processes serving the APIs (0: threads of the stack process only)
     home: Path = field(default_factory=ipoc_home)
 
     @property
@@ -106,7 +108,8 @@ class LocalStack:
             from lambdas.shared.stores import InstanceStore, SlotStore
 
             self.reconciled.update(reconcile_records(SlotStore(), InstanceStore()))
-            self._start_apis(handlers)
+            self._start_apis(handlers)  # forks the API workers: before this process starts any thread
+            self._serve_proxy()
             self._start_reaper()
         except BaseException:
             self.stop()
@@ -210,16 +213,20 @@ class LocalStack:
         from runtime.attestation.service import make_server
 
         server = make_server(self.config.host, self.config.proxy_port, self.config.home / "attestation", self.config.home / "platform")
+        self._proxy = server
+        self._stoppers.append(("proxy attestation service", server.server_close))
+        return server.state.ca.certificate_pem
+
+    def _serve_proxy(self) -> None:
+        server = self._proxy
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="proxy")
         thread.start()
 
         def stop() -> None:
             server.shutdown()
-            server.server_close()
             thread.join(10)
 
-        self._stoppers.append(("proxy attestation service", stop))
-        return server.state.ca.certificate_pem
+        self._stoppers.append(("proxy attestation service thread", stop))
 
     def _configure_handlers(self, ca_pem: str) -> None:
         from lambdas.shared import aws
@@ -294,16 +301,29 @@ class LocalStack:
         return {"ccfaas": ccfaas, "vaas": vaas, "s3stream": s3stream}
 
     def _start_apis(self, handlers: dict[str, Any]) -> None:
+        """Bind the three APIs here, then serve them from ``api_workers`` forked processes sharing the sockets.
+
+        Each process invokes one handler at a time (``local.adapter``), as a Lambda execution
+        environment does; several processes give concurrency and use every core, as Lambda
+        scales environments. Forked after the imports, a worker starts in milliseconds.
+        """
         from lambdas.openapi import api_document
         from local.adapter import ApiServer
 
         config = self.config
+        servers = []
         for name, port in (("ccfaas", config.ccfaas_port), ("vaas", config.vaas_port), ("s3stream", config.s3stream_port)):
-            handler = handlers[name]
-            document = api_document(name)
-            server = ApiServer(config.host, port, name, handler, lambda document=document: document)
-            server.start()
-            self._stoppers.append((f"{name} API", server.stop))
+            document = functools.cache(functools.partial(api_document, name))  # built on first GET /openapi.json
+            server = ApiServer(config.host, port, name, handlers[name], document)
+            servers.append(server)
+            self._stoppers.append((f"{name} API socket", server.server_close))
+        if config.api_workers <= 0:
+            for server in servers:
+                server.start()
+                self._stoppers.append((f"{server.name} API", server.stop))
+            return
+        self.worker_pids = [_fork_worker(servers) for _ in range(config.api_workers)]
+        self._stoppers.append(("API workers", lambda: _stop_workers(self.worker_pids)))
 
     # -- description -------------------------------------------------------------
 
@@ -321,6 +341,7 @@ class LocalStack:
                 "aws": f"{base}:{config.moto_port}",
             },
             "aws_pid": (getattr(self, "aws_ready", None) or {}).get("pid"),
+            "api_worker_pids": getattr(self, "worker_pids", []),
             "state_dir": str(config.state_dir),
             "restored": (getattr(self, "aws_ready", None) or {}).get("restored"),
             "reconciled": getattr(self, "reconciled", None),
@@ -332,6 +353,57 @@ class LocalStack:
             "ca_cert": str(config.home / "attestation" / "ca-cert.pem"),
             "config": {k: str(v) for k, v in asdict(config).items()},
         }
+
+
+def _fork_worker(servers: list[Any]) -> int:
+    """A process serving ``servers`` (already listening) until SIGTERM, or until the stack process dies."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:
+        import signal
+
+        from lambdas.shared import aws
+        from local.aws_server import die_with_parent
+
+        die_with_parent(parent)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the stack, which stops its workers
+        aws.reset()  # no connection pools shared with the parent
+        for server in servers:
+            server.start()
+        threading.Event().wait()
+    except BaseException:
+        log.exception("API worker %d failed", os.getpid())
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _stop_workers(pids: list[int], timeout: float = 10.0) -> None:
+    import signal
+
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while True:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            time.sleep(0.02)
 
 
 def _terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -36,11 +36,13 @@ def _port_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple
               help="Port range of runtime slots (one instance per port).")
 @click.option("--reaper-interval", default=10.0, show_default=True, type=click.FloatRange(min=0.5),
               help="Seconds between reaper rounds (dead runtimes, expired TTLs).")
+@click.option("--api-workers", default=4, show_default=True, type=click.IntRange(0, 64),
+              help="Processes serving the APIs, each one request at a time like a Lambda environment (0: the stack process).")
 @click.option("--fresh", is_flag=True,
               help="Start empty: delete the kept functions, artifacts and instance records first (identities and the CA stay).")
 @click.pass_obj
 def up(app: "Application", detach: bool, ccfaas_port: int, vaas_port: int, s3stream_port: int, proxy_port: int,
-       aws_port: int, runtime_ports: tuple[int, int], reaper_interval: float, fresh: bool) -> None:
+       aws_port: int, runtime_ports: tuple[int, int], reaper_interval: float, api_workers: int, fresh: bool) -> None:
     """Start the local stack; it runs until Ctrl-C, SIGTERM or `ipoc local down`.
 
     Functions, artifacts and instance records are kept under
@@ -58,14 +60,14 @@ def up(app: "Application", detach: bool, ccfaas_port: int, vaas_port: int, s3str
         app.abort(f"a local stack is already running (pid {running['pid']}); `ipoc local down` stops it")
     options = ["--ccfaas-port", str(ccfaas_port), "--vaas-port", str(vaas_port), "--s3stream-port", str(s3stream_port),
                "--proxy-port", str(proxy_port), "--aws-port", str(aws_port), "--runtime-ports", f"{runtime_ports[0]}-{runtime_ports[1]}",
-               "--reaper-interval", str(reaper_interval), *(["--fresh"] if fresh else [])]
+               "--reaper-interval", str(reaper_interval), "--api-workers", str(api_workers), *(["--fresh"] if fresh else [])]
     if detach:
         _detach(app, options, ipoc_home())
         return
     config = StackConfig(
         ccfaas_port=ccfaas_port, vaas_port=vaas_port, s3stream_port=s3stream_port, proxy_port=proxy_port,
         moto_port=aws_port, runtime_port_min=runtime_ports[0], runtime_port_max=runtime_ports[1],
-        reaper_interval=reaper_interval, fresh=fresh,
+        reaper_interval=reaper_interval, fresh=fresh, api_workers=api_workers,
     )
     app.configure_logging()
     stack = LocalStack(config)
