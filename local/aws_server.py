@@ -102,7 +102,21 @@ class _StepFunctions:
         return {"stateMachineArn": machine.arn}
 
 
-def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dict[str, str], buckets: list[str]) -> None:
+def reap(interval: float, stop: threading.Event) -> None:
+    """The reaper's schedule (EventBridge in AWS). It runs here, where the workflow's tasks start the
+    runtimes: a runtime this process started tells a clean shutdown (released) from a death (FAILED)."""
+    from lambdas.ccfaas.lifecycle import Lifecycle
+    from lambdas.ccfaas.reaper import Reaper
+
+    while not stop.wait(interval):
+        try:
+            Reaper(Lifecycle.from_settings()).run()
+        except Exception:  # the next round tries again
+            log.exception("reaper round failed")
+
+
+def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dict[str, str], buckets: list[str],
+          reaper_interval: float | None = None) -> None:
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
@@ -135,6 +149,8 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
         signal.signal(signum, lambda *_: stop.set())
     print(json.dumps({"ready": True, "pid": os.getpid(), "state_machine": arn, "restored": restored,
                       "seconds": round(time.perf_counter() - started, 3)}), flush=True)
+    if reaper_interval:
+        threading.Thread(target=reap, args=(reaper_interval, stop), daemon=True, name="reaper").start()
     stop.wait()
     server.stop()
 
@@ -148,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent", type=int, help="die when this process (the stack) dies")
     parser.add_argument("--tables", default="{}", help="JSON: logical name -> table name")
     parser.add_argument("--buckets", default="", help="comma-separated bucket names")
+    parser.add_argument("--reaper-interval", type=float, help="seconds between reaper rounds (default: no reaper)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s aws %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request costs throughput; the APIs log requests
@@ -156,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     from local.persistence import StateLayoutError
 
     try:
-        serve(args.host, args.port, args.state_dir, args.fresh, json.loads(args.tables), [b for b in args.buckets.split(",") if b])
+        serve(args.host, args.port, args.state_dir, args.fresh, json.loads(args.tables), [b for b in args.buckets.split(",") if b],
+              args.reaper_interval)
     except StateLayoutError as exc:
         print(json.dumps({"ready": False, "error": str(exc)}), flush=True)
         raise SystemExit(2) from None

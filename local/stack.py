@@ -4,7 +4,7 @@ The stack process serves the proxy attestation service and CCFaaS, VaaS and
 the S3 streamer on the seed's ports, each behind the API Gateway adapter; the
 local AWS (moto's server: S3, DynamoDB, the Step Functions interpreter, with
 the tables, buckets and workflow the AWS deployment creates) runs in a process
-of its own (``local.aws_server``) and keeps its state under
+of its own (``local.aws_server``, with the workflow's tasks and the reaper) and keeps its state under
 ``$IPOC_HOME/local/state`` (``local.persistence``). The handlers are the same
 code that runs in Lambda: only their environment (``AWS_ENDPOINT_URL`` pointing
 at moto, the local backend) differs. At start, what a previous stack left
@@ -110,7 +110,6 @@ class LocalStack:
             self.reconciled.update(reconcile_records(SlotStore(), InstanceStore()))
             self._start_apis(handlers)  # forks the API workers: before this process starts any thread
             self._serve_proxy()
-            self._start_reaper()
         except BaseException:
             self.stop()
             raise
@@ -180,6 +179,7 @@ class LocalStack:
             sys.executable, "-m", "local.aws_server", "--host", config.host, "--port", str(config.moto_port),
             "--state-dir", str(config.state_dir), "--parent", str(os.getpid()),
             "--tables", json.dumps(TABLE_NAMES), "--buckets", f"{ARTIFACTS_BUCKET},{INPUT_BUCKET}",
+            "--reaper-interval", str(config.reaper_interval),
             *(["--fresh"] if config.fresh else []),
         ]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -269,28 +269,6 @@ class LocalStack:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             new_identity("ipoc-program-load", days=3650).write(cert, key)
         return cert, key
-
-    def _start_reaper(self) -> None:
-        from lambdas.ccfaas.lifecycle import Lifecycle
-        from lambdas.ccfaas.reaper import Reaper
-
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.wait(self.config.reaper_interval):
-                try:
-                    Reaper(Lifecycle.from_settings()).run()
-                except Exception:  # the next round tries again
-                    log.exception("reaper round failed")
-
-        thread = threading.Thread(target=loop, daemon=True, name="reaper")
-        thread.start()
-
-        def halt() -> None:
-            stop.set()
-            thread.join(30)
-
-        self._stoppers.append(("reaper", halt))
 
     @staticmethod
     def _import_handlers() -> dict[str, Any]:

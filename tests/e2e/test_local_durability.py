@@ -245,3 +245,21 @@ def test_logs_prints_and_follows_the_stack_log(stack):
         wait_until(lambda: "/function/nobody-has-this/status" in follower.output(), timeout=30, what="the followed line")
     finally:
         follower.stop()
+
+
+def test_a_runtime_its_user_shut_down_is_released_by_the_stack_reaper(stack, ids, echo_wasm):
+    """The reaper runs beside the workflow's tasks, which started the runtime: a clean exit is a release, not a death."""
+    from ipoc.client import VeracruzClient
+
+    register_echo(stack, "echo_done", echo_wasm)
+    ccfaas = stack.url["ccfaas"]
+    assert requests.post(f"{ccfaas}/instance", json=user_policy("echo_done", "done-1", ids), headers=ALICE, timeout=30).status_code == 202
+    ready = wait_until(lambda: instance(stack, "done-1")["status"] in ("READY", "FAILED") and instance(stack, "done-1"),
+                       timeout=60, what="READY")
+    assert ready["status"] == "READY", ready.get("reason")
+    with VeracruzClient(ready["policy"], ids.user.certificate, ids.user.private_key) as client:
+        client.shutdown()
+    ended = wait_until(lambda: instance(stack, "done-1")["status"] in ("DELETED", "FAILED") and instance(stack, "done-1"),
+                       timeout=60, what="the reaper to end the instance")
+    assert (ended["status"], ended["reason"]) == ("DELETED", "the runtime shut down")
+    assert runtime_processes(stack.home) == []
