@@ -78,6 +78,14 @@ def test_every_command_says_the_local_stack_is_down(monkeypatch, tmp_path, files
     assert not files["out"].exists()
 
 
+def test_camera_upload_to_the_local_stack_says_it_is_down(monkeypatch, tmp_path, files):
+    monkeypatch.setenv("IPOC_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(ipoc, ["camera", "upload", str(files["key"]), "s3://ipoc-local-inputs/x", "--local"],
+                                catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.stderr == DOWN_LINE
+
+
 @pytest.mark.parametrize("args", [["function", "list"], ["instance", "show", "i1"]])
 def test_an_aws_profile_names_the_endpoint_that_did_not_answer(monkeypatch, tmp_path, args):
     ccfaas = _profile(monkeypatch, tmp_path, "aws")
