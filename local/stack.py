@@ -48,7 +48,7 @@ class StackConfig:
     runtime_port_max: int = 3023
     reaper_interval: float = 10.0
     fresh: bool = False  # delete the kept state before starting
-    api_workers: int = 4  # processes serving the APIs (0: threads of the stack process only)
+    api_workers: int = 2  # processes serving the APIs (0: threads of the stack process only)
     home: Path = field(default_factory=ipoc_home)
 
     @property
