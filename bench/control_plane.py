@@ -5,8 +5,8 @@
   process of its own, as in Lambda), divided by a raw S3 GET of the same object from the same local S3
   (RATIO), the streamer process's peak RSS growth, and the same copy through the local API;
 - control-plane reads (GET /instance/<id>) from 50 concurrent clients: p50, p99, throughput and errors, with the
-  APIs served by the default API worker processes and, side by side, by the stack process alone
-  (``--api-workers 0``, how the stack served them before);
+  APIs served by the stack process (the default) and, side by side, by two forked API workers
+  (``--api-workers 2``);
 - ``ipoc local up --detach`` until ready: from an empty IPOC_HOME, and with 100 registered functions and 1 GiB
   of artifacts kept (after ``down``, and after a ``kill -9`` of the stack).
 
@@ -327,10 +327,10 @@ def main() -> None:
         if "stream" in parts:
             bench_stream(urls, user, streamer)
     if "reads" in parts:
-        with local_stack(2, "--api-workers", "0") as stack:
+        with local_stack(2, "--api-workers", "2") as stack:
             register_echo(stack["url"]["ccfaas"])
-            single = bench_reads(stack["url"], user, streamer, "_stack_process_only")
-        report("RATIO", "control_plane_read_throughput_workers_over_stack_process_only", workers / single)
+            two = bench_reads(stack["url"], user, streamer, "_two_api_workers")
+        report("RATIO", "control_plane_read_throughput_two_api_workers_over_stack_process", two / workers)
     if "restart" in parts:
         bench_restart()
     out = ROOT / "build" / "bench" / "control_plane.json"

@@ -1,12 +1,7 @@
 """An HTTP server that serves one API by invoking its Lambda handler in process, as API Gateway would.
 
 Requests become REST API proxy events (``local.apigw``); ``GET /openapi.json``
-returns the API's OpenAPI document. A process invokes one handler at a time, as
-one Lambda execution environment does: Powertools keeps the current event in
-class attributes (``BaseRouter.current_event``) shared by every resolver, so two
-concurrent invocations would answer one request with another's event. The
-local stack runs several adapter processes for concurrency, as Lambda runs
-several environments.
+returns the API's OpenAPI document.
 """
 
 from __future__ import annotations
@@ -23,7 +18,6 @@ from local.context import LocalLambdaContext
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-INVOCATION_LOCK = threading.Lock()  # one invocation at a time in this process (see above)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -45,8 +39,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         user = headers.pop(USER_HEADER, None) or LOCAL_ADMIN
         event = build_event(self.command, self.path, headers=headers, body=body, user=user, source_ip=self.client_address[0])
         try:
-            with INVOCATION_LOCK:
-                result = self.server.handler(event, LocalLambdaContext(function_name=self.server.name))
+            result = self.server.handler(event, LocalLambdaContext(function_name=self.server.name))
         except Exception:  # a handler that raises is a 502 from API Gateway too
             log.exception("%s handler raised", self.server.name)
             self._send_error(502, "BadGateway", "the Lambda handler failed; see the local stack's log")

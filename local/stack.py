@@ -48,7 +48,7 @@ class StackConfig:
     runtime_port_max: int = 3023
     reaper_interval: float = 10.0
     fresh: bool = False  # delete the kept state before starting
-    api_workers: int = 2  # processes serving the APIs (0: threads of the stack process only)
+    api_workers: int = 0  # processes serving the APIs (0: threads of the stack process)
     home: Path = field(default_factory=ipoc_home)
 
     @property
@@ -272,6 +272,9 @@ class LocalStack:
 
     @staticmethod
     def _import_handlers() -> dict[str, Any]:
+        from local.powertools_patches import thread_local_requests
+
+        thread_local_requests()  # the adapter's threads are concurrent invocations, each with its own request
         from lambdas.ccfaas.handler import lambda_handler as ccfaas
         from lambdas.s3stream.handler import lambda_handler as s3stream
         from lambdas.vaas.handler import lambda_handler as vaas
@@ -281,9 +284,9 @@ class LocalStack:
     def _start_apis(self, handlers: dict[str, Any]) -> None:
         """Bind the three APIs here, then serve them from ``api_workers`` forked processes sharing the sockets.
 
-        Each process invokes one handler at a time (``local.adapter``), as a Lambda execution
-        environment does; several processes give concurrency and use every core, as Lambda
-        scales environments. Forked after the imports, a worker starts in milliseconds.
+        Each process serves requests with threads (each thread's request its own:
+        ``local.powertools_patches``); several processes use every core. Forked after the
+        imports, a worker starts in milliseconds.
         """
         from lambdas.openapi import api_document
         from local.adapter import ApiServer

@@ -41,7 +41,7 @@ class Stack:
         self.url = {k: f"http://127.0.0.1:{p}" for k, p in self.ports.items()}
 
     def up(self, *extra: str, check: bool = True) -> Any:
-        args = ["local", "up", "--detach", "--reaper-interval", "1", "--runtime-ports", self.runtime_ports, *extra]
+        args = ["local", "up", "--detach", "--reaper-interval", "1", "--api-workers", "2", "--runtime-ports", self.runtime_ports, *extra]
         for name, port in self.ports.items():
             args += [f"--{name}-port", str(port)]
         started = processes.run(args, env=self.env, timeout=180)

@@ -36,8 +36,8 @@ def _port_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple
               help="Port range of runtime slots (one instance per port).")
 @click.option("--reaper-interval", default=10.0, show_default=True, type=click.FloatRange(min=0.5),
               help="Seconds between reaper rounds (dead runtimes, expired TTLs).")
-@click.option("--api-workers", default=2, show_default=True, type=click.IntRange(0, 64),
-              help="Processes serving the APIs, each one request at a time like a Lambda environment (0: the stack process).")
+@click.option("--api-workers", default=0, show_default=True, type=click.IntRange(0, 64),
+              help="Processes serving the APIs (0: the stack process itself).")
 @click.option("--fresh", is_flag=True,
               help="Start empty: delete the kept functions, artifacts and instance records first (identities and the CA stay).")
 @click.pass_obj
