@@ -25,10 +25,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -141,6 +143,10 @@ class DurableState:
         self.region = region
         self.tables_dir = root / "dynamodb"
         self.buckets_dir = root / "s3"
+        self._sequence = itertools.count()  # taken under moto's lock: the order of changes in memory
+        self._locks_lock = threading.Lock()
+        self._item_locks: dict[Path, threading.Lock] = {}
+        self._written: dict[Path, int] = {}  # the sequence number on disk, per item file
 
     @classmethod
     def open(cls, root: Path, region: str, *, fresh: bool = False) -> "DurableState":
@@ -165,19 +171,31 @@ class DurableState:
 
         return dynamodb_backends[DEFAULT_ACCOUNT_ID][self.region]
 
-    def persist_item(self, table_name: str, key: dict[str, Any]) -> None:
-        """Write the item under ``key`` as moto holds it now, or remove its file when it is gone."""
+    def snapshot_item(self, table_name: str, key: dict[str, Any]) -> tuple[Path, int, bytes | None]:
+        """Under moto's lock: the item's file, this change's sequence number and the bytes to write
+        (None: the item is gone)."""
         backend = self._dynamodb()
         table = backend.get_table(table_name)
         key = {name: key[name] for name in (table.hash_key_attr, table.range_key_attr) if name}
         directory = self.tables_dir / table_name
         directory.mkdir(exist_ok=True)
-        path = directory / f"{_digest(key)}.json"
         item = backend.get_item(table_name, key)
-        if item is None:
-            remove_durably(path)
-        else:
-            write_atomically(path, [json.dumps({"key": key, "item": item.to_json()["Attributes"]}).encode()])
+        data = None if item is None else json.dumps({"key": key, "item": item.to_json()["Attributes"]}).encode()
+        return directory / f"{_digest(key)}.json", next(self._sequence), data
+
+    def write_item(self, path: Path, sequence: int, data: bytes | None) -> None:
+        """Outside moto's lock (reads go on meanwhile): write one change, unless a later change of the
+        same item is already on disk. Returns once the change (or a later one) is durable."""
+        with self._locks_lock:
+            lock = self._item_locks.setdefault(path, threading.Lock())
+        with lock:
+            if self._written.get(path, -1) > sequence:
+                return
+            if data is None:
+                remove_durably(path)
+            else:
+                write_atomically(path, [data])
+            self._written[path] = sequence
 
     def restore_items(self) -> dict[str, int]:
         """Put every kept item back into the tables that exist now; return counts per table."""
@@ -223,11 +241,12 @@ class DurableState:
 
         @functools.wraps(method)
         def wrapper(backend: Any, *args: Any, **kwargs: Any) -> Any:
-            with lock:  # moto's own lock (local.moto_patches): file order follows memory order
+            with lock:  # moto's own lock (local.moto_patches): the snapshot is of exactly this change
                 result = method(backend, *args, **kwargs)
-                for table_name, key in keys_of(name, args, kwargs):
-                    state.persist_item(table_name, key)
-                return result
+                changes = [state.snapshot_item(table_name, key) for table_name, key in keys_of(name, args, kwargs)]
+            for change in changes:  # durable before moto answers; sequence numbers keep the last change last
+                state.write_item(*change)
+            return result
 
         wrapper._ipoc_durable = self  # type: ignore[attr-defined]
         wrapper._ipoc_original = method  # type: ignore[attr-defined]
