@@ -147,12 +147,27 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    print(json.dumps({"ready": True, "pid": os.getpid(), "state_machine": arn, "restored": restored,
-                      "seconds": round(time.perf_counter() - started, 3)}), flush=True)
+    announce({"ready": True, "pid": os.getpid(), "state_machine": arn, "restored": restored,
+              "seconds": round(time.perf_counter() - started, 3)})
     if reaper_interval:
         threading.Thread(target=reap, args=(reaper_interval, stop), daemon=True, name="reaper").start()
     stop.wait()
     server.stop()
+
+
+_ready_fd: int | None = None
+
+
+def announce(message: dict[str, Any]) -> None:
+    """The one line the stack reads (on the stdout it gave us), then that pipe is closed: nothing else may
+    write to it, or a full pipe nobody reads would block this process (Lambda tasks log to stdout)."""
+    global _ready_fd
+    if _ready_fd is None:
+        print(json.dumps(message), flush=True)
+        return
+    with os.fdopen(_ready_fd, "w") as ready:
+        ready.write(json.dumps(message) + "\n")
+    _ready_fd = None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,6 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--buckets", default="", help="comma-separated bucket names")
     parser.add_argument("--reaper-interval", type=float, help="seconds between reaper rounds (default: no reaper)")
     args = parser.parse_args(argv)
+    global _ready_fd
+    sys.stdout.flush()
+    _ready_fd = os.dup(1)
+    os.dup2(2, 1)  # everything printed from now on goes to the stack's log, with stderr
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s aws %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request costs throughput; the APIs log requests
     if args.parent:
@@ -176,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         serve(args.host, args.port, args.state_dir, args.fresh, json.loads(args.tables), [b for b in args.buckets.split(",") if b],
               args.reaper_interval)
     except StateLayoutError as exc:
-        print(json.dumps({"ready": False, "error": str(exc)}), flush=True)
+        announce({"ready": False, "error": str(exc)})
         raise SystemExit(2) from None
 
 
