@@ -6,7 +6,11 @@
 - S3 → enclave: the S3 streamer's throughput copying a 256 MiB object into an instance (its code in a
   process of its own, as in Lambda), divided by a raw S3 GET of the same object from the same local S3
   (RATIO), the streamer process's peak RSS growth, and the same copy through the local API;
-- control-plane reads (GET /instance/<id>) from 50 concurrent clients: p50, p99 and errors.
+- control-plane reads (GET /instance/<id>) from 50 concurrent clients: p50, p99, throughput and errors, with the
+  APIs served by the stack process (the default) and, side by side, by two forked API workers
+  (``--api-workers 2``);
+- ``ipoc local up --detach`` until ready: from an empty IPOC_HOME, and with 100 registered functions and 1 GiB
+  of artifacts kept (after ``down``, and after a ``kill -9`` of the stack).
 
     make bench            (or: .venv/bin/python bench/control_plane.py)
 
@@ -60,25 +64,49 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
+class Stack:
+    """`ipoc local up --detach` in its own IPOC_HOME on free ports; ``up`` returns the seconds until ready."""
+
+    def __init__(self, slots: int, *extra: str, warm_pool: int | None = None) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stack-"))
+        base = free_port_range(5 + slots)
+        self.ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
+        self.args = ["local", "up", "--detach", *[arg for name, port in self.ports.items() for arg in (f"--{name}-port", str(port))],
+                     "--runtime-ports", f"{base + 5}-{base + 4 + slots}", *extra]
+        self.env = {"IPOC_HOME": str(self.home), "IPOC_CONFIG": str(self.home / "config.toml")}
+        if warm_pool is not None:
+            self.env["IPOC_WARM_POOL"] = str(warm_pool)
+        self.url = {k: f"http://127.0.0.1:{p}" for k, p in self.ports.items()}
+
+    def up(self) -> float:
+        started = time.perf_counter()
+        result = processes.run(self.args, env=self.env, timeout=180)
+        elapsed = time.perf_counter() - started
+        if result.returncode != 0:
+            raise SystemExit(f"ipoc local up failed: {result.stderr}")
+        return elapsed
+
+    def down(self) -> None:
+        processes.run(["local", "down"], env=self.env, timeout=120)
+
+    def kill(self) -> None:
+        import signal
+
+        state = json.loads(processes.run(["local", "status", "--json"], env=self.env).stdout)
+        os.kill(state["pid"], signal.SIGKILL)
+        wait_until(lambda: processes.run(["local", "status"], env=self.env).returncode == 1, timeout=30, what="the stack gone")
+        wait_until(lambda: not Path(f"/proc/{state['aws_pid']}").exists(), timeout=30, what="its local AWS gone")
+
+
 @contextmanager
-def local_stack(slots: int, warm_pool: int = WARM_POOL) -> Iterator[dict[str, Any]]:
-    home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stack-"))
-    base = free_port_range(5 + slots)
-    ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
-    env = {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml"), "IPOC_WARM_POOL": str(warm_pool)}
-    started = processes.run(
-        ["local", "up", "--detach", *[arg for name in ("ccfaas", "vaas", "s3stream", "proxy", "aws")
-                                      for arg in (f"--{name}-port", str(ports[name]))],
-         "--runtime-ports", f"{base + 5}-{base + 4 + slots}"],
-        env=env, timeout=180,
-    )
-    if started.returncode != 0:
-        raise SystemExit(f"ipoc local up failed: {started.stderr}")
-    state = json.loads(processes.run(["local", "status", "--json"], env=env).stdout)
+def local_stack(slots: int, *extra: str, warm_pool: int = WARM_POOL) -> Iterator[dict[str, Any]]:
+    stack = Stack(slots, *extra, warm_pool=warm_pool)
+    stack.up()
+    state = json.loads(processes.run(["local", "status", "--json"], env=stack.env).stdout)
     try:
-        yield {"state": state, "url": {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}}
+        yield {"state": state, "url": stack.url}
     finally:
-        processes.run(["local", "down"], env=env, timeout=120)
+        stack.down()
 
 
 def register_echo(ccfaas: str) -> None:
@@ -224,7 +252,8 @@ def bench_stream(urls: dict[str, str], user, streamer) -> None:  # type: ignore[
     report("FIGURE", "s3_stream_through_local_api_throughput", size / api_seconds / 2**20, "MiB/s")
 
 
-def bench_reads(urls: dict[str, str], user, streamer) -> None:  # type: ignore[no-untyped-def]
+def bench_reads(urls: dict[str, str], user, streamer, label: str = "") -> float:  # type: ignore[no-untyped-def]
+    """Returns the throughput (req/s)."""
     create_ready(urls["ccfaas"], "bench-reads", user, streamer)
     url = f"{urls['ccfaas']}/instance/bench-reads"
     latencies: list[float] = []
@@ -250,24 +279,76 @@ def bench_reads(urls: dict[str, str], user, streamer) -> None:  # type: ignore[n
             future.result()
     elapsed = time.perf_counter() - started
     delete(urls["ccfaas"], "bench-reads")
-    report("FIGURE", "control_plane_read_p50", percentile(latencies, 0.50) * 1000, "ms")
-    report("FIGURE", "control_plane_read_p99", percentile(latencies, 0.99) * 1000, "ms")
-    report("FIGURE", "control_plane_read_throughput", len(latencies) / elapsed, "req/s")
-    report("FIGURE", "control_plane_read_errors", errors, "errors")
+    report("FIGURE", f"control_plane_read_p50{label}", percentile(latencies, 0.50) * 1000, "ms")
+    report("FIGURE", f"control_plane_read_p99{label}", percentile(latencies, 0.99) * 1000, "ms")
+    report("FIGURE", f"control_plane_read_throughput{label}", len(latencies) / elapsed, "req/s")
+    report("FIGURE", f"control_plane_read_errors{label}", errors, "errors")
+    return len(latencies) / elapsed
+
+
+FUNCTIONS = 100
+ARTIFACT_MIB = 1024
+
+
+def bench_restart() -> None:
+    """`ipoc local up` until ready: empty, then with FUNCTIONS functions and ARTIFACT_MIB MiB of artifacts kept."""
+    stack = Stack(2)
+    try:
+        report("FIGURE", "local_up_ready_empty", stack.up(), "s")
+        s3 = boto3.client("s3", endpoint_url=stack.url["aws"], region_name="us-east-1",
+                          aws_access_key_id="local", aws_secret_access_key="local")
+        blob = os.urandom(ARTIFACT_MIB * 2**20 // FUNCTIONS)
+        for n in range(FUNCTIONS):
+            wasm = f"\0asm bench {n}".encode()
+            name = f"bench_{n}"
+            assert requests.post(f"{stack.url['ccfaas']}/function", json=P.echo_function(name, wasm), timeout=60).status_code == 201
+            segment = base64.b64encode(P.ECHO.encode()).decode()
+            assert requests.post(f"{stack.url['ccfaas']}/function/{name}/program/{segment}", data=wasm, timeout=60).status_code == 201
+            s3.put_object(Bucket="ipoc-artifacts", Key=f"functions/{name}/weights", Body=blob)
+        stack.down()
+        report("FIGURE", f"local_up_ready_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB", stack.up(), "s")
+        stack.kill()
+        report("FIGURE", f"local_up_ready_after_kill_9_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB", stack.up(), "s")
+        names = requests.get(f"{stack.url['ccfaas']}/function", timeout=60).json()["functions"]
+        assert len(names) == FUNCTIONS, len(names)
+    finally:
+        stack.down()
+        import shutil
+
+        shutil.rmtree(stack.home, ignore_errors=True)
+
+
+PARTS = ("instances", "reads", "stream", "restart")
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Control-plane benchmarks on the local stack.")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts to run, of {', '.join(PARTS)}")
+    parts = set(parser.parse_args().only.split(","))
     if not ECHO_WASM.exists():
         raise SystemExit(f"{ECHO_WASM} is missing: run `make functions`")
     user, streamer = new_identity("bench-user"), new_identity("bench-streamer")
+    workers = 0.0
     with local_stack(slots=2) as stack:
         urls = stack["url"]
         register_echo(urls["ccfaas"])
-        with local_stack(slots=2, warm_pool=0) as cold:
-            register_echo(cold["url"]["ccfaas"])
-            bench_instances({"with_pool": urls, "without_pool": cold["url"]}, user, streamer)
-        bench_reads(urls, user, streamer)
-        bench_stream(urls, user, streamer)
+        if "instances" in parts:
+            with local_stack(slots=2, warm_pool=0) as cold:
+                register_echo(cold["url"]["ccfaas"])
+                bench_instances({"with_pool": urls, "without_pool": cold["url"]}, user, streamer)
+        if "reads" in parts:
+            workers = bench_reads(urls, user, streamer)
+        if "stream" in parts:
+            bench_stream(urls, user, streamer)
+    if "reads" in parts:
+        with local_stack(2, "--api-workers", "2") as stack:
+            register_echo(stack["url"]["ccfaas"])
+            two = bench_reads(stack["url"], user, streamer, "_two_api_workers")
+        report("RATIO", "control_plane_read_throughput_two_api_workers_over_stack_process", two / workers)
+    if "restart" in parts:
+        bench_restart()
     out = ROOT / "build" / "bench" / "control_plane.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps([{"kind": k, "name": n, "value": v, "unit": u} for k, n, v, u in figures], indent=2) + "\n")

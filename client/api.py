@@ -7,7 +7,9 @@ every request with SigV4 (service ``execute-api``) using botocore's credential c
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 from typing import Any
 
 import requests
@@ -15,6 +17,7 @@ import requests
 from client.profiles import Profile
 
 USER_HEADER = "X-Ipoc-Local-User"
+STACK_DOWN = "the local stack is not running — start it with `ipoc local up`"
 
 
 class ApiError(Exception):
@@ -23,10 +26,42 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+class Unreachable(ApiError):
+    """Nothing answered at the profile's endpoint: the message says which and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, "Unreachable", message)
+
+
+def unreachable(profile: Profile, service: str, exc: Exception | None = None, timeout: float | None = None) -> Unreachable:
+    """One line for an endpoint that did not answer: a local stack that is down, or which aws endpoint."""
+    endpoint = profile.endpoint(service)
+    if isinstance(exc, requests.Timeout):
+        reason = f"no reply within {timeout:g} s" if timeout else "timed out"
+    else:
+        found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc)) if exc else None
+        reason = found.group(1).strip().lower() if found else "connection refused" if exc is None else type(exc).__name__
+    if profile.kind == "local":
+        if reason == "connection refused":
+            return Unreachable(STACK_DOWN)
+        return Unreachable(f"the local stack's {service} at {endpoint} did not answer ({reason}); `ipoc local status` says why")
+    return Unreachable(f"profile {profile.name!r} endpoint {endpoint} did not answer ({reason})")
+
+
 @dataclass
 class Api:
     profile: Profile
     timeout: float = 120.0
+
+    def check_reachable(self) -> None:
+        """For a local profile, fail at once with ``STACK_DOWN`` when the stack does not accept connections."""
+        if self.profile.kind != "local":
+            return
+        from ipoc.wire.carrier import port_open
+
+        parts = urlsplit(self.profile.endpoint("ccfaas"))
+        if not port_open(parts.hostname or "127.0.0.1", parts.port or 80, timeout=2):
+            raise unreachable(self.profile, "ccfaas")
 
     def call(self, service: str, method: str, path: str, *, body: Any = None, data: bytes | None = None,
              params: dict[str, str] | None = None, expect: tuple[int, ...] = (200, 201, 202)) -> Any:
@@ -45,8 +80,10 @@ class Api:
             self._sign(prepared)
         try:
             reply = requests.Session().send(prepared, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise unreachable(self.profile, service, exc, self.timeout) from None
         except requests.RequestException as exc:
-            raise ApiError(0, "Unreachable", f"cannot reach {service} at {self.profile.endpoint(service)}: {exc}") from None
+            raise ApiError(0, "RequestFailed", f"the request to {service} at {self.profile.endpoint(service)} failed: {exc}") from None
         try:
             document = reply.json()
         except ValueError:

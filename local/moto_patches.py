@@ -21,7 +21,7 @@ import functools
 import threading
 from typing import Any, Callable
 
-_LOCK = threading.RLock()
+LOCK = threading.RLock()  # also taken by local.persistence around its writes
 _OPERATIONS = (
     "put_item", "update_item", "delete_item", "get_item", "query", "scan",
     "transact_write_items", "transact_get_items", "batch_write_item", "batch_get_item",
@@ -66,6 +66,22 @@ def refuse_parts_of_closed_uploads() -> None:
     S3Backend.upload_part = upload_part  # type: ignore[method-assign]
 
 
+def cache_module_list() -> None:
+    """Speed only: moto's server lists its own package directory (a ``stat`` per service, ~150) twice
+    per request to find the backend for a host; the list cannot change while it runs (idempotent)."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "_ipoc_cached", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        return modules
+
+    list_of_moto_modules._ipoc_cached = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+
+
 def apply_all() -> None:
     serialise_dynamodb_writes()
     serialise_s3_object_requests()
@@ -75,7 +91,7 @@ def apply_all() -> None:
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _LOCK:
+        with LOCK:
             return method(*args, **kwargs)
 
     wrapper._ipoc_serialised = True  # type: ignore[attr-defined]

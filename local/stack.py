@@ -1,26 +1,30 @@
-"""The embedded deployment: everything `ipoc local up` runs, in one process.
+"""The embedded deployment: everything `ipoc local up` runs.
 
-moto's server (S3, DynamoDB, the Step Functions interpreter), the tables and
-bucket the AWS deployment creates, the proxy attestation service, and CCFaaS,
-VaaS and the S3 streamer on the seed's ports, each behind the API Gateway
-adapter. The handlers are the same code that runs in Lambda: only their
-environment (``AWS_ENDPOINT_URL`` pointing at moto, the local backend) differs.
+The stack process serves the proxy attestation service and CCFaaS, VaaS and
+the S3 streamer on the seed's ports, each behind the API Gateway adapter; the
+local AWS (moto's server: S3, DynamoDB, the Step Functions interpreter, with
+the tables, buckets and workflow the AWS deployment creates) runs in a process
+of its own (``local.aws_server``, with the workflow's tasks and the reaper) and keeps its state under
+``$IPOC_HOME/local/state`` (``local.persistence``). The handlers are the same
+code that runs in Lambda: only their environment (``AWS_ENDPOINT_URL`` pointing
+at moto, the local backend) differs. At start, what a previous stack left
+running is ended (``local.reconcile``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import boto3
-import requests
 
 from ipoc.paths import ipoc_home
 from local.apigw import LOCAL_ADMIN, principal_arn
@@ -43,6 +47,8 @@ class StackConfig:
     runtime_port_min: int = 3014
     runtime_port_max: int = 3023
     reaper_interval: float = 10.0
+    fresh: bool = False  # delete the kept state before starting
+    api_workers: int = 0  # processes serving the APIs (0: threads of the stack process)
     home: Path = field(default_factory=ipoc_home)
 
     @property
@@ -57,9 +63,20 @@ class StackConfig:
     def state_file(self) -> Path:
         return self.local_dir / STATE_FILE
 
+    @property
+    def state_dir(self) -> Path:
+        return self.local_dir / "state"
+
 
 class PortInUse(RuntimeError):
     pass
+
+
+class StartFailed(RuntimeError):
+    """A part of the stack could not start; the message says which and why."""
+
+
+AWS_READY_TIMEOUT = 60.0
 
 
 TABLE_NAMES = {"functions": "ipoc-functions", "instances": "ipoc-instances", "slots": "ipoc-slots"}
@@ -80,15 +97,19 @@ class LocalStack:
         config.local_dir.mkdir(parents=True, exist_ok=True)
         self._check_ports()
         try:
-            self._start_moto()
-            self._create_resources()
             ca_pem = self._start_proxy()
             self._configure_handlers(ca_pem)
-            self._register_workflow()
-            self._start_apis()
-            self._start_reaper()
-            from lambdas.vaas.backends.local import start_pool
-            start_pool()  # IPOC_WARM_POOL runtimes attest in the background; stop_pool in stop()
+            aws = self._spawn_aws()
+            from local.reconcile import reconcile_records, stop_leftover_runtimes
+
+            self.reconciled: dict[str, Any] = {"stopped_runtimes": stop_leftover_runtimes(config.runtimes_dir)}
+            handlers = self._import_handlers()  # while the local AWS restores its state
+            self.aws_ready = self._wait_aws(aws)
+            from lambdas.shared.stores import InstanceStore, SlotStore
+
+            self.reconciled.update(reconcile_records(SlotStore(), InstanceStore()))
+            self._start_apis(handlers)  # forks the API workers: before this process starts any thread
+            self._serve_proxy()
         except BaseException:
             self.stop()
             raise
@@ -143,18 +164,10 @@ class LocalStack:
                 except OSError:
                     raise PortInUse(f"port {port} for {name} is in use; is a stack already running (ipoc local status)?") from None
 
-    def _start_moto(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        from local import moto_patches
-
-        moto_patches.apply_all()  # atomic conditional writes and safe concurrent PUTs, as in AWS
-        server = ThreadedMotoServer(ip_address=self.config.host, port=self.config.moto_port, verbose=False)
-        server.start()
-        self._stoppers.append(("moto", server.stop))
-        endpoint = f"http://{self.config.host}:{self.config.moto_port}"
-        # Step Functions executions run for real in moto's interpreter (the lifecycle workflow needs it).
-        requests.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10)
+    def _spawn_aws(self) -> subprocess.Popen[bytes]:
+        """Start the local AWS process (it restores the kept state); point this process's clients at it."""
+        config = self.config
+        endpoint = f"http://{config.host}:{config.moto_port}"
         os.environ.update({
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_ACCESS_KEY_ID": "local",
@@ -163,31 +176,58 @@ class LocalStack:
         })
         os.environ.pop("AWS_PROFILE", None)
         os.environ.pop("AWS_SESSION_TOKEN", None)
+        command = [
+            sys.executable, "-m", "local.aws_server", "--host", config.host, "--port", str(config.moto_port),
+            "--state-dir", str(config.state_dir), "--parent", str(os.getpid()),
+            "--tables", json.dumps(TABLE_NAMES), "--buckets", f"{ARTIFACTS_BUCKET},{INPUT_BUCKET}",
+            "--reaper-interval", str(config.reaper_interval),
+            *(["--fresh"] if config.fresh else []),
+        ]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self._stoppers.append(("local AWS", lambda: _terminate(process)))
+        return process
 
-    def _create_resources(self) -> None:
-        from lambdas.shared.tables import FUNCTIONS, INSTANCES, SLOTS
+    def _wait_aws(self, process: subprocess.Popen[bytes]) -> dict[str, Any]:
+        """The local AWS's ready line (or why it did not start)."""
+        assert process.stdout is not None
+        lines: list[bytes] = []
+        reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(AWS_READY_TIMEOUT)
+        line = lines[0] if lines else b""
+        try:
+            ready = json.loads(line)
+        except ValueError:
+            ready = {}
+        if not ready.get("ready"):
+            _terminate(process)
+            reason = ready.get("error") or (f"it exited with {process.returncode}; see the log above" if line or process.poll() is not None
+                                            else f"it did not answer within {AWS_READY_TIMEOUT:g} s")
+            raise StartFailed(f"the local AWS (moto) did not start: {reason}")
+        from lambdas.shared.config import settings
 
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        for spec in (FUNCTIONS, INSTANCES, SLOTS):
-            dynamodb.create_table(**spec.create_table_kwargs(TABLE_NAMES[spec.logical_name]))
-        s3 = boto3.client("s3", region_name=REGION)
-        for bucket in (ARTIFACTS_BUCKET, INPUT_BUCKET):
-            s3.create_bucket(Bucket=bucket)
+        self.state_machine_arn = os.environ["IPOC_STATE_MACHINE_ARN"] = ready["state_machine"]
+        settings.cache_clear()
+        return ready
 
     def _start_proxy(self) -> str:
         from runtime.attestation.service import make_server
 
         server = make_server(self.config.host, self.config.proxy_port, self.config.home / "attestation", self.config.home / "platform")
+        self._proxy = server
+        self._stoppers.append(("proxy attestation service", server.server_close))
+        return server.state.ca.certificate_pem
+
+    def _serve_proxy(self) -> None:
+        server = self._proxy
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="proxy")
         thread.start()
 
         def stop() -> None:
             server.shutdown()
-            server.server_close()
             thread.join(10)
 
-        self._stoppers.append(("proxy attestation service", stop))
-        return server.state.ca.certificate_pem
+        self._stoppers.append(("proxy attestation service thread", stop))
 
     def _configure_handlers(self, ca_pem: str) -> None:
         from lambdas.shared import aws
@@ -232,53 +272,41 @@ class LocalStack:
             new_identity("ipoc-program-load", days=3650).write(cert, key)
         return cert, key
 
-    def _register_workflow(self) -> None:
-        from local.workflow import register
+    @staticmethod
+    def _import_handlers() -> dict[str, Any]:
+        from local.powertools_patches import thread_local_requests
 
-        arn = register(boto3.client("iam", region_name=REGION), boto3.client("lambda", region_name=REGION),
-                       boto3.client("stepfunctions", region_name=REGION))
-        os.environ["IPOC_STATE_MACHINE_ARN"] = arn
-        self.state_machine_arn = arn
-
-    def _start_reaper(self) -> None:
-        from lambdas.ccfaas.lifecycle import Lifecycle
-        from lambdas.ccfaas.reaper import Reaper
-
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.wait(self.config.reaper_interval):
-                try:
-                    Reaper(Lifecycle.from_settings()).run()
-                except Exception:  # the next round tries again
-                    log.exception("reaper round failed")
-
-        thread = threading.Thread(target=loop, daemon=True, name="reaper")
-        thread.start()
-
-        def halt() -> None:
-            stop.set()
-            thread.join(30)
-
-        self._stoppers.append(("reaper", halt))
-
-    def _start_apis(self) -> None:
+        thread_local_requests()  # the adapter's threads are concurrent invocations, each with its own request
         from lambdas.ccfaas.handler import lambda_handler as ccfaas
-        from lambdas.openapi import api_document
         from lambdas.s3stream.handler import lambda_handler as s3stream
         from lambdas.vaas.handler import lambda_handler as vaas
+
+        return {"ccfaas": ccfaas, "vaas": vaas, "s3stream": s3stream}
+
+    def _start_apis(self, handlers: dict[str, Any]) -> None:
+        """Bind the three APIs here, then serve them from ``api_workers`` forked processes sharing the sockets.
+
+        Each process serves requests with threads (each thread's request its own:
+        ``local.powertools_patches``); several processes use every core. Forked after the
+        imports, a worker starts in milliseconds.
+        """
+        from lambdas.openapi import api_document
         from local.adapter import ApiServer
 
         config = self.config
-        for name, port, handler in (
-            ("ccfaas", config.ccfaas_port, ccfaas),
-            ("vaas", config.vaas_port, vaas),
-            ("s3stream", config.s3stream_port, s3stream),
-        ):
-            document = api_document(name)
-            server = ApiServer(config.host, port, name, handler, lambda document=document: document)
-            server.start()
-            self._stoppers.append((f"{name} API", server.stop))
+        servers = []
+        for name, port in (("ccfaas", config.ccfaas_port), ("vaas", config.vaas_port), ("s3stream", config.s3stream_port)):
+            document = functools.cache(functools.partial(api_document, name))  # built on first GET /openapi.json
+            server = ApiServer(config.host, port, name, handlers[name], document)
+            servers.append(server)
+            self._stoppers.append((f"{name} API socket", server.server_close))
+        if config.api_workers <= 0:
+            for server in servers:
+                server.start()
+                self._stoppers.append((f"{server.name} API", server.stop))
+            return
+        self.worker_pids = [_fork_worker(servers) for _ in range(config.api_workers)]
+        self._stoppers.append(("API workers", lambda: _stop_workers(self.worker_pids)))
 
     # -- description -------------------------------------------------------------
 
@@ -295,6 +323,11 @@ class LocalStack:
                 "proxy": f"{base}:{config.proxy_port}",
                 "aws": f"{base}:{config.moto_port}",
             },
+            "aws_pid": (getattr(self, "aws_ready", None) or {}).get("pid"),
+            "api_worker_pids": getattr(self, "worker_pids", []),
+            "state_dir": str(config.state_dir),
+            "restored": (getattr(self, "aws_ready", None) or {}).get("restored"),
+            "reconciled": getattr(self, "reconciled", None),
             "tables": dict(TABLE_NAMES),
             "state_machine": getattr(self, "state_machine_arn", None),
             "buckets": {"artifacts": ARTIFACTS_BUCKET, "inputs": INPUT_BUCKET},
@@ -305,6 +338,67 @@ class LocalStack:
         }
 
 
+def _fork_worker(servers: list[Any]) -> int:
+    """A process serving ``servers`` (already listening) until SIGTERM, or until the stack process dies."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:
+        import signal
+
+        from lambdas.shared import aws
+        from local.aws_server import die_with_parent
+
+        die_with_parent(parent)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the stack, which stops its workers
+        aws.reset()  # no connection pools shared with the parent
+        for server in servers:
+            server.start()
+        threading.Event().wait()
+    except BaseException:
+        log.exception("API worker %d failed", os.getpid())
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _stop_workers(pids: list[int], timeout: float = 10.0) -> None:
+    import signal
+
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while True:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            time.sleep(0.02)
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
 def read_state(home: Path | None = None) -> dict[str, Any] | None:
     """The running stack's description, or None when no stack is up (a stale file is ignored)."""
     path = (home or ipoc_home()) / "local" / STATE_FILE
@@ -313,7 +407,46 @@ def read_state(home: Path | None = None) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError):
         return None
     try:
-        os.kill(int(state["pid"]), 0)
-    except (OSError, KeyError, ValueError):
+        pid = int(state["pid"])
+    except (KeyError, TypeError, ValueError):
         return None
-    return state
+    return state if process_alive(pid) else None
+
+
+def process_alive(pid: int) -> bool:
+    """Alive and not a zombie (a killed stack stays a zombie until its parent reaps it)."""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stack_status(home: Path | None = None) -> tuple[str, str, dict[str, Any] | None]:
+    """("stopped" | "running" | "unhealthy", the reason, the stack's description when it has one)."""
+    from ipoc.wire.carrier import port_open
+
+    path = (home or ipoc_home()) / "local" / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        return "stopped", "no local stack is running", None
+    except (OSError, json.JSONDecodeError) as exc:
+        return "stopped", f"{path} is unreadable ({exc}); `ipoc local up` starts a stack", None
+    pid = state.get("pid")
+    if not isinstance(pid, int) or not process_alive(pid):
+        return "stopped", f"the stack process {pid} is gone (it crashed or was killed); `ipoc local up` starts it again", None
+    problems = []
+    aws_pid = state.get("aws_pid")
+    if isinstance(aws_pid, int) and not process_alive(aws_pid):
+        problems.append(f"the local AWS process {aws_pid} is gone")
+    for name, url in state.get("endpoints", {}).items():
+        host, _, port = url.rpartition("//")[2].rpartition(":")
+        if not port_open(host, int(port), timeout=1):
+            problems.append(f"{name} at {url} does not accept connections")
+    if problems:
+        return "unhealthy", "; ".join(problems) + "; `ipoc local down` then `ipoc local up` restarts it", state
+    return "running", f"pid {pid}, every endpoint answers", state

@@ -19,14 +19,19 @@ class Application:
         self.profile_name = profile
 
     def api(self) -> "Api":
-        """The HTTP client for the chosen profile (aborting with a clear line when there is none)."""
-        from client.api import Api
+        """The HTTP client for the chosen profile, aborting with one clear line when there is none or
+        when its local stack is not running (before the command starts anything)."""
+        from client.api import Api, Unreachable
         from client.profiles import ProfileError, load
 
         try:
-            return Api(load(self.profile_name))
+            api = Api(load(self.profile_name))
+            api.check_reachable()
         except ProfileError as exc:
             self.abort(str(exc))
+        except Unreachable as exc:
+            self.abort(exc.message)
+        return api
 
     def abort(self, message: str, code: int = 1) -> NoReturn:
         """Print one clear error line on stderr and exit with ``code``."""

@@ -28,11 +28,12 @@ def upload(app: "Application", file: Path, target: str, use_local: bool, endpoin
         raise click.BadParameter("expected s3://BUCKET/KEY", param_hint="TARGET")
     kwargs: dict[str, str] = {}
     if use_local:
+        from client.api import STACK_DOWN
         from local.stack import read_state
 
         state = read_state()
         if state is None:
-            app.abort("no local stack is running; start one with `ipoc local up --detach`")
+            app.abort(STACK_DOWN)
         kwargs = {"endpoint_url": state["endpoints"]["aws"], "region_name": "us-east-1",
                   "aws_access_key_id": "local", "aws_secret_access_key": "local"}
     elif endpoint_url:

@@ -22,7 +22,7 @@ def down(app: "Application") -> None:
     """Stop the local stack and every runtime it started. Safe to run when nothing is up."""
     from ipoc.paths import ipoc_home
     from lambdas.vaas.backends.local import running_ports, stop_pool, stop_runtime
-    from local.stack import read_state
+    from local.stack import process_alive, read_state
 
     state = read_state()
     home = Path(state["home"]) if state else ipoc_home()
@@ -30,9 +30,9 @@ def down(app: "Application") -> None:
         pid = int(state["pid"])
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and process_alive(pid):
             time.sleep(0.05)
-        if _alive(pid):
+        if process_alive(pid):
             app.terminal.display_warning(f"the stack (pid {pid}) did not stop in {STOP_TIMEOUT:g} s; killing it")
             os.kill(pid, signal.SIGKILL)
     runtimes = home / "local" / "runtimes"
@@ -46,13 +46,3 @@ def down(app: "Application") -> None:
     else:
         app.terminal.display_success("Local stack stopped.")
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie (our detached child, not yet reaped) counts as stopped
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -11,24 +11,30 @@ if TYPE_CHECKING:
     from client.cli.application import Application
 
 
-@click.command(short_help="Show the local stack")
+@click.command(short_help="Show whether the local stack is running")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_obj
 def status(app: "Application", as_json: bool) -> None:
-    """Show the local stack's endpoints, tables, buckets and running runtimes; exit 1 if it is not running."""
+    """Say whether the local stack is running, stopped or unhealthy (and why), with its endpoints, tables,
+    buckets and running runtimes; exit 1 unless it is running."""
     from lambdas.vaas.backends.local import running_ports
-    from local.stack import read_state
+    from local.stack import stack_status
 
-    state = read_state()
+    condition, reason, state = stack_status()
     if state is None:
         if as_json:
-            app.terminal.display_json({"running": False})
+            app.terminal.display_json({"status": condition, "running": False, "reason": reason})
             raise SystemExit(1)
-        app.abort("no local stack is running; start one with `ipoc local up --detach`")
+        app.abort(f"local stack stopped: {reason}")
     runtimes = running_ports(Path(state["home"]) / "local" / "runtimes")
     if as_json:
-        app.terminal.display_json({"running": True, **state, "running_runtimes": runtimes})
+        app.terminal.display_json({"status": condition, "running": condition == "running", "reason": reason, **state,
+                                   "running_runtimes": runtimes})
+        if condition != "running":
+            raise SystemExit(1)
         return
+    if condition != "running":
+        app.abort(f"local stack unhealthy: {reason}")
     from client.cli.local.up import show_endpoints
 
     show_endpoints(app, state)
@@ -36,4 +42,4 @@ def status(app: "Application", as_json: bool) -> None:
         "Tables", ["Table", "Name"], [[k, v] for k, v in state["tables"].items()]
     )
     app.terminal.display(f"Running runtimes: {', '.join(map(str, runtimes)) if runtimes else 'none'}")
-    app.terminal.display(f"Stack pid {state['pid']}, started {state['started_at']}, state in {state['home']}")
+    app.terminal.display(f"Local stack running: pid {state['pid']}, started {state['started_at']}, state in {state.get('state_dir', state['home'])}")

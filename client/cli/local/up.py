@@ -36,38 +36,45 @@ def _port_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple
               help="Port range of runtime slots (one instance per port).")
 @click.option("--reaper-interval", default=10.0, show_default=True, type=click.FloatRange(min=0.5),
               help="Seconds between reaper rounds (dead runtimes, expired TTLs).")
+@click.option("--api-workers", default=0, show_default=True, type=click.IntRange(0, 64),
+              help="Processes serving the APIs (0: the stack process itself).")
+@click.option("--fresh", is_flag=True,
+              help="Start empty: delete the kept functions, artifacts and instance records first (identities and the CA stay).")
 @click.pass_obj
 def up(app: "Application", detach: bool, ccfaas_port: int, vaas_port: int, s3stream_port: int, proxy_port: int,
-       aws_port: int, runtime_ports: tuple[int, int], reaper_interval: float) -> None:
+       aws_port: int, runtime_ports: tuple[int, int], reaper_interval: float, api_workers: int, fresh: bool) -> None:
     """Start the local stack; it runs until Ctrl-C, SIGTERM or `ipoc local down`.
 
+    Functions, artifacts and instance records are kept under
+    $IPOC_HOME/local/state and survive `ipoc local down`/`up` and a crash;
+    instances that were live end FAILED ("the local stack restarted").
     Handlers are the Lambda code itself, invoked with the events API Gateway
     would send; the local user is an administrator (send another name in the
     X-Ipoc-Local-User header to act as someone else).
     """
     from ipoc.paths import ipoc_home
-    from local.stack import LocalStack, PortInUse, StackConfig, read_state
+    from local.stack import LocalStack, PortInUse, StackConfig, StartFailed, read_state
 
     running = read_state()
     if running is not None:
         app.abort(f"a local stack is already running (pid {running['pid']}); `ipoc local down` stops it")
     options = ["--ccfaas-port", str(ccfaas_port), "--vaas-port", str(vaas_port), "--s3stream-port", str(s3stream_port),
                "--proxy-port", str(proxy_port), "--aws-port", str(aws_port), "--runtime-ports", f"{runtime_ports[0]}-{runtime_ports[1]}",
-               "--reaper-interval", str(reaper_interval)]
+               "--reaper-interval", str(reaper_interval), "--api-workers", str(api_workers), *(["--fresh"] if fresh else [])]
     if detach:
         _detach(app, options, ipoc_home())
         return
     config = StackConfig(
         ccfaas_port=ccfaas_port, vaas_port=vaas_port, s3stream_port=s3stream_port, proxy_port=proxy_port,
         moto_port=aws_port, runtime_port_min=runtime_ports[0], runtime_port_max=runtime_ports[1],
-        reaper_interval=reaper_interval,
+        reaper_interval=reaper_interval, fresh=fresh, api_workers=api_workers,
     )
     app.configure_logging()
     stack = LocalStack(config)
     try:
         with app.terminal.status("Starting the local stack"):
             description = stack.start()
-    except PortInUse as exc:
+    except (PortInUse, StartFailed) as exc:
         app.abort(str(exc))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stack.request_stop())
@@ -89,7 +96,7 @@ def _detach(app: "Application", options: list[str], home: Any) -> None:
 
     log_path = home / "local" / "stack.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:  # appended: the log of a stack that crashed stays readable
         child = subprocess.Popen(
             [sys.executable, "-m", "client", "local", "up", *options],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
