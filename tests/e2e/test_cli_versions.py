@@ -41,11 +41,11 @@ def test_publish_pin_roll_back_and_delete_a_version(stack, tmp_path):
     (work / "function.json").write_text(json.dumps(policy))
     camera = tmp_path / "camera"
     assert ipoc(stack, "camera", "encrypt", str(vod.carphone()), "--out", str(camera / "in.y4m"), "--max-frames", "2").returncode == 0
-    assert ipoc(stack, "camera", "upload", str(camera / "in.y4m"), "s3://ipoc-local-inputs/v/in.y4m", "--local").returncode == 0
+    assert ipoc(stack, "camera", "upload", str(camera / "in.y4m"), "s3://ipoc-local-inputs/users/local-admin/v/in.y4m", "--local").returncode == 0
 
     def run(reference: str, instance_id: str, *extra: str) -> str:
         out = tmp_path / instance_id
-        result = ipoc(stack, "run", reference, "--input", "s3://ipoc-local-inputs/v/in.y4m", "--key", str(camera / "in.y4m.key"),
+        result = ipoc(stack, "run", reference, "--input", "s3://ipoc-local-inputs/users/local-admin/v/in.y4m", "--key", str(camera / "in.y4m.key"),
                       "--iv", str(camera / "in.y4m.iv"), "--out", str(out), "--instance-id", instance_id, *extra)
         assert result.returncode == 0, result.stderr
         assert "2 frames analysed" in result.stdout

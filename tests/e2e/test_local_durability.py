@@ -37,7 +37,9 @@ class Stack:
         base = free_port_range(5 + SLOTS)
         self.ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
         self.runtime_ports = f"{base + 5}-{base + 4 + SLOTS}"
-        self.env = {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml")}
+        # No warm pool: every runtime found after a restart must then be an orphan of the killed stack (the warm
+        # pool's own kill and restart paths are tests/e2e/test_warm_pool_stack.py's).
+        self.env = {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml"), "IPOC_WARM_POOL": "0"}
         self.url = {k: f"http://127.0.0.1:{p}" for k, p in self.ports.items()}
 
     def up(self, *extra: str, check: bool = True) -> Any:
@@ -140,7 +142,7 @@ def test_kill_9_at_a_lifecycle_moment_then_up_reconciles(stack, ids, echo_wasm, 
     and a new instance becomes READY."""
     register_echo(stack, "echo_crash", echo_wasm)
     ccfaas = stack.url["ccfaas"]
-    accepted = requests.post(f"{ccfaas}/instance", json=user_policy("echo_crash", "crash-1", ids), headers=ALICE, timeout=30)
+    accepted = requests.post(f"{ccfaas}/instance?wait=0", json=user_policy("echo_crash", "crash-1", ids), headers=ALICE, timeout=30)
     assert accepted.status_code == 202, accepted.text
     if moment != "accepted":
         wait_until(lambda: instance(stack, "crash-1")["status"] == "READY", timeout=60, what="READY")
@@ -162,7 +164,7 @@ def test_kill_9_at_a_lifecycle_moment_then_up_reconciles(stack, ids, echo_wasm, 
     if record["status"] == "FAILED":
         assert record["reason"] == RESTART_REASON
     assert requests.get(f"{ccfaas}/function/echo_crash/status", timeout=30).json()["loaded"] is True
-    assert requests.post(f"{ccfaas}/instance", json=user_policy("echo_crash", "crash-2", ids), headers=ALICE, timeout=30).status_code == 202
+    assert requests.post(f"{ccfaas}/instance?wait=0", json=user_policy("echo_crash", "crash-2", ids), headers=ALICE, timeout=30).status_code == 202
     ready = wait_until(lambda: instance(stack, "crash-2")["status"] in ("READY", "FAILED") and instance(stack, "crash-2"),
                        timeout=60, what="the new instance")
     assert ready["status"] == "READY", ready.get("reason")
@@ -258,7 +260,7 @@ def test_a_runtime_its_user_shut_down_is_released_by_the_stack_reaper(stack, ids
 
     register_echo(stack, "echo_done", echo_wasm)
     ccfaas = stack.url["ccfaas"]
-    assert requests.post(f"{ccfaas}/instance", json=user_policy("echo_done", "done-1", ids), headers=ALICE, timeout=30).status_code == 202
+    assert requests.post(f"{ccfaas}/instance?wait=0", json=user_policy("echo_done", "done-1", ids), headers=ALICE, timeout=30).status_code == 202
     ready = wait_until(lambda: instance(stack, "done-1")["status"] in ("READY", "FAILED") and instance(stack, "done-1"),
                        timeout=60, what="READY")
     assert ready["status"] == "READY", ready.get("reason")

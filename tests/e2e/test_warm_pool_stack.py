@@ -1,8 +1,12 @@
 """The warm pool in `ipoc local up` (a detached subprocess, real runtimes, moto's server): an instance is served
-by a runtime started ahead, and no runtime outlives the stack, whether it is stopped or killed."""
+by a runtime started ahead, and no runtime outlives the stack, whether it is stopped or killed.
+
+The pool lives in the local AWS process, beside the workflow's Allocate task that takes from it, so instances
+are created as users create them: through CCFaaS and the lifecycle workflow."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -42,20 +46,33 @@ def up(tmp_path: Path) -> dict[str, Any]:
     )
     assert started.returncode == 0, started.stderr
     state = json.loads(processes.run(["local", "status", "--json"], env=env).stdout)
-    return {"env": env, "home": home, "pid": int(state["pid"]), "vaas": f"http://127.0.0.1:{ports['vaas']}"}
+    return {"env": env, "home": home, "pid": int(state["pid"]), "ccfaas": f"http://127.0.0.1:{ports['ccfaas']}"}
+
+
+def register_echo(ccfaas: str, echo_wasm: bytes) -> None:
+    assert requests.post(f"{ccfaas}/function", json=P.echo_function("echo", echo_wasm), timeout=30).status_code == 201
+    segment = base64.b64encode(P.ECHO.encode()).decode()
+    assert requests.post(f"{ccfaas}/function/echo/program/{segment}", data=echo_wasm, timeout=30).status_code == 201
+
+
+def create_ready(ccfaas: str, name: str, ids) -> str:  # type: ignore[no-untyped-def]
+    """An instance through CCFaaS, waited for until READY (the original's 200); its exact policy text."""
+    body = {"function": "echo", "instanceid": name, "identities": [{"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+    created = requests.post(f"{ccfaas}/instance", json=body, timeout=60)
+    assert created.status_code == 200, created.text
+    return created.json()["policy"]
 
 
 def warm_pids(home: Path) -> set[int]:
     return {pid for pid, cmdline in runtimes_of(home).items() if "--warm" in cmdline}
 
 
-def test_a_stack_serves_from_its_pool_and_down_leaves_no_runtime(tmp_path, ids):
+def test_a_stack_serves_from_its_pool_and_down_leaves_no_runtime(tmp_path, ids, echo_wasm):
     stack = up(tmp_path)
     try:
+        register_echo(stack["ccfaas"], echo_wasm)
         [warm] = wait_until(lambda: warm_pids(stack["home"]) or None, timeout=60, what="a warm runtime")
-        created = requests.post(f"{stack['vaas']}/veracruz", json=P.vaas_policy([(ids.user, P.USER_RIGHTS)]), timeout=60)
-        assert created.status_code == 201, created.text
-        policy = created.json()["policy"]
+        policy = create_ready(stack["ccfaas"], "pooled", ids)
         port = json.loads(policy)["veracruz_server_url"].rsplit(":", 1)[1]
         assert int((stack["home"] / "local" / "runtimes" / port / "pid").read_text()) == warm
         with VeracruzClient(policy, ids.user.certificate, ids.user.private_key) as client:
@@ -67,12 +84,12 @@ def test_a_stack_serves_from_its_pool_and_down_leaves_no_runtime(tmp_path, ids):
     assert runtimes_of(stack["home"]) == {}
 
 
-def test_killing_the_stack_ends_its_waiting_runtimes_and_down_the_rest(tmp_path, ids):
+def test_killing_the_stack_ends_its_waiting_runtimes_and_down_the_rest(tmp_path, ids, echo_wasm):
     stack = up(tmp_path)
     try:
+        register_echo(stack["ccfaas"], echo_wasm)
         waiting = wait_until(lambda: warm_pids(stack["home"]) or None, timeout=60, what="a warm runtime")
-        created = requests.post(f"{stack['vaas']}/veracruz", json=P.vaas_policy([(ids.user, P.USER_RIGHTS)]), timeout=60)
-        assert created.status_code == 201, created.text
+        create_ready(stack["ccfaas"], "pooled", ids)
         refilled = wait_until(lambda: warm_pids(stack["home"]) - waiting or None, timeout=60, what="the pool to refill")
         # WHEN the stack process dies without stopping anything
         os.kill(stack["pid"], signal.SIGKILL)
