@@ -41,6 +41,7 @@ from ipoc.wire.framing import FrameDecoder, frame
 from ipoc.wire.tls import server_context
 from runtime import SIMULATION_NOTICE
 from runtime.evidence import PLATFORMS, evidence_request
+from runtime.http_body import BODY_TIMEOUT, declared_length, read_body
 from runtime.manager import RuntimeManager
 from runtime.refusal import Refused
 
@@ -57,7 +58,6 @@ CSR_SUBJECT = x509.Name(
     ]
 )
 DEFAULT_TIME_LIMIT = 600.0
-BODY_TIMEOUT = 60.0  # seconds a connection may stay silent in the middle of a request
 
 
 class StartupError(Exception):
@@ -164,11 +164,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/runtime_manager":
             self._reply(404, f"no route POST {self.path}")
             return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
+        length = declared_length(self.headers)
+        if length is None:
             self.close_connection = True
             self._reply(400, "InvalidRequest: Content-Length must be a non-negative integer")
             return
@@ -179,14 +176,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._linger(min(length, MAX_BODY))
             return
         # A client that stops sending mid-body frees its thread (idle keep-alive connections stay open).
-        self.connection.settimeout(BODY_TIMEOUT)
-        try:
-            body = self.rfile.read(length)
-        except TimeoutError:
-            body = b""
-        finally:
-            self.connection.settimeout(None)
-        if len(body) < length:
+        body = read_body(self.connection, self.rfile, length, BODY_TIMEOUT)
+        if body is None:
             self.close_connection = True
             return  # the client went away (or stalled) mid-body
         try:

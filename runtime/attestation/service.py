@@ -36,6 +36,7 @@ from ipoc.wire.framing import FrameDecoder, frame
 from runtime.attestation.ca import CertificateAuthority, CsrError
 from runtime.attestation.nitro import NitroTrust, authenticate, enclave_evidence
 from runtime.evidence import EvidenceError, SimulatedNsm, ensure_platform_key, verify_token
+from runtime.http_body import BODY_TIMEOUT, declared_length, read_body
 
 log = logging.getLogger(__name__)
 
@@ -191,11 +192,17 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # replies go out at once: no delayed-ACK stalls per post
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._reply(413, AttestationRefused(413, f"request body over {MAX_BODY} bytes").body(), "application/json")
+        length = declared_length(self.headers)
+        if length is None or length > MAX_BODY:
+            self.close_connection = True  # the body is never read
+            refusal = (AttestationRefused(400, "Content-Length must be a non-negative integer") if length is None
+                       else AttestationRefused(413, f"request body over {MAX_BODY} bytes"))
+            self._reply(refusal.status, refusal.body(), "application/json")
             return
-        body = self.rfile.read(length)
+        body = read_body(self.connection, self.rfile, length, BODY_TIMEOUT)
+        if body is None:
+            self.close_connection = True
+            return  # the client went away (or stalled) mid-body
         state = self.server.state
         try:
             if self.path == "/Start":

@@ -1,0 +1,31 @@
+"""Reading a request body by its Content-Length, shared by the runtime and the proxy attestation service.
+
+Both face untrusted clients (in AWS the proxy is reachable from the runtime pods, which the Nitro model
+does not trust): a body is refused on its header before a byte is read, and a client that stalls
+mid-body frees its thread.
+"""
+
+from __future__ import annotations
+
+import socket
+from email.message import Message
+
+BODY_TIMEOUT = 60.0  # seconds a connection may stay silent in the middle of a request
+
+
+def declared_length(headers: Message) -> int | None:
+    """The Content-Length as a non-negative integer (0 when absent); None when malformed or negative."""
+    raw = (headers.get("Content-Length") or "0").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+def read_body(connection: socket.socket, rfile, length: int, timeout: float) -> bytes | None:  # type: ignore[no-untyped-def]
+    """Exactly ``length`` bytes, or None when the client went away or stalled for ``timeout`` seconds."""
+    connection.settimeout(timeout)
+    try:
+        body = rfile.read(length)
+    except (TimeoutError, ConnectionError):
+        return None
+    finally:
+        connection.settimeout(None)
+    return body if len(body) == length else None
