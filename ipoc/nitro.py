@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import io
+import reprlib
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any
@@ -51,6 +52,7 @@ PCR_LENGTHS = (32, 48, 64)
 MAX_CERT = 1024
 MAX_OPTIONAL = 1024
 MAX_PCRS = 32
+MAX_TIMESTAMP_MS = int(_dt.datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=_dt.timezone.utc).timestamp() * 1000)  # the last a datetime shows
 MANDATORY = ("module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle")
 # The checks, in the order they run; a report lists each one's verdict.
 CHECKS = ("structure", "algorithm", "payload", "root", "chain", "validity", "key_usage", "signature")
@@ -183,9 +185,18 @@ def _envelope(data: bytes) -> _Envelope:
 def _check_algorithm(envelope: _Envelope) -> None:
     header = _loads_exact(envelope.protected, "the protected header", "algorithm") if envelope.protected else {}
     if not isinstance(header, dict) or header.get(1) != ES384:
-        raise AttestationError("algorithm", f"the protected header must name alg ES384 (-35), got {header!r}")
+        raise AttestationError("algorithm", f"the protected header must name alg ES384 (-35), got {_shown(header)}")
     if len(envelope.signature) != 96:
         raise AttestationError("algorithm", f"an ES384 signature is 96 bytes (r||s), got {len(envelope.signature)}")
+
+
+def _shown(value: Any) -> str:
+    """A short repr of an attacker's value for an error message; never raises (Python refuses to print an
+    integer of more than 4,300 digits, which a CBOR bignum can carry)."""
+    try:
+        return reprlib.repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} too large to show"
 
 
 def _bstr(payload: dict[str, Any], key: str, low: int, high: int) -> bytes:
@@ -220,16 +231,17 @@ def _decode_payload(raw: bytes) -> AttestationDocument:
     if not isinstance(module_id, str) or not module_id:
         raise AttestationError("payload", "module_id must be non-empty text")
     if payload["digest"] != "SHA384":
-        raise AttestationError("payload", f"digest must be \"SHA384\", got {payload['digest']!r}")
+        raise AttestationError("payload", f"digest must be \"SHA384\", got {_shown(payload['digest'])}")
     timestamp = payload["timestamp"]
-    if type(timestamp) is not int or not 0 < timestamp < 1 << 64:
-        raise AttestationError("payload", "timestamp must be a positive uint64 (milliseconds since the epoch)")
+    if type(timestamp) is not int or not 0 < timestamp <= MAX_TIMESTAMP_MS:
+        raise AttestationError("payload", "timestamp must be a positive uint64 of milliseconds since the epoch, "
+                                          "before the year 10000")
     pcrs = payload["pcrs"]
     if not isinstance(pcrs, dict) or not 1 <= len(pcrs) <= MAX_PCRS:
         raise AttestationError("payload", f"pcrs must be a map of 1..{MAX_PCRS} entries")
     for index, value in pcrs.items():
         if type(index) is not int or not 0 <= index < MAX_PCRS:
-            raise AttestationError("payload", f"PCR index {index!r} is not an integer in 0..{MAX_PCRS - 1}")
+            raise AttestationError("payload", f"PCR index {_shown(index)} is not an integer in 0..{MAX_PCRS - 1}")
         if not isinstance(value, bytes) or len(value) not in PCR_LENGTHS:
             raise AttestationError("payload", f"PCR{index} must be a byte string of 32, 48 or 64 bytes")
     bundle = payload["cabundle"]

@@ -153,11 +153,22 @@ def test_other_cose_tag_is_refused(nsm):
         ({"cabundle": []}, "cabundle must be a non-empty"),
         ({"nonce": "text"}, "nonce must be a byte string"),
         ({"user_data": b"u" * 1025}, "user_data must be a byte string of 0..1024"),
+        # hostile CBOR: a bignum Python refuses to print, a timestamp no date can show (both crashed the verifier)
+        ({"digest": 10**5000}, "got a int too large to show"),
+        ({"pcrs": {10**5000: b"\0" * 48}}, "PCR index a int too large to show"),
+        ({"timestamp": (1 << 64) - 1}, "timestamp must be"),
     ],
 )
 def test_malformed_payload_fields_are_refused(nsm, overrides, reason):
     error = refusal(nsm.attestation_document(pcrs=PCRS, payload_overrides=overrides), nsm.root)
     assert error.check == "payload" and reason in error.reason
+
+
+def test_a_refused_hostile_document_still_reports_as_json(nsm):
+    """`ipoc attestation verify --json` on a document whose timestamp no date can show: a report, not a crash."""
+    report = nitro.check_document(nsm.attestation_document(pcrs=PCRS, payload_overrides={"timestamp": (1 << 64) - 1}),
+                                  root=nsm.root)
+    assert json.loads(json.dumps(report.to_json()))["valid"] is False
 
 
 def test_missing_field_is_named(nsm):
