@@ -24,6 +24,23 @@ MAX_RAW_PER_POST = ((MAX_BODY - 64) // 4) * 3
 DEFAULT_PIPELINE = 8
 Buffer = bytes | bytearray | memoryview
 _MAX_LINE, _MAX_HEADERS = 65536, 100
+# The largest reply read: a whole file of the enclave's (2 GiB by default) as base64 TLS records, with room.
+# A reply is read as it arrives, never allocated from its announced length (which a hostile server picks).
+MAX_REPLY = 4 << 30
+_READ_STEP = 1 << 20
+
+
+def _read_up_to(reader: io.BufferedReader, length: int) -> bytes:
+    """At most ``length`` bytes, fewer when the stream ends first; memory grows with what was received."""
+    if length <= _READ_STEP:
+        return reader.read(length)
+    received = bytearray()
+    while len(received) < length:
+        piece = reader.read(min(_READ_STEP, length - len(received)))
+        if not piece:
+            break
+        received += piece
+    return bytes(received)
 
 
 class CarrierError(Exception):
@@ -182,12 +199,16 @@ class HttpCarrier:
         if headers.get(b"transfer-encoding", b"identity") != b"identity":
             payload = self._read_chunked(reader)
         elif b"content-length" in headers:
-            length = int(headers[b"content-length"])
-            payload = reader.read(length)
-            if len(payload) < length:
-                raise http.client.IncompleteRead(payload, length - len(payload))
+            raw_length = headers[b"content-length"]
+            if not raw_length.isdigit() or int(raw_length) > MAX_REPLY:
+                raise http.client.HTTPException(f"the runtime's reply announces a Content-Length of {raw_length[:40]!r}")
+            payload = _read_up_to(reader, int(raw_length))
+            if len(payload) < int(raw_length):
+                raise http.client.IncompleteRead(payload, int(raw_length) - len(payload))
         else:  # no length: the body ends with the connection
-            payload, close = reader.read(), True
+            payload, close = _read_up_to(reader, MAX_REPLY + 1), True
+            if len(payload) > MAX_REPLY:
+                raise http.client.HTTPException(f"the runtime's reply runs past {MAX_REPLY} bytes")
         if close:
             self.close()
         return status, payload
@@ -201,7 +222,9 @@ class HttpCarrier:
                 while reader.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return b"".join(pieces)
-            piece = reader.read(size)
+            if size > MAX_REPLY - sum(len(p) for p in pieces):
+                raise http.client.HTTPException(f"the runtime's chunked reply runs past {MAX_REPLY} bytes")
+            piece = _read_up_to(reader, size)
             if len(piece) < size:
                 raise http.client.IncompleteRead(piece, size - len(piece))
             pieces.append(piece)

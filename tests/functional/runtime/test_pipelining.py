@@ -174,3 +174,17 @@ def test_a_window_of_one_sends_each_post_after_the_previous_reply(serve):
     finally:
         carrier.close()
     assert server.overlapped == [False, False, False]
+
+
+@pytest.mark.parametrize("header", [b"Content-Length: 1000000000000000", b"Content-Length: -1", b"Content-Length: lots"])
+def test_a_reply_length_the_server_made_up_is_a_carrier_error(serve, header):
+    """Before the runtime is authenticated its replies are a stranger's: a huge announced length must not be
+    allocated (it was: MemoryError escaped the carrier, and the client kept the session), a negative one must
+    not read to the end of the stream."""
+    server = serve(echo, raw=lambda n, body: (b"HTTP/1.1 200 OK\r\n" + header + b"\r\n\r\n7 AAAA", False))
+    carrier = HttpCarrier(server.url, timeout=5)
+    try:
+        with pytest.raises(CarrierError):
+            carrier.exchange_all(7, [b"x"])
+    finally:
+        carrier.close()
