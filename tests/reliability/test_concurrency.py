@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import requests
 
-from tests.e2e.conftest import SLOTS
+from tests.support.local_stack import SLOTS
 from tests.reliability.tally import TALLY
 from tests.support import policies as P
 from tests.support import processes
