@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import threading
 
@@ -12,24 +11,8 @@ import requests
 from moto import mock_aws
 
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
-from tests.support import seed
+from tests.support.seed import CFG, NAMES, PROGRAM, WEIGHTS, small_function
 from tests.support.aws import b64, call, configure
-
-PROGRAM = b"\0asm fake detector"
-NAMES = b"person\nbicycle\ncar\n"
-CFG = b"[net]\nwidth=416\n"
-WEIGHTS = bytes(range(256)) * 64
-
-
-def small_function(name: str = "vod_small") -> dict:
-    """The seed's vod_small registration, with hashes of small stand-in files."""
-    policy = copy.deepcopy(seed.load("function_vod.json"))
-    policy["function"] = name
-    policy["programs"][0]["pi_hash"] = hashlib.sha256(PROGRAM).hexdigest()
-    for entry, content in zip(policy["data_files"], (NAMES, CFG, WEIGHTS)):
-        entry["pi_hash"] = hashlib.sha256(content).hexdigest()
-    return policy
-
 
 @pytest.fixture
 def aws(monkeypatch):
