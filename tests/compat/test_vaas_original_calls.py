@@ -13,9 +13,9 @@ import json
 
 from lambdas.vaas.backends.local import running_ports
 from lambdas.vaas.handler import lambda_handler as vaas
-from tests.functional.lambdas.test_vaas import aws  # noqa: F401  (the VaaS-over-moto fixture)
 from tests.support import policies as P
 from tests.support.aws import call
+from tests.support.vaas import aws  # noqa: F401  (the VaaS-over-moto fixture)
 
 
 def test_original_style_delete_with_instance_id_ccfaas(aws, ids):  # noqa: F811

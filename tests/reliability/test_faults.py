@@ -20,7 +20,7 @@ from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
 from lambdas.shared.config import settings
 from lambdas.vaas.backends import manifests as M
-from tests.functional.lambdas.test_vaas_kubernetes import LABELS, NAMESPACE, POLICY, backend_for, kubelet, read
+from tests.support.kmock_backend import LABELS, NAMESPACE, POLICY, backend_for, kubelet, read
 from tests.support.lifecycle import leaks
 from tests.reliability.tally import TALLY
 from tests.support import policies as P

@@ -14,7 +14,7 @@ import pytest
 from ipoc import errors
 from ipoc import rights as R
 from ipoc.client import VeracruzClient
-from tests.functional.runtime.test_rights_matrix import CASES, matrix  # noqa: F401  (the runtime fixture)
+from tests.support.rights_matrix import CASES, matrix  # noqa: F401  (the runtime fixture)
 from tests.reliability.tally import TALLY
 
 

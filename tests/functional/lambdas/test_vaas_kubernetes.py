@@ -16,67 +16,14 @@ import boto3
 import kubernetes_validate
 import pytest
 from kubernetes import client as k8s
-from kubernetes.client.rest import ApiException
 
 from ipoc.errors import DependencyFailed
 from lambdas.vaas.backends import Infrastructure
 from lambdas.vaas.backends import manifests as M
-from lambdas.vaas.backends.kubernetes import KubernetesBackend, eks_token
+from lambdas.vaas.backends.kubernetes import eks_token
+from tests.support.kmock_backend import LABELS, NAMESPACE, POLICY, SPEC, backend_for, kubelet, read
 
 K8S_VERSION = "1.33"
-NAMESPACE = "veracruz"
-SPEC = M.RuntimeSpec(namespace=NAMESPACE, image="veracruz/veracruz-nitro:v1.3.3", endpoint_host="ec2-1-2-3-4.compute.amazonaws.com",
-                     pod_mib=500, cpu_millis=1000)
-POLICY = json.dumps({"max_memory_mib": 2000, "veracruz_server_url": "ec2-1-2-3-4.compute.amazonaws.com:3014"}, indent=4)
-LABELS = {"veracruz-nitro": "server", "veracruz-hash": "a" * 59, "veracruz-id": "CCFaaS"}
-
-
-def api_factory(url: str):
-    def make() -> k8s.ApiClient:
-        configuration = k8s.Configuration()
-        configuration.host = url.rstrip("/")
-        return k8s.ApiClient(configuration)
-
-    return make
-
-
-def backend_for(kmock, **overrides) -> KubernetesBackend:
-    options = dict(pod_ip_timeout=10.0, poll_interval=0.05)
-    options.update(overrides)
-    return KubernetesBackend(
-        api_client=api_factory(str(kmock.url)), spec=SPEC,
-        infra=Infrastructure(proxy_url="proxy:3010", proxy_cert="", runtime_hash="00" * 32, platform="nitro",
-                             endpoint_host=SPEC.endpoint_host),
-        **options,
-    )
-
-
-async def kubelet(kmock, name: str, ip: str = "10.0.3.7") -> None:
-    """Give the pod an address once it exists, as the kubelet would."""
-    core = k8s.CoreV1Api(api_factory(str(kmock.url))())
-    for _ in range(400):
-        try:
-            await asyncio.to_thread(core.patch_namespaced_pod_status, name, NAMESPACE, {"status": {"podIP": ip, "phase": "Running"}})
-            return
-        except ApiException:
-            await asyncio.sleep(0.02)
-
-
-def read(kmock, kind: str, name: str):
-    api = api_factory(str(kmock.url))()
-    readers = {
-        "ConfigMap": lambda: k8s.CoreV1Api(api).read_namespaced_config_map(name, NAMESPACE),
-        "Pod": lambda: k8s.CoreV1Api(api).read_namespaced_pod(name, NAMESPACE),
-        "EndpointSlice": lambda: k8s.DiscoveryV1Api(api).read_namespaced_endpoint_slice(name, NAMESPACE),
-    }
-    try:
-        return readers[kind]()
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
 @pytest.mark.parametrize("builder", ["configmap", "pod", "endpoint_slice"])
 def test_manifests_validate_against_the_kubernetes_schema(builder):
     manifest = getattr(M, builder)(SPEC, 3014, LABELS, "10.0.0.1" if builder == "endpoint_slice" else POLICY)
