@@ -11,7 +11,7 @@ import json
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from lambdas.vaas.backends import Infrastructure
+from lambdas.vaas.backends import RuntimeSetup
 from lambdas.vaas.backends import manifests as M
 from lambdas.vaas.backends.kubernetes import KubernetesBackend
 
@@ -36,7 +36,7 @@ def backend_for(kmock, **overrides) -> KubernetesBackend:
     options.update(overrides)
     return KubernetesBackend(
         api_client=api_factory(str(kmock.url)), spec=SPEC,
-        infra=Infrastructure(proxy_url="proxy:3010", proxy_cert="", runtime_hash="00" * 32, platform="nitro",
+        setup=RuntimeSetup(proxy_url="proxy:3010", proxy_cert="", runtime_hash="00" * 32, platform="nitro",
                              endpoint_host=SPEC.endpoint_host),
         **options,
     )

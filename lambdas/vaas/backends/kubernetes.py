@@ -24,7 +24,7 @@ from ipoc.certs import write_private
 from ipoc.errors import DependencyFailed
 from lambdas.shared.config import settings
 from lambdas.shared.identity import secret_text
-from lambdas.vaas.backends import Infrastructure, RuntimeBackend
+from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup
 from lambdas.vaas.backends import manifests as M
 
 TOKEN_PREFIX = "k8s-aws-v1."
@@ -72,7 +72,7 @@ def eks_api_client(host: str, ca_file: str, cluster_name: str) -> k8s.ApiClient:
 class KubernetesBackend(RuntimeBackend):
     api_client: Callable[[], k8s.ApiClient]
     spec: M.RuntimeSpec
-    infra: Infrastructure
+    setup: RuntimeSetup
     pod_ip_timeout: float = 30.0
     poll_interval: float = 0.5
 
@@ -91,15 +91,15 @@ class KubernetesBackend(RuntimeBackend):
                 namespace=config.kube_namespace, image=config.runtime_image, endpoint_host=config.endpoint_host,
                 pod_mib=config.runtime_pod_mib, cpu_millis=config.runtime_cpu_millis,
             ),
-            infra=Infrastructure(
+            setup=RuntimeSetup(
                 proxy_url=config.proxy_url, proxy_cert=proxy_cert, runtime_hash=config.runtime_hash,
                 platform=config.platform, endpoint_host=config.endpoint_host,
             ),
             pod_ip_timeout=float(config.pod_ip_timeout),
         )
 
-    def infrastructure(self) -> Infrastructure:
-        return self.infra
+    def runtime_setup(self) -> RuntimeSetup:
+        return self.setup
 
     def start(self, port: int, policy_text: str, labels: dict[str, str]) -> dict[str, Any]:
         with self.api_client() as api:

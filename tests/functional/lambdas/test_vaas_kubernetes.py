@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client as k8s
 
 from ipoc.errors import DependencyFailed
-from lambdas.vaas.backends import Infrastructure
+from lambdas.vaas.backends import RuntimeSetup
 from lambdas.vaas.backends import manifests as M
 from lambdas.vaas.backends.kubernetes import eks_token
 from tests.support.kmock_backend import LABELS, NAMESPACE, POLICY, SPEC, backend_for, kubelet, read
@@ -124,7 +124,7 @@ async def test_vaas_on_kubernetes_allocates_creates_and_deletes(kmock, monkeypat
     with mock_aws():
         configure(monkeypatch)
         backend = backend_for(kmock)
-        backend.infra = Infrastructure(proxy_url="proxy:3010", proxy_cert=ids.loader.certificate,
+        backend.setup = RuntimeSetup(proxy_url="proxy:3010", proxy_cert=ids.loader.certificate,
                                        runtime_hash="00" * 32, platform="nitro", endpoint_host=SPEC.endpoint_host)
         vaas = VaaS(SlotStore(), backend, 3014, 3014)
         policy = P.vaas_policy([(ids.user, P.USER_RIGHTS)])
