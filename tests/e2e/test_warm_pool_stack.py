@@ -13,7 +13,7 @@ import psutil
 import requests
 
 from ipoc.client import VeracruzClient
-from tests.support import policies as P
+from tests.support import policies
 from tests.support import processes
 from tests.support.waiting import free_port_range, wait_until
 
@@ -53,7 +53,7 @@ def test_a_stack_serves_from_its_pool_and_down_leaves_no_runtime(tmp_path, ids):
     stack = up(tmp_path)
     try:
         [warm] = wait_until(lambda: warm_pids(stack["home"]) or None, timeout=60, what="a warm runtime")
-        created = requests.post(f"{stack['vaas']}/veracruz", json=P.vaas_policy([(ids.user, P.USER_RIGHTS)]), timeout=60)
+        created = requests.post(f"{stack['vaas']}/veracruz", json=policies.vaas_policy([(ids.user, policies.USER_RIGHTS)]), timeout=60)
         assert created.status_code == 201, created.text
         policy = created.json()["policy"]
         port = json.loads(policy)["veracruz_server_url"].rsplit(":", 1)[1]
@@ -71,7 +71,7 @@ def test_killing_the_stack_ends_its_waiting_runtimes_and_down_the_rest(tmp_path,
     stack = up(tmp_path)
     try:
         waiting = wait_until(lambda: warm_pids(stack["home"]) or None, timeout=60, what="a warm runtime")
-        created = requests.post(f"{stack['vaas']}/veracruz", json=P.vaas_policy([(ids.user, P.USER_RIGHTS)]), timeout=60)
+        created = requests.post(f"{stack['vaas']}/veracruz", json=policies.vaas_policy([(ids.user, policies.USER_RIGHTS)]), timeout=60)
         assert created.status_code == 201, created.text
         refilled = wait_until(lambda: warm_pids(stack["home"]) - waiting or None, timeout=60, what="the pool to refill")
         # WHEN the stack process dies without stopping anything

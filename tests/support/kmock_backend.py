@@ -12,11 +12,11 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from lambdas.vaas.backends import RuntimeSetup
-from lambdas.vaas.backends import manifests as M
+from lambdas.vaas.backends import manifests
 from lambdas.vaas.backends.kubernetes import KubernetesBackend
 
 NAMESPACE = "veracruz"
-SPEC = M.RuntimeSpec(namespace=NAMESPACE, image="veracruz/veracruz-nitro:v1.3.3", endpoint_host="ec2-1-2-3-4.compute.amazonaws.com",
+SPEC = manifests.RuntimeSpec(namespace=NAMESPACE, image="veracruz/veracruz-nitro:v1.3.3", endpoint_host="ec2-1-2-3-4.compute.amazonaws.com",
                      pod_mib=500, cpu_millis=1000)
 POLICY = json.dumps({"max_memory_mib": 2000, "veracruz_server_url": "ec2-1-2-3-4.compute.amazonaws.com:3014"}, indent=4)
 LABELS = {"veracruz-nitro": "server", "veracruz-hash": "a" * 59, "veracruz-id": "CCFaaS"}

@@ -19,7 +19,7 @@ from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.shared.config import settings
 from lambdas.vaas.backends.local import running_ports
 from local import workflow
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import Reply, call, configure
 
 ECHO_FUNCTION = "echo"
@@ -33,11 +33,11 @@ class ControlPlane:
 
     def register_echo(self, wasm: bytes, *, loader_rights: list[dict[str, Any]] | None = None,
                       data: dict[str, bytes] | None = None) -> None:
-        policy = P.echo_function(ECHO_FUNCTION, wasm, loader_rights=loader_rights)
+        policy = policies.echo_function(ECHO_FUNCTION, wasm, loader_rights=loader_rights)
         if data:
             policy["data_files"] = [{"data_file": p, "pi_hash": hashlib.sha256(c).hexdigest()} for p, c in data.items()]
         assert call(ccfaas, "POST", "/function", policy).status == 201
-        uploads = {P.ECHO: ("program", wasm), **{p: ("data_file", c) for p, c in (data or {}).items()}}
+        uploads = {policies.ECHO: ("program", wasm), **{p: ("data_file", c) for p, c in (data or {}).items()}}
         for path, (kind, content) in uploads.items():
             segment = base64.b64encode(path.encode()).decode()
             assert call(ccfaas, "POST", f"/function/{ECHO_FUNCTION}/{kind}/{segment}", raw=content).status == 201

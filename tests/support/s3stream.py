@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import configure, input_key, record_ready_instance
 
 
@@ -25,8 +25,8 @@ class Target:
 
 @pytest.fixture
 def setup(monkeypatch, start_runtime, ids):
-    runtime = start_runtime(P.vaas_policy([
-        (ids.user, P.USER_RIGHTS), (ids.streamer, [{"file_name": "/s3_app_input/", "rights": 534084}]),
+    runtime = start_runtime(policies.vaas_policy([
+        (ids.user, policies.USER_RIGHTS), (ids.streamer, [{"file_name": "/s3_app_input/", "rights": 534084}]),
     ]))
     with mock_aws():
         names = configure(monkeypatch, IPOC_STREAM_CHUNK=str(256 * 1024))

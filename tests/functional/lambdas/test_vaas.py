@@ -10,12 +10,12 @@ from ipoc import errors
 from ipoc.client import VeracruzClient
 from lambdas.vaas.backends.local import running_ports
 from lambdas.vaas.handler import lambda_handler as vaas
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import call
 from tests.support.vaas import SLOTS, aws  # noqa: F401  (aws: the fixture)
 
 def user_policy(ids) -> dict:
-    vaas_policy = P.vaas_policy([(ids.user, P.USER_RIGHTS)])
+    vaas_policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS)])
     vaas_policy["instance_id"] = "CCFaaS"
     return vaas_policy
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ipoc import errors
-from ipoc import rights as R
+from ipoc import rights
 from ipoc.client import VeracruzClient
 from tests.support.rights_matrix import CASES, Case, matrix  # noqa: F401  (matrix: the fixture)
 
@@ -24,5 +24,5 @@ def test_rights_matrix(matrix, case: Case):
             except errors.NoResult:
                 pass  # an empty stream reads as "no result": allowed, just empty
         else:
-            with pytest.raises(errors.AccessDenied, match=f"lack {R.render(case.missing)}"):
+            with pytest.raises(errors.AccessDenied, match=f"lack {rights.render(case.missing)}"):
                 case.operation.act(client, case.directory)
