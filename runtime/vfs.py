@@ -1,7 +1,7 @@
 """The enclave's file system: files under a private scratch directory, reached only through rights.
 
 Every client operation is checked against the calling principal's grants with
-Veracruz's rules (behaviour reference §2(b)-(c)): the grant that applies is the
+Veracruz's rules (README "Compatibility with Veracruz v1.3 and the original i-PoC"): the grant that applies is the
 deepest granted ancestor directory; a full write to a path listed in
 file_hashes must match its digest (checked before rights); appends to such a
 path are refused; reading an empty file yields no result.

@@ -85,7 +85,7 @@ def generate_policy(*args: Any, **kwargs: Any) -> str:
     return json.dumps(generate_policy_document(*args, **kwargs), indent=2)
 
 
-# The VOD deploy scripts' principals (behaviour reference §3), the S3 app and the user made from one cert.conf.
+# The original VOD deploy scripts' principals, the S3 app and the user made from one cert.conf.
 def vod_identities(program_provider: Identity, data_provider: Identity, s3_app: Identity, user: Identity) -> list:
     return [
         (program_provider, [{"file_name": "/program/", "rights": int(rights.WRITE)}]),
