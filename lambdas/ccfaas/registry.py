@@ -255,6 +255,14 @@ class Registry:
             )
         return record, path, entry
 
+    def _file_to_load(self, reference: str, kind: Kind, segment: str) -> tuple[FunctionRecord, str, dict[str, Any]]:
+        """The declared file an upload step is about, refused (409) once it is loaded: a loaded file is replaced
+        only by deleting it first, so two uploads never race to overwrite each other."""
+        record, path, entry = self._file(reference, kind, segment)
+        if entry["status"] == LOADED:
+            raise Conflict(f"{path} of function {record.name!r} is already loaded; DELETE it first to replace it")
+        return record, path, entry
+
     def _limit(self, kind: Kind) -> int:
         return settings().max_program_size if kind == "program" else settings().max_data_file_size
 
@@ -268,10 +276,8 @@ class Registry:
 
     def upload(self, reference: str, kind: Kind, segment: str, body: bytes) -> dict[str, Any]:
         """A direct upload: hash-check the body, keep it only if it matches."""
-        record, path, entry = self._file(reference, kind, segment)
+        record, path, entry = self._file_to_load(reference, kind, segment)
         name = record.name
-        if entry["status"] == LOADED:
-            raise Conflict(f"{path} of function {name!r} is already loaded; DELETE it first to replace it")
         limit = self._limit(kind)
         if len(body) > limit:
             raise PayloadTooLarge(f"{path} is {len(body)} bytes; the limit for a {kind} is {limit}")
@@ -288,10 +294,8 @@ class Registry:
 
     def start_upload(self, reference: str, kind: Kind, segment: str) -> dict[str, Any]:
         """Hand out a presigned PUT for a large binary, staged until it is verified."""
-        record, path, entry = self._file(reference, kind, segment)
+        record, path, entry = self._file_to_load(reference, kind, segment)
         name = record.name
-        if entry["status"] == LOADED:
-            raise Conflict(f"{path} of function {name!r} is already loaded; DELETE it first to replace it")
         if entry.get("upload"):
             self._close_upload(entry["upload"])  # a new upload replaces an abandoned one, and its URL stops working
         expires = settings().presigned_expiry
@@ -311,10 +315,8 @@ class Registry:
 
     def complete_upload(self, reference: str, kind: Kind, segment: str) -> dict[str, Any]:
         """Verify a staged upload by streaming it through sha256; keep it only if it matches."""
-        record, path, entry = self._file(reference, kind, segment)
+        record, path, entry = self._file_to_load(reference, kind, segment)
         name = record.name
-        if entry["status"] == LOADED:
-            raise Conflict(f"{path} of function {name!r} is already loaded")
         upload = entry.get("upload")
         if not upload:
             raise NotFound(f"no upload in progress for {path}; POST /function/{reference}/{kind}/{segment}/upload first")

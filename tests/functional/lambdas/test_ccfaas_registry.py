@@ -68,6 +68,17 @@ def test_a_wrong_upload_keeps_nothing(aws):
     assert again.status == 409 and "already loaded" in again.json["message"]
 
 
+def test_every_upload_step_refuses_a_loaded_file_alike(aws):
+    """Direct upload, presigned start and complete: one rule, one 409 naming the way out."""
+    call(ccfaas, "POST", "/function", small_function())
+    segment = b64("/program/detector.wasm")
+    assert call(ccfaas, "POST", f"/function/vod_small/program/{segment}", raw=PROGRAM).status == 201
+    for suffix, raw in (("", PROGRAM), ("/upload", None), ("/upload/complete", None)):
+        reply = call(ccfaas, "POST", f"/function/vod_small/program/{segment}{suffix}", raw=raw)
+        assert reply.status == 409 and reply.json["error"] == "Conflict", (suffix, reply.json)
+        assert reply.json["message"] == "/program/detector.wasm of function 'vod_small' is already loaded; DELETE it first to replace it"
+
+
 def test_file_delete_and_status(aws):
     call(ccfaas, "POST", "/function", small_function())
     segment = b64("/program/detector.wasm")
