@@ -12,6 +12,7 @@ import click
 import requests
 
 from client.api import ApiError
+from client.cli.params import enclave_file_pair
 from ipoc import schemas
 from ipoc.errors import IpocError
 
@@ -24,9 +25,7 @@ DIRECT_LIMIT = 4 * 1024 * 1024  # larger files go straight to S3 through a presi
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, Path]:
     result = {}
     for value in values:
-        enclave, sep, local = value.partition("=")
-        if not sep or not enclave or not local:
-            raise click.BadParameter(f"expected ENCLAVE_PATH=FILE, got {value!r}", param_hint=option)
+        enclave, local = enclave_file_pair(value, option)
         path = Path(local)
         if not path.is_file():
             raise click.BadParameter(f"{local} is not a file", param_hint=option)
