@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from client.cli.function.register import DIRECT_LIMIT
+from ipoc.limits import DIRECT_UPLOAD_LIMIT
 from tests.support import policies
 from tests.support import processes, vod
 
@@ -37,7 +37,7 @@ def weights(stack, echo_wasm, tmp_path_factory) -> tuple[Path, Path, Path]:
     work = tmp_path_factory.mktemp("weights")
     (work / "echo.wasm").write_bytes(echo_wasm)
     blob = work / "weights.bin"
-    blob.write_bytes(os.urandom(DIRECT_LIMIT + 1_000_000))
+    blob.write_bytes(os.urandom(DIRECT_UPLOAD_LIMIT + 1_000_000))
     policy = policies.echo_function("weighted", echo_wasm)
     policy["data_files"] = [{"data_file": "/program_data/weights.bin", "pi_hash": hashlib.sha256(blob.read_bytes()).hexdigest()}]
     policy["file_rights"] = [{"file_name": "/program/", "rights": 534084}, {"file_name": "/program_data/", "rights": 534084}]

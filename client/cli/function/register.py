@@ -15,11 +15,11 @@ from client.api import ApiError
 from client.cli.params import enclave_file_pair
 from ipoc import schemas
 from ipoc.errors import IpocError
+from ipoc.limits import DIRECT_UPLOAD_LIMIT
 
 if TYPE_CHECKING:
     from client.cli.application import Application
 
-DIRECT_LIMIT = 4 * 1024 * 1024  # larger files go straight to S3 through a presigned upload
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, Path]:
@@ -153,7 +153,7 @@ def _upload(app: "Application", api, name: str, kind: str, path: str, local: Pat
     if api.call("ccfaas", "GET", base)["status"] == "loaded":
         return "already loaded"
     size = local.stat().st_size
-    if size <= DIRECT_LIMIT:  # one request: the bar fills when the API has stored the file
+    if size <= DIRECT_UPLOAD_LIMIT:  # one request: the bar fills when the API has stored the file
         with app.terminal.progress(f"upload {path}", size) as advance:
             api.call("ccfaas", "POST", base, data=local.read_bytes(), expect=(201,))
             advance(size)

@@ -22,7 +22,7 @@ from kubernetes.client.rest import ApiException
 
 from ipoc.certs import write_private
 from ipoc.errors import DependencyFailed
-from lambdas.shared.config import settings
+from lambdas.shared.config import POD_IP_TIMEOUT, settings
 from lambdas.shared.identity import secret_text
 from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup
 from lambdas.vaas.backends import manifests
@@ -73,7 +73,7 @@ class KubernetesBackend(RuntimeBackend):
     api_client: Callable[[], k8s.ApiClient]
     spec: manifests.RuntimeSpec
     setup: RuntimeSetup
-    pod_ip_timeout: float = 30.0
+    pod_ip_timeout: float = POD_IP_TIMEOUT
     poll_interval: float = 0.5
 
     @classmethod
