@@ -10,8 +10,6 @@ it and the URL stops working; a presigned URL alone cannot be revoked.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -21,6 +19,7 @@ from typing import Any, Literal
 
 from ipoc import schemas
 from ipoc.errors import Conflict, HashMismatch, NotFound, PayloadTooLarge, ValidationError
+from ipoc.path_segments import decode_path, encode_path
 from ipoc.rights import normalise_path
 from lambdas.shared.config import settings
 from lambdas.shared.stores import ArtifactStore, FunctionRecord, FunctionStore, InstanceStore, now_iso
@@ -30,24 +29,6 @@ KINDS: tuple[Kind, ...] = ("program", "data_file")
 NOT_LOADED, UPLOADING, LOADED = "not loaded", "uploading", "loaded"
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def encode_path(path: str) -> str:
-    """The URL segment for an enclave path: standard base64, as the original i-PoC."""
-    return base64.b64encode(path.encode()).decode()
-
-
-def decode_path(segment: str) -> str:
-    """Accept standard or URL-safe base64, padded or not."""
-    text = segment.strip()
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-        return raw.decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ValidationError(
-            f"{segment!r} is not the base64 of an enclave path (e.g. {encode_path('/program/detector.wasm')})"
-        ) from None
 
 
 ALIAS_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from pathlib import Path
@@ -16,6 +15,7 @@ from client.cli.params import enclave_file_pair
 from ipoc import schemas
 from ipoc.errors import IpocError
 from ipoc.limits import DIRECT_UPLOAD_LIMIT
+from ipoc.path_segments import encode_path
 
 if TYPE_CHECKING:
     from client.cli.application import Application
@@ -148,8 +148,7 @@ def _publish(app: "Application", policy_file: Path, programs: tuple[str, ...], d
 
 
 def _upload(app: "Application", api, name: str, kind: str, path: str, local: Path) -> str:  # type: ignore[no-untyped-def]
-    segment = base64.b64encode(path.encode()).decode()
-    base = f"/function/{name}/{kind}/{segment}"
+    base = f"/function/{name}/{kind}/{encode_path(path)}"
     if api.call("ccfaas", "GET", base)["status"] == "loaded":
         return "already loaded"
     size = local.stat().st_size
