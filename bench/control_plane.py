@@ -40,7 +40,7 @@ import boto3  # noqa: E402
 import requests  # noqa: E402
 
 from ipoc.certs import new_identity  # noqa: E402
-from tests.support import policies as P  # noqa: E402
+from tests.support import policies  # noqa: E402
 from tests.support import processes  # noqa: E402
 from tests.support.waiting import free_port_range, wait_until  # noqa: E402
 
@@ -111,15 +111,15 @@ def local_stack(slots: int, *extra: str, warm_pool: int = WARM_POOL) -> Iterator
 
 def register_echo(ccfaas: str) -> None:
     wasm = ECHO_WASM.read_bytes()
-    assert requests.post(f"{ccfaas}/function", json=P.echo_function("echo_bench", wasm), timeout=30).status_code == 201
-    segment = base64.b64encode(P.ECHO.encode()).decode()
+    assert requests.post(f"{ccfaas}/function", json=policies.echo_function("echo_bench", wasm), timeout=30).status_code == 201
+    segment = base64.b64encode(policies.ECHO.encode()).decode()
     assert requests.post(f"{ccfaas}/function/echo_bench/program/{segment}", data=wasm, timeout=30).status_code == 201
 
 
 def user_policy(instance_id: str, user, streamer) -> dict:  # type: ignore[no-untyped-def]
     return {"function": "echo_bench", "instanceid": instance_id, "identities": [
         {"certificate": streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
-        {"certificate": user.certificate, "file_rights": P.USER_RIGHTS}]}
+        {"certificate": user.certificate, "file_rights": policies.USER_RIGHTS}]}
 
 
 def create_ready(ccfaas: str, instance_id: str, user, streamer) -> tuple[float, dict]:  # type: ignore[no-untyped-def]
@@ -301,8 +301,8 @@ def bench_restart() -> None:
         for n in range(FUNCTIONS):
             wasm = f"\0asm bench {n}".encode()
             name = f"bench_{n}"
-            assert requests.post(f"{stack.url['ccfaas']}/function", json=P.echo_function(name, wasm), timeout=60).status_code == 201
-            segment = base64.b64encode(P.ECHO.encode()).decode()
+            assert requests.post(f"{stack.url['ccfaas']}/function", json=policies.echo_function(name, wasm), timeout=60).status_code == 201
+            segment = base64.b64encode(policies.ECHO.encode()).decode()
             assert requests.post(f"{stack.url['ccfaas']}/function/{name}/program/{segment}", data=wasm, timeout=60).status_code == 201
             s3.put_object(Bucket="ipoc-artifacts", Key=f"functions/{name}/weights", Body=blob)
         stack.down()

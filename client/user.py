@@ -7,7 +7,7 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from ipoc import rights as R
+from ipoc import rights
 from ipoc.certs import Identity, new_identity
 from ipoc.client import VeracruzClient
 from ipoc.errors import NoResult
@@ -38,13 +38,13 @@ def run_user_policy(function: str, instance_id: str, user: Identity, streamer: I
         "function": function,
         "instanceid": instance_id,
         "identities": [
-            {"certificate": streamer.certificate, "file_rights": [{"file_name": directory_of(input_path), "rights": int(R.WRITE)}]},
+            {"certificate": streamer.certificate, "file_rights": [{"file_name": directory_of(input_path), "rights": int(rights.WRITE)}]},
             {"certificate": user.certificate, "file_rights": [
-                *({"file_name": d, "rights": int(R.WRITE)} for d in user_dirs),
-                {"file_name": output_dir, "rights": int(R.READ)},
-                {"file_name": "stdout", "rights": int(R.READ)},
-                {"file_name": "stderr", "rights": int(R.READ)},
-                {"file_name": directory_of(program), "rights": int(R.OPEN_EXECUTE)},
+                *({"file_name": d, "rights": int(rights.WRITE)} for d in user_dirs),
+                {"file_name": output_dir, "rights": int(rights.READ)},
+                {"file_name": "stdout", "rights": int(rights.READ)},
+                {"file_name": "stderr", "rights": int(rights.READ)},
+                {"file_name": directory_of(program), "rights": int(rights.OPEN_EXECUTE)},
             ]},
         ],
     }

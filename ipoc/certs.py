@@ -23,6 +23,10 @@ from ipoc.errors import CertificateError
 
 BEGIN = "-----BEGIN CERTIFICATE-----"
 END = "-----END CERTIFICATE-----"
+# The X.509 extension in which an attestation service writes the runtime's measurement into an enclave
+# certificate (Veracruz's choice; the client compares it with the policy's runtime hash).
+MEASUREMENT_OID = x509.ObjectIdentifier("2.5.30.1")
+
 _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
 

@@ -16,7 +16,7 @@ from typing import BinaryIO, Callable
 from cryptography import x509
 
 from ipoc import errors
-from ipoc.certs import certificate_der, key_matches_certificate
+from ipoc.certs import MEASUREMENT_OID, certificate_der, key_matches_certificate
 from ipoc.policy import FullPolicy, parse_full_policy
 from ipoc.rights import normalise_path
 from ipoc.wire import messages
@@ -24,7 +24,6 @@ from ipoc.wire.carrier import DEFAULT_PIPELINE, MAX_RAW_PER_POST, CarrierError, 
 from ipoc.wire.framing import FrameDecoder, frame
 from ipoc.wire.tls import client_context, openssl_suite
 
-MEASUREMENT_OID = x509.ObjectIdentifier("2.5.30.1")
 DEFAULT_CHUNK = 1 << 20
 _RUNTIME_ERROR = re.compile(r"^([A-Za-z]+): (.*)$", re.S)
 

@@ -3,7 +3,8 @@
 The policy text is produced once, by :func:`complete_policy` (VaaS), and then
 passed on byte for byte: its sha256 is the policy hash the runtime reports and
 every client checks. Key order is part of those bytes, so each builder below
-writes keys in the original i-PoC's order (behaviour reference §1.2, §1.3).
+writes keys in the original i-PoC's order (README "Compatibility with Veracruz v1.3 and the
+original i-PoC", key order of composed policies).
 """
 
 from __future__ import annotations

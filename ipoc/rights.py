@@ -70,7 +70,7 @@ PRESETS: dict[str, Rights] = {
 ALIASES: dict[str, Rights] = {"FD_EXECUTE": Rights.FILE_EXECUTE}
 
 # Rights each client operation needs on the grant that covers its path
-# (behaviour reference §2(b)). "_NEW" is the extra right when the file is created.
+# (Veracruz's rules). A write or append that creates the file also needs CREATE_FILE_NEEDS.
 WRITE_FILE_NEEDS = Rights.PATH_OPEN | Rights.PATH_FILESTAT_SET_SIZE | Rights.FD_WRITE | Rights.FD_SEEK
 APPEND_FILE_NEEDS = Rights.PATH_OPEN | Rights.FD_WRITE | Rights.FD_SEEK
 CREATE_FILE_NEEDS = Rights.PATH_CREATE_FILE

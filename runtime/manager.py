@@ -41,7 +41,7 @@ from typing import Iterator
 
 from google.protobuf.message import DecodeError
 
-from ipoc import rights as R
+from ipoc import rights
 from ipoc.policy import FullPolicy, Principal
 from ipoc.wire import messages
 from ipoc.wire.framing import DEFAULT_MAX_MESSAGE, FrameDecoder, FrameTooLarge, frame
@@ -316,7 +316,7 @@ class RuntimeManager:
         with self._run_lock:  # one program at a time (the engine's epoch is shared)
             with self._files:
                 program, wasm, preopens, streams = self._prepare(participant, path)
-                self._visible = (*(p.guest_path for p in preopens), *R.STREAMS)
+                self._visible = (*(p.guest_path for p in preopens), *rights.STREAMS)
             before = self.fs.snapshot()
             try:
                 log.info("%s executes %s", participant.name, program.name)
@@ -356,7 +356,7 @@ def _overlaps(path: str, visible: tuple[str, ...]) -> bool:
     for seen in visible:
         if path == seen:
             return True
-        if seen in R.STREAMS or path in R.STREAMS:
+        if seen in rights.STREAMS or path in rights.STREAMS:
             continue
         if seen == "/" or path.startswith(seen + "/") or seen.startswith(path + "/"):
             return True

@@ -1,7 +1,7 @@
 """The enclave's file system: files under a private scratch directory, reached only through rights.
 
 Every client operation is checked against the calling principal's grants with
-Veracruz's rules (behaviour reference §2(b)-(c)): the grant that applies is the
+Veracruz's rules (README "Compatibility with Veracruz v1.3 and the original i-PoC"): the grant that applies is the
 deepest granted ancestor directory; a full write to a path listed in
 file_hashes must match its digest (checked before rights); appends to such a
 path are refused; reading an empty file yields no result.
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ipoc import rights as R
+from ipoc import rights
+from ipoc.rights import Rights
 from ipoc.errors import RightsError
 from ipoc.policy import Principal
 from runtime import nofollow
@@ -55,7 +56,7 @@ class Preopen:
     host_dir: Path
     guest_path: str
     writable: bool
-    rights: R.Rights = R.Rights(0)
+    rights: Rights = Rights(0)
 
 
 class FileSystem:
@@ -77,7 +78,7 @@ class FileSystem:
     @staticmethod
     def normalise(path: str) -> str:
         try:
-            normal = R.normalise_path(path)
+            normal = rights.normalise_path(path)
         except RightsError as exc:
             raise Refused("InvalidRequest", exc.message) from None
         for part in normal.split("/"):
@@ -174,8 +175,8 @@ class FileSystem:
     # -- rights -----------------------------------------------------------------
 
     @staticmethod
-    def _require(principal: Principal, path: str, needs: R.Rights, verb: str) -> None:
-        grant = R.covering_grant(principal.grants, path)
+    def _require(principal: Principal, path: str, needs: Rights, verb: str) -> None:
+        grant = rights.covering_grant(principal.grants, path)
         if grant is None:
             raise Refused("AccessDenied", f"{principal.name} holds no rights on {path} (cannot {verb} it)")
         key, held = grant
@@ -183,7 +184,7 @@ class FileSystem:
         if missing:
             raise Refused(
                 "AccessDenied",
-                f"{principal.name} may not {verb} {path}: its rights on {key} ({R.render(held)}) lack {R.render(missing)}",
+                f"{principal.name} may not {verb} {path}: its rights on {key} ({rights.render(held)}) lack {rights.render(missing)}",
             )
 
     # -- client operations ------------------------------------------------------
@@ -191,23 +192,23 @@ class FileSystem:
     def write(self, principal: Principal, path: str, data: bytes) -> None:
         path = self.normalise(path)
         self._check_hash(path, data, "the data written hashes to {actual}")
-        self._authorise_store(principal, path, R.WRITE_FILE_NEEDS, "write")
+        self._authorise_store(principal, path, rights.WRITE_FILE_NEEDS, "write")
         self._store(path, data, append=False)
 
     def append(self, principal: Principal, path: str, data: bytes) -> None:
         path = self.normalise(path)
         if path in self.file_hashes:
             raise Refused("FileHashMismatch", f"{path} is listed in file_hashes: it must be written whole, not appended")
-        self._authorise_store(principal, path, R.APPEND_FILE_NEEDS, "append to")
+        self._authorise_store(principal, path, rights.APPEND_FILE_NEEDS, "append to")
         self._store(path, data, append=True)
 
     def read(self, principal: Principal, path: str) -> bytes:
         path = self.normalise(path)
         if path in ("stdout", "stderr"):
-            self._require(principal, path, R.READ_STREAM_NEEDS, "read")
+            self._require(principal, path, rights.READ_STREAM_NEEDS, "read")
         else:
-            self._require(principal, path, R.READ_FILE_NEEDS, "read")
-        if path in R.STREAMS:
+            self._require(principal, path, rights.READ_FILE_NEEDS, "read")
+        if path in rights.STREAMS:
             stream = self.streams / path
             return stream.read_bytes() if stream.exists() else b""
         return self._load(path)
@@ -219,7 +220,7 @@ class FileSystem:
         when a client wrote the file) also catches a program that overwrote another.
         """
         path = self.normalise(path)
-        self._require(principal, path, R.EXECUTE_NEEDS, "execute")
+        self._require(principal, path, rights.EXECUTE_NEEDS, "execute")
         try:
             wasm = self._load(path)
         except Refused as exc:
@@ -261,16 +262,16 @@ class FileSystem:
                     raise Refused("FileTooLarge", f"{path} grew past the {self.max_bytes}-byte cap while being read")
             return bytes(data)
 
-    def _authorise_store(self, principal: Principal, path: str, needs: R.Rights, verb: str) -> None:
+    def _authorise_store(self, principal: Principal, path: str, needs: Rights, verb: str) -> None:
         """Writing stdin needs FD_WRITE on it; a file needs ``needs``, plus PATH_CREATE_FILE when new."""
         if path == "stdin":
-            self._require(principal, path, R.WRITE_STDIN_NEEDS, verb)
+            self._require(principal, path, rights.WRITE_STDIN_NEEDS, verb)
             return
         creating = not self.exists(path)
-        self._require(principal, path, needs | (R.CREATE_FILE_NEEDS if creating else R.Rights(0)), verb)
+        self._require(principal, path, needs | (rights.CREATE_FILE_NEEDS if creating else Rights(0)), verb)
 
     def _size(self, path: str) -> int:
-        host = self.streams / path if path in R.STREAMS else self.tree.joinpath(*self.parts(path))
+        host = self.streams / path if path in rights.STREAMS else self.tree.joinpath(*self.parts(path))
         try:
             info = os.stat(host, follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
@@ -279,7 +280,7 @@ class FileSystem:
 
     def _store(self, path: str, data: bytes, *, append: bool) -> None:
         self._check_room(path, len(data), 0 if append else self._size(path))
-        if path in R.STREAMS:
+        if path in rights.STREAMS:
             with open(self.streams / path, "ab" if append else "wb") as handle:
                 handle.write(data)
             return
@@ -307,7 +308,7 @@ class FileSystem:
         """
         result = []
         for key, held in sorted(program.grants.items()):
-            if key in R.STREAMS or not held & R.Rights.PATH_OPEN:
+            if key in rights.STREAMS or not held & Rights.PATH_OPEN:
                 continue
             with self._no_links(key):
                 try:
@@ -315,7 +316,7 @@ class FileSystem:
                 except NotADirectoryError:
                     raise Refused("ExecutionFailed", f"{key} is granted to {program.name} as a directory but is a file") from None
             os.close(fd)
-            writable = bool(held & (R.Rights.FD_WRITE | R.Rights.PATH_CREATE_FILE))
+            writable = bool(held & (Rights.FD_WRITE | Rights.PATH_CREATE_FILE))
             result.append(Preopen(host_dir=self.tree.joinpath(*self.parts(key)), guest_path=key, writable=writable, rights=held))
         return result
 

@@ -43,7 +43,7 @@ from typing import Callable
 
 import wasmtime
 
-from ipoc import rights as R
+from ipoc import rights
 from ipoc.policy import Principal
 from runtime import nofollow
 from runtime.vfs import Preopen
@@ -165,8 +165,8 @@ class WasiGuard:
             raise _Errno(EINVAL)  # the pre-opened directory itself cannot be made, removed or renamed
         return _Target(preopen, parts)
 
-    def _require(self, target: _Target, needs: R.Rights) -> None:
-        grant = R.covering_grant(self.program.grants, target.guest_path)
+    def _require(self, target: _Target, needs: rights.Rights) -> None:
+        grant = rights.covering_grant(self.program.grants, target.guest_path)
         if grant is None or needs & ~grant[1]:
             raise _Errno(ENOTCAPABLE)
 
@@ -185,17 +185,17 @@ class WasiGuard:
 
     def path_create_directory(self, caller: wasmtime.Caller, fd: int, ptr: int, length: int) -> int:
         target = self._target(caller, fd, ptr, length)
-        self._require(target, R.Rights.PATH_CREATE_DIRECTORY)
+        self._require(target, rights.Rights.PATH_CREATE_DIRECTORY)
         return self._in_parent(target, lambda parent: os.mkdir(target.name, 0o700, dir_fd=parent))
 
     def path_remove_directory(self, caller: wasmtime.Caller, fd: int, ptr: int, length: int) -> int:
         target = self._target(caller, fd, ptr, length)
-        self._require(target, R.Rights.PATH_REMOVE_DIRECTORY)
+        self._require(target, rights.Rights.PATH_REMOVE_DIRECTORY)
         return self._in_parent(target, lambda parent: os.rmdir(target.name, dir_fd=parent))
 
     def path_unlink_file(self, caller: wasmtime.Caller, fd: int, ptr: int, length: int) -> int:
         target = self._target(caller, fd, ptr, length)
-        self._require(target, R.Rights.PATH_UNLINK_FILE)
+        self._require(target, rights.Rights.PATH_UNLINK_FILE)
 
         def unlink(parent: int) -> None:
             if _is_dir(parent, target.name):
@@ -206,20 +206,20 @@ class WasiGuard:
 
     def path_rename(self, caller: wasmtime.Caller, fd: int, old_ptr: int, old_len: int, new_fd: int, new_ptr: int, new_len: int) -> int:
         return self._between(
-            self._target(caller, fd, old_ptr, old_len), R.Rights.PATH_RENAME_SOURCE,
-            self._target(caller, new_fd, new_ptr, new_len), R.Rights.PATH_RENAME_TARGET,
+            self._target(caller, fd, old_ptr, old_len), rights.Rights.PATH_RENAME_SOURCE,
+            self._target(caller, new_fd, new_ptr, new_len), rights.Rights.PATH_RENAME_TARGET,
             lambda a, src, b, dst: os.rename(a, b, src_dir_fd=src, dst_dir_fd=dst),
         )
 
     def path_link(self, caller: wasmtime.Caller, old_fd: int, flags: int, old_ptr: int, old_len: int, new_fd: int, new_ptr: int, new_len: int) -> int:
         return self._between(
-            self._target(caller, old_fd, old_ptr, old_len), R.Rights.PATH_LINK_SOURCE,
-            self._target(caller, new_fd, new_ptr, new_len), R.Rights.PATH_LINK_TARGET,
+            self._target(caller, old_fd, old_ptr, old_len), rights.Rights.PATH_LINK_SOURCE,
+            self._target(caller, new_fd, new_ptr, new_len), rights.Rights.PATH_LINK_TARGET,
             lambda a, src, b, dst: os.link(a, b, src_dir_fd=src, dst_dir_fd=dst, follow_symlinks=False),
         )
 
     def _between(
-        self, source: _Target, source_needs: R.Rights, target: _Target, target_needs: R.Rights,
+        self, source: _Target, source_needs: rights.Rights, target: _Target, target_needs: rights.Rights,
         action: Callable[[str, int, str, int], None],
     ) -> int:
         """A two-path operation (rename, link): both rights checked, both parents reached without links."""
@@ -231,7 +231,7 @@ class WasiGuard:
 
     def path_symlink(self, caller: wasmtime.Caller, old_ptr: int, old_len: int, fd: int, new_ptr: int, new_len: int) -> int:
         link = self._target(caller, fd, new_ptr, new_len)
-        self._require(link, R.Rights.PATH_SYMLINK)
+        self._require(link, rights.Rights.PATH_SYMLINK)
         contents = self._string(caller, old_ptr, old_len)
         # The link must point inside the same pre-opened directory, as wasmtime requires.
         if not contents or contents.startswith("/") or "\x00" in contents:

@@ -15,19 +15,13 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
+from client.cli.params import enclave_file_pair
 from ipoc.client import VeracruzClient
 from ipoc.errors import IpocError
 from ipoc.policy import policy_hash
 
 if TYPE_CHECKING:
     from client.cli.application import Application
-
-
-def _pair(value: str, option: str) -> tuple[str, str]:
-    enclave, sep, local = value.partition("=")
-    if not sep or not enclave or not local:
-        raise click.BadParameter(f"expected ENCLAVE_PATH=FILE, got {value!r}", param_hint=option)
-    return enclave, local
 
 
 def _open_source(local: str) -> tuple[BinaryIO, str]:
@@ -76,8 +70,8 @@ def veracruz(
     runtime_manager_hash_*, and its policy hash must equal the sha256 of
     POLICY_FILE's exact bytes.
     """
-    uploads = [("program", *_pair(v, "--program")) for v in programs] + [("data", *_pair(v, "--data")) for v in data]
-    reads = [_pair(v, "--result") for v in results]
+    uploads = [("program", *enclave_file_pair(v, "--program")) for v in programs] + [("data", *enclave_file_pair(v, "--data")) for v in data]
+    reads = [enclave_file_pair(v, "--result") for v in results]
     shutdown = force_shutdown or (bool(reads) and not no_shutdown)
     if not uploads and not computes and not reads and not shutdown:
         raise click.UsageError("Nothing to do: give --program, --data, --compute, --result or --shutdown")

@@ -10,8 +10,6 @@ it and the URL stops working; a presigned URL alone cannot be revoked.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -21,6 +19,7 @@ from typing import Any, Literal
 
 from ipoc import schemas
 from ipoc.errors import Conflict, HashMismatch, NotFound, PayloadTooLarge, ValidationError
+from ipoc.path_segments import decode_path, encode_path
 from ipoc.rights import normalise_path
 from lambdas.shared.config import settings
 from lambdas.shared.stores import ArtifactStore, FunctionRecord, FunctionStore, InstanceStore, now_iso
@@ -30,24 +29,6 @@ KINDS: tuple[Kind, ...] = ("program", "data_file")
 NOT_LOADED, UPLOADING, LOADED = "not loaded", "uploading", "loaded"
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def encode_path(path: str) -> str:
-    """The URL segment for an enclave path: standard base64, as the original i-PoC."""
-    return base64.b64encode(path.encode()).decode()
-
-
-def decode_path(segment: str) -> str:
-    """Accept standard or URL-safe base64, padded or not."""
-    text = segment.strip()
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-        return raw.decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ValidationError(
-            f"{segment!r} is not the base64 of an enclave path (e.g. {encode_path('/program/detector.wasm')})"
-        ) from None
 
 
 ALIAS_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -255,6 +236,14 @@ class Registry:
             )
         return record, path, entry
 
+    def _file_to_load(self, reference: str, kind: Kind, segment: str) -> tuple[FunctionRecord, str, dict[str, Any]]:
+        """The declared file an upload step is about, refused (409) once it is loaded: a loaded file is replaced
+        only by deleting it first, so two uploads never race to overwrite each other."""
+        record, path, entry = self._file(reference, kind, segment)
+        if entry["status"] == LOADED:
+            raise Conflict(f"{path} of function {record.name!r} is already loaded; DELETE it first to replace it")
+        return record, path, entry
+
     def _limit(self, kind: Kind) -> int:
         return settings().max_program_size if kind == "program" else settings().max_data_file_size
 
@@ -268,10 +257,8 @@ class Registry:
 
     def upload(self, reference: str, kind: Kind, segment: str, body: bytes) -> dict[str, Any]:
         """A direct upload: hash-check the body, keep it only if it matches."""
-        record, path, entry = self._file(reference, kind, segment)
+        record, path, entry = self._file_to_load(reference, kind, segment)
         name = record.name
-        if entry["status"] == LOADED:
-            raise Conflict(f"{path} of function {name!r} is already loaded; DELETE it first to replace it")
         limit = self._limit(kind)
         if len(body) > limit:
             raise PayloadTooLarge(f"{path} is {len(body)} bytes; the limit for a {kind} is {limit}")
@@ -288,10 +275,8 @@ class Registry:
 
     def start_upload(self, reference: str, kind: Kind, segment: str) -> dict[str, Any]:
         """Hand out a presigned PUT for a large binary, staged until it is verified."""
-        record, path, entry = self._file(reference, kind, segment)
+        record, path, entry = self._file_to_load(reference, kind, segment)
         name = record.name
-        if entry["status"] == LOADED:
-            raise Conflict(f"{path} of function {name!r} is already loaded; DELETE it first to replace it")
         if entry.get("upload"):
             self._close_upload(entry["upload"])  # a new upload replaces an abandoned one, and its URL stops working
         expires = settings().presigned_expiry
@@ -311,10 +296,8 @@ class Registry:
 
     def complete_upload(self, reference: str, kind: Kind, segment: str) -> dict[str, Any]:
         """Verify a staged upload by streaming it through sha256; keep it only if it matches."""
-        record, path, entry = self._file(reference, kind, segment)
+        record, path, entry = self._file_to_load(reference, kind, segment)
         name = record.name
-        if entry["status"] == LOADED:
-            raise Conflict(f"{path} of function {name!r} is already loaded")
         upload = entry.get("upload")
         if not upload:
             raise NotFound(f"no upload in progress for {path}; POST /function/{reference}/{kind}/{segment}/upload first")

@@ -10,6 +10,12 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
+from ipoc.limits import DIRECT_UPLOAD_LIMIT
+
+# Seconds VaaS waits for a new pod's IP: below API Gateway's 29 s integration timeout, as the original's
+# 20 polls of 1 s.
+POD_IP_TIMEOUT = 20
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -83,8 +89,7 @@ def settings() -> Settings:
         # The users' encrypted inputs; the S3 streamer's own role reads only the caller's prefix of it.
         inputs_bucket=os.environ.get("IPOC_INPUTS_BUCKET", "ipoc-inputs"),
         admin_principals=_list("IPOC_ADMIN_PRINCIPALS"),
-        # API Gateway's payload limit is 10 MB and a Lambda's 6 MB, base64 included.
-        direct_upload_limit=_int("IPOC_DIRECT_UPLOAD_LIMIT", 4 * 1024 * 1024),
+        direct_upload_limit=_int("IPOC_DIRECT_UPLOAD_LIMIT", DIRECT_UPLOAD_LIMIT),
         max_program_size=_int("IPOC_MAX_PROGRAM_SIZE", 64 * 1024 * 1024),
         max_data_file_size=_int("IPOC_MAX_DATA_FILE_SIZE", 2 * 1024 * 1024 * 1024),
         presigned_expiry=_int("IPOC_PRESIGNED_EXPIRY", 3600),
@@ -110,8 +115,7 @@ def settings() -> Settings:
         kube_ca_file=os.environ.get("IPOC_K8S_CA_FILE", ""),
         # The cluster CA as EKS reports it (base64 PEM), when there is no file (Lambda).
         kube_ca_data=os.environ.get("IPOC_K8S_CA_DATA", ""),
-        # Below API Gateway's 29 s integration timeout, as the original's 20 polls of 1 s.
-        pod_ip_timeout=_int("IPOC_POD_IP_TIMEOUT", 20),
+        pod_ip_timeout=_int("IPOC_POD_IP_TIMEOUT", POD_IP_TIMEOUT),
         stream_chunk=_int("IPOC_STREAM_CHUNK", 1024 * 1024),
         state_machine_arn=os.environ.get("IPOC_STATE_MACHINE_ARN", ""),
         program_load_cert_file=os.environ.get("IPOC_PROGRAM_LOAD_CERT_FILE", ""),

@@ -99,6 +99,14 @@ class FunctionRecord:
                    int(item.get("version", 1)), item.get("policy_sha256", ""), bool(item.get("deleting", False)))
 
 
+def _get_item(table: Any, key: dict[str, str]) -> dict[str, Any] | None:
+    """A consistent read of one item; None when a key part is empty (DynamoDB refuses an empty key with a 400,
+    so nothing can be stored under one: a caller's empty id is simply not found)."""
+    if not all(key.values()):
+        return None
+    return table.get_item(Key=key, ConsistentRead=True).get("Item")
+
+
 def _plain(value: Any) -> Any:
     """DynamoDB returns numbers as Decimal; our records only hold integers."""
     if isinstance(value, Decimal):
@@ -161,9 +169,7 @@ class FunctionStore:
         return None
 
     def get_version(self, name: str, version: int) -> FunctionRecord | None:
-        if not name:
-            return None
-        item = self.table.get_item(Key={"function": name, "item": version_item(version)}, ConsistentRead=True).get("Item")
+        item = _get_item(self.table, {"function": name, "item": version_item(version)})
         return FunctionRecord.from_item(item) if item else None
 
     def names(self) -> list[str]:
@@ -396,9 +402,7 @@ class InstanceStore(_ScannableTable):
             raise
 
     def get(self, instance_id: str) -> dict[str, Any] | None:
-        if not instance_id:
-            return None  # DynamoDB refuses an empty key; nothing is stored under one
-        item = self.table.get_item(Key={"instance_id": instance_id}, ConsistentRead=True).get("Item")
+        item = _get_item(self.table, {"instance_id": instance_id})
         return _plain(item) if item else None
 
     def update(self, instance_id: str, *, unless_status: tuple[str, ...] = (), remove: tuple[str, ...] = (), **fields: Any) -> bool:
@@ -437,9 +441,7 @@ class SlotStore(_ScannableTable):
         return None
 
     def get(self, slot: str) -> dict[str, Any] | None:
-        if not slot:
-            return None  # DynamoDB refuses an empty key; nothing is stored under one
-        item = self.table.get_item(Key={"slot": slot}, ConsistentRead=True).get("Item")
+        item = _get_item(self.table, {"slot": slot})
         return _plain(item) if item else None
 
     def update(self, slot: str, **fields: Any) -> None:

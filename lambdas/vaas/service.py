@@ -11,12 +11,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ipoc import policy as P
+from ipoc.policy import CCFAAS_INSTANCE_ID, Infrastructure, complete_policy
 from ipoc import schemas
 from ipoc.errors import NoCapacity, NotFound, ValidationError
 from lambdas.shared.config import settings
 from lambdas.shared.stores import SlotStore, now_iso
-from lambdas.vaas.backends import RuntimeBackend, backend_from_settings
+from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup, backend_from_settings
 
 NAME_HOST = "veracruz-nitro-server"  # instance names are "veracruz-nitro-server:<port>", as the original
 
@@ -35,8 +35,8 @@ class VaaS:
 
     def create(self, vaas_policy: Any) -> dict[str, Any]:
         schemas.validate("vaas", vaas_policy)
-        infra = self.backend.infrastructure()
-        self._complete(vaas_policy, infra, self.port_min)  # refuse a bad policy before taking a slot
+        setup = self.backend.runtime_setup()
+        self._complete(vaas_policy, setup, self.port_min)  # refuse a bad policy before taking a slot
         allocation = uuid.uuid4().hex
         candidates = [str(port) for port in range(self.port_min, self.port_max + 1)]
         slot = self.slots.take(candidates, {"allocation": allocation, "state": "ALLOCATING", "created_at": now_iso()})
@@ -47,13 +47,13 @@ class VaaS:
             )
         port = int(slot)
         try:
-            reply = self._complete(vaas_policy, infra, port)
+            reply = self._complete(vaas_policy, setup, port)
             labels = {"veracruz-nitro": "server", "veracruz-hash": reply["instance_hash"]}
             if "instance_id" in reply:
                 labels["veracruz-id"] = reply["instance_id"]
             self.slots.update(
                 slot, state="STARTING", instance_hash=reply["instance_hash"],
-                veracruz_server_url=f"{infra.endpoint_host}:{port}", **_optional_id(reply),
+                veracruz_server_url=f"{setup.endpoint_host}:{port}", **_optional_id(reply),
             )
             facts = self.backend.start(port, reply["policy"], labels)
             self.slots.update(slot, state="RUNNING", facts=facts)
@@ -64,15 +64,15 @@ class VaaS:
         return reply
 
     @staticmethod
-    def _complete(vaas_policy: Any, infra: Any, port: int) -> dict[str, Any]:
-        return P.complete_policy(
+    def _complete(vaas_policy: Any, setup: RuntimeSetup, port: int) -> dict[str, Any]:
+        return complete_policy(
             vaas_policy,
-            P.Infrastructure(
-                proxy_attestation_server_url=infra.proxy_url,
-                proxy_service_cert=infra.proxy_cert,
-                runtime_hash=infra.runtime_hash,
-                veracruz_server_url=f"{infra.endpoint_host}:{port}",
-                platform=infra.platform,
+            Infrastructure(
+                proxy_attestation_server_url=setup.proxy_url,
+                proxy_service_cert=setup.proxy_cert,
+                runtime_hash=setup.runtime_hash,
+                veracruz_server_url=f"{setup.endpoint_host}:{port}",
+                platform=setup.platform,
             ),
         )
 
@@ -107,7 +107,7 @@ class VaaS:
         host, sep, port = name.rpartition(":")
         if not sep or not port.isdigit():
             raise ValidationError(f"instance name {name!r} must be <host>:<port>, e.g. {NAME_HOST}:{self.port_min}")
-        if host not in (NAME_HOST, self.backend.infrastructure().endpoint_host):
+        if host not in (NAME_HOST, self.backend.runtime_setup().endpoint_host):
             return None
         return port
 
@@ -135,7 +135,7 @@ def _optional_id(reply: dict[str, Any]) -> dict[str, Any]:
 def _matches(item: dict[str, Any], instance_id: str | None, instance_hash: str | None) -> bool:
     # The original CCFaaS names every instance "CCFaaS"; ours passes the user's instance id. An
     # original-style call (instance_id=CCFaaS plus the hash) is identified by its hash alone.
-    if instance_id == P.CCFAAS_INSTANCE_ID and instance_hash:
+    if instance_id == CCFAAS_INSTANCE_ID and instance_hash:
         instance_id = None
     if instance_id is not None and item.get("instance_id") != instance_id:
         return False

@@ -16,11 +16,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ipoc.certs import new_certificate_authority, write_private
+from ipoc.certs import MEASUREMENT_OID, new_certificate_authority, write_private
 
 log = logging.getLogger(__name__)
 
-MEASUREMENT_OID = x509.ObjectIdentifier("2.5.30.1")
 ENCLAVE_SAN = "ComputeEnclave.dev"
 CA_KEY_FILE = "ca-key.pem"
 CA_CERT_FILE = "ca-cert.pem"

@@ -15,7 +15,7 @@ import pytest
 
 from ipoc.client import DEFAULT_CHUNK, VeracruzClient
 from tests.client.conftest import plain
-from tests.support import policies as P
+from tests.support import policies
 
 DATA = 2 * DEFAULT_CHUNK + 12345  # three chunks: one write_file, two append_file
 
@@ -23,10 +23,10 @@ DATA = 2 * DEFAULT_CHUNK + 12345  # three chunks: one write_file, two append_fil
 @pytest.fixture
 def echo_instance(start_runtime, ids, echo_wasm, tmp_path: Path) -> Path:
     """A runtime holding the echo program; the user's PEM files and the policy on disk, as a user has them."""
-    vaas = P.vaas_policy([(ids.user, P.USER_RIGHTS), (ids.loader, P.LOADER_RIGHTS)], file_hashes={P.ECHO: echo_wasm})
+    vaas = policies.vaas_policy([(ids.user, policies.USER_RIGHTS), (ids.loader, policies.LOADER_RIGHTS)], file_hashes={policies.ECHO: echo_wasm})
     runtime = start_runtime(vaas)
     with VeracruzClient(runtime.policy, ids.loader.certificate, ids.loader.private_key) as loader:
-        loader.write_file(P.ECHO, echo_wasm)
+        loader.write_file(policies.ECHO, echo_wasm)
     with VeracruzClient(runtime.policy, ids.user.certificate, ids.user.private_key) as user:
         user.write_file("/input/data.txt", b"hello")
     ids.user.write(tmp_path / "user.crt", tmp_path / "user.key")
@@ -39,24 +39,24 @@ def _as_user(files: Path, *args: str) -> list[str]:
 
 
 def test_exec_on_a_pipe_prints_the_exit_code_only(ipoc_cli, echo_instance: Path):
-    result = ipoc_cli(*_as_user(echo_instance, "exec", P.ECHO))
+    result = ipoc_cli(*_as_user(echo_instance, "exec", policies.ECHO))
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"{P.ECHO} exited with code 0\n"
+    assert result.stdout == f"{policies.ECHO} exited with code 0\n"
     assert result.stderr == ""
 
 
 def test_exec_on_a_terminal_spins_with_the_elapsed_time(ipoc_cli, echo_instance: Path):
-    result = ipoc_cli(*_as_user(echo_instance, "exec", P.ECHO), terminal=True)
+    result = ipoc_cli(*_as_user(echo_instance, "exec", policies.ECHO), terminal=True)
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"{P.ECHO} exited with code 0\n"
+    assert result.stdout == f"{policies.ECHO} exited with code 0\n"
     spinner = [line for line in plain(result.stderr).splitlines() if line.strip()]
-    assert spinner and all(re.fullmatch(rf". running {P.ECHO} \d+:\d\d:\d\d", line) for line in spinner), spinner
+    assert spinner and all(re.fullmatch(rf". running {policies.ECHO} \d+:\d\d:\d\d", line) for line in spinner), spinner
 
 
 def test_quiet_exec_on_a_terminal_draws_no_spinner(ipoc_cli, echo_instance: Path):
-    result = ipoc_cli("--quiet", *_as_user(echo_instance, "exec", P.ECHO), terminal=True)
+    result = ipoc_cli("--quiet", *_as_user(echo_instance, "exec", policies.ECHO), terminal=True)
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"{P.ECHO} exited with code 0\n" and result.stderr == ""
+    assert result.stdout == f"{policies.ECHO} exited with code 0\n" and result.stderr == ""
 
 
 def test_veracruz_data_bar_counts_each_byte_once(ipoc_cli, echo_instance: Path):

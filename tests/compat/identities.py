@@ -2,7 +2,8 @@
 
 Every certificate from one cert.conf has the same subject, and the config asks
 for no key identifiers, so nothing but the key and signature tells two such
-certificates apart (behaviour reference §1.5).
+certificates apart (README "Compatibility with Veracruz v1.3 and the original i-PoC",
+two identities with one certificate subject).
 """
 
 from __future__ import annotations

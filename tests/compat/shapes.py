@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from ipoc import rights as R
+from ipoc import rights
 from ipoc.certs import Identity
 
 ICECAP_PLACEHOLDER = "0" * 64  # generate-policy writes a fixed IceCap value; its content does not matter here
@@ -47,18 +47,18 @@ def generate_policy_document(
     expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=365)
     return {
         "identities": [
-            {"certificate": pem_text(identity.certificate), "id": index, "file_rights": rights}
-            for index, (identity, rights) in enumerate(identities)
+            {"certificate": pem_text(identity.certificate), "id": index, "file_rights": grants}
+            for index, (identity, grants) in enumerate(identities)
         ],
         "programs": programs if programs is not None else [
             {"program_file_name": DETECTOR, "id": 0, "file_rights": [
-                {"file_name": "/program_data/", "rights": int(R.READ)},
-                {"file_name": "/s3_app_input/", "rights": int(R.READ)},
-                {"file_name": "/user_input/", "rights": int(R.READ)},
-                {"file_name": "/program_internal/", "rights": int(R.READ_WRITE)},
-                {"file_name": "/output/", "rights": int(R.WRITE)},
-                {"file_name": "stdout", "rights": int(R.WRITE)},
-                {"file_name": "stderr", "rights": int(R.WRITE)},
+                {"file_name": "/program_data/", "rights": int(rights.READ)},
+                {"file_name": "/s3_app_input/", "rights": int(rights.READ)},
+                {"file_name": "/user_input/", "rights": int(rights.READ)},
+                {"file_name": "/program_internal/", "rights": int(rights.READ_WRITE)},
+                {"file_name": "/output/", "rights": int(rights.WRITE)},
+                {"file_name": "stdout", "rights": int(rights.WRITE)},
+                {"file_name": "stderr", "rights": int(rights.WRITE)},
             ]},
         ],
         "file_hashes": [
@@ -85,17 +85,17 @@ def generate_policy(*args: Any, **kwargs: Any) -> str:
     return json.dumps(generate_policy_document(*args, **kwargs), indent=2)
 
 
-# The VOD deploy scripts' principals (behaviour reference §3), the S3 app and the user made from one cert.conf.
+# The original VOD deploy scripts' principals, the S3 app and the user made from one cert.conf.
 def vod_identities(program_provider: Identity, data_provider: Identity, s3_app: Identity, user: Identity) -> list:
     return [
-        (program_provider, [{"file_name": "/program/", "rights": int(R.WRITE)}]),
-        (data_provider, [{"file_name": "/program_data/", "rights": int(R.WRITE)}]),
-        (s3_app, [{"file_name": "/s3_app_input/", "rights": int(R.WRITE)}]),
+        (program_provider, [{"file_name": "/program/", "rights": int(rights.WRITE)}]),
+        (data_provider, [{"file_name": "/program_data/", "rights": int(rights.WRITE)}]),
+        (s3_app, [{"file_name": "/s3_app_input/", "rights": int(rights.WRITE)}]),
         (user, [
-            {"file_name": "/program/", "rights": int(R.OPEN_EXECUTE)},
-            {"file_name": "/user_input/", "rights": int(R.WRITE)},
-            {"file_name": "/output/", "rights": int(R.READ)},
-            {"file_name": "stdout", "rights": int(R.READ)},
-            {"file_name": "stderr", "rights": int(R.READ)},
+            {"file_name": "/program/", "rights": int(rights.OPEN_EXECUTE)},
+            {"file_name": "/user_input/", "rights": int(rights.WRITE)},
+            {"file_name": "/output/", "rights": int(rights.READ)},
+            {"file_name": "stdout", "rights": int(rights.READ)},
+            {"file_name": "stderr", "rights": int(rights.READ)},
         ]),
     ]

@@ -15,7 +15,7 @@ import ipoc.client
 from ipoc.client import VeracruzClient
 from ipoc.errors import VeracruzError
 from ipoc.wire.carrier import HttpCarrier, encode_body
-from tests.support import policies as P
+from tests.support import policies
 
 
 class LosingCarrier(HttpCarrier):
@@ -32,7 +32,7 @@ class LosingCarrier(HttpCarrier):
 
 
 def test_a_lost_reply_fails_the_request_without_empty_posts(start_runtime, ids, monkeypatch):
-    runtime = start_runtime(P.vaas_policy([(ids.user, P.USER_RIGHTS)]))
+    runtime = start_runtime(policies.vaas_policy([(ids.user, policies.USER_RIGHTS)]))
     monkeypatch.setattr(ipoc.client, "HttpCarrier", LosingCarrier)
     LosingCarrier.bodies = []
     client = VeracruzClient(runtime.policy, ids.user.certificate, ids.user.private_key)
@@ -47,7 +47,7 @@ def test_a_lost_reply_fails_the_request_without_empty_posts(start_runtime, ids, 
 
 
 def test_the_carrier_refuses_to_send_nothing(start_runtime, ids):
-    runtime = start_runtime(P.vaas_policy([(ids.user, P.USER_RIGHTS)]))
+    runtime = start_runtime(policies.vaas_policy([(ids.user, policies.USER_RIGHTS)]))
     carrier = HttpCarrier(runtime.server.manager.policy.server_url)
     try:
         with pytest.raises(ValueError, match="nothing to send"):

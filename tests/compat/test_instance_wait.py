@@ -17,7 +17,7 @@ import pytest
 from ipoc.client import VeracruzClient
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.shared.config import settings
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import call
 from tests.support.lifecycle import running_plane
 
@@ -33,7 +33,7 @@ def plane(monkeypatch, proxy, tmp_path):
 def test_post_without_query_waits_for_ready_and_answers_the_original_shape(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
     started = time.monotonic()
-    reply = plane.create("orig-1", [(ids.streamer, [{"file_name": "/input/", "rights": 534084}]), (ids.user, P.USER_RIGHTS)],
+    reply = plane.create("orig-1", [(ids.streamer, [{"file_name": "/input/", "rights": 534084}]), (ids.user, policies.USER_RIGHTS)],
                          query="")
     elapsed = time.monotonic() - started
     assert reply.status == 200, reply.json
@@ -50,7 +50,7 @@ def test_post_without_query_waits_for_ready_and_answers_the_original_shape(plane
 
 def test_wait_0_answers_202_at_once_and_get_keeps_the_original_keys(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
-    reply = plane.create("orig-2", [(ids.user, P.USER_RIGHTS)], query="?wait=0")
+    reply = plane.create("orig-2", [(ids.user, policies.USER_RIGHTS)], query="?wait=0")
     assert reply.status == 202
     assert reply.json["instance"] == "orig-2" and reply.json["policy"] is None
     assert reply.json["status_url"] == "/instance/orig-2"
@@ -66,7 +66,7 @@ def test_the_default_wait_is_configurable_and_capped(plane, ids, echo_wasm, monk
     plane.register_echo(echo_wasm)
     monkeypatch.setenv("IPOC_INSTANCE_WAIT", "0")
     settings.cache_clear()
-    reply = plane.create("orig-3", [(ids.user, P.USER_RIGHTS)], query="")
+    reply = plane.create("orig-3", [(ids.user, policies.USER_RIGHTS)], query="")
     assert reply.status == 202 and reply.json["instance"] == "orig-3"
     plane.wait_status("orig-3", ("READY", "FAILED"))
     call(ccfaas, "DELETE", "/instance/orig-3", user="alice")
@@ -75,7 +75,7 @@ def test_the_default_wait_is_configurable_and_capped(plane, ids, echo_wasm, monk
 def test_an_instance_that_fails_while_waited_for_is_an_error(plane, ids, echo_wasm):
     """The original app checks for 200 only; a failed creation must not look like success."""
     plane.register_echo(echo_wasm, data={"/model/weights.bin": b"\x01\x02"})  # the loader may not write /model/
-    reply = plane.create("orig-4", [(ids.user, P.USER_RIGHTS)], query="")
+    reply = plane.create("orig-4", [(ids.user, policies.USER_RIGHTS)], query="")
     assert reply.status == 502
     assert reply.json["error"] == "InstanceFailed" and reply.json["status"] == "FAILED"
     assert "orig-4" in reply.json["message"]

@@ -22,7 +22,7 @@ from ipoc.errors import PolicyError, ValidationError
 from ipoc.policy import Infrastructure, complete_policy, parse_full_policy
 from ipoc.policy_serde import POLICY_FIELDS, read_policy
 from tests.compat.shapes import generate_policy_document, pem_text
-from tests.support import policies as P
+from tests.support import policies
 
 MEASUREMENT = "ab" * 32
 USER, S3 = new_identity("user"), new_identity("s3")
@@ -305,7 +305,7 @@ def test_paths_with_dot_dot_are_refused_although_veracruz_parses_them():
     ],
 )
 def test_vaas_completion_refuses_what_veracruz_refuses(what: str, change: Callable[[dict[str, Any]], None]) -> None:
-    vaas = json.loads(json.dumps(P.vaas_policy([(USER, P.USER_RIGHTS)])))  # a copy: the change mutates it
+    vaas = json.loads(json.dumps(policies.vaas_policy([(USER, policies.USER_RIGHTS)])))  # a copy: the change mutates it
     vaas["enclave_cert_expiry"] = {"day": 31, "hour": 23, "minute": 59, "month": 12, "year": 2030}
     change(vaas)
     with pytest.raises(ValidationError):
@@ -313,7 +313,7 @@ def test_vaas_completion_refuses_what_veracruz_refuses(what: str, change: Callab
 
 
 def test_vaas_completion_defaults_file_hashes_and_sets_only_its_platform():
-    vaas = json.loads(json.dumps(P.vaas_policy([(USER, P.USER_RIGHTS)])))
+    vaas = json.loads(json.dumps(policies.vaas_policy([(USER, policies.USER_RIGHTS)])))
     del vaas["file_hashes"]
     document = json.loads(complete_policy(vaas, _infra())["policy"])
     assert document["file_hashes"] == []

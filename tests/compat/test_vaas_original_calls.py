@@ -13,13 +13,13 @@ import json
 
 from lambdas.vaas.backends.local import running_ports
 from lambdas.vaas.handler import lambda_handler as vaas
-from tests.functional.lambdas.test_vaas import aws  # noqa: F401  (the VaaS-over-moto fixture)
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import call
+from tests.support.vaas import aws  # noqa: F401  (the VaaS-over-moto fixture)
 
 
 def test_original_style_delete_with_instance_id_ccfaas(aws, ids):  # noqa: F811
-    policy = P.vaas_policy([(ids.user, P.USER_RIGHTS)])
+    policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS)])
     policy["instance_id"] = "user-instance-7"  # what our CCFaaS sends
     created = call(vaas, "POST", "/veracruz", policy)
     assert created.status == 201, created.body
@@ -37,7 +37,7 @@ def test_original_style_delete_with_instance_id_ccfaas(aws, ids):  # noqa: F811
 
 
 def test_a_vaas_policy_without_file_hashes_gets_an_empty_list(aws, ids):  # noqa: F811
-    policy = P.vaas_policy([(ids.user, P.USER_RIGHTS)])
+    policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS)])
     del policy["file_hashes"]
     created = call(vaas, "POST", "/veracruz", policy)
     assert created.status == 201, created.body

@@ -38,7 +38,7 @@ from local.apigw import LOCAL_ADMIN, principal_arn
 from local.context import LocalLambdaContext
 from tests.deploy import iam
 from tests.deploy.conftest import stack_template
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import call, input_key, instance_table_key
 from tests.support.waiting import free_port_range, wait_until
 
@@ -188,16 +188,16 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
 
         program_load_identity.cache_clear()
         # Publisher: register a function and upload its program
-        policy = P.echo_function("echo", echo_wasm)
+        policy = policies.echo_function("echo", echo_wasm)
         assert as_role("Ccfaas", call, ccfaas, "POST", "/function", policy).status == 201
-        segment = base64.b64encode(P.ECHO.encode()).decode()
+        segment = base64.b64encode(policies.ECHO.encode()).decode()
         assert as_role("Ccfaas", call, ccfaas, "POST", f"/function/echo/program/{segment}", raw=echo_wasm).status == 201
         # User: an instance whose workflow streams an S3 object in, used, then deleted
         inputs = deployment.template.local_name(next(b for b in deployment.template.of_type("AWS::S3::Bucket") if b.startswith("DataInputs")))
         boto3.client("s3").put_object(Bucket=inputs, Key=input_key("camera/input.txt", "alice"), Body=b"streamed by the workflow")
         user_policy = {"function": "echo", "instanceid": "i-iam", "identities": [
             {"certificate": ids.streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
-            {"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+            {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
         query = f"?stream_bucket={inputs}&stream_key={input_key('camera/input.txt', 'alice')}&stream_to=/input/data.txt"
         created = as_role("Ccfaas", call, ccfaas, "POST", f"/instance{query}&wait=0", user_policy, user="alice")
         assert created.status == 202, created.json
@@ -207,7 +207,7 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
                                             .get_item(Key={"instance_id": instance_table_key("i-iam")}).get("Item") or {}),
                    timeout=60, what="the workflow to stream and wait for release")
         with VeracruzClient(ready["policy"], ids.user.certificate, ids.user.private_key) as client:
-            assert client.execute(P.ECHO) == 0
+            assert client.execute(policies.ECHO) == 0
             assert client.read_file("/output/result.txt").endswith(b"STREAMED BY THE WORKFLOW")
         # The S3 streamer, with its own role (no caller credentials)
         streamed = as_role("S3Stream", call, s3stream, "POST", "/s3_stream_veracruz", {
@@ -219,7 +219,7 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
         assert deleted.json["status"] == "DELETED", deleted.json
         # Operator: the VaaS API directly
         vaas_policy = Policy.compose_vaas_policy(policy, {"function": "echo", "instanceid": "v-1", "identities": [
-            {"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}, program_load_identity().certificate)
+            {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}, program_load_identity().certificate)
         made = as_role("Vaas", call, vaas, "POST", "/veracruz", vaas_policy)
         assert made.status == 201, made.json
         name = f"veracruz-nitro-server:{json.loads(made.json['policy'])['veracruz_server_url'].rsplit(':', 1)[1]}"

@@ -27,7 +27,7 @@ from lambdas.ccfaas.reaper import Reaper
 from lambdas.vaas.backends.local import running_ports
 from local import apigw, workflow
 from local.adapter import ApiServer
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import call
 from tests.support.lifecycle import running_plane
 from tests.support.waiting import wait_until
@@ -110,7 +110,7 @@ def test_the_local_workflow_refuses_an_input_over_256_kib(plane):
 
 
 def _identities(count: int) -> list[dict[str, Any]]:
-    return [{"certificate": new_identity(f"member-{i}").certificate, "file_rights": P.USER_RIGHTS} for i in range(count)]
+    return [{"certificate": new_identity(f"member-{i}").certificate, "file_rights": policies.USER_RIGHTS} for i in range(count)]
 
 
 def _execution_input(instance_id: str, identities: list[dict[str, Any]]) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def _largest_state(arn: str) -> int:
 
 def test_a_user_policy_too_large_for_the_workflow_gets_a_413_not_a_failed_execution(plane, echo_wasm, monkeypatch):
     plane.register_echo(echo_wasm)
-    function_policy = P.echo_function("echo", echo_wasm)
+    function_policy = policies.echo_function("echo", echo_wasm)
     pool = _identities(160)
     # The most identities whose instance fits (the bound grows with every identity)
     fits = max(n for n in range(1, len(pool)) if state_size_bound(_execution_input("i", pool[:n]), function_policy) <= STATE_QUOTA)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from client.cli.function.register import DIRECT_LIMIT
-from tests.support import policies as P
+from ipoc.limits import DIRECT_UPLOAD_LIMIT
+from tests.support import policies
 from tests.support import processes, vod
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -37,8 +37,8 @@ def weights(stack, echo_wasm, tmp_path_factory) -> tuple[Path, Path, Path]:
     work = tmp_path_factory.mktemp("weights")
     (work / "echo.wasm").write_bytes(echo_wasm)
     blob = work / "weights.bin"
-    blob.write_bytes(os.urandom(DIRECT_LIMIT + 1_000_000))
-    policy = P.echo_function("weighted", echo_wasm)
+    blob.write_bytes(os.urandom(DIRECT_UPLOAD_LIMIT + 1_000_000))
+    policy = policies.echo_function("weighted", echo_wasm)
     policy["data_files"] = [{"data_file": "/program_data/weights.bin", "pi_hash": hashlib.sha256(blob.read_bytes()).hexdigest()}]
     policy["file_rights"] = [{"file_name": "/program/", "rights": 534084}, {"file_name": "/program_data/", "rights": 534084}]
     (work / "function.json").write_text(json.dumps(policy))
@@ -47,13 +47,13 @@ def weights(stack, echo_wasm, tmp_path_factory) -> tuple[Path, Path, Path]:
 
 def test_register_on_a_terminal_bars_both_uploads(stack, weights):
     policy, program, blob = weights
-    result = ipoc(stack, "function", "register", str(policy), "--program", f"{P.ECHO}={program}",
+    result = ipoc(stack, "function", "register", str(policy), "--program", f"{policies.ECHO}={program}",
                   "--data", f"/program_data/weights.bin={blob}", "--json", terminal=True)
     assert result.returncode == 0, result.stderr
     assert [f["result"] for f in json.loads(result.stdout)["files"]] == [
         f"uploaded ({program.stat().st_size} bytes)", f"uploaded through S3 ({blob.stat().st_size} bytes)"]
     drawn = lines(result.stderr)
-    direct = [line for line in drawn if line.startswith(f"upload {P.ECHO} ")]
+    direct = [line for line in drawn if line.startswith(f"upload {policies.ECHO} ")]
     presigned = [line for line in drawn if line.startswith("upload /program_data/weights.bin ")]
     assert direct and presigned, drawn
     # 5,194,304 B = 5.2 MB, counted as requests sends it, with a rate and a time left

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import policies as P
+from tests.support import policies
 from tests.support import processes
 from tests.support.waiting import free_port
 
@@ -26,11 +26,11 @@ def files(tmp_path: Path, ids, echo_wasm):
 def echo_policy(cli_proxy, ids, echo_wasm, measurement: str | None = None) -> str:
     from runtime.measurement import measurement as real
 
-    vaas = P.vaas_policy(
-        [(ids.user, P.USER_RIGHTS), (ids.loader, P.LOADER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])],
-        file_hashes={P.ECHO: echo_wasm},
+    vaas = policies.vaas_policy(
+        [(ids.user, policies.USER_RIGHTS), (ids.loader, policies.LOADER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])],
+        file_hashes={policies.ECHO: echo_wasm},
     )
-    return P.full_policy(vaas, proxy_url=cli_proxy.url, proxy_cert=cli_proxy.ca_pem, measurement=measurement or real(), port=free_port())
+    return policies.full_policy(vaas, proxy_url=cli_proxy.url, proxy_cert=cli_proxy.ca_pem, measurement=measurement or real(), port=free_port())
 
 
 def veracruz(policy: Path, who: str, files: Path, *args: str):
@@ -45,12 +45,12 @@ def test_acceptance_walk(cli_proxy, serve_runtime, ids, echo_wasm, files, tmp_pa
 
     # A hashed program with other bytes is refused.
     (files / "evil.wasm").write_bytes(echo_wasm + b"\0")
-    refused = veracruz(policy, "loader", files, "--program", f"{P.ECHO}={files / 'evil.wasm'}")
+    refused = veracruz(policy, "loader", files, "--program", f"{policies.ECHO}={files / 'evil.wasm'}")
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1].startswith("error: write_file /program/echo.wasm refused by the runtime: FileHashMismatch")
 
     # The loader, who holds the rights, writes the program.
-    loaded = veracruz(policy, "loader", files, "--program", f"{P.ECHO}={files / 'echo.wasm'}")
+    loaded = veracruz(policy, "loader", files, "--program", f"{policies.ECHO}={files / 'echo.wasm'}")
     assert loaded.returncode == 0, loaded.stderr
     assert "Verified runtime hash" in loaded.stderr and "Verified policy hash" in loaded.stderr
 
@@ -66,11 +66,11 @@ def test_acceptance_walk(cli_proxy, serve_runtime, ids, echo_wasm, files, tmp_pa
     out = files / "result.txt"
     run = veracruz(
         policy, "user", files,
-        "--data", f"/input/data.txt={files / 'data.txt'}", "--compute", P.ECHO,
+        "--data", f"/input/data.txt={files / 'data.txt'}", "--compute", policies.ECHO,
         "--result", "stdout=-", "--result", f"/output/result.txt={out}",
     )
     assert run.returncode == 0, run.stderr
-    assert f"Executed {P.ECHO}: exit code 0" in run.stderr
+    assert f"Executed {policies.ECHO}: exit code 0" in run.stderr
     assert run.stdout == "echo: read 14 bytes from input/data.txt\n"
     assert out.read_text() == "ECHO 14\nATTESTED HELLO"
     assert "Shutting down enclave" in run.stderr

@@ -21,7 +21,7 @@ import requests
 
 from local.persistence import LAYOUT_VERSION
 from local.reconcile import RESTART_REASON
-from tests.support import policies as P
+from tests.support import policies
 from tests.support import processes
 from tests.support.waiting import free_port_range, wait_until
 
@@ -103,15 +103,15 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 def register_echo(stack: Stack, name: str, wasm: bytes) -> None:
     ccfaas = stack.url["ccfaas"]
-    assert requests.post(f"{ccfaas}/function", json=P.echo_function(name, wasm), timeout=30).status_code == 201
-    segment = base64.b64encode(P.ECHO.encode()).decode()
+    assert requests.post(f"{ccfaas}/function", json=policies.echo_function(name, wasm), timeout=30).status_code == 201
+    segment = base64.b64encode(policies.ECHO.encode()).decode()
     assert requests.post(f"{ccfaas}/function/{name}/program/{segment}", data=wasm, timeout=30).status_code == 201
 
 
 def user_policy(function: str, instance_id: str, ids: Any) -> dict[str, Any]:
     return {"function": function, "instanceid": instance_id, "identities": [
         {"certificate": ids.streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
-        {"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+        {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
 
 
 def instance(stack: Stack, instance_id: str) -> dict[str, Any]:
@@ -184,7 +184,7 @@ def test_every_acknowledged_registration_survives_kill_9_under_load(stack):
                 return
             name = f"f{worker}_{n}"
             try:
-                if session.post(f"{stack.url['ccfaas']}/function", json=P.echo_function(name, wasm), timeout=10).status_code == 201:
+                if session.post(f"{stack.url['ccfaas']}/function", json=policies.echo_function(name, wasm), timeout=10).status_code == 201:
                     acknowledged.append(name)
             except requests.RequestException:
                 return

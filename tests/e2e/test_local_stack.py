@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from ipoc.client import VeracruzClient
-from tests.support import policies as P
+from tests.support import policies
 from tests.support import processes
 from tests.support.aws import b64
 from tests.e2e.conftest import SLOTS
@@ -59,7 +59,7 @@ def test_register_function_small_flow_with_http(stack):
 
 def test_vaas_and_streamer(stack, ids):
     vaas = stack["url"]["vaas"]
-    policy = P.vaas_policy([(ids.user, P.USER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])])
+    policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])])
     created = requests.post(f"{vaas}/veracruz", json=policy, timeout=120)
     assert created.status_code == 201, created.text
     reply = created.json()
@@ -106,7 +106,7 @@ def test_vaas_and_streamer(stack, ids):
 @pytest.mark.slow
 def test_fifty_concurrent_creations_on_ten_slots(stack, ids):
     vaas = stack["url"]["vaas"]
-    policy = P.vaas_policy([(ids.user, P.USER_RIGHTS)])
+    policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS)])
 
     def create(_: int) -> tuple[int, dict]:
         reply = requests.post(f"{vaas}/veracruz", json=policy, timeout=300)
@@ -134,16 +134,16 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
     import time
 
     ccfaas = stack["url"]["ccfaas"]
-    function = P.echo_function("echo_e2e", echo_wasm)
+    function = policies.echo_function("echo_e2e", echo_wasm)
     assert requests.post(f"{ccfaas}/function", json=function, timeout=10).status_code == 201
-    segment = base64.b64encode(P.ECHO.encode()).decode()
+    segment = base64.b64encode(policies.ECHO.encode()).decode()
     assert requests.post(f"{ccfaas}/function/echo_e2e/program/{segment}", data=echo_wasm, timeout=10).status_code == 201
     alice = {"X-Ipoc-Local-User": "alice"}
 
     def user_policy(instance_id: str) -> dict:
         return {"function": "echo_e2e", "instanceid": instance_id, "identities": [
             {"certificate": ids.streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
-            {"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+            {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
 
     def poll(instance_id: str, statuses: tuple[str, ...], timeout: float = 60) -> dict:
         def reached() -> dict | None:
@@ -160,7 +160,7 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
     assert time.monotonic() - started < 30
     with VeracruzClient(ready["policy"], ids.user.certificate, ids.user.private_key) as client:
         client.write_file("/input/data.txt", b"over http")
-        assert client.execute(P.ECHO) == 0
+        assert client.execute(policies.ECHO) == 0
     deleted = requests.delete(f"{ccfaas}/instance/e2e-1", headers=alice, timeout=60).json()
     assert deleted["status"] == "DELETED"
     sfn = boto3.client("stepfunctions", endpoint_url=stack["url"]["aws"], region_name="us-east-1",

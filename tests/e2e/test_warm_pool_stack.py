@@ -17,7 +17,7 @@ import psutil
 import requests
 
 from ipoc.client import VeracruzClient
-from tests.support import policies as P
+from tests.support import policies
 from tests.support import processes
 from tests.support.waiting import free_port_range, wait_until
 
@@ -50,14 +50,14 @@ def up(tmp_path: Path) -> dict[str, Any]:
 
 
 def register_echo(ccfaas: str, echo_wasm: bytes) -> None:
-    assert requests.post(f"{ccfaas}/function", json=P.echo_function("echo", echo_wasm), timeout=30).status_code == 201
-    segment = base64.b64encode(P.ECHO.encode()).decode()
+    assert requests.post(f"{ccfaas}/function", json=policies.echo_function("echo", echo_wasm), timeout=30).status_code == 201
+    segment = base64.b64encode(policies.ECHO.encode()).decode()
     assert requests.post(f"{ccfaas}/function/echo/program/{segment}", data=echo_wasm, timeout=30).status_code == 201
 
 
 def create_ready(ccfaas: str, name: str, ids) -> str:  # type: ignore[no-untyped-def]
     """An instance through CCFaaS, waited for until READY (the original's 200); its exact policy text."""
-    body = {"function": "echo", "instanceid": name, "identities": [{"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+    body = {"function": "echo", "instanceid": name, "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
     created = requests.post(f"{ccfaas}/instance", json=body, timeout=60)
     assert created.status_code == 200, created.text
     return created.json()["policy"]

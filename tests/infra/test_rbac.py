@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from infra.constructs.cluster import PROXY_NAMESPACE, RUNTIME_NAMESPACE, VAAS_GROUP
-from lambdas.vaas.backends import manifests as M
+from lambdas.vaas.backends import manifests
 from tests.infra.k8s_calls import Call
 from tests.infra.rbac import allowed, allows, grants
 from tests.infra.test_chart import by_kind, render
@@ -124,13 +124,13 @@ def refusals(objects: list[dict], name: str, obj: dict, groups: list[str] | None
     return [v["message"] for v in spec["validations"] if not cel.evaluate(v["expression"], context)]
 
 
-def runtime_spec(objects: list[dict]) -> M.RuntimeSpec:
+def runtime_spec(objects: list[dict]) -> manifests.RuntimeSpec:
     image = yaml.safe_load((ROOT / "eks" / "ipoc" / "values.yaml").read_text())["runtimeImage"]
-    return M.RuntimeSpec(namespace=RUNTIME_NAMESPACE, image=image, endpoint_host="nlb.example.com", pod_mib=500, cpu_millis=1000)
+    return manifests.RuntimeSpec(namespace=RUNTIME_NAMESPACE, image=image, endpoint_host="nlb.example.com", pod_mib=500, cpu_millis=1000)
 
 
 def backend_pod(objects: list[dict]) -> dict:
-    return M.pod(runtime_spec(objects), 3014, {"veracruz-nitro": "server"}, json.dumps({"max_memory_mib": 2000}))
+    return manifests.pod(runtime_spec(objects), 3014, {"veracruz-nitro": "server"}, json.dumps({"max_memory_mib": 2000}))
 
 
 def test_the_policies_bind_to_the_runtime_namespace_and_deny(objects: list[dict]) -> None:
@@ -181,7 +181,7 @@ def test_other_users_are_not_matched(objects: list[dict]) -> None:
 def test_endpoint_slices_route_only_runtime_ports_of_the_runtime_service(objects: list[dict]) -> None:
     name = "ipoc-vaas-runtime-endpoints"
     spec = runtime_spec(objects)
-    good = M.endpoint_slice(spec, 3014, {"veracruz-nitro": "server"}, "10.0.3.7")
+    good = manifests.endpoint_slice(spec, 3014, {"veracruz-nitro": "server"}, "10.0.3.7")
     assert refusals(objects, name, good) == []
     to_the_proxy = copy.deepcopy(good)
     to_the_proxy["ports"][0]["port"] = 3010

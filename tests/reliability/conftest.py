@@ -7,17 +7,14 @@ fuzzed and found; any leak or secret found fails the test that found it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from lambdas.vaas.backends.local import running_ports
-from tests.e2e.conftest import stack  # noqa: F401  (the local stack as subprocesses, per module)
 from tests.reliability.tally import TALLY
-from tests.support.lifecycle import ControlPlane, running_plane
+from tests.support.lifecycle import running_plane
+from tests.support.local_stack import stack  # noqa: F401  (the local stack as subprocesses, per module)
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOTS = 2
@@ -38,16 +35,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name, value in counts.items():
         terminalreporter.write_line(f"{name.replace('_', ' ')}: {value}")
     TALLY.write(ROOT / "build" / "reliability.json")
-
-
-def leaks(plane: ControlPlane) -> list[str]:
-    """What a failed or finished operation must not leave: runtimes, slots, staged uploads, live records."""
-    found = [f"runtime on port {port}" for port in running_ports(plane.runtimes)]
-    found += [f"slot {item['slot']['S']}" for item in
-              boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"]]
-    listed = boto3.client("s3").list_objects_v2(Bucket=os.environ["IPOC_ARTIFACTS_BUCKET"], Prefix="uploads/")
-    found += [f"staged upload {o['Key']}" for o in listed.get("Contents", [])]
-    return found
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import requests
 
-from tests.e2e.conftest import SLOTS
+from tests.support.local_stack import SLOTS
 from tests.reliability.tally import TALLY
-from tests.support import policies as P
+from tests.support import policies
 from tests.support import processes
 from tests.support.waiting import wait_until
 
@@ -26,18 +26,18 @@ UPLOADS = 20
 
 
 def register(ccfaas: str, echo_wasm: bytes, name: str) -> None:
-    assert requests.post(f"{ccfaas}/function", json=P.echo_function(name, echo_wasm), timeout=30).status_code == 201
+    assert requests.post(f"{ccfaas}/function", json=policies.echo_function(name, echo_wasm), timeout=30).status_code == 201
 
 
 def upload(ccfaas: str, echo_wasm: bytes, name: str) -> None:
-    segment = base64.b64encode(P.ECHO.encode()).decode()
+    segment = base64.b64encode(policies.ECHO.encode()).decode()
     assert requests.post(f"{ccfaas}/function/{name}/program/{segment}", data=echo_wasm, timeout=60).status_code == 201
 
 
 def test_concurrent_uploads_of_one_program_keep_exactly_one_artifact(stack, echo_wasm):
     ccfaas = stack["url"]["ccfaas"]
     register(ccfaas, echo_wasm, "echo_uploads")
-    segment = base64.b64encode(P.ECHO.encode()).decode()
+    segment = base64.b64encode(policies.ECHO.encode()).decode()
     url = f"{ccfaas}/function/echo_uploads/program/{segment}"
     with ThreadPoolExecutor(UPLOADS) as pool:
         statuses = list(pool.map(lambda _: requests.post(url, data=echo_wasm, timeout=120).status_code, range(UPLOADS)))
@@ -70,7 +70,7 @@ def test_fifty_instances_on_ten_slots_then_fifty_deletes_at_once(stack, echo_was
 
     def create(instance_id: str) -> int:
         body = {"function": "echo_many", "instanceid": instance_id,
-                "identities": [{"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+                "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
         return requests.post(f"{ccfaas}/instance?wait=0", json=body, headers=ALICE, timeout=120).status_code
 
     with ThreadPoolExecutor(CREATIONS) as pool:
@@ -113,7 +113,7 @@ def test_the_same_instance_deleted_ten_times_at_once(stack, echo_wasm, ids):
     register(ccfaas, echo_wasm, "echo_once")
     upload(ccfaas, echo_wasm, "echo_once")
     body = {"function": "echo_once", "instanceid": "once",
-            "identities": [{"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+            "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
     assert requests.post(f"{ccfaas}/instance?wait=25", json=body, headers=ALICE, timeout=120).status_code == 200
     with ThreadPoolExecutor(10) as pool:
         replies = list(pool.map(lambda _: requests.delete(f"{ccfaas}/instance/once", headers=ALICE, timeout=120), range(10)))

@@ -19,11 +19,11 @@ from ipoc.errors import DependencyFailed
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
 from lambdas.shared.config import settings
-from lambdas.vaas.backends import manifests as M
-from tests.functional.lambdas.test_vaas_kubernetes import LABELS, NAMESPACE, POLICY, backend_for, kubelet, read
-from tests.reliability.conftest import leaks
+from lambdas.vaas.backends import manifests
+from tests.support.kmock_backend import LABELS, NAMESPACE, POLICY, backend_for, kubelet, read
+from tests.support.lifecycle import leaks
 from tests.reliability.tally import TALLY
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.waiting import wait_until
 
 TERMINAL = ("FAILED", "DELETED")
@@ -66,7 +66,7 @@ def raise_fault(message: str) -> Callable:
 def test_a_task_raising_at_each_state_fails_the_instance_and_leaves_nothing(plane, ids, echo_wasm, monkeypatch, action):
     plane.register_echo(echo_wasm)
     inject(monkeypatch, action, raise_fault(f"injected fault in {action}"))
-    assert plane.create(f"raise-{action}", [(ids.user, P.USER_RIGHTS)]).status == 202
+    assert plane.create(f"raise-{action}", [(ids.user, policies.USER_RIGHTS)]).status == 202
     record = settle(plane, f"raise-{action}")
     TALLY.add(faults_injected=1)
     assert record["status"] == "FAILED" and f"injected fault in {action}" in record["reason"]
@@ -82,7 +82,7 @@ def test_a_task_timing_out_fails_the_instance_and_leaves_nothing(plane, ids, ech
         raise TimeoutError("Task timed out after 900.00 seconds")
 
     inject(monkeypatch, "provision", timeout)
-    plane.create("timeout", [(ids.user, P.USER_RIGHTS)])
+    plane.create("timeout", [(ids.user, policies.USER_RIGHTS)])
     record = settle(plane, "timeout")
     TALLY.add(faults_injected=1)
     assert record["status"] == "FAILED" and "timed out" in record["reason"]
@@ -93,7 +93,7 @@ def test_a_teardown_failing_once_is_retried_and_leaves_nothing(plane, ids, echo_
     plane.register_echo(echo_wasm)
     calls = inject(monkeypatch, "teardown",
                    lambda lifecycle, state, original: (_ for _ in ()).throw(RuntimeError("injected")) if len(calls) == 1 else original())
-    plane.create("teardown", [(ids.user, P.USER_RIGHTS)])
+    plane.create("teardown", [(ids.user, policies.USER_RIGHTS)])
     plane.wait_status("teardown", ("READY",))
     from lambdas.ccfaas.handler import lambda_handler as ccfaas
     from tests.support.aws import call
@@ -126,7 +126,7 @@ def test_the_runtime_killed_at_each_state_fails_the_instance_and_leaves_nothing(
         return original()
 
     inject(monkeypatch, action, kill_then_continue)
-    plane.create(f"kill-{action}", [(ids.user, P.USER_RIGHTS)])
+    plane.create(f"kill-{action}", [(ids.user, policies.USER_RIGHTS)])
     if action == "mark_ready":
         # MarkReady itself needs no runtime: the instance becomes READY, and the reaper finds the dead runtime.
         plane.wait_status(f"kill-{action}", ("READY", "FAILED"))
@@ -139,7 +139,7 @@ def test_the_runtime_killed_at_each_state_fails_the_instance_and_leaves_nothing(
 
 def test_the_runtime_killed_while_ready_is_reaped(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
-    plane.create("kill-ready", [(ids.user, P.USER_RIGHTS)])
+    plane.create("kill-ready", [(ids.user, policies.USER_RIGHTS)])
     ready = plane.wait_status("kill-ready", ("READY",))
     kill_runtime(plane, {"allocation": {"veracruz_server_url": ready["veracruz_server_url"]}})
     Reaper(Lifecycle.from_settings()).run()
@@ -151,7 +151,7 @@ def test_the_runtime_killed_while_ready_is_reaped(plane, ids, echo_wasm):
 
 def test_a_provisioning_denial_fails_the_instance_and_leaves_nothing(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm, data={"/model/weights.bin": b"\x01\x02"})
-    plane.create("denied", [(ids.user, P.USER_RIGHTS)])
+    plane.create("denied", [(ids.user, policies.USER_RIGHTS)])
     record = settle(plane, "denied")
     TALLY.add(faults_injected=1)
     assert record["status"] == "FAILED" and "AccessDenied" in record["reason"]
@@ -173,7 +173,7 @@ CREATE_STEPS = {
 async def test_kubernetes_refusing_each_create_leaves_no_object(kmock, step: str, status: int):
     kmock[CREATE_STEPS[step]] << status << {"message": f"injected {status}"}
     port = 3100 + list(CREATE_STEPS).index(step) * 10 + status % 10
-    name = M.object_name(port)
+    name = manifests.object_name(port)
     backend = backend_for(kmock)
     kubelet_task = asyncio.create_task(kubelet(kmock, name))
     with pytest.raises(DependencyFailed, match=f"{step}: {status}"):
@@ -190,7 +190,7 @@ async def test_kubernetes_refusing_each_create_leaves_no_object(kmock, step: str
 async def test_a_failing_delete_is_reported_and_the_other_objects_still_go(kmock, kind: str):
     backend = backend_for(kmock)
     port = 3200 + ["configmaps", "pods", "endpointslices"].index(kind)
-    name = M.object_name(port)
+    name = manifests.object_name(port)
     kubelet_task = asyncio.create_task(kubelet(kmock, name))
     await asyncio.to_thread(backend.start, port, POLICY, LABELS)
     await kubelet_task

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 
 from ipoc import errors
-from ipoc import rights as R
+from ipoc import rights
 from ipoc.client import VeracruzClient
-from tests.functional.runtime.test_rights_matrix import CASES, matrix  # noqa: F401  (the runtime fixture)
+from tests.support.rights_matrix import CASES, matrix  # noqa: F401  (the runtime fixture)
 from tests.reliability.tally import TALLY
 
 
@@ -26,7 +26,7 @@ def test_every_withheld_right_is_refused(matrix):  # noqa: F811
             continue
         identity = identities[case.id]
         with VeracruzClient(runtime.policy, identity.certificate, identity.private_key) as client:
-            with pytest.raises(errors.AccessDenied, match=f"lack {R.render(case.missing)}"):
+            with pytest.raises(errors.AccessDenied, match=f"lack {rights.render(case.missing)}"):
                 case.operation.act(client, case.directory)
         refused += 1
     TALLY.add(refusals_checked=refused)

@@ -14,7 +14,7 @@ from botocore.exceptions import ReadTimeoutError, ResponseStreamingError
 from botocore.response import StreamingBody
 
 from lambdas.s3stream.handler import lambda_handler as s3stream
-from tests.functional.lambdas.test_s3stream import body, put, read_back, setup  # noqa: F401  (fixture)
+from tests.support.s3stream import body, put, read_back, setup  # noqa: F401  (setup: the fixture)
 from tests.reliability.tally import TALLY
 from tests.support.aws import call, input_key
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import wasmtime
 
-from ipoc import rights as R
+from ipoc import rights
 from ipoc.certs import Identity, new_identity
 from ipoc.client import VeracruzClient
 
-ADMIN_RIGHTS = [{"file_name": "/", "rights": int(R.ALL)}]
+ADMIN_RIGHTS = [{"file_name": "/", "rights": int(rights.ALL)}]
 
 
 def exit_with(code: int) -> bytes:
@@ -25,9 +25,9 @@ def client(runtime, identity: Identity, **kwargs) -> VeracruzClient:  # type: ig
     return VeracruzClient(runtime.policy, identity.certificate, identity.private_key, **kwargs)
 
 
-def program(name: str, rights: list[tuple[str, int]], index: int = 0, **extra: object) -> dict[str, object]:
+def program(name: str, grants: list[tuple[str, int]], index: int = 0, **extra: object) -> dict[str, object]:
     return {
-        "file_rights": [{"file_name": path, "rights": int(value)} for path, value in rights],
+        "file_rights": [{"file_name": path, "rights": int(value)} for path, value in grants],
         "id": index,
         "program_file_name": name,
         **extra,

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import call
 from tests.support.lifecycle import control_plane
 from tests.support.waiting import free_port_range
@@ -26,7 +26,7 @@ def plane(monkeypatch, proxy, tmp_path, echo_wasm):
 
 
 def test_a_name_another_user_holds_answers_as_a_free_one(plane, ids):
-    users = [(ids.user, P.USER_RIGHTS)]
+    users = [(ids.user, policies.USER_RIGHTS)]
     assert plane.create("camera-1", users, user="alice").status == 202
     taken = plane.create("camera-1", users, user="bob")  # alice has it
     free = plane.create("camera-2", users, user="bob")  # nobody has it
@@ -47,7 +47,7 @@ def test_a_name_another_user_holds_answers_as_a_free_one(plane, ids):
 
 
 def test_administrators_name_anyone_s_instance_by_key_or_unique_name(plane, ids):
-    users = [(ids.user, P.USER_RIGHTS)]
+    users = [(ids.user, policies.USER_RIGHTS)]
     for user in ("alice", "bob"):
         assert plane.create("same", users, user=user).status == 202
     assert plane.create("only-alice", users, user="alice").status == 202

@@ -21,7 +21,7 @@ from ipoc.client import VeracruzClient
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.s3stream.handler import lambda_handler as s3stream
 from lambdas.shared.stores import ArtifactStore
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import call, input_key
 from tests.support.lifecycle import running_plane
 from tests.support.waiting import wait_until
@@ -36,7 +36,7 @@ def plane(monkeypatch, proxy, tmp_path):
 
 
 def _ready(plane, instance_id: str, user: str, ids) -> str:
-    assert plane.create(instance_id, [(ids.streamer, STREAMER_RIGHTS), (ids.user, P.USER_RIGHTS)], user=user).status == 202
+    assert plane.create(instance_id, [(ids.streamer, STREAMER_RIGHTS), (ids.user, policies.USER_RIGHTS)], user=user).status == 202
     record = plane.wait_status(instance_id, ("READY", "FAILED"), user=user)
     assert record["status"] == "READY", record.get("reason")
     return record["policy"]
@@ -92,7 +92,7 @@ def test_a_second_user_cannot_read_or_deliver_through_the_streamer(plane, ids, e
                  _request(inputs, input_key("camera.enc", "alice"), alice_policy, ids), user="alice")
     assert reply.status == 200, reply.body
     with VeracruzClient(alice_policy, ids.user.certificate, ids.user.private_key) as client:
-        assert client.execute(P.ECHO) == 0
+        assert client.execute(policies.ECHO) == 0
         assert client.read_file("/output/result.txt") == f"ECHO {len(secret)}\n".encode() + secret.upper()
     # and bob's own, into his own instance
     reply = call(s3stream, "POST", "/s3_stream_veracruz", _request(inputs, input_key("mine.enc", "bob"), bob_policy, ids),
@@ -112,15 +112,15 @@ def test_the_workflow_stream_step_applies_the_same_rule(plane, ids, echo_wasm):
     program = ArtifactStore.artifact_key("echo", hashlib.sha256(echo_wasm).hexdigest())
     for bucket, key in ((inputs, input_key("camera.enc", "alice")), (os.environ["IPOC_ARTIFACTS_BUCKET"], program)):
         query = f"?wait=0&stream_bucket={bucket}&stream_key={key}&stream_to=/input/data.txt"
-        reply = plane.create("bob-2", [(ids.user, P.USER_RIGHTS)], user="bob", query=query)
+        reply = plane.create("bob-2", [(ids.user, policies.USER_RIGHTS)], user="bob", query=query)
         _refused(reply)
         assert call(ccfaas, "GET", "/instance/bob-2", user="bob").status == 404  # nothing was created
     # the owner's own workflow stream still delivers
     query = f"?wait=0&stream_bucket={inputs}&stream_key={input_key('camera.enc', 'alice')}&stream_to=/input/data.txt"
-    assert plane.create("alice-2", [(ids.user, P.USER_RIGHTS)], user="alice", query=query).status == 202
+    assert plane.create("alice-2", [(ids.user, policies.USER_RIGHTS)], user="alice", query=query).status == 202
     record = plane.wait_status("alice-2", ("READY", "FAILED"), user="alice")
     assert record["status"] == "READY", record.get("reason")
     with VeracruzClient(record["policy"], ids.user.certificate, ids.user.private_key) as client:
-        wait_until(lambda: client.execute(P.ECHO) == 0 and client.read_file("/output/result.txt") == b"ECHO 7\nALICE'S",
+        wait_until(lambda: client.execute(policies.ECHO) == 0 and client.read_file("/output/result.txt") == b"ECHO 7\nALICE'S",
                    timeout=30, what="the workflow's stream to land")
     call(ccfaas, "DELETE", "/instance/alice-2", user="alice")

@@ -9,11 +9,11 @@ import pytest
 import wasmtime
 
 from ipoc import errors
-from ipoc import rights as R
+from ipoc import rights
 from runtime.executor import Executor, Streams
 from runtime.refusal import Refused
 from tests.security.runtime_support import ADMIN_RIGHTS, client, fresh, program
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.waiting import wait_until
 
 SLEEPER = "/program/sleeper.wasm"
@@ -62,13 +62,13 @@ def test_an_absolute_wait_is_refused_without_a_clock():
 def sleep_while_a_bystander_writes(start_runtime, wasm: bytes, directory: str) -> tuple[dict[str, object], float]:  # type: ignore[no-untyped-def]
     """Run sleep(25) under the limit; once it sleeps, another identity connects, writes and reads in ``directory``."""
     admin, user, bystander = fresh("admin"), fresh("user"), fresh("bystander")
-    vaas = P.vaas_policy(
+    vaas = policies.vaas_policy(
         [
             (admin, ADMIN_RIGHTS),
-            (user, [{"file_name": "/program/", "rights": int(R.OPEN_EXECUTE)}]),
-            (bystander, [{"file_name": directory, "rights": int(R.READ_WRITE)}]),
+            (user, [{"file_name": "/program/", "rights": int(rights.OPEN_EXECUTE)}]),
+            (bystander, [{"file_name": directory, "rights": int(rights.READ_WRITE)}]),
         ],
-        programs=[program(SLEEPER, [("/output/", R.READ_WRITE)])],
+        programs=[program(SLEEPER, [("/output/", rights.READ_WRITE)])],
     )
     runtime = start_runtime(vaas, time_limit=LIMIT)
     with client(runtime, admin) as c:

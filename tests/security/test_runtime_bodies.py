@@ -21,9 +21,9 @@ def raw_exchange(runtime, head: bytes, body: bytes, *, timeout: float = 5.0) -> 
 
 
 def test_a_512_mib_content_length_is_refused_without_reading_the_body(start_runtime, ids):
-    from tests.support import policies as P
+    from tests.support import policies
 
-    runtime = start_runtime(P.vaas_policy([(ids.user, [])]))
+    runtime = start_runtime(policies.vaas_policy([(ids.user, [])]))
     head = b"POST /runtime_manager HTTP/1.1\r\nHost: x\r\nContent-Length: 536870912\r\n\r\n"
     # only 64 KiB of the announced 512 MiB are ever sent: the answer must not wait for the rest
     reply = raw_exchange(runtime, head, b"0 " + b"A" * 65534)
@@ -32,9 +32,9 @@ def test_a_512_mib_content_length_is_refused_without_reading_the_body(start_runt
 
 
 def test_a_bad_content_length_is_refused(start_runtime, ids):
-    from tests.support import policies as P
+    from tests.support import policies
 
-    runtime = start_runtime(P.vaas_policy([(ids.user, [])]))
+    runtime = start_runtime(policies.vaas_policy([(ids.user, [])]))
     for value in (b"-5", b"lots"):
         reply = raw_exchange(runtime, b"POST /runtime_manager HTTP/1.1\r\nHost: x\r\nContent-Length: " + value + b"\r\n\r\n", b"")
         assert reply.startswith(b"HTTP/1.1 400"), reply[:100]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from ipoc import rights as R
+from ipoc import rights
 from tests.security.runtime_support import ADMIN_RIGHTS, client, fresh, program
-from tests.support import policies as P
+from tests.support import policies
 
 STAT = "/program/stat_time.wasm"
 
 
 def run(start_runtime, wasm: bytes, *, enable_clock: bool) -> int:  # type: ignore[no-untyped-def]
     admin = fresh("admin")
-    vaas = P.vaas_policy(
+    vaas = policies.vaas_policy(
         [(admin, ADMIN_RIGHTS)],
-        programs=[program(STAT, [("/input/", R.READ), ("/output/", R.READ_WRITE)])],
+        programs=[program(STAT, [("/input/", rights.READ), ("/output/", rights.READ_WRITE)])],
         enable_clock=enable_clock,
     )
     runtime = start_runtime(vaas)

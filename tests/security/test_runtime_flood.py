@@ -11,10 +11,10 @@ import threading
 
 import pytest
 
-from ipoc import rights as R
+from ipoc import rights
 from runtime import manager as runtime_manager
 from tests.security.runtime_support import client, client_hello, fresh, post
-from tests.support import policies as P
+from tests.support import policies
 
 CHUNK = 1 << 20
 CHUNKS = 16
@@ -24,7 +24,7 @@ FLOOD_POSTS = 600  # per flooder: 200 each of empty opens, real ClientHellos and
 @pytest.mark.reliability
 def test_a_16_mib_stream_survives_a_flood_of_session_opens(start_runtime):
     streamer = fresh("streamer")
-    runtime = start_runtime(P.vaas_policy([(streamer, [{"file_name": "/input/", "rights": int(R.READ_WRITE)}])]))
+    runtime = start_runtime(policies.vaas_policy([(streamer, [{"file_name": "/input/", "rights": int(rights.READ_WRITE)}])]))
     payload = os.urandom(CHUNK * CHUNKS)
     refusals: dict[int, int] = {}
     lock = threading.Lock()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from ipoc import errors
-from ipoc import rights as R
+from ipoc import rights
 from tests.security.runtime_support import ADMIN_RIGHTS, client, exit_with, fresh, program
-from tests.support import policies as P
+from tests.support import policies
 
 VICTIM, EVIL, COPIER = "/program/victim.wasm", "/program/evil.wasm", "/program/copy_program.wasm"
 
@@ -19,12 +19,12 @@ VICTIM, EVIL, COPIER = "/program/victim.wasm", "/program/evil.wasm", "/program/c
 def test_a_program_overwriting_a_hashed_program_does_not_get_it_run(start_runtime, attacker):
     admin, user = fresh("admin"), fresh("user")
     victim, evil = exit_with(7), exit_with(42)
-    vaas = P.vaas_policy(
-        [(admin, ADMIN_RIGHTS), (user, [{"file_name": "/program/", "rights": int(R.OPEN_EXECUTE)}])],
+    vaas = policies.vaas_policy(
+        [(admin, ADMIN_RIGHTS), (user, [{"file_name": "/program/", "rights": int(rights.OPEN_EXECUTE)}])],
         programs=[
             program(VICTIM, [], 0),
             program(EVIL, [], 1),
-            program(COPIER, [("/program/", R.READ_WRITE)], 2),
+            program(COPIER, [("/program/", rights.READ_WRITE)], 2),
         ],
         file_hashes={VICTIM: victim, EVIL: evil, COPIER: attacker["copy_program"]},
     )

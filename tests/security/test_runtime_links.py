@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from ipoc import errors
-from ipoc import rights as R
+from ipoc import rights
 from tests.security.runtime_support import ADMIN_RIGHTS, client, fresh, program
-from tests.support import policies as P
+from tests.support import policies
 
 PLANT = "/program/plant_links.wasm"
 SECRET = b"the victim's secret"
@@ -20,11 +20,11 @@ SECRET = b"the victim's secret"
 
 def start(start_runtime, wasm: bytes, program_rights: list[tuple[str, int]]):  # type: ignore[no-untyped-def]
     admin, victim, attacker = fresh("admin"), fresh("victim"), fresh("attacker")
-    vaas = P.vaas_policy(
+    vaas = policies.vaas_policy(
         [
             (admin, ADMIN_RIGHTS),
-            (victim, [{"file_name": "/secret_in/", "rights": int(R.WRITE)}]),
-            (attacker, [{"file_name": "/output/", "rights": int(R.READ_WRITE)}, {"file_name": "/program/", "rights": int(R.OPEN_EXECUTE)}]),
+            (victim, [{"file_name": "/secret_in/", "rights": int(rights.WRITE)}]),
+            (attacker, [{"file_name": "/output/", "rights": int(rights.READ_WRITE)}, {"file_name": "/program/", "rights": int(rights.OPEN_EXECUTE)}]),
         ],
         programs=[program(PLANT, program_rights)],
         file_hashes={PLANT: wasm},
@@ -40,7 +40,7 @@ def start(start_runtime, wasm: bytes, program_rights: list[tuple[str, int]]):  #
 
 
 def test_program_without_path_symlink_cannot_plant_links(start_runtime, attacker):
-    runtime, user = start(start_runtime, attacker["plant_links"], [("/output/", R.READ_WRITE)])
+    runtime, user = start(start_runtime, attacker["plant_links"], [("/output/", rights.READ_WRITE)])
     with client(runtime, user) as c:
         # both symlink() calls are refused (exit bits 1 and 2)
         assert c.execute(PLANT) == 3
@@ -54,7 +54,7 @@ def test_program_without_path_symlink_cannot_plant_links(start_runtime, attacker
 def test_client_operations_never_follow_planted_links(start_runtime, attacker):
     # A program that MAY make links (PATH_SYMLINK on /) plants them; clients still must not follow them.
     wasm = attacker["plant_links"]
-    runtime, user = start(start_runtime, wasm, [("/", R.READ_WRITE | R.Rights.PATH_SYMLINK)])
+    runtime, user = start(start_runtime, wasm, [("/", rights.READ_WRITE | rights.Rights.PATH_SYMLINK)])
     with client(runtime, user) as c:
         assert c.execute(PLANT) == 0
     assert (runtime.scratch / "fs" / "output" / "sec").is_symlink()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ipoc import errors
-from ipoc import rights as R
+from ipoc import rights
 from tests.security.runtime_support import client, fresh
-from tests.support import policies as P
+from tests.support import policies
 
 
 @pytest.mark.parametrize(
@@ -17,7 +17,7 @@ from tests.support import policies as P
 )
 def test_overlong_names_are_refused_clearly(start_runtime, name):
     user = fresh("user")
-    runtime = start_runtime(P.vaas_policy([(user, [{"file_name": "/data/", "rights": int(R.READ_WRITE)}])]))
+    runtime = start_runtime(policies.vaas_policy([(user, [{"file_name": "/data/", "rights": int(rights.READ_WRITE)}])]))
     for act in (lambda c: c.write_file(name, b"x"), lambda c: c.read_file(name)):
         with client(runtime, user) as c:
             with pytest.raises(errors.RequestRefused, match="bytes") as info:

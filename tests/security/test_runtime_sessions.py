@@ -7,17 +7,17 @@ import base64
 import pytest
 
 from ipoc import errors
-from ipoc import rights as R
+from ipoc import rights
 from ipoc.wire.carrier import HttpCarrier
 from runtime import manager as runtime_manager
 from tests.security.runtime_support import client, client_hello, fresh, post
-from tests.support import policies as P
+from tests.support import policies
 
 
 @pytest.fixture
 def runtime(start_runtime):  # type: ignore[no-untyped-def]
     users = [fresh(f"user{i}") for i in range(3)]
-    vaas = P.vaas_policy([(u, [{"file_name": "/data/", "rights": int(R.READ_WRITE)}]) for u in users])
+    vaas = policies.vaas_policy([(u, [{"file_name": "/data/", "rights": int(rights.READ_WRITE)}]) for u in users])
     return start_runtime(vaas), users
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ import boto3
 from ipoc.certs import Identity, new_identity
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.shared.config import settings
+from lambdas.vaas.backends.local import running_ports
 from local import workflow
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import Reply, call, configure
 
 ECHO_FUNCTION = "echo"
@@ -31,11 +33,11 @@ class ControlPlane:
 
     def register_echo(self, wasm: bytes, *, loader_rights: list[dict[str, Any]] | None = None,
                       data: dict[str, bytes] | None = None) -> None:
-        policy = P.echo_function(ECHO_FUNCTION, wasm, loader_rights=loader_rights)
+        policy = policies.echo_function(ECHO_FUNCTION, wasm, loader_rights=loader_rights)
         if data:
             policy["data_files"] = [{"data_file": p, "pi_hash": hashlib.sha256(c).hexdigest()} for p, c in data.items()]
         assert call(ccfaas, "POST", "/function", policy).status == 201
-        uploads = {P.ECHO: ("program", wasm), **{p: ("data_file", c) for p, c in (data or {}).items()}}
+        uploads = {policies.ECHO: ("program", wasm), **{p: ("data_file", c) for p, c in (data or {}).items()}}
         for path, (kind, content) in uploads.items():
             segment = base64.b64encode(path.encode()).decode()
             assert call(ccfaas, "POST", f"/function/{ECHO_FUNCTION}/{kind}/{segment}", raw=content).status == 201
@@ -101,7 +103,7 @@ def running_plane(monkeypatch, proxy, tmp_path: Path, slots: int) -> Iterator[Co
     """A control plane on moto with Step Functions executing, stopping every runtime it started afterwards."""
     from moto import mock_aws
 
-    from lambdas.vaas.backends.local import running_ports, stop_runtime
+    from lambdas.vaas.backends.local import stop_runtime
     from tests.support.waiting import free_port_range
 
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
@@ -111,3 +113,13 @@ def running_plane(monkeypatch, proxy, tmp_path: Path, slots: int) -> Iterator[Co
         finally:
             for port in running_ports(plane.runtimes):
                 stop_runtime(plane.runtimes, port)
+
+
+def leaks(plane: ControlPlane) -> list[str]:
+    """What a failed or finished operation must not leave: runtimes, slots, staged uploads, live records."""
+    found = [f"runtime on port {port}" for port in running_ports(plane.runtimes)]
+    found += [f"slot {item['slot']['S']}" for item in
+              boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"]]
+    listed = boto3.client("s3").list_objects_v2(Bucket=os.environ["IPOC_ARTIFACTS_BUCKET"], Prefix="uploads/")
+    found += [f"staged upload {o['Key']}" for o in listed.get("Contents", [])]
+    return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Iterable
 
-from ipoc import rights as R
+from ipoc import rights
 from ipoc.certs import Identity
 from ipoc.policy import CIPHERSUITE, Infrastructure, complete_policy
 
@@ -13,19 +13,19 @@ ECHO = "/program/echo.wasm"
 
 # The echo program may read /input and write /output and its streams.
 ECHO_PROGRAM_RIGHTS = [
-    {"file_name": "/input/", "rights": int(R.READ)},
-    {"file_name": "/output/", "rights": int(R.READ_WRITE)},
-    {"file_name": "stdout", "rights": int(R.WRITE)},
-    {"file_name": "stderr", "rights": int(R.WRITE)},
+    {"file_name": "/input/", "rights": int(rights.READ)},
+    {"file_name": "/output/", "rights": int(rights.READ_WRITE)},
+    {"file_name": "stdout", "rights": int(rights.WRITE)},
+    {"file_name": "stderr", "rights": int(rights.WRITE)},
 ]
 USER_RIGHTS = [
-    {"file_name": "/input/", "rights": int(R.WRITE)},
-    {"file_name": "/output/", "rights": int(R.READ)},
-    {"file_name": "stdout", "rights": int(R.READ)},
-    {"file_name": "stderr", "rights": int(R.READ)},
-    {"file_name": "/program/", "rights": int(R.OPEN_EXECUTE)},
+    {"file_name": "/input/", "rights": int(rights.WRITE)},
+    {"file_name": "/output/", "rights": int(rights.READ)},
+    {"file_name": "stdout", "rights": int(rights.READ)},
+    {"file_name": "stderr", "rights": int(rights.READ)},
+    {"file_name": "/program/", "rights": int(rights.OPEN_EXECUTE)},
 ]
-LOADER_RIGHTS = [{"file_name": "/program/", "rights": int(R.WRITE)}]
+LOADER_RIGHTS = [{"file_name": "/program/", "rights": int(rights.WRITE)}]
 
 
 def echo_function(name: str, wasm: bytes, *, loader_rights: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def echo_function(name: str, wasm: bytes, *, loader_rights: list[dict[str, Any]]
         "function": name, "execution_strategy": "JIT", "max_memory_mib": 64, "debug": False, "enable_clock": False,
         "programs": [{"file_rights": ECHO_PROGRAM_RIGHTS, "id": 0, "pi_hash": hashlib.sha256(wasm).hexdigest(),
                       "program_file_name": ECHO}],
-        "file_rights": loader_rights or [{"file_name": "/program/", "rights": int(R.WRITE)}],
+        "file_rights": loader_rights or [{"file_name": "/program/", "rights": int(rights.WRITE)}],
     }
 
 
@@ -56,8 +56,8 @@ def vaas_policy(
         if programs is not None
         else [{"file_rights": ECHO_PROGRAM_RIGHTS, "id": 0, "program_file_name": ECHO}],
         "identities": [
-            {"certificate": identity.policy_certificate, "file_rights": rights, "id": index}
-            for index, (identity, rights) in enumerate(identities)
+            {"certificate": identity.policy_certificate, "file_rights": grants, "id": index}
+            for index, (identity, grants) in enumerate(identities)
         ],
         "file_hashes": [
             {"file_path": path, "hash": hashlib.sha256(content).hexdigest()} for path, content in (file_hashes or {}).items()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from client.cli.params import platform_dir_option
 from client.cli.serving import serve_until_stopped
 from ipoc import paths
 
@@ -34,8 +35,7 @@ if TYPE_CHECKING:
               help="PEM private key of --ca-cert.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the CA key and certificate live (created on first start). [default: $IPOC_HOME/attestation]")
-@click.option("--platform-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the simulated platform key and NSM root live. [default: $IPOC_HOME/platform]")
+@platform_dir_option
 @click.option("--cert-validity-hours", default=24.0, show_default=True, type=click.FloatRange(min=0.01),
               help="Validity of issued enclave certificates.")
 @click.pass_obj

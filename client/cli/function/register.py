@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from pathlib import Path
@@ -12,21 +11,21 @@ import click
 import requests
 
 from client.api import ApiError
+from client.cli.params import enclave_file_pair
 from ipoc import schemas
 from ipoc.errors import IpocError
+from ipoc.limits import DIRECT_UPLOAD_LIMIT
+from ipoc.path_segments import encode_path
 
 if TYPE_CHECKING:
     from client.cli.application import Application
 
-DIRECT_LIMIT = 4 * 1024 * 1024  # larger files go straight to S3 through a presigned upload
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, Path]:
     result = {}
     for value in values:
-        enclave, sep, local = value.partition("=")
-        if not sep or not enclave or not local:
-            raise click.BadParameter(f"expected ENCLAVE_PATH=FILE, got {value!r}", param_hint=option)
+        enclave, local = enclave_file_pair(value, option)
         path = Path(local)
         if not path.is_file():
             raise click.BadParameter(f"{local} is not a file", param_hint=option)
@@ -149,12 +148,11 @@ def _publish(app: "Application", policy_file: Path, programs: tuple[str, ...], d
 
 
 def _upload(app: "Application", api, name: str, kind: str, path: str, local: Path) -> str:  # type: ignore[no-untyped-def]
-    segment = base64.b64encode(path.encode()).decode()
-    base = f"/function/{name}/{kind}/{segment}"
+    base = f"/function/{name}/{kind}/{encode_path(path)}"
     if api.call("ccfaas", "GET", base)["status"] == "loaded":
         return "already loaded"
     size = local.stat().st_size
-    if size <= DIRECT_LIMIT:  # one request: the bar fills when the API has stored the file
+    if size <= DIRECT_UPLOAD_LIMIT:  # one request: the bar fills when the API has stored the file
         with app.terminal.progress(f"upload {path}", size) as advance:
             api.call("ccfaas", "POST", base, data=local.read_bytes(), expect=(201,))
             advance(size)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from client.cli.policy.loading import detect_kind, load_json
-from ipoc import rights as R
+from ipoc import rights
 from ipoc import schemas
 from ipoc.certs import load_certificate
 from ipoc.errors import IpocError
@@ -19,16 +19,16 @@ if TYPE_CHECKING:
 
 # What a grant lets a principal do, by the rights each client operation needs.
 _ABILITIES = [
-    ("read", R.READ_FILE_NEEDS),
-    ("write", R.WRITE_FILE_NEEDS | R.CREATE_FILE_NEEDS),
-    ("append", R.APPEND_FILE_NEEDS | R.CREATE_FILE_NEEDS),
-    ("execute", R.EXECUTE_NEEDS),
+    ("read", rights.READ_FILE_NEEDS),
+    ("write", rights.WRITE_FILE_NEEDS | rights.CREATE_FILE_NEEDS),
+    ("append", rights.APPEND_FILE_NEEDS | rights.CREATE_FILE_NEEDS),
+    ("execute", rights.EXECUTE_NEEDS),
 ]
-_STREAM_ABILITIES = [("read", R.READ_STREAM_NEEDS), ("write", R.Rights.FD_WRITE)]
+_STREAM_ABILITIES = [("read", rights.READ_STREAM_NEEDS), ("write", rights.Rights.FD_WRITE)]
 
 
 def abilities(path: str, value: int) -> str:
-    table = _STREAM_ABILITIES if path in R.STREAMS else _ABILITIES
+    table = _STREAM_ABILITIES if path in rights.STREAMS else _ABILITIES
     found = [name for name, needs in table if value & needs == needs]
     return ", ".join(found) if found else "-"
 
@@ -51,9 +51,9 @@ def rows_for(document: dict[str, Any], kind: str) -> list[dict[str, str]]:
             rows.append({
                 "principal": principal,
                 "path": name,
-                "rights": R.render(value & R.ALL),
+                "rights": rights.render(value & rights.ALL),
                 "value": str(value),
-                "allows": abilities(R.normalise_path(name) if name else name, value),
+                "allows": abilities(rights.normalise_path(name) if name else name, value),
             })
 
     for index, identity in enumerate(document.get("identities", [])):

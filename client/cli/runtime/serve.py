@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from client.cli.params import platform_dir_option
 from client.cli.serving import serve_until_stopped
 from ipoc import paths
 from ipoc.errors import IpocError
@@ -36,8 +37,7 @@ MAX_POLICY_BYTES = 16 * 1024 * 1024  # a full policy with many identities is wel
 @click.option("--proxy-url", default=None, help="With --warm: the proxy attestation service (host:port).")
 @click.option("--proxy-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="With --warm: PEM file of the proxy CA the policy will carry as proxy_service_cert.")
-@click.option("--platform-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the simulated platform key lives. [default: $IPOC_HOME/platform]")
+@platform_dir_option
 @click.option("--scratch-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Parent of the runtime's private file system, removed at exit. [default: system temp]")
 @click.option("--time-limit", default=600.0, show_default=True, type=click.FloatRange(min=0.001),

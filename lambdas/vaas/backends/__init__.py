@@ -10,8 +10,9 @@ from lambdas.shared.config import settings
 
 
 @dataclass(frozen=True)
-class Infrastructure:
-    """What a backend contributes to every full policy it serves."""
+class RuntimeSetup:
+    """How a backend's runtimes are attested and reached: what it contributes to every full policy it serves
+    (not :class:`ipoc.policy.Infrastructure`, the policy fields these values become)."""
 
     proxy_url: str
     proxy_cert: str
@@ -24,7 +25,7 @@ class RuntimeBackend(ABC):
     """Starts and stops one runtime per slot (a port); every operation is idempotent."""
 
     @abstractmethod
-    def infrastructure(self) -> Infrastructure: ...
+    def runtime_setup(self) -> RuntimeSetup: ...
 
     @abstractmethod
     def start(self, port: int, policy_text: str, labels: dict[str, str]) -> dict[str, Any]:

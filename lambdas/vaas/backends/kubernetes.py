@@ -22,10 +22,10 @@ from kubernetes.client.rest import ApiException
 
 from ipoc.certs import write_private
 from ipoc.errors import DependencyFailed
-from lambdas.shared.config import settings
+from lambdas.shared.config import POD_IP_TIMEOUT, settings
 from lambdas.shared.identity import secret_text
-from lambdas.vaas.backends import Infrastructure, RuntimeBackend
-from lambdas.vaas.backends import manifests as M
+from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup
+from lambdas.vaas.backends import manifests
 
 TOKEN_PREFIX = "k8s-aws-v1."
 KINDS = ("ConfigMap", "Pod", "EndpointSlice")  # creation order
@@ -71,9 +71,9 @@ def eks_api_client(host: str, ca_file: str, cluster_name: str) -> k8s.ApiClient:
 @dataclass
 class KubernetesBackend(RuntimeBackend):
     api_client: Callable[[], k8s.ApiClient]
-    spec: M.RuntimeSpec
-    infra: Infrastructure
-    pod_ip_timeout: float = 30.0
+    spec: manifests.RuntimeSpec
+    setup: RuntimeSetup
+    pod_ip_timeout: float = POD_IP_TIMEOUT
     poll_interval: float = 0.5
 
     @classmethod
@@ -87,32 +87,32 @@ class KubernetesBackend(RuntimeBackend):
             raise RuntimeError("the kubernetes backend needs IPOC_PROXY_CERT or IPOC_PROXY_CERT_SECRET_ARN")
         return cls(
             api_client=lambda: eks_api_client(config.kube_host, ca_file, config.eks_cluster),
-            spec=M.RuntimeSpec(
+            spec=manifests.RuntimeSpec(
                 namespace=config.kube_namespace, image=config.runtime_image, endpoint_host=config.endpoint_host,
                 pod_mib=config.runtime_pod_mib, cpu_millis=config.runtime_cpu_millis,
             ),
-            infra=Infrastructure(
+            setup=RuntimeSetup(
                 proxy_url=config.proxy_url, proxy_cert=proxy_cert, runtime_hash=config.runtime_hash,
                 platform=config.platform, endpoint_host=config.endpoint_host,
             ),
             pod_ip_timeout=float(config.pod_ip_timeout),
         )
 
-    def infrastructure(self) -> Infrastructure:
-        return self.infra
+    def runtime_setup(self) -> RuntimeSetup:
+        return self.setup
 
     def start(self, port: int, policy_text: str, labels: dict[str, str]) -> dict[str, Any]:
         with self.api_client() as api:
             core, discovery = k8s.CoreV1Api(api), k8s.DiscoveryV1Api(api)
-            namespace, name = self.spec.namespace, M.object_name(port)
+            namespace, name = self.spec.namespace, manifests.object_name(port)
             try:
                 self._create("ConfigMap", lambda: core.create_namespaced_config_map(
-                    namespace, M.configmap(self.spec, port, labels, policy_text)))
+                    namespace, manifests.configmap(self.spec, port, labels, policy_text)))
                 self._create("Pod", lambda: core.create_namespaced_pod(
-                    namespace, M.pod(self.spec, port, labels, policy_text)))
+                    namespace, manifests.pod(self.spec, port, labels, policy_text)))
                 pod_ip = self._wait_for_pod_ip(core, name)
                 self._create("EndpointSlice", lambda: discovery.create_namespaced_endpoint_slice(
-                    namespace, M.endpoint_slice(self.spec, port, labels, pod_ip)))
+                    namespace, manifests.endpoint_slice(self.spec, port, labels, pod_ip)))
             except BaseException as failure:
                 # A refused or lost create may still have left its object (the server committed, the answer
                 # was lost): the slot makes this port's names ours, so remove all three, ignoring 404s.
@@ -132,11 +132,11 @@ class KubernetesBackend(RuntimeBackend):
     def status(self, port: int, facts: dict[str, Any]) -> str:
         with self.api_client() as api:
             try:
-                pod = k8s.CoreV1Api(api).read_namespaced_pod(M.object_name(port), self.spec.namespace)
+                pod = k8s.CoreV1Api(api).read_namespaced_pod(manifests.object_name(port), self.spec.namespace)
             except ApiException as exc:
                 if exc.status == 404:
                     return "missing"
-                raise DependencyFailed(f"Kubernetes: reading pod {M.object_name(port)} failed: {exc.status} {exc.reason}") from None
+                raise DependencyFailed(f"Kubernetes: reading pod {manifests.object_name(port)} failed: {exc.status} {exc.reason}") from None
         phase = (pod.status.phase if pod.status else None) or "Pending"
         return {"Running": "running", "Pending": "starting", "Succeeded": "exited", "Failed": "died"}.get(phase, "missing")
 
@@ -168,7 +168,7 @@ class KubernetesBackend(RuntimeBackend):
 
     def _delete(self, api: k8s.ApiClient, port: int, kinds: list[str]) -> None:
         core, discovery = k8s.CoreV1Api(api), k8s.DiscoveryV1Api(api)
-        namespace, name = self.spec.namespace, M.object_name(port)
+        namespace, name = self.spec.namespace, manifests.object_name(port)
         deleters = {
             "EndpointSlice": lambda: discovery.delete_namespaced_endpoint_slice(name, namespace),
             "Pod": lambda: core.delete_namespaced_pod(name, namespace),

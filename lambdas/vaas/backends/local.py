@@ -35,7 +35,7 @@ from typing import Any
 from ipoc.errors import DependencyFailed
 from ipoc.wire.carrier import port_open
 from lambdas.shared.config import settings
-from lambdas.vaas.backends import Infrastructure, RuntimeBackend
+from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup
 
 _log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
@@ -52,7 +52,7 @@ _pools_lock = threading.Lock()
 @dataclass
 class LocalBackend(RuntimeBackend):
     state_dir: Path
-    infra: Infrastructure
+    setup: RuntimeSetup
     host: str = "127.0.0.1"
     pool: "WarmPool | None" = None
 
@@ -68,7 +68,7 @@ class LocalBackend(RuntimeBackend):
             pool = _pools.get(state_dir)
         return cls(
             state_dir=state_dir,
-            infra=Infrastructure(
+            setup=RuntimeSetup(
                 proxy_url=config.proxy_url,
                 proxy_cert=config.proxy_cert,
                 runtime_hash=config.runtime_hash,
@@ -78,8 +78,8 @@ class LocalBackend(RuntimeBackend):
             pool=pool if pool is not None and pool.serves(config.proxy_url, config.proxy_cert) else None,
         )
 
-    def infrastructure(self) -> Infrastructure:
-        return self.infra
+    def runtime_setup(self) -> RuntimeSetup:
+        return self.setup
 
     def _dir(self, port: int) -> Path:
         return self.state_dir / str(port)

@@ -1,4 +1,4 @@
-"""The Kubernetes objects of one Veracruz instance (behaviour reference §1.2), as plain manifests.
+"""The Kubernetes objects of one Veracruz instance (README "Deploying to AWS"), as plain manifests.
 
 All three are named ``veracruz-nitro-server-<port>`` and carry the original's
 labels; only the EndpointSlice also carries ``kubernetes.io/service-name`` so

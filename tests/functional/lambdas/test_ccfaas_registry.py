@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import threading
 
@@ -12,24 +11,8 @@ import requests
 from moto import mock_aws
 
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
-from tests.support import seed
+from tests.support.seed import CFG, NAMES, PROGRAM, WEIGHTS, small_function
 from tests.support.aws import b64, call, configure
-
-PROGRAM = b"\0asm fake detector"
-NAMES = b"person\nbicycle\ncar\n"
-CFG = b"[net]\nwidth=416\n"
-WEIGHTS = bytes(range(256)) * 64
-
-
-def small_function(name: str = "vod_small") -> dict:
-    """The seed's vod_small registration, with hashes of small stand-in files."""
-    policy = copy.deepcopy(seed.load("function_vod.json"))
-    policy["function"] = name
-    policy["programs"][0]["pi_hash"] = hashlib.sha256(PROGRAM).hexdigest()
-    for entry, content in zip(policy["data_files"], (NAMES, CFG, WEIGHTS)):
-        entry["pi_hash"] = hashlib.sha256(content).hexdigest()
-    return policy
-
 
 @pytest.fixture
 def aws(monkeypatch):
@@ -83,6 +66,17 @@ def test_a_wrong_upload_keeps_nothing(aws):
     assert call(ccfaas, "POST", f"/function/vod_small/program/{b64('/program/detector.wasm')}", raw=PROGRAM).status == 201
     again = call(ccfaas, "POST", f"/function/vod_small/program/{b64('/program/detector.wasm')}", raw=PROGRAM)
     assert again.status == 409 and "already loaded" in again.json["message"]
+
+
+def test_every_upload_step_refuses_a_loaded_file_alike(aws):
+    """Direct upload, presigned start and complete: one rule, one 409 naming the way out."""
+    call(ccfaas, "POST", "/function", small_function())
+    segment = b64("/program/detector.wasm")
+    assert call(ccfaas, "POST", f"/function/vod_small/program/{segment}", raw=PROGRAM).status == 201
+    for suffix, raw in (("", PROGRAM), ("/upload", None), ("/upload/complete", None)):
+        reply = call(ccfaas, "POST", f"/function/vod_small/program/{segment}{suffix}", raw=raw)
+        assert reply.status == 409 and reply.json["error"] == "Conflict", (suffix, reply.json)
+        assert reply.json["message"] == "/program/detector.wasm of function 'vod_small' is already loaded; DELETE it first to replace it"
 
 
 def test_file_delete_and_status(aws):
@@ -187,6 +181,8 @@ def test_concurrent_uploads_of_the_same_program_lose_nothing(aws):
         t.start()
     for t in threads:
         t.join(30)
-    assert results.count(201) >= 1 and set(results) <= {201, 409}
+    assert not any(t.is_alive() for t in threads), "an upload did not answer within 30 s"
+    # Exactly one upload marks the file loaded (a conditional write); every other one is told it lost.
+    assert sorted(results) == [201] + [409] * 7, results
     assert call(ccfaas, "GET", f"/function/vod_small/program/{segment}").json["status"] == "loaded"
     assert objects(aws.bucket) == [f"functions/vod_small/{hashlib.sha256(PROGRAM).hexdigest()}"]

@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from ipoc.client import VeracruzClient
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
-from tests.support import policies as P
+from tests.support import policies
 from tests.support import seed
 from tests.support.aws import b64, call, configure
 from tests.support.lifecycle import ECHO_FUNCTION, running_plane
@@ -177,25 +177,25 @@ def test_instances_run_the_exact_version_they_were_composed_from(monkeypatch, pr
     echo_v2 = echo_wasm + custom_section(b"ipoc-version", b"2")  # the same program, other bytes: another hash
     with running_plane(monkeypatch, proxy, tmp_path, 3) as plane:
         plane.register_echo(echo_wasm)
-        rights = [(ids.user, P.USER_RIGHTS)]
+        rights = [(ids.user, policies.USER_RIGHTS)]
         ready_v1 = _ready(plane, "run-v1", rights)
         # WHEN v2 is published and prod points at v1
-        v2 = call(ccfaas, "POST", f"/function/{ECHO_FUNCTION}/versions", P.echo_function(ECHO_FUNCTION, echo_v2))
+        v2 = call(ccfaas, "POST", f"/function/{ECHO_FUNCTION}/versions", policies.echo_function(ECHO_FUNCTION, echo_v2))
         assert v2.json["version"] == 2
-        assert call(ccfaas, "POST", f"/function/{ECHO_FUNCTION}/program/{b64(P.ECHO)}", raw=echo_v2).status == 201
+        assert call(ccfaas, "POST", f"/function/{ECHO_FUNCTION}/program/{b64(policies.ECHO)}", raw=echo_v2).status == 201
         call(ccfaas, "PUT", f"/function/{ECHO_FUNCTION}/aliases/prod", {"version": 1})
         # THEN the running instance still pins v1's program hash and runs it
         assert _program_hash(ready_v1) == hashlib.sha256(echo_wasm).hexdigest()
         assert ready_v1["version"] == 1
         with VeracruzClient(ready_v1["policy"], ids.user.certificate, ids.user.private_key) as client:
             client.write_file("/input/data.txt", b"v1")
-            assert client.execute(P.ECHO) == 0
+            assert client.execute(policies.ECHO) == 0
         # AND echo:latest runs v2, echo:prod runs v1
         latest = _ready(plane, "run-latest", rights, reference=f"{ECHO_FUNCTION}:latest")
         assert (latest["version"], _program_hash(latest)) == (2, hashlib.sha256(echo_v2).hexdigest())
         with VeracruzClient(latest["policy"], ids.user.certificate, ids.user.private_key) as client:
             client.write_file("/input/data.txt", b"v2")
-            assert client.execute(P.ECHO) == 0
+            assert client.execute(policies.ECHO) == 0
             assert client.read_file("/output/result.txt").endswith(b"V2")
         prod = _ready(plane, "run-prod", rights, reference=f"{ECHO_FUNCTION}:prod")
         assert (prod["version"], _program_hash(prod)) == (1, hashlib.sha256(echo_wasm).hexdigest())
@@ -224,7 +224,7 @@ def _ready(plane, instance_id: str, identities, reference: str = ECHO_FUNCTION) 
 def _program_hash(record: dict) -> str:
     """The hash the instance's policy pins for the program (what the runtime checks the loaded bytes against)."""
     hashes = {h["file_path"]: h["hash"] for h in json.loads(record["policy"])["file_hashes"]}
-    return hashes[P.ECHO]
+    return hashes[policies.ECHO]
 
 
 def plane_bucket() -> str:

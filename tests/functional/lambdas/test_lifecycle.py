@@ -16,7 +16,7 @@ from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
 from lambdas.vaas.backends.local import running_ports
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import call, instance_table_key
 from tests.support.lifecycle import running_plane
 from tests.support.waiting import wait_until
@@ -36,7 +36,7 @@ def plane(monkeypatch, proxy, tmp_path):
 def test_create_ready_execute_delete(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
     # GIVEN the seed's user-policy shape: a streamer identity, then the user
-    created = plane.create("i-1", [(ids.streamer, [{"file_name": "/input/", "rights": 534084}]), (ids.user, P.USER_RIGHTS)])
+    created = plane.create("i-1", [(ids.streamer, [{"file_name": "/input/", "rights": 534084}]), (ids.user, policies.USER_RIGHTS)])
     assert created.status == 202 and created.json["status"] == "PENDING"
     assert created.json["status_url"] == "/instance/i-1"
     # WHEN the workflow runs THEN the instance becomes READY with the exact policy text
@@ -49,7 +49,7 @@ def test_create_ready_execute_delete(plane, ids, echo_wasm):
     with VeracruzClient(ready["policy"], ids.user.certificate, ids.user.private_key) as client:
         assert client.verified["policy_hash"] == policy_hash(ready["policy"])
         client.write_file("/input/data.txt", b"from the workflow")
-        assert client.execute(P.ECHO) == 0
+        assert client.execute(policies.ECHO) == 0
         assert client.read_file("/output/result.txt") == b"ECHO 17\nFROM THE WORKFLOW"
     # AND others cannot see it
     assert call(ccfaas, "GET", "/instance/i-1", user="mallory").status == 404
@@ -68,7 +68,7 @@ def test_create_ready_execute_delete(plane, ids, echo_wasm):
 
 def test_wait_answers_with_the_original_shape(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
-    reply = plane.create("i-wait", [(ids.user, P.USER_RIGHTS)], query="?wait=20")
+    reply = plane.create("i-wait", [(ids.user, policies.USER_RIGHTS)], query="?wait=20")
     assert reply.status == 200 and list(reply.json)[:2] == ["instance", "policy"]
     assert reply.json["instance"] == "i-wait"
     call(ccfaas, "DELETE", "/instance/i-wait", user="alice")
@@ -77,7 +77,7 @@ def test_wait_answers_with_the_original_shape(plane, ids, echo_wasm):
 def test_provisioning_denial_fails_the_instance_and_leaves_nothing(plane, ids, echo_wasm):
     # GIVEN a function whose program-load identity holds no rights on its data file's directory
     plane.register_echo(echo_wasm, data={"/model/weights.bin": b"\x01\x02"})
-    reply = plane.create("i-denied", [(ids.user, P.USER_RIGHTS)])
+    reply = plane.create("i-denied", [(ids.user, policies.USER_RIGHTS)])
     assert reply.status == 202
     failed = plane.wait_status("i-denied", ("FAILED",))
     assert "ProvisioningFailed" in failed["reason"] and "/model/weights.bin" in failed["reason"]
@@ -93,12 +93,12 @@ def test_ttl_expiry_and_an_ended_workflow_tear_down(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
     # An instance through the API (the API refuses TTLs under a minute)...
     call(ccfaas, "POST", "/instance?ttl=60", {"function": "echo", "instanceid": "i-live", "identities": [
-        {"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}, user="alice")
+        {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}, user="alice")
     live = plane.wait_status("i-live", ("READY",))
     # ...and one started directly with a 2 s TTL, as an operator could from the console.
     sfn = boto3.client("stepfunctions")
     user_policy = {"function": "echo", "instanceid": "i-ttl",
-                   "identities": [{"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+                   "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
     boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"]).put_item(
         Item={"instance_id": "i-ttl", "function": "echo", "owner": "arn:aws:iam::000000000000:user/alice",
               "status": "PENDING", "created_at": "2026-01-01T00:00:00+00:00", "ttl_seconds": 2})
@@ -122,7 +122,7 @@ def test_ttl_expiry_and_an_ended_workflow_tear_down(plane, ids, echo_wasm):
 
 def test_reaper_fails_an_instance_whose_runtime_died(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
-    plane.create("i-dies", [(ids.user, P.USER_RIGHTS)])
+    plane.create("i-dies", [(ids.user, policies.USER_RIGHTS)])
     record = plane.wait_status("i-dies", ("READY",))
     port = int(record["veracruz_server_url"].rsplit(":", 1)[1])
     pid = int((plane.runtimes / str(port) / "pid").read_text())
@@ -141,14 +141,14 @@ def test_reaper_fails_an_instance_whose_runtime_died(plane, ids, echo_wasm):
 
 def test_tasks_are_idempotent(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
-    plane.create("i-idem", [(ids.user, P.USER_RIGHTS)])
+    plane.create("i-idem", [(ids.user, policies.USER_RIGHTS)])
     record = plane.wait_status("i-idem", ("READY",))
     lifecycle = Lifecycle.from_settings()
     state = {"instance_id": record["key"], "function": "echo"}  # the workflow sees the owner-scoped key
     allocation = lifecycle.allocate({**state, "composed": {}})  # a retried Allocate: same allocation, no new slot
     assert allocation["policy"] == record["policy"]
     assert len(running_ports(plane.runtimes)) == 1
-    assert lifecycle.provision({**state, "allocation": allocation})["provisioned"] == [P.ECHO]  # same bytes again
+    assert lifecycle.provision({**state, "allocation": allocation})["provisioned"] == [policies.ECHO]  # same bytes again
     lifecycle.mark_ready(state)
     call(ccfaas, "DELETE", "/instance/i-idem", user="alice")
     lifecycle.teardown(state)  # a retried teardown changes nothing
@@ -157,17 +157,17 @@ def test_tasks_are_idempotent(plane, ids, echo_wasm):
 
 
 def test_instance_route_errors(plane, ids, echo_wasm):
-    assert plane.create("i-x", [(ids.user, P.USER_RIGHTS)]).status == 404  # no such function
+    assert plane.create("i-x", [(ids.user, policies.USER_RIGHTS)]).status == 404  # no such function
     plane.register_echo(echo_wasm, data={"/program/extra.bin": b"x"})
     segment = "L3Byb2dyYW0vZXh0cmEuYmlu"
     call(ccfaas, "DELETE", f"/function/echo/data_file/{segment}")
-    unloaded = plane.create("i-x", [(ids.user, P.USER_RIGHTS)])
+    unloaded = plane.create("i-x", [(ids.user, policies.USER_RIGHTS)])
     assert unloaded.status == 409 and "/program/extra.bin" in unloaded.json["message"]
     call(ccfaas, "POST", f"/function/echo/data_file/{segment}", raw=b"x")
-    assert plane.create("bad id!", [(ids.user, P.USER_RIGHTS)]).status == 400
-    assert plane.create("i-x", [(ids.user, P.USER_RIGHTS)], query="?wait=99").status == 400
-    assert plane.create("i-x", [(ids.user, P.USER_RIGHTS)]).status == 202
-    assert plane.create("i-x", [(ids.user, P.USER_RIGHTS)]).status == 409
+    assert plane.create("bad id!", [(ids.user, policies.USER_RIGHTS)]).status == 400
+    assert plane.create("i-x", [(ids.user, policies.USER_RIGHTS)], query="?wait=99").status == 400
+    assert plane.create("i-x", [(ids.user, policies.USER_RIGHTS)]).status == 202
+    assert plane.create("i-x", [(ids.user, policies.USER_RIGHTS)]).status == 409
     # a function with a live instance cannot be deleted
     assert call(ccfaas, "DELETE", "/function/echo").status == 409
     plane.wait_status("i-x", ("READY", "FAILED"))
@@ -178,7 +178,7 @@ def test_instance_route_errors(plane, ids, echo_wasm):
 def test_a_runtime_shut_down_by_its_user_is_released(plane, ids, echo_wasm):
     # GIVEN a READY instance whose user asks the runtime to shut down (as veracruz-client does after results)
     plane.register_echo(echo_wasm)
-    plane.create("i-done", [(ids.user, P.USER_RIGHTS)])
+    plane.create("i-done", [(ids.user, policies.USER_RIGHTS)])
     record = plane.wait_status("i-done", ("READY",))
     with VeracruzClient(record["policy"], ids.user.certificate, ids.user.private_key) as client:
         client.shutdown()
@@ -241,11 +241,11 @@ def test_no_free_slot_and_a_starting_runtime_are_waits_not_errors(plane, ids, ec
     plane.register_echo(echo_wasm)
     # GIVEN every slot taken
     for name in ("i-a", "i-b"):
-        plane.create(name, [(ids.user, P.USER_RIGHTS)])
+        plane.create(name, [(ids.user, policies.USER_RIGHTS)])
     plane.wait_status("i-a", ("READY",))
     plane.wait_status("i-b", ("READY",))
     # WHEN a third instance is asked for THEN it waits for a slot, and gets one once an instance is deleted
-    plane.create("i-c", [(ids.user, P.USER_RIGHTS)])
+    plane.create("i-c", [(ids.user, policies.USER_RIGHTS)])
     waiting = boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
     wait_until(lambda: "WaitForSlot" in plane.states_entered(waiting.get_item(Key={"instance_id": instance_table_key("i-c")})["Item"]["execution_arn"]),
                timeout=20, what="i-c to wait for a slot")
@@ -280,7 +280,7 @@ def test_a_lambda_throttle_at_the_release_wait_is_retried(plane, ids, echo_wasm,
 
     monkeypatch.setattr(LambdaBackend, "invoke", throttle_once)
     plane.register_echo(echo_wasm)
-    plane.create("i-throttled", [(ids.user, P.USER_RIGHTS)])
+    plane.create("i-throttled", [(ids.user, policies.USER_RIGHTS)])
     record = plane.wait_status("i-throttled", ("READY", "FAILED"))
     wait_until(lambda: (call(ccfaas, "GET", "/instance/i-throttled", user="alice").json.get("status") != "READY"
                         or "task_token" in boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
@@ -299,7 +299,7 @@ def _start_directly(plane, ids, instance_id: str, ttl: int, created_ago: float) 
 
     created = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=created_ago)).isoformat()
     user_policy = {"function": "echo", "instanceid": instance_id,
-                   "identities": [{"certificate": ids.user.certificate, "file_rights": P.USER_RIGHTS}]}
+                   "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
     boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"]).put_item(
         Item={"instance_id": instance_id, "function": "echo", "owner": "arn:aws:iam::000000000000:user/alice",
               "status": "PENDING", "created_at": created, "ttl_seconds": ttl})
@@ -325,7 +325,7 @@ def test_the_reaper_expires_at_the_same_deadline_and_the_instance_ends_deleted(p
     from lambdas.ccfaas.reaper import GRACE_SECONDS
 
     plane.register_echo(echo_wasm)
-    plane.create("i-old", [(ids.user, P.USER_RIGHTS)])
+    plane.create("i-old", [(ids.user, policies.USER_RIGHTS)])
     record = plane.wait_status("i-old", ("READY",))
     table = boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
     wait_until(lambda: "task_token" in table.get_item(Key={"instance_id": instance_table_key("i-old")})["Item"], timeout=20,
@@ -351,7 +351,7 @@ def test_a_delete_racing_the_release_wait_still_releases(plane, ids, echo_wasm, 
     from local.apigw import principal_arn
 
     plane.register_echo(echo_wasm)
-    plane.create("i-race", [(ids.user, P.USER_RIGHTS)])
+    plane.create("i-race", [(ids.user, policies.USER_RIGHTS)])
     ready = plane.wait_status("i-race", ("READY", "FAILED"))
     assert ready["status"] == "READY", ready.get("reason")
     wait_until(lambda: Instances.from_settings().get("i-race", principal_arn("alice")).get("task_token"),

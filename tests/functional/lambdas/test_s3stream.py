@@ -4,55 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
-from pathlib import Path
 
 import boto3
-import pytest
 from botocore.client import BaseClient
-from moto import mock_aws
 
 from ipoc.client import VeracruzClient
 from lambdas.s3stream.handler import lambda_handler as s3stream
-from tests.support import policies as P
-from tests.support.aws import call, configure, input_key, record_ready_instance
-
-
-@dataclass(frozen=True)
-class Target:
-    policy: str
-    scratch: Path
-    inputs: str  # the inputs bucket
-
-
-@pytest.fixture
-def setup(monkeypatch, start_runtime, ids):
-    runtime = start_runtime(P.vaas_policy([
-        (ids.user, P.USER_RIGHTS), (ids.streamer, [{"file_name": "/s3_app_input/", "rights": 534084}]),
-    ]))
-    with mock_aws():
-        names = configure(monkeypatch, IPOC_STREAM_CHUNK=str(256 * 1024))
-        record_ready_instance(runtime.policy)  # the streamer delivers only into the caller's own instances
-        yield Target(runtime.policy, runtime.scratch, names.inputs)
-
-
-def put(runtime, name: str, payload: bytes) -> None:
-    boto3.client("s3").put_object(Bucket=runtime.inputs, Key=input_key(name), Body=payload)
-
-
-def body(runtime, ids, name: str, **s3_extra) -> dict:
-    return {
-        "s3": {"bucket": runtime.inputs, "filename": input_key(name), **s3_extra},
-        "veracruz": {
-            "filename": "/s3_app_input/in_enc.y4m", "policy": runtime.policy,
-            "certificate": ids.streamer.certificate, "key": ids.streamer.private_key,
-        },
-    }
-
-
-def read_back(runtime) -> bytes:
-    """What the instance holds (the streamer may only write, so read the runtime's file system)."""
-    return (runtime.scratch / "fs" / "s3_app_input" / "in_enc.y4m").read_bytes()
+from tests.support.aws import call, input_key, record_ready_instance
+from tests.support.s3stream import body, put, read_back, setup  # noqa: F401  (setup: the fixture)
 
 
 def test_streams_an_object_into_the_instance(setup, ids):

@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
 from ipoc import errors
 from ipoc.client import VeracruzClient
 from lambdas.vaas.backends.local import running_ports
 from lambdas.vaas.handler import lambda_handler as vaas
-from runtime.measurement import measurement
-from tests.support import policies as P
-from tests.support.aws import call, configure
-from tests.support.waiting import free_port_range
-
-SLOTS = 2
-
-
-@pytest.fixture
-def aws(monkeypatch, proxy, tmp_path: Path):
-    base = free_port_range(SLOTS)
-    with mock_aws():
-        names = configure(
-            monkeypatch,
-            IPOC_VAAS_BACKEND="local", IPOC_STATE_DIR=str(tmp_path / "runtimes"), IPOC_PROXY_URL=proxy.url,
-            IPOC_PROXY_CERT=proxy.ca_pem, IPOC_RUNTIME_HASH=measurement(),
-            IPOC_PORT_MIN=str(base), IPOC_PORT_MAX=str(base + SLOTS - 1),
-        )
-        names.state_dir = tmp_path / "runtimes"  # type: ignore[attr-defined]
-        names.base = base  # type: ignore[attr-defined]
-        yield names
-        for port in running_ports(tmp_path / "runtimes"):  # never leave a runtime behind
-            from lambdas.vaas.backends.local import LocalBackend
-
-            LocalBackend.from_settings().stop(port, {})
-
+from tests.support import policies
+from tests.support.aws import call
+from tests.support.vaas import SLOTS, aws  # noqa: F401  (aws: the fixture)
 
 def user_policy(ids) -> dict:
-    vaas_policy = P.vaas_policy([(ids.user, P.USER_RIGHTS)])
+    vaas_policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS)])
     vaas_policy["instance_id"] = "CCFaaS"
     return vaas_policy
 

@@ -42,9 +42,9 @@ def test_backend_reads_the_proxy_ca_from_secrets_manager(monkeypatch) -> None:
             monkeypatch.setenv(key, value)
         settings.cache_clear()
         backend = KubernetesBackend.from_settings()
-        infra = backend.infrastructure()
-        assert infra.proxy_cert == authority.certificate
-        assert (infra.platform, infra.endpoint_host, infra.runtime_hash) == ("nitro", "nlb.example", "ab" * 32)
+        setup = backend.runtime_setup()
+        assert setup.proxy_cert == authority.certificate
+        assert (setup.platform, setup.endpoint_host, setup.runtime_hash) == ("nitro", "nlb.example", "ab" * 32)
 
 
 def test_backend_without_a_proxy_ca_says_which_setting_is_missing(monkeypatch) -> None:

@@ -9,82 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import kubernetes_validate
 import pytest
-from kubernetes import client as k8s
-from kubernetes.client.rest import ApiException
 
 from ipoc.errors import DependencyFailed
-from lambdas.vaas.backends import Infrastructure
-from lambdas.vaas.backends import manifests as M
-from lambdas.vaas.backends.kubernetes import KubernetesBackend, eks_token
+from lambdas.vaas.backends import RuntimeSetup
+from lambdas.vaas.backends import manifests
+from lambdas.vaas.backends.kubernetes import eks_token
+from tests.support.kmock_backend import LABELS, NAMESPACE, POLICY, SPEC, backend_for, kubelet, read
 
 K8S_VERSION = "1.33"
-NAMESPACE = "veracruz"
-SPEC = M.RuntimeSpec(namespace=NAMESPACE, image="veracruz/veracruz-nitro:v1.3.3", endpoint_host="ec2-1-2-3-4.compute.amazonaws.com",
-                     pod_mib=500, cpu_millis=1000)
-POLICY = json.dumps({"max_memory_mib": 2000, "veracruz_server_url": "ec2-1-2-3-4.compute.amazonaws.com:3014"}, indent=4)
-LABELS = {"veracruz-nitro": "server", "veracruz-hash": "a" * 59, "veracruz-id": "CCFaaS"}
-
-
-def api_factory(url: str):
-    def make() -> k8s.ApiClient:
-        configuration = k8s.Configuration()
-        configuration.host = url.rstrip("/")
-        return k8s.ApiClient(configuration)
-
-    return make
-
-
-def backend_for(kmock, **overrides) -> KubernetesBackend:
-    options = dict(pod_ip_timeout=10.0, poll_interval=0.05)
-    options.update(overrides)
-    return KubernetesBackend(
-        api_client=api_factory(str(kmock.url)), spec=SPEC,
-        infra=Infrastructure(proxy_url="proxy:3010", proxy_cert="", runtime_hash="00" * 32, platform="nitro",
-                             endpoint_host=SPEC.endpoint_host),
-        **options,
-    )
-
-
-async def kubelet(kmock, name: str, ip: str = "10.0.3.7") -> None:
-    """Give the pod an address once it exists, as the kubelet would."""
-    core = k8s.CoreV1Api(api_factory(str(kmock.url))())
-    for _ in range(400):
-        try:
-            await asyncio.to_thread(core.patch_namespaced_pod_status, name, NAMESPACE, {"status": {"podIP": ip, "phase": "Running"}})
-            return
-        except ApiException:
-            await asyncio.sleep(0.02)
-
-
-def read(kmock, kind: str, name: str):
-    api = api_factory(str(kmock.url))()
-    readers = {
-        "ConfigMap": lambda: k8s.CoreV1Api(api).read_namespaced_config_map(name, NAMESPACE),
-        "Pod": lambda: k8s.CoreV1Api(api).read_namespaced_pod(name, NAMESPACE),
-        "EndpointSlice": lambda: k8s.DiscoveryV1Api(api).read_namespaced_endpoint_slice(name, NAMESPACE),
-    }
-    try:
-        return readers[kind]()
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 @pytest.mark.parametrize("builder", ["configmap", "pod", "endpoint_slice"])
 def test_manifests_validate_against_the_kubernetes_schema(builder):
-    manifest = getattr(M, builder)(SPEC, 3014, LABELS, "10.0.0.1" if builder == "endpoint_slice" else POLICY)
+    manifest = getattr(manifests, builder)(SPEC, 3014, LABELS, "10.0.0.1" if builder == "endpoint_slice" else POLICY)
     kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
 
 
 def test_pod_requests_devices_and_hugepages_as_the_original():
-    pod = M.pod(SPEC, 3014, LABELS, POLICY)
+    pod = manifests.pod(SPEC, 3014, LABELS, POLICY)
     limits = pod["spec"]["containers"][0]["resources"]["limits"]
     assert limits["hugepages-2Mi"] == "976Mi" and limits["hugepages-1Gi"] == "1Gi"  # 2000 MiB
     assert limits["smarter-devices/nitro_enclaves"] == "1" and limits["smarter-devices/vsock"] == "1"
@@ -95,7 +42,7 @@ def test_pod_requests_devices_and_hugepages_as_the_original():
 @pytest.mark.asyncio
 async def test_start_creates_the_three_objects_and_stop_removes_them(kmock):
     backend = backend_for(kmock)
-    name = M.object_name(3014)
+    name = manifests.object_name(3014)
     kubelet_task = asyncio.create_task(kubelet(kmock, name))
     facts = await asyncio.to_thread(backend.start, 3014, POLICY, LABELS)
     await kubelet_task
@@ -122,14 +69,14 @@ async def test_a_pod_without_an_address_is_removed_with_its_configmap(kmock):
     with pytest.raises(DependencyFailed, match="got no IP address"):
         await asyncio.to_thread(backend.start, 3015, POLICY, LABELS)
     for kind in ("ConfigMap", "Pod", "EndpointSlice"):
-        assert await asyncio.to_thread(read, kmock, kind, M.object_name(3015)) is None
+        assert await asyncio.to_thread(read, kmock, kind, manifests.object_name(3015)) is None
 
 
 @pytest.mark.asyncio
 async def test_a_refused_endpoint_slice_removes_everything_created(kmock):
     kmock[f"post /apis/discovery.k8s.io/v1/namespaces/{NAMESPACE}/endpointslices"] << 403 << {"message": "forbidden"}
     backend = backend_for(kmock)
-    name = M.object_name(3016)
+    name = manifests.object_name(3016)
     kubelet_task = asyncio.create_task(kubelet(kmock, name))
     with pytest.raises(DependencyFailed, match="refused to create the EndpointSlice: 403"):
         await asyncio.to_thread(backend.start, 3016, POLICY, LABELS)
@@ -144,7 +91,7 @@ async def test_a_refused_configmap_creates_nothing(kmock):
     backend = backend_for(kmock)
     with pytest.raises(DependencyFailed, match="ConfigMap: 500"):
         await asyncio.to_thread(backend.start, 3017, POLICY, LABELS)
-    assert await asyncio.to_thread(read, kmock, "Pod", M.object_name(3017)) is None
+    assert await asyncio.to_thread(read, kmock, "Pod", manifests.object_name(3017)) is None
 
 
 def test_eks_token_is_a_presigned_get_caller_identity_naming_the_cluster(monkeypatch):
@@ -171,25 +118,25 @@ async def test_vaas_on_kubernetes_allocates_creates_and_deletes(kmock, monkeypat
 
     from lambdas.shared.stores import SlotStore
     from lambdas.vaas.service import VaaS
-    from tests.support import policies as P
+    from tests.support import policies
     from tests.support.aws import configure
 
     with mock_aws():
         configure(monkeypatch)
         backend = backend_for(kmock)
-        backend.infra = Infrastructure(proxy_url="proxy:3010", proxy_cert=ids.loader.certificate,
+        backend.setup = RuntimeSetup(proxy_url="proxy:3010", proxy_cert=ids.loader.certificate,
                                        runtime_hash="00" * 32, platform="nitro", endpoint_host=SPEC.endpoint_host)
         vaas = VaaS(SlotStore(), backend, 3014, 3014)
-        policy = P.vaas_policy([(ids.user, P.USER_RIGHTS)])
-        kubelet_task = asyncio.create_task(kubelet(kmock, M.object_name(3014)))
+        policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS)])
+        kubelet_task = asyncio.create_task(kubelet(kmock, manifests.object_name(3014)))
         reply = await asyncio.to_thread(vaas.create, policy)
         await kubelet_task
-        configmap = await asyncio.to_thread(read, kmock, "ConfigMap", M.object_name(3014))
+        configmap = await asyncio.to_thread(read, kmock, "ConfigMap", manifests.object_name(3014))
         assert configmap.data["policy.json"] == reply["policy"]  # the exact text, byte for byte
         assert configmap.metadata.labels["veracruz-hash"] == reply["instance_hash"]
         listed = await asyncio.to_thread(vaas.list)
         assert listed["veracruz"][0]["veracruz-nitro-server:3014"]["status"] == "OK"
         await asyncio.to_thread(vaas.delete, "veracruz-nitro-server:3014", "test", reply["instance_hash"])
         for kind in ("ConfigMap", "Pod", "EndpointSlice"):
-            assert await asyncio.to_thread(read, kmock, kind, M.object_name(3014)) is None
+            assert await asyncio.to_thread(read, kmock, kind, manifests.object_name(3014)) is None
         assert (await asyncio.to_thread(vaas.list)) == {"veracruz": []}

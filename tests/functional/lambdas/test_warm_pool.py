@@ -19,7 +19,7 @@ from lambdas.vaas.backends import local
 from lambdas.vaas.backends.local import running_ports, start_pool, stop_pool
 from lambdas.vaas.handler import lambda_handler as vaas
 from runtime.measurement import measurement
-from tests.support import policies as P
+from tests.support import policies
 from tests.support.aws import call, configure
 from tests.support.waiting import free_port_range, wait_until
 
@@ -59,7 +59,7 @@ def aws(monkeypatch, proxy, tmp_path: Path):
 
 
 def created(ids) -> dict:
-    vaas_policy = P.vaas_policy([(ids.user, P.USER_RIGHTS)])
+    vaas_policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS)])
     reply = call(vaas, "POST", "/veracruz", vaas_policy)
     assert reply.status == 201, reply.body
     return reply.json
@@ -163,7 +163,7 @@ def test_a_warm_runtime_refuses_a_policy_for_another_proxy(proxy, tmp_path: Path
     cert = tmp_path / "proxy.pem"
     cert.write_text(proxy.ca_pem)
     port = free_port_range(1)
-    text = P.full_policy(P.vaas_policy([(ids.user, P.USER_RIGHTS)]), proxy_url="127.0.0.1:1", proxy_cert=proxy.ca_pem,
+    text = policies.full_policy(policies.vaas_policy([(ids.user, policies.USER_RIGHTS)]), proxy_url="127.0.0.1:1", proxy_cert=proxy.ca_pem,
                          measurement=measurement(), port=port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "client", "runtime", "serve", "--warm", "--proxy-url", proxy.url, "--proxy-cert", str(cert),

@@ -9,14 +9,14 @@ import pytest
 
 from ipoc import errors
 from ipoc.client import VeracruzClient
-from tests.support import policies as P
+from tests.support import policies
 
 
 @pytest.fixture
 def echo_runtime(start_runtime, ids, echo_wasm):
-    vaas = P.vaas_policy(
-        [(ids.user, P.USER_RIGHTS), (ids.loader, P.LOADER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])],
-        file_hashes={P.ECHO: echo_wasm},
+    vaas = policies.vaas_policy(
+        [(ids.user, policies.USER_RIGHTS), (ids.loader, policies.LOADER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])],
+        file_hashes={policies.ECHO: echo_wasm},
     )
     return start_runtime(vaas)
 
@@ -30,11 +30,11 @@ def test_full_timeline_loads_executes_and_reads_results(echo_runtime, ids, echo_
     # WHEN the loader writes the program and the user writes input, executes and reads
     with client_for(echo_runtime, ids.loader) as loader:
         assert loader.verified["policy_hash"] == loader.policy.hash
-        loader.write_file(P.ECHO, echo_wasm)
+        loader.write_file(policies.ECHO, echo_wasm)
     with client_for(echo_runtime, ids.user) as user:
         user.write_file("/input/data.txt", b"hello enclave")
         user.write_file("/input/exit_code", b"7")
-        code = user.execute(P.ECHO)
+        code = user.execute(policies.ECHO)
         stdout = user.read_file("stdout")
         stderr = user.read_file("stderr")
         result = user.read_file("/output/result.txt")
@@ -55,11 +55,11 @@ def test_shutdown_stops_the_server(echo_runtime, ids):
 def test_hashed_program_with_other_bytes_is_refused(echo_runtime, ids, echo_wasm):
     with client_for(echo_runtime, ids.loader) as loader:
         with pytest.raises(errors.FileHashMismatch, match="must hash to"):
-            loader.write_file(P.ECHO, echo_wasm + b"\0")
+            loader.write_file(policies.ECHO, echo_wasm + b"\0")
     with client_for(echo_runtime, ids.loader) as loader:
         # appending to a hashed path is refused whatever the bytes
         with pytest.raises(errors.FileHashMismatch, match="written whole"):
-            loader.append_file(P.ECHO, b"")
+            loader.append_file(policies.ECHO, b"")
 
 
 def test_identity_without_rights_is_refused(echo_runtime, ids):
@@ -70,10 +70,10 @@ def test_identity_without_rights_is_refused(echo_runtime, ids):
 
 def test_execute_needs_file_execute(echo_runtime, ids, echo_wasm):
     with client_for(echo_runtime, ids.loader) as loader:
-        loader.write_file(P.ECHO, echo_wasm)
+        loader.write_file(policies.ECHO, echo_wasm)
     with client_for(echo_runtime, ids.loader) as loader:
         with pytest.raises(errors.AccessDenied, match="lack FILE_EXECUTE"):
-            loader.execute(P.ECHO)
+            loader.execute(policies.ECHO)
 
 
 def test_empty_file_reads_as_no_result(echo_runtime, ids):
@@ -97,7 +97,7 @@ def test_one_changed_policy_byte_is_refused_before_sending(echo_runtime, ids):
 
 
 def test_runtime_with_another_measurement_is_refused(start_runtime, ids):
-    runtime = start_runtime(P.vaas_policy([(ids.user, P.USER_RIGHTS)]), measurement="ab" * 32)
+    runtime = start_runtime(policies.vaas_policy([(ids.user, policies.USER_RIGHTS)]), measurement="ab" * 32)
     with pytest.raises(errors.RuntimeHashMismatch, match="measures abab"):
         client_for(runtime, ids.user).connect()
 
@@ -119,7 +119,7 @@ def test_proxy_chain_is_verified(start_runtime, ids, proxy):
     # A policy whose proxy_service_cert is another CA: the TLS chain check fails first.
     from ipoc.certs import new_identity
 
-    runtime = start_runtime(P.vaas_policy([(ids.user, P.USER_RIGHTS)]))
+    runtime = start_runtime(policies.vaas_policy([(ids.user, policies.USER_RIGHTS)]))
     other_ca = new_identity("not-the-proxy").certificate
     doc = __import__("json").loads(runtime.policy)
     doc["proxy_service_cert"] = other_ca
@@ -142,4 +142,4 @@ def test_stream_file_sends_a_hashed_path_whole(echo_runtime, ids, echo_wasm):
     import io
 
     with client_for(echo_runtime, ids.loader) as loader:
-        assert loader.stream_file(P.ECHO, io.BytesIO(echo_wasm), chunk_size=1000) == len(echo_wasm)
+        assert loader.stream_file(policies.ECHO, io.BytesIO(echo_wasm), chunk_size=1000) == len(echo_wasm)

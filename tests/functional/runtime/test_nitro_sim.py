@@ -24,7 +24,7 @@ from ipoc.wire import transport_protocol_pb2 as pb
 from ipoc.wire.framing import frame
 from runtime.evidence import SimulatedNsm
 from runtime.measurement import nitro_sim_pcr0, nitro_sim_pcrs
-from tests.support import policies as P
+from tests.support import policies
 from tests.support import processes
 from tests.support.waiting import free_port, wait_until
 from ipoc.wire.carrier import port_open, split_url
@@ -99,7 +99,7 @@ def identity_files(tmp_path: Path, ids, echo_wasm) -> Path:
 
 
 def nitro_policy(proxy, ids, echo_wasm, runtime_hash: str) -> str:
-    vaas = P.vaas_policy([(ids.user, P.USER_RIGHTS), (ids.loader, P.LOADER_RIGHTS)], file_hashes={P.ECHO: echo_wasm})
+    vaas = policies.vaas_policy([(ids.user, policies.USER_RIGHTS), (ids.loader, policies.LOADER_RIGHTS)], file_hashes={policies.ECHO: echo_wasm})
     infra = Infrastructure(proxy_attestation_server_url=proxy.url, proxy_service_cert=proxy.ca_pem, runtime_hash=runtime_hash,
                            veracruz_server_url=f"127.0.0.1:{free_port()}", platform="nitro")
     return complete_policy(vaas, infra)["policy"]
@@ -127,10 +127,10 @@ def test_nitro_sim_session_checks_pcr0_against_the_policy(proxy, ids, echo_wasm,
             return processes.run(["veracruz", str(files / "policy.json"), "--identity", str(files / f"{who}.crt"),
                                   "--key", str(files / f"{who}.key"), *args])
 
-        loaded = veracruz("loader", "--program", f"{P.ECHO}={files / 'echo.wasm'}")
+        loaded = veracruz("loader", "--program", f"{policies.ECHO}={files / 'echo.wasm'}")
         assert loaded.returncode == 0, loaded.stderr
         assert f"Verified runtime hash {nitro_sim_pcr0()[:64]}" in loaded.stderr
-        run = veracruz("user", "--data", f"/input/data.txt={files / 'data.txt'}", "--compute", P.ECHO, "--result", "stdout=-")
+        run = veracruz("user", "--data", f"/input/data.txt={files / 'data.txt'}", "--compute", policies.ECHO, "--result", "stdout=-")
         assert run.returncode == 0, run.stderr
         assert run.stdout == "echo: read 11 bytes from input/data.txt\n"
         assert runtime.proc.wait(10) == 0, runtime.output()

@@ -12,14 +12,14 @@ import sys
 
 import pytest
 
-from tests.support import policies as P
+from tests.support import policies
 
 GIB = 1 << 30
 
 
 @pytest.mark.slow
 def test_one_gib_stream_keeps_client_rss_growth_under_64_mib(start_runtime, ids, tmp_path):
-    runtime = start_runtime(P.vaas_policy([(ids.streamer, [{"file_name": "/input/", "rights": 534084}])]))
+    runtime = start_runtime(policies.vaas_policy([(ids.streamer, [{"file_name": "/input/", "rights": 534084}])]))
     policy = tmp_path / "policy.json"
     policy.write_text(runtime.policy)
     ids.streamer.write(tmp_path / "s.crt", tmp_path / "s.key")

@@ -10,12 +10,12 @@ import pytest
 from ipoc.client import VeracruzClient
 from ipoc.wire import carrier as carrier_module
 from ipoc.wire.carrier import MAX_BODY, encode_body, split_url
-from tests.support import policies as P
+from tests.support import policies
 
 
 @pytest.fixture
 def streamer_runtime(start_runtime, ids):
-    return start_runtime(P.vaas_policy([(ids.streamer, [{"file_name": "/input/", "rights": 534084}])]))
+    return start_runtime(policies.vaas_policy([(ids.streamer, [{"file_name": "/input/", "rights": 534084}])]))
 
 
 def test_large_messages_are_batched_into_posts_under_the_limit(streamer_runtime, ids, monkeypatch):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from ipoc import schemas
 from ipoc.errors import ValidationError
@@ -11,8 +15,28 @@ from tests.support import seed
 
 @pytest.mark.parametrize("kind", schemas.KINDS)
 def test_each_schema_is_valid_draft_2020_12(kind):
+    """Each schema is checked against the draft 2020-12 meta-schema (jsonschema's own), not just its ``$schema`` string."""
     document = schemas.schema(kind)
     assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    Draft202012Validator.check_schema(document)
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda d: d.__setitem__("type", "objekt"),
+        lambda d: d.__setitem__("required", "not-a-list"),
+        lambda d: d.__setitem__("additionalProperties", 7),
+    ],
+    ids=["unknown-type", "required-not-array", "additionalProperties-not-schema"],
+)
+@pytest.mark.parametrize("kind", schemas.KINDS)
+def test_the_meta_schema_check_refuses_a_broken_schema(kind, breakage):
+    """The oracle above can fail: the same check refuses each schema once broken."""
+    document = copy.deepcopy(schemas.schema(kind))
+    breakage(document)
+    with pytest.raises(SchemaError):
+        Draft202012Validator.check_schema(document)
 
 
 def test_seed_examples_validate():

@@ -1,0 +1,53 @@
+"""Parameters several commands share are declared once (client/cli/params.py) and behave alike everywhere."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from client.cli import ipoc
+from client.cli.params import enclave_file_pair
+from tests.support.seed import small_function
+
+
+def command(*path: str) -> click.Command:
+    found: click.Command = ipoc
+    for name in path:
+        assert isinstance(found, click.Group)
+        found = found.commands[name]
+    return found
+
+
+def test_platform_dir_is_one_declaration_in_both_servers():
+    options = [next(p for p in command(*path).params if p.name == "platform_dir")
+               for path in (("runtime", "serve"), ("attestation", "serve"))]
+    assert options[0].help == options[1].help and options[0].type.__class__ is options[1].type.__class__
+    assert "$IPOC_HOME/platform" in options[0].help
+
+
+@pytest.mark.parametrize("value", ["/program/p.wasm", "=p.wasm", "/program/p.wasm=", ""])
+def test_an_incomplete_pair_is_refused_naming_the_option(value):
+    with pytest.raises(click.BadParameter, match="expected ENCLAVE_PATH=FILE") as refused:
+        enclave_file_pair(value, "--program")
+    assert refused.value.param_hint == "--program"
+
+
+def test_a_pair_splits_at_the_first_equals_sign():
+    assert enclave_file_pair("/p=q.wasm=x", "--data") == ("/p", "q.wasm=x")
+
+
+def test_both_commands_refuse_a_malformed_pair_alike(tmp_path):
+    """`ipoc veracruz` and `ipoc function register` give the same usage error (exit 2) for one mistake."""
+    policy, cert, key = (tmp_path / n for n in ("policy.json", "cert.pem", "key.pem"))
+    policy.write_text(json.dumps(small_function()))
+    cert.write_text("not used")
+    key.write_text("not used")
+    runner = CliRunner()
+    for args in (["veracruz", str(policy), "--identity", str(cert), "--key", str(key), "--program", "p.wasm"],
+                 ["function", "register", str(policy), "--program", "p.wasm"]):
+        result = runner.invoke(ipoc, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "expected ENCLAVE_PATH=FILE, got 'p.wasm'" in result.output

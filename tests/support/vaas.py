@@ -1,0 +1,38 @@
+"""VaaS over moto with the local backend: real runtime processes attested by the test session's proxy.
+
+Used by tests/functional/lambdas/test_vaas.py and tests/compat/test_vaas_original_calls.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from lambdas.vaas.backends.local import running_ports
+from runtime.measurement import measurement
+from tests.support.aws import configure
+from tests.support.waiting import free_port_range
+
+SLOTS = 2
+
+
+@pytest.fixture
+def aws(monkeypatch, proxy, tmp_path: Path):
+    """moto with VaaS's settings and the local backend (real runtime processes on free ports); stops every runtime after."""
+    base = free_port_range(SLOTS)
+    with mock_aws():
+        names = configure(
+            monkeypatch,
+            IPOC_VAAS_BACKEND="local", IPOC_STATE_DIR=str(tmp_path / "runtimes"), IPOC_PROXY_URL=proxy.url,
+            IPOC_PROXY_CERT=proxy.ca_pem, IPOC_RUNTIME_HASH=measurement(),
+            IPOC_PORT_MIN=str(base), IPOC_PORT_MAX=str(base + SLOTS - 1),
+        )
+        names.state_dir = tmp_path / "runtimes"  # type: ignore[attr-defined]
+        names.base = base  # type: ignore[attr-defined]
+        yield names
+        for port in running_ports(tmp_path / "runtimes"):  # never leave a runtime behind
+            from lambdas.vaas.backends.local import LocalBackend
+
+            LocalBackend.from_settings().stop(port, {})
