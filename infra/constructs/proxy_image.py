@@ -23,7 +23,7 @@ DOCKERFILE = "docker/proxy/Dockerfile"
 CONTEXT = ("pyproject.toml", "README.md", "docker/proxy", "ipoc", "runtime", "client")
 # The only distributions the proxy imports (jsonschema: the CLI imports every command group, and
 # `ipoc function register` validates with it at import); their pins come from pyproject.toml.
-PROXY_PACKAGES = ("cbor2", "click", "cryptography", "jsonschema", "protobuf", "rich")
+PROXY_PACKAGES = ("cbor2", "click", "cryptography", "jsonschema", "protobuf", "pybase64", "rich")
 EXCLUDE = ["*", *(f"!{path}" for path in CONTEXT), "**/__pycache__", "**/*.pyc"]
 
 
