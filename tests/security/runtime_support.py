@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import wasmtime
 
 from ipoc import rights
 from ipoc.certs import Identity, new_identity
 from ipoc.client import VeracruzClient
+from ipoc.wire.carrier import split_url
 
 ADMIN_RIGHTS = [{"file_name": "/", "rights": int(rights.ALL)}]
 
@@ -69,3 +72,17 @@ def client_hello() -> bytes:
     except ssl.SSLWantReadError:
         pass
     return outgoing.read()
+
+
+def raw_exchange(url: str, head: bytes, body: bytes, *, timeout: float = 5.0) -> bytes:
+    """Send raw bytes to ``host:port`` and read until the server closes (or ``timeout`` of silence)."""
+    host, port = split_url(url)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(head + body)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return b"".join(chunks)

@@ -4,22 +4,7 @@ read, as the runtime's is (item 9), and a malformed length is a 400, not a dropp
 
 from __future__ import annotations
 
-import socket
-
-from ipoc.wire.carrier import split_url
-
-
-def raw_exchange(url: str, head: bytes, body: bytes, *, timeout: float = 5.0) -> bytes:
-    host, port = split_url(url)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(head + body)
-        chunks = []
-        try:
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        except (TimeoutError, ConnectionResetError):
-            pass
-        return b"".join(chunks)
+from tests.security.runtime_support import raw_exchange
 
 
 def test_a_negative_or_malformed_content_length_is_a_400(proxy):

@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-
-from ipoc.wire.carrier import split_url
-
-
-def raw_exchange(runtime, head: bytes, body: bytes, *, timeout: float = 5.0) -> bytes:  # type: ignore[no-untyped-def]
-    host, port = split_url(runtime.server.manager.policy.server_url)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(head + body)
-        chunks = []
-        try:
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        except TimeoutError:
-            pass
-        return b"".join(chunks)
+from tests.security.runtime_support import raw_exchange
 
 
 def test_a_512_mib_content_length_is_refused_without_reading_the_body(start_runtime, ids):
@@ -26,7 +11,7 @@ def test_a_512_mib_content_length_is_refused_without_reading_the_body(start_runt
     runtime = start_runtime(policies.vaas_policy([(ids.user, [])]))
     head = b"POST /runtime_manager HTTP/1.1\r\nHost: x\r\nContent-Length: 536870912\r\n\r\n"
     # only 64 KiB of the announced 512 MiB are ever sent: the answer must not wait for the rest
-    reply = raw_exchange(runtime, head, b"0 " + b"A" * 65534)
+    reply = raw_exchange(runtime.server.manager.policy.server_url, head, b"0 " + b"A" * 65534)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:100]
     assert b"PayloadTooLarge" in reply
 
@@ -36,5 +21,5 @@ def test_a_bad_content_length_is_refused(start_runtime, ids):
 
     runtime = start_runtime(policies.vaas_policy([(ids.user, [])]))
     for value in (b"-5", b"lots"):
-        reply = raw_exchange(runtime, b"POST /runtime_manager HTTP/1.1\r\nHost: x\r\nContent-Length: " + value + b"\r\n\r\n", b"")
+        reply = raw_exchange(runtime.server.manager.policy.server_url, b"POST /runtime_manager HTTP/1.1\r\nHost: x\r\nContent-Length: " + value + b"\r\n\r\n", b"")
         assert reply.startswith(b"HTTP/1.1 400"), reply[:100]
