@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from client.api import ApiError
-from client.cli.steps import s3_url, streaming
+from client.cli.params import s3_url
+from client.cli.steps import streaming
 from client.user import fetch_results, run_user_policy, user_identity
 from ipoc.certs import new_identity
 from ipoc.client import VeracruzClient

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, ContextManager
-from urllib.parse import urlsplit
 
 import click
 
 from client.api import Api, ApiError
+from client.cli.params import s3_url
 from client.s3 import object_size
 from client.user import fetch_results
 from ipoc.client import VeracruzClient
@@ -22,13 +22,6 @@ _identity = click.option("--identity", required=True, type=click.Path(exists=Tru
                          help="PEM certificate of a policy identity.")
 _key = click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
                     help="PEM private key of that certificate.")
-
-
-def s3_url(value: str) -> tuple[str, str]:
-    parts = urlsplit(value)
-    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
-        raise click.BadParameter(f"expected s3://BUCKET/KEY, got {value!r}")
-    return parts.netloc, parts.path.lstrip("/")
 
 
 def streaming(app: "Application", api: Api, bucket: str, key: str) -> ContextManager[None]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import click
+
+from client.cli.params import s3_url
 
 if TYPE_CHECKING:
     from client.cli.application import Application
@@ -23,9 +24,7 @@ def upload(app: "Application", file: Path, target: str, use_local: bool, endpoin
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    parts = urlsplit(target)
-    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
-        raise click.BadParameter("expected s3://BUCKET/KEY", param_hint="TARGET")
+    bucket, key = s3_url(target, param_hint="TARGET")
     kwargs: dict[str, str] = {}
     if use_local:
         from client.api import STACK_DOWN
@@ -42,7 +41,7 @@ def upload(app: "Application", file: Path, target: str, use_local: bool, endpoin
     size = file.stat().st_size
     try:
         with app.terminal.progress(f"upload {file.name}", size) as advance:
-            s3.upload_file(str(file), parts.netloc, parts.path.lstrip("/"), Callback=advance)
+            s3.upload_file(str(file), bucket, key, Callback=advance)
     except (BotoCoreError, ClientError) as exc:
         app.abort(f"upload to {target} failed: {exc}")
     app.terminal.display_success(f"Uploaded {file} ({size} bytes) to {target}")
