@@ -41,7 +41,7 @@ def parse_reference(reference: str) -> tuple[str, int | str | None]:
     name, sep, selector = reference.partition(":")
     if not sep:
         return name, None
-    if selector.isdigit() and 0 < int(selector) <= MAX_VERSION:
+    if selector.isascii() and selector.isdigit() and 0 < int(selector) <= MAX_VERSION:
         return name, int(selector)
     if ALIAS_PATTERN.match(selector):
         return name, selector

@@ -105,7 +105,7 @@ class VaaS:
     def _slot_of(self, name: str) -> str | None:
         """``<host>:<port>`` where host is the instance name's or the endpoint's; the port picks the slot."""
         host, sep, port = name.rpartition(":")
-        if not sep or not port.isdigit():
+        if not sep or not (port.isascii() and port.isdigit()):
             raise ValidationError(f"instance name {name!r} must be <host>:<port>, e.g. {NAME_HOST}:{self.port_min}")
         if host not in (NAME_HOST, self.backend.runtime_setup().endpoint_host):
             return None

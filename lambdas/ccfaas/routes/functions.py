@@ -98,7 +98,7 @@ def show_version(name: str, version: str) -> Response[dict[str, Any]]:
                summary="Delete a version (refused while instances use it or an alias points at it)",
                tags=["versions"], openapi_extensions=spec(200, 400, 403, 404, 409), middlewares=ADMIN)
 def delete_version(name: str, version: str) -> Response[dict[str, Any]]:
-    if not version.isdigit() or not 0 < int(version) <= MAX_VERSION:
+    if not (version.isascii() and version.isdigit()) or not 0 < int(version) <= MAX_VERSION:
         raise ValidationError(f"{version!r} is not a version number; delete versions by number (1, 2, ...)")
     registry().delete_version(_plain_name(name), int(version))
     return json_response(200, {"deleted": {"function": name, "version": int(version)}})

@@ -32,7 +32,7 @@ def _int_param(name: str, low: int, high: int) -> int | None:
     raw = router.current_event.get_query_string_value(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ValidationError(f"query parameter {name} must be a whole number from {low} to {high}")
     return int(raw)
 

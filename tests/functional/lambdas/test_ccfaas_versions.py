@@ -320,3 +320,15 @@ def test_shared_bytes_removed_by_a_racing_deletion_are_uploaded_again(aws, monke
     status = {f["path"]: f["status"] for f in published.json["files"]}
     assert status["/program_data/yolov3.weights"] == "not loaded" and status["/program_data/coco.names"] == "loaded"
     assert published.json["loaded"] is False
+
+
+def test_only_ascii_version_numbers_name_a_version(aws):
+    """Python's str.isdigit() takes '²' (int() then raises: a 500) and '١' (int() reads 1: another spelling of a
+    version); a reference names a version with ASCII digits only, anything else is a clear 4xx."""
+    call(ccfaas, "POST", "/function", vod(PROGRAM_V1))
+    for reference in ("vod:²", "vod:١", "vod:𝟙"):
+        reply = call(ccfaas, "GET", f"/function/{reference}")
+        assert 400 <= reply.status < 500 and reply.json["error"], (reference, reply.status, reply.body)
+    assert call(ccfaas, "DELETE", "/function/vod/versions/²").status == 400
+    user_policy = {"function": "vod", "instanceid": "digits", "identities": []}
+    assert call(ccfaas, "POST", "/instance?wait=²", user_policy, user="alice").status == 400
