@@ -72,6 +72,11 @@ class Attested:
     proxy_url: str
     root_der: bytes  # the proxy CA that certified the enclave key: a policy must name it to be served
 
+    def valid_until(self) -> float:
+        """When the enclave certificate expires (seconds since the epoch): clients refuse it after that."""
+        leaf = x509.load_pem_x509_certificate(split_pem_certificates(self.chain_pem)[0].encode())
+        return leaf.not_valid_after_utc.timestamp()
+
 
 def _proxy_post(proxy_url: str, route: str, request: pb.ProxyAttestationServerRequest) -> pb.ProxyAttestationServerResponse:
     host, port = split_url(proxy_url)

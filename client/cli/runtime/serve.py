@@ -95,7 +95,7 @@ def serve(
         if warm:
             assert proxy_url is not None and proxy_cert is not None
             attested = attest(proxy_url, proxy_cert.read_text(), platform_dir, measured, platform)
-            _say("attested")
+            _say(f"attested {attested.valid_until():.0f}")  # the pool hands out only certificates that outlive an instance
             message = sys.stdin.buffer.read(MAX_POLICY_BYTES + 1)
             if not message:
                 app.terminal.display_info("No policy came (the warm pool closed): exiting")

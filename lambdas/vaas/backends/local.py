@@ -41,7 +41,8 @@ _log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 REFILL_SETTLE = 1.0  # seconds after a take before a refill starts, unless the pool is empty (see WarmPool._refill)
-WARM_MAX_IDLE = 3600.0  # seconds a warm runtime waits before it is replaced (its certificate lives a day)
+WARM_MAX_IDLE = 3600.0  # seconds a warm runtime waits before it is replaced (the proxy certifies for two days)
+INSTANCE_MARGIN = 300.0  # seconds a handed-out certificate must outlive the longest instance (IPOC_MAX_TTL) by
 POOL_DIR = "pool"
 RUNTIME_DIR_FILE = "runtime-dir"  # in a slot served by a warm runtime: the pool directory its command line names
 _children: dict[int, subprocess.Popen[bytes]] = {}  # reaped here when this process started them
@@ -243,7 +244,14 @@ class WarmRuntime:
 
     proc: subprocess.Popen[bytes]
     directory: Path
-    attested_at: float = 0.0
+    attested_at: float = 0.0  # wall clock (a monotonic clock stops while a laptop sleeps)
+    valid_until: float = 0.0  # when its enclave certificate expires (wall clock)
+
+    def usable(self, instance_seconds: float) -> bool:
+        """Alive, not idle past WARM_MAX_IDLE, and certified for longer than an instance may live from now."""
+        now = time.time()
+        return (self.proc.poll() is None and now - self.attested_at < WARM_MAX_IDLE
+                and self.valid_until >= now + instance_seconds + INSTANCE_MARGIN)
 
     def read_line(self, timeout: float) -> str | None:
         """The runtime's next control line (stdout), or None when it ended or stayed silent ``timeout`` s."""
@@ -301,7 +309,7 @@ class WarmPool:
             self._last_take = time.monotonic()
             while self._ready:
                 warm = self._ready.pop(0)
-                if warm.proc.poll() is None and time.monotonic() - warm.attested_at < WARM_MAX_IDLE:
+                if warm.usable(settings().max_ttl):
                     self._lock.notify_all()
                     return warm
                 threading.Thread(target=_stop_directory, args=(warm.directory,), daemon=True).start()
@@ -380,11 +388,17 @@ class WarmPool:
         _children[proc.pid] = proc
         (directory / "pid").write_text(str(proc.pid))
         warm = WarmRuntime(proc, directory)
-        if warm.read_line(START_TIMEOUT) != "attested":
+        word, _, valid_until = (warm.read_line(START_TIMEOUT) or "").partition(" ")
+        if word != "attested" or not valid_until.isascii() or not valid_until.isdigit():
             _log.warning("a warm runtime did not attest: %s", _log_tail(directory))
             _stop_directory(directory)
             return None
-        warm.attested_at = time.monotonic()
+        warm.attested_at, warm.valid_until = time.time(), float(valid_until)
+        if not warm.usable(settings().max_ttl):
+            _log.warning("the proxy certifies warm runtimes for less than the longest instance (IPOC_MAX_TTL) "
+                         "lives: instances start cold; give the proxy a longer certificate validity")
+            _stop_directory(directory)
+            return None
         return warm
 
 

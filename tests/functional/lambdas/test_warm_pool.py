@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -171,7 +172,9 @@ def test_a_warm_runtime_refuses_a_policy_for_another_proxy(proxy, tmp_path: Path
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
-        assert proc.stdout is not None and proc.stdout.readline() == b"attested\n"
+        assert proc.stdout is not None
+        word, valid_until = proc.stdout.readline().split()
+        assert word == b"attested" and int(valid_until) > time.time()  # and when its certificate expires
         out, err = proc.communicate(b"\n" + text.encode(), timeout=60)
     finally:
         if proc.poll() is None:
@@ -188,4 +191,26 @@ def test_stopping_the_pool_leaves_the_instances_it_served(aws, ids):
     stop_pool(aws.state_dir)
     with VeracruzClient(reply["policy"], ids.user.certificate, ids.user.private_key) as client:
         client.write_file("/input/data.txt", b"still served")
+    delete(reply)
+
+
+def test_a_warm_certificate_that_would_expire_before_an_instance_ends_is_not_handed_out(aws, ids, monkeypatch):
+    """A warm runtime attested long before its instance starts: clients refuse an expired enclave certificate, so
+    one that would expire before the longest instance (IPOC_MAX_TTL) could end must start cold instead."""
+    pool = start_pool()
+    assert pool is not None and pool.wait_full(60)
+    [warm_pid] = waiting_pids(pool)
+    with pool._lock:
+        [warm] = pool._ready
+    # GIVEN the proxy certified it for less than the longest instance may still live from now
+    monkeypatch.setenv("IPOC_MAX_TTL", str(int(warm.valid_until - time.time())))
+    from lambdas.shared.config import settings
+
+    settings.cache_clear()
+    # WHEN an instance is created THEN it is served by a cold runtime, and the stale one is gone
+    reply = created(ids)
+    port = int(json.loads(reply["policy"])["veracruz_server_url"].rsplit(":", 1)[1])
+    assert (aws.state_dir / str(port) / "pid").read_text() != str(warm_pid)
+    wait_until(lambda: not psutil.pid_exists(warm_pid) or psutil.Process(warm_pid).status() == psutil.STATUS_ZOMBIE,
+               timeout=30, what="the stale warm runtime to stop")
     delete(reply)
