@@ -153,6 +153,7 @@ class DurableState:
         """Open (or create) the state directory; refuse one of another layout version."""
         if fresh and root.exists():
             shutil.rmtree(root)
+        remove_partial_writes(root)
         check_layout(root)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         marker = root / FORMAT_FILE
@@ -300,6 +301,18 @@ class DurableState:
             bucket = backend.create_bucket(facts["name"], facts["region"])
             counts[facts["name"]] = bucket.keys.restore(backend, bucket)
         return counts
+
+
+def remove_partial_writes(root: Path) -> int:
+    """Delete what a writer killed mid-write left: ``write_atomically``'s temporary files are never state (the
+    rename is the commit), only disk used (an object's size, each) and, for the first FORMAT, an unreadable
+    state directory. One stack uses a state directory at a time, so none is being written now."""
+    removed = 0
+    if root.exists():
+        for leftover in root.rglob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def check_layout(root: Path) -> None:

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from local.persistence import LAYOUT, LAYOUT_VERSION, StateLayoutError, StoredBytes, check_layout, write_atomically
+from local.persistence import (
+    LAYOUT,
+    LAYOUT_VERSION,
+    DurableState,
+    StateLayoutError,
+    StoredBytes,
+    check_layout,
+    write_atomically,
+)
 
 
 def test_write_atomically_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> None:
@@ -46,6 +54,22 @@ def test_a_process_killed_while_writing_leaves_the_old_or_the_new_file(tmp_path:
     writer.kill()
     writer.wait(10)
     assert path.read_bytes() in (b"old", b"x" * 64 * 2**20)
+    # AND the next start removes what the killed writer left (up to an object's size of disk, never state)
+    assert [p.name for p in tmp_path.glob(".*.tmp")], "the killed writer left no temporary file to clean"
+    DurableState.open(tmp_path / "state", "us-east-1")  # a state directory of its own: nothing to remove there
+    from local.persistence import remove_partial_writes
+
+    assert remove_partial_writes(tmp_path) == 1 and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_stack_killed_while_writing_its_first_format_file_starts_next_time(tmp_path: Path) -> None:
+    """A kill during the very first write leaves only FORMAT's temporary file: that is no state of another layout."""
+    root = tmp_path / "state"
+    root.mkdir()
+    (root / ".FORMAT.4242.tmp").write_bytes(b'{"lay')
+    DurableState.open(root, "us-east-1")
+    assert json.loads((root / "FORMAT").read_text())["version"] == LAYOUT_VERSION
+    assert not list(root.glob(".*.tmp"))
 
 
 def test_stored_bytes_reads_after_the_header_without_a_shared_offset(tmp_path: Path) -> None:
