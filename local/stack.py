@@ -13,6 +13,7 @@ running is ended (``local.reconcile``).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import logging
@@ -213,7 +214,14 @@ class LocalStack:
     def _start_proxy(self) -> str:
         from runtime.attestation.service import make_server
 
-        server = make_server(self.config.host, self.config.proxy_port, self.config.home / "attestation", self.config.home / "platform")
+        # Certificates outlive the longest instance plus a warm runtime's wait (clients refuse an expired one, and the
+        # warm pool hands out only runtimes certified past IPOC_MAX_TTL); Veracruz's own proxy certifies for a day.
+        from lambdas.shared.config import settings
+        from lambdas.vaas.backends.local import INSTANCE_MARGIN, WARM_MAX_IDLE
+
+        validity = dt.timedelta(seconds=settings().max_ttl + WARM_MAX_IDLE + 2 * INSTANCE_MARGIN)
+        server = make_server(self.config.host, self.config.proxy_port, self.config.home / "attestation", self.config.home / "platform",
+                             cert_validity=validity)
         self._proxy = server
         self._stoppers.append(("proxy attestation service", server.server_close))
         return server.state.ca.certificate_pem

@@ -96,9 +96,7 @@ class ProxyAttestation:
     ca: CertificateAuthority
     platform_key: ec.EllipticCurvePublicKey | None
     nitro: NitroTrust | None = None
-    # Longer than the longest instance (IPOC_MAX_TTL, 24 h) plus a warm runtime's wait (1 h): clients refuse an
-    # expired certificate, so one must outlive every instance it serves.
-    cert_validity: _dt.timedelta = _dt.timedelta(days=2)
+    cert_validity: _dt.timedelta = _dt.timedelta(days=1)  # as Veracruz's proxy; the local stack's is longer (warm pool)
     challenge_ttl: float = CHALLENGE_TTL
     _challenges: dict[int, _Challenge] = field(default_factory=dict)
     _next_device: int = 1

@@ -50,6 +50,7 @@ def aws(monkeypatch, proxy, tmp_path: Path):
             IPOC_VAAS_BACKEND="local", IPOC_STATE_DIR=str(state_dir), IPOC_PROXY_URL=proxy.url,
             IPOC_PROXY_CERT=proxy.ca_pem, IPOC_RUNTIME_HASH=measurement(),
             IPOC_PORT_MIN=str(base), IPOC_PORT_MAX=str(base + SLOTS - 1), IPOC_WARM_POOL="1",
+            IPOC_MAX_TTL="3600",  # the test proxy certifies for a day, as Veracruz's: instances here live at most an hour
         )
         yield SimpleNamespace(names=names, state_dir=state_dir, base=base)
         stop_pool(state_dir)
