@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from client.cli.terminal import Terminal
 
@@ -32,6 +32,15 @@ class Application:
         except Unreachable as exc:
             self.abort(exc.message)
         return api
+
+    def call(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
+        """One request to the profile's ``service``; a refusal aborts with the service's own message."""
+        from client.api import ApiError
+
+        try:
+            return self.api().call(service, method, path, **kwargs)
+        except ApiError as exc:
+            self.abort(exc.message)
 
     def abort(self, message: str, code: int = 1) -> NoReturn:
         """Print one clear error line on stderr and exit with ``code``."""

@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from client.api import ApiError
-
 if TYPE_CHECKING:
     from client.cli.application import Application
 
@@ -25,8 +23,5 @@ def delete(app: "Application", reference: str) -> None:
     if version and not version.isdigit():
         raise click.BadParameter(f"{version!r} is not a version number (aliases are deleted with `ipoc function alias "
                                  f"{name} {version} --delete`)", param_hint="NAME[:VERSION]")
-    try:
-        app.api().call("ccfaas", "DELETE", f"/function/{name}/versions/{version}" if version else f"/function/{name}")
-    except ApiError as exc:
-        app.abort(exc.message)
+    app.call("ccfaas", "DELETE", f"/function/{name}/versions/{version}" if version else f"/function/{name}")
     app.terminal.display_success(f"Deleted version {version} of function {name}" if version else f"Deleted function {name}")

@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from client.api import ApiError
-
 if TYPE_CHECKING:
     from client.cli.application import Application
 
@@ -20,10 +18,7 @@ def show(app: "Application", reference: str, as_json: bool) -> None:
     """Show a function version: NAME (the latest), NAME:VERSION or NAME:ALIAS; its policy's settings and every
     program and data file with its status."""
     name, _, selector = reference.partition(":")
-    try:
-        shown = app.api().call("ccfaas", "GET", f"/function/{name}/versions/{selector or 'latest'}")
-    except ApiError as exc:
-        app.abort(exc.message)
+    shown = app.call("ccfaas", "GET", f"/function/{name}/versions/{selector or 'latest'}")
     if as_json:
         app.terminal.display_json(shown)
         return

@@ -19,10 +19,7 @@ if TYPE_CHECKING:
 def versions(app: "Application", name: str, as_json: bool) -> None:
     """List the versions of function NAME, oldest first: when each was published, whether its files are all
     loaded, the sha256 of its policy, and the aliases pointing at it."""
-    try:
-        listing = app.api().call("ccfaas", "GET", f"/function/{name}/versions")
-    except ApiError as exc:
-        app.abort(exc.message)
+    listing = app.call("ccfaas", "GET", f"/function/{name}/versions")
     if as_json:
         app.terminal.display_json(listing)
         return

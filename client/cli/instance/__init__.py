@@ -59,10 +59,7 @@ def create(app: "Application", user_policy: Path, wait: int, ttl: int | None, po
 @click.pass_obj
 def list_(app: "Application", as_json: bool) -> None:
     """List your instances (administrators see everyone's)."""
-    try:
-        details = app.api().call("ccfaas", "GET", "/instance")["details"]
-    except ApiError as exc:
-        app.abort(exc.message)
+    details = app.call("ccfaas", "GET", "/instance")["details"]
     if as_json:
         app.terminal.display_json(details)
     else:
@@ -77,10 +74,7 @@ def list_(app: "Application", as_json: bool) -> None:
 @click.pass_obj
 def show(app: "Application", instance_id: str, policy_out: Path | None, as_json: bool) -> None:
     """Show INSTANCE_ID: status, reason, its workflow execution and, once READY, its policy."""
-    try:
-        record = app.api().call("ccfaas", "GET", f"/instance/{instance_id}")
-    except ApiError as exc:
-        app.abort(exc.message)
+    record = app.call("ccfaas", "GET", f"/instance/{instance_id}")
     if policy_out and record.get("policy"):
         policy_out.write_text(record["policy"])
     if as_json:
@@ -96,10 +90,7 @@ def show(app: "Application", instance_id: str, policy_out: Path | None, as_json:
 @click.pass_obj
 def delete(app: "Application", instance_id: str, as_json: bool) -> None:
     """Release INSTANCE_ID: its workflow tears it down; waits (bounded) until it is DELETED."""
-    try:
-        record = app.api().call("ccfaas", "DELETE", f"/instance/{instance_id}")
-    except ApiError as exc:
-        app.abort(exc.message)
+    record = app.call("ccfaas", "DELETE", f"/instance/{instance_id}")
     if as_json:
         app.terminal.display_json(record)
     else:
