@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from local.apigw import INTEGRATION_TIMEOUT, MAX_PAYLOAD, IdentityRefused, build_event, response_parts, take_user
 from local.context import LocalLambdaContext
+from runtime.http_body import declared_length
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command == "GET" and self.path.split("?")[0] == "/openapi.json":
             self._send(200, {"Content-Type": "application/json"}, json.dumps(self.server.openapi(), indent=2).encode())
             return
-        raw_length = (self.headers.get("Content-Length") or "0").strip()
-        if not raw_length.isdigit():
+        length = declared_length(self.headers)
+        if length is None:
             self.close_connection = True
+            raw_length = (self.headers.get("Content-Length") or "").strip()
             self._send_error(400, "ValidationError", f"Content-Length must be a whole number of bytes, got {raw_length[:40]!r}")
             return
-        length = int(raw_length)
         if length > MAX_PAYLOAD:
             self.close_connection = True
             if length <= _DRAIN_LIMIT:  # read what the client sends first, so it sees the answer, not a reset
