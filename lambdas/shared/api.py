@@ -1,4 +1,5 @@
-"""Building blocks for our Powertools resolvers: request bodies, the admin middleware, the resolver itself."""
+"""Building blocks for our Powertools resolvers: route declarations, request bodies, the admin middleware,
+the resolver itself."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from ipoc.errors import ValidationError
 from lambdas.shared.auth import require_admin
 from lambdas.shared.http import install_error_handlers
+from lambdas.shared.openapi import extensions
 
 
 def make_resolver(logger: Logger) -> APIGatewayRestResolver:
@@ -43,3 +45,16 @@ def admin_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> 
     """Route middleware: only administrators reach the route."""
     require_admin(app.current_event.raw_event)
     return next_middleware(app)
+
+
+def spec(success: int, *errors: int, admin: bool, request: str | None = None, success_text: str = "Success") -> dict[str, Any]:
+    """A route's declaration, spread into its decorator: ``@router.get(rule, summary=..., **spec(200, 404, admin=True))``.
+
+    ``admin`` is said once, here, and gives the route both the admin middleware (the Lambda refuses
+    non-admins) and the ``x-ipoc-admin`` flag of its OpenAPI operation (API Gateway's resource policy
+    and the users' managed policy are built from it). The rest is :func:`lambdas.shared.openapi.extensions`.
+    """
+    return {
+        "openapi_extensions": extensions(success, *errors, admin=admin, request=request, success_text=success_text),
+        "middlewares": [admin_only] if admin else [],
+    }

@@ -1,20 +1,25 @@
 """The OpenAPI 3 documents of our APIs, generated from the resolvers' own routes.
 
-Powertools lists every route with its path parameters; each route adds, via
-``openapi_extensions=spec(...)``, its success status, its request body (a seed
-schema, or raw bytes) and the errors it can answer. :func:`document` turns that
-into request bodies and responses, so the routes stay the one source of truth.
+Each route declares, via ``openapi_extensions`` (built by
+:func:`lambdas.shared.api.spec`), its success status, its request body (a seed
+schema, or raw bytes), the errors it can answer and whether it is admin-only.
+:func:`document` asks Powertools for the route list through its public
+``get_openapi_json_schema`` and turns those declarations into request bodies and
+responses, so the routes stay the one source of truth. The admin flag stays in
+the document (``x-ipoc-admin``): infra/ builds API Gateway's resource policy and
+the users' managed policy from it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from typing import TYPE_CHECKING, Any
 
 import ipoc
 from ipoc import schemas
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 EXTENSION = "x-ipoc"
 ADMIN_EXTENSION = "x-ipoc-admin"  # the route runs the admin middleware (the AWS API limits it to admins too)
@@ -35,26 +40,27 @@ ERROR_SCHEMA = {
 }
 
 
-def spec(success: int, *errors: int, request: str | None = None, success_text: str = "Success") -> dict[str, Any]:
-    """Route metadata: ``request`` is a schema kind (``function``, ``vaas``, ``s3_app_input``), ``json`` or ``binary``."""
-    return {EXTENSION: {"success": success, "errors": sorted({*errors, 500}), "request": request, "text": success_text}}
+def extensions(
+    success: int, *errors: int, admin: bool, request: str | None = None, success_text: str = "Success"
+) -> dict[str, Any]:
+    """A route's ``openapi_extensions``: ``request`` is a schema kind (``function``, ``vaas``, ``s3_app_input``),
+    ``json`` or ``binary``; an admin-only route can always answer 403."""
+    statuses = {*errors, 500, *((403,) if admin else ())}
+    return {
+        EXTENSION: {"success": success, "errors": sorted(statuses), "request": request, "text": success_text},
+        ADMIN_EXTENSION: admin,
+    }
 
 
 def document(app: APIGatewayRestResolver, title: str, description: str) -> dict[str, Any]:
     doc = json.loads(app.get_openapi_json_schema(title=title, version=ipoc.__version__, description=description))
-    admin = {
-        (route.openapi_path, route.method.lower())
-        for route in (*app._static_routes, *app._dynamic_routes)  # Powertools keeps no public route list
-        if any(getattr(m, "__name__", "") == "admin_only" for m in route.middlewares or [])
-    }
     components = doc.setdefault("components", {}).setdefault("schemas", {})
     components["Error"] = ERROR_SCHEMA
     for path, path_item in doc.get("paths", {}).items():
         for method, operation in path_item.items():
-            operation[ADMIN_EXTENSION] = (path, method) in admin
             meta = operation.pop(EXTENSION, None)
-            if meta is None:
-                raise ValueError(f"route {operation.get('summary')} has no openapi_extensions=spec(...)")
+            if meta is None or not isinstance(operation.get(ADMIN_EXTENSION), bool):
+                raise ValueError(f"{method.upper()} {path} is not declared with **spec(..., admin=...) (lambdas.shared.api)")
             responses: dict[str, Any] = {
                 str(meta["success"]): {"description": meta["text"], "content": {"application/json": {"schema": {"type": "object"}}}}
             }

@@ -13,12 +13,10 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from ipoc.errors import ValidationError
 from lambdas.ccfaas.registry import LOADED, MAX_VERSION, Registry, describe, parse_reference, version_view
-from lambdas.shared.api import admin_only, json_body
+from lambdas.shared.api import json_body, spec
 from lambdas.shared.http import json_response
-from lambdas.shared.openapi import spec
 
 router = APIGatewayRouter()
-ADMIN = [admin_only]  # registry and VaaS routes are for administrators
 
 
 def registry() -> Registry:
@@ -26,26 +24,26 @@ def registry() -> Registry:
 
 
 @router.post("/function", summary="Register a function, or publish its next version (identical content: 200, no new version)",
-             tags=["functions"], openapi_extensions=spec(201, 400, 403, 409, request="function"), middlewares=ADMIN)
+             tags=["functions"], **spec(201, 400, 403, 409, admin=True, request="function"))
 def register() -> Response[dict[str, Any]]:
     policy = json_body(router.current_event)
     record, created = registry().publish(policy)
     return json_response(201 if created else 200, record.policy)
 
 
-@router.get("/function", summary="List registered functions", tags=["functions"], openapi_extensions=spec(200, 403), middlewares=ADMIN)
+@router.get("/function", summary="List registered functions", tags=["functions"], **spec(200, 403, admin=True))
 def list_functions() -> Response[dict[str, Any]]:
     return json_response(200, {"functions": registry().names()})
 
 
 @router.get("/function/<name>", summary="Show a function's policy (name: the latest; name:VERSION or name:ALIAS)",
-            tags=["functions"], openapi_extensions=spec(200, 400, 403, 404), middlewares=ADMIN)
+            tags=["functions"], **spec(200, 400, 403, 404, admin=True))
 def show(name: str) -> Response[dict[str, Any]]:
     return json_response(200, registry().get(name).policy)
 
 
 @router.get("/function/<name>/status", summary="Show whether every file of a function version is loaded", tags=["functions"],
-            openapi_extensions=spec(200, 400, 403, 404), middlewares=ADMIN)
+            **spec(200, 400, 403, 404, admin=True))
 def status(name: str) -> Response[dict[str, Any]]:
     record = registry().get(name)
     files = [describe(path, entry) for path, entry in record.files.items()]
@@ -54,7 +52,7 @@ def status(name: str) -> Response[dict[str, Any]]:
 
 
 @router.delete("/function/<name>", summary="Delete a function: every version and its binaries (not while used)",
-               tags=["functions"], openapi_extensions=spec(200, 403, 404, 409), middlewares=ADMIN)
+               tags=["functions"], **spec(200, 403, 404, 409, admin=True))
 def delete(name: str) -> Response[dict[str, Any]]:
     registry().delete(_plain_name(name))
     return json_response(200, {"deleted": name})
@@ -64,9 +62,8 @@ def delete(name: str) -> Response[dict[str, Any]]:
 
 
 @router.post("/function/<name>/versions", summary="Publish a function policy as the function's next version",
-             tags=["versions"], openapi_extensions=spec(201, 400, 403, 409, request="function",
-                                                        success_text="Created (200: the latest has this content)"),
-             middlewares=ADMIN)
+             tags=["versions"], **spec(201, 400, 403, 409, admin=True, request="function",
+                                       success_text="Created (200: the latest has this content)"))
 def publish(name: str) -> Response[dict[str, Any]]:
     policy = json_body(router.current_event)
     if not isinstance(policy, dict) or policy.get("function") != name:
@@ -77,7 +74,7 @@ def publish(name: str) -> Response[dict[str, Any]]:
 
 
 @router.get("/function/<name>/versions", summary="List a function's versions and aliases", tags=["versions"],
-            openapi_extensions=spec(200, 400, 403, 404), middlewares=ADMIN)
+            **spec(200, 400, 403, 404, admin=True))
 def versions(name: str) -> Response[dict[str, Any]]:
     service = registry()
     name = _plain_name(name)
@@ -87,7 +84,7 @@ def versions(name: str) -> Response[dict[str, Any]]:
 
 
 @router.get("/function/<name>/versions/<version>", summary="Show one version (a number or an alias) with its policy",
-            tags=["versions"], openapi_extensions=spec(200, 400, 403, 404), middlewares=ADMIN)
+            tags=["versions"], **spec(200, 400, 403, 404, admin=True))
 def show_version(name: str, version: str) -> Response[dict[str, Any]]:
     service = registry()
     record = service.get(f"{_plain_name(name)}:{version}")
@@ -96,7 +93,7 @@ def show_version(name: str, version: str) -> Response[dict[str, Any]]:
 
 @router.delete("/function/<name>/versions/<version>",
                summary="Delete a version (refused while instances use it or an alias points at it)",
-               tags=["versions"], openapi_extensions=spec(200, 400, 403, 404, 409), middlewares=ADMIN)
+               tags=["versions"], **spec(200, 400, 403, 404, 409, admin=True))
 def delete_version(name: str, version: str) -> Response[dict[str, Any]]:
     if not (version.isascii() and version.isdigit()) or not 0 < int(version) <= MAX_VERSION:
         raise ValidationError(f"{version!r} is not a version number; delete versions by number (1, 2, ...)")
@@ -108,14 +105,14 @@ def delete_version(name: str, version: str) -> Response[dict[str, Any]]:
 
 
 @router.get("/function/<name>/aliases", summary="List a function's aliases (latest included)", tags=["versions"],
-            openapi_extensions=spec(200, 400, 403, 404), middlewares=ADMIN)
+            **spec(200, 400, 403, 404, admin=True))
 def aliases(name: str) -> Response[dict[str, Any]]:
     name = _plain_name(name)
     return json_response(200, {"function": name, "aliases": registry().aliases(name)})
 
 
 @router.put("/function/<name>/aliases/<alias>", summary="Point an alias at a version (create it, or move it: a rollback)",
-            tags=["versions"], openapi_extensions=spec(200, 400, 403, 404, 409, request="json"), middlewares=ADMIN)
+            tags=["versions"], **spec(200, 400, 403, 404, 409, admin=True, request="json"))
 def set_alias(name: str, alias: str) -> Response[dict[str, Any]]:
     body = json_body(router.current_event)
     version = body.get("version") if isinstance(body, dict) else None
@@ -124,7 +121,7 @@ def set_alias(name: str, alias: str) -> Response[dict[str, Any]]:
 
 
 @router.delete("/function/<name>/aliases/<alias>", summary="Delete an alias (not latest)", tags=["versions"],
-               openapi_extensions=spec(200, 400, 403, 404), middlewares=ADMIN)
+               **spec(200, 400, 403, 404, admin=True))
 def delete_alias(name: str, alias: str) -> Response[dict[str, Any]]:
     name = _plain_name(name)
     return json_response(200, {"function": name, "aliases": registry().delete_alias(name, alias)})

@@ -17,11 +17,10 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from ipoc.errors import ValidationError
 from lambdas.ccfaas.instances import MAX_WAIT, Instances, name_of, view
-from lambdas.shared.api import json_body
+from lambdas.shared.api import json_body, spec
 from lambdas.shared.auth import caller, principal_id
 from lambdas.shared.config import settings
 from lambdas.shared.http import json_response
-from lambdas.shared.openapi import spec
 from lambdas.shared.stores import InstanceStore
 from lambdas.shared.stream_access import check_source
 
@@ -49,8 +48,8 @@ def _stream() -> dict[str, str] | None:
 
 
 @router.post("/instance", summary="Create an instance of a function from a user policy", tags=["instances"],
-             openapi_extensions=spec(200, 400, 403, 404, 409, 502, request="user",
-                                     success_text="READY, with the policy (200); still starting after the wait (202)"))
+             **spec(200, 400, 403, 404, 409, 502, admin=False, request="user",
+                    success_text="READY, with the policy (200); still starting after the wait (202)"))
 def create() -> Response[dict[str, Any]]:
     service = Instances.from_settings()
     wait = _int_param("wait", 0, MAX_WAIT)
@@ -81,20 +80,20 @@ def original_view(record: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/instance", summary="List your instances (administrators see all)", tags=["instances"],
-            openapi_extensions=spec(200))
+            **spec(200, admin=False))
 def list_instances() -> Response[dict[str, Any]]:
     records = Instances.from_settings().list(caller(router.current_event.raw_event))
     return json_response(200, {"instances": [name_of(r) for r in records], "details": [view(r) for r in records]})
 
 
 @router.get("/instance/<instance_id>", summary="Show an instance: status, reason, workflow, and the policy once READY",
-            tags=["instances"], openapi_extensions=spec(200, 404))
+            tags=["instances"], **spec(200, 404, admin=False))
 def show(instance_id: str) -> Response[dict[str, Any]]:
     return json_response(200, original_view(Instances.from_settings().get(instance_id, caller(router.current_event.raw_event))))
 
 
 @router.delete("/instance/<instance_id>", summary="Release an instance into teardown and wait (bounded) for DELETED",
-               tags=["instances"], openapi_extensions=spec(200, 404, success_text="DELETED (200) or still releasing (202)"))
+               tags=["instances"], **spec(200, 404, admin=False, success_text="DELETED (200) or still releasing (202)"))
 def delete(instance_id: str) -> Response[dict[str, Any]]:
     record = Instances.from_settings().delete(instance_id, caller(router.current_event.raw_event))
     return json_response(200 if record.get("status") in InstanceStore.TERMINAL else 202, view(record))

@@ -7,13 +7,11 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from lambdas.shared.api import admin_only, json_body
+from lambdas.shared.api import json_body, spec
 from lambdas.shared.http import json_response
-from lambdas.shared.openapi import spec
 from lambdas.vaas.service import VaaS
 
 router = APIGatewayRouter()
-ADMIN = [admin_only]  # registry and VaaS routes are for administrators
 
 
 def _filters() -> dict[str, str | None]:
@@ -25,23 +23,23 @@ def _filters() -> dict[str, str | None]:
 
 
 @router.post("/veracruz", summary="Create a Veracruz instance from a VaaS policy", tags=["veracruz"],
-             openapi_extensions=spec(201, 400, 403, 502, 507, request="vaas"), middlewares=ADMIN)
+             **spec(201, 400, 403, 502, 507, admin=True, request="vaas"))
 def create() -> Response[dict[str, Any]]:
     return json_response(201, VaaS.from_settings().create(json_body(router.current_event)))
 
 
-@router.get("/veracruz", summary="List Veracruz instances", tags=["veracruz"], openapi_extensions=spec(200, 403), middlewares=ADMIN)
+@router.get("/veracruz", summary="List Veracruz instances", tags=["veracruz"], **spec(200, 403, admin=True))
 def list_instances() -> Response[dict[str, Any]]:
     return json_response(200, VaaS.from_settings().list(**_filters()))
 
 
 @router.get("/veracruz/<name>", summary="Show one Veracruz instance", tags=["veracruz"],
-            openapi_extensions=spec(200, 400, 403, 404), middlewares=ADMIN)
+            **spec(200, 400, 403, 404, admin=True))
 def show(name: str) -> Response[dict[str, Any]]:
     return json_response(200, VaaS.from_settings().show(name, **_filters()))
 
 
 @router.delete("/veracruz/<name>", summary="Stop and delete a Veracruz instance", tags=["veracruz"],
-               openapi_extensions=spec(200, 400, 403, 404, 502), middlewares=ADMIN)
+               **spec(200, 400, 403, 404, 502, admin=True))
 def delete(name: str) -> Response[dict[str, Any]]:
     return json_response(200, VaaS.from_settings().delete(name, **_filters()))
