@@ -14,11 +14,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ipoc.stack_outputs import OUTPUT_API_URL, OUTPUT_INPUTS_BUCKET, OUTPUT_REGION  # an ``aws`` profile is made of them
+
 SERVICES = ("ccfaas", "vaas", "s3stream")
-# The AWS deployment's stack outputs an ``aws`` profile is made from (infra/ declares them with these keys).
-OUTPUT_API_URL = "ApiUrl"
-OUTPUT_REGION = "Region"
-OUTPUT_INPUTS_BUCKET = "InputsBucket"
 
 
 class ProfileError(Exception):

@@ -16,7 +16,6 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from client.profiles import OUTPUT_API_URL, OUTPUT_INPUTS_BUCKET, OUTPUT_REGION
 from infra.config import DeploymentConfig
 from infra.constructs.api import ServiceApi
 from infra.constructs.cluster import EnclaveCluster, RUNTIME_NAMESPACE
@@ -25,6 +24,7 @@ from infra.constructs.functions import SPECS, ControlPlaneFunctions
 from infra.constructs.logging import log_group
 from infra.constructs.workflow import InstanceWorkflow
 from infra.stacks.network import NetworkStack
+from ipoc.stack_outputs import OUTPUT_API_URL, OUTPUT_INPUTS_BUCKET, OUTPUT_REGION
 
 
 

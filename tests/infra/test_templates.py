@@ -233,7 +233,7 @@ def test_the_reaper_runs_on_a_schedule(platform) -> None:
 
 
 def test_outputs_give_everything_an_aws_profile_needs(platform) -> None:
-    from client.profiles import OUTPUT_API_URL, OUTPUT_INPUTS_BUCKET, OUTPUT_REGION
+    from ipoc.stack_outputs import OUTPUT_API_URL, OUTPUT_INPUTS_BUCKET, OUTPUT_REGION
 
     outputs = platform.find_outputs("*")
     assert {OUTPUT_API_URL, OUTPUT_REGION, OUTPUT_INPUTS_BUCKET, "AdminRoleArn", "UserPolicyArn"} <= set(outputs)

@@ -12,13 +12,14 @@ from moto import mock_aws
 
 from client import profiles
 from client.cli import ipoc
+from ipoc import stack_outputs
 
 TEMPLATE = {
     "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
     "Outputs": {
-        profiles.OUTPUT_API_URL: {"Value": "https://abc123.execute-api.eu-west-1.amazonaws.com/v1/"},
-        profiles.OUTPUT_REGION: {"Value": "eu-west-1"},
-        profiles.OUTPUT_INPUTS_BUCKET: {"Value": "ipoc-inputs-1234"},
+        stack_outputs.OUTPUT_API_URL: {"Value": "https://abc123.execute-api.eu-west-1.amazonaws.com/v1/"},
+        stack_outputs.OUTPUT_REGION: {"Value": "eu-west-1"},
+        stack_outputs.OUTPUT_INPUTS_BUCKET: {"Value": "ipoc-inputs-1234"},
     },
 }
 
