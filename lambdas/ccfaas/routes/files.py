@@ -1,7 +1,8 @@
 """Program and data-file routes; ``<segment>`` is the base64 of the enclave path, as the original.
 
 ``/program/`` and ``/data_file/`` have the same six routes, each declared here with its own
-decorator; both kinds share the bodies below (``kind`` is the only difference).
+decorator; both kinds share the bodies below (``kind`` is the only difference). Powertools makes
+the OpenAPI operationIds from the function names, so ``listing_program`` & co. keep the published ids.
 """
 
 from __future__ import annotations
