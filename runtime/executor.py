@@ -1,8 +1,8 @@
 """Run a WebAssembly program with wasmtime under the policy's limits.
 
 One Engine per runtime, a fresh Store per run. Every run has a memory cap
-(``max_memory_mib``, for all of the program's memory: one linear memory, one
-instance, bounded tables) and a wall-clock limit enforced with epoch
+(``max_memory_mib``, for all of the program's memory: one linear memory, the
+program's instance plus the guard's shim, bounded tables) and a wall-clock limit enforced with epoch
 interruption for wasm code and by :mod:`runtime.wasi_guard` for blocking host
 calls; the program sees only its pre-opened directories, may change the tree's
 shape only as its rights say and, when the policy says ``enable_clock: false``,
@@ -21,10 +21,11 @@ from typing import Callable
 
 import wasmtime
 
+from ipoc import rights
 from ipoc.policy import Principal
 from runtime.refusal import Refused
 from runtime.vfs import Preopen
-from runtime.wasi_guard import TimeLimitExceeded, WasiGuard
+from runtime.wasi_guard import SHIM_WAT, TimeLimitExceeded, WasiGuard, import_memory
 
 ERRNO_NOTCAPABLE = 76  # WASI errno: "capabilities insufficient"
 MODULE_CACHE_SIZE = 16
@@ -66,12 +67,22 @@ class Executor:
         self.max_memory = max_memory_mib * 1024 * 1024
         self.enable_clock = enable_clock
         self.time_limit = time_limit
-        self._modules: OrderedDict[str, wasmtime.Module] = OrderedDict()
+        self._modules: OrderedDict[str, tuple[wasmtime.Module, wasmtime.MemoryType | None]] = OrderedDict()
+        self._shim = wasmtime.Module(self.engine, SHIM_WAT)
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
 
     def module(self, wasm: bytes) -> wasmtime.Module:
-        """Compile once per distinct binary (keyed by sha256) and keep the most recent few."""
+        return self._compile(wasm)[0]
+
+    def _compile(self, wasm: bytes) -> tuple[wasmtime.Module, wasmtime.MemoryType | None]:
+        """Compile once per distinct binary (keyed by sha256) and keep the most recent few.
+
+        The module compiled is the program with its memory imported
+        (:func:`runtime.wasi_guard.import_memory`), so the guard's wasm shim can
+        share it; a binary that cannot be rewritten is compiled as it is. Returns
+        the module and the type of the memory it imports (None: not rewritten).
+        """
         key = hashlib.sha256(wasm).hexdigest()
         with self._lock:
             cached = self._modules.get(key)
@@ -79,14 +90,17 @@ class Executor:
                 self._modules.move_to_end(key)
                 return cached
         try:
-            module = wasmtime.Module(self.engine, wasm)
+            wasmtime.Module.validate(self.engine, wasm)  # errors name the program's own bytes, not the rewrite
+            rewritten = import_memory(wasm)
+            module = wasmtime.Module(self.engine, rewritten[0] if rewritten else wasm)
         except wasmtime.WasmtimeError as exc:
             raise Refused("ExecutionFailed", f"the program is not a valid WebAssembly module: {_first_line(exc)}") from None
+        compiled = (module, rewritten[1] if rewritten else None)
         with self._lock:
-            self._modules[key] = module
+            self._modules[key] = compiled
             while len(self._modules) > MODULE_CACHE_SIZE:
                 self._modules.popitem(last=False)
-        return module
+        return compiled
 
     def run(
         self,
@@ -100,20 +114,24 @@ class Executor:
         """Run the module's ``_start``; return its exit code (0 when it returns normally).
 
         ``program`` holds the rights the shadowed WASI functions check; without it
-        each pre-opened directory grants its own ``rights``. ``monitor`` is polled
+        each pre-opened directory grants its own ``rights`` (none given: READ, or
+        READ_WRITE when writable). ``monitor`` is polled
         while the program runs (and once after): a message stops the run and is
         raised as ``FileSystemFull`` (a program's writes go straight to the host,
         so the file-system cap is watched rather than checked per write).
         """
-        module = self.module(wasm)
+        module, memory_type = self._compile(wasm)
         if program is None:
-            program = Principal("program", {p.guest_path: p.rights for p in preopens})
+            program = Principal(
+                "program", {p.guest_path: p.rights or (rights.READ_WRITE if p.writable else rights.READ) for p in preopens}
+            )
         with self._run_lock:
-            return self._run(module, preopens, streams, program, monitor)
+            return self._run(module, memory_type, preopens, streams, program, monitor)
 
     def _run(
         self,
         module: wasmtime.Module,
+        memory_type: wasmtime.MemoryType | None,
         preopens: list[Preopen],
         streams: Streams,
         program: Principal,
@@ -122,7 +140,7 @@ class Executor:
         # A fresh store per run: nothing a previous run did survives in memory.
         store = wasmtime.Store(self.engine)
         store.set_limits(
-            memory_size=self.max_memory, memories=1, instances=1, tables=MAX_TABLES, table_elements=MAX_TABLE_ELEMENTS
+            memory_size=self.max_memory, memories=1, instances=2, tables=MAX_TABLES, table_elements=MAX_TABLE_ELEMENTS
         )
         store.set_epoch_deadline(1)
 
@@ -143,7 +161,11 @@ class Executor:
         linker = wasmtime.Linker(self.engine)
         linker.define_wasi()
         guard = WasiGuard(program, preopens, deadline=time.monotonic() + self.time_limit, cancel=cancel, enable_clock=self.enable_clock)
-        guard.install(linker)
+        try:
+            memory = wasmtime.Memory(store, memory_type) if memory_type is not None else None
+        except wasmtime.WasmtimeError as exc:
+            raise Refused("ExecutionFailed", f"the program's memory could not be made: {_first_line(exc)}") from None
+        guard.install(linker, store, self._shim, memory)
         if not self.enable_clock:
             self._hide_clock(linker)
 

@@ -11,9 +11,15 @@ Sessions face anyone who reaches the port, so (issue 12, item 8):
 - opening a session (id 0) costs a whole, valid TLS ClientHello: nothing is kept otherwise;
 - a post whose bytes are not well-formed TLS records, or that repeats a record
   the session already received (a replay), is refused *without* touching the
-  session: TLS state only changes on records it has not seen. (A forged record
-  with a fresh, well-formed header still ends the session when it fails to
-  decrypt, as it must: it can only come from someone who knows the random id.)
+  session: TLS state only changes on records it has not seen;
+- once the session is authenticated, every record is first opened with the
+  client's traffic key (:mod:`runtime.records`): a post holding a record that
+  does not authenticate (forged with a well-formed header, replayed, bit-flipped)
+  is refused and discarded, and the session carries on as if it never came. A
+  stranger's bytes posted between two posts of a record the client split are
+  set aside too: unfinished records are kept per transport connection (up to
+  ``MAX_PARTIALS``), a post continues its own connection's first, and only a
+  continuation that authenticates is taken;
 - at most ``MAX_HANDSHAKES`` unauthenticated sessions (the oldest goes first)
   and ``MAX_SESSIONS`` authenticated ones; an authenticated session is evicted
   only when idle for ``idle_seconds``, otherwise a new one is refused.
@@ -46,6 +52,7 @@ from ipoc.policy import FullPolicy, Principal
 from ipoc.wire import messages
 from ipoc.wire.framing import DEFAULT_MAX_MESSAGE, FrameDecoder, FrameTooLarge, frame
 from ipoc.wire.tls import openssl_suite
+from runtime import records as tls_records
 from runtime.executor import Executor, Streams
 from runtime.refusal import Refused
 from runtime.vfs import FileSystem, Preopen, max_bytes_from_environment
@@ -58,6 +65,7 @@ SESSION_IDLE_SECONDS = 60.0
 SESSION_ID_LIMIT = 1 << 32  # Veracruz's session ids are u32
 TLS_RECORD_TYPES = (20, 21, 22, 23)  # change_cipher_spec, alert, handshake, application_data
 TLS_MAX_RECORD = (1 << 14) + 256  # TLS 1.3 ciphertext limit
+MAX_PARTIALS = 4  # connections with unfinished records, and candidates per connection (see the module docstring)
 
 
 @dataclass
@@ -72,6 +80,9 @@ class Session:
     partial: bytes = b""  # the start of a record split across posts
     seen: set[bytes] = field(default_factory=set)  # digests of the records received (replay check)
     last_used: float = field(default_factory=time.monotonic)
+    client_random: bytes | None = None  # from the ClientHello: finds the session's traffic secret
+    keys: tls_records.ClientKeys | None = None  # set once authenticated (None: records go straight to OpenSSL)
+    partials: dict[object, list[bytes]] = field(default_factory=dict)  # candidate unfinished records per connection, once authenticated
 
 
 @dataclass
@@ -88,6 +99,11 @@ class RuntimeManager:
     _files: threading.Condition = field(default_factory=threading.Condition)  # file operations vs. a run
     _visible: tuple[str, ...] = ()  # paths the running program can see
     _run_lock: threading.Lock = field(default_factory=threading.Lock)
+    secret_log: tls_records.SecretLog | None = None
+
+    def __post_init__(self) -> None:
+        if self.secret_log is None:
+            self.secret_log = tls_records.install(self.tls_context)
 
     @classmethod
     def create(
@@ -113,8 +129,13 @@ class RuntimeManager:
 
     # -- sessions ---------------------------------------------------------------
 
-    def handle(self, session_id: int, data: bytes) -> tuple[int, bytes]:
-        """Feed one post's TLS bytes; return the session id and the TLS bytes to send back."""
+    def handle(self, session_id: int, data: bytes, connection: object = None) -> tuple[int, bytes]:
+        """Feed one post's TLS bytes; return the session id and the TLS bytes to send back.
+
+        ``connection`` names the transport connection the post came on (the
+        peer's address): a record split across posts is continued first with
+        the bytes earlier posts of that connection left.
+        """
         if not self.alive:
             raise Refused("NotAlive", "the runtime has shut down")
         if session_id == 0:
@@ -126,12 +147,20 @@ class RuntimeManager:
         with session.lock:
             if self.sessions.get(session_id) is not session:
                 raise Refused("InvalidSession", f"TLS session {session_id} ended meanwhile")
-            records = self._records(session, data)  # refuses garbage and replays, leaving the session as it was
+            if session.keys is not None:
+                fresh = self._authenticated(session, data, connection)  # refuses what the client did not send, session untouched
+            else:
+                fresh = self._records(session, data)  # refuses garbage and replays, leaving the session as it was
             session.last_used = time.monotonic()
+            checked = session.keys is not None
             try:
-                session.incoming.write(records)
-                if not session.handshake_done:
-                    self._continue_handshake(session_id, session)
+                for record in fresh:
+                    if not checked and session.keys is not None and not session.keys.open(record):
+                        # the post that finished the handshake (so the client's own) went on with a bad record
+                        raise Refused("InvalidRecord", "a TLS record after the handshake does not authenticate")
+                    session.incoming.write(record)
+                    if not session.handshake_done:
+                        self._continue_handshake(session_id, session)
                 if session.handshake_done:
                     self._process(session_id, session)
             except Refused:
@@ -139,13 +168,52 @@ class RuntimeManager:
                 raise
             return session_id, session.outgoing.read()
 
+    def _authenticated(self, session: Session, data: bytes, connection: object) -> list[bytes]:
+        """The records ``data`` completes, each authenticated with the client's key, or a refusal that changes nothing.
+
+        ``data`` continues one of the candidate unfinished records (those its own
+        connection left first, then the others', then none): the first
+        continuation whose complete records all authenticate wins and clears
+        every candidate. A post that completes no record becomes its
+        connection's candidates, so a stranger posting on another connection
+        between two halves of a client's record never displaces the client's.
+        """
+        assert session.keys is not None
+        own = session.partials.get(connection, [])
+        others = [c for key, held in reversed(session.partials.items()) if key != connection for c in held]
+        grown: list[bytes] = []
+        for partial in dict.fromkeys([*own, *others, b""]):
+            try:
+                complete, rest = _split(partial + data)
+            except Refused:
+                continue
+            if not complete:
+                grown.append(rest)
+                continue
+            keys = session.keys.copy()
+            if all(keys.open(record) for record in complete):
+                session.keys = keys
+                session.partials = {connection: [rest]} if rest else {}
+                return complete
+        if grown:
+            session.partials.pop(connection, None)
+            session.partials[connection] = grown[:MAX_PARTIALS]
+            while len(session.partials) > MAX_PARTIALS:
+                session.partials.pop(next(iter(session.partials)))
+            return []
+        raise Refused(
+            "InvalidRecord",
+            "the post holds a TLS record that does not authenticate for this session (forged, replayed or corrupted); "
+            "it was discarded and the session is kept",
+        )
+
     def _open_session(self, data: bytes) -> tuple[int, bytes]:
         """A new session, kept only when ``data`` holds a ClientHello the TLS stack answers."""
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = self.tls_context.wrap_bio(incoming, outgoing, server_side=True)
-        session = Session(tls, incoming, outgoing, FrameDecoder(self.max_message))
+        session = Session(tls, incoming, outgoing, FrameDecoder(self.max_message), client_random=tls_records.client_random(data))
         try:
-            incoming.write(self._records(session, data))
+            incoming.write(b"".join(self._records(session, data)))
         except Refused as exc:
             raise Refused("HandshakeFailed", f"TLS handshake failed ({exc.message})") from None
         try:
@@ -170,30 +238,21 @@ class RuntimeManager:
         return session_id, outgoing.read()
 
     @staticmethod
-    def _records(session: Session, data: bytes) -> bytes:
+    def _records(session: Session, data: bytes) -> list[bytes]:
         """The whole TLS records ``data`` completes, after checking they are new records of this session.
 
         Nothing about the session changes when this refuses, so a stranger's post
         cannot end it. The tail of a record split across posts waits for the rest.
         """
-        buffer = session.partial + data if session.partial else data
-        digests, position, size = [], 0, len(buffer)
-        while size - position >= 5:
-            kind, major, minor, length = struct.unpack_from(">BBBH", buffer, position)
-            if kind not in TLS_RECORD_TYPES or major != 3 or minor > 4 or not 0 < length <= TLS_MAX_RECORD:
-                raise Refused("InvalidRecord", "the post does not continue this session's TLS records; the session is kept")
-            end = position + 5 + length
-            if end > size:
-                break
-            # A record's last 16 bytes are its AEAD tag once encrypted: a replay repeats them, a new record's
-            # differ (but for 2**-128), so they tell the two apart without hashing every byte.
-            digests.append(buffer[max(position, end - 16) : end])
-            position = end
+        complete, rest = _split(session.partial + data if session.partial else data)
+        # A record's last 16 bytes are its AEAD tag once encrypted: a replay repeats them, a new record's
+        # differ (but for 2**-128), so they tell the two apart without hashing every byte.
+        digests = [record[max(5, len(record) - 16) :] for record in complete]
         if len(set(digests)) != len(digests) or not session.seen.isdisjoint(digests):
             raise Refused("InvalidRecord", "the post repeats a TLS record this session already received (a replay); the session is kept")
         session.seen.update(digests)
-        session.partial = buffer[position:]
-        return buffer if position == size else buffer[:position]
+        session.partial = rest
+        return complete
 
     def _drop(self, session_id: int, session: Session) -> None:
         with self._lock:
@@ -239,6 +298,10 @@ class RuntimeManager:
         self._admit(session_id)
         session.identity = identity
         session.handshake_done = True
+        if self.secret_log is not None:
+            session.keys = self.secret_log.take(session.client_random, cipher[0])
+            session.partials = {None: [session.partial]} if session.partial else {}
+            session.seen.clear()  # sequence numbers refuse replays from now on
         log.info("session %d: %s connected", session_id, identity[1].name)
 
     def _process(self, session_id: int, session: Session) -> None:
@@ -349,6 +412,21 @@ class RuntimeManager:
         stdin = self.fs.stream_path("stdin") if "stdin" in program.grants and self.fs.stream_path("stdin").exists() else None
         preopens = self.fs.preopens(program)
         return program, wasm, preopens, Streams(stdin=stdin, stdout=streams["stdout"], stderr=streams["stderr"])
+
+
+def _split(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """``buffer`` cut into whole TLS records and the start of an unfinished one; refuse what is not TLS records."""
+    complete, position, size = [], 0, len(buffer)
+    while size - position >= 5:
+        kind, major, minor, length = struct.unpack_from(">BBBH", buffer, position)
+        if kind not in TLS_RECORD_TYPES or major != 3 or minor > 4 or not 0 < length <= TLS_MAX_RECORD:
+            raise Refused("InvalidRecord", "the post does not continue this session's TLS records; the session is kept")
+        end = position + 5 + length
+        if end > size:
+            break
+        complete.append(buffer[position:end])
+        position = end
+    return complete, buffer[position:]
 
 
 def _overlaps(path: str, visible: tuple[str, ...]) -> bool:

@@ -192,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         server = self.server
         try:
-            session_id, reply = server.manager.handle(session_id, data)
+            session_id, reply = server.manager.handle(session_id, data, connection=self.client_address)
         except Refused as exc:
             log.warning("refused: %s", exc.body)
             self._reply(500, exc.body)

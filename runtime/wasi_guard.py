@@ -13,9 +13,33 @@ path_unlink_file       PATH_UNLINK_FILE
 path_rename            PATH_RENAME_SOURCE / PATH_RENAME_TARGET
 path_symlink           PATH_SYMLINK (the target must stay inside)
 path_link              PATH_LINK_SOURCE / PATH_LINK_TARGET
+path_open              PATH_OPEN; PATH_CREATE_FILE to create;
+                       PATH_FILESTAT_SET_SIZE to truncate; FD_READ
+                       to open for reading; FD_READDIR for a
+                       directory; the new descriptor gets only the
+                       rights the grant holds
+fd_readdir             FD_READDIR (on a pre-opened directory)
 =====================  ==========================================
 
-They act only through a pre-opened directory's descriptor (what wasi-libc
+``path_open`` is checked here and then handed to wasmtime's own with the
+requested rights masked by the grant (Veracruz: a new descriptor's rights are
+the requested ones ANDed with the directory's). wasmtime opens a file for
+reading only when FD_READ is asked for, so a directory granted WRITE (no
+FD_READ) takes new files and appends but gives nothing back. The grant is the
+one covering the path *after* following any links a program planted, so a link
+cannot lend one directory's rights to another's files. ``fd_close`` and
+``fd_renumber`` are also wrapped, only to keep track of which descriptor number is
+which pre-opened directory.
+
+wasmtime's WASI functions find the memory through their caller's ``memory``
+export, so a Python host function cannot call them (there is no wasm caller:
+"missing required memory export"). The wrappers are therefore a tiny wasm
+module (:data:`SHIM_WAT`) that calls the Python check and then wasmtime's
+function, and that exports the program's memory: :func:`import_memory`
+rewrites the program so its one memory is imported from the host instead of
+defined (indices unchanged: a memory import does not shift functions).
+
+All of them act only through a pre-opened directory's descriptor (what wasi-libc
 uses for every path); a directory descriptor the program opened itself is
 answered ``NOTCAPABLE``. No host walk follows a link (:mod:`runtime.nofollow`).
 
@@ -49,6 +73,7 @@ from runtime import nofollow
 from runtime.vfs import Preopen
 
 MODULE = "wasi_snapshot_preview1"
+GUARD_MODULE = "ipoc_guard"
 FIRST_PREOPEN_FD = 3  # wasmtime numbers pre-opened directories from 3, in the order they are added
 
 # WASI errno values (wasi_snapshot_preview1).
@@ -63,6 +88,11 @@ _FROM_HOST = {
 EVENTTYPE_CLOCK, EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE = 0, 1, 2
 SUBSCRIPTION_SIZE, EVENT_SIZE = 48, 32
 SUBCLOCKFLAG_ABSTIME = 1
+OFLAGS_CREAT, OFLAGS_DIRECTORY, OFLAGS_EXCL, OFLAGS_TRUNC = 1, 2, 4, 8
+LOOKUPFLAGS_SYMLINK_FOLLOW = 1
+WRITE_RIGHTS = int(rights.Rights.FD_DATASYNC | rights.Rights.FD_WRITE | rights.Rights.FD_ALLOCATE | rights.Rights.FD_FILESTAT_SET_SIZE)
+WASI_RIGHTS = (1 << 29) - 1  # bits a WASI descriptor can hold (FILE_EXECUTE, bit 29, is Veracruz's own)
+MAX_LINK_HOPS = 32
 FILETYPE_UNKNOWN, FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY, FILETYPE_REGULAR_FILE, FILETYPE_SYMBOLIC_LINK = 0, 2, 3, 4, 7
 
 
@@ -102,7 +132,14 @@ class WasiGuard:
         self.cancel = cancel
         self.enable_clock = enable_clock
 
-    def install(self, linker: wasmtime.Linker) -> None:
+    def install(self, linker: wasmtime.Linker, store: wasmtime.Store, shim: wasmtime.Module, memory: wasmtime.Memory | None) -> None:
+        """Shadow the functions on ``linker`` (after ``define_wasi``).
+
+        ``memory`` is the program's memory when :func:`import_memory` could make
+        the program import it; then ``path_open``, ``fd_close`` and ``fd_renumber``
+        go through ``shim`` (:data:`SHIM_WAT`), which checks here and calls
+        wasmtime's own with that memory. Without it ``path_open`` is refused.
+        """
         i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
         functions: list[tuple[str, list[wasmtime.ValType], Callable[..., int]]] = [
             ("path_create_directory", [i32] * 3, self.path_create_directory),
@@ -118,9 +155,20 @@ class WasiGuard:
                 ("path_filestat_get", [i32] * 5, self.path_filestat_get),
                 ("fd_filestat_get", [i32] * 2, self.fd_filestat_get),
             ]
+        if memory is None:
+            functions.append(("path_open", [i32] * 5 + [i64, i64, i32, i32], lambda caller, *args: ENOTCAPABLE))
         linker.allow_shadowing = True
         for name, params, function in functions:
             linker.define_func(MODULE, name, wasmtime.FuncType(params, [i32]), _errno_of(function), access_caller=True)
+        if memory is not None:
+            linker.define(store, GUARD_MODULE, "memory", memory)
+            linker.define_func(GUARD_MODULE, "path_open_check", wasmtime.FuncType([i32] * 5 + [i64], [i64]), self.path_open_check, access_caller=True)
+            linker.define_func(GUARD_MODULE, "fd_readdir_check", wasmtime.FuncType([i32], [i32]), self.fd_readdir_check)
+            linker.define_func(GUARD_MODULE, "fd_closed", wasmtime.FuncType([i32], []), self.fd_closed)
+            linker.define_func(GUARD_MODULE, "fd_renumbered", wasmtime.FuncType([i32, i32], []), self.fd_renumbered)
+            exports = linker.instantiate(store, shim).exports(store)
+            for name in ("path_open", "fd_close", "fd_renumber", "fd_readdir"):
+                linker.define(store, MODULE, name, exports[name])
         linker.allow_shadowing = False
 
     # -- helpers -----------------------------------------------------------------
@@ -246,6 +294,96 @@ class WasiGuard:
                 depth += 1
         return self._in_parent(link, lambda parent: os.symlink(contents, link.name, dir_fd=parent))
 
+    def path_open_check(self, caller: wasmtime.Caller, fd: int, dirflags: int, ptr: int, length: int, oflags: int, base: int) -> int:
+        """Veracruz's ``path_open`` rules on the grant covering the (link-resolved) path.
+
+        Returns the rights mask the new descriptor may hold (the shim ANDs the
+        requested rights with it before wasmtime opens), or ``-errno``. wasmtime
+        opens for writing when the rights ask for any of :data:`WRITE_RIGHTS` and
+        otherwise for *reading*, whatever FD_READ says: so an open that the mask
+        leaves without a write right is refused here unless the grant holds
+        FD_READ (Veracruz would hand back a descriptor that cannot read; the
+        data stays out of reach either way). A directory is opened only with
+        FD_READDIR, which listing it needs.
+        """
+        try:
+            target = self._resolve(self._target(caller, fd, ptr, length, allow_root=True), dirflags & LOOKUPFLAGS_SYMLINK_FOLLOW)
+        except _Errno as exc:
+            return -exc.code
+        grant = rights.covering_grant(self.program.grants, target.guest_path)
+        held = grant[1] if grant is not None else rights.Rights(0)
+        needs = rights.Rights.PATH_OPEN
+        if oflags & OFLAGS_CREAT and not _exists(target):
+            needs |= rights.Rights.PATH_CREATE_FILE
+        if oflags & OFLAGS_TRUNC:
+            needs |= rights.Rights.PATH_FILESTAT_SET_SIZE
+        if oflags & OFLAGS_DIRECTORY:
+            needs |= rights.Rights.FD_READDIR
+        if needs & ~held:
+            return -ENOTCAPABLE
+        mask = int(held) & WASI_RIGHTS
+        if not held & rights.Rights.FD_READ and not base & mask & WRITE_RIGHTS:
+            return -ENOTCAPABLE  # wasmtime would open it for reading
+        return mask
+
+    def fd_readdir_check(self, fd: int) -> int:
+        """Listing a pre-opened directory needs FD_READDIR on its grant (other directories were checked when opened)."""
+        preopen = self.preopens.get(fd)
+        if preopen is None:
+            return ESUCCESS
+        grant = rights.covering_grant(self.program.grants, preopen.guest_path)
+        if grant is None or not grant[1] & rights.Rights.FD_READDIR:
+            return ENOTCAPABLE
+        return ESUCCESS
+
+    def fd_closed(self, fd: int) -> None:
+        self.preopens.pop(fd, None)
+
+    def fd_renumbered(self, fd: int, to: int) -> None:
+        if fd != to:
+            moved = self.preopens.pop(fd, None)
+            self.preopens.pop(to, None)
+            if moved is not None:
+                self.preopens[to] = moved
+
+    @staticmethod
+    def _resolve(target: _Target, follow_last: int) -> _Target:
+        """``target`` with the links on its way replaced by what they name (as wasmtime will follow them).
+
+        Lexical, one component at a time from the pre-opened directory, never
+        above it; a missing component ends the walk (what follows is created).
+        """
+        root = target.preopen.host_dir
+        done: list[str] = []
+        todo = list(target.parts)
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not done:
+                    raise _Errno(ENOTCAPABLE)
+                done.pop()
+                continue
+            host = os.path.join(root, *done, part)
+            try:
+                info = os.lstat(host)
+            except OSError:
+                done.append(part)
+                continue
+            if stat.S_ISLNK(info.st_mode) and (todo or follow_last):
+                hops += 1
+                contents = os.readlink(host)
+                if hops > MAX_LINK_HOPS:
+                    raise _Errno(ELOOP)
+                if contents.startswith("/"):
+                    raise _Errno(ENOTCAPABLE)
+                todo = contents.split("/") + todo
+                continue
+            done.append(part)
+        return _Target(target.preopen, done)
+
     def path_filestat_get(self, caller: wasmtime.Caller, fd: int, flags: int, ptr: int, length: int, out: int) -> int:
         """``stat`` with the clock off: the host's answer with every timestamp zero (links are not followed)."""
         target = self._target(caller, fd, ptr, length, allow_root=True)
@@ -317,6 +455,123 @@ class WasiGuard:
         return ESUCCESS
 
 
+SHIM_WAT = f"""(module
+  (import "{GUARD_MODULE}" "memory" (memory 0))
+  (import "{GUARD_MODULE}" "path_open_check" (func $check (param i32 i32 i32 i32 i32 i64) (result i64)))
+  (import "{GUARD_MODULE}" "fd_readdir_check" (func $readdir_check (param i32) (result i32)))
+  (import "{GUARD_MODULE}" "fd_closed" (func $closed (param i32)))
+  (import "{GUARD_MODULE}" "fd_renumbered" (func $renumbered (param i32 i32)))
+  (import "{MODULE}" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "{MODULE}" "fd_close" (func $close (param i32) (result i32)))
+  (import "{MODULE}" "fd_renumber" (func $renumber (param i32 i32) (result i32)))
+  (import "{MODULE}" "fd_readdir" (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (export "memory" (memory 0))
+  (func (export "path_open") (param $fd i32) (param $dirflags i32) (param $ptr i32) (param $len i32) (param $oflags i32)
+      (param $base i64) (param $inheriting i64) (param $fdflags i32) (param $out i32) (result i32)
+    (local $mask i64)
+    (local.set $mask (call $check (local.get $fd) (local.get $dirflags) (local.get $ptr) (local.get $len) (local.get $oflags) (local.get $base)))
+    (if (i64.lt_s (local.get $mask) (i64.const 0))
+      (then (return (i32.wrap_i64 (i64.sub (i64.const 0) (local.get $mask))))))
+    (call $open (local.get $fd) (local.get $dirflags) (local.get $ptr) (local.get $len) (local.get $oflags)
+      (i64.and (local.get $base) (local.get $mask)) (i64.and (local.get $inheriting) (local.get $mask))
+      (local.get $fdflags) (local.get $out)))
+  (func (export "fd_close") (param $fd i32) (result i32)
+    (local $code i32)
+    (local.set $code (call $close (local.get $fd)))
+    (if (i32.eqz (local.get $code)) (then (call $closed (local.get $fd))))
+    (local.get $code))
+  (func (export "fd_renumber") (param $fd i32) (param $to i32) (result i32)
+    (local $code i32)
+    (local.set $code (call $renumber (local.get $fd) (local.get $to)))
+    (if (i32.eqz (local.get $code)) (then (call $renumbered (local.get $fd) (local.get $to))))
+    (local.get $code))
+  (func (export "fd_readdir") (param $fd i32) (param $buf i32) (param $len i32) (param $cookie i64) (param $out i32) (result i32)
+    (local $code i32)
+    (local.set $code (call $readdir_check (local.get $fd)))
+    (if (local.get $code) (then (return (local.get $code))))
+    (call $readdir (local.get $fd) (local.get $buf) (local.get $len) (local.get $cookie) (local.get $out))))"""
+
+
+def import_memory(wasm: bytes) -> tuple[bytes, wasmtime.MemoryType] | None:
+    """``wasm`` with its one defined memory imported from ``ipoc_guard.memory`` instead, and that memory's type.
+
+    None when the module does not define exactly one plain 32-bit memory (it
+    then runs unchanged and may not open files). Only the import and memory
+    sections change; every index stays the same.
+    """
+    if wasm[:8] != b"\0asm\x01\0\0\0":
+        return None
+    sections: list[tuple[int, bytes]] = []
+    position = 8
+    try:
+        while position < len(wasm):
+            kind = wasm[position]
+            size, position = _leb(wasm, position + 1)
+            sections.append((kind, wasm[position : position + size]))
+            position += size
+        memories = [payload for kind, payload in sections if kind == 5]
+        if len(memories) != 1:
+            return None
+        count, at = _leb(memories[0], 0)
+        if count != 1:
+            return None
+        limits = memories[0][at:]
+        flags, at = _leb(limits, 0)
+        if flags not in (0, 1):
+            return None  # shared or 64-bit memories are disabled anyway
+        minimum, at = _leb(limits, at)
+        maximum = _leb(limits, at)[0] if flags == 1 else None
+    except IndexError:
+        return None
+    entry = _name(GUARD_MODULE.encode()) + _name(b"memory") + b"\x02" + limits
+    imports = [payload for kind, payload in sections if kind == 2]
+    if imports:
+        count, at = _leb(imports[0], 0)
+        new_imports = _uleb(count + 1) + imports[0][at:] + entry
+    else:
+        new_imports = _uleb(1) + entry
+    out = [wasm[:8]]
+    placed = False
+    for kind, payload in sections:
+        if kind == 5:
+            continue
+        if kind == 2:
+            payload, placed = new_imports, True
+        elif not placed and kind not in (0, 1):
+            out.append(b"\x02" + _uleb(len(new_imports)) + new_imports)
+            placed = True
+        out.append(bytes([kind]) + _uleb(len(payload)) + payload)
+    if not placed:
+        out.append(b"\x02" + _uleb(len(new_imports)) + new_imports)
+    return b"".join(out), wasmtime.MemoryType(wasmtime.Limits(minimum, maximum))
+
+
+def _leb(data: bytes, position: int) -> tuple[int, int]:
+    """An unsigned LEB128 at ``position``: (value, position after it)."""
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, position
+        shift += 7
+
+
+def _uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _name(text: bytes) -> bytes:
+    return _uleb(len(text)) + text
+
+
 def _filestat(info: os.stat_result) -> bytes:
     """A WASI ``filestat`` with zero timestamps."""
     mode = info.st_mode
@@ -342,6 +597,15 @@ def _errno_of(function: Callable[..., int]) -> Callable[..., int]:
 def _check(code: int) -> None:
     if code != ESUCCESS:
         raise _Errno(code)
+
+
+def _exists(target: _Target) -> bool:
+    """Whether a resolved target names something (links unfollowed)."""
+    try:
+        os.lstat(os.path.join(target.preopen.host_dir, *target.parts))
+    except OSError:
+        return False
+    return True
 
 
 def _is_dir(parent: int, name: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 
 import pytest
 
@@ -85,3 +86,64 @@ def test_only_idle_sessions_are_evicted(runtime, monkeypatch):
         second.write_file("/data/still3", b"alive")
         with pytest.raises(errors.VeracruzError):
             first.write_file("/data/gone", b"evicted")
+
+
+def _record(kind: int, body: bytes) -> bytes:
+    return bytes([kind, 3, 3]) + len(body).to_bytes(2, "big") + body
+
+
+def test_forged_records_with_well_formed_headers_do_not_end_a_session(runtime, monkeypatch):
+    # The attacker knows the id (it travels in clear) and posts records that look right but that it
+    # cannot have encrypted: OpenSSL would end the session on each (bad_record_mac, unexpected message).
+    rt, users = runtime
+    sent: list[bytes] = []
+    original = HttpCarrier.exchange
+
+    def recording(self, session_id, data):  # type: ignore[no-untyped-def]
+        sent.append(bytes(data))
+        return original(self, session_id, data)
+
+    monkeypatch.setattr(HttpCarrier, "exchange", recording)
+    with client(rt, users[0]) as victim:
+        victim.write_file("/data/a", b"first")
+        sid = victim._session_id
+        last = sent[-1]
+        flipped = last[:-1] + bytes([last[-1] ^ 1])
+        forged = [
+            _record(23, secrets.token_bytes(64)),  # application data with a fresh tag
+            flipped,  # the victim's own record, one bit changed
+            _record(23, secrets.token_bytes(64)) + last,  # a forgery in front of a replay
+            _record(20, b"\x01"),  # change_cipher_spec after the handshake
+            _record(21, b"\x02\x28"),  # a plaintext fatal alert
+            _record(22, client_hello()[5:]),  # a new ClientHello into the running session
+        ]
+        for body in forged:
+            status, text = post(rt, f"{sid} ".encode() + base64.b64encode(body))
+            assert status == 500 and text.startswith("InvalidRecord"), text
+        victim.write_file("/data/b", b"second")
+        assert victim.read_file("/data/a") == b"first"
+        assert victim.read_file("/data/b") == b"second"
+        assert rt.server.manager.sessions[sid].keys is not None  # records were authenticated, not passed through
+
+
+def test_a_strangers_bytes_between_the_halves_of_a_record_are_set_aside(runtime, monkeypatch):
+    # The client cuts its TLS bytes into 700-byte posts, so records span posts; before each of its posts
+    # the attacker posts the start of a record of its own (which the runtime cannot yet tell from the client's).
+    rt, users = runtime
+    attacks: list[int] = []
+    original = HttpCarrier._send
+
+    def interleaving(self, sock, body):  # type: ignore[no-untyped-def]
+        sid = int(body.split(b" ", 1)[0])
+        session = rt.server.manager.sessions.get(sid)
+        if session is not None and session.handshake_done:
+            status, _ = post(rt, f"{sid} ".encode() + base64.b64encode(_record(23, secrets.token_bytes(80))[:40]))
+            attacks.append(status)
+        return original(self, sock, body)
+
+    monkeypatch.setattr(HttpCarrier, "_send", interleaving)
+    data = secrets.token_bytes(12000)
+    with client(rt, users[0], post_bytes=700, pipeline=1) as victim:
+        victim.write_file("/data/split", data)
+        assert victim.read_file("/data/split") == data
+    assert len(attacks) > 15 and set(attacks) == {200}  # kept aside as a possible start of a record
