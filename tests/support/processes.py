@@ -1,0 +1,10 @@
+"""Subprocesses of the real ``ipoc`` CLI, from their home that benchmarks share (bench may not import tests)."""
+
+from bench.harness.processes import (
+    IPOC,
+    Process,
+    start,
+    run,
+)
+
+__all__ = ['IPOC', 'Process', 'start', 'run']
