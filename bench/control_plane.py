@@ -40,9 +40,9 @@ import boto3  # noqa: E402
 import requests  # noqa: E402
 
 from ipoc.certs import new_identity  # noqa: E402
-from tests.support import policies  # noqa: E402
-from tests.support import processes  # noqa: E402
-from tests.support.waiting import free_port_range, wait_until  # noqa: E402
+from bench.harness import policies  # noqa: E402
+from bench.harness import processes  # noqa: E402
+from bench.harness.waiting import free_port_range, wait_until  # noqa: E402
 
 INSTANCES = 20
 WARM_POOL = 2  # the local stack's default pool size

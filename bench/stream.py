@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from ipoc.certs import new_identity  # noqa: E402
 from ipoc.wire.carrier import port_open  # noqa: E402
-from tests.support.waiting import free_port, wait_until  # noqa: E402
+from bench.harness.waiting import free_port, wait_until  # noqa: E402
 
 BUCKET, KEY = "bench-inputs", "bench/blob"
 
@@ -55,8 +55,9 @@ from ipoc.policy import parse_full_policy
 from runtime.attestation.service import make_server
 from runtime.measurement import measurement
 from runtime.server import build_server
-from tests.support import policies
-from tests.support.waiting import free_port
+sys.path.append(sys.argv[2])  # this tree's bench.harness (ports, example policies) if the tree has none
+from bench.harness import policies
+from bench.harness.waiting import free_port
 
 streamer = Identity(**json.loads(sys.stdin.read()))
 home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stream-"))
@@ -180,7 +181,7 @@ def main() -> None:
                                        aws_access_key_id="bench", aws_secret_access_key="bench"), args.size_mib)
         runtimes: dict[str, tuple[psutil.Process, str]] = {}
         for name, tree in trees.items():
-            proc = subprocess.Popen([sys.executable, "-c", SERVE, str(tree)], env=env, stdin=subprocess.PIPE,
+            proc = subprocess.Popen([sys.executable, "-c", SERVE, str(tree), str(ROOT)], env=env, stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             processes.append(proc)
             assert proc.stdin is not None and proc.stdout is not None

@@ -28,8 +28,8 @@ from ipoc.wire import carrier  # noqa: E402
 from runtime.attestation.service import make_server  # noqa: E402
 from runtime.measurement import measurement  # noqa: E402
 from runtime.server import build_server  # noqa: E402
-from tests.support import policies  # noqa: E402
-from tests.support.waiting import free_port  # noqa: E402
+from bench.harness import policies  # noqa: E402
+from bench.harness.waiting import free_port  # noqa: E402
 
 SIZE = 64 * 1024 * 1024
 RECORD = 16 * 1024 + 22  # one TLS 1.3 record with its header and tag, as the original client posts them

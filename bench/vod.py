@@ -37,7 +37,7 @@ import cv2  # noqa: E402
 
 from client.camera.y4m import Frame  # noqa: E402
 from runtime.executor import Executor, Streams  # noqa: E402
-from tests.support import vod  # noqa: E402
+from bench.harness import vod  # noqa: E402
 
 BASELINE = ROOT / "build" / "bench" / "vod-baseline"
 NO_IMAGES = "write_images=0\n"

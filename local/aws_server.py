@@ -120,12 +120,13 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
-    from local import lambda_runner, moto_patches
+    from local import lambda_runner, moto_patches, runtimes
 
     started = time.perf_counter()
     moto_patches.apply_all()  # atomic conditional writes and safe concurrent PUTs, as in AWS
     moto_patches.cache_module_list()
     lambda_runner.install()
+    runtimes.register()  # the workflow's Allocate and teardown tasks run here, with IPOC_VAAS_BACKEND=local
     default_user_config["stepfunctions"]["execute_state_machine"] = True  # the lifecycle workflow runs for real
     state = None
     if state_dir is not None:
@@ -151,13 +152,11 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
               "seconds": round(time.perf_counter() - started, 3)})
     if reaper_interval:
         threading.Thread(target=reap, args=(reaper_interval, stop), daemon=True, name="reaper").start()
-    from lambdas.vaas.backends.local import start_pool, stop_pool
-
     # The warm pool lives here, beside the workflow's Allocate task that takes from it (IPOC_WARM_POOL; 0: none).
-    pool = start_pool()
+    pool = runtimes.start_pool()
     stop.wait()
     if pool is not None:
-        stop_pool(pool.state_dir)
+        runtimes.stop_pool(pool.state_dir)
     server.stop()
 
 

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from lambdas.shared.stores import InstanceStore, SlotStore, now_iso
-from lambdas.vaas.backends.local import stop_runtime
+from local.runtimes import stop_runtime
 
 log = logging.getLogger(__name__)
 

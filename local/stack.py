@@ -128,7 +128,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop runtimes first (they need nothing else), then the servers, newest first."""
-        from lambdas.vaas.backends.local import running_ports, stop_pool, stop_runtime
+        from local.runtimes import running_ports, stop_pool, stop_runtime
 
         stop_pool(self.config.runtimes_dir)  # first: no refill may start a runtime while the slots stop
         for port in running_ports(self.config.runtimes_dir):
@@ -217,7 +217,7 @@ class LocalStack:
         # Certificates outlive the longest instance plus a warm runtime's wait (clients refuse an expired one, and the
         # warm pool hands out only runtimes certified past IPOC_MAX_TTL); Veracruz's own proxy certifies for a day.
         from lambdas.shared.config import settings
-        from lambdas.vaas.backends.local import INSTANCE_MARGIN, WARM_MAX_IDLE
+        from local.runtimes import INSTANCE_MARGIN, WARM_MAX_IDLE
 
         validity = dt.timedelta(seconds=settings().max_ttl + WARM_MAX_IDLE + 2 * INSTANCE_MARGIN)
         server = make_server(self.config.host, self.config.proxy_port, self.config.home / "attestation", self.config.home / "platform",
@@ -282,9 +282,11 @@ class LocalStack:
 
     @staticmethod
     def _import_handlers() -> dict[str, Any]:
+        from local import runtimes
         from local.powertools_patches import thread_local_requests
 
         thread_local_requests()  # the adapter's threads are concurrent invocations, each with its own request
+        runtimes.register()  # VaaS's API is served here (and by forked workers): IPOC_VAAS_BACKEND=local is this backend
         from lambdas.ccfaas.handler import lambda_handler as ccfaas
         from lambdas.s3stream.handler import lambda_handler as s3stream
         from lambdas.vaas.handler import lambda_handler as vaas

@@ -47,6 +47,14 @@ def atomic_moto_dynamodb() -> None:
     moto_patches.apply_all()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def local_vaas_backend() -> None:
+    """Handlers run in the test process reach IPOC_VAAS_BACKEND=local as the local stack wires it in."""
+    from local import runtimes
+
+    runtimes.register()
+
+
 @pytest.fixture(scope="session")
 def echo_wasm() -> bytes:
     """The echo test program, built by `make functions` (or here, the same way, when missing)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from lambdas.vaas.backends.local import running_ports
+from local.runtimes import running_ports
 from lambdas.vaas.handler import lambda_handler as vaas
 from tests.support import policies
 from tests.support.aws import call

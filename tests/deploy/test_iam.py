@@ -31,7 +31,7 @@ from lambdas.s3stream.handler import lambda_handler as s3stream
 from lambdas.shared import aws
 from lambdas.shared.config import settings
 from lambdas.shared.tables import FUNCTIONS, INSTANCES, SLOTS
-from lambdas.vaas.backends.local import running_ports, stop_runtime
+from local.runtimes import running_ports, stop_runtime
 from lambdas.vaas.handler import lambda_handler as vaas
 from local import lambda_runner, workflow
 from local.apigw import LOCAL_ADMIN, principal_arn

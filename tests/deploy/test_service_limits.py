@@ -24,7 +24,7 @@ from lambdas.ccfaas import instances as instances_module
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.ccfaas.lifecycle import STATE_QUOTA, Lifecycle, state_size_bound
 from lambdas.ccfaas.reaper import Reaper
-from lambdas.vaas.backends.local import running_ports
+from local.runtimes import running_ports
 from local import apigw, workflow
 from local.adapter import ApiServer
 from tests.support import policies

@@ -17,7 +17,7 @@ import boto3
 from ipoc.certs import Identity, new_identity
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.shared.config import settings
-from lambdas.vaas.backends.local import running_ports
+from local.runtimes import running_ports
 from local import workflow
 from tests.support import policies
 from tests.support.aws import Reply, call, configure
@@ -103,7 +103,7 @@ def running_plane(monkeypatch, proxy, tmp_path: Path, slots: int) -> Iterator[Co
     """A control plane on moto with Step Functions executing, stopping every runtime it started afterwards."""
     from moto import mock_aws
 
-    from lambdas.vaas.backends.local import stop_runtime
+    from local.runtimes import stop_runtime
     from tests.support.waiting import free_port_range
 
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):

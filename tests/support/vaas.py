@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from lambdas.vaas.backends.local import running_ports
+from local.runtimes import running_ports
 from runtime.measurement import measurement
 from tests.support.aws import configure
 from tests.support.waiting import free_port_range
@@ -33,6 +33,6 @@ def aws(monkeypatch, proxy, tmp_path: Path):
         names.base = base  # type: ignore[attr-defined]
         yield names
         for port in running_ports(tmp_path / "runtimes"):  # never leave a runtime behind
-            from lambdas.vaas.backends.local import LocalBackend
+            from local.runtimes import LocalBackend
 
             LocalBackend.from_settings().stop(port, {})

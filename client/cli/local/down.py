@@ -21,7 +21,7 @@ STOP_TIMEOUT = 30.0
 def down(app: "Application") -> None:
     """Stop the local stack and every runtime it started. Safe to run when nothing is up."""
     from ipoc.paths import ipoc_home
-    from lambdas.vaas.backends.local import running_ports, stop_pool, stop_runtime
+    from local.runtimes import running_ports, stop_pool, stop_runtime
     from local.stack import process_alive, read_state
 
     state = read_state()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def status(app: "Application", as_json: bool) -> None:
     """Say whether the local stack is running, stopped or unhealthy (and why), with its endpoints, tables,
     buckets and running runtimes; exit 1 unless it is running."""
-    from lambdas.vaas.backends.local import running_ports
+    from local.runtimes import running_ports
     from local.stack import stack_status
 
     condition, reason, state = stack_status()

@@ -1,10 +1,15 @@
-"""Where runtimes run: ``local`` (runtime processes on this machine) or ``kubernetes`` (EKS pods)."""
+"""Where runtimes run, named by ``IPOC_VAAS_BACKEND``: ``kubernetes`` (EKS pods, shipped with the Lambdas) or a
+backend the deployment registers, e.g. ``local`` (runtime processes on this machine, ``local.runtimes``).
+
+VaaS does not import a deployment: the embedded one calls :func:`register` for its backend when it starts,
+so a handler does not know which deployment runs it, and the Lambda package carries no process manager.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from lambdas.shared.config import settings
 
@@ -40,14 +45,24 @@ class RuntimeBackend(ABC):
         """``running``, ``starting``, ``exited`` (ended cleanly, e.g. after a shutdown request), ``died`` or ``missing``."""
 
 
+def _kubernetes() -> RuntimeBackend:
+    from lambdas.vaas.backends.kubernetes import KubernetesBackend
+
+    return KubernetesBackend.from_settings()
+
+
+_factories: dict[str, Callable[[], RuntimeBackend]] = {"kubernetes": _kubernetes}  # registered at start, read per request
+
+
+def register(name: str, factory: Callable[[], RuntimeBackend]) -> None:
+    """Make ``IPOC_VAAS_BACKEND=name`` build its backend with ``factory`` (called per request, from settings)."""
+    _factories[name] = factory
+
+
 def backend_from_settings() -> RuntimeBackend:
     name = settings().backend
-    if name == "local":
-        from lambdas.vaas.backends.local import LocalBackend
-
-        return LocalBackend.from_settings()
-    if name == "kubernetes":
-        from lambdas.vaas.backends.kubernetes import KubernetesBackend
-
-        return KubernetesBackend.from_settings()
-    raise RuntimeError(f"IPOC_VAAS_BACKEND must be 'local' or 'kubernetes', not {name!r}")
+    factory = _factories.get(name)
+    if factory is None:
+        raise RuntimeError(f"IPOC_VAAS_BACKEND={name!r} names no backend this process has ({', '.join(sorted(_factories))}): "
+                           "the deployment registers its own (lambdas.vaas.backends.register) when it starts")
+    return factory()

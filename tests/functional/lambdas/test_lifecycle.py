@@ -15,7 +15,7 @@ from ipoc.policy import policy_hash
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
-from lambdas.vaas.backends.local import running_ports
+from local.runtimes import running_ports
 from tests.support import policies
 from tests.support.aws import call, instance_table_key
 from tests.support.lifecycle import running_plane

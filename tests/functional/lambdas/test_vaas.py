@@ -8,7 +8,7 @@ import pytest
 
 from ipoc import errors
 from ipoc.client import VeracruzClient
-from lambdas.vaas.backends.local import running_ports
+from local.runtimes import running_ports
 from lambdas.vaas.handler import lambda_handler as vaas
 from tests.support import policies
 from tests.support.aws import call

@@ -16,8 +16,8 @@ from moto import mock_aws
 
 from ipoc import errors
 from ipoc.client import VeracruzClient
-from lambdas.vaas.backends import local
-from lambdas.vaas.backends.local import running_ports, start_pool, stop_pool
+from local import runtimes as local  # the local VaaS backend, named as before its move to local/
+from local.runtimes import running_ports, start_pool, stop_pool
 from lambdas.vaas.handler import lambda_handler as vaas
 from runtime.measurement import measurement
 from tests.support import policies

@@ -1,4 +1,8 @@
-"""The local backend: each instance is an ``ipoc runtime serve`` process on this machine.
+"""The local VaaS backend: each instance is an ``ipoc runtime serve`` process on this machine.
+
+The embedded deployment wires it into VaaS (:func:`register`, as ``IPOC_VAAS_BACKEND=local``) in each process
+that runs the handlers; ``ipoc local down|status`` use its process bookkeeping (:func:`running_ports`,
+:func:`stop_runtime`) directly.
 
 Each slot has a directory ``<state>/<port>/`` holding the exact policy text,
 the process's pid and its log. ``start`` returns once the runtime has attested
@@ -35,9 +39,11 @@ from typing import Any
 from ipoc.errors import DependencyFailed
 from ipoc.wire.carrier import port_open
 from lambdas.shared.config import settings
+from lambdas.vaas import backends
 from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup
 
 _log = logging.getLogger(__name__)
+NAME = "local"  # IPOC_VAAS_BACKEND's value for this backend
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 REFILL_SETTLE = 1.0  # seconds after a take before a refill starts, unless the pool is empty (see WarmPool._refill)
@@ -159,6 +165,12 @@ class LocalBackend(RuntimeBackend):
             code = child.poll()
             return "running" if code is None else "exited" if code == 0 else "died"
         return "running" if _alive(pid, self._dir(port)) else "died"
+
+
+def register() -> None:
+    """Make ``IPOC_VAAS_BACKEND=local`` mean this backend in this process (VaaS does not import deployments)."""
+    backends.register(NAME, LocalBackend.from_settings)
+
 
 def stop_runtime(state_dir: Path, port: int) -> None:
     """Stop the runtime process of a slot (SIGTERM, then SIGKILL) and remove its directory."""
