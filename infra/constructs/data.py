@@ -7,8 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from lambdas.shared.stores import STAGING_PREFIX
-from lambdas.shared.tables import ALL_TABLES, TableSpec
+from lambdas.shared.tables import ALL_TABLES, STAGING_PREFIX, TableSpec
 
 
 def _bucket(scope: Construct, id: str, *, access_logs: s3.IBucket | None, versioned: bool) -> s3.Bucket:

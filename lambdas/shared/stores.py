@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from ipoc.errors import Conflict, DependencyFailed
 from lambdas.shared import aws
 from lambdas.shared.config import settings
+from lambdas.shared.tables import STAGING_PREFIX
 
 HASH_CHUNK = 1024 * 1024
 
@@ -258,8 +259,6 @@ class FunctionStore:
 # ---------------------------------------------------------------------------
 # Artifacts (S3)
 
-# Presigned uploads land here until their hash is checked; the AWS bucket expires what is left behind.
-STAGING_PREFIX = "uploads/"
 
 
 class ArtifactStore:

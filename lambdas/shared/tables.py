@@ -1,6 +1,6 @@
 """DynamoDB table definitions: one constant per table, used by the stores, by ``local/``
 (which creates the tables in moto) and by ``infra/`` (which creates them in AWS), so
-the tables every deployment builds have the same keys.
+the tables every deployment builds have the same keys; and the one S3 layout rule infra/ needs.
 """
 
 from __future__ import annotations
@@ -46,3 +46,8 @@ FUNCTIONS = TableSpec("functions", partition_key="function", sort_key="item")
 INSTANCES = TableSpec("instances", partition_key="instance_id", indexes={"by-function": "function"}, ttl_attribute="expires_at")
 SLOTS = TableSpec("slots", partition_key="slot")
 ALL_TABLES = (FUNCTIONS, INSTANCES, SLOTS)
+
+
+# Presigned uploads land in the artifacts bucket under this prefix until their hash is checked; the AWS
+# bucket's lifecycle rule (infra/) expires what is left behind.
+STAGING_PREFIX = "uploads/"

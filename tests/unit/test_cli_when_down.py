@@ -86,6 +86,20 @@ def test_camera_upload_to_the_local_stack_says_it_is_down(monkeypatch, tmp_path,
     assert result.stderr == DOWN_LINE
 
 
+def test_camera_upload_to_a_stopped_local_stack_says_it_is_down(monkeypatch, tmp_path, files):
+    """The local profile is left behind by a stack that has stopped: its S3 endpoint refuses connections."""
+    config = tmp_path / "config.toml"
+    monkeypatch.setenv("IPOC_CONFIG", str(config))
+    endpoints = {service: f"http://127.0.0.1:{free_port()}" for service in ("ccfaas", "vaas", "s3stream")}
+    save(Profile(name="local", kind="local", endpoints=endpoints, s3_endpoint=f"http://127.0.0.1:{free_port()}"), config)
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(ipoc, ["camera", "upload", str(files["key"]), "s3://ipoc-local-inputs/x", "--local"],
+                                catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.stderr == DOWN_LINE
+
+
 @pytest.mark.parametrize("args", [["function", "list"], ["instance", "show", "i1"]])
 def test_an_aws_profile_names_the_endpoint_that_did_not_answer(monkeypatch, tmp_path, args):
     ccfaas = _profile(monkeypatch, tmp_path, "aws")

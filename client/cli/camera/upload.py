@@ -22,18 +22,21 @@ if TYPE_CHECKING:
 def upload(app: "Application", file: Path, target: str, use_local: bool, endpoint_url: str | None) -> None:
     """Upload FILE to s3://BUCKET/KEY with a progress bar (multipart for large files)."""
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
     bucket, key = s3_url(target, param_hint="TARGET")
     kwargs: dict[str, str] = {}
     if use_local:
         from client.api import STACK_DOWN
-        from local.stack import read_state
+        from client.profiles import ProfileError, load
 
-        state = read_state()
-        if state is None:
+        try:
+            profile = load("local")  # `ipoc local up` writes it, with its S3 endpoint
+        except ProfileError:
+            app.abort(STACK_DOWN)  # never started here
+        if not profile.s3_endpoint:
             app.abort(STACK_DOWN)
-        kwargs = {"endpoint_url": state["endpoints"]["aws"], "region_name": "us-east-1",
+        kwargs = {"endpoint_url": profile.s3_endpoint, "region_name": profile.region,
                   "aws_access_key_id": "local", "aws_secret_access_key": "local"}
     elif endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
@@ -42,6 +45,12 @@ def upload(app: "Application", file: Path, target: str, use_local: bool, endpoin
     try:
         with app.terminal.progress(f"upload {file.name}", size) as advance:
             s3.upload_file(str(file), bucket, key, Callback=advance)
+    except EndpointConnectionError as exc:
+        if use_local:
+            from client.api import STACK_DOWN
+
+            app.abort(STACK_DOWN)  # the profile's stack has stopped
+        app.abort(f"upload to {target} failed: {exc}")
     except (BotoCoreError, ClientError) as exc:
         app.abort(f"upload to {target} failed: {exc}")
     app.terminal.display_success(f"Uploaded {file} ({size} bytes) to {target}")
