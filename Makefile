@@ -16,15 +16,16 @@ ZIGCC  := $(PY) -m ziglang cc --target=wasm32-wasi -O2 -s
 FUNCTION_SOURCES := $(wildcard functions/*/*.c)
 FUNCTION_WASM    := $(patsubst functions/%.c,$(BUILD)/functions/%.wasm,$(FUNCTION_SOURCES))
 
-.PHONY: help bootstrap test reliability demo bench functions proto openapi synth clean
+.PHONY: help bootstrap lint test reliability demo bench functions proto openapi synth clean
 
 help:
 	@echo "make demo       run the end-to-end demo on this machine"
-	@echo "make test       run the test suite"
+	@echo "make lint       ruff (lint rules and format check) and mypy (strict on ipoc/ and runtime/)"
+	@echo "make test       make lint, then the test suite"
 	@echo "make reliability  fault injection, concurrency, fuzzing, secret scan (prints counts; ~10 min)"
 	@echo "make bench      run the benchmarks (bench/*.py) and print their figures"
 	@echo "make functions  build every WebAssembly function into $(BUILD)/functions/"
-	@echo "make proto      regenerate ipoc/wire/transport_protocol_pb2.py"
+	@echo "make proto      regenerate ipoc/wire/transport_protocol_pb2.py and its .pyi"
 	@echo "make openapi    regenerate infra/openapi/*.json from the routes (after changing a route)"
 	@echo "make synth      synthesise the AWS deployment (infra/) into cdk.out/"
 	@echo "make clean      remove $(BUILD)/, $(VENV)/, $(TOOLS)/, node_modules/ and cdk.out/"
@@ -86,17 +87,23 @@ $(BUILD)/functions/%.wasm: functions/%.c $(STAMP)
 	$(ZIGCC) -o $@.tmp $< && mv $@.tmp $@
 
 proto: $(STAMP)
-	$(PY) -m grpc_tools.protoc -Iipoc/wire --python_out=ipoc/wire ipoc/wire/transport_protocol.proto
+	$(PY) -m grpc_tools.protoc -Iipoc/wire --python_out=ipoc/wire --pyi_out=ipoc/wire ipoc/wire/transport_protocol.proto
 
 # The APIs' OpenAPI documents, checked in: infra/ builds API Gateway from them without importing a
-# handler. tests/functional/lambdas/test_openapi.py fails while they differ from the routes.
+# handler. tests/infra/test_openapi_documents.py fails while they differ from the routes.
 openapi: $(STAMP)
 	$(PY) -m lambdas.openapi infra/openapi
 
 synth: $(STAMP) $(NODE_STAMP)
 	npx cdk synth --quiet
 
-test: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP) functions
+# The quality gate, configured in pyproject.toml ([tool.ruff], [tool.mypy]); make test runs it first.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+	$(VENV)/bin/mypy
+
+test: lint $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP) functions
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Faults, concurrency, schemathesis fuzzing and a secret scan; the counts print at the end.

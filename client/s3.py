@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from client.profiles import Profile
 
 
@@ -16,7 +18,7 @@ def object_size(profile: Profile, bucket: str, key: str) -> int | None:
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
-    where = {"region_name": profile.region}
+    where: dict[str, Any] = {"region_name": profile.region}
     if profile.kind == "local":  # the local stack's S3 takes any credentials
         if not profile.s3_endpoint:
             return None

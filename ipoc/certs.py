@@ -84,7 +84,7 @@ def load_private_key(pem: str | bytes) -> PrivateKeyTypes:
 def key_matches_certificate(key_pem: str | bytes, cert_pem: str | bytes) -> bool:
     key = load_private_key(key_pem)
     cert = load_certificate(cert_pem)
-    return key.public_key().public_bytes(  # type: ignore[union-attr]
+    return key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ) == cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -108,10 +108,15 @@ class Identity:
         write_private(key_path, self.private_key.encode())
 
 
-def _self_signed(subject: x509.Name, *, days: int, now: _dt.datetime | None = None,
-                 extensions: tuple[tuple[x509.ExtensionType, bool], ...] = ()) -> Identity:
+def _self_signed(
+    subject: x509.Name,
+    *,
+    days: int,
+    now: _dt.datetime | None = None,
+    extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
+) -> Identity:
     """An EC P-256 key and a self-signed certificate for ``subject`` (extensions, then the key id)."""
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or _dt.datetime.now(_dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()
@@ -155,8 +160,15 @@ PROXY_CA_SUBJECT = x509.Name(
     ]
 )
 CA_USAGE = x509.KeyUsage(
-    digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-    key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
 )
 
 
@@ -167,7 +179,9 @@ def new_certificate_authority(*, days: int = 365, now: _dt.datetime | None = Non
     proxy and by the AWS deployment's setup function, which keeps it in Secrets Manager.
     """
     return _self_signed(
-        PROXY_CA_SUBJECT, days=days, now=now,
+        PROXY_CA_SUBJECT,
+        days=days,
+        now=now,
         extensions=((x509.BasicConstraints(ca=True, path_length=None), True), (CA_USAGE, True)),
     )
 

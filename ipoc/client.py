@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from cryptography import x509
 
@@ -20,6 +21,7 @@ from ipoc.certs import MEASUREMENT_OID, certificate_der, key_matches_certificate
 from ipoc.policy import FullPolicy, parse_full_policy
 from ipoc.rights import normalise_path
 from ipoc.wire import messages
+from ipoc.wire import transport_protocol_pb2 as pb
 from ipoc.wire.carrier import DEFAULT_PIPELINE, MAX_RAW_PER_POST, CarrierError, HttpCarrier
 from ipoc.wire.framing import FrameDecoder, frame
 from ipoc.wire.tls import client_context, openssl_suite
@@ -37,8 +39,7 @@ def runtime_measurement(enclave_certificate_der: bytes) -> bytes:
         raise errors.RuntimeHashMismatch(
             "the enclave certificate has no runtime measurement (extension 2.5.30.1)"
         ) from None
-    value = extension.value
-    return value.value if isinstance(value, x509.UnrecognizedExtension) else bytes(value)  # type: ignore[arg-type]
+    return extension.value.public_bytes()  # an UnrecognizedExtension: its raw value
 
 
 class VeracruzClient:
@@ -63,7 +64,9 @@ class VeracruzClient:
         pipeline: int = DEFAULT_PIPELINE,
     ) -> None:
         if not 0 < post_bytes <= MAX_RAW_PER_POST:
-            raise ValueError(f"post_bytes must be 1..{MAX_RAW_PER_POST} (bodies stay under the runtime's 256 KiB limit)")
+            raise ValueError(
+                f"post_bytes must be 1..{MAX_RAW_PER_POST} (bodies stay under the runtime's 256 KiB limit)"
+            )
         self._post_bytes = post_bytes  # TLS bytes per post: batched records by default
         # Posts in flight on the connection; 1 sends each post after the previous reply (as the original client).
         self._pipeline = pipeline
@@ -90,7 +93,7 @@ class VeracruzClient:
 
     # -- connection -----------------------------------------------------------
 
-    def __enter__(self) -> "VeracruzClient":
+    def __enter__(self) -> VeracruzClient:
         self.connect()
         return self
 
@@ -155,7 +158,10 @@ class VeracruzClient:
         measured = runtime_measurement(peer).hex()
         expected = self.policy.runtime_hashes
         if measured not in expected.values():
-            names = ", ".join(f"runtime_manager_hash_{p}={h}" for p, h in expected.items()) or "no hash at all (every runtime_manager_hash_* is null)"
+            names = (
+                ", ".join(f"runtime_manager_hash_{p}={h}" for p, h in expected.items())
+                or "no hash at all (every runtime_manager_hash_* is null)"
+            )
             raise errors.RuntimeHashMismatch(
                 f"runtime hash mismatch: the attested runtime measures {measured}, the policy expects {names}; "
                 "the instance is not running the runtime this policy was issued for"
@@ -278,7 +284,7 @@ class VeracruzClient:
 
     # -- plumbing -------------------------------------------------------------
 
-    def _request(self, payload: bytes, what: str):  # type: ignore[no-untyped-def]
+    def _request(self, payload: bytes, what: str) -> pb.RuntimeManagerResponse:
         if self._tls is None:
             raise errors.VeracruzError("not connected: call connect() or use the client as a context manager")
         try:
@@ -312,7 +318,7 @@ class VeracruzClient:
             got_reply = True
         return got_reply
 
-    def _read_response(self, what: str):  # type: ignore[no-untyped-def]
+    def _read_response(self, what: str) -> pb.RuntimeManagerResponse:
         assert self._tls is not None and self._carrier is not None
         decoder = FrameDecoder()
         while True:
@@ -347,7 +353,7 @@ class VeracruzClient:
         return errors.RequestRefused(f"{what} failed: HTTP {exc.status}: {exc.body or 'no detail'}")
 
     @staticmethod
-    def _expect_success(reply) -> None:  # type: ignore[no-untyped-def]
+    def _expect_success(reply: pb.RuntimeManagerResponse) -> None:
         if reply.status != messages.Status.SUCCESS:
             name = messages.Status.Name(reply.status)
             raise errors.RequestRefused(f"the runtime answered {name}", reason=name)

@@ -17,8 +17,9 @@ import datetime as _dt
 import hashlib
 import io
 import reprlib
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import cbor2
@@ -52,7 +53,9 @@ PCR_LENGTHS = (32, 48, 64)
 MAX_CERT = 1024
 MAX_OPTIONAL = 1024
 MAX_PCRS = 32
-MAX_TIMESTAMP_MS = int(_dt.datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=_dt.timezone.utc).timestamp() * 1000)  # the last a datetime shows
+MAX_TIMESTAMP_MS = int(
+    _dt.datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=_dt.UTC).timestamp() * 1000
+)  # the last a datetime shows
 MANDATORY = ("module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle")
 # The checks, in the order they run; a report lists each one's verdict.
 CHECKS = ("structure", "algorithm", "payload", "root", "chain", "validity", "key_usage", "signature")
@@ -90,7 +93,7 @@ class AttestationDocument:
 
     @property
     def timestamp(self) -> _dt.datetime:
-        return _dt.datetime.fromtimestamp(self.timestamp_ms / 1000, _dt.timezone.utc)
+        return _dt.datetime.fromtimestamp(self.timestamp_ms / 1000, _dt.UTC)
 
     @property
     def pcr0(self) -> bytes | None:
@@ -120,7 +123,9 @@ class Report:
             "verified_at": self.at.isoformat(),
             "root_sha256": self.root_sha256,
             "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks],
-            "document": None if doc is None else {
+            "document": None
+            if doc is None
+            else {
                 "module_id": doc.module_id,
                 "timestamp": doc.timestamp.isoformat(),
                 "digest": doc.digest,
@@ -173,7 +178,9 @@ def _envelope(data: bytes) -> _Envelope:
             raise AttestationError("structure", f"CBOR tag {item.tag} is not COSE_Sign1 (18)")
         item = item.value
     if not isinstance(item, (list, tuple)) or len(item) != 4:  # cbor2 gives a tuple inside a tag
-        raise AttestationError("structure", "a COSE_Sign1 is an array of 4 items [protected, unprotected, payload, signature]")
+        raise AttestationError(
+            "structure", "a COSE_Sign1 is an array of 4 items [protected, unprotected, payload, signature]"
+        )
     protected, unprotected, payload, signature = item
     if not isinstance(protected, bytes) or not isinstance(payload, bytes) or not isinstance(signature, bytes):
         raise AttestationError("structure", "protected header, payload and signature must be byte strings")
@@ -231,11 +238,12 @@ def _decode_payload(raw: bytes) -> AttestationDocument:
     if not isinstance(module_id, str) or not module_id:
         raise AttestationError("payload", "module_id must be non-empty text")
     if payload["digest"] != "SHA384":
-        raise AttestationError("payload", f"digest must be \"SHA384\", got {_shown(payload['digest'])}")
+        raise AttestationError("payload", f'digest must be "SHA384", got {_shown(payload["digest"])}')
     timestamp = payload["timestamp"]
     if type(timestamp) is not int or not 0 < timestamp <= MAX_TIMESTAMP_MS:
-        raise AttestationError("payload", "timestamp must be a positive uint64 of milliseconds since the epoch, "
-                                          "before the year 10000")
+        raise AttestationError(
+            "payload", "timestamp must be a positive uint64 of milliseconds since the epoch, before the year 10000"
+        )
     pcrs = payload["pcrs"]
     if not isinstance(pcrs, dict) or not 1 <= len(pcrs) <= MAX_PCRS:
         raise AttestationError("payload", f"pcrs must be a map of 1..{MAX_PCRS} entries")
@@ -293,7 +301,7 @@ def _chain(doc: AttestationDocument, root: x509.Certificate) -> list[x509.Certif
 
 
 def _check_links(chain: list[x509.Certificate]) -> None:
-    for child, issuer in zip(chain, chain[1:]):
+    for child, issuer in pairwise(chain):
         try:
             child.verify_directly_issued_by(issuer)
         except (ValueError, TypeError, InvalidSignature) as exc:
@@ -331,7 +339,9 @@ def _check_usages(chain: list[x509.Certificate]) -> None:
     for depth, issuer in enumerate(chain[1:]):  # depth = CA certificates between this issuer and the leaf
         constraints = _extension(issuer, x509.BasicConstraints)
         if constraints is None or not constraints.ca:
-            raise AttestationError("key_usage", f"{_name(issuer)} issues certificates but is not a CA (basicConstraints)")
+            raise AttestationError(
+                "key_usage", f"{_name(issuer)} issues certificates but is not a CA (basicConstraints)"
+            )
         if constraints.path_length is not None and depth > constraints.path_length:
             raise AttestationError(
                 "key_usage", f"{_name(issuer)} allows {constraints.path_length} CA(s) below it, the chain has {depth}"
@@ -365,7 +375,9 @@ def _check_signature(envelope: _Envelope, leaf: x509.Certificate) -> None:
     try:
         key.verify(encode_dss_signature(r, s), signed, ec.ECDSA(hashes.SHA384()))
     except InvalidSignature:
-        raise AttestationError("signature", "the COSE signature does not verify with the signing certificate's key") from None
+        raise AttestationError(
+            "signature", "the COSE signature does not verify with the signing certificate's key"
+        ) from None
 
 
 # --- entry points ------------------------------------------------------------------------------------------
@@ -382,7 +394,7 @@ def document_time(data: bytes) -> _dt.datetime:
 def check_document(data: bytes, *, root: x509.Certificate | None = None, at: _dt.datetime | None = None) -> Report:
     """Run every check that can run and record each verdict (for reports); see :func:`verify_document`."""
     root = root or aws_root()
-    at = at or _dt.datetime.now(_dt.timezone.utc)
+    at = at or _dt.datetime.now(_dt.UTC)
     report = Report(at=at, root_sha256=fingerprint(root))
 
     def run(name: str, step: Any, *args: Any) -> Any:
@@ -417,7 +429,9 @@ def check_document(data: bytes, *, root: x509.Certificate | None = None, at: _dt
     return report
 
 
-def verify_document(data: bytes, *, root: x509.Certificate | None = None, at: _dt.datetime | None = None) -> AttestationDocument:
+def verify_document(
+    data: bytes, *, root: x509.Certificate | None = None, at: _dt.datetime | None = None
+) -> AttestationDocument:
     """Authenticate a Nitro attestation document and return its payload; raise on the first failed check.
 
     ``root`` defaults to the pinned AWS root and ``at`` to now; pass the

@@ -13,8 +13,9 @@ import datetime as _dt
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ipoc import rights as _rights
 from ipoc import schemas
@@ -70,7 +71,9 @@ def compose_vaas_policy(
     schemas.validate("function", function)
     schemas.validate("user", user)
     if user["function"] != function["function"]:
-        raise PolicyError(f"user policy names function {user['function']!r} but the function is {function['function']!r}")
+        raise PolicyError(
+            f"user policy names function {user['function']!r} but the function is {function['function']!r}"
+        )
     refuse_user_reads(function, user)  # the publisher's files stay in the enclave (ipoc/publisher_files.py)
     programs = function["programs"]
     data_files = function.get("data_files", [])
@@ -166,7 +169,7 @@ def complete_policy(vaas_policy: Mapping[str, Any], infra: Infrastructure) -> di
     policy.setdefault("file_hashes", [])
     if "enclave_cert_expiry" not in policy:
         policy["enclave_cert_expiry"] = dict(infra.enclave_cert_expiry or {}) or cert_expiry(
-            infra.now or _dt.datetime.now(_dt.timezone.utc)
+            infra.now or _dt.datetime.now(_dt.UTC)
         )
     policy["proxy_attestation_server_url"] = infra.proxy_attestation_server_url
     policy["proxy_service_cert"] = infra.proxy_service_cert
@@ -178,7 +181,9 @@ def complete_policy(vaas_policy: Mapping[str, Any], infra: Infrastructure) -> di
     # Never hand out a policy a runtime would refuse, or one no client could verify.
     parse_full_policy(text).runtime_hash(infra.platform)
     if not split_pem_certificates(infra.proxy_service_cert):
-        raise PolicyError("the proxy_service_cert VaaS adds holds no PEM certificate: clients could not attest the runtime")
+        raise PolicyError(
+            "the proxy_service_cert VaaS adds holds no PEM certificate: clients could not attest the runtime"
+        )
     reply: dict[str, Any] = {}
     if instance_id is not None:
         reply["instance_id"] = instance_id
@@ -227,15 +232,18 @@ class FullPolicy:
 
     @property
     def server_url(self) -> str:
-        return self.document["veracruz_server_url"]
+        value: str = self.document["veracruz_server_url"]
+        return value
 
     @property
     def proxy_url(self) -> str:
-        return self.document["proxy_attestation_server_url"]
+        value: str = self.document["proxy_attestation_server_url"]
+        return value
 
     @property
     def proxy_service_cert(self) -> str:
-        return self.document["proxy_service_cert"]
+        value: str = self.document["proxy_service_cert"]
+        return value
 
     @property
     def runtime_hashes(self) -> dict[str, str]:
@@ -252,7 +260,7 @@ class FullPolicy:
         Other platforms' fields may be null: generate-policy writes null for
         the platforms it did not measure.
         """
-        value = self.document.get(f"runtime_manager_hash_{platform}")
+        value: str | None = self.document.get(f"runtime_manager_hash_{platform}")
         if not value:
             raise PolicyError(
                 f"the policy has no runtime_manager_hash_{platform}: a runtime on the {platform} platform cannot "
@@ -260,7 +268,9 @@ class FullPolicy:
                 path=f"$.runtime_manager_hash_{platform}",
             )
         if not is_hex(value):
-            raise PolicyError(f"$.runtime_manager_hash_{platform} is not hex", path=f"$.runtime_manager_hash_{platform}")
+            raise PolicyError(
+                f"$.runtime_manager_hash_{platform} is not hex", path=f"$.runtime_manager_hash_{platform}"
+            )
         return value.lower()
 
     def identity_for(self, der: bytes) -> tuple[int, Principal] | None:
@@ -290,7 +300,9 @@ def parse_full_policy(text: str | bytes) -> FullPolicy:
     document = read_policy(text)
 
     if not document["identities"]:
-        raise PolicyError("$.identities is empty: a runtime needs at least one identity certificate", path="$.identities")
+        raise PolicyError(
+            "$.identities is empty: a runtime needs at least one identity certificate", path="$.identities"
+        )
     identities = []
     for index, identity in enumerate(document["identities"]):
         where = f"$.identities[{index}].certificate"
@@ -310,6 +322,8 @@ def parse_full_policy(text: str | bytes) -> FullPolicy:
     for index, entry in enumerate(document["file_hashes"]):
         if not is_hex(entry["hash"]):
             where = f"$.file_hashes[{index}].hash"
-            raise PolicyError(f"{where} is not hex: a runtime hex-decodes every file hash when it loads the policy", path=where)
+            raise PolicyError(
+                f"{where} is not hex: a runtime hex-decodes every file hash when it loads the policy", path=where
+            )
         file_hashes[_rights.normalise_path(entry["file_path"])] = entry["hash"].lower()
     return FullPolicy(text=text, document=document, identities=identities, programs=programs, file_hashes=file_hashes)

@@ -16,7 +16,8 @@ into their object and string forms) so the rest of the code reads one shape.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ipoc.errors import PolicyError
 
@@ -39,7 +40,7 @@ class _Float(str):
     """A JSON number serde_json reads as f64: it has '.', an exponent, is ``-0``, or overflows 64 bits."""
 
 
-class _Object(list):
+class _Object(list[tuple[str, Any]]):
     """A JSON object as its (key, value) pairs, in order, duplicates kept."""
 
 
@@ -115,12 +116,18 @@ def _boolean(value: Any, where: str) -> bool:
     return value
 
 
-def _option(inner: Decoder) -> Decoder:
-    def decode(value: Any, where: str) -> Any:
-        return None if value is None else inner(value, where)
+class _Option:
+    """``Option<T>``: null or the inner type; a struct field of this type may be missing."""
 
-    decode.optional = True  # type: ignore[attr-defined]
-    return decode
+    def __init__(self, inner: Decoder) -> None:
+        self.inner = inner
+
+    def __call__(self, value: Any, where: str) -> Any:
+        return None if value is None else self.inner(value, where)
+
+
+def _option(inner: Decoder) -> Decoder:
+    return _Option(inner)
 
 
 def _vec(inner: Decoder) -> Decoder:
@@ -138,7 +145,7 @@ def _execution_strategy(value: Any, where: str) -> str:
     if isinstance(value, _Object):
         if len(value) != 1:
             raise _fail(where, "expected value: the map form of execution_strategy has exactly one key")
-        (name, unit), = value
+        ((name, unit),) = value
         if unit is not None:
             raise _fail(where, f"invalid type: {_kind(unit)}, expected unit")
         value = name
@@ -158,7 +165,9 @@ def _struct(name: str, fields: list[tuple[str, Decoder]]) -> Decoder:
         if type(value) is list:
             for index, (field, decoder) in enumerate(fields):
                 if index >= len(value):
-                    raise _fail(where, f"invalid length {len(value)}, expected struct {name} with {len(fields)} elements")
+                    raise _fail(
+                        where, f"invalid length {len(value)}, expected struct {name} with {len(fields)} elements"
+                    )
                 found[field] = decoder(value[index], f"{where}[{index}]")
             if len(value) > len(fields):
                 raise _fail(where, "trailing characters")
@@ -166,15 +175,15 @@ def _struct(name: str, fields: list[tuple[str, Decoder]]) -> Decoder:
         if not isinstance(value, _Object):
             raise _fail(where, f"invalid type: {_kind(value)}, expected struct {name}")
         for key, item in value:
-            decoder = decoders.get(key)
-            if decoder is None:
+            known = decoders.get(key)
+            if known is None:
                 continue  # serde ignores unknown keys, at every level
             if key in found:
                 raise _fail(where, f"duplicate field `{key}`")
-            found[key] = decoder(item, f"{where}.{key}")
+            found[key] = known(item, f"{where}.{key}")
         for field, decoder in fields:
             if field not in found:
-                if not getattr(decoder, "optional", False):
+                if not isinstance(decoder, _Option):
                     raise _fail(where, f"missing field `{field}`")
                 found[field] = None
         return {field: found[field] for field, _ in fields}
@@ -230,7 +239,9 @@ def load_json(text: str | bytes) -> Any:
         except UnicodeDecodeError:
             raise PolicyError("stream did not contain valid UTF-8: the policy file must be UTF-8 text") from None
     if text.startswith("\ufeff"):
-        raise PolicyError("expected value at line 1 column 1: the policy starts with a byte order mark (BOM); remove it")
+        raise PolicyError(
+            "expected value at line 1 column 1: the policy starts with a byte order mark (BOM); remove it"
+        )
     try:
         return json.loads(
             text, object_pairs_hook=_Object, parse_float=_Float, parse_int=_parse_int, parse_constant=_refuse_constant
@@ -247,7 +258,7 @@ def read_policy(text: str | bytes) -> dict[str, Any]:
     Raises :class:`PolicyError` for every input Veracruz v1.3's parser refuses,
     and (stricter, see the parity table) for ciphersuites that are not TLS 1.3.
     """
-    document = _POLICY(load_json(text), "$")
+    document: dict[str, Any] = _POLICY(load_json(text), "$")
     seen: set[int] = set()
     for index, identity in enumerate(document["identities"]):
         where = f"$.identities[{index}]"

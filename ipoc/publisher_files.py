@@ -11,14 +11,17 @@ ancestor decides). Executing, and writing the exact hashed bytes, stay allowed.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ipoc.errors import PolicyError
 from ipoc.rights import Rights, covering_grant, table
 
 
 def declared_files(function: Mapping[str, Any]) -> list[str]:
-    return [p["program_file_name"] for p in function["programs"]] + [d["data_file"] for d in function.get("data_files", [])]
+    return [p["program_file_name"] for p in function["programs"]] + [
+        d["data_file"] for d in function.get("data_files", [])
+    ]
 
 
 def refuse_user_reads(function: Mapping[str, Any], user: Mapping[str, Any]) -> None:

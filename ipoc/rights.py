@@ -9,9 +9,9 @@ rule a runtime uses to find which grant applies to a path.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import IntFlag
 from pathlib import PurePosixPath
-from typing import Mapping
 
 from ipoc.errors import RightsError
 
@@ -55,7 +55,9 @@ ALL = Rights((1 << 30) - 1)
 
 # Veracruz's workspaces/shared.mk combinations, which the i-PoC policies use.
 READ = Rights(24582)  # FD_READ | FD_SEEK | PATH_OPEN | FD_READDIR
-WRITE = Rights(534084)  # FD_SEEK | FD_WRITE | PATH_CREATE_DIRECTORY | PATH_CREATE_FILE | PATH_OPEN | PATH_FILESTAT_SET_SIZE
+WRITE = Rights(
+    534084
+)  # FD_SEEK | FD_WRITE | PATH_CREATE_DIRECTORY | PATH_CREATE_FILE | PATH_OPEN | PATH_FILESTAT_SET_SIZE
 READ_WRITE = Rights(550470)
 OPEN_EXECUTE = Rights(536879104)  # PATH_OPEN | FILE_EXECUTE
 WRITE_EXECUTE = Rights(537404996)
@@ -87,7 +89,7 @@ _BIT_NAMES = [flag.name for flag in Rights]
 def names(value: int) -> list[str]:
     """The bit names set in ``value``, lowest bit first."""
     _check_range(value)
-    return [flag.name for flag in Rights if value & flag]  # type: ignore[misc]
+    return [flag.name for flag in Rights if value & flag]  # type: ignore[misc]  # typeshed: Flag.name is str | None; iterated members are single named bits
 
 
 def render(value: int) -> str:
@@ -138,7 +140,9 @@ def parse(text: str | int) -> Rights:
         elif upper in _BIT_NAMES:
             total |= Rights[upper]
         else:
-            raise RightsError(f"unknown right {token!r}; use a preset ({', '.join(PRESETS)}) or a bit name such as FD_READ")
+            raise RightsError(
+                f"unknown right {token!r}; use a preset ({', '.join(PRESETS)}) or a bit name such as FD_READ"
+            )
     return Rights(total)
 
 

@@ -185,15 +185,15 @@ class SimulatedNsm:
     module_id: str = "i-00000000000000000-enc0000000000000000"
 
     @classmethod
-    def create(cls, now: _dt.datetime | None = None, common_name: str = "ipoc.nitro-sim.root") -> "SimulatedNsm":
-        now = now or _dt.datetime.now(_dt.timezone.utc)
+    def create(cls, now: _dt.datetime | None = None, common_name: str = "ipoc.nitro-sim.root") -> SimulatedNsm:
+        now = now or _dt.datetime.now(_dt.UTC)
         key = ec.generate_private_key(ec.SECP384R1())
         root = _certificate(_name(common_name), key.public_key(), None, key, now - _dt.timedelta(minutes=5),
                             now + ROOT_VALIDITY, path_length=None, ca=True)
         return cls(key, root)
 
     @classmethod
-    def load_or_create(cls, directory: Path) -> "SimulatedNsm":
+    def load_or_create(cls, directory: Path) -> SimulatedNsm:
         """This installation's simulated NSM (its root made on first use and kept in ``directory``)."""
         path = directory / NSM_ROOT_FILE
         if not path.exists():
@@ -222,7 +222,7 @@ class SimulatedNsm:
         ``leaf_validity``, ``algorithm`` and ``payload_overrides`` exist so tests can
         write the malformed documents a verifier must refuse.
         """
-        now = now or _dt.datetime.now(_dt.timezone.utc)
+        now = now or _dt.datetime.now(_dt.UTC)
         instance_key = ec.generate_private_key(ec.SECP384R1())
         instance = _certificate(_name("i-00000000000000000.nitro-sim"), instance_key.public_key(), self.root,
                                 self.root_key, now - _dt.timedelta(minutes=5), now + _dt.timedelta(days=1),

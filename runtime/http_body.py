@@ -7,6 +7,7 @@ mid-body frees its thread.
 
 from __future__ import annotations
 
+import io
 import socket
 from email.message import Message
 
@@ -19,7 +20,7 @@ def declared_length(headers: Message) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
-def read_body(connection: socket.socket, rfile, length: int, timeout: float) -> bytes | None:  # type: ignore[no-untyped-def]
+def read_body(connection: socket.socket, rfile: io.BufferedIOBase, length: int, timeout: float) -> bytes | None:
     """Exactly ``length`` bytes, or None when the client went away or stalled for ``timeout`` seconds."""
     connection.settimeout(timeout)
     try:

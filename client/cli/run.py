@@ -6,11 +6,11 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from client.api import ApiError
+from client.api import Api, ApiError
 from client.cli.params import s3_url
 from client.cli.steps import streaming
 from client.user import fetch_results, run_user_policy, user_identity
@@ -48,7 +48,7 @@ class _Step:
         self.timeline.app.terminal.display_info(f"» {self.name}")
         return self
 
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> Literal[False]:
         elapsed = time.monotonic() - self.started
         self.timeline.timings.append((self.name, elapsed))
         if exc is None:
@@ -161,7 +161,7 @@ def run(app: "Application", function: str, source: str, key_file: Path, iv_file:
     app.terminal.display_table("Timeline", ["Step", "Seconds"], [[n, f"{s:.2f}"] for n, s in timeline.timings])
 
 
-def _wait_ready(api, instance_id: str, timeout: float = 300) -> dict:  # type: ignore[no-untyped-def]
+def _wait_ready(api: Api, instance_id: str, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         record = api.call("ccfaas", "GET", f"/instance/{instance_id}")
@@ -174,7 +174,7 @@ def _wait_ready(api, instance_id: str, timeout: float = 300) -> dict:  # type: i
         time.sleep(0.5)
 
 
-def _delete(api, instance_id: str) -> None:  # type: ignore[no-untyped-def]
+def _delete(api: Api, instance_id: str) -> None:
     try:
         api.call("ccfaas", "DELETE", f"/instance/{instance_id}")
     except ApiError:

@@ -36,7 +36,8 @@ def schema(kind: SchemaKind) -> dict[str, Any]:
     if kind not in KINDS:
         raise ValueError(f"unknown schema kind {kind!r}; expected one of {', '.join(KINDS)}")
     text = resources.files(__package__).joinpath(f"{kind}.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
 @cache

@@ -12,7 +12,7 @@ import binascii
 import http.client
 import io
 import socket
-from typing import Sequence
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import pybase64
@@ -195,13 +195,17 @@ class HttpCarrier:
             headers[name.strip().lower()] = value.strip().lower()
         else:
             raise http.client.HTTPException("too many headers in the runtime's reply")
-        close = headers.get(b"connection") == b"close" or (parts[0] == b"HTTP/1.0" and headers.get(b"connection") != b"keep-alive")
+        close = headers.get(b"connection") == b"close" or (
+            parts[0] == b"HTTP/1.0" and headers.get(b"connection") != b"keep-alive"
+        )
         if headers.get(b"transfer-encoding", b"identity") != b"identity":
             payload = self._read_chunked(reader)
         elif b"content-length" in headers:
             raw_length = headers[b"content-length"]
             if not raw_length.isdigit() or int(raw_length) > MAX_REPLY:
-                raise http.client.HTTPException(f"the runtime's reply announces a Content-Length of {raw_length[:40]!r}")
+                raise http.client.HTTPException(
+                    f"the runtime's reply announces a Content-Length of {raw_length[:40]!r}"
+                )
             payload = _read_up_to(reader, int(raw_length))
             if len(payload) < int(raw_length):
                 raise http.client.IncompleteRead(payload, int(raw_length) - len(payload))
@@ -215,7 +219,7 @@ class HttpCarrier:
 
     @staticmethod
     def _read_chunked(reader: io.BufferedReader) -> bytes:
-        pieces = []
+        pieces: list[bytes] = []
         while True:
             size = int(reader.readline(_MAX_LINE).split(b";")[0].strip() or b"x", 16)
             if size == 0:
@@ -235,7 +239,9 @@ class HttpCarrier:
             sock = socket.create_connection((self.host, self.port), timeout=self._timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
-            self._reader = sock.makefile("rb", buffering=1 << 16)
+            reader = sock.makefile("rb", buffering=1 << 16)
+            assert isinstance(reader, io.BufferedReader)  # typeshed says IOBase for a buffering size
+            self._reader = reader
         return self._sock
 
     def close(self) -> None:

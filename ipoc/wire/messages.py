@@ -20,11 +20,15 @@ def enclave_path(path: str) -> str:
 
 
 def write_file(path: str, data: bytes | bytearray | memoryview) -> bytes:
-    return pb.RuntimeManagerRequest(write_file=pb.Data(file_name=enclave_path(path), data=bytes(data))).SerializeToString()
+    return pb.RuntimeManagerRequest(
+        write_file=pb.Data(file_name=enclave_path(path), data=bytes(data))
+    ).SerializeToString()
 
 
 def append_file(path: str, data: bytes | bytearray | memoryview) -> bytes:
-    return pb.RuntimeManagerRequest(append_file=pb.Data(file_name=enclave_path(path), data=bytes(data))).SerializeToString()
+    return pb.RuntimeManagerRequest(
+        append_file=pb.Data(file_name=enclave_path(path), data=bytes(data))
+    ).SerializeToString()
 
 
 def read_file(path: str) -> bytes:
@@ -57,7 +61,7 @@ def parse_response(data: bytes) -> pb.RuntimeManagerResponse:
 
 
 def response(
-    status: int = Status.SUCCESS, *, result: bytes | None = None, policy_hash: str | None = None
+    status: pb.ResponseStatus = Status.SUCCESS, *, result: bytes | None = None, policy_hash: str | None = None
 ) -> bytes:
     message = pb.RuntimeManagerResponse(status=status)
     if result is not None:
@@ -75,4 +79,5 @@ def exit_code_bytes(code: int) -> bytes:
 def exit_code_from(data: bytes) -> int:
     if len(data) != 4:
         raise ValueError(f"an exit code is 4 bytes, got {len(data)}")
-    return struct.unpack("<I", data)[0]
+    (code,) = struct.unpack("<I", data)
+    return int(code)

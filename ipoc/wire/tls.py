@@ -9,14 +9,13 @@ then checks, through the public API, that it took effect.
 
 from __future__ import annotations
 
+import _ssl
 import contextlib
 import ctypes
 import os
 import ssl
 import tempfile
-from typing import Iterator
-
-import _ssl
+from collections.abc import Iterator
 
 from ipoc.certs import split_pem_certificates, standard_pem
 from ipoc.errors import CertificateError
@@ -50,7 +49,7 @@ def _pem_files(cert_chain_pem: str, key_pem: str) -> Iterator[tuple[str, str]]:
     if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
         fds = [os.memfd_create("ipoc-cert"), os.memfd_create("ipoc-key")]
         try:
-            for fd, text in zip(fds, (cert_chain_pem, key_pem)):
+            for fd, text in zip(fds, (cert_chain_pem, key_pem), strict=True):
                 os.write(fd, text.encode())
             yield f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}"
         finally:
@@ -101,9 +100,7 @@ def client_context(
     return ctx
 
 
-def server_context(
-    chain_pem: str, key_pem: str, identity_certificates: list[str], policy_suite: str
-) -> ssl.SSLContext:
+def server_context(chain_pem: str, key_pem: str, identity_certificates: list[str], policy_suite: str) -> ssl.SSLContext:
     """The runtime's TLS 1.3 server: policy identities are the trust anchors, client certs required."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3

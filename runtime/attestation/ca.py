@@ -49,9 +49,9 @@ class CertificateAuthority:
         return self.certificate.public_bytes(serialization.Encoding.DER)
 
     @classmethod
-    def load_or_create(cls, state_dir: Path, now: _dt.datetime | None = None) -> "CertificateAuthority":
+    def load_or_create(cls, state_dir: Path, now: _dt.datetime | None = None) -> CertificateAuthority:
         """Reuse the CA in ``state_dir``; create one on first start or when it has expired."""
-        now = now or _dt.datetime.now(_dt.timezone.utc)
+        now = now or _dt.datetime.now(_dt.UTC)
         key_path, cert_path = state_dir / CA_KEY_FILE, state_dir / CA_CERT_FILE
         if key_path.exists() and cert_path.exists():
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
@@ -68,7 +68,7 @@ class CertificateAuthority:
         return cls(key, cert, cert_path)
 
     @classmethod
-    def from_files(cls, cert_path: Path, key_path: Path) -> "CertificateAuthority":
+    def from_files(cls, cert_path: Path, key_path: Path) -> CertificateAuthority:
         """A CA provisioned by the operator (e.g. from Secrets Manager); read only, never rewritten."""
         try:
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
@@ -83,7 +83,7 @@ class CertificateAuthority:
         self, csr_der: bytes, measurement: bytes, validity: _dt.timedelta, now: _dt.datetime | None = None
     ) -> bytes:
         """Sign the enclave's CSR: its subject and P-256 key, the SAN, and the measurement extension."""
-        now = now or _dt.datetime.now(_dt.timezone.utc)
+        now = now or _dt.datetime.now(_dt.UTC)
         try:
             csr = x509.load_der_x509_csr(csr_der)
         except ValueError as exc:

@@ -52,7 +52,7 @@ class NitroTrust:
     description: str = field(default="")
 
     @classmethod
-    def aws(cls, allowed_pcr0: frozenset[str]) -> "NitroTrust":
+    def aws(cls, allowed_pcr0: frozenset[str]) -> NitroTrust:
         return cls(aws_root(), allowed_pcr0, description="AWS Nitro Enclaves root G1")
 
     def allows(self, pcr0: bytes) -> bool:
@@ -71,7 +71,7 @@ class EnclaveEvidence:
 
 def authenticate(doc: bytes, trust: NitroTrust, now: _dt.datetime | None = None) -> AttestationDocument:
     """Veracruz's step 2 (authentication), stricter: the whole chain, validity now, and a bounded age."""
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or _dt.datetime.now(_dt.UTC)
     document = verify_document(doc, root=trust.root, at=now)
     age = now - document.timestamp
     if age > trust.max_age or age < -_dt.timedelta(seconds=60):

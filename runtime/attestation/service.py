@@ -25,10 +25,11 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from ipoc.nitro import AttestationError
 from ipoc.wire import transport_protocol_pb2 as pb
@@ -60,12 +61,15 @@ class AttestationRefused(Exception):
         return json.dumps({"error": ERROR_CODES.get(self.status, "Error"), "message": str(self)}).encode()
 
 
+_M = TypeVar("_M", bound=Message)
+
+
 def encode_message(message: pb.ProxyAttestationServerRequest | pb.ProxyAttestationServerResponse) -> bytes:
     """Body encoding for both directions: base64 of an 8-byte-length-prefixed protobuf."""
     return base64.b64encode(frame(message.SerializeToString()))
 
 
-def decode_message(body: bytes, cls: type) -> object:
+def decode_message(body: bytes, cls: type[_M]) -> _M:
     try:
         raw = base64.b64decode(body.strip(), validate=True)
         frames = FrameDecoder(MAX_BODY).feed(raw)
@@ -187,7 +191,7 @@ class ProxyAttestation:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "AttestationHTTPServer"
+    server: AttestationHTTPServer
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # replies go out at once: no delayed-ACK stalls per post
 
@@ -207,13 +211,13 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if self.path == "/Start":
                 request = decode_message(body, pb.ProxyAttestationServerRequest)
-                self._reply(200, encode_message(state.start(request)))  # type: ignore[arg-type]
+                self._reply(200, encode_message(state.start(request)))
             elif self.path == "/PSA/AttestationToken":
                 request = decode_message(body, pb.ProxyAttestationServerRequest)
-                self._reply(200, encode_message(state.psa_token(request)))  # type: ignore[arg-type]
+                self._reply(200, encode_message(state.psa_token(request)))
             elif self.path == "/Nitro/AttestationToken":
                 request = decode_message(body, pb.ProxyAttestationServerRequest)
-                self._reply(200, encode_message(state.nitro_token(request)))  # type: ignore[arg-type]
+                self._reply(200, encode_message(state.nitro_token(request)))
             else:
                 raise AttestationRefused(404, f"no route POST {self.path}")
         except AttestationRefused as exc:

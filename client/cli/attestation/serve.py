@@ -94,6 +94,6 @@ def serve(
     app.terminal.display_info(f"CA certificate: {server.state.ca.cert_path}")
     if server.state.nitro is not None:
         app.terminal.display_info(f"Nitro documents must chain to the {server.state.nitro.summary()}")
-    app.terminal.display_info(f"Proxy attestation service ({mode}) listening on http://{bound_host}:{bound_port}")
+    app.terminal.display_info(f"Proxy attestation service ({mode}) listening on http://{bound_host!s}:{bound_port}")
 
     serve_until_stopped(server)

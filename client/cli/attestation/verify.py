@@ -6,7 +6,7 @@ import base64
 import binascii
 import datetime as _dt
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
@@ -45,7 +45,7 @@ def document_bytes(data: bytes) -> bytes:
               help="PEM root to trust in place of the pinned AWS Nitro Enclaves root G1.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
-def verify(app: "Application", document: click.utils.LazyFile, at: _dt.datetime | None, at_document_time: bool,
+def verify(app: "Application", document: BinaryIO, at: _dt.datetime | None, at_document_time: bool,
            root_pem: Path | None, as_json: bool) -> None:
     """Check DOCUMENT (raw CBOR or base64; - for stdin) the way the proxy does.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,7 +25,7 @@ def upload(app: "Application", file: Path, target: str, use_local: bool, endpoin
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
     bucket, key = s3_url(target, param_hint="TARGET")
-    kwargs: dict[str, str] = {}
+    kwargs: dict[str, Any] = {}
     if use_local:
         from client.api import STACK_DOWN
         from client.profiles import ProfileError, load

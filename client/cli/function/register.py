@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import click
 import requests
 
-from client.api import ApiError
+from client.api import Api, ApiError
 from client.cli.params import enclave_file_pair
 from ipoc import schemas
 from ipoc.errors import IpocError
@@ -49,7 +50,9 @@ _FILE_OPTIONS = (
 )
 
 
-def _file_options(command):  # type: ignore[no-untyped-def]
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+def _file_options(command: _Command) -> _Command:
     for option in reversed(_FILE_OPTIONS):
         command = option(command)
     return command
@@ -129,15 +132,15 @@ def _publish(app: "Application", policy_file: Path, programs: tuple[str, ...], d
         status = {f["path"]: f["status"] for f in published["files"]}
         for kind, files in declared.items():
             for path in files:
-                local = given[kind].get(path)
-                if local is None:
+                local_file = given[kind].get(path)
+                if local_file is None:
                     if status[path] != "loaded":
                         app.abort(f"version {version} of {name} needs {path}: no earlier version holds it; give it "
                                   f"(--{'program' if kind == 'program' else 'data'} PATH=FILE) and publish again")
                     outcomes.append({"path": path, "kind": kind, "result": "shared with an earlier version"})
                     continue
                 outcomes.append({"path": path, "kind": kind,
-                                 "result": _upload(app, api, f"{name}:{version}", kind, path, local)})
+                                 "result": _upload(app, api, f"{name}:{version}", kind, path, local_file)})
     except ApiError as exc:
         app.abort(exc.message)
     if as_json:
@@ -147,7 +150,7 @@ def _publish(app: "Application", policy_file: Path, programs: tuple[str, ...], d
                                    [[o["path"], o["kind"].replace("_", " "), o["result"]] for o in outcomes])
 
 
-def _upload(app: "Application", api, name: str, kind: str, path: str, local: Path) -> str:  # type: ignore[no-untyped-def]
+def _upload(app: "Application", api: Api, name: str, kind: str, path: str, local: Path) -> str:
     base = f"/function/{name}/{kind}/{encode_path(path)}"
     if api.call("ccfaas", "GET", base)["status"] == "loaded":
         return "already loaded"
@@ -173,7 +176,7 @@ class _ProgressReader:
     announce ``Transfer-Encoding: chunked`` and send an unchunked body (S3 refuses that).
     """
 
-    def __init__(self, handle, advance, size: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, handle: BinaryIO, advance: Callable[[int], object], size: int) -> None:
         self.handle, self.advance, self.size = handle, advance, size
 
     def __len__(self) -> int:
@@ -184,5 +187,5 @@ class _ProgressReader:
         self.advance(len(data))
         return data
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[bytes]:
         return iter(lambda: self.read(1 << 20), b"")

@@ -81,9 +81,9 @@ def up(app: "Application", detach: bool, ccfaas_port: int, vaas_port: int, s3str
     from client.profiles import Profile, save
 
     endpoints = description["endpoints"]
-    config = save(Profile(name="local", kind="local", endpoints={k: endpoints[k] for k in ("ccfaas", "vaas", "s3stream")},
+    saved = save(Profile(name="local", kind="local", endpoints={k: endpoints[k] for k in ("ccfaas", "vaas", "s3stream")},
                           s3_endpoint=endpoints["aws"]))
-    app.terminal.display_info(f"Profile 'local' written to {config}")
+    app.terminal.display_info(f"Profile 'local' written to {saved}")
     show_endpoints(app, description)
     app.terminal.display_info("Local stack is up; Ctrl-C or `ipoc local down` stops it.")
     stack.wait()

@@ -81,7 +81,7 @@ def explain(app: "Application", policy_file: Path, as_json: bool) -> None:
         if kind == "full":
             document = read_policy(policy_file.read_bytes())  # as Veracruz reads it
         else:
-            schemas.validate(kind, document)  # type: ignore[arg-type]
+            schemas.validate(kind, document)
         rows = rows_for(document, kind)
     except IpocError as exc:
         app.abort(exc.message)

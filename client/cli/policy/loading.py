@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ipoc.errors import ValidationError
+from ipoc.schemas import SchemaKind
+
+PolicyKind = Literal["full"] | SchemaKind  # a full (Veracruz) policy, or one with a schema of ours
 
 
 def load_json(path: Path) -> Any:
@@ -18,7 +21,7 @@ def load_json(path: Path) -> Any:
         raise ValidationError(f"{path} is not UTF-8 text") from None
 
 
-def detect_kind(document: Any) -> str:
+def detect_kind(document: Any) -> PolicyKind:
     """Guess a policy's kind from the keys only that kind has."""
     if not isinstance(document, dict):
         raise ValidationError("a policy is a JSON object")

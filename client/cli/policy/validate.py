@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from client.cli.policy.loading import detect_kind, load_json
+from client.cli.policy.loading import PolicyKind, detect_kind, load_json
 from ipoc import schemas
 from ipoc.errors import IpocError
 from ipoc.policy import parse_full_policy
@@ -15,7 +15,7 @@ from ipoc.policy import parse_full_policy
 if TYPE_CHECKING:
     from client.cli.application import Application
 
-KIND_CHOICES = {"function": "function", "user": "user", "vaas": "vaas", "full": "full", "s3": "s3_app_input"}
+KIND_CHOICES: dict[str, PolicyKind] = {"function": "function", "user": "user", "vaas": "vaas", "full": "full", "s3": "s3_app_input"}
 
 
 @click.command(short_help="Check a policy against its schema")
@@ -32,13 +32,13 @@ def validate(app: "Application", policy_file: Path, kind: str | None) -> None:
     Runtime hashes may be null for platforms that were not measured.
     """
     try:
-        if kind == "full" or (kind is None and detect_kind(load_json(policy_file)) == "full"):
+        chosen = KIND_CHOICES[kind] if kind else detect_kind(load_json(policy_file))
+        if chosen == "full":
             parse_full_policy(policy_file.read_bytes())
             label = "full policy"
         else:
-            schema_kind = KIND_CHOICES[kind] if kind else detect_kind(load_json(policy_file))
-            schemas.validate(schema_kind, load_json(policy_file))  # type: ignore[arg-type]
-            label = schemas.LABELS[schema_kind]
+            schemas.validate(chosen, load_json(policy_file))
+            label = schemas.LABELS[chosen]
     except IpocError as exc:
         app.abort(exc.message)
     app.terminal.display_success(f"{policy_file}: valid {label}")

@@ -125,11 +125,13 @@ def test_post_bodies_stay_under_the_limit():
 
 
 def test_generated_code_is_up_to_date(tmp_path):
-    """transport_protocol_pb2.py is committed; regenerating it from the .proto must change nothing."""
+    """transport_protocol_pb2.py and its .pyi (what mypy reads) are committed; regenerating them must change nothing."""
     from pathlib import Path
 
     from grpc_tools import protoc
 
     wire = Path(messages.__file__).parent
-    assert protoc.main(["protoc", f"-I{wire}", f"--python_out={tmp_path}", str(wire / "transport_protocol.proto")]) == 0
-    assert (tmp_path / "transport_protocol_pb2.py").read_text() == (wire / "transport_protocol_pb2.py").read_text()
+    proto = str(wire / "transport_protocol.proto")
+    assert protoc.main(["protoc", f"-I{wire}", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}", proto]) == 0
+    for name in ("transport_protocol_pb2.py", "transport_protocol_pb2.pyi"):
+        assert (tmp_path / name).read_text() == (wire / name).read_text(), f"{name} is stale: run make proto"
