@@ -10,7 +10,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from lambdas.ccfaas.registry import KINDS, LOADED, Kind, Registry
+from lambdas.ccfaas.registry import KINDS, LOADED, Kind
+from lambdas.ccfaas.services import services
 from lambdas.shared.api import admin_only, raw_body
 from lambdas.shared.http import json_response
 from lambdas.shared.openapi import spec
@@ -24,23 +25,23 @@ def _routes(kind: Kind) -> None:
     base = f"/function/<name>/{kind}"
 
     def upload(name: str, segment: str) -> Response[dict[str, Any]]:
-        return json_response(201, Registry.from_settings().upload(name, kind, segment, raw_body(router.current_event)))
+        return json_response(201, services(router).registry.upload(name, kind, segment, raw_body(router.current_event)))
 
     def listing(name: str) -> Response[dict[str, Any]]:
-        files = Registry.from_settings().list_files(name, kind)
+        files = services(router).registry.list_files(name, kind)
         return json_response(200, {f"{kind}s": [f["name"] for f in files if f["status"] == LOADED], "files": files})
 
     def show(name: str, segment: str) -> Response[dict[str, Any]]:
-        return json_response(200, Registry.from_settings().file_status(name, kind, segment))
+        return json_response(200, services(router).registry.file_status(name, kind, segment))
 
     def delete(name: str, segment: str) -> Response[dict[str, Any]]:
-        return json_response(200, Registry.from_settings().delete_file(name, kind, segment))
+        return json_response(200, services(router).registry.delete_file(name, kind, segment))
 
     def start_upload(name: str, segment: str) -> Response[dict[str, Any]]:
-        return json_response(201, Registry.from_settings().start_upload(name, kind, segment))
+        return json_response(201, services(router).registry.start_upload(name, kind, segment))
 
     def complete_upload(name: str, segment: str) -> Response[dict[str, Any]]:
-        return json_response(201, Registry.from_settings().complete_upload(name, kind, segment))
+        return json_response(201, services(router).registry.complete_upload(name, kind, segment))
 
     handlers = [
         (router.post, f"{base}/<segment>", upload, f"Upload a {label} in the request body (hash-checked)",
