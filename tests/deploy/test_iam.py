@@ -30,6 +30,7 @@ from lambdas.ccfaas.setup import lambda_handler as setup_handler
 from lambdas.s3stream.handler import lambda_handler as s3stream
 from lambdas.shared import aws
 from lambdas.shared.config import Settings, settings
+from lambdas.shared.identity import program_load_identity
 from lambdas.shared.tables import FUNCTIONS, INSTANCES, SLOTS
 from lambdas.vaas.backends.local import running_ports, stop_runtime
 from lambdas.vaas.handler import lambda_handler as vaas
