@@ -6,9 +6,13 @@ local AWS (moto's server: S3, DynamoDB, the Step Functions interpreter, with
 the tables, buckets and workflow the AWS deployment creates) runs in a process
 of its own (``local.aws_server``, with the workflow's tasks and the reaper) and keeps its state under
 ``$IPOC_HOME/local/state`` (``local.persistence``). The handlers are the same
-code that runs in Lambda: only their environment (``AWS_ENDPOINT_URL`` pointing
-at moto, the local backend) differs. At start, what a previous stack left
-running is ended (``local.reconcile``).
+code that runs in Lambda: only their settings (the local backend, this stack's
+tables and ports) and AWS endpoint (``AWS_ENDPOINT_URL`` pointing at moto)
+differ. The handlers in this process get their :class:`~lambdas.shared.config.Settings`
+given (``config.use``), not through this process's environment; the local AWS
+process, where the workflow's task Lambdas run, gets the same settings as its
+environment (``Settings.to_environment``), as a Lambda does. At start, what a
+previous stack left running is ended (``local.reconcile``).
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ipoc.paths import ipoc_home
+from lambdas.shared import config as settings_config
+from lambdas.shared.config import Settings
 from local.apigw import LOCAL_ADMIN, principal_arn
 
 log = logging.getLogger(__name__)
@@ -87,6 +93,8 @@ ARTIFACTS_BUCKET = "ipoc-artifacts"
 class LocalStack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
+        # What the developer's environment sets (IPOC_MAX_TTL, IPOC_WARM_POOL...); the stack sets the rest.
+        self.settings = Settings.from_environment()
         self._stoppers: list[tuple[str, Any]] = []
         self._stopped = threading.Event()
 
@@ -166,17 +174,23 @@ class LocalStack:
                     raise PortInUse(f"port {port} for {name} is in use; is a stack already running (ipoc local status)?") from None
 
     def _spawn_aws(self) -> subprocess.Popen[bytes]:
-        """Start the local AWS process (it restores the kept state); point this process's clients at it."""
+        """Start the local AWS process (it restores the kept state) with the task Lambdas' environment; point
+        this process's AWS SDK at it (the SDK's own configuration: this process is a client too, see reconcile)."""
         config = self.config
-        endpoint = f"http://{config.host}:{config.moto_port}"
-        os.environ.update({
-            "AWS_ENDPOINT_URL": endpoint,
+        sdk = {
+            "AWS_ENDPOINT_URL": f"http://{config.host}:{config.moto_port}",
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": REGION,
-        })
+        }
+        os.environ.update(sdk)
         os.environ.pop("AWS_PROFILE", None)
         os.environ.pop("AWS_SESSION_TOKEN", None)
+        from lambdas.shared import aws
+
+        aws.reset()
+        environment = {**os.environ, **self.settings.to_environment(), **sdk, "MOTO_PORT": str(config.moto_port),
+                       "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "ipoc-local"}
         command = [
             sys.executable, "-m", "local.aws_server", "--host", config.host, "--port", str(config.moto_port),
             "--state-dir", str(config.state_dir), "--parent", str(os.getpid()),
@@ -184,7 +198,7 @@ class LocalStack:
             "--reaper-interval", str(config.reaper_interval),
             *(["--fresh"] if config.fresh else []),
         ]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=environment)
         self._stoppers.append(("local AWS", lambda: _terminate(process)))
         return process
 
@@ -205,10 +219,9 @@ class LocalStack:
             reason = ready.get("error") or (f"it exited with {process.returncode}; see the log above" if line or process.poll() is not None
                                             else f"it did not answer within {AWS_READY_TIMEOUT:g} s")
             raise StartFailed(f"the local AWS (moto) did not start: {reason}")
-        from lambdas.shared.config import settings
-
-        self.state_machine_arn = os.environ["IPOC_STATE_MACHINE_ARN"] = ready["state_machine"]
-        settings.cache_clear()
+        self.state_machine_arn = ready["state_machine"]
+        self.settings = replace(self.settings, state_machine_arn=self.state_machine_arn)
+        settings_config.use(self.settings)
         return ready
 
     def _start_proxy(self) -> str:
@@ -216,10 +229,9 @@ class LocalStack:
 
         # Certificates outlive the longest instance plus a warm runtime's wait (clients refuse an expired one, and the
         # warm pool hands out only runtimes certified past IPOC_MAX_TTL); Veracruz's own proxy certifies for a day.
-        from lambdas.shared.config import settings
         from local.runtimes import INSTANCE_MARGIN, WARM_MAX_IDLE
 
-        validity = dt.timedelta(seconds=settings().max_ttl + WARM_MAX_IDLE + 2 * INSTANCE_MARGIN)
+        validity = dt.timedelta(seconds=self.settings.max_ttl + WARM_MAX_IDLE + 2 * INSTANCE_MARGIN)
         server = make_server(self.config.host, self.config.proxy_port, self.config.home / "attestation", self.config.home / "platform",
                              cert_validity=validity)
         self._proxy = server
@@ -238,36 +250,34 @@ class LocalStack:
         self._stoppers.append(("proxy attestation service thread", stop))
 
     def _configure_handlers(self, ca_pem: str) -> None:
-        from lambdas.shared import aws
-        from lambdas.shared.config import settings
+        """The handlers' settings: this stack's tables, buckets, ports, proxy and identities, given to the
+        handlers this process runs (and, as its environment, to the local AWS process's task Lambdas)."""
         from runtime.measurement import measurement
 
         config = self.config
         loader_cert, loader_key = self._program_load_identity()
-        os.environ.update({
-            "IPOC_FUNCTIONS_TABLE": TABLE_NAMES["functions"],
-            "IPOC_INSTANCES_TABLE": TABLE_NAMES["instances"],
-            "IPOC_SLOTS_TABLE": TABLE_NAMES["slots"],
-            "IPOC_ARTIFACTS_BUCKET": ARTIFACTS_BUCKET,
-            "IPOC_INPUTS_BUCKET": INPUT_BUCKET,
-            "IPOC_ADMIN_PRINCIPALS": principal_arn(LOCAL_ADMIN),
-            "IPOC_VAAS_BACKEND": "local",
-            "IPOC_STATE_DIR": str(config.runtimes_dir),
-            "IPOC_PORT_MIN": str(config.runtime_port_min),
-            "IPOC_PORT_MAX": str(config.runtime_port_max),
-            "IPOC_ENDPOINT_HOST": config.host,
-            "IPOC_PROXY_URL": f"{config.host}:{config.proxy_port}",
-            "IPOC_PROXY_CERT": ca_pem,
-            "IPOC_RUNTIME_HASH": measurement(),
-            "IPOC_PLATFORM": "linux",
-            "IPOC_PROGRAM_LOAD_CERT_FILE": str(loader_cert),
-            "IPOC_PROGRAM_LOAD_KEY_FILE": str(loader_key),
-            "MOTO_PORT": str(config.moto_port),
-            "POWERTOOLS_TRACE_DISABLED": "1",
-            "POWERTOOLS_SERVICE_NAME": "ipoc-local",
-        })
-        settings.cache_clear()
-        aws.reset()
+        self.settings = replace(
+            self.settings,
+            functions_table=TABLE_NAMES["functions"],
+            instances_table=TABLE_NAMES["instances"],
+            slots_table=TABLE_NAMES["slots"],
+            artifacts_bucket=ARTIFACTS_BUCKET,
+            inputs_bucket=INPUT_BUCKET,
+            admin_principals=(principal_arn(LOCAL_ADMIN),),
+            backend="local",
+            state_dir=str(config.runtimes_dir),
+            port_min=config.runtime_port_min,
+            port_max=config.runtime_port_max,
+            endpoint_host=config.host,
+            proxy_url=f"{config.host}:{config.proxy_port}",
+            proxy_cert=ca_pem,
+            runtime_hash=measurement(),
+            platform="linux",
+            program_load_cert_file=str(loader_cert),
+            program_load_key_file=str(loader_key),
+        )
+        self._given_settings = settings_config.use(self.settings)
+        self._stoppers.append(("the handlers' settings", lambda: settings_config.use(self._given_settings)))
 
     def _program_load_identity(self) -> tuple[Path, Path]:
         """CCFaaS's program-load key and certificate, made once per IPOC_HOME and kept private."""
@@ -291,6 +301,8 @@ class LocalStack:
         from lambdas.s3stream.handler import lambda_handler as s3stream
         from lambdas.vaas.handler import lambda_handler as vaas
 
+        for module in ("ccfaas", "vaas", "s3stream"):  # their logs name this stack (a Lambda's, its function)
+            sys.modules[f"lambdas.{module}.handler"].logger.append_keys(service="ipoc-local")  # type: ignore[attr-defined]
         return {"ccfaas": ccfaas, "vaas": vaas, "s3stream": s3stream}
 
     def _start_apis(self, handlers: dict[str, Any]) -> None:

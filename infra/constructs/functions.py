@@ -1,6 +1,6 @@
 """The control plane's Lambdas: one code asset and one dependencies layer, a role each.
 
-Every function gets the same settings (``lambdas.shared.config`` reads them),
+Every function gets the same settings (``Settings.to_environment()``, which ``lambdas.shared.config`` reads back),
 X-Ray tracing, JSON logs in its own log group with the deployment's retention,
 and a place in the VPC's private subnets. Grants are made by the stack.
 """

@@ -6,6 +6,7 @@ The constructs create; this stack wires them: environment, grants, outputs.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from aws_cdk import ArnFormat, CfnOutput, CustomResource, RemovalPolicy, Stack
@@ -25,6 +26,9 @@ from infra.constructs.logging import log_group
 from infra.constructs.workflow import InstanceWorkflow
 from infra.stacks.network import NetworkStack
 from ipoc.stack_outputs import OUTPUT_API_URL, OUTPUT_INPUTS_BUCKET, OUTPUT_REGION
+from lambdas.shared.config import Settings
+
+SETTING_NAMES = Settings.names()
 
 
 
@@ -57,31 +61,32 @@ class PlatformStack(Stack):
             proxy_ca_certificate=ca_certificate, proxy_ca_key=ca_key,
         )
         cluster = enclaves.cluster
-        environment = {
-            "IPOC_FUNCTIONS_TABLE": data.tables["functions"].table_name,
-            "IPOC_INSTANCES_TABLE": data.tables["instances"].table_name,
-            "IPOC_SLOTS_TABLE": data.tables["slots"].table_name,
-            "IPOC_ARTIFACTS_BUCKET": data.artifacts.bucket_name,
-            "IPOC_INPUTS_BUCKET": data.inputs.bucket_name,
-            "IPOC_ADMIN_PRINCIPALS": "",  # set below, once the admin role exists
-            "IPOC_VAAS_BACKEND": "kubernetes",
-            "IPOC_PORT_MIN": str(config.port_min),
-            "IPOC_PORT_MAX": str(config.port_max),
-            "IPOC_ENDPOINT_HOST": enclaves.runtime_host,
-            "IPOC_PROXY_URL": enclaves.proxy_url,
-            "IPOC_PROXY_CERT_SECRET_ARN": ca_certificate.secret_arn,
-            "IPOC_RUNTIME_HASH": config.runtime_measurement,
-            "IPOC_PLATFORM": "nitro",
-            "IPOC_K8S_NAMESPACE": RUNTIME_NAMESPACE,
-            "IPOC_RUNTIME_IMAGE": config.runtime_image,
-            "IPOC_EKS_CLUSTER": cluster.cluster_name,
-            "IPOC_K8S_HOST": cluster.cluster_endpoint,
-            "IPOC_K8S_CA_DATA": cluster.cluster_certificate_authority_data,
-            "IPOC_PROGRAM_LOAD_SECRET_ARN": program_load.secret_arn,
-            "IPOC_DEFAULT_TTL": str(config.default_ttl),
-            "IPOC_MAX_TTL": str(config.max_ttl),
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-        }
+        # Every function with settings gets the whole table (lambdas.shared.config), defaults included: the
+        # deployment's values here, the state machine and the admins once they exist (below).
+        settings = Settings(
+            functions_table=data.tables["functions"].table_name,
+            instances_table=data.tables["instances"].table_name,
+            slots_table=data.tables["slots"].table_name,
+            artifacts_bucket=data.artifacts.bucket_name,
+            inputs_bucket=data.inputs.bucket_name,
+            backend="kubernetes",
+            port_min=config.port_min,
+            port_max=config.port_max,
+            endpoint_host=enclaves.runtime_host,
+            proxy_url=enclaves.proxy_url,
+            proxy_cert_secret_arn=ca_certificate.secret_arn,
+            runtime_hash=config.runtime_measurement,
+            platform="nitro",
+            kube_namespace=RUNTIME_NAMESPACE,
+            runtime_image=config.runtime_image,
+            eks_cluster=cluster.cluster_name,
+            kube_host=cluster.cluster_endpoint,
+            kube_ca_data=cluster.cluster_certificate_authority_data,
+            program_load_secret_arn=program_load.secret_arn,
+            default_ttl=config.default_ttl,
+            max_ttl=config.max_ttl,
+        )
+        environment = {**settings.to_environment(), "POWERTOOLS_LOG_LEVEL": "INFO"}
         fns = ControlPlaneFunctions(
             self, "ControlPlane",
             code=lambda_.Code.from_asset(str(code_dir)),
@@ -95,7 +100,7 @@ class PlatformStack(Stack):
             log_retention_days=config.log_retention_days, state_machine_name=state_machine_name,
         )
         machine = workflow.state_machine
-        fns["Ccfaas"].add_environment("IPOC_STATE_MACHINE_ARN", machine.state_machine_arn)
+        fns["Ccfaas"].add_environment(SETTING_NAMES["state_machine_arn"], machine.state_machine_arn)
 
         # -- grants: each function gets what its code touches ------------------------------------
         tables = data.tables
@@ -164,10 +169,10 @@ class PlatformStack(Stack):
             rate_limit=config.throttle_rate, burst_limit=config.throttle_burst,
             log_retention_days=config.log_retention_days,
         )
-        admins = ",".join([api.admin_role.role_arn, *config.admin_principals])
+        admins = replace(settings, admin_principals=(api.admin_role.role_arn, *config.admin_principals)).to_environment()
         for name, function in fns.functions.items():
             if SPECS[name].settings:
-                function.add_environment("IPOC_ADMIN_PRINCIPALS", admins)
+                function.add_environment(SETTING_NAMES["admin_principals"], admins[SETTING_NAMES["admin_principals"]])
 
         self.functions = fns
         self.api = api

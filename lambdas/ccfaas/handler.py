@@ -9,6 +9,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.ccfaas.routes import files, functions, instances
+from lambdas.ccfaas.services import CcfaasServices
 from lambdas.shared.api import make_resolver
 
 logger = Logger()
@@ -22,4 +23,5 @@ app.include_router(instances.router)
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    app.append_context(services=CcfaasServices.current())  # built once per process, not per route
     return app.resolve(event, context)

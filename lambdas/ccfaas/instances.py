@@ -28,7 +28,7 @@ from lambdas.ccfaas.registry import LOADED, Registry
 from lambdas.shared import aws
 from lambdas.shared.auth import is_admin
 from lambdas.shared.config import settings
-from lambdas.shared.stores import InstanceStore, now_iso
+from lambdas.shared.stores import InstanceStorage, InstanceStore, now_iso
 
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_WAIT = 25  # below API Gateway's 29 s integration timeout
@@ -62,7 +62,7 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Instances:
-    instances: InstanceStore
+    instances: InstanceStorage
     registry: Registry
 
     @classmethod
@@ -123,7 +123,7 @@ class Instances:
         try:  # a deletion of this version marks it first, then looks for instances: one of the two sees the other
             self.registry.version(record.name, record.version)
         except errors.NotFound:
-            self.instances.table.delete_item(Key={"instance_id": key})
+            self.instances.delete(key)
             raise errors.Conflict(f"version {record.version} of function {record.name!r} was deleted meanwhile") from None
         try:
             execution = aws.client("stepfunctions").start_execution(
@@ -132,7 +132,7 @@ class Instances:
                 input=json.dumps(execution_input),
             )
         except Exception as exc:
-            self.instances.table.delete_item(Key={"instance_id": key})
+            self.instances.delete(key)
             raise errors.DependencyFailed(f"could not start the instance's workflow: {exc}") from None
         self.instances.update(key, execution_arn=execution["executionArn"])
         return {**item, "execution_arn": execution["executionArn"]}

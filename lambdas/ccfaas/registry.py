@@ -22,7 +22,9 @@ from ipoc.errors import Conflict, HashMismatch, NotFound, PayloadTooLarge, Valid
 from ipoc.path_segments import decode_path, encode_path
 from ipoc.rights import normalise_path
 from lambdas.shared.config import settings
-from lambdas.shared.stores import ArtifactStore, FunctionRecord, FunctionStore, InstanceStore, now_iso
+from lambdas.shared.stores import (
+    ArtifactStorage, ArtifactStore, FunctionRecord, FunctionStorage, FunctionStore, InstanceStorage, InstanceStore, now_iso,
+)
 
 Kind = Literal["program", "data_file"]
 KINDS: tuple[Kind, ...] = ("program", "data_file")
@@ -57,9 +59,9 @@ def policy_sha256(policy: dict[str, Any]) -> str:
 
 @dataclass
 class Registry:
-    functions: FunctionStore
-    artifacts: ArtifactStore
-    instances: InstanceStore
+    functions: FunctionStorage
+    artifacts: ArtifactStorage
+    instances: InstanceStorage
 
     @classmethod
     def from_settings(cls) -> "Registry":

@@ -20,7 +20,7 @@ from pathlib import Path
 from ipoc.certs import Identity, key_matches_certificate, load_certificate, new_certificate_authority, new_identity
 from ipoc.errors import CertificateError
 from lambdas.shared import aws
-from lambdas.shared.config import settings
+from lambdas.shared.config import Settings, settings
 
 PROGRAM_LOAD_NAME = "ipoc-program-load"
 PROGRAM_LOAD_DAYS = 365
@@ -32,9 +32,13 @@ def secret_text(secret_id: str) -> str:
     return aws.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
 
 
-@cache
 def program_load_identity() -> Identity:
-    config = settings()
+    """The identity this process's settings name (read once per settings: a secret or two files)."""
+    return _program_load_identity(settings())
+
+
+@cache
+def _program_load_identity(config: Settings) -> Identity:
     if config.program_load_secret_arn:
         document = json.loads(secret_text(config.program_load_secret_arn))
         return Identity(certificate=document["certificate"], private_key=document["key"])

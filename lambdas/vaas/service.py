@@ -15,7 +15,7 @@ from ipoc.policy import CCFAAS_INSTANCE_ID, Infrastructure, complete_policy
 from ipoc import schemas
 from ipoc.errors import NoCapacity, NotFound, ValidationError
 from lambdas.shared.config import settings
-from lambdas.shared.stores import SlotStore, now_iso
+from lambdas.shared.stores import SlotStorage, SlotStore, now_iso
 from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup, backend_from_settings
 
 NAME_HOST = "veracruz-nitro-server"  # instance names are "veracruz-nitro-server:<port>", as the original
@@ -23,7 +23,7 @@ NAME_HOST = "veracruz-nitro-server"  # instance names are "veracruz-nitro-server
 
 @dataclass
 class VaaS:
-    slots: SlotStore
+    slots: SlotStorage
     backend: RuntimeBackend
     port_min: int
     port_max: int

@@ -20,6 +20,7 @@ from lambdas.shared.config import settings
 from tests.support import policies
 from tests.support.aws import call
 from tests.support.lifecycle import running_plane
+from tests.support.settings import use_settings
 
 API_GATEWAY_TIMEOUT = 29.0
 
@@ -64,8 +65,7 @@ def test_wait_0_answers_202_at_once_and_get_keeps_the_original_keys(plane, ids, 
 def test_the_default_wait_is_configurable_and_capped(plane, ids, echo_wasm, monkeypatch):
     assert settings().instance_wait == 25  # the default stays under API Gateway's 29 s
     plane.register_echo(echo_wasm)
-    monkeypatch.setenv("IPOC_INSTANCE_WAIT", "0")
-    settings.cache_clear()
+    use_settings(monkeypatch, IPOC_INSTANCE_WAIT="0")
     reply = plane.create("orig-3", [(ids.user, policies.USER_RIGHTS)], query="")
     assert reply.status == 202 and reply.json["instance"] == "orig-3"
     plane.wait_status("orig-3", ("READY", "FAILED"))

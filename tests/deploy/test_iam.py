@@ -29,7 +29,8 @@ from lambdas.ccfaas.reaper import Reaper
 from lambdas.ccfaas.setup import lambda_handler as setup_handler
 from lambdas.s3stream.handler import lambda_handler as s3stream
 from lambdas.shared import aws
-from lambdas.shared.config import settings
+from lambdas.shared.config import Settings, settings
+from lambdas.shared.identity import program_load_identity
 from lambdas.shared.tables import FUNCTIONS, INSTANCES, SLOTS
 from local.runtimes import running_ports, stop_runtime
 from lambdas.vaas.handler import lambda_handler as vaas
@@ -40,6 +41,7 @@ from tests.deploy import iam
 from tests.deploy.conftest import stack_template
 from tests.support import policies
 from tests.support.aws import call, input_key, instance_table_key
+from tests.support.settings import use_settings
 from tests.support.waiting import free_port_range, wait_until
 
 TABLE_SPECS = {"IPOC_FUNCTIONS_TABLE": FUNCTIONS, "IPOC_INSTANCES_TABLE": INSTANCES, "IPOC_SLOTS_TABLE": SLOTS}
@@ -124,11 +126,10 @@ def deployed(template: dict[str, Any], monkeypatch, proxy, tmp_path) -> Iterator
                    IPOC_PORT_MIN=str(port_base), IPOC_PORT_MAX=str(port_base + SLOTS_COUNT - 1),
                    IPOC_ADMIN_PRINCIPALS=principal_arn(LOCAL_ADMIN), POWERTOOLS_TRACE_DISABLED="1", POWERTOOLS_LOG_LEVEL="WARNING")
         env.pop("IPOC_ENDPOINT_HOST", None)
-        for key_name in ("IPOC_PROGRAM_LOAD_CERT_FILE", "IPOC_PROGRAM_LOAD_KEY_FILE"):
-            monkeypatch.delenv(key_name, raising=False)
-        for key_name, value in env.items():
-            monkeypatch.setenv(key_name, value)
-        settings.cache_clear()
+        env.update(IPOC_PROGRAM_LOAD_CERT_FILE="", IPOC_PROGRAM_LOAD_KEY_FILE="")  # the Lambdas read the secret
+        for key_name in ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_LOG_LEVEL"):
+            monkeypatch.setenv(key_name, env.pop(key_name))
+        use_settings(monkeypatch, Settings.from_environment(os.environ), **env)
         aws.reset()
         # The workflow under its synthesized name, role and task function
         arn = workflow.register(admin_iam, boto3.client("lambda"), boto3.client("stepfunctions"),
@@ -184,9 +185,6 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
         # Deployment: the setup custom resource fills the identity secrets
         assert as_role("Setup", setup_handler, {"RequestType": "Create", "ResourceProperties": secret_arns}, context)["Data"] == {
             "ProgramLoadWritten": "True", "ProxyCaWritten": "True"}
-        from lambdas.shared.identity import program_load_identity
-
-        program_load_identity.cache_clear()
         # Publisher: register a function and upload its program
         policy = policies.echo_function("echo", echo_wasm)
         assert as_role("Ccfaas", call, ccfaas, "POST", "/function", policy).status == 201
@@ -203,7 +201,7 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
         assert created.status == 202, created.json
         ready = wait_for_status(as_role, "i-iam", ("READY", "FAILED"))
         assert ready["status"] == "READY", ready.get("reason")
-        wait_until(lambda: "task_token" in (boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
+        wait_until(lambda: "task_token" in (boto3.resource("dynamodb").Table(settings().instances_table)
                                             .get_item(Key={"instance_id": instance_table_key("i-iam")}).get("Item") or {}),
                    timeout=60, what="the workflow to stream and wait for release")
         with VeracruzClient(ready["policy"], ids.user.certificate, ids.user.private_key) as client:
@@ -234,12 +232,12 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
         wait_until(lambda: running_ports(tmp_path / "runtimes") == [], timeout=10, what="the runtime to die")
         assert as_role("Reaper", Reaper(Lifecycle.from_settings()).run)[0]["instance_id"] == instance_table_key("i-dies")
         assert wait_for_status(as_role, "i-dies", ("FAILED",))["reason"] == "runtime died"
-        wait_until(lambda: not boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"],
+        wait_until(lambda: not boto3.client("dynamodb").scan(TableName=settings().slots_table)["Items"],
                    timeout=30, what="the workflow's teardown to free the slot")
         # The reaper again: an instance past its deadline is released (ends DELETED)
         assert as_role("Ccfaas", call, ccfaas, "POST", "/instance?wait=0", {**user_policy, "instanceid": "i-old"}, user="alice").status == 202
         assert wait_for_status(as_role, "i-old", ("READY", "FAILED"))["status"] == "READY"
-        instances = boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
+        instances = boto3.resource("dynamodb").Table(settings().instances_table)
         wait_until(lambda: "task_token" in instances.get_item(Key={"instance_id": instance_table_key("i-old")})["Item"], timeout=60,
                    what="the workflow to wait for release")
         instances.update_item(Key={"instance_id": instance_table_key("i-old")}, UpdateExpression="SET created_at = :c",

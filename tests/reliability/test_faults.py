@@ -18,13 +18,13 @@ import pytest
 from ipoc.errors import DependencyFailed
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
-from lambdas.shared.config import settings
 from lambdas.vaas.backends import manifests
 from tests.support.kmock_backend import LABELS, NAMESPACE, POLICY, backend_for, kubelet, read
 from tests.support.lifecycle import leaks
 from tests.reliability.tally import TALLY
 from tests.support import policies
 from tests.support.waiting import wait_until
+from tests.support.settings import use_settings
 
 TERMINAL = ("FAILED", "DELETED")
 
@@ -115,8 +115,7 @@ def kill_runtime(plane, state: dict) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("action", ["wait_ready", "provision", "mark_ready"])
 def test_the_runtime_killed_at_each_state_fails_the_instance_and_leaves_nothing(plane, ids, echo_wasm, monkeypatch, action):
-    monkeypatch.setenv("IPOC_READY_TIMEOUT", "2")
-    settings.cache_clear()
+    use_settings(monkeypatch, IPOC_READY_TIMEOUT="2")
     plane.register_echo(echo_wasm)
 
     def kill_then_continue(lifecycle: Lifecycle, state: dict, original: Callable) -> Any:

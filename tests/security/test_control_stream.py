@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
 import boto3
 import pytest
@@ -21,6 +20,7 @@ from ipoc.client import VeracruzClient
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.s3stream.handler import lambda_handler as s3stream
 from lambdas.shared.stores import ArtifactStore
+from lambdas.shared.config import settings
 from tests.support import policies
 from tests.support.aws import call, input_key
 from tests.support.lifecycle import running_plane
@@ -56,7 +56,7 @@ def _refused(reply) -> str:
 
 def test_a_second_user_cannot_read_or_deliver_through_the_streamer(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
-    inputs = os.environ["IPOC_INPUTS_BUCKET"]
+    inputs = settings().inputs_bucket
     secret = b"alice's camera frames"
     boto3.client("s3").put_object(Bucket=inputs, Key=input_key("camera.enc", "alice"), Body=secret)
     boto3.client("s3").put_object(Bucket=inputs, Key=input_key("mine.enc", "bob"), Body=b"bob's own")
@@ -73,7 +73,7 @@ def test_a_second_user_cannot_read_or_deliver_through_the_streamer(plane, ids, e
     # ... the artifacts bucket's program
     program = ArtifactStore.artifact_key("echo", hashlib.sha256(echo_wasm).hexdigest())
     _refused(call(s3stream, "POST", "/s3_stream_veracruz",
-                  _request(os.environ["IPOC_ARTIFACTS_BUCKET"], program, bob_policy, ids), user="bob"))
+                  _request(settings().artifacts_bucket, program, bob_policy, ids), user="bob"))
     # bob delivers his own object into alice's instance, even reading with credentials of his own
     _refused(call(s3stream, "POST", "/s3_stream_veracruz",
                   _request(inputs, input_key("mine.enc", "bob"), alice_policy, ids), user="bob"))
@@ -107,10 +107,10 @@ def test_a_second_user_cannot_read_or_deliver_through_the_streamer(plane, ids, e
 
 def test_the_workflow_stream_step_applies_the_same_rule(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
-    inputs = os.environ["IPOC_INPUTS_BUCKET"]
+    inputs = settings().inputs_bucket
     boto3.client("s3").put_object(Bucket=inputs, Key=input_key("camera.enc", "alice"), Body=b"alice's")
     program = ArtifactStore.artifact_key("echo", hashlib.sha256(echo_wasm).hexdigest())
-    for bucket, key in ((inputs, input_key("camera.enc", "alice")), (os.environ["IPOC_ARTIFACTS_BUCKET"], program)):
+    for bucket, key in ((inputs, input_key("camera.enc", "alice")), (settings().artifacts_bucket, program)):
         query = f"?wait=0&stream_bucket={bucket}&stream_key={key}&stream_to=/input/data.txt"
         reply = plane.create("bob-2", [(ids.user, policies.USER_RIGHTS)], user="bob", query=query)
         _refused(reply)

@@ -11,10 +11,11 @@ from typing import Any
 import boto3
 
 from lambdas.shared import aws
-from lambdas.shared.config import settings
+from lambdas.shared.config import Settings
 from lambdas.shared.tables import FUNCTIONS, INSTANCES, SLOTS
 from local.apigw import LOCAL_ADMIN, build_event, principal_arn, response_parts
 from local.context import LocalLambdaContext
+from tests.support.settings import use_settings
 
 REGION = "us-east-1"
 
@@ -29,21 +30,22 @@ class Names:
 
 
 def configure(monkeypatch, **extra: str) -> Names:
-    """Point settings at fresh, uniquely named tables and bucket (call inside mock_aws)."""
+    """Point this process's settings at fresh, uniquely named tables and buckets (call inside mock_aws).
+
+    ``extra`` sets further settings by their environment variable (``IPOC_VAAS_BACKEND="local"``).
+    """
     suffix = uuid.uuid4().hex[:8]
     names = Names(f"functions-{suffix}", f"instances-{suffix}", f"slots-{suffix}", f"artifacts-{suffix}", f"inputs-{suffix}")
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-        "IPOC_FUNCTIONS_TABLE": names.functions, "IPOC_INSTANCES_TABLE": names.instances,
-        "IPOC_SLOTS_TABLE": names.slots, "IPOC_ARTIFACTS_BUCKET": names.bucket,
-        "IPOC_INPUTS_BUCKET": names.inputs,
-        "IPOC_ADMIN_PRINCIPALS": principal_arn(LOCAL_ADMIN), "POWERTOOLS_TRACE_DISABLED": "1",
-        "POWERTOOLS_LOG_LEVEL": "WARNING", **extra,
-    }
-    for key, value in env.items():
+    sdk = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
+           "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    for key, value in sdk.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    settings.cache_clear()
+    use_settings(monkeypatch, Settings.from_environment(), **{
+        "IPOC_FUNCTIONS_TABLE": names.functions, "IPOC_INSTANCES_TABLE": names.instances,
+        "IPOC_SLOTS_TABLE": names.slots, "IPOC_ARTIFACTS_BUCKET": names.bucket,
+        "IPOC_INPUTS_BUCKET": names.inputs, "IPOC_ADMIN_PRINCIPALS": principal_arn(LOCAL_ADMIN), **extra,
+    })
     aws.reset()
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     for spec, name in ((FUNCTIONS, names.functions), (INSTANCES, names.instances), (SLOTS, names.slots)):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from local.runtimes import running_ports
 from local import workflow
 from tests.support import policies
 from tests.support.aws import Reply, call, configure
+from tests.support.settings import use_settings
 
 ECHO_FUNCTION = "echo"
 
@@ -89,12 +89,8 @@ def control_plane(monkeypatch, proxy, tmp_path: Path, port_base: int, slots: int
         IPOC_PORT_MAX=str(port_base + slots - 1), IPOC_PROGRAM_LOAD_CERT_FILE=str(tmp_path / "loader.crt"),
         IPOC_PROGRAM_LOAD_KEY_FILE=str(tmp_path / "loader.key"),
     )
-    from lambdas.shared.identity import program_load_identity
-
-    program_load_identity.cache_clear()
     arn = workflow.register(boto3.client("iam"), boto3.client("lambda"), boto3.client("stepfunctions"))
-    monkeypatch.setenv("IPOC_STATE_MACHINE_ARN", arn)
-    settings.cache_clear()
+    use_settings(monkeypatch, IPOC_STATE_MACHINE_ARN=arn)
     return ControlPlane(state_machine=arn, runtimes=tmp_path / "runtimes", loader=loader)
 
 
@@ -119,7 +115,7 @@ def leaks(plane: ControlPlane) -> list[str]:
     """What a failed or finished operation must not leave: runtimes, slots, staged uploads, live records."""
     found = [f"runtime on port {port}" for port in running_ports(plane.runtimes)]
     found += [f"slot {item['slot']['S']}" for item in
-              boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"]]
-    listed = boto3.client("s3").list_objects_v2(Bucket=os.environ["IPOC_ARTIFACTS_BUCKET"], Prefix="uploads/")
+              boto3.client("dynamodb").scan(TableName=settings().slots_table)["Items"]]
+    listed = boto3.client("s3").list_objects_v2(Bucket=settings().artifacts_bucket, Prefix="uploads/")
     found += [f"staged upload {o['Key']}" for o in listed.get("Contents", [])]
     return found

@@ -12,7 +12,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from lambdas.ccfaas.registry import LOADED, Kind, Registry
+from lambdas.ccfaas.registry import LOADED, Kind
+from lambdas.ccfaas.services import services
 from lambdas.shared.api import raw_body, spec
 from lambdas.shared.http import json_response
 
@@ -23,28 +24,28 @@ router = APIGatewayRouter()
 
 
 def _upload(name: str, kind: Kind, segment: str) -> Response[dict[str, Any]]:
-    return json_response(201, Registry.from_settings().upload(name, kind, segment, raw_body(router.current_event)))
+    return json_response(201, services(router).registry.upload(name, kind, segment, raw_body(router.current_event)))
 
 
 def _listing(name: str, kind: Kind) -> Response[dict[str, Any]]:
-    files = Registry.from_settings().list_files(name, kind)
+    files = services(router).registry.list_files(name, kind)
     return json_response(200, {f"{kind}s": [f["name"] for f in files if f["status"] == LOADED], "files": files})
 
 
 def _show(name: str, kind: Kind, segment: str) -> Response[dict[str, Any]]:
-    return json_response(200, Registry.from_settings().file_status(name, kind, segment))
+    return json_response(200, services(router).registry.file_status(name, kind, segment))
 
 
 def _delete(name: str, kind: Kind, segment: str) -> Response[dict[str, Any]]:
-    return json_response(200, Registry.from_settings().delete_file(name, kind, segment))
+    return json_response(200, services(router).registry.delete_file(name, kind, segment))
 
 
 def _start_upload(name: str, kind: Kind, segment: str) -> Response[dict[str, Any]]:
-    return json_response(201, Registry.from_settings().start_upload(name, kind, segment))
+    return json_response(201, services(router).registry.start_upload(name, kind, segment))
 
 
 def _complete_upload(name: str, kind: Kind, segment: str) -> Response[dict[str, Any]]:
-    return json_response(201, Registry.from_settings().complete_upload(name, kind, segment))
+    return json_response(201, services(router).registry.complete_upload(name, kind, segment))
 
 
 # -- programs ----------------------------------------------------------------------------------------

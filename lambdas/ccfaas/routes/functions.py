@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from ipoc.errors import ValidationError
 from lambdas.ccfaas.registry import LOADED, MAX_VERSION, Registry, describe, parse_reference, version_view
+from lambdas.ccfaas.services import services
 from lambdas.shared.api import json_body, spec
 from lambdas.shared.http import json_response
 
@@ -20,7 +21,7 @@ router = APIGatewayRouter()
 
 
 def registry() -> Registry:
-    return Registry.from_settings()
+    return services(router).registry
 
 
 @router.post("/function", summary="Register a function, or publish its next version (identical content: 200, no new version)",

@@ -16,10 +16,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from ipoc.errors import ValidationError
-from lambdas.ccfaas.instances import MAX_WAIT, Instances, name_of, view
+from lambdas.ccfaas.instances import MAX_WAIT, name_of, view
+from lambdas.ccfaas.services import services
 from lambdas.shared.api import json_body, spec
 from lambdas.shared.auth import caller, principal_id
-from lambdas.shared.config import settings
 from lambdas.shared.http import json_response
 from lambdas.shared.stores import InstanceStore
 from lambdas.shared.stream_access import check_source
@@ -51,10 +51,10 @@ def _stream() -> dict[str, str] | None:
              **spec(200, 400, 403, 404, 409, 502, admin=False, request="user",
                     success_text="READY, with the policy (200); still starting after the wait (202)"))
 def create() -> Response[dict[str, Any]]:
-    service = Instances.from_settings()
+    service = services(router).instances
     wait = _int_param("wait", 0, MAX_WAIT)
     if wait is None:
-        wait = max(0, min(settings().instance_wait, MAX_WAIT))
+        wait = max(0, min(services(router).settings.instance_wait, MAX_WAIT))
     record = service.create(
         json_body(router.current_event), caller(router.current_event.raw_event),
         ttl=_int_param("ttl", 1, 10**7), stream=_stream(),
@@ -82,18 +82,18 @@ def original_view(record: dict[str, Any]) -> dict[str, Any]:
 @router.get("/instance", summary="List your instances (administrators see all)", tags=["instances"],
             **spec(200, admin=False))
 def list_instances() -> Response[dict[str, Any]]:
-    records = Instances.from_settings().list(caller(router.current_event.raw_event))
+    records = services(router).instances.list(caller(router.current_event.raw_event))
     return json_response(200, {"instances": [name_of(r) for r in records], "details": [view(r) for r in records]})
 
 
 @router.get("/instance/<instance_id>", summary="Show an instance: status, reason, workflow, and the policy once READY",
             tags=["instances"], **spec(200, 404, admin=False))
 def show(instance_id: str) -> Response[dict[str, Any]]:
-    return json_response(200, original_view(Instances.from_settings().get(instance_id, caller(router.current_event.raw_event))))
+    return json_response(200, original_view(services(router).instances.get(instance_id, caller(router.current_event.raw_event))))
 
 
 @router.delete("/instance/<instance_id>", summary="Release an instance into teardown and wait (bounded) for DELETED",
                tags=["instances"], **spec(200, 404, admin=False, success_text="DELETED (200) or still releasing (202)"))
 def delete(instance_id: str) -> Response[dict[str, Any]]:
-    record = Instances.from_settings().delete(instance_id, caller(router.current_event.raw_event))
+    record = services(router).instances.delete(instance_id, caller(router.current_event.raw_event))
     return json_response(200 if record.get("status") in InstanceStore.TERMINAL else 202, view(record))

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from lambdas.shared.api import json_body, spec
 from lambdas.shared.http import json_response
-from lambdas.vaas.service import VaaS
+from lambdas.vaas.services import services
 
 router = APIGatewayRouter()
 
@@ -25,21 +25,21 @@ def _filters() -> dict[str, str | None]:
 @router.post("/veracruz", summary="Create a Veracruz instance from a VaaS policy", tags=["veracruz"],
              **spec(201, 400, 403, 502, 507, admin=True, request="vaas"))
 def create() -> Response[dict[str, Any]]:
-    return json_response(201, VaaS.from_settings().create(json_body(router.current_event)))
+    return json_response(201, services(router).vaas.create(json_body(router.current_event)))
 
 
 @router.get("/veracruz", summary="List Veracruz instances", tags=["veracruz"], **spec(200, 403, admin=True))
 def list_instances() -> Response[dict[str, Any]]:
-    return json_response(200, VaaS.from_settings().list(**_filters()))
+    return json_response(200, services(router).vaas.list(**_filters()))
 
 
 @router.get("/veracruz/<name>", summary="Show one Veracruz instance", tags=["veracruz"],
             **spec(200, 400, 403, 404, admin=True))
 def show(name: str) -> Response[dict[str, Any]]:
-    return json_response(200, VaaS.from_settings().show(name, **_filters()))
+    return json_response(200, services(router).vaas.show(name, **_filters()))
 
 
 @router.delete("/veracruz/<name>", summary="Stop and delete a Veracruz instance", tags=["veracruz"],
                **spec(200, 400, 403, 404, 502, admin=True))
 def delete(name: str) -> Response[dict[str, Any]]:
-    return json_response(200, VaaS.from_settings().delete(name, **_filters()))
+    return json_response(200, services(router).vaas.delete(name, **_filters()))

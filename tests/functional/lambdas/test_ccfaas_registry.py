@@ -13,6 +13,7 @@ from moto import mock_aws
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from tests.support.seed import CFG, NAMES, PROGRAM, WEIGHTS, small_function
 from tests.support.aws import b64, call, configure
+from tests.support.settings import use_settings
 
 @pytest.fixture
 def aws(monkeypatch):
@@ -114,10 +115,7 @@ def test_complete_without_upload_and_size_limits(aws, monkeypatch):
     call(ccfaas, "POST", "/function", small_function())
     segment = b64("/program_data/yolov3.weights")
     assert call(ccfaas, "POST", f"/function/vod_small/data_file/{segment}/upload/complete").status == 404
-    monkeypatch.setenv("IPOC_DIRECT_UPLOAD_LIMIT", "1000")
-    from lambdas.shared.config import settings
-
-    settings.cache_clear()
+    use_settings(monkeypatch, IPOC_DIRECT_UPLOAD_LIMIT="1000")
     too_big = call(ccfaas, "POST", f"/function/vod_small/data_file/{segment}", raw=WEIGHTS)
     assert too_big.status == 413 and "/upload" in too_big.json["message"]
 

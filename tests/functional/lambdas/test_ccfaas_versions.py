@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from ipoc.client import VeracruzClient
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
+from lambdas.shared.config import settings
 from tests.support import policies
 from tests.support import seed
 from tests.support.aws import b64, call, configure
@@ -230,7 +231,7 @@ def _program_hash(record: dict) -> str:
 def plane_bucket() -> str:
     import os
 
-    return os.environ["IPOC_ARTIFACTS_BUCKET"]
+    return settings().artifacts_bucket
 
 
 def test_the_version_routes_are_documented_for_administrators_only(monkeypatch):

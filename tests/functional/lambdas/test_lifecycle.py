@@ -15,6 +15,7 @@ from ipoc.policy import policy_hash
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
+from lambdas.shared.config import settings
 from local.runtimes import running_ports
 from tests.support import policies
 from tests.support.aws import call, instance_table_key
@@ -63,7 +64,7 @@ def test_create_ready_execute_delete(plane, ids, echo_wasm):
     assert execution["status"] == "SUCCEEDED"
     assert dedupe(plane.states_entered(ready["execution_arn"])) == ALL_STATES_RELEASED
     assert call(ccfaas, "DELETE", "/instance/i-1", user="alice").json["status"] == "DELETED"  # idempotent
-    assert boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"] == []
+    assert boto3.client("dynamodb").scan(TableName=settings().slots_table)["Items"] == []
 
 
 def test_wait_answers_with_the_original_shape(plane, ids, echo_wasm):
@@ -86,7 +87,7 @@ def test_provisioning_denial_fails_the_instance_and_leaves_nothing(plane, ids, e
     assert execution["status"] == "FAILED" and execution["error"] == "ProvisioningFailed"
     assert plane.states_entered(failed["execution_arn"])[-3:] == ["RecordFailure", "TeardownAfterFailure", "Failed"]
     wait_until(lambda: running_ports(plane.runtimes) == [], timeout=10, what="the runtime to be gone")
-    assert boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"] == []
+    assert boto3.client("dynamodb").scan(TableName=settings().slots_table)["Items"] == []
 
 
 def test_ttl_expiry_and_an_ended_workflow_tear_down(plane, ids, echo_wasm):
@@ -99,7 +100,7 @@ def test_ttl_expiry_and_an_ended_workflow_tear_down(plane, ids, echo_wasm):
     sfn = boto3.client("stepfunctions")
     user_policy = {"function": "echo", "instanceid": "i-ttl",
                    "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
-    boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"]).put_item(
+    boto3.resource("dynamodb").Table(settings().instances_table).put_item(
         Item={"instance_id": "i-ttl", "function": "echo", "owner": "arn:aws:iam::000000000000:user/alice",
               "status": "PENDING", "created_at": "2026-01-01T00:00:00+00:00", "ttl_seconds": 2})
     execution = sfn.start_execution(stateMachineArn=plane.state_machine, input=json.dumps(
@@ -109,7 +110,7 @@ def test_ttl_expiry_and_an_ended_workflow_tear_down(plane, ids, echo_wasm):
     record = call(ccfaas, "GET", "/instance/i-ttl", user="alice").json
     assert record["status"] == "DELETED" and "TTL of 2 s expired" in record["reason"]
     # GIVEN a live instance whose workflow has ended (moto cannot stop an execution, so point it at the ended one)
-    boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"]).update_item(
+    boto3.resource("dynamodb").Table(settings().instances_table).update_item(
         Key={"instance_id": live["key"]}, UpdateExpression="SET execution_arn = :a",
         ExpressionAttributeValues={":a": execution["executionArn"]})
     # WHEN the reaper runs THEN it tears the instance down itself
@@ -135,7 +136,7 @@ def test_reaper_fails_an_instance_whose_runtime_died(plane, ids, echo_wasm):
     failed = plane.wait_status("i-dies", ("FAILED",))
     assert failed["reason"] == "runtime died"
     assert plane.execution(record["execution_arn"])["status"] == "FAILED"
-    wait_until(lambda: not boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"],
+    wait_until(lambda: not boto3.client("dynamodb").scan(TableName=settings().slots_table)["Items"],
                timeout=20, what="the slot to be freed")
 
 
@@ -246,7 +247,7 @@ def test_no_free_slot_and_a_starting_runtime_are_waits_not_errors(plane, ids, ec
     plane.wait_status("i-b", ("READY",))
     # WHEN a third instance is asked for THEN it waits for a slot, and gets one once an instance is deleted
     plane.create("i-c", [(ids.user, policies.USER_RIGHTS)])
-    waiting = boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
+    waiting = boto3.resource("dynamodb").Table(settings().instances_table)
     wait_until(lambda: "WaitForSlot" in plane.states_entered(waiting.get_item(Key={"instance_id": instance_table_key("i-c")})["Item"]["execution_arn"]),
                timeout=20, what="i-c to wait for a slot")
     assert call(ccfaas, "DELETE", "/instance/i-a", user="alice").json["status"] == "DELETED"
@@ -283,7 +284,7 @@ def test_a_lambda_throttle_at_the_release_wait_is_retried(plane, ids, echo_wasm,
     plane.create("i-throttled", [(ids.user, policies.USER_RIGHTS)])
     record = plane.wait_status("i-throttled", ("READY", "FAILED"))
     wait_until(lambda: (call(ccfaas, "GET", "/instance/i-throttled", user="alice").json.get("status") != "READY"
-                        or "task_token" in boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
+                        or "task_token" in boto3.resource("dynamodb").Table(settings().instances_table)
                         .get_item(Key={"instance_id": instance_table_key("i-throttled")})["Item"]),
                timeout=20, what="the workflow to reach its release wait")
     assert throttled, "the throttle was not injected"
@@ -300,7 +301,7 @@ def _start_directly(plane, ids, instance_id: str, ttl: int, created_ago: float) 
     created = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=created_ago)).isoformat()
     user_policy = {"function": "echo", "instanceid": instance_id,
                    "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
-    boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"]).put_item(
+    boto3.resource("dynamodb").Table(settings().instances_table).put_item(
         Item={"instance_id": instance_id, "function": "echo", "owner": "arn:aws:iam::000000000000:user/alice",
               "status": "PENDING", "created_at": created, "ttl_seconds": ttl})
     return boto3.client("stepfunctions").start_execution(stateMachineArn=plane.state_machine, input=json.dumps(
@@ -327,7 +328,7 @@ def test_the_reaper_expires_at_the_same_deadline_and_the_instance_ends_deleted(p
     plane.register_echo(echo_wasm)
     plane.create("i-old", [(ids.user, policies.USER_RIGHTS)])
     record = plane.wait_status("i-old", ("READY",))
-    table = boto3.resource("dynamodb").Table(os.environ["IPOC_INSTANCES_TABLE"])
+    table = boto3.resource("dynamodb").Table(settings().instances_table)
     wait_until(lambda: "task_token" in table.get_item(Key={"instance_id": instance_table_key("i-old")})["Item"], timeout=20,
                what="the workflow to wait for release")
     # GIVEN its deadline (created_at + TTL) passed a grace period ago, while its workflow still waits

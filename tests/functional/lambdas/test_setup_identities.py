@@ -15,6 +15,7 @@ from lambdas.ccfaas import setup
 from lambdas.shared import identity
 from local.context import LocalLambdaContext
 from tests.support.aws import REGION, configure
+from tests.support.settings import use_settings
 
 
 @pytest.fixture
@@ -84,11 +85,6 @@ def test_delete_touches_nothing(secrets) -> None:
 def test_the_lambdas_read_the_program_load_identity_the_setup_wrote(secrets, monkeypatch) -> None:
     client, arns = secrets
     setup.lambda_handler(event("Create", arns), LocalLambdaContext("setup"))
-    monkeypatch.setenv("IPOC_PROGRAM_LOAD_SECRET_ARN", arns["program-load"])
-    identity.settings.cache_clear()
-    identity.program_load_identity.cache_clear()
-    try:
-        loaded = identity.program_load_identity()
-        assert key_matches_certificate(loaded.private_key, loaded.certificate)
-    finally:
-        identity.program_load_identity.cache_clear()
+    use_settings(monkeypatch, IPOC_PROGRAM_LOAD_SECRET_ARN=arns["program-load"])
+    loaded = identity.program_load_identity()
+    assert key_matches_certificate(loaded.private_key, loaded.certificate)

@@ -13,6 +13,7 @@ from lambdas.vaas.handler import lambda_handler as vaas
 from tests.support import policies
 from tests.support.aws import call
 from tests.support.vaas import SLOTS, aws  # noqa: F401  (aws: the fixture)
+from tests.support.settings import use_settings
 
 def user_policy(ids) -> dict:
     vaas_policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS)])
@@ -71,10 +72,7 @@ def test_invalid_policy_is_400_and_takes_no_slot(aws, ids):
 
 
 def test_a_runtime_that_cannot_start_frees_its_slot(aws, ids, monkeypatch):
-    monkeypatch.setenv("IPOC_PROXY_URL", "127.0.0.1:1")  # nothing listens: attestation fails
-    from lambdas.shared.config import settings
-
-    settings.cache_clear()
+    use_settings(monkeypatch, IPOC_PROXY_URL="127.0.0.1:1")  # nothing listens: attestation fails
     reply = call(vaas, "POST", "/veracruz", user_policy(ids))
     assert reply.status == 502 and "exited" in reply.json["message"]
     assert call(vaas, "GET", "/veracruz").json == {"veracruz": []}

@@ -11,9 +11,9 @@ import pytest
 from moto import mock_aws
 
 from ipoc.certs import new_certificate_authority
-from lambdas.shared.config import settings
 from lambdas.vaas.backends.kubernetes import KubernetesBackend, ca_file_from_data
 from tests.support.aws import REGION, configure
+from tests.support.settings import use_settings
 
 
 def test_cluster_ca_data_becomes_a_private_file_once() -> None:
@@ -36,11 +36,9 @@ def test_backend_reads_the_proxy_ca_from_secrets_manager(monkeypatch) -> None:
         arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name="ca-cert", SecretString=authority.certificate)["ARN"]
         cluster_ca = base64.b64encode(authority.certificate.encode()).decode()
-        for key, value in {"IPOC_VAAS_BACKEND": "kubernetes", "IPOC_K8S_HOST": "https://example.eks.amazonaws.com",
-                           "IPOC_EKS_CLUSTER": "ipoc", "IPOC_K8S_CA_DATA": cluster_ca, "IPOC_PROXY_CERT_SECRET_ARN": arn,
-                           "IPOC_RUNTIME_HASH": "ab" * 32, "IPOC_PLATFORM": "nitro", "IPOC_ENDPOINT_HOST": "nlb.example"}.items():
-            monkeypatch.setenv(key, value)
-        settings.cache_clear()
+        use_settings(monkeypatch, IPOC_VAAS_BACKEND="kubernetes", IPOC_K8S_HOST="https://example.eks.amazonaws.com",
+                     IPOC_EKS_CLUSTER="ipoc", IPOC_K8S_CA_DATA=cluster_ca, IPOC_PROXY_CERT_SECRET_ARN=arn,
+                     IPOC_RUNTIME_HASH="ab" * 32, IPOC_PLATFORM="nitro", IPOC_ENDPOINT_HOST="nlb.example")
         backend = KubernetesBackend.from_settings()
         setup = backend.runtime_setup()
         assert setup.proxy_cert == authority.certificate
@@ -49,8 +47,6 @@ def test_backend_reads_the_proxy_ca_from_secrets_manager(monkeypatch) -> None:
 
 def test_backend_without_a_proxy_ca_says_which_setting_is_missing(monkeypatch) -> None:
     with mock_aws():
-        configure(monkeypatch, IPOC_K8S_HOST="https://example", IPOC_EKS_CLUSTER="ipoc")
-        monkeypatch.delenv("IPOC_PROXY_CERT", raising=False)
-        settings.cache_clear()
+        configure(monkeypatch, IPOC_K8S_HOST="https://example", IPOC_EKS_CLUSTER="ipoc", IPOC_PROXY_CERT="")
         with pytest.raises(RuntimeError, match="IPOC_PROXY_CERT_SECRET_ARN"):
             KubernetesBackend.from_settings()

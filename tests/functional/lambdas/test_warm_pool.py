@@ -23,6 +23,7 @@ from runtime.measurement import measurement
 from tests.support import policies
 from tests.support.aws import call, configure
 from tests.support.waiting import free_port_range, wait_until
+from tests.support.settings import use_settings
 
 SLOTS = 2
 
@@ -117,10 +118,7 @@ def test_a_wrong_policy_hash_is_still_refused(aws, ids):
 
 
 def test_pool_size_zero_starts_nothing_and_instances_start_as_before(aws, ids, monkeypatch):
-    monkeypatch.setenv("IPOC_WARM_POOL", "0")
-    from lambdas.shared.config import settings
-
-    settings.cache_clear()
+    use_settings(monkeypatch, IPOC_WARM_POOL="0")
     assert start_pool() is None
     assert not (aws.state_dir / local.POOL_DIR).exists()
     reply = created(ids)
@@ -204,10 +202,7 @@ def test_a_warm_certificate_that_would_expire_before_an_instance_ends_is_not_han
     with pool._lock:
         [warm] = pool._ready
     # GIVEN the proxy certified it for less than the longest instance may still live from now
-    monkeypatch.setenv("IPOC_MAX_TTL", str(int(warm.valid_until - time.time())))
-    from lambdas.shared.config import settings
-
-    settings.cache_clear()
+    use_settings(monkeypatch, IPOC_MAX_TTL=str(int(warm.valid_until - time.time())))
     # WHEN an instance is created THEN it is served by a cold runtime, and the stale one is gone
     reply = created(ids)
     port = int(json.loads(reply["policy"])["veracruz_server_url"].rsplit(":", 1)[1])

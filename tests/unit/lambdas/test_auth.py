@@ -10,7 +10,8 @@ import pytest
 
 from ipoc.errors import Forbidden
 from lambdas.shared.auth import caller, is_admin, principal_id, require_admin
-from lambdas.shared.config import settings
+from lambdas.shared.config import Settings
+from tests.support.settings import use_settings
 
 SESSION = "arn:aws:sts::123456789012:assumed-role/ipoc-admin/operator-session"
 
@@ -18,11 +19,9 @@ SESSION = "arn:aws:sts::123456789012:assumed-role/ipoc-admin/operator-session"
 @pytest.fixture
 def admins(monkeypatch):
     def set_admins(*patterns: str) -> None:
-        monkeypatch.setenv("IPOC_ADMIN_PRINCIPALS", ",".join(patterns))
-        settings.cache_clear()
+        use_settings(monkeypatch, Settings(), IPOC_ADMIN_PRINCIPALS=",".join(patterns))
 
-    yield set_admins
-    settings.cache_clear()
+    return set_admins
 
 
 def event(user_arn: str | None = None, caller_id: str | None = None, user: str | None = None) -> dict:

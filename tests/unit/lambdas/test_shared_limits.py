@@ -8,16 +8,12 @@ import importlib
 import pytest
 
 from ipoc.limits import DIRECT_UPLOAD_LIMIT
-from lambdas.shared.config import settings
+from lambdas.shared.config import Settings
 
 
 @pytest.fixture
-def defaults(monkeypatch):
-    for name in ("IPOC_DIRECT_UPLOAD_LIMIT", "IPOC_POD_IP_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    settings.cache_clear()
-    yield settings()
-    settings.cache_clear()
+def defaults() -> Settings:
+    return Settings.from_environment({})  # what a deployment that sets neither variable gets
 
 
 def test_the_direct_upload_limit_is_4_mib_for_the_api_and_the_cli(defaults):

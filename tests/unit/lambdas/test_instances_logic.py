@@ -1,0 +1,119 @@
+"""CCFaaS's instance rules (owner-scoped ids, what a creation records and starts, who sees what, release) on the
+in-memory stores of tests/fakes.
+
+Step Functions is the one AWS service replaced by a recorder here (``FakeWorkflow``:
+the execution it would start, the task token it would settle); the workflow itself
+runs for real in tests/functional/lambdas/test_lifecycle.py.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ipoc.certs import new_identity
+from ipoc.errors import Conflict, DependencyFailed, NotFound, ValidationError
+from ipoc.path_segments import encode_path
+from lambdas.ccfaas.instances import Instances, instance_key
+from lambdas.ccfaas.registry import Registry
+from lambdas.shared import aws
+from lambdas.shared.config import Settings
+from local.apigw import LOCAL_ADMIN, principal_arn
+from tests.fakes import FakeArtifactStore, FakeFunctionStore, FakeInstanceStore, FakeWorkflow
+from tests.support import policies
+from tests.support.settings import use_settings
+
+WASM = b"\0asm\1\0\0\0 echo"
+MACHINE = "arn:aws:states:us-east-1:000000000000:stateMachine:ipoc-instance-lifecycle"
+ALICE, BOB, ADMIN = principal_arn("alice"), principal_arn("bob"), principal_arn(LOCAL_ADMIN)
+USER = new_identity("user")
+
+
+@pytest.fixture
+def workflow(monkeypatch) -> FakeWorkflow:
+    recorder = FakeWorkflow()
+    monkeypatch.setattr(aws, "client", lambda service: recorder if service == "stepfunctions" else pytest.fail(service))
+    return recorder
+
+
+@pytest.fixture
+def instances(monkeypatch, workflow) -> Instances:
+    use_settings(monkeypatch, Settings(state_machine_arn=MACHINE, admin_principals=(ADMIN,)))
+    store = FakeInstanceStore()
+    registry = Registry(FakeFunctionStore(), FakeArtifactStore(), store)
+    registry.publish(policies.echo_function("echo", WASM))
+    registry.upload("echo", "program", encode_path(policies.ECHO), WASM)
+    return Instances(store, registry)
+
+
+def user_policy(name: str, function: str = "echo") -> dict[str, Any]:
+    return {"function": function, "instanceid": name,
+            "identities": [{"certificate": USER.certificate, "file_rights": policies.USER_RIGHTS}]}
+
+
+def test_a_creation_records_a_pending_instance_under_its_owner_and_starts_its_workflow(instances, workflow) -> None:
+    record = instances.create(user_policy("i-1"), ALICE, ttl=600)
+    key = instance_key(ALICE, "i-1")
+    assert record["instance_id"] == key and record["status"] == "PENDING" and record["version"] == 1
+    [started] = workflow.started
+    assert started["stateMachineArn"] == MACHINE and record["execution_arn"] == started["executionArn"]
+    execution_input = json.loads(started["input"])
+    assert (execution_input["instance_id"], execution_input["version"], execution_input["ttl_seconds"]) == (key, 1, 600)
+    assert instances.instances.get(key)["execution_arn"] == started["executionArn"]
+
+
+def test_an_id_is_the_owners_own(instances) -> None:
+    instances.create(user_policy("i-1"), ALICE)
+    with pytest.raises(Conflict, match="you already have an instance 'i-1'"):
+        instances.create(user_policy("i-1"), ALICE)
+    instances.create(user_policy("i-1"), BOB)  # another owner, another key
+    assert instance_key(ALICE, "i-1") != instance_key(BOB, "i-1")
+
+
+def test_a_function_not_fully_loaded_or_a_bad_ttl_starts_nothing(instances, workflow) -> None:
+    instances.registry.publish({**policies.echo_function("echo", WASM), "debug": True, "max_memory_mib": 32})
+    instances.registry.delete_file("echo:2", "program", encode_path(policies.ECHO))
+    with pytest.raises(Conflict, match="not fully loaded"):
+        instances.create(user_policy("i-1", "echo:2"), ALICE)
+    with pytest.raises(ValidationError, match="ttl"):
+        instances.create(user_policy("i-2", "echo:1"), ALICE, ttl=59)
+    with pytest.raises(ValidationError, match="instanceid"):
+        instances.create(user_policy("no spaces", "echo:1"), ALICE)
+    assert workflow.started == [] and list(instances.instances.all()) == []
+
+
+def test_a_workflow_that_cannot_start_leaves_no_record(instances, workflow) -> None:
+    workflow.refuse_start = RuntimeError("throttled")
+    with pytest.raises(DependencyFailed, match="throttled"):
+        instances.create(user_policy("i-1"), ALICE)
+    assert list(instances.instances.all()) == []
+
+
+def test_users_see_their_own_instances_and_administrators_everyones(instances) -> None:
+    instances.create(user_policy("same"), ALICE)
+    instances.create(user_policy("same"), BOB)
+    instances.create(user_policy("hers"), ALICE)
+    assert instances.get("hers", ALICE)["owner"] == ALICE
+    with pytest.raises(NotFound):
+        instances.get("hers", BOB)
+    assert [r["name"] for r in instances.list(BOB)] == ["same"]
+    assert len(instances.list(ADMIN)) == 3
+    assert instances.get("hers", ADMIN)["owner"] == ALICE  # unique name: found
+    with pytest.raises(Conflict, match="2 users have an instance named 'same'"):
+        instances.get("same", ADMIN)
+    assert instances.get(instance_key(BOB, "same"), ADMIN)["owner"] == BOB  # by key
+
+
+def test_a_delete_releases_a_waiting_workflow_and_ends_nothing_itself(instances, workflow) -> None:
+    instances.create(user_policy("i-1"), ALICE)
+    key = instance_key(ALICE, "i-1")
+    instances.delete("i-1", ALICE, wait_seconds=0)
+    assert instances.instances.get(key)["release_requested"] is True and workflow.settled == []  # no token yet
+    instances.instances.update(key, status="READY", task_token="token-1")
+    instances.delete("i-1", ALICE, wait_seconds=0)
+    assert instances.instances.get(key)["status"] == "RELEASING" and workflow.settled == [("success", "token-1")]
+    instances.instances.update(key, status="DELETED")
+    assert instances.delete("i-1", ALICE, wait_seconds=0)["status"] == "DELETED"  # idempotent once ended
+    assert workflow.settled == [("success", "token-1")]
