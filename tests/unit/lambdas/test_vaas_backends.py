@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from lambdas.shared.config import settings
 from lambdas.vaas import backends
 from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup
+from tests.support.settings import use_settings
 
 
 class Recorded(RuntimeBackend):
@@ -28,11 +28,9 @@ class Recorded(RuntimeBackend):
 @pytest.fixture
 def backend_named(monkeypatch):
     def name(value: str) -> None:
-        monkeypatch.setenv("IPOC_VAAS_BACKEND", value)
-        settings.cache_clear()
+        use_settings(monkeypatch, IPOC_VAAS_BACKEND=value)
 
-    yield name
-    settings.cache_clear()
+    return name
 
 
 def test_a_registered_backend_is_built_from_its_factory(backend_named, monkeypatch) -> None:
