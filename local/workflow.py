@@ -7,12 +7,17 @@ Step Functions' payload quota (256 KiB, UTF-8) holds here as in AWS: moto's
 interpreter already fails a state whose output exceeds it
 (``States.DataLimitExceeded``); :func:`enforce_input_quota` makes
 ``StartExecution`` refuse a larger input, which moto accepts.
+
+moto's interpreter parses the definition (ANTLR) at the start of every
+execution, tens of ms of CPU in the process that serves the workflow's tasks;
+:func:`parse_definitions_once` keeps each parsed program for later executions.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -52,6 +57,63 @@ def _within_quota(start_execution: Any) -> Any:
     return checked
 
 
+_PARSED_LIMIT = 16  # distinct definitions kept (the stack has one; tests register a few)
+
+
+def parse_definitions_once() -> None:
+    """Make moto's executions share one parsed program per definition (idempotent).
+
+    A parsed program keeps no execution's state: its states keep theirs in the execution's
+    environment, keyed by each component's ``heap_key`` (fixed here, before any sharing). Map and
+    Parallel states do keep run state on their components, so definitions with them are parsed per
+    execution as before.
+    """
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    original = ExecutionWorker.__dict__["_get_evaluation_entrypoint"]
+    if getattr(original, "_ipoc_cached", False):
+        return
+    parsed: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def entrypoint(self: Any) -> Any:
+        text = self._evaluation_details.state_machine_details.definition
+        if not isinstance(text, str) or '"Map"' in text or '"Parallel"' in text:
+            return original(self)
+        with lock:
+            program = parsed.get(text)
+            if program is None:
+                program = original(self)
+                _fix_heap_keys(program)
+                if len(parsed) >= _PARSED_LIMIT:
+                    parsed.clear()
+                parsed[text] = program
+        return program
+
+    entrypoint._ipoc_cached = True  # type: ignore[attr-defined]
+    ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
+
+
+def _fix_heap_keys(program: Any) -> None:
+    """Give every component its ``heap_key`` now (moto draws it on first use, which two executions could race)."""
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    seen: set[int] = set()
+    pending = [program]
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, EvalComponent):
+            _ = item.heap_key
+            pending.extend(vars(item).values())
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple, set)):
+            pending.extend(item)
+
+
 def definition(substitutions: dict[str, str]) -> str:
     """The ASL with ``${Name}`` substitutions applied (what CDK's DefinitionSubstitutions do)."""
     text = ASL.read_text()
@@ -71,6 +133,7 @@ def register(iam: Any, lambda_client: Any, sfn: Any, *, function_name: str = TAS
 
     lambda_runner.install()
     enforce_input_quota()
+    parse_definitions_once()
     if role_arn is None:
         role_arn = iam.create_role(RoleName="ipoc-local-lifecycle",
                                    AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
