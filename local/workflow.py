@@ -15,8 +15,10 @@ execution, tens of ms of CPU in the process that serves the workflow's tasks;
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
+import logging
 import threading
 import zipfile
 from pathlib import Path
@@ -60,6 +62,10 @@ def _within_quota(start_execution: Any) -> Any:
 _PARSED_LIMIT = 16  # distinct definitions kept (the stack has one; tests register a few)
 
 
+_parsed: dict[str, Any] = {}
+_parsed_lock = threading.Lock()
+
+
 def parse_definitions_once() -> None:
     """Make moto's executions share one parsed program per definition (idempotent).
 
@@ -73,25 +79,52 @@ def parse_definitions_once() -> None:
     original = ExecutionWorker.__dict__["_get_evaluation_entrypoint"]
     if getattr(original, "_ipoc_cached", False):
         return
-    parsed: dict[str, Any] = {}
-    lock = threading.Lock()
 
     def entrypoint(self: Any) -> Any:
         text = self._evaluation_details.state_machine_details.definition
-        if not isinstance(text, str) or '"Map"' in text or '"Parallel"' in text:
-            return original(self)
-        with lock:
-            program = parsed.get(text)
-            if program is None:
-                program = original(self)
-                _fix_heap_keys(program)
-                if len(parsed) >= _PARSED_LIMIT:
-                    parsed.clear()
-                parsed[text] = program
-        return program
+        return parsed_program(text) if _shareable(text) else original(self)
 
     entrypoint._ipoc_cached = True  # type: ignore[attr-defined]
     ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
+
+
+def _shareable(text: Any) -> bool:
+    return isinstance(text, str) and '"Map"' not in text and '"Parallel"' not in text
+
+
+def parsed_program(text: str) -> Any:
+    """The parsed program of a definition, parsed on first use."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    with _parsed_lock:
+        program = _parsed.get(text)
+        if program is None:
+            program = AmazonStateLanguageParser.parse(text)[0]
+            _fix_heap_keys(program)
+            if len(_parsed) >= _PARSED_LIMIT:
+                _parsed.clear()
+            _parsed[text] = program
+        return program
+
+
+def warm_up(text: str, handler: str = TASKS_HANDLER) -> threading.Thread:
+    """In the background, what the first instance would otherwise wait for in the process that runs the
+    workflow: importing the task handler and calling its module's ``warm_up()`` if it has one (a Lambda's
+    init phase: the clients), and parsing the definition; ~2-3 s of CPU on this machine."""
+
+    def work() -> None:
+        try:
+            hook = getattr(importlib.import_module(handler.rpartition(".")[0]), "warm_up", None)
+            if callable(hook):
+                hook()
+            if _shareable(text):
+                parsed_program(text)
+        except Exception:  # the first execution does the same work itself and reports what fails
+            logging.getLogger(__name__).warning("warming up the lifecycle workflow failed", exc_info=True)
+
+    thread = threading.Thread(target=work, name="workflow-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _fix_heap_keys(program: Any) -> None:
@@ -126,9 +159,10 @@ def definition(substitutions: dict[str, str]) -> str:
 
 
 def register(iam: Any, lambda_client: Any, sfn: Any, *, function_name: str = TASKS_FUNCTION,
-             state_machine_name: str = STATE_MACHINE, role_arn: str | None = None) -> str:
+             state_machine_name: str = STATE_MACHINE, role_arn: str | None = None, warm: bool = False) -> str:
     """Create the role (unless given), the task function and the state machine; return the state machine's ARN.
-    The IAM tests pass the synthesized names and the state machine's role."""
+    The IAM tests pass the synthesized names and the state machine's role. ``warm``: this process runs the
+    executions (the local AWS); start :func:`warm_up`."""
     from local import lambda_runner
 
     lambda_runner.install()
@@ -144,8 +178,8 @@ def register(iam: Any, lambda_client: Any, sfn: Any, *, function_name: str = TAS
         FunctionName=function_name, Runtime="python3.12", Role=role_arn, Handler=TASKS_HANDLER,
         Code={"ZipFile": archive.getvalue()}, Timeout=900,
     )
-    machine = sfn.create_state_machine(
-        name=state_machine_name, roleArn=role_arn,
-        definition=definition({"TasksFunctionArn": function["FunctionArn"]}),
-    )
+    text = definition({"TasksFunctionArn": function["FunctionArn"]})
+    machine = sfn.create_state_machine(name=state_machine_name, roleArn=role_arn, definition=text)
+    if warm:
+        warm_up(text)
     return machine["stateMachineArn"]
