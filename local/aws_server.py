@@ -65,7 +65,7 @@ def create_resources(tables: dict[str, str], buckets: list[str]) -> str:
     for bucket in buckets:
         if bucket not in s3.buckets:
             s3.create_bucket(bucket, REGION)
-    return register(_Iam(), _Lambda(), _StepFunctions())
+    return register(_Iam(), _Lambda(), _StepFunctions(), warm=True)  # the executions run in this process
 
 
 class _Iam:

@@ -6,10 +6,16 @@ such as ``lambdas.ccfaas.tasks.lambda_handler``; this runner makes moto's
 invoke import that module and call it. A raised exception becomes a function
 error with ``errorType`` = the exception's class name, as Lambda reports it, so
 Step Functions' Retry and Catch match our error names.
+
+moto's interpreter makes a new boto3 client for every ``lambda:invoke`` state
+(several ms of CPU in the process that also serves the workflow's own calls);
+:func:`install` makes it keep one per region, service and endpoint (boto3
+clients are thread-safe), which is what a long-lived Lambda service client does.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -34,6 +40,26 @@ def install() -> None:
 
     _invoke_lambda._ipoc_runner = True  # type: ignore[attr-defined]
     LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+    _reuse_invoke_clients()
+
+
+def _reuse_invoke_clients() -> None:
+    """One boto3 client per (region, service, endpoint) for the interpreter's Lambda invocations."""
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    original = lambda_eval_utils.boto_client_for
+
+    @functools.lru_cache(maxsize=16)
+    def cached(region: str, service: str, stubbed: bool, port: Any) -> Any:
+        return original(region=region, service=service)
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # The original ignores state_credentials (fixed test keys); the endpoint depends on these two.
+        return cached(region, service, botocore_stubber.enabled, moto_server_port())
+
+    lambda_eval_utils.boto_client_for = boto_client_for  # type: ignore[assignment]
 
 
 def invoke(handler_path: str, payload: Any, function_name: str = "ipoc-task") -> tuple[str, bool, str]:

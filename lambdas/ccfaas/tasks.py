@@ -30,3 +30,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = getattr(lifecycle, action)(state)
     logger.info("lifecycle step done")
     return result
+
+
+def warm_up() -> None:
+    """Make the clients the actions use (a Lambda's init phase); the local stack calls it ahead of the first instance."""
+    Lifecycle.from_settings()
