@@ -224,8 +224,8 @@ class Lifecycle:
 
 def failure_reason(error: dict[str, Any]) -> str:
     """``Error: message`` from a Catch's error object (the cause is our task's error JSON when it raised)."""
-    name = error.get("Error", "Error")
-    cause = error.get("Cause", "")
+    name = error.get("Error") or "Error"
+    cause = error.get("Cause") or ""  # null when the failure carried none (moto's SendTaskFailure passes none)
     try:
         message = json.loads(cause).get("errorMessage", cause)
     except (ValueError, AttributeError):
