@@ -5,6 +5,10 @@ workflow is told through its task token, so teardown still happens in the
 workflow and shows in its history; an instance whose workflow has already
 ended is torn down here directly.
 
+An instance is left TEARING_DOWN (never FAILED) when its teardown did not
+finish: its workflow ended, or ours stopped. The reaper finishes it, so FAILED
+still means the runtime and slot are gone.
+
 Expiry has one deadline, the workflow's (``ttl_deadline``: created_at + TTL).
 The workflow's own release wait times out at it; the reaper is the backstop a
 grace period later, and releases the instance exactly as the workflow's expiry
@@ -59,7 +63,10 @@ class Reaper:
                 self._teardown(record, f"its workflow ended ({state}) without tearing it down")
                 return "torn down"
         if record.get("status") == InstanceStatus.TEARING_DOWN:
-            return None  # its workflow is tearing it down
+            if execution:
+                return None  # its running workflow is tearing it down
+            self._teardown(record, record.get("reason") or "its teardown did not finish")  # a teardown of ours that stopped
+            return "torn down"
         if self._expired(record):
             return self._release(record, f"its TTL of {record.get('ttl_seconds')} s expired", "TTL expired")
         if record.get("status") == InstanceStatus.READY and record.get("vaas_name"):

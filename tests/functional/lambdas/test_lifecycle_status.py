@@ -44,6 +44,7 @@ class Seen:
     plane: ControlPlane
     user: str = "alice"
     before_release: list[tuple[str, str | None, bool]] = field(default_factory=list)
+    refuse_deletes: bool = False  # VaaS failing every delete, as an unreachable cluster would
 
 
 @dataclass
@@ -63,6 +64,8 @@ class Watched:
         reply = call(ccfaas, "GET", f"/instance/{_name(instance_id)}", user=self.seen.user).json
         running = int(name.rsplit(":", 1)[1]) in running_ports(self.seen.plane.runtimes)
         self.seen.before_release.append((reply["status"], reply.get("reason"), running))
+        if self.seen.refuse_deletes:
+            raise RuntimeError("VaaS is unreachable (injected)")
         return self.vaas.delete(name, instance_id, instance_hash)
 
 
@@ -171,3 +174,24 @@ def test_an_instance_the_reaper_fails_reads_tearing_down_until_its_slot_is_relea
     [(status, reason, _)] = watched.before_release  # the process is dead; its slot is what is still held
     assert (status, reason) == ("TEARING_DOWN", "runtime died")
     assert call(ccfaas, "GET", "/instance/i-dies", user="alice").json["status"] == "FAILED"
+
+
+def test_a_teardown_that_fails_leaves_tearing_down_and_the_reaper_finishes_it(watched, poll, ids, echo_wasm):
+    # GIVEN an instance that fails while VaaS cannot give its runtime back
+    watched.plane.register_echo(echo_wasm, data={"/model/weights.bin": b"\x01\x02"})
+    watched.refuse_deletes = True
+    watched.plane.create("i-stuck", [(ids.user, policies.USER_RIGHTS)])
+    stuck = watched.plane.wait_status("i-stuck", ("TEARING_DOWN",))
+    # WHEN the workflow has given up (TeardownAfterFailure retried, then went to Failed)
+    assert watched.plane.execution(stuck["execution_arn"], timeout=90)["status"] == "FAILED"
+    # THEN the instance still reads TEARING_DOWN, with the failure's reason: its runtime still runs
+    record = call(ccfaas, "GET", "/instance/i-stuck", user="alice").json
+    assert record["status"] == "TEARING_DOWN" and "ProvisioningFailed" in record["reason"]
+    assert running_ports(watched.plane.runtimes) and slots()
+    # AND once VaaS answers again, the reaper finishes the teardown: FAILED, with the same reason, nothing left
+    watched.refuse_deletes = False
+    poller = poll("i-stuck")
+    assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": record["key"], "action": "torn down"}]
+    assert finished(poller).held_at_terminal == []
+    failed = call(ccfaas, "GET", "/instance/i-stuck", user="alice").json
+    assert (failed["status"], failed["reason"]) == ("FAILED", record["reason"])
