@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lambdas.shared.stores import InstanceStore, SlotStore, now_iso
+from lambdas.shared.stores import InstanceStatus, InstanceStore, SlotStore, now_iso
 from local.runtimes import stop_runtime
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,12 @@ def reconcile_records(slots: SlotStore, instances: InstanceStore) -> dict[str, l
             freed.append(item["slot"])
     failed = []
     for record in list(instances.all()):
-        if record.get("status") in InstanceStore.LIVE and instances.update(
-            record["instance_id"], status="FAILED", reason=RESTART_REASON, torn_down_at=now_iso(),
-            remove=("task_token",), unless_status=InstanceStore.TERMINAL,
-        ):
+        if record.get("status") not in InstanceStore.LIVE:
+            continue
+        # Its runtime and slot are gone (above): through TEARING_DOWN (which keeps a failure's reason already
+        # recorded) to FAILED, as any failed instance goes.
+        instances.transition(record["instance_id"], InstanceStatus.TEARING_DOWN, RESTART_REASON)
+        if instances.transition(record["instance_id"], InstanceStatus.FAILED, torn_down_at=now_iso(), remove=("task_token",)):
             failed.append(record["instance_id"])
     if freed or failed:
         log.info("reconciled after a restart: freed slots %s, failed instances %s", freed, failed)

@@ -167,7 +167,7 @@ def _wait_ready(api: Api, instance_id: str, timeout: float = 300) -> dict[str, A
         record = api.call("ccfaas", "GET", f"/instance/{instance_id}")
         if record["status"] == "READY":
             return record
-        if record["status"] in ("FAILED", "DELETED"):
+        if record["status"] in ("TEARING_DOWN", "FAILED", "DELETED"):  # it will not become READY
             raise ApiError(200, record["status"], f"the instance ended {record['status']}: {record.get('reason')}")
         if time.monotonic() > deadline:
             raise ApiError(200, "Timeout", f"the instance was still {record['status']} after {timeout:g} s")

@@ -1,7 +1,7 @@
 """CCFaaS instances: validate the user policy, record the instance, run its lifecycle workflow.
 
 The caller gets an answer at once (202, with a status URL) or, with
-``?wait=N``, once the instance is READY or FAILED. Only its owner or an
+``?wait=N``, once the instance is READY or has ended (FAILED, DELETED). Only its owner or an
 administrator sees an instance; to anyone else it does not exist.
 
 Instance ids are scoped per owner: the user's ``instanceid`` is a name in the
@@ -23,12 +23,13 @@ from typing import Any
 
 from ipoc import errors, schemas
 from ipoc.publisher_files import refuse_user_reads
-from lambdas.ccfaas.lifecycle import STATE_QUOTA, release_task, state_size_bound, wait_for
+from lambdas.ccfaas.lifecycle import STATE_QUOTA, state_size_bound, wait_for
+from lambdas.ccfaas.release import ReleaseWait
 from lambdas.ccfaas.registry import LOADED, Registry
 from lambdas.shared import aws
 from lambdas.shared.auth import is_admin
 from lambdas.shared.config import settings
-from lambdas.shared.stores import InstanceStorage, InstanceStore, now_iso
+from lambdas.shared.stores import InstanceStatus, InstanceStorage, InstanceStore, now_iso
 
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_WAIT = 25  # below API Gateway's 29 s integration timeout
@@ -54,7 +55,7 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
     shown = {k: record[k] for k in PUBLIC_FIELDS if k in record}
     shown["instance_id"] = name_of(record)
     shown["key"] = record["instance_id"]
-    if record.get("status") == "READY" and "policy" in record:
+    if record.get("status") == InstanceStatus.READY and "policy" in record:
         shown["policy"] = record["policy"]
     shown["status_url"] = f"/instance/{name_of(record)}"
     return shown
@@ -94,7 +95,7 @@ class Instances:
             "function": record.name,
             "version": record.version,
             "owner": owner,
-            "status": "PENDING",
+            "status": InstanceStatus.PENDING.value,
             "created_at": now_iso(),
             "ttl_seconds": ttl_seconds,
             # DynamoDB's TTL attribute: the record itself goes a day after the instance's TTL.
@@ -172,12 +173,5 @@ class Instances:
         if record["status"] in InstanceStore.TERMINAL:
             return record
         key = record["instance_id"]
-        self.instances.update(key, release_requested=True, unless_status=InstanceStore.TERMINAL)
-        # Read the token after raising the flag: await_release stores its token and then reads the flag, so
-        # one of the two sides always sees the other (a token read before the flag could miss both).
-        token = (self.instances.get(key) or {}).get("task_token")
-        if token:
-            self.instances.update(key, status="RELEASING", unless_status=InstanceStore.TERMINAL)
-            release_task(token)
-        # Otherwise the workflow has not reached its release wait yet; it releases itself there.
+        ReleaseWait(self.instances).release(key)  # without a waiting workflow yet, it releases itself at its wait
         return self.wait(key, InstanceStore.TERMINAL, wait_seconds)

@@ -1,7 +1,8 @@
 """The instance lifecycle's task actions, one function per workflow state.
 
-Each action receives the execution's state (the documented input plus what
-earlier states added) and is idempotent: a retried task never allocates twice
+Each action receives the execution's state, parsed once by the task handler
+(:class:`~lambdas.ccfaas.execution.ExecutionState`: the documented input plus
+what earlier states added), and is idempotent: a retried task never allocates twice
 or double-writes a file. Expected waits (no free slot yet, a runtime still
 starting) are results the workflow's Choice states loop on, not errors: a
 Lambda error trips the task-errors alarm. Real failures are raised as
@@ -10,6 +11,12 @@ exceptions whose class names the workflow's Catch rules record.
 An instance has one deadline, :func:`ttl_deadline` (created_at + its TTL):
 the workflow's release wait times out at it and the reaper enforces it too;
 either way an expiry ends DELETED.
+
+Statuses change only through ``InstanceStore.transition``, which owns the rules
+(nothing after FAILED or DELETED). A failure shows as TEARING_DOWN, with its
+reason, until :meth:`Lifecycle.teardown` has released the runtime and its slot;
+only then is FAILED (or, after a release, DELETED) written. VaaS and the
+streamer are reached through ``lambdas.shared.ports``.
 """
 
 from __future__ import annotations
@@ -23,18 +30,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ipoc import errors, policy as P
 from ipoc.client import VeracruzClient
 from ipoc.rights import WRITE
 from ipoc.wire.carrier import port_open, split_url
+from lambdas.ccfaas.execution import ALLOCATION_FIELDS, Allocation, ExecutionState
 from lambdas.ccfaas.registry import LOADED, Registry
-from lambdas.shared import aws
+from lambdas.ccfaas.release import ReleaseWait
+from lambdas.shared import ports
 from lambdas.shared.config import settings
 from lambdas.shared.identity import program_load_identity
-from lambdas.shared.stores import ArtifactStore, InstanceStore, now_iso
-from lambdas.vaas.service import VaaS
+from lambdas.shared.ports import Runtimes, Streamer
+from lambdas.shared.stores import ArtifactStore, InstanceStatus, InstanceStore, now_iso
 
 
 class RuntimeNeverReady(errors.DependencyFailed):
@@ -53,42 +60,46 @@ class StreamFailed(errors.DependencyFailed):
 class Lifecycle:
     instances: InstanceStore
     registry: Registry
-    vaas: VaaS
+    vaas: Runtimes
+    streamer: Streamer
 
     @classmethod
     def from_settings(cls) -> "Lifecycle":
-        return cls(InstanceStore(), Registry.from_settings(), VaaS.from_settings())
+        return cls(InstanceStore(), Registry.from_settings(), ports.runtimes(), ports.streamer())
+
+    @property
+    def release_wait(self) -> ReleaseWait:
+        return ReleaseWait(self.instances)
 
     # -- states ----------------------------------------------------------------
 
-    def compose(self, state: dict[str, Any]) -> dict[str, Any]:
+    def compose(self, state: ExecutionState) -> dict[str, Any]:
         """The VaaS policy: function + user policy + program-load identity (with file_hashes)."""
-        record = self.registry.version(state["function"], state.get("version"))
+        record = self.registry.version(state.function, state.version)
         function = dict(record.policy)
-        stream = state.get("stream")
-        if stream:
+        if state.stream:
             # The workflow streams as the program-load identity: grant it write on the target's directory.
-            directory = posixpath.dirname(stream["filename"].rstrip("/")) + "/"
+            directory = posixpath.dirname(state.stream.filename.rstrip("/")) + "/"
             function["file_rights"] = [*function["file_rights"], {"file_name": directory, "rights": int(WRITE)}]
         loaded = [path for path, entry in record.files.items() if entry["status"] == LOADED]
         vaas_policy = P.compose_vaas_policy(
-            function, {**state["user_policy"], "function": record.name}, program_load_identity().certificate,
+            function, {**state.user_policy, "function": record.name}, program_load_identity().certificate,
             uploaded_programs=[p for p in loaded if record.files[p]["kind"] == "program"],
             uploaded_data_files=[p for p in loaded if record.files[p]["kind"] == "data_file"],
-            instance_id=state["instance_id"],
+            instance_id=state.instance_id,
         )
-        self.instances.update(state["instance_id"], status="ALLOCATING", unless_status=InstanceStore.TERMINAL)
+        self.instances.transition(state.instance_id, InstanceStatus.ALLOCATING)
         return {"vaas_policy": vaas_policy}
 
-    def allocate(self, state: dict[str, Any]) -> dict[str, Any]:
+    def allocate(self, state: ExecutionState) -> dict[str, Any]:
         """A runtime for the instance; ``waiting`` = "NoCapacity" (and empty fields) while no slot is free."""
-        instance_id = state["instance_id"]
+        instance_id = state.instance_id
         existing = self.instances.get(instance_id) or {}
         if existing.get("vaas_name"):  # a retried task: the allocation already happened
-            return {"waiting": "", **_allocation_of(existing)}
+            return {"waiting": "", **{k: existing[k] for k in ALLOCATION_FIELDS}}
         started = _parse_time(existing.get("created_at")) or _dt.datetime.now(_dt.timezone.utc)
         try:
-            reply = self.vaas.create(state["composed"]["vaas_policy"])
+            reply = self.vaas.create(state.require_vaas_policy())
         except errors.NoCapacity:
             waited = (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds()
             if waited > settings().allocate_wait:
@@ -98,37 +109,35 @@ class Lifecycle:
             return {"waiting": "NoCapacity", **dict.fromkeys(ALLOCATION_FIELDS, "")}
         document = json.loads(reply["policy"])
         port = document["veracruz_server_url"].rsplit(":", 1)[1]
-        allocation = {
-            "vaas_name": f"veracruz-nitro-server:{port}",
-            "instance_hash": reply["instance_hash"],
-            "policy": reply["policy"],
-            "veracruz_server_url": document["veracruz_server_url"],
-        }
-        written = self.instances.update(instance_id, status="PROVISIONING", unless_status=InstanceStore.TERMINAL, **allocation)
-        if not written:  # the instance was deleted or failed meanwhile: give the runtime back
-            self.vaas.delete(allocation["vaas_name"], instance_id, reply["instance_hash"])
+        allocation = Allocation(
+            vaas_name=f"veracruz-nitro-server:{port}", instance_hash=reply["instance_hash"], policy=reply["policy"],
+            veracruz_server_url=document["veracruz_server_url"],
+        )
+        if not self.instances.transition(instance_id, InstanceStatus.PROVISIONING, **allocation.fields()):
+            # the instance was deleted or failed meanwhile: give the runtime back
+            self.vaas.delete(allocation.vaas_name, instance_id, allocation.instance_hash)
             raise errors.Conflict(f"instance {instance_id} ended while its runtime was being allocated")
-        return {"waiting": "", **allocation}
+        return {"waiting": "", **allocation.fields()}
 
-    def wait_ready(self, state: dict[str, Any]) -> dict[str, Any]:
+    def wait_ready(self, state: ExecutionState) -> dict[str, Any]:
         """``ready``: whether the runtime answers; an error only once it has not within IPOC_READY_TIMEOUT."""
-        host, port = split_url(state["allocation"]["veracruz_server_url"])
+        host, port = split_url(state.require_allocation().veracruz_server_url)
         if port_open(host, port, timeout=2):
             return {"ready": True}
-        record = self.instances.get(state["instance_id"]) or {}
+        record = self.instances.get(state.instance_id) or {}
         started = _parse_time(record.get("updated_at")) or _dt.datetime.now(_dt.timezone.utc)
         if (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds() > settings().ready_timeout:
             raise RuntimeNeverReady(f"the runtime at {host}:{port} did not answer within {settings().ready_timeout} s")
         return {"ready": False}
 
-    def provision(self, state: dict[str, Any]) -> dict[str, Any]:
+    def provision(self, state: ExecutionState) -> dict[str, Any]:
         """Programs first, then data files by priority, as the program-load identity, hash-checked by the runtime."""
-        record = self.registry.version(state["function"], state.get("version"))
+        record = self.registry.version(state.function, state.version)
         artifacts = ArtifactStore()
         identity = program_load_identity()
         loaded = []
         try:
-            client = VeracruzClient(state["allocation"]["policy"], identity.certificate, identity.private_key)
+            client = VeracruzClient(state.require_allocation().policy, identity.certificate, identity.private_key)
             client.connect()
         except errors.VeracruzError as exc:
             raise ProvisioningFailed(f"connecting to the runtime as the program-load identity failed: {exc.message}") from None
@@ -147,103 +156,76 @@ class Lifecycle:
             client.close()
         return {"provisioned": loaded}
 
-    def mark_ready(self, state: dict[str, Any]) -> dict[str, Any]:
+    def mark_ready(self, state: ExecutionState) -> dict[str, Any]:
         """READY; ``ttl_remaining`` is what the release wait may last (its timeout), up to the instance's deadline."""
-        self.instances.update(state["instance_id"], status="READY", ready_at=now_iso(), unless_status=InstanceStore.TERMINAL)
+        self.instances.transition(state.instance_id, InstanceStatus.READY, ready_at=now_iso())
         return {"ttl_remaining": self.ttl_remaining(state)}
 
-    def ttl_remaining(self, state: dict[str, Any]) -> int:
+    def ttl_remaining(self, state: ExecutionState) -> int:
         """Whole seconds left until the instance's deadline, at least 1 (a Task's timeout must be positive)."""
-        record = self.instances.get(state["instance_id"]) or {}
-        deadline = ttl_deadline({"ttl_seconds": state.get("ttl_seconds"), **record})
+        record = self.instances.get(state.instance_id) or {}
+        deadline = ttl_deadline({"ttl_seconds": state.ttl_seconds, **record})
         if deadline is None:
-            return max(1, int(state.get("ttl_seconds") or 1))
+            return max(1, int(state.ttl_seconds or 1))
         return max(1, math.ceil((deadline - _dt.datetime.now(_dt.timezone.utc)).total_seconds()))
 
-    def stream(self, state: dict[str, Any]) -> dict[str, Any]:
-        from lambdas.s3stream.streamer import StreamRequest, stream
-
-        source = state["stream"]
+    def stream(self, state: ExecutionState) -> dict[str, Any]:
+        """Stream the S3 object named at creation into the runtime, as the program-load identity."""
+        if state.stream is None:
+            raise ValueError(f"the workflow state of {state.instance_id} names nothing to stream ($.stream)")
+        source = state.stream
         identity = program_load_identity()
-        request = StreamRequest(
-            bucket=source["bucket"], key=source["key"], region=source.get("region"), credentials={},
-            filename=source["filename"], policy=state["allocation"]["policy"],
-            certificate=identity.certificate, private_key=identity.private_key,
-        )
         try:
-            result = stream(request, settings().stream_chunk, lambda *a, **k: None)
+            result = self.streamer(
+                bucket=source.bucket, key=source.key, region=source.region, filename=source.filename,
+                policy=state.require_allocation().policy, certificate=identity.certificate,
+                private_key=identity.private_key, chunk_size=settings().stream_chunk,
+            )
         except errors.IpocError as exc:
             raise StreamFailed(exc.message) from None
         return {**result, "ttl_remaining": self.ttl_remaining(state)}
 
-    def await_release(self, state: dict[str, Any], token: str) -> dict[str, Any]:
-        """Keep the task token with the instance. A release asked for earlier is honoured at once, and an
-        instance that already ended (the reaper got there first) sends the workflow on to its teardown."""
-        instance_id = state["instance_id"]
-        kept = self.instances.update(instance_id, task_token=token, unless_status=InstanceStore.TERMINAL)
-        record = self.instances.get(instance_id) or {}
-        if not kept or record.get("status") in InstanceStore.TERMINAL:
-            fail_task(token, "InstanceEnded", record.get("reason") or "the instance ended before it was released")
-        elif record.get("release_requested"):
-            release_task(token)
+    def await_release(self, state: ExecutionState, token: str) -> dict[str, Any]:
+        """Keep the task token with the instance until a delete, the reaper or the TTL ends the wait."""
+        self.release_wait.park(state.instance_id, token)
         return {}
 
-    def expire(self, state: dict[str, Any]) -> dict[str, Any]:
-        ttl = state.get("ttl_seconds")
-        self.instances.update(state["instance_id"], status="RELEASING", reason=f"its TTL of {ttl} s expired",
-                              unless_status=InstanceStore.TERMINAL)
+    def expire(self, state: ExecutionState) -> dict[str, Any]:
+        self.instances.transition(state.instance_id, InstanceStatus.RELEASING, f"its TTL of {state.ttl_seconds} s expired")
         return {}
 
-    def record_failure(self, state: dict[str, Any]) -> dict[str, Any]:
-        reason = failure_reason(state.get("error") or {})
-        # A reason recorded first (e.g. the reaper's "runtime died") is the one the user sees.
-        self.instances.update(state["instance_id"], status="FAILED", reason=reason, unless_status=InstanceStore.TERMINAL)
+    def record_failure(self, state: ExecutionState) -> dict[str, Any]:
+        """TEARING_DOWN with the failure's reason, before teardown releases anything; FAILED comes after."""
+        reason = failure_reason(state.error or {})
+        # A reason recorded first (e.g. the reaper's "runtime died") is the one the user sees: the transition
+        # is refused when the instance is already tearing down.
+        self.instances.transition(state.instance_id, InstanceStatus.TEARING_DOWN, reason)
         return {"reason": reason}
 
-    def teardown(self, state: dict[str, Any], failed: bool = False) -> dict[str, Any]:
-        """Give the runtime and its slot back; the instance ends DELETED, or stays FAILED after a failure."""
-        instance_id = state["instance_id"]
+    def teardown(self, state: ExecutionState, failed: bool = False) -> dict[str, Any]:
+        """Give the runtime and its slot back, then write the terminal status: DELETED, or FAILED when the instance
+        failed (``failed``, or TEARING_DOWN). Nobody reads FAILED or DELETED while the runtime still runs."""
+        instance_id = state.instance_id
+        if failed:  # RecordFailure normally did this; not when it failed itself, nor for the reaper's teardown
+            self.instances.transition(instance_id, InstanceStatus.TEARING_DOWN, failure_reason(state.error or {}))
         record = self.instances.get(instance_id) or {}
         if record.get("vaas_name"):
             try:
                 self.vaas.delete(record["vaas_name"], instance_id, record["instance_hash"])
             except errors.NotFound:
                 pass  # already gone: a retried teardown
-        if failed or record.get("status") == "FAILED":
-            fields = {} if record.get("status") == "FAILED" else {"status": "FAILED", "reason": failure_reason(state.get("error") or {})}
-            self.instances.update(instance_id, remove=("task_token",), torn_down_at=now_iso(), **fields)
-        else:
-            self.instances.update(instance_id, status="DELETED", remove=("task_token",), torn_down_at=now_iso())
+        released: dict[str, Any] = {"remove": ("task_token",), "torn_down_at": now_iso()}
+        # DELETED after a release; FAILED when the instance is tearing down after a failure (including one the
+        # reaper recorded while this release was under way: DELETED is refused then, FAILED is written).
+        if not self.instances.transition(instance_id, InstanceStatus.DELETED, **released):
+            self.instances.transition(instance_id, InstanceStatus.FAILED, **released)
         return {}
-
-
-GONE_TOKEN_ERRORS = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
-
-
-def release_task(token: str) -> bool:
-    """Let a workflow waiting on ``token`` go on to its teardown; False when it is no longer waiting."""
-    return _settle(lambda sfn: sfn.send_task_success(taskToken=token, output=json.dumps({"released": True})))
-
-
-def fail_task(token: str, error: str, reason: str) -> bool:
-    """Fail the task waiting on ``token`` (the workflow records it and tears down); False when it is gone."""
-    return _settle(lambda sfn: sfn.send_task_failure(taskToken=token, error=error, cause=json.dumps({"errorMessage": reason})))
-
-
-def _settle(send: Any) -> bool:
-    try:
-        send(aws.client("stepfunctions"))
-        return True
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in GONE_TOKEN_ERRORS:
-            return False  # the workflow is past its wait (expired or failed): its teardown is under way
-        raise
 
 
 def failure_reason(error: dict[str, Any]) -> str:
     """``Error: message`` from a Catch's error object (the cause is our task's error JSON when it raised)."""
-    name = error.get("Error", "Error")
-    cause = error.get("Cause", "")
+    name = error.get("Error") or "Error"
+    cause = error.get("Cause") or ""  # null when the failure carried none (moto's SendTaskFailure passes none)
     try:
         message = json.loads(cause).get("errorMessage", cause)
     except (ValueError, AttributeError):
@@ -251,7 +233,6 @@ def failure_reason(error: dict[str, Any]) -> str:
     return f"{name}: {message}" if message else name
 
 
-ALLOCATION_FIELDS = ("vaas_name", "instance_hash", "policy", "veracruz_server_url")
 STATE_QUOTA = 256 * 1024  # bytes: Step Functions' limit on an execution's input and on each state's output
 # What the VaaS and the workflow add beyond the composed policy: the proxy's CA certificate, runtime hashes and
 # URLs in the policy text, a program-load certificate larger than the stand-in (RSA), the small task results.
@@ -274,10 +255,6 @@ def _stand_in_certificate() -> str:
     from ipoc.certs import new_identity
 
     return new_identity("program-load size stand-in").certificate
-
-
-def _allocation_of(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: record[k] for k in ALLOCATION_FIELDS}
 
 
 def ttl_deadline(record: dict[str, Any]) -> _dt.datetime | None:

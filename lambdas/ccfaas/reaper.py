@@ -5,6 +5,10 @@ workflow is told through its task token, so teardown still happens in the
 workflow and shows in its history; an instance whose workflow has already
 ended is torn down here directly.
 
+An instance is left TEARING_DOWN (never FAILED) when its teardown did not
+finish: its workflow ended, or ours stopped. The reaper finishes it, so FAILED
+still means the runtime and slot are gone.
+
 Expiry has one deadline, the workflow's (``ttl_deadline``: created_at + TTL).
 The workflow's own release wait times out at it; the reaper is the backstop a
 grace period later, and releases the instance exactly as the workflow's expiry
@@ -22,9 +26,11 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ipoc import errors
-from lambdas.ccfaas.lifecycle import Lifecycle, fail_task, release_task, ttl_deadline
+from lambdas.ccfaas.execution import ExecutionState
+from lambdas.ccfaas.lifecycle import Lifecycle, ttl_deadline
+from lambdas.ccfaas.release import Released, ReleaseWait
 from lambdas.shared import aws
-from lambdas.shared.stores import InstanceStore
+from lambdas.shared.stores import InstanceStatus, InstanceStore
 
 logger = Logger()
 GRACE_SECONDS = 60  # after the deadline: the workflow's own timeout normally gets there first
@@ -33,6 +39,10 @@ GRACE_SECONDS = 60  # after the deadline: the workflow's own timeout normally ge
 @dataclass
 class Reaper:
     lifecycle: Lifecycle
+
+    @property
+    def release_wait(self) -> ReleaseWait:
+        return self.lifecycle.release_wait
 
     def run(self) -> list[dict[str, str]]:
         actions = []
@@ -52,9 +62,14 @@ class Reaper:
             if state != "RUNNING":
                 self._teardown(record, f"its workflow ended ({state}) without tearing it down")
                 return "torn down"
+        if record.get("status") == InstanceStatus.TEARING_DOWN:
+            if execution:
+                return None  # its running workflow is tearing it down
+            self._teardown(record, record.get("reason") or "its teardown did not finish")  # a teardown of ours that stopped
+            return "torn down"
         if self._expired(record):
             return self._release(record, f"its TTL of {record.get('ttl_seconds')} s expired", "TTL expired")
-        if record.get("status") == "READY" and record.get("vaas_name"):
+        if record.get("status") == InstanceStatus.READY and record.get("vaas_name"):
             try:
                 runtime = self.lifecycle.vaas.show(record["vaas_name"], instance_hash=record.get("instance_hash"))["status"]
             except errors.NotFound:
@@ -70,15 +85,8 @@ class Reaper:
         deadline = ttl_deadline(record)
         return deadline is not None and _dt.datetime.now(_dt.timezone.utc) > deadline + _dt.timedelta(seconds=GRACE_SECONDS)
 
-    def _token(self, instance_id: str) -> str | None:
-        """The task token as it is now. Read after our status update: the workflow stores its token only
-        while the instance is live, so either we see it here or the workflow sees our status and ends itself."""
-        return (self.lifecycle.instances.get(instance_id) or {}).get("task_token")
-
     def _fail(self, record: dict[str, Any], error: str, reason: str) -> str:
-        self.lifecycle.instances.update(record["instance_id"], status="FAILED", reason=reason, unless_status=InstanceStore.TERMINAL)
-        token = self._token(record["instance_id"])
-        if token and fail_task(token, error, reason):
+        if self.release_wait.fail(record["instance_id"], error, reason):
             return f"failed ({reason}); workflow tearing down"
         self._teardown(record, reason)
         return f"failed ({reason}); torn down"
@@ -86,19 +94,18 @@ class Reaper:
     def _release(self, record: dict[str, Any], reason: str, label: str) -> str:
         """An ordinary end (the runtime shut down cleanly, or the TTL passed): release the instance as a
         delete would, so it ends DELETED."""
-        self.lifecycle.instances.update(record["instance_id"], status="RELEASING", reason=reason,
-                                        release_requested=True, unless_status=InstanceStore.TERMINAL)
-        token = self._token(record["instance_id"])
-        if token and release_task(token):
+        released = self.release_wait.release(record["instance_id"], reason)
+        if released is Released.SENT:
             return f"released ({label})"
-        if token is None and record.get("execution_arn"):
+        if released is Released.NOT_YET_WAITING and record.get("execution_arn"):
             return f"release requested ({label})"  # the live workflow releases itself when it reaches its wait
-        self.lifecycle.teardown({"instance_id": record["instance_id"]})
+        self.lifecycle.teardown(ExecutionState(record["instance_id"]))
         return f"torn down ({label})"
 
     def _teardown(self, record: dict[str, Any], reason: str) -> None:
-        self.lifecycle.instances.update(record["instance_id"], status="FAILED", reason=reason, unless_status=InstanceStore.TERMINAL)
-        self.lifecycle.teardown({"instance_id": record["instance_id"], "error": {"Error": "Reaped", "Cause": reason}}, failed=True)
+        """Tear down here (no workflow will): TEARING_DOWN with ``reason``, the runtime and slot freed, FAILED."""
+        self.lifecycle.instances.transition(record["instance_id"], InstanceStatus.TEARING_DOWN, reason)
+        self.lifecycle.teardown(ExecutionState(record["instance_id"], error={"Error": "Reaped", "Cause": reason}), failed=True)
 
 
 @logger.inject_lambda_context

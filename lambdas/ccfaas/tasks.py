@@ -1,33 +1,76 @@
-"""The lifecycle workflow's task Lambda: one handler, the action named in the payload."""
+"""The lifecycle workflow's task Lambda: one handler; the payload's ``action`` picks the row of :data:`ACTIONS`.
+
+The payload is ``{"action": ..., "state": $, ...}`` (see statemachines/instance_lifecycle.asl.json): the state is
+parsed once into an :class:`ExecutionState`, and each action gets it with the payload's own extras (the task
+token of WaitForRelease, the ``failed`` flag of TeardownAfterFailure).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.ccfaas.execution import ExecutionState
 from lambdas.ccfaas.lifecycle import Lifecycle
 
 logger = Logger()
 tracer = Tracer()
 
-ACTIONS = {"compose", "allocate", "wait_ready", "provision", "mark_ready", "stream", "expire", "record_failure", "teardown"}
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """What a Task state sends: the action, the typed state and the payload's extras."""
+
+    action: str
+    state: ExecutionState
+    token: str | None = None  # "token.$": "$$.Task.Token" (WaitForRelease)
+    failed: bool = False  # "failed": true (TeardownAfterFailure)
+
+    @classmethod
+    def parse(cls, event: dict[str, Any]) -> "TaskEvent":
+        return cls(str(event.get("action")), ExecutionState.parse(event.get("state") or {}), event.get("token"),
+                   bool(event.get("failed")))
+
+    def require_token(self) -> str:
+        if not self.token:
+            raise ValueError(f"the {self.action!r} task needs the workflow's task token ($$.Task.Token)")
+        return self.token
+
+
+@dataclass(frozen=True)
+class Action:
+    """One workflow task: what it runs, and which of the steps' results (ResultPath keys) it needs."""
+
+    run: Callable[[Lifecycle, TaskEvent], dict[str, Any]]
+    reads: tuple[str, ...] = ()
+
+
+ACTIONS: dict[str, Action] = {
+    "compose": Action(lambda lifecycle, event: lifecycle.compose(event.state)),
+    "allocate": Action(lambda lifecycle, event: lifecycle.allocate(event.state), reads=("composed",)),
+    "wait_ready": Action(lambda lifecycle, event: lifecycle.wait_ready(event.state), reads=("allocation",)),
+    "provision": Action(lambda lifecycle, event: lifecycle.provision(event.state), reads=("allocation",)),
+    "mark_ready": Action(lambda lifecycle, event: lifecycle.mark_ready(event.state)),
+    "stream": Action(lambda lifecycle, event: lifecycle.stream(event.state), reads=("allocation",)),
+    "await_release": Action(lambda lifecycle, event: lifecycle.await_release(event.state, event.require_token())),
+    "expire": Action(lambda lifecycle, event: lifecycle.expire(event.state)),
+    "record_failure": Action(lambda lifecycle, event: lifecycle.record_failure(event.state), reads=("error",)),
+    "teardown": Action(lambda lifecycle, event: lifecycle.teardown(event.state, failed=event.failed)),
+}
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    action, state = event.get("action"), event.get("state") or {}
-    logger.append_keys(instance_id=state.get("instance_id"), action=action)
-    lifecycle = Lifecycle.from_settings()
-    if action == "await_release":
-        return lifecycle.await_release(state, event["token"])
-    if action == "teardown":
-        return lifecycle.teardown(state, failed=bool(event.get("failed")))
-    if action not in ACTIONS:
-        raise ValueError(f"unknown lifecycle action {action!r}")
-    result = getattr(lifecycle, action)(state)
+    task = TaskEvent.parse(event)
+    logger.append_keys(instance_id=task.state.instance_id, action=task.action)
+    action = ACTIONS.get(task.action)
+    if action is None:
+        raise ValueError(f"unknown lifecycle action {task.action!r}")
+    result = action.run(Lifecycle.from_settings(), task)
     logger.info("lifecycle step done")
     return result
 

@@ -149,3 +149,17 @@ def stream(request: StreamRequest, chunk_size: int, log: Callable[..., None]) ->
     if sent != size:
         raise errors.DependencyFailed(f"S3 announced {size} bytes for {request.key} but {sent} arrived")
     return {"status": "copied", "bytes": sent, "filename": request.filename, "seconds": round(seconds, 3)}
+
+
+def stream_object(*, bucket: str, key: str, region: str | None, filename: str, policy: str,
+                  certificate: str, private_key: str, chunk_size: int) -> dict[str, Any]:
+    """:func:`stream` as the instance lifecycle asks for it (``lambdas.shared.ports.Streamer``): with the
+    service's own credentials (none passed) and no progress log."""
+    request = StreamRequest(bucket=bucket, key=key, region=region, credentials={}, filename=filename, policy=policy,
+                            certificate=certificate, private_key=private_key)
+    return stream(request, chunk_size, lambda *args, **kwargs: None)
+
+
+def streamer() -> Callable[..., dict[str, Any]]:
+    """This module's answer to the lifecycle's streamer port (named in ``lambdas.shared.ports.DEPLOYED``)."""
+    return stream_object

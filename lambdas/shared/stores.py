@@ -18,6 +18,7 @@ import hashlib
 import json
 from decimal import Decimal
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, BinaryIO, Callable, ClassVar, Iterator, Protocol
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -375,11 +376,49 @@ class _ScannableTable:
         return (_plain(item) for item in items)
 
 
+class InstanceStatus(StrEnum):
+    """An instance's status. String-valued, so stored items and the API's JSON carry the plain name.
+
+    The order of a life: PENDING → ALLOCATING → PROVISIONING → READY → RELEASING → DELETED. A failure moves
+    any live instance to TEARING_DOWN (its reason recorded) while its runtime and slot are given back, then
+    to FAILED. A terminal status (FAILED, DELETED) is written only once the runtime and slot are released,
+    so a user who reads it can trust that nothing of the instance is left running.
+    """
+
+    PENDING = "PENDING"
+    ALLOCATING = "ALLOCATING"
+    PROVISIONING = "PROVISIONING"
+    READY = "READY"
+    RELEASING = "RELEASING"
+    TEARING_DOWN = "TEARING_DOWN"
+    FAILED = "FAILED"
+    DELETED = "DELETED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = (InstanceStatus.DELETED, InstanceStatus.FAILED)
+# Live and not failing: the statuses the workflow moves forward through, and may release from.
+ACTIVE = (InstanceStatus.PENDING, InstanceStatus.ALLOCATING, InstanceStatus.PROVISIONING, InstanceStatus.READY,
+          InstanceStatus.RELEASING)
+# What a status may be written over: nothing after a terminal status; after TEARING_DOWN only FAILED (so the
+# first failure's reason is the one kept); FAILED only after TEARING_DOWN (so it follows a teardown).
+TRANSITIONS_FROM: dict[InstanceStatus, tuple[InstanceStatus, ...]] = {
+    **{status: ACTIVE for status in ACTIVE},
+    InstanceStatus.TEARING_DOWN: ACTIVE,
+    InstanceStatus.FAILED: (InstanceStatus.TEARING_DOWN,),
+    InstanceStatus.DELETED: ACTIVE,
+}
+
+
 class InstanceStore(_ScannableTable):
     """One item per instance: owner, status, reason, the exact policy text, workflow handles."""
 
-    LIVE = ("PENDING", "ALLOCATING", "PROVISIONING", "READY", "RELEASING")
-    TERMINAL = ("DELETED", "FAILED")
+    LIVE = (*ACTIVE, InstanceStatus.TEARING_DOWN)  # may hold a runtime and a slot
+    TERMINAL = TERMINAL
+    ENDING = (InstanceStatus.TEARING_DOWN, *TERMINAL)  # ended or ending: no workflow wait is kept for it
 
     def __init__(self, table_name: str | None = None) -> None:
         self.table = aws.table(table_name or settings().instances_table)
@@ -414,8 +453,28 @@ class InstanceStore(_ScannableTable):
         """Remove a record outright (a creation undone before its workflow started); nothing if absent."""
         self.table.delete_item(Key={"instance_id": instance_id})
 
-    def update(self, instance_id: str, *, unless_status: tuple[str, ...] = (), remove: tuple[str, ...] = (), **fields: Any) -> bool:
-        """Set fields (and ``updated_at``); skipped when the status is one of ``unless_status``. True when written."""
+    def transition(self, instance_id: str, to: InstanceStatus, reason: str | None = None, *,
+                   remove: tuple[str, ...] = (), **fields: Any) -> bool:
+        """Move the instance to ``to`` (with ``reason`` and ``fields``) if :data:`TRANSITIONS_FROM` allows it from
+        its stored status, in one conditional write. True when written; False leaves the item as it was."""
+        status = InstanceStatus(to)
+        if reason is not None:
+            fields["reason"] = reason
+        return self._write(instance_id, {**fields, "status": status.value}, remove, TRANSITIONS_FROM[status])
+
+    def mark(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool:
+        """Set fields other than the status (a task token, the release flag) on an instance that is live and not
+        failing; True when written."""
+        return self._write(instance_id, fields, remove, ACTIVE)
+
+    def update(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool:
+        """Set fields (and ``updated_at``) whatever the status (never the status itself: see :meth:`transition`)."""
+        if "status" in fields:
+            raise ValueError("an instance's status changes only through InstanceStore.transition")
+        return self._write(instance_id, fields, remove, ())
+
+    def _write(self, instance_id: str, fields: dict[str, Any], remove: tuple[str, ...],
+               only_from: tuple[InstanceStatus, ...]) -> bool:
         fields["updated_at"] = now_iso()
         names = {f"#{k}": k for k in (*fields, *remove)}
         values = {f":{k}": v for k, v in fields.items()}
@@ -423,15 +482,14 @@ class InstanceStore(_ScannableTable):
         if remove:
             expression += " REMOVE " + ", ".join(f"#{k}" for k in remove)
         condition = "attribute_exists(instance_id)"
-        for index, status in enumerate(unless_status):
+        if only_from:
             names["#status"] = "status"
-            values[f":unless{index}"] = status
-            condition += f" AND #status <> :unless{index}"
+            values.update({f":from{index}": status.value for index, status in enumerate(only_from)})
+            condition += " AND #status IN (" + ", ".join(f":from{index}" for index in range(len(only_from))) + ")"
         return _conditionally(lambda: self.table.update_item(
             Key={"instance_id": instance_id}, UpdateExpression=expression, ConditionExpression=condition,
             ExpressionAttributeNames=names, ExpressionAttributeValues=values,
         ))
-
 
 
 # ---------------------------------------------------------------------------
@@ -514,7 +572,10 @@ class InstanceStorage(Protocol):
     def create(self, item: dict[str, Any]) -> None: ...
     def get(self, instance_id: str) -> dict[str, Any] | None: ...
     def delete(self, instance_id: str) -> None: ...
-    def update(self, instance_id: str, *, unless_status: tuple[str, ...] = (), remove: tuple[str, ...] = (), **fields: Any) -> bool: ...
+    def transition(self, instance_id: str, to: InstanceStatus, reason: str | None = None, *,
+                   remove: tuple[str, ...] = (), **fields: Any) -> bool: ...
+    def mark(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool: ...
+    def update(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool: ...
 
 
 class SlotStorage(Protocol):

@@ -13,7 +13,8 @@ from typing import Any, BinaryIO, ClassVar, Iterator
 from botocore.exceptions import ClientError
 
 from ipoc.errors import Conflict, DependencyFailed
-from lambdas.shared.stores import HASH_CHUNK, FunctionRecord, InstanceStore, now_iso
+from lambdas.shared.stores import (ACTIVE, HASH_CHUNK, TRANSITIONS_FROM, FunctionRecord, InstanceStatus, InstanceStore,
+                                   now_iso)
 
 
 def _condition_failed(operation: str) -> ClientError:
@@ -234,10 +235,26 @@ class FakeInstanceStore(_FakeTable):
         with self._lock:
             self._items.pop(instance_id, None)
 
-    def update(self, instance_id: str, *, unless_status: tuple[str, ...] = (), remove: tuple[str, ...] = (), **fields: Any) -> bool:
+    def transition(self, instance_id: str, to: InstanceStatus, reason: str | None = None, *,
+                   remove: tuple[str, ...] = (), **fields: Any) -> bool:
+        status = InstanceStatus(to)
+        if reason is not None:
+            fields["reason"] = reason
+        return self._write(instance_id, {**fields, "status": status.value}, remove, TRANSITIONS_FROM[status])
+
+    def mark(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool:
+        return self._write(instance_id, fields, remove, ACTIVE)
+
+    def update(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool:
+        if "status" in fields:
+            raise ValueError("an instance's status changes only through InstanceStore.transition")
+        return self._write(instance_id, fields, remove, ())
+
+    def _write(self, instance_id: str, fields: dict[str, Any], remove: tuple[str, ...],
+               only_from: tuple[InstanceStatus, ...]) -> bool:
         with self._lock:
             item = self._items.get(instance_id)
-            if item is None or item.get("status") in unless_status:
+            if item is None or (only_from and item.get("status") not in only_from):
                 return False
             item.update(copy.deepcopy(fields), updated_at=now_iso())
             for name in remove:

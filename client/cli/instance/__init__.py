@@ -50,7 +50,7 @@ def create(app: "Application", user_policy: Path, wait: int, ttl: int | None, po
         app.terminal.display(f"Instance {instance_id}: {record['status']}" + (f" ({record['reason']})" if record.get("reason") else ""))
         if policy_out and record.get("policy"):
             app.terminal.display(f"Policy written to {policy_out}")
-    if record["status"] == "FAILED":
+    if record["status"] in ("TEARING_DOWN", "FAILED"):  # failed: tearing down, or torn down
         raise SystemExit(1)
 
 

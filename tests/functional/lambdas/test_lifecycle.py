@@ -13,6 +13,7 @@ import pytest
 from ipoc.client import VeracruzClient
 from ipoc.policy import policy_hash
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
+from lambdas.ccfaas.execution import ExecutionState
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
 from lambdas.shared.config import settings
@@ -146,10 +147,13 @@ def test_tasks_are_idempotent(plane, ids, echo_wasm):
     record = plane.wait_status("i-idem", ("READY",))
     lifecycle = Lifecycle.from_settings()
     state = {"instance_id": record["key"], "function": "echo"}  # the workflow sees the owner-scoped key
-    allocation = lifecycle.allocate({**state, "composed": {}})  # a retried Allocate: same allocation, no new slot
+    # a retried Allocate: same allocation, no new slot
+    allocation = lifecycle.allocate(ExecutionState.parse({**state, "composed": {}}))
     assert allocation["policy"] == record["policy"]
     assert len(running_ports(plane.runtimes)) == 1
-    assert lifecycle.provision({**state, "allocation": allocation})["provisioned"] == [policies.ECHO]  # same bytes again
+    # same bytes again
+    assert lifecycle.provision(ExecutionState.parse({**state, "allocation": allocation}))["provisioned"] == [policies.ECHO]
+    state = ExecutionState.parse(state)
     lifecycle.mark_ready(state)
     call(ccfaas, "DELETE", "/instance/i-idem", user="alice")
     lifecycle.teardown(state)  # a retried teardown changes nothing

@@ -12,7 +12,8 @@ from moto import mock_aws
 
 from ipoc.errors import Conflict, DependencyFailed
 from lambdas.shared.stores import (
-    ArtifactStorage, ArtifactStore, FunctionRecord, FunctionStorage, FunctionStore, InstanceStorage, InstanceStore,
+    ArtifactStorage, ArtifactStore, FunctionRecord, FunctionStorage, FunctionStore, InstanceStatus, InstanceStorage,
+    InstanceStore,
     SlotStorage, SlotStore,
 )
 from tests.fakes import FakeArtifactStore, FakeFunctionStore, FakeInstanceStore, FakeSlotStore
@@ -173,17 +174,33 @@ def test_an_instance_is_created_once_and_read_back_as_written(stores: Stores) ->
     assert instances.get("i-1") is None
 
 
-def test_an_update_sets_and_removes_fields_unless_the_status_excludes_it(stores: Stores) -> None:
+def test_an_update_sets_and_removes_fields_but_never_the_status(stores: Stores) -> None:
     instances = stores.instances
-    assert instances.update("missing", status="READY") is False
+    assert instances.update("missing", reason="x") is False
     instances.create(instance("i-1", task_token="t"))
-    assert instances.update("i-1", status="READY", reason="up", remove=("task_token",)) is True
+    assert instances.update("i-1", reason="up", remove=("task_token",)) is True
     stored = instances.get("i-1")
-    assert stored is not None and stored["status"] == "READY" and stored["reason"] == "up" and "task_token" not in stored
-    assert stored["updated_at"]
-    assert instances.update("i-1", status="FAILED", unless_status=InstanceStore.TERMINAL) is True
-    assert instances.update("i-1", status="READY", unless_status=InstanceStore.TERMINAL) is False
-    assert instances.get("i-1")["status"] == "FAILED"  # type: ignore[index]
+    assert stored is not None and stored["reason"] == "up" and "task_token" not in stored and stored["updated_at"]
+    with pytest.raises(ValueError, match="transition"):
+        instances.update("i-1", status="READY")
+
+
+def test_transitions_follow_the_status_rules(stores: Stores) -> None:
+    """Nothing after a terminal status; after TEARING_DOWN only FAILED (first reason kept); FAILED only after it."""
+    instances = stores.instances
+    assert instances.transition("missing", InstanceStatus.READY) is False
+    instances.create(instance("i-1", "PENDING"))
+    assert instances.transition("i-1", InstanceStatus.FAILED, "too early") is False
+    assert instances.transition("i-1", InstanceStatus.READY) is True
+    assert instances.mark("i-1", task_token="t") is True
+    assert instances.transition("i-1", InstanceStatus.TEARING_DOWN, "first", remove=("task_token",)) is True
+    assert instances.transition("i-1", InstanceStatus.TEARING_DOWN, "second") is False
+    assert instances.mark("i-1", task_token="u") is False  # not live-and-active any more
+    assert instances.transition("i-1", InstanceStatus.FAILED) is True
+    assert instances.transition("i-1", InstanceStatus.READY) is False
+    assert instances.transition("i-1", InstanceStatus.DELETED) is False
+    stored = instances.get("i-1")
+    assert stored is not None and stored["status"] == "FAILED" and stored["reason"] == "first" and "task_token" not in stored
 
 
 def test_live_instances_of_a_function_and_scans(stores: Stores) -> None:

@@ -20,6 +20,7 @@ from lambdas.ccfaas.instances import Instances, instance_key
 from lambdas.ccfaas.registry import Registry
 from lambdas.shared import aws
 from lambdas.shared.config import Settings
+from lambdas.shared.stores import InstanceStatus
 from local.apigw import LOCAL_ADMIN, principal_arn
 from tests.fakes import FakeArtifactStore, FakeFunctionStore, FakeInstanceStore, FakeWorkflow
 from tests.support import policies
@@ -111,9 +112,10 @@ def test_a_delete_releases_a_waiting_workflow_and_ends_nothing_itself(instances,
     key = instance_key(ALICE, "i-1")
     instances.delete("i-1", ALICE, wait_seconds=0)
     assert instances.instances.get(key)["release_requested"] is True and workflow.settled == []  # no token yet
-    instances.instances.update(key, status="READY", task_token="token-1")
+    instances.instances.transition(key, InstanceStatus.READY)
+    instances.instances.mark(key, task_token="token-1")
     instances.delete("i-1", ALICE, wait_seconds=0)
     assert instances.instances.get(key)["status"] == "RELEASING" and workflow.settled == [("success", "token-1")]
-    instances.instances.update(key, status="DELETED")
+    instances.instances.transition(key, InstanceStatus.DELETED)
     assert instances.delete("i-1", ALICE, wait_seconds=0)["status"] == "DELETED"  # idempotent once ended
     assert workflow.settled == [("success", "token-1")]

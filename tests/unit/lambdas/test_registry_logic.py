@@ -17,6 +17,7 @@ from ipoc.path_segments import encode_path
 from lambdas.ccfaas.registry import LOADED, Registry
 from lambdas.shared.config import Settings
 from lambdas.shared.stores import ArtifactStore
+from lambdas.shared.stores import InstanceStatus
 from tests.fakes import FakeArtifactStore, FakeFunctionStore, FakeInstanceStore
 from tests.support import policies
 from tests.support.settings import use_settings
@@ -131,7 +132,7 @@ def test_a_version_in_use_or_aliased_is_not_deleted_and_stays_usable(registry: R
         registry.delete_version("echo", 1)
     assert "instances use it (i-1)" in str(refused.value) and "aliases point at it (prod)" in str(refused.value)
     assert registry.version("echo", 1).deleting is False  # the mark was taken back
-    registry.instances.update("i-1", status="DELETED")
+    registry.instances.transition("i-1", InstanceStatus.DELETED)
     registry.delete_alias("echo", "prod")
     registry.delete_version("echo", 1)
     assert [v.version for v in registry.versions("echo")] == [2]
