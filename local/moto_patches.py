@@ -4,7 +4,8 @@ DynamoDB applies a conditional write atomically; moto checks the condition and
 then writes, with nothing stopping another thread in between, so two
 concurrent conditional puts can both succeed. Our slot allocation and upload
 bookkeeping rely on that atomicity, so every moto DynamoDB operation runs under
-one lock here.
+one lock here (``LOCK``; ``local.persistence`` defers its file writes until a
+request lets go of it).
 
 S3 takes concurrent PUTs of one key; moto closes the replaced object's buffer
 while the other request still builds its response from it ("I/O operation on
@@ -21,7 +22,53 @@ import functools
 import threading
 from typing import Any, Callable
 
-LOCK = threading.RLock()  # also taken by local.persistence around its writes
+
+
+class DeferringLock:
+    """moto's one lock (re-entrant), plus work its holder defers until it lets go.
+
+    ``local.persistence`` swaps an object or item in memory under this lock and
+    defers writing it to disk (the bytes, their ``fsync``) until the thread's
+    outermost ``with`` ends: the request still answers only once its change is
+    durable, but other requests do not wait behind a large upload's ``fsync``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._local = threading.local()
+
+    def __enter__(self) -> "DeferringLock":
+        self._lock.acquire()
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        self._local.depth -= 1
+        pending: list[Callable[[], None]] = []
+        if self._local.depth == 0:
+            pending, self._local.pending = getattr(self._local, "pending", []), []
+        self._lock.release()
+        failure: BaseException | None = None
+        for callback in pending:  # every one runs: each keeps the disk in step with one change in memory
+            try:
+                callback()
+            except BaseException as exc:  # noqa: BLE001  # the first is raised once all have run
+                failure = failure or exc
+        if failure is not None and error is None:
+            raise failure
+
+    def held(self) -> bool:
+        return getattr(self._local, "depth", 0) > 0
+
+    def after_release(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this thread has let go of the lock (at once when it does not hold it)."""
+        if self.held():
+            self._local.__dict__.setdefault("pending", []).append(callback)
+        else:
+            callback()
+
+
+LOCK = DeferringLock()  # also taken by local.persistence around its changes
 _OPERATIONS = (
     "put_item", "update_item", "delete_item", "get_item", "query", "scan",
     "transact_write_items", "transact_get_items", "batch_write_item", "batch_get_item",
