@@ -102,6 +102,87 @@ class _StepFunctions:
         return {"stateMachineArn": machine.arn}
 
 
+def keep_alive_server(host: str, port: int) -> Any:
+    """moto's WSGI app behind werkzeug's threaded server, with HTTP/1.1 keep-alive.
+
+    werkzeug's development server closes every connection after one response, so each
+    request a handler made through boto3 paid a TCP connect here and a new thread (and
+    waited 10 ms for stray bytes before closing). This handler keeps the connection for
+    the next request: it reads exactly the body the request declared (or its chunks),
+    drains what the app left unread, and answers with a Content-Length.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+    from werkzeug.wsgi import LimitedStream
+
+    class KeepAliveHandler(MotoRequestHandler):  # type: ignore[misc]
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+        timeout = IDLE_TIMEOUT  # an idle kept-alive connection frees its thread after this
+
+        def run_wsgi(self) -> None:
+            if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.environ = environ = self.make_environ()
+            chunked = bool(environ.get("wsgi.input_terminated"))
+            if not chunked:
+                length = int(self.headers.get("Content-Length") or 0)
+                environ["wsgi.input"] = LimitedStream(self.rfile, length)
+            reply: dict[str, Any] = {}
+
+            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                reply["status"], reply["headers"] = status, headers
+                return lambda data: reply.setdefault("early", []).append(data)
+
+            try:
+                result = self.server.app(environ, start_response)
+                try:
+                    body = b"".join([*reply.get("early", []), *result])
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+                _drain(environ["wsgi.input"])
+            except (ConnectionError, TimeoutError) as exc:
+                self.connection_dropped(exc, environ)
+                self.close_connection = True
+                return
+            except Exception:
+                log.exception("moto failed on %s %s", self.command, self.path)
+                self.close_connection = True
+                reply = {"status": "500 Internal Server Error", "headers": [("Content-Type", "text/plain")]}
+                body = b"moto failed; see the local AWS log"
+            code = int(reply["status"].split(" ", 1)[0])
+            bodiless = self.command == "HEAD" or code in (204, 304) or 100 <= code < 200
+            head = [f"HTTP/1.1 {reply['status']}", f"Date: {self.date_time_string()}"]
+            for name, value in reply["headers"]:
+                lowered = name.lower()
+                if lowered == "content-length":
+                    if self.command == "HEAD":  # HEAD tells the size of what GET would send
+                        head.append(f"Content-Length: {value}")
+                elif lowered not in ("connection", "transfer-encoding"):
+                    head.append(f"{name}: {value}")
+            if not bodiless:
+                head.append(f"Content-Length: {len(body)}")
+            if self.close_connection:
+                head.append("Connection: close")
+            # One write for the head and the body: two small writes on a kept-alive connection meet the
+            # peer's delayed ACK (Nagle), and each write is a system call.
+            self.wfile.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + (b"" if bodiless else body))
+            self.log_request(code, len(body))
+
+    def _drain(stream: Any) -> None:
+        while stream.read(1 << 16):
+            pass
+
+    server = make_server(host, port, DomainDispatcherApplication(create_backend_app), threaded=True,
+                         request_handler=KeepAliveHandler)
+    server.daemon_threads = True
+    return server
+
+
+IDLE_TIMEOUT = 120.0
+
+
 def reap(interval: float, stop: threading.Event) -> None:
     """The reaper's schedule (EventBridge in AWS). It runs here, where the workflow's tasks start the
     runtimes: a runtime this process started tells a clean shutdown (released) from a death (FAILED)."""
@@ -118,13 +199,14 @@ def reap(interval: float, stop: threading.Event) -> None:
 def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dict[str, str], buckets: list[str],
           reaper_interval: float | None = None) -> None:
     from moto.core.config import default_user_config
-    from moto.server import ThreadedMotoServer
 
     from local import lambda_runner, moto_patches
 
     started = time.perf_counter()
     moto_patches.apply_all()  # atomic conditional writes and safe concurrent PUTs, as in AWS
     moto_patches.cache_module_list()
+    moto_patches.cache_action_names()
+    moto_patches.fast_dynamodb_reads()
     lambda_runner.install()
     default_user_config["stepfunctions"]["execute_state_machine"] = True  # the lifecycle workflow runs for real
     state = None
@@ -134,8 +216,8 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
         state = DurableState.open(state_dir, REGION, fresh=fresh)
         state.attach_dynamodb()
         state.attach_s3()
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
+    server = keep_alive_server(host, port)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="moto").start()
     os.environ.update({"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "local",
                        "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION})
     restored: dict[str, Any] = {}
@@ -158,7 +240,8 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
     stop.wait()
     if pool is not None:
         stop_pool(pool.state_dir)
-    server.stop()
+    server.shutdown()
+    server.server_close()
 
 
 _ready_fd: int | None = None
