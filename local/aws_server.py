@@ -65,7 +65,7 @@ def create_resources(tables: dict[str, str], buckets: list[str]) -> str:
     for bucket in buckets:
         if bucket not in s3.buckets:
             s3.create_bucket(bucket, REGION)
-    return register(_Iam(), _Lambda(), _StepFunctions())
+    return register(_Iam(), _Lambda(), STEP_FUNCTIONS)
 
 
 class _Iam:
@@ -93,13 +93,29 @@ class _Lambda:
 
 
 class _StepFunctions:
+    definition = ""
+
     def create_state_machine(self, name: str, roleArn: str, definition: str) -> dict[str, Any]:  # noqa: N803
+        """Created without the interpreter's parse (the slowest step of ``up``: ANTLR's first parse builds
+        its tables); ``check_definition`` parses it once the stack is ready, which also warms the parser
+        for the first execution. The definition is the repository's own, checked by its tests."""
         from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.stepfunctions.models import StepFunctionBackend
         from moto.stepfunctions.responses import get_backend
 
         # the backend moto's API uses: with execute_state_machine on, the one with the interpreter
-        machine = get_backend(DEFAULT_ACCOUNT_ID, REGION).create_state_machine(name, definition, roleArn)
+        backend = get_backend(DEFAULT_ACCOUNT_ID, REGION)
+        machine = StepFunctionBackend.create_state_machine(backend, name, definition, roleArn)
+        self.definition = definition
         return {"stateMachineArn": machine.arn}
+
+    def check_definition(self) -> None:
+        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+        try:
+            StepFunctionsParserBackend._validate_definition(definition=self.definition)
+        except Exception:
+            log.exception("the lifecycle workflow's definition does not parse: instances cannot start")
 
 
 def keep_alive_server(host: str, port: int) -> Any:
@@ -183,6 +199,9 @@ def keep_alive_server(host: str, port: int) -> Any:
 IDLE_TIMEOUT = 120.0
 
 
+STEP_FUNCTIONS = _StepFunctions()
+
+
 def reap(interval: float, stop: threading.Event) -> None:
     """The reaper's schedule (EventBridge in AWS). It runs here, where the workflow's tasks start the
     runtimes: a runtime this process started tells a clean shutdown (released) from a death (FAILED)."""
@@ -203,6 +222,7 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
     from local import lambda_runner, moto_patches
 
     started = time.perf_counter()
+    moto_patches.defer_batch_import()  # first: before anything imports moto's Step Functions
     moto_patches.apply_all()  # atomic conditional writes and safe concurrent PUTs, as in AWS
     moto_patches.cache_module_list()
     moto_patches.cache_action_names()
@@ -231,6 +251,7 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
         signal.signal(signum, lambda *_: stop.set())
     announce({"ready": True, "pid": os.getpid(), "state_machine": arn, "restored": restored,
               "seconds": round(time.perf_counter() - started, 3)})
+    threading.Thread(target=STEP_FUNCTIONS.check_definition, daemon=True, name="workflow-check").start()
     if reaper_interval:
         threading.Thread(target=reap, args=(reaper_interval, stop), daemon=True, name="reaper").start()
     from lambdas.vaas.backends.local import start_pool, stop_pool

@@ -183,6 +183,38 @@ def _base64(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
 
 
+def defer_batch_import() -> None:
+    """Speed only (``ipoc local up``): the Step Functions interpreter imports ``moto.batch.utils`` for one
+    enum, and importing that runs ``moto/batch/__init__.py``, which imports all of moto's EC2 (a CPU
+    second, several seconds of wall time under load, botocore's region list parsed again and again).
+    Here ``moto.batch`` is a package whose submodules import on their own and whose ``__init__`` runs
+    on first use of the package itself (a Batch request), so nothing changes but when. Call before
+    anything imports ``moto.stepfunctions`` (idempotent)."""
+    import importlib.util
+    import sys
+    import types
+
+    name = "moto.batch"
+    if name in sys.modules:
+        return
+    import moto
+
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None and spec.submodule_search_locations is not None
+    package = types.ModuleType(name)
+    package.__spec__, package.__loader__, package.__file__, package.__package__ = spec, spec.loader, spec.origin, name
+    package.__path__ = list(spec.submodule_search_locations)
+
+    def __getattr__(attribute: str) -> Any:  # noqa: N807  # the package's own attributes: run its __init__ now
+        del package.__getattr__  # type: ignore[attr-defined]
+        spec.loader.exec_module(package)  # type: ignore[union-attr]
+        return getattr(package, attribute)
+
+    package.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    sys.modules[name] = package
+    moto.batch = package  # type: ignore[attr-defined]
+
+
 def apply_all() -> None:
     serialise_dynamodb_writes()
     serialise_s3_object_requests()
