@@ -416,8 +416,10 @@ def durable_key_store(state: DurableState, directory: Path, current: Any) -> Any
                 replaced = [v for v in previous or [] if not any(v is kept for kept in versions or [])]
                 latest = versions[-1] if versions else None
                 chunks = _object_chunks(key, latest) if latest is not None and _is_object(latest) else None
-                if versions and chunks is None:
-                    return  # a delete marker: versioned buckets are not kept
+                if versions and chunks is None:  # a delete marker: versioned buckets are not kept
+                    for version in replaced:
+                        _dispose(version)
+                    return
 
                 def settled(written: bool) -> None:
                     for version in replaced:
