@@ -6,7 +6,8 @@
 - S3 → enclave: the S3 streamer's throughput copying a 256 MiB object into an instance (its code in a
   process of its own, as in Lambda), divided by a raw S3 GET of the same object from the same local S3
   (RATIO), the streamer process's peak RSS growth, and the same copy through the local API;
-- control-plane reads (GET /instance/<id>) from 50 concurrent clients: p50, p99, throughput and errors, with the
+- control-plane reads (GET /instance/<id>) from 50 concurrent clients: p50, p99, throughput, errors and the CPU
+  time per read of the API processes and of the local AWS, with the
   APIs served by the stack process (the default) and by two forked API workers (``--api-workers 2``), the
   variants' rounds alternating so that the machine's load hits them alike;
 - ``ipoc local up --detach`` until ready: from an empty IPOC_HOME, and with 100 registered functions and 1 GiB
@@ -315,20 +316,33 @@ def read_round(url: str) -> tuple[list[float], int, float]:
     return latencies, errors, time.perf_counter() - started
 
 
-def bench_reads(stacks: dict[str, dict[str, str]], user, streamer) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
-    """GET /instance/<id> on each stack, ROUNDS rounds alternating the stacks (and which goes first)."""
-    for urls in stacks.values():
-        create_ready(urls["ccfaas"], "bench-reads", user, streamer)
-    measured: dict[str, dict[str, Any]] = {variant: {"latencies": [], "errors": 0, "seconds": 0.0} for variant in stacks}
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_reads(stacks: dict[str, dict[str, Any]], user, streamer) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """GET /instance/<id> on each stack, ROUNDS rounds alternating the stacks (and which goes first); also the CPU
+    time per read of the processes serving the APIs (the stack process or its API workers) and of the local AWS."""
+    for stack in stacks.values():
+        create_ready(stack["url"]["ccfaas"], "bench-reads", user, streamer)
+    measured: dict[str, dict[str, Any]] = {variant: {"latencies": [], "errors": 0, "seconds": 0.0, "api_cpu": 0.0, "aws_cpu": 0.0}
+                                           for variant in stacks}
     for n in range(ROUNDS):
         for variant in list(stacks) if n % 2 == 0 else list(reversed(stacks)):
-            latencies, errors, seconds = read_round(f"{stacks[variant]['ccfaas']}/instance/bench-reads")
+            state = stacks[variant]["state"]
+            api_pids = state.get("api_worker_pids") or [state["pid"]]
+            before = sum(map(cpu_seconds, api_pids)), cpu_seconds(state["aws_pid"])
+            latencies, errors, seconds = read_round(f"{stacks[variant]['url']['ccfaas']}/instance/bench-reads")
+            measured[variant]["api_cpu"] += sum(map(cpu_seconds, api_pids)) - before[0]
+            measured[variant]["aws_cpu"] += cpu_seconds(state["aws_pid"]) - before[1]
             measured[variant]["latencies"] += latencies
             measured[variant]["errors"] += errors
             measured[variant]["seconds"] += seconds
     figures_by_variant = {}
-    for variant, urls in stacks.items():
-        delete(urls["ccfaas"], "bench-reads")
+    for variant, stack in stacks.items():
+        delete(stack["url"]["ccfaas"], "bench-reads")
         m = measured[variant]
         label = "" if variant == "now" else f"_{variant}"
         figures_by_variant[variant] = {
@@ -339,6 +353,8 @@ def bench_reads(stacks: dict[str, dict[str, str]], user, streamer) -> dict[str, 
         report("FIGURE", f"control_plane_read_p99{label}", figures_by_variant[variant]["p99"], "ms")
         report("FIGURE", f"control_plane_read_throughput{label}", figures_by_variant[variant]["throughput"], "req/s")
         report("FIGURE", f"control_plane_read_errors{label}", m["errors"], "errors")
+        report("FIGURE", f"control_plane_read_cpu_api_processes{label}", m["api_cpu"] / len(m["latencies"]) * 1000, "ms/read")
+        report("FIGURE", f"control_plane_read_cpu_local_aws{label}", m["aws_cpu"] / len(m["latencies"]) * 1000, "ms/read")
     return figures_by_variant
 
 
@@ -439,12 +455,12 @@ def main() -> None:
                 bench_stream(urls, user, streamer)
     if "reads" in parts:
         with ExitStack() as started:
-            stacks = {"now": started.enter_context(local_stack(2, warm_pool=0))["url"],
-                      "two_api_workers": started.enter_context(local_stack(2, "--api-workers", "2", warm_pool=0))["url"]}
+            stacks = {"now": started.enter_context(local_stack(2, warm_pool=0)),
+                      "two_api_workers": started.enter_context(local_stack(2, "--api-workers", "2", warm_pool=0))}
             if "before" in trees:
-                stacks["before"] = started.enter_context(local_stack(2, warm_pool=0, tree=trees["before"]))["url"]
-            for urls in stacks.values():
-                register_echo(urls["ccfaas"])
+                stacks["before"] = started.enter_context(local_stack(2, warm_pool=0, tree=trees["before"]))
+            for stack in stacks.values():
+                register_echo(stack["url"]["ccfaas"])
             reads = bench_reads(stacks, user, streamer)
         report("RATIO", "control_plane_read_throughput_two_api_workers_over_stack_process",
                reads["two_api_workers"]["throughput"] / reads["now"]["throughput"])
