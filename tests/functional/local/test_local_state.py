@@ -131,3 +131,40 @@ def test_requests_are_served_while_a_large_upload_is_being_fsynced(tmp_path: Pat
     with local_aws(tmp_path / "state") as aws:
         assert aws["s3"].get_object(Bucket=BUCKET, Key="large")["Body"].read() == large
         assert aws["s3"].get_object(Bucket=BUCKET, Key="small-2")["Body"].read() == b"written meanwhile"
+
+
+def test_connections_are_kept_alive_and_framed_right(tmp_path: Path) -> None:
+    """The local AWS keeps a connection for the next request (werkzeug's server closed each one): several
+    requests on one socket, a HEAD (size but no body), a chunked PUT and a request whose body moto never
+    reads all leave the connection in step, as http.client's own framing checks."""
+    import http.client
+
+    with local_aws(tmp_path / "state") as aws:
+        s3 = aws["s3"]
+        endpoint = s3.meta.endpoint_url.rpartition("/")[2]
+        s3.put_object(Bucket=BUCKET, Key="framed", Body=b"0123456789")
+
+        def signed(method: str, key: str) -> str:  # the path and query of a presigned URL (S3 refuses anonymous calls)
+            url = s3.generate_presigned_url(method, Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=300)
+            return url.split(endpoint, 1)[1]
+
+        connection = http.client.HTTPConnection(endpoint, timeout=30)
+        try:
+            connection.request("HEAD", signed("head_object", "framed"))
+            head = connection.getresponse()
+            assert (head.status, head.getheader("Content-Length"), head.read()) == (200, "10", b"")
+            first_socket = connection.sock
+            connection.request("PUT", signed("put_object", "chunked"), body=iter([b"abc", b"defg"]), encode_chunked=True)
+            put = connection.getresponse()
+            assert put.status == 200, put.read()
+            put.read()
+            connection.request("GET", signed("get_object", "nothing-here"), body=b"x" * 5000)  # a body nobody reads
+            missing = connection.getresponse()
+            assert missing.status == 404
+            missing.read()
+            connection.request("GET", signed("get_object", "chunked"))
+            got = connection.getresponse()
+            assert (got.status, got.read()) == (200, b"abcdefg")
+            assert connection.sock is first_socket, "the connection was not kept"
+        finally:
+            connection.close()
