@@ -6,13 +6,19 @@
 - S3 → enclave: the S3 streamer's throughput copying a 256 MiB object into an instance (its code in a
   process of its own, as in Lambda), divided by a raw S3 GET of the same object from the same local S3
   (RATIO), the streamer process's peak RSS growth, and the same copy through the local API;
-- control-plane reads (GET /instance/<id>) from 50 concurrent clients: p50, p99, throughput and errors, with the
-  APIs served by the stack process (the default) and, side by side, by two forked API workers
-  (``--api-workers 2``);
+- control-plane reads (GET /instance/<id>) from 50 concurrent clients: p50, p99, throughput, errors and the CPU
+  time per read of the API processes and of the local AWS, with the
+  APIs served by the stack process (the default) and by two forked API workers (``--api-workers 2``), the
+  variants' rounds alternating so that the machine's load hits them alike;
 - ``ipoc local up --detach`` until ready: from an empty IPOC_HOME, and with 100 registered functions and 1 GiB
   of artifacts kept (after ``down``, and after a ``kill -9`` of the stack).
 
+With ``--baseline REV`` the same reads and starts also run on that revision's stack (its tree exported
+with ``git archive``, run with this checkout's virtualenv), side by side in the same rounds: ``_before``
+names, and RATIO lines of now over before.
+
     make bench            (or: .venv/bin/python bench/control_plane.py)
+    .venv/bin/python bench/control_plane.py --only reads,restart --baseline db00024
 
 Prints ``RATIO``/``FIGURE`` lines and writes build/bench/control_plane.json.
 """
@@ -29,7 +35,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -64,10 +70,31 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
+def ipoc(args: list[str], env: dict[str, str], tree: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``ipoc ARGS`` as the CLI of ``tree`` (this checkout, or a baseline revision's exported tree)."""
+    if tree == ROOT:
+        return processes.run(args, env=env, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "client", *args], cwd=tree, env={**os.environ, **env, "PYTHONPATH": str(tree)},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def export_revision(revision: str) -> Path:
+    """``revision``'s tree under build/bench (``git archive``): its stack, run by this checkout's virtualenv."""
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    tree = ROOT / "build" / "bench" / f"control-plane-{commit[:12]}"
+    if not (tree / "local" / "stack.py").exists():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
 class Stack:
     """`ipoc local up --detach` in its own IPOC_HOME on free ports; ``up`` returns the seconds until ready."""
 
-    def __init__(self, slots: int, *extra: str, warm_pool: int | None = None) -> None:
+    def __init__(self, slots: int, *extra: str, warm_pool: int | None = None, tree: Path = ROOT) -> None:
+        self.tree = tree
         self.home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stack-"))
         base = free_port_range(5 + slots)
         self.ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
@@ -80,33 +107,41 @@ class Stack:
 
     def up(self) -> float:
         started = time.perf_counter()
-        result = processes.run(self.args, env=self.env, timeout=180)
+        result = ipoc(self.args, self.env, self.tree, timeout=180)
         elapsed = time.perf_counter() - started
         if result.returncode != 0:
             raise SystemExit(f"ipoc local up failed: {result.stderr}")
         return elapsed
 
     def down(self) -> None:
-        processes.run(["local", "down"], env=self.env, timeout=120)
+        ipoc(["local", "down"], self.env, self.tree, timeout=120)
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(ipoc(["local", "status", "--json"], self.env, self.tree).stdout)
 
     def kill(self) -> None:
         import signal
 
-        state = json.loads(processes.run(["local", "status", "--json"], env=self.env).stdout)
+        state = self.status()
         os.kill(state["pid"], signal.SIGKILL)
-        wait_until(lambda: processes.run(["local", "status"], env=self.env).returncode == 1, timeout=30, what="the stack gone")
+        wait_until(lambda: ipoc(["local", "status"], self.env, self.tree).returncode == 1, timeout=30, what="the stack gone")
         wait_until(lambda: not Path(f"/proc/{state['aws_pid']}").exists(), timeout=30, what="its local AWS gone")
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 @contextmanager
-def local_stack(slots: int, *extra: str, warm_pool: int = WARM_POOL) -> Iterator[dict[str, Any]]:
-    stack = Stack(slots, *extra, warm_pool=warm_pool)
+def local_stack(slots: int, *extra: str, warm_pool: int = WARM_POOL, tree: Path = ROOT) -> Iterator[dict[str, Any]]:
+    stack = Stack(slots, *extra, warm_pool=warm_pool, tree=tree)
     stack.up()
-    state = json.loads(processes.run(["local", "status", "--json"], env=stack.env).stdout)
     try:
-        yield {"state": state, "url": stack.url}
+        yield {"state": stack.status(), "url": stack.url}
     finally:
         stack.down()
+        stack.remove()
 
 
 def register_echo(ccfaas: str) -> None:
@@ -252,10 +287,11 @@ def bench_stream(urls: dict[str, str], user, streamer) -> None:  # type: ignore[
     report("FIGURE", "s3_stream_through_local_api_throughput", size / api_seconds / 2**20, "MiB/s")
 
 
-def bench_reads(urls: dict[str, str], user, streamer, label: str = "") -> float:  # type: ignore[no-untyped-def]
-    """Returns the throughput (req/s)."""
-    create_ready(urls["ccfaas"], "bench-reads", user, streamer)
-    url = f"{urls['ccfaas']}/instance/bench-reads"
+ROUNDS = 3  # rounds of reads per variant, alternating between the variants
+
+
+def read_round(url: str) -> tuple[list[float], int, float]:
+    """CLIENTS clients, each READS_PER_CLIENT reads on its own kept-alive connection: (latencies, errors, seconds)."""
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -277,45 +313,119 @@ def bench_reads(urls: dict[str, str], user, streamer, label: str = "") -> float:
     with ThreadPoolExecutor(CLIENTS) as pool:
         for future in [pool.submit(client) for _ in range(CLIENTS)]:
             future.result()
-    elapsed = time.perf_counter() - started
-    delete(urls["ccfaas"], "bench-reads")
-    report("FIGURE", f"control_plane_read_p50{label}", percentile(latencies, 0.50) * 1000, "ms")
-    report("FIGURE", f"control_plane_read_p99{label}", percentile(latencies, 0.99) * 1000, "ms")
-    report("FIGURE", f"control_plane_read_throughput{label}", len(latencies) / elapsed, "req/s")
-    report("FIGURE", f"control_plane_read_errors{label}", errors, "errors")
-    return len(latencies) / elapsed
+    return latencies, errors, time.perf_counter() - started
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_reads(stacks: dict[str, dict[str, Any]], user, streamer) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """GET /instance/<id> on each stack, ROUNDS rounds alternating the stacks (and which goes first); also the CPU
+    time per read of the processes serving the APIs (the stack process or its API workers) and of the local AWS."""
+    for stack in stacks.values():
+        create_ready(stack["url"]["ccfaas"], "bench-reads", user, streamer)
+    measured: dict[str, dict[str, Any]] = {variant: {"latencies": [], "errors": 0, "seconds": 0.0, "api_cpu": 0.0, "aws_cpu": 0.0}
+                                           for variant in stacks}
+    for n in range(ROUNDS):
+        for variant in list(stacks) if n % 2 == 0 else list(reversed(stacks)):
+            state = stacks[variant]["state"]
+            api_pids = state.get("api_worker_pids") or [state["pid"]]
+            before = sum(map(cpu_seconds, api_pids)), cpu_seconds(state["aws_pid"])
+            latencies, errors, seconds = read_round(f"{stacks[variant]['url']['ccfaas']}/instance/bench-reads")
+            measured[variant]["api_cpu"] += sum(map(cpu_seconds, api_pids)) - before[0]
+            measured[variant]["aws_cpu"] += cpu_seconds(state["aws_pid"]) - before[1]
+            measured[variant]["latencies"] += latencies
+            measured[variant]["errors"] += errors
+            measured[variant]["seconds"] += seconds
+    figures_by_variant = {}
+    for variant, stack in stacks.items():
+        delete(stack["url"]["ccfaas"], "bench-reads")
+        m = measured[variant]
+        label = "" if variant == "now" else f"_{variant}"
+        figures_by_variant[variant] = {
+            "p50": percentile(m["latencies"], 0.50) * 1000, "p99": percentile(m["latencies"], 0.99) * 1000,
+            "throughput": len(m["latencies"]) / m["seconds"],
+        }
+        report("FIGURE", f"control_plane_read_p50{label}", figures_by_variant[variant]["p50"], "ms")
+        report("FIGURE", f"control_plane_read_p99{label}", figures_by_variant[variant]["p99"], "ms")
+        report("FIGURE", f"control_plane_read_throughput{label}", figures_by_variant[variant]["throughput"], "req/s")
+        report("FIGURE", f"control_plane_read_errors{label}", m["errors"], "errors")
+        report("FIGURE", f"control_plane_read_cpu_api_processes{label}", m["api_cpu"] / len(m["latencies"]) * 1000, "ms/read")
+        report("FIGURE", f"control_plane_read_cpu_local_aws{label}", m["aws_cpu"] / len(m["latencies"]) * 1000, "ms/read")
+    return figures_by_variant
 
 
 FUNCTIONS = 100
 ARTIFACT_MIB = 1024
+STARTS = 3  # starts per variant and state; figures are medians
 
 
-def bench_restart() -> None:
-    """`ipoc local up` until ready: empty, then with FUNCTIONS functions and ARTIFACT_MIB MiB of artifacts kept."""
-    stack = Stack(2)
+def populate(stack: Stack) -> None:
+    """FUNCTIONS registered functions and ARTIFACT_MIB MiB of artifacts, through the stack's APIs and S3."""
+    s3 = boto3.client("s3", endpoint_url=stack.url["aws"], region_name="us-east-1",
+                      aws_access_key_id="local", aws_secret_access_key="local")
+    blob = os.urandom(ARTIFACT_MIB * 2**20 // FUNCTIONS)
+    for n in range(FUNCTIONS):
+        wasm = f"\0asm bench {n}".encode()
+        name = f"bench_{n}"
+        assert requests.post(f"{stack.url['ccfaas']}/function", json=policies.echo_function(name, wasm), timeout=60).status_code == 201
+        segment = base64.b64encode(policies.ECHO.encode()).decode()
+        assert requests.post(f"{stack.url['ccfaas']}/function/{name}/program/{segment}", data=wasm, timeout=60).status_code == 201
+        s3.put_object(Bucket="ipoc-artifacts", Key=f"functions/{name}/weights", Body=blob)
+
+
+def bench_restart(trees: dict[str, Path]) -> dict[str, dict[str, float]]:
+    """`ipoc local up` until ready, for each variant: empty, then with FUNCTIONS functions and ARTIFACT_MIB MiB of
+    artifacts kept (made once, through the first variant's stack; the others start from hard-linked copies of
+    that state: layout 1 on both sides, and files are only ever replaced, never written in place)."""
+    import shutil
+
+    empty: dict[str, list[float]] = {variant: [] for variant in trees}
+    for n in range(STARTS):
+        for variant in list(trees) if n % 2 == 0 else list(reversed(trees)):
+            stack = Stack(2, tree=trees[variant])
+            try:
+                empty[variant].append(stack.up())
+            finally:
+                stack.down()
+                stack.remove()
+    source = Stack(2, tree=trees[next(iter(trees))])
+    stacks: dict[str, Stack] = {}
     try:
-        report("FIGURE", "local_up_ready_empty", stack.up(), "s")
-        s3 = boto3.client("s3", endpoint_url=stack.url["aws"], region_name="us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")
-        blob = os.urandom(ARTIFACT_MIB * 2**20 // FUNCTIONS)
-        for n in range(FUNCTIONS):
-            wasm = f"\0asm bench {n}".encode()
-            name = f"bench_{n}"
-            assert requests.post(f"{stack.url['ccfaas']}/function", json=policies.echo_function(name, wasm), timeout=60).status_code == 201
-            segment = base64.b64encode(policies.ECHO.encode()).decode()
-            assert requests.post(f"{stack.url['ccfaas']}/function/{name}/program/{segment}", data=wasm, timeout=60).status_code == 201
-            s3.put_object(Bucket="ipoc-artifacts", Key=f"functions/{name}/weights", Body=blob)
-        stack.down()
-        report("FIGURE", f"local_up_ready_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB", stack.up(), "s")
-        stack.kill()
-        report("FIGURE", f"local_up_ready_after_kill_9_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB", stack.up(), "s")
-        names = requests.get(f"{stack.url['ccfaas']}/function", timeout=60).json()["functions"]
-        assert len(names) == FUNCTIONS, len(names)
+        source.up()
+        populate(source)
+        source.down()
+        for variant, tree in trees.items():
+            stacks[variant] = Stack(2, tree=tree)
+            shutil.rmtree(stacks[variant].home)
+            subprocess.run(["cp", "-al", str(source.home), str(stacks[variant].home)], check=True)
+        kept: dict[str, list[float]] = {variant: [] for variant in trees}
+        killed: dict[str, list[float]] = {variant: [] for variant in trees}
+        for n in range(STARTS):
+            for variant in list(trees) if n % 2 == 0 else list(reversed(trees)):
+                stack = stacks[variant]
+                kept[variant].append(stack.up())
+                names = requests.get(f"{stack.url['ccfaas']}/function", timeout=60).json()["functions"]
+                assert len(names) == FUNCTIONS, (variant, len(names))
+                stack.kill()
+                killed[variant].append(stack.up())
+                stack.down()
     finally:
-        stack.down()
-        import shutil
-
-        shutil.rmtree(stack.home, ignore_errors=True)
+        for stack in [source, *stacks.values()]:
+            stack.down()
+            stack.remove()
+    result = {}
+    for variant in trees:
+        label = "" if variant == "now" else f"_{variant}"
+        result[variant] = {"empty": statistics.median(empty[variant]), "kept": statistics.median(kept[variant]),
+                           "killed": statistics.median(killed[variant])}
+        report("FIGURE", f"local_up_ready_empty{label}", result[variant]["empty"], "s")
+        report("FIGURE", f"local_up_ready_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB{label}", result[variant]["kept"], "s")
+        report("FIGURE", f"local_up_ready_after_kill_9_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB{label}", result[variant]["killed"], "s")
+    return result
 
 
 PARTS = ("instances", "reads", "stream", "restart")
@@ -326,29 +436,43 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description="Control-plane benchmarks on the local stack.")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts to run, of {', '.join(PARTS)}")
-    parts = set(parser.parse_args().only.split(","))
+    parser.add_argument("--baseline", metavar="REV", help="also run the reads and starts on this git revision's stack (_before)")
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
     if not ECHO_WASM.exists():
         raise SystemExit(f"{ECHO_WASM} is missing: run `make functions`")
+    trees = {"now": ROOT, **({"before": export_revision(args.baseline)} if args.baseline else {})}
     user, streamer = new_identity("bench-user"), new_identity("bench-streamer")
-    workers = 0.0
-    with local_stack(slots=2) as stack:
-        urls = stack["url"]
-        register_echo(urls["ccfaas"])
-        if "instances" in parts:
-            with local_stack(slots=2, warm_pool=0) as cold:
-                register_echo(cold["url"]["ccfaas"])
-                bench_instances({"with_pool": urls, "without_pool": cold["url"]}, user, streamer)
-        if "reads" in parts:
-            workers = bench_reads(urls, user, streamer)
-        if "stream" in parts:
-            bench_stream(urls, user, streamer)
+    if parts & {"instances", "stream"}:
+        with local_stack(slots=2) as stack:
+            urls = stack["url"]
+            register_echo(urls["ccfaas"])
+            if "instances" in parts:
+                with local_stack(slots=2, warm_pool=0) as cold:
+                    register_echo(cold["url"]["ccfaas"])
+                    bench_instances({"with_pool": urls, "without_pool": cold["url"]}, user, streamer)
+            if "stream" in parts:
+                bench_stream(urls, user, streamer)
     if "reads" in parts:
-        with local_stack(2, "--api-workers", "2") as stack:
-            register_echo(stack["url"]["ccfaas"])
-            two = bench_reads(stack["url"], user, streamer, "_two_api_workers")
-        report("RATIO", "control_plane_read_throughput_two_api_workers_over_stack_process", two / workers)
+        with ExitStack() as started:
+            stacks = {"now": started.enter_context(local_stack(2, warm_pool=0)),
+                      "two_api_workers": started.enter_context(local_stack(2, "--api-workers", "2", warm_pool=0))}
+            if "before" in trees:
+                stacks["before"] = started.enter_context(local_stack(2, warm_pool=0, tree=trees["before"]))
+            for stack in stacks.values():
+                register_echo(stack["url"]["ccfaas"])
+            reads = bench_reads(stacks, user, streamer)
+        report("RATIO", "control_plane_read_throughput_two_api_workers_over_stack_process",
+               reads["two_api_workers"]["throughput"] / reads["now"]["throughput"])
+        if "before" in reads:
+            best = max(("now", "two_api_workers"), key=lambda variant: reads[variant]["throughput"])
+            report("RATIO", "control_plane_read_throughput_now_over_before", reads[best]["throughput"] / reads["before"]["throughput"])
+            report("RATIO", "control_plane_read_p99_before_over_now", reads["before"]["p99"] / reads[best]["p99"])
     if "restart" in parts:
-        bench_restart()
+        started_up = bench_restart(trees)
+        if "before" in started_up:
+            for state in ("empty", "kept"):
+                report("RATIO", f"local_up_ready_{state}_before_over_now", started_up["before"][state] / started_up["now"][state])
     out = ROOT / "build" / "bench" / "control_plane.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps([{"kind": k, "name": n, "value": v, "unit": u} for k, n, v, u in figures], indent=2) + "\n")

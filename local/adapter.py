@@ -9,8 +9,11 @@ as a Lambda does).
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
+import os
+import queue
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -109,11 +112,53 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if key.lower() not in ("content-length", "connection"):
                 self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        # The head and the body in one write (http.server writes them apart: two system calls a reply)
+        self._headers_buffer.append(b"\r\n" + data)  # type: ignore[attr-defined]
+        self.flush_headers()
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         log.info("%s %s", self.server.name, format % args)
+
+
+class _Invocations:
+    """Daemon threads that run handlers, each reused once its handler returns (a thread per request cost a
+    thread start each). A handler that runs on past the integration timeout keeps its thread, as a Lambda
+    runs on; a new thread serves the next request meanwhile, so no request waits for a free thread."""
+
+    def __init__(self) -> None:
+        self._idle: queue.SimpleQueue[queue.SimpleQueue[Any]] = queue.SimpleQueue()
+
+    def submit(self, function: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            inbox = self._idle.get_nowait()
+        except queue.Empty:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._work, args=(inbox,), daemon=True, name="invocation").start()
+        inbox.put((function, future))
+        return future
+
+    def _work(self, inbox: queue.SimpleQueue[Any]) -> None:
+        while True:
+            function, future = inbox.get()
+            try:
+                future.set_result(function())
+            except BaseException as exc:  # noqa: BLE001  # the caller's to handle
+                future.set_exception(exc)
+            del function, future
+            self._idle.put(inbox)
+
+
+_invocations_lock = threading.Lock()
+_invocations_of: dict[int, _Invocations] = {}
+
+
+def _invocations() -> _Invocations:
+    """This process's invocation threads (a forked API worker starts its own: threads do not survive a fork)."""
+    with _invocations_lock:
+        return _invocations_of.setdefault(os.getpid(), _Invocations())
 
 
 class ApiServer(ThreadingHTTPServer):
@@ -135,21 +180,22 @@ class ApiServer(ThreadingHTTPServer):
         self.thread.start()
 
     def integrate(self, event: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
-        """Run the handler as API Gateway's integration does: (result, raised), or None past the timeout."""
-        done = threading.Event()
-        outcome: list[tuple[dict[str, Any], bool]] = []
+        """Run the handler as API Gateway's integration does: (result, raised), or None past the timeout.
 
-        def run() -> None:
+        The handler runs on a thread of a pool (a thread per request cost a thread start each); a
+        handler past the timeout keeps its thread, as a Lambda runs on, and the pool grows instead."""
+
+        def run() -> tuple[dict[str, Any], bool]:
             try:
-                outcome.append((self.handler(event, LocalLambdaContext(function_name=self.name)), False))
+                return self.handler(event, LocalLambdaContext(function_name=self.name)), False
             except Exception:
                 log.exception("%s handler raised", self.name)
-                outcome.append(({}, True))
-            finally:
-                done.set()
+                return {}, True
 
-        threading.Thread(target=run, daemon=True, name=f"{self.name}-integration").start()
-        return outcome[0] if done.wait(self.integration_timeout) else None
+        try:
+            return _invocations().submit(run).result(self.integration_timeout)
+        except concurrent.futures.TimeoutError:
+            return None
 
     def stop(self) -> None:
         self.shutdown()

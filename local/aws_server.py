@@ -65,7 +65,7 @@ def create_resources(tables: dict[str, str], buckets: list[str]) -> str:
     for bucket in buckets:
         if bucket not in s3.buckets:
             s3.create_bucket(bucket, REGION)
-    return register(_Iam(), _Lambda(), _StepFunctions(), warm=True)  # the executions run in this process
+    return register(_Iam(), _Lambda(), STEP_FUNCTIONS, warm=True)  # the executions run in this process
 
 
 class _Iam:
@@ -93,13 +93,113 @@ class _Lambda:
 
 
 class _StepFunctions:
+    definition = ""
+
     def create_state_machine(self, name: str, roleArn: str, definition: str) -> dict[str, Any]:  # noqa: N803
+        """Created without the interpreter's parse (the slowest step of ``up``: ANTLR's first parse builds
+        its tables); ``check_definition`` parses it once the stack is ready, which also warms the parser
+        for the first execution. The definition is the repository's own, checked by its tests."""
         from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.stepfunctions.models import StepFunctionBackend
         from moto.stepfunctions.responses import get_backend
 
         # the backend moto's API uses: with execute_state_machine on, the one with the interpreter
-        machine = get_backend(DEFAULT_ACCOUNT_ID, REGION).create_state_machine(name, definition, roleArn)
+        backend = get_backend(DEFAULT_ACCOUNT_ID, REGION)
+        machine = StepFunctionBackend.create_state_machine(backend, name, definition, roleArn)
+        self.definition = definition
         return {"stateMachineArn": machine.arn}
+
+    def check_definition(self) -> None:
+        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+        try:
+            StepFunctionsParserBackend._validate_definition(definition=self.definition)
+        except Exception:
+            log.exception("the lifecycle workflow's definition does not parse: instances cannot start")
+
+
+def keep_alive_server(host: str, port: int) -> Any:
+    """moto's WSGI app behind werkzeug's threaded server, with HTTP/1.1 keep-alive.
+
+    werkzeug's development server closes every connection after one response, so each
+    request a handler made through boto3 paid a TCP connect here and a new thread (and
+    waited 10 ms for stray bytes before closing). This handler keeps the connection for
+    the next request: it reads exactly the body the request declared (or its chunks),
+    drains what the app left unread, and answers with a Content-Length.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+    from werkzeug.wsgi import LimitedStream
+
+    class KeepAliveHandler(MotoRequestHandler):  # type: ignore[misc]
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+        timeout = IDLE_TIMEOUT  # an idle kept-alive connection frees its thread after this
+
+        def run_wsgi(self) -> None:
+            if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.environ = environ = self.make_environ()
+            chunked = bool(environ.get("wsgi.input_terminated"))
+            if not chunked:
+                length = int(self.headers.get("Content-Length") or 0)
+                environ["wsgi.input"] = LimitedStream(self.rfile, length)
+            reply: dict[str, Any] = {}
+
+            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                reply["status"], reply["headers"] = status, headers
+                return lambda data: reply.setdefault("early", []).append(data)
+
+            try:
+                result = self.server.app(environ, start_response)
+                try:
+                    body = b"".join([*reply.get("early", []), *result])
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+                _drain(environ["wsgi.input"])
+            except (ConnectionError, TimeoutError) as exc:
+                self.connection_dropped(exc, environ)
+                self.close_connection = True
+                return
+            except Exception:
+                log.exception("moto failed on %s %s", self.command, self.path)
+                self.close_connection = True
+                reply = {"status": "500 Internal Server Error", "headers": [("Content-Type", "text/plain")]}
+                body = b"moto failed; see the local AWS log"
+            code = int(reply["status"].split(" ", 1)[0])
+            bodiless = self.command == "HEAD" or code in (204, 304) or 100 <= code < 200
+            head = [f"HTTP/1.1 {reply['status']}", f"Date: {self.date_time_string()}"]
+            for name, value in reply["headers"]:
+                lowered = name.lower()
+                if lowered == "content-length":
+                    if self.command == "HEAD":  # HEAD tells the size of what GET would send
+                        head.append(f"Content-Length: {value}")
+                elif lowered not in ("connection", "transfer-encoding"):
+                    head.append(f"{name}: {value}")
+            if not bodiless:
+                head.append(f"Content-Length: {len(body)}")
+            if self.close_connection:
+                head.append("Connection: close")
+            # One write for the head and the body: two small writes on a kept-alive connection meet the
+            # peer's delayed ACK (Nagle), and each write is a system call.
+            self.wfile.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + (b"" if bodiless else body))
+            self.log_request(code, len(body))
+
+    def _drain(stream: Any) -> None:
+        while stream.read(1 << 16):
+            pass
+
+    server = make_server(host, port, DomainDispatcherApplication(create_backend_app), threaded=True,
+                         request_handler=KeepAliveHandler)
+    server.daemon_threads = True
+    return server
+
+
+IDLE_TIMEOUT = 120.0
+
+
+STEP_FUNCTIONS = _StepFunctions()
 
 
 def reap(interval: float, stop: threading.Event) -> None:
@@ -118,13 +218,15 @@ def reap(interval: float, stop: threading.Event) -> None:
 def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dict[str, str], buckets: list[str],
           reaper_interval: float | None = None) -> None:
     from moto.core.config import default_user_config
-    from moto.server import ThreadedMotoServer
 
     from local import lambda_runner, moto_patches, runtimes
 
     started = time.perf_counter()
+    moto_patches.defer_batch_import()  # first: before anything imports moto's Step Functions
     moto_patches.apply_all()  # atomic conditional writes and safe concurrent PUTs, as in AWS
     moto_patches.cache_module_list()
+    moto_patches.cache_action_names()
+    moto_patches.fast_dynamodb_reads()
     lambda_runner.install()
     runtimes.register()  # the workflow's Allocate and teardown tasks run here, with IPOC_VAAS_BACKEND=local
     default_user_config["stepfunctions"]["execute_state_machine"] = True  # the lifecycle workflow runs for real
@@ -135,8 +237,8 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
         state = DurableState.open(state_dir, REGION, fresh=fresh)
         state.attach_dynamodb()
         state.attach_s3()
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
+    server = keep_alive_server(host, port)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="moto").start()
     os.environ.update({"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "local",
                        "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION})
     restored: dict[str, Any] = {}
@@ -150,6 +252,7 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
         signal.signal(signum, lambda *_: stop.set())
     announce({"ready": True, "pid": os.getpid(), "state_machine": arn, "restored": restored,
               "seconds": round(time.perf_counter() - started, 3)})
+    threading.Thread(target=STEP_FUNCTIONS.check_definition, daemon=True, name="workflow-check").start()
     if reaper_interval:
         threading.Thread(target=reap, args=(reaper_interval, stop), daemon=True, name="reaper").start()
     # The warm pool lives here, beside the workflow's Allocate task that takes from it (IPOC_WARM_POOL; 0: none).
@@ -157,7 +260,8 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
     stop.wait()
     if pool is not None:
         runtimes.stop_pool(pool.state_dir)
-    server.stop()
+    server.shutdown()
+    server.server_close()
 
 
 _ready_fd: int | None = None

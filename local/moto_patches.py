@@ -4,7 +4,8 @@ DynamoDB applies a conditional write atomically; moto checks the condition and
 then writes, with nothing stopping another thread in between, so two
 concurrent conditional puts can both succeed. Our slot allocation and upload
 bookkeeping rely on that atomicity, so every moto DynamoDB operation runs under
-one lock here.
+one lock here (``LOCK``; ``local.persistence`` defers its file writes until a
+request lets go of it).
 
 S3 takes concurrent PUTs of one key; moto closes the replaced object's buffer
 while the other request still builds its response from it ("I/O operation on
@@ -17,11 +18,59 @@ caller in process). Our presigned upload URLs rely on that answer.
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import threading
 from typing import Any, Callable
 
-LOCK = threading.RLock()  # also taken by local.persistence around its writes
+
+
+class DeferringLock:
+    """moto's one lock (re-entrant), plus work its holder defers until it lets go.
+
+    ``local.persistence`` swaps an object or item in memory under this lock and
+    defers writing it to disk (the bytes, their ``fsync``) until the thread's
+    outermost ``with`` ends: the request still answers only once its change is
+    durable, but other requests do not wait behind a large upload's ``fsync``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._local = threading.local()
+
+    def __enter__(self) -> "DeferringLock":
+        self._lock.acquire()
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        self._local.depth -= 1
+        pending: list[Callable[[], None]] = []
+        if self._local.depth == 0:
+            pending, self._local.pending = getattr(self._local, "pending", []), []
+        self._lock.release()
+        failure: BaseException | None = None
+        for callback in pending:  # every one runs: each keeps the disk in step with one change in memory
+            try:
+                callback()
+            except BaseException as exc:  # noqa: BLE001  # the first is raised once all have run
+                failure = failure or exc
+        if failure is not None and error is None:
+            raise failure
+
+    def held(self) -> bool:
+        return getattr(self._local, "depth", 0) > 0
+
+    def after_release(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this thread has let go of the lock (at once when it does not hold it)."""
+        if self.held():
+            self._local.__dict__.setdefault("pending", []).append(callback)
+        else:
+            callback()
+
+
+LOCK = DeferringLock()  # also taken by local.persistence around its changes
 _OPERATIONS = (
     "put_item", "update_item", "delete_item", "get_item", "query", "scan",
     "transact_write_items", "transact_get_items", "batch_write_item", "batch_get_item",
@@ -80,6 +129,90 @@ def cache_module_list() -> None:
 
     list_of_moto_modules._ipoc_cached = True  # type: ignore[attr-defined]
     backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+
+
+def cache_action_names() -> None:
+    """Speed only: moto lists every function of a response class (``inspect.getmembers``, ~0.4 ms) on each
+    request to check the action exists; a class's functions do not change while the server runs (idempotent)."""
+    from moto.core import responses, utils
+
+    if getattr(responses.method_names_from_class, "_ipoc_cached", False):
+        return
+    names = functools.cache(utils.method_names_from_class)
+
+    def method_names_from_class(clazz: object) -> list[str]:
+        return names(clazz)
+
+    method_names_from_class._ipoc_cached = True  # type: ignore[attr-defined]
+    responses.method_names_from_class = method_names_from_class  # type: ignore[assignment]
+
+
+_PLAIN_READ_KEYS = frozenset({"Item", "Items", "Count", "ScannedCount", "LastEvaluatedKey"})
+_READS = frozenset({"GetItem", "Query", "Scan"})
+
+
+def fast_dynamodb_reads() -> None:
+    """Speed only: answer GetItem, Query and Scan with ``json.dumps`` of moto's result instead of its
+    shape-walking serializer (half the local AWS's CPU per read, profiled). Their results are DynamoDB
+    JSON already; only binary values need base64, as the serializer gives them. Anything else (consumed
+    capacity, errors, pretty printing) goes through moto's serializer as before (idempotent).
+    tests/unit/local/test_moto_patches.py checks the bytes are the serializer's own."""
+    from moto import settings
+    from moto.core.serialize import JSONSerializer
+    from moto.dynamodb.responses import DynamoResult
+
+    original = DynamoResult.execute_result
+    if getattr(original, "_ipoc_fast", False):
+        return
+
+    @functools.wraps(original)
+    def execute_result(self: Any, context: Any) -> Any:
+        result = self.result
+        if (context.operation_model.name in _READS and context.serializer_class is JSONSerializer
+                and isinstance(result, dict) and result.keys() <= _PLAIN_READ_KEYS and not settings.PRETTIFY_RESPONSES):
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(result, default=_base64)
+        return original(self, context)
+
+    execute_result._ipoc_fast = True  # type: ignore[attr-defined]
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+
+
+def _base64(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
+
+
+def defer_batch_import() -> None:
+    """Speed only (``ipoc local up``): the Step Functions interpreter imports ``moto.batch.utils`` for one
+    enum, and importing that runs ``moto/batch/__init__.py``, which imports all of moto's EC2 (a CPU
+    second, several seconds of wall time under load, botocore's region list parsed again and again).
+    Here ``moto.batch`` is a package whose submodules import on their own and whose ``__init__`` runs
+    on first use of the package itself (a Batch request), so nothing changes but when. Call before
+    anything imports ``moto.stepfunctions`` (idempotent)."""
+    import importlib.util
+    import sys
+    import types
+
+    name = "moto.batch"
+    if name in sys.modules:
+        return
+    import moto
+
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None and spec.submodule_search_locations is not None
+    package = types.ModuleType(name)
+    package.__spec__, package.__loader__, package.__file__, package.__package__ = spec, spec.loader, spec.origin, name
+    package.__path__ = list(spec.submodule_search_locations)
+
+    def __getattr__(attribute: str) -> Any:  # noqa: N807  # the package's own attributes: run its __init__ now
+        del package.__getattr__  # type: ignore[attr-defined]
+        spec.loader.exec_module(package)  # type: ignore[union-attr]
+        return getattr(package, attribute)
+
+    package.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    sys.modules[name] = package
+    moto.batch = package  # type: ignore[attr-defined]
 
 
 def apply_all() -> None:

@@ -1,10 +1,14 @@
 """The local stack's durable state: moto's DynamoDB items and S3 objects, written through to files.
 
-moto keeps everything in memory. Here every write moto acknowledges is first
-written to a file (written in full, fsync'd, then renamed over the old one), so
-what the stack answered 2xx for survives ``ipoc local down``/``up`` and a
-``kill -9`` at any moment. One file per item and per object: an overwrite
-replaces a file, a delete removes it, nothing grows with every write.
+moto keeps everything in memory. Here every write moto acknowledges is also
+written to a file (written in full, fsync'd, then renamed over the old one)
+before moto answers, so what the stack answered 2xx for survives ``ipoc local
+down``/``up`` and a ``kill -9`` at any moment. One file per item and per object:
+an overwrite replaces a file, a delete removes it, nothing grows with every
+write. A change is made in memory under moto's lock with a sequence number; its
+file is written after the request lets go of that lock (a later change of the
+same file is never overwritten by an earlier one), so other requests do not wait
+behind a large upload's ``fsync``.
 
 Layout under ``$IPOC_HOME/local/state/`` (``LAYOUT_VERSION`` 1)::
 
@@ -14,8 +18,9 @@ Layout under ``$IPOC_HOME/local/state/`` (``LAYOUT_VERSION`` 1)::
     s3/<bucket>/<sha256(key)>.object        one JSON header line ({"key", "size", "etag", ...}), then the bytes
 
 Restored objects are not copied into memory: moto reads their bytes from the
-file (``StoredBytes``), so starting with a GiB of artifacts costs one ``open``
-per object. Step Functions executions, IAM and Lambda are not kept: the stack
+file when asked (``StoredBytes``, which holds no file descriptor between
+reads), so starting with a GiB of artifacts costs reading one header line per
+object, and thousands of objects use no descriptors. Step Functions executions, IAM and Lambda are not kept: the stack
 registers its workflow at every start and reconciles the instances whose
 execution did not survive (``local.reconcile``).
 """
@@ -90,13 +95,22 @@ def _digest(value: Any) -> str:
 
 
 class StoredBytes(io.RawIOBase):
-    """A read-only file over a stored object's bytes (after its header line), read with ``pread``:
-    concurrent readers share no file offset, and an object replaced or deleted meanwhile keeps its bytes."""
+    """A read-only file over a stored object's bytes (after its header line).
 
-    def __init__(self, path: Path, offset: int, size: int) -> None:
+    It holds no file descriptor: each read opens the file, ``pread``s and closes it, so a stack
+    that restored thousands of objects does not run out of descriptors. A read checks the file
+    is still the one restored (device and inode): a file replaced since is refused, never read
+    as this object's bytes (moto disposes a replaced object before its new file is renamed in).
+    """
+
+    def __init__(self, path: Path, offset: int, size: int, identity: tuple[int, int] | None = None) -> None:
         super().__init__()
-        self._fd = os.open(path, os.O_RDONLY)
+        self._path = path
         self._offset, self._size, self._position = offset, size, 0
+        if identity is None:
+            facts = os.stat(path)
+            identity = (facts.st_dev, facts.st_ino)
+        self._identity = identity
 
     def readable(self) -> bool:
         return True
@@ -105,18 +119,30 @@ class StoredBytes(io.RawIOBase):
         return True
 
     def seek(self, position: int, whence: int = io.SEEK_SET) -> int:
+        self._check_open()
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
         self._position = max(0, base + position)
         return self._position
 
     def tell(self) -> int:
+        self._check_open()
         return self._position
 
     def read(self, size: int | None = -1) -> bytes:
+        self._check_open()
         end = self._size if size is None or size < 0 else min(self._size, self._position + size)
         if end <= self._position:
             return b""
-        data = os.pread(self._fd, end - self._position, self._offset + self._position)
+        fd = os.open(self._path, os.O_RDONLY)
+        try:
+            facts = os.fstat(fd)
+            if (facts.st_dev, facts.st_ino) != self._identity:
+                raise OSError(f"{self._path} was replaced since this object was restored")
+            data = os.pread(fd, end - self._position, self._offset + self._position)
+        finally:
+            os.close(fd)
+        if len(data) != end - self._position:
+            raise OSError(f"{self._path} is shorter than its header says ({self._offset + self._size} bytes)")
         self._position += len(data)
         return data
 
@@ -125,10 +151,9 @@ class StoredBytes(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
 
 
 # ---------------------------------------------------------------------------
@@ -185,18 +210,29 @@ class DurableState:
         return directory / f"{_digest(key)}.json", next(self._sequence), data
 
     def write_item(self, path: Path, sequence: int, data: bytes | None) -> None:
-        """Outside moto's lock (reads go on meanwhile): write one change, unless a later change of the
-        same item is already on disk. Returns once the change (or a later one) is durable."""
+        self.commit(path, sequence, None if data is None else [data])
+
+    def take_sequence(self) -> int:
+        """Under moto's lock: the order of this change among the changes in memory."""
+        return next(self._sequence)
+
+    def commit(self, path: Path, sequence: int, chunks: Iterable[bytes] | None,
+               then: Callable[[bool], None] | None = None) -> None:
+        """Outside moto's lock (other requests go on meanwhile): write one change (None: remove the
+        file), unless a later change of the same file is already on disk. Returns once the change (or
+        a later one) is durable. ``then(written)`` runs while no other change of this file can start."""
         with self._locks_lock:
             lock = self._item_locks.setdefault(path, threading.Lock())
         with lock:
-            if self._written.get(path, -1) > sequence:
-                return
-            if data is None:
-                remove_durably(path)
-            else:
-                write_atomically(path, [data])
-            self._written[path] = sequence
+            written = self._written.get(path, -1) < sequence
+            if written:
+                if chunks is None:
+                    remove_durably(path)
+                else:
+                    write_atomically(path, chunks)
+                self._written[path] = sequence
+            if then is not None:
+                then(written)
 
     def restore_items(self) -> dict[str, int]:
         """Put every kept item back into the tables that exist now; return counts per table."""
@@ -276,7 +312,7 @@ class DurableState:
             directory = state.buckets_dir / bucket_name
             directory.mkdir(exist_ok=True)
             write_atomically(directory / BUCKET_FILE, [json.dumps({"name": bucket_name, "region": region_name}).encode()])
-            bucket.keys = durable_key_store(directory, bucket.keys)
+            bucket.keys = durable_key_store(state, directory, bucket.keys)
             return bucket
 
         @functools.wraps(delete)
@@ -335,32 +371,78 @@ def check_layout(root: Path) -> None:
         )
 
 
-def durable_key_store(directory: Path, current: Any) -> Any:
+def durable_key_store(state: DurableState, directory: Path, current: Any) -> Any:
     """A bucket's key store (moto's ``_VersionedKeyStore``) that writes objects through to ``directory``."""
     from moto.s3.utils import _VersionedKeyStore
 
+    from local.moto_patches import LOCK
+
     class DurableKeyStore(_VersionedKeyStore):  # type: ignore[misc]
-        """Latest versions only: our buckets are not versioned."""
+        """Latest versions only: our buckets are not versioned.
+
+        A change swaps the key's versions in memory under moto's lock and takes its sequence number
+        there; its file is written (bytes, ``fsync``, rename) once the request lets go of the lock, and
+        the request answers after that. The versions it replaced are disposed once the new file is
+        in place; a failed write puts them back (if no later change replaced them meanwhile).
+        """
 
         def setlist(self, key: Any, list_: Any) -> Any:
-            versions = list_ if isinstance(list_, (list, tuple)) else [list_]
-            if versions:
-                _write_object(directory, key, versions[-1])
-            else:
-                remove_durably(_object_path(directory, key))
-            return super().setlist(key, list_)
+            versions = list(list_) if isinstance(list_, (list, tuple)) else [list_]
+            self._change(key, versions or None)
 
         def __setitem__(self, key: str, value: Any) -> Any:
-            _write_object(directory, key, value)
-            return super().__setitem__(key, value)
+            self._change(key, [*(self.getlist(key) or []), value])
 
         def pop(self, key: str) -> None:  # type: ignore[override]
-            remove_durably(_object_path(directory, key))
-            return super().pop(key)
+            if dict.__contains__(self, key):
+                self._change(key, None)
+            else:
+                dict.pop(self, key)  # moto's KeyError
 
         def __delitem__(self, key: str) -> None:
-            remove_durably(_object_path(directory, key))
-            super().__delitem__(key)
+            if not dict.__contains__(self, key):
+                raise KeyError(key)
+            self._change(key, None)
+
+        def _change(self, key: str, versions: list[Any] | None) -> None:
+            path = _object_path(directory, key)
+            with LOCK:
+                previous = dict.get(self, key)
+                if versions is None:
+                    dict.pop(self, key, None)
+                else:
+                    dict.__setitem__(self, key, versions)
+                sequence = state.take_sequence()
+                replaced = [v for v in previous or [] if not any(v is kept for kept in versions or [])]
+                latest = versions[-1] if versions else None
+                chunks = _object_chunks(key, latest) if latest is not None and _is_object(latest) else None
+                if versions and chunks is None:  # a delete marker: versioned buckets are not kept
+                    for version in replaced:
+                        _dispose(version)
+                    return
+
+                def settled(written: bool) -> None:
+                    for version in replaced:
+                        _dispose(version)
+
+                def commit() -> None:
+                    try:
+                        state.commit(path, sequence, chunks, settled)
+                    except BaseException:
+                        with LOCK:  # undo in memory what could not be kept, unless a later change replaced it
+                            if dict.get(self, key) is versions:
+                                if previous is None:
+                                    dict.pop(self, key, None)
+                                else:
+                                    dict.__setitem__(self, key, previous)
+                                for version in versions or []:
+                                    _dispose(version)
+                            else:
+                                for version in replaced:
+                                    _dispose(version)
+                        raise
+
+                LOCK.after_release(commit)
 
         def restore(self, backend: Any, bucket: Any) -> int:
             count = 0
@@ -380,11 +462,21 @@ def _object_path(directory: Path, key: str) -> Path:
     return directory / f"{hashlib.sha256(key.encode()).hexdigest()}{OBJECT_SUFFIX}"
 
 
-def _write_object(directory: Path, key: str, fake_key: Any) -> None:
+def _is_object(version: Any) -> bool:
     from moto.s3.models import FakeKey
 
-    if not isinstance(fake_key, FakeKey):  # a delete marker: versioned buckets are not kept
-        return
+    return isinstance(version, FakeKey)
+
+
+def _dispose(version: Any) -> None:
+    if hasattr(version, "dispose"):
+        version.dispose()
+
+
+def _object_chunks(key: str, fake_key: Any) -> Iterable[bytes]:
+    """The object's file: one JSON header line, then its bytes. The header is taken now (under moto's
+    lock); the bytes are read when written, a chunk at a time under the key's own lock (a GET of the
+    same key, which takes that lock too, waits a chunk, not the whole write)."""
     header = {
         "key": key, "size": fake_key.size, "etag": fake_key.etag.strip('"'),
         "last_modified": fake_key.last_modified.isoformat(), "metadata": dict(fake_key.metadata),
@@ -393,13 +485,18 @@ def _write_object(directory: Path, key: str, fake_key: Any) -> None:
 
     def chunks() -> Iterable[bytes]:
         yield json.dumps(header).encode() + b"\n"
-        with fake_key.lock:
-            buffer = fake_key._value_buffer
-            buffer.seek(0)
-            while chunk := buffer.read(COPY_CHUNK):
-                yield chunk
+        position = 0
+        while True:
+            with fake_key.lock:
+                buffer = fake_key._value_buffer
+                buffer.seek(position)
+                chunk = buffer.read(COPY_CHUNK)
+            if not chunk:
+                return
+            position += len(chunk)
+            yield chunk
 
-    write_atomically(_object_path(directory, key), chunks())
+    return chunks()
 
 
 def _read_object(path: Path, backend: Any, bucket: Any) -> Any:
@@ -409,13 +506,14 @@ def _read_object(path: Path, backend: Any, bucket: Any) -> Any:
 
     with open(path, "rb") as handle:
         line = handle.readline()
+        facts = os.fstat(handle.fileno())
     header = json.loads(line)
     key = FakeKey(
         name=header["key"], value=b"", account_id=backend.account_id, region_name=bucket.region_name,
         bucket_name=bucket.name, etag=header["etag"], checksum_value=header.get("checksum_value"),
     )
     key._value_buffer.close()
-    key._value_buffer = StoredBytes(path, len(line), header["size"])
+    key._value_buffer = StoredBytes(path, len(line), header["size"], (facts.st_dev, facts.st_ino))
     key.contentsize = header["size"]
     key.checksum_algorithm = header.get("checksum_algorithm")
     key.set_metadata(dict(header.get("metadata") or {}), replace=True)

@@ -13,7 +13,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, signature_version="s3v4")
+# A Lambda environment makes one call at a time; the local stack's API process runs many invocations at
+# once on threads sharing these clients, and past the pool size each call would open a connection of its own.
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, signature_version="s3v4", max_pool_connections=64)
 
 
 @cache

@@ -83,11 +83,17 @@ def test_stored_bytes_reads_after_the_header_without_a_shared_offset(tmp_path: P
     assert one.read() == payload[10:]
     one.seek(-5, io.SEEK_END)
     assert one.read() == payload[-5:]
-    path.unlink()  # a deleted object keeps its bytes for readers that hold it
+    assert not [fd for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}") == str(path)]
+    # AND a file replaced since is refused, never read as this object's bytes
+    path.with_name("new").write_bytes(header + os.urandom(len(payload)))
+    path.with_name("new").replace(path)
     two.seek(0)
-    assert two.read(3) == payload[:3]
+    with pytest.raises(OSError, match="replaced"):
+        two.read(3)
     one.close()
     two.close()
+    with pytest.raises(ValueError, match="closed"):
+        one.read()
 
 
 def test_another_layout_version_is_refused_with_what_to_do(tmp_path: Path) -> None:
