@@ -34,10 +34,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,10 +46,12 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 import requests  # noqa: E402
 
-from ipoc.certs import new_identity  # noqa: E402
-from bench.harness import policies  # noqa: E402
-from bench.harness import processes  # noqa: E402
+from bench.harness import (
+    policies,  # noqa: E402
+    processes,  # noqa: E402
+)
 from bench.harness.waiting import free_port_range, wait_until  # noqa: E402
+from ipoc.certs import new_identity  # noqa: E402
 
 INSTANCES = 20
 WARM_POOL = 2  # the local stack's default pool size
@@ -70,18 +73,27 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-def ipoc(args: list[str], env: dict[str, str], tree: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def ipoc(
+    args: list[str], env: dict[str, str], tree: Path = ROOT, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """``ipoc ARGS`` as the CLI of ``tree`` (this checkout, or a baseline revision's exported tree)."""
     if tree == ROOT:
         return processes.run(args, env=env, timeout=timeout)
-    return subprocess.run([sys.executable, "-m", "client", *args], cwd=tree, env={**os.environ, **env, "PYTHONPATH": str(tree)},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "client", *args],
+        cwd=tree,
+        env={**os.environ, **env, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def export_revision(revision: str) -> Path:
     """``revision``'s tree under build/bench (``git archive``): its stack, run by this checkout's virtualenv."""
-    commit = subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
     tree = ROOT / "build" / "bench" / f"control-plane-{commit[:12]}"
     if not (tree / "local" / "stack.py").exists():
         tree.mkdir(parents=True, exist_ok=True)
@@ -98,8 +110,15 @@ class Stack:
         self.home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stack-"))
         base = free_port_range(5 + slots)
         self.ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
-        self.args = ["local", "up", "--detach", *[arg for name, port in self.ports.items() for arg in (f"--{name}-port", str(port))],
-                     "--runtime-ports", f"{base + 5}-{base + 4 + slots}", *extra]
+        self.args = [
+            "local",
+            "up",
+            "--detach",
+            *[arg for name, port in self.ports.items() for arg in (f"--{name}-port", str(port))],
+            "--runtime-ports",
+            f"{base + 5}-{base + 4 + slots}",
+            *extra,
+        ]
         self.env = {"IPOC_HOME": str(self.home), "IPOC_CONFIG": str(self.home / "config.toml")}
         if warm_pool is not None:
             self.env["IPOC_WARM_POOL"] = str(warm_pool)
@@ -124,7 +143,9 @@ class Stack:
 
         state = self.status()
         os.kill(state["pid"], signal.SIGKILL)
-        wait_until(lambda: ipoc(["local", "status"], self.env, self.tree).returncode == 1, timeout=30, what="the stack gone")
+        wait_until(
+            lambda: ipoc(["local", "status"], self.env, self.tree).returncode == 1, timeout=30, what="the stack gone"
+        )
         wait_until(lambda: not Path(f"/proc/{state['aws_pid']}").exists(), timeout=30, what="its local AWS gone")
 
     def remove(self) -> None:
@@ -146,20 +167,30 @@ def local_stack(slots: int, *extra: str, warm_pool: int = WARM_POOL, tree: Path 
 
 def register_echo(ccfaas: str) -> None:
     wasm = ECHO_WASM.read_bytes()
-    assert requests.post(f"{ccfaas}/function", json=policies.echo_function("echo_bench", wasm), timeout=30).status_code == 201
+    assert (
+        requests.post(f"{ccfaas}/function", json=policies.echo_function("echo_bench", wasm), timeout=30).status_code
+        == 201
+    )
     segment = base64.b64encode(policies.ECHO.encode()).decode()
     assert requests.post(f"{ccfaas}/function/echo_bench/program/{segment}", data=wasm, timeout=30).status_code == 201
 
 
 def user_policy(instance_id: str, user, streamer) -> dict:  # type: ignore[no-untyped-def]
-    return {"function": "echo_bench", "instanceid": instance_id, "identities": [
-        {"certificate": streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
-        {"certificate": user.certificate, "file_rights": policies.USER_RIGHTS}]}
+    return {
+        "function": "echo_bench",
+        "instanceid": instance_id,
+        "identities": [
+            {"certificate": streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
+            {"certificate": user.certificate, "file_rights": policies.USER_RIGHTS},
+        ],
+    }
 
 
 def create_ready(ccfaas: str, instance_id: str, user, streamer) -> tuple[float, dict]:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
-    accepted = requests.post(f"{ccfaas}/instance?wait=0", json=user_policy(instance_id, user, streamer), headers=ALICE, timeout=30)
+    accepted = requests.post(
+        f"{ccfaas}/instance?wait=0", json=user_policy(instance_id, user, streamer), headers=ALICE, timeout=30
+    )
     assert accepted.status_code == 202, accepted.text
 
     def ready() -> dict | None:
@@ -196,9 +227,16 @@ def bench_instances(stacks: dict[str, dict[str, str]], user, streamer) -> None: 
     """Create → READY on each stack, alternating (and alternating which goes first) so load hits both alike."""
     latencies: dict[str, list[float]] = {variant: [] for variant in stacks}
     per_state: dict[str, dict[str, list[float]]] = {variant: {} for variant in stacks}
-    sfns = {variant: boto3.client("stepfunctions", endpoint_url=urls["aws"], region_name="us-east-1",
-                                  aws_access_key_id="local", aws_secret_access_key="local")
-            for variant, urls in stacks.items()}
+    sfns = {
+        variant: boto3.client(
+            "stepfunctions",
+            endpoint_url=urls["aws"],
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        for variant, urls in stacks.items()
+    }
     for n in range(INSTANCES):
         order = list(stacks) if n % 2 == 0 else list(reversed(stacks))
         for variant in order:
@@ -213,10 +251,15 @@ def bench_instances(stacks: dict[str, dict[str, str]], user, streamer) -> None: 
         report("FIGURE", f"instance_create_to_ready_p95_{variant}", percentile(latencies[variant], 0.95), "s")
         for name in ("ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady"):
             if name in per_state[variant]:
-                report("FIGURE", f"workflow_state_{name}_mean_{variant}", statistics.mean(per_state[variant][name]), "s")
+                report(
+                    "FIGURE", f"workflow_state_{name}_mean_{variant}", statistics.mean(per_state[variant][name]), "s"
+                )
     if {"with_pool", "without_pool"} <= set(stacks):
-        report("RATIO", "create_to_ready_p50_without_over_with_pool",
-               percentile(latencies["without_pool"], 0.50) / percentile(latencies["with_pool"], 0.50))
+        report(
+            "RATIO",
+            "create_to_ready_p50_without_over_with_pool",
+            percentile(latencies["without_pool"], 0.50) / percentile(latencies["with_pool"], 0.50),
+        )
 
 
 # The S3 streamer's code in a process of its own, as in Lambda (the local stack serves moto in its
@@ -241,18 +284,32 @@ print(json.dumps({"bytes": result["bytes"], "seconds": time.perf_counter() - sta
 
 
 def bench_stream(urls: dict[str, str], user, streamer) -> None:  # type: ignore[no-untyped-def]
-    s3 = boto3.client("s3", endpoint_url=urls["aws"], region_name="us-east-1",
-                      aws_access_key_id="local", aws_secret_access_key="local")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=urls["aws"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     size = STREAM_MIB * 1024 * 1024
     chunk = os.urandom(1024 * 1024)
     upload = s3.create_multipart_upload(Bucket="ipoc-local-inputs", Key="users/local-admin/bench/blob")
     parts = []
     for number in range(1, STREAM_MIB // 16 + 1):
-        reply = s3.upload_part(Bucket="ipoc-local-inputs", Key="users/local-admin/bench/blob", UploadId=upload["UploadId"],
-                               PartNumber=number, Body=chunk * 16)
+        reply = s3.upload_part(
+            Bucket="ipoc-local-inputs",
+            Key="users/local-admin/bench/blob",
+            UploadId=upload["UploadId"],
+            PartNumber=number,
+            Body=chunk * 16,
+        )
         parts.append({"PartNumber": number, "ETag": reply["ETag"]})
-    s3.complete_multipart_upload(Bucket="ipoc-local-inputs", Key="users/local-admin/bench/blob", UploadId=upload["UploadId"],
-                                 MultipartUpload={"Parts": parts})
+    s3.complete_multipart_upload(
+        Bucket="ipoc-local-inputs",
+        Key="users/local-admin/bench/blob",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": parts},
+    )
     _, record = create_ready(urls["ccfaas"], "bench-stream", user, streamer)
 
     started = time.perf_counter()
@@ -262,14 +319,32 @@ def bench_stream(urls: dict[str, str], user, streamer) -> None:  # type: ignore[
     assert got == size
 
     def request(target: str) -> dict:
-        return {"s3": {"bucket": "ipoc-local-inputs", "filename": "users/local-admin/bench/blob"},
-                "veracruz": {"filename": target, "policy": record["policy"],
-                             "certificate": streamer.certificate, "key": streamer.private_key}}
+        return {
+            "s3": {"bucket": "ipoc-local-inputs", "filename": "users/local-admin/bench/blob"},
+            "veracruz": {
+                "filename": target,
+                "policy": record["policy"],
+                "certificate": streamer.certificate,
+                "key": streamer.private_key,
+            },
+        }
 
-    env = {**os.environ, "AWS_ENDPOINT_URL": urls["aws"], "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-           "AWS_DEFAULT_REGION": "us-east-1", "PYTHONPATH": str(ROOT)}
-    ran = subprocess.run([sys.executable, "-c", STREAMER], input=json.dumps(request("/input/blob")), env=env,
-                         capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": urls["aws"],
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONPATH": str(ROOT),
+    }
+    ran = subprocess.run(
+        [sys.executable, "-c", STREAMER],
+        input=json.dumps(request("/input/blob")),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if ran.returncode != 0:
         raise SystemExit(f"the streamer failed: {ran.stderr[-3000:]}")
     measured = json.loads(ran.stdout)
@@ -327,8 +402,9 @@ def bench_reads(stacks: dict[str, dict[str, Any]], user, streamer) -> dict[str, 
     time per read of the processes serving the APIs (the stack process or its API workers) and of the local AWS."""
     for stack in stacks.values():
         create_ready(stack["url"]["ccfaas"], "bench-reads", user, streamer)
-    measured: dict[str, dict[str, Any]] = {variant: {"latencies": [], "errors": 0, "seconds": 0.0, "api_cpu": 0.0, "aws_cpu": 0.0}
-                                           for variant in stacks}
+    measured: dict[str, dict[str, Any]] = {
+        variant: {"latencies": [], "errors": 0, "seconds": 0.0, "api_cpu": 0.0, "aws_cpu": 0.0} for variant in stacks
+    }
     for n in range(ROUNDS):
         for variant in list(stacks) if n % 2 == 0 else list(reversed(stacks)):
             state = stacks[variant]["state"]
@@ -346,15 +422,23 @@ def bench_reads(stacks: dict[str, dict[str, Any]], user, streamer) -> dict[str, 
         m = measured[variant]
         label = "" if variant == "now" else f"_{variant}"
         figures_by_variant[variant] = {
-            "p50": percentile(m["latencies"], 0.50) * 1000, "p99": percentile(m["latencies"], 0.99) * 1000,
+            "p50": percentile(m["latencies"], 0.50) * 1000,
+            "p99": percentile(m["latencies"], 0.99) * 1000,
             "throughput": len(m["latencies"]) / m["seconds"],
         }
         report("FIGURE", f"control_plane_read_p50{label}", figures_by_variant[variant]["p50"], "ms")
         report("FIGURE", f"control_plane_read_p99{label}", figures_by_variant[variant]["p99"], "ms")
         report("FIGURE", f"control_plane_read_throughput{label}", figures_by_variant[variant]["throughput"], "req/s")
         report("FIGURE", f"control_plane_read_errors{label}", m["errors"], "errors")
-        report("FIGURE", f"control_plane_read_cpu_api_processes{label}", m["api_cpu"] / len(m["latencies"]) * 1000, "ms/read")
-        report("FIGURE", f"control_plane_read_cpu_local_aws{label}", m["aws_cpu"] / len(m["latencies"]) * 1000, "ms/read")
+        report(
+            "FIGURE",
+            f"control_plane_read_cpu_api_processes{label}",
+            m["api_cpu"] / len(m["latencies"]) * 1000,
+            "ms/read",
+        )
+        report(
+            "FIGURE", f"control_plane_read_cpu_local_aws{label}", m["aws_cpu"] / len(m["latencies"]) * 1000, "ms/read"
+        )
     return figures_by_variant
 
 
@@ -365,15 +449,28 @@ STARTS = 3  # starts per variant and state; figures are medians
 
 def populate(stack: Stack) -> None:
     """FUNCTIONS registered functions and ARTIFACT_MIB MiB of artifacts, through the stack's APIs and S3."""
-    s3 = boto3.client("s3", endpoint_url=stack.url["aws"], region_name="us-east-1",
-                      aws_access_key_id="local", aws_secret_access_key="local")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack.url["aws"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     blob = os.urandom(ARTIFACT_MIB * 2**20 // FUNCTIONS)
     for n in range(FUNCTIONS):
         wasm = f"\0asm bench {n}".encode()
         name = f"bench_{n}"
-        assert requests.post(f"{stack.url['ccfaas']}/function", json=policies.echo_function(name, wasm), timeout=60).status_code == 201
+        assert (
+            requests.post(
+                f"{stack.url['ccfaas']}/function", json=policies.echo_function(name, wasm), timeout=60
+            ).status_code
+            == 201
+        )
         segment = base64.b64encode(policies.ECHO.encode()).decode()
-        assert requests.post(f"{stack.url['ccfaas']}/function/{name}/program/{segment}", data=wasm, timeout=60).status_code == 201
+        assert (
+            requests.post(f"{stack.url['ccfaas']}/function/{name}/program/{segment}", data=wasm, timeout=60).status_code
+            == 201
+        )
         s3.put_object(Bucket="ipoc-artifacts", Key=f"functions/{name}/weights", Body=blob)
 
 
@@ -420,11 +517,21 @@ def bench_restart(trees: dict[str, Path]) -> dict[str, dict[str, float]]:
     result = {}
     for variant in trees:
         label = "" if variant == "now" else f"_{variant}"
-        result[variant] = {"empty": statistics.median(empty[variant]), "kept": statistics.median(kept[variant]),
-                           "killed": statistics.median(killed[variant])}
+        result[variant] = {
+            "empty": statistics.median(empty[variant]),
+            "kept": statistics.median(kept[variant]),
+            "killed": statistics.median(killed[variant]),
+        }
         report("FIGURE", f"local_up_ready_empty{label}", result[variant]["empty"], "s")
-        report("FIGURE", f"local_up_ready_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB{label}", result[variant]["kept"], "s")
-        report("FIGURE", f"local_up_ready_after_kill_9_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB{label}", result[variant]["killed"], "s")
+        report(
+            "FIGURE", f"local_up_ready_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB{label}", result[variant]["kept"], "s"
+        )
+        report(
+            "FIGURE",
+            f"local_up_ready_after_kill_9_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB{label}",
+            result[variant]["killed"],
+            "s",
+        )
     return result
 
 
@@ -436,7 +543,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description="Control-plane benchmarks on the local stack.")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts to run, of {', '.join(PARTS)}")
-    parser.add_argument("--baseline", metavar="REV", help="also run the reads and starts on this git revision's stack (_before)")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also run the reads and starts on this git revision's stack (_before)"
+    )
     args = parser.parse_args()
     parts = set(args.only.split(","))
     if not ECHO_WASM.exists():
@@ -455,27 +564,42 @@ def main() -> None:
                 bench_stream(urls, user, streamer)
     if "reads" in parts:
         with ExitStack() as started:
-            stacks = {"now": started.enter_context(local_stack(2, warm_pool=0)),
-                      "two_api_workers": started.enter_context(local_stack(2, "--api-workers", "2", warm_pool=0))}
+            stacks = {
+                "now": started.enter_context(local_stack(2, warm_pool=0)),
+                "two_api_workers": started.enter_context(local_stack(2, "--api-workers", "2", warm_pool=0)),
+            }
             if "before" in trees:
                 stacks["before"] = started.enter_context(local_stack(2, warm_pool=0, tree=trees["before"]))
             for stack in stacks.values():
                 register_echo(stack["url"]["ccfaas"])
             reads = bench_reads(stacks, user, streamer)
-        report("RATIO", "control_plane_read_throughput_two_api_workers_over_stack_process",
-               reads["two_api_workers"]["throughput"] / reads["now"]["throughput"])
+        report(
+            "RATIO",
+            "control_plane_read_throughput_two_api_workers_over_stack_process",
+            reads["two_api_workers"]["throughput"] / reads["now"]["throughput"],
+        )
         if "before" in reads:
             best = max(("now", "two_api_workers"), key=lambda variant: reads[variant]["throughput"])
-            report("RATIO", "control_plane_read_throughput_now_over_before", reads[best]["throughput"] / reads["before"]["throughput"])
+            report(
+                "RATIO",
+                "control_plane_read_throughput_now_over_before",
+                reads[best]["throughput"] / reads["before"]["throughput"],
+            )
             report("RATIO", "control_plane_read_p99_before_over_now", reads["before"]["p99"] / reads[best]["p99"])
     if "restart" in parts:
         started_up = bench_restart(trees)
         if "before" in started_up:
             for state in ("empty", "kept"):
-                report("RATIO", f"local_up_ready_{state}_before_over_now", started_up["before"][state] / started_up["now"][state])
+                report(
+                    "RATIO",
+                    f"local_up_ready_{state}_before_over_now",
+                    started_up["before"][state] / started_up["now"][state],
+                )
     out = ROOT / "build" / "bench" / "control_plane.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps([{"kind": k, "name": n, "value": v, "unit": u} for k, n, v, u in figures], indent=2) + "\n")
+    out.write_text(
+        json.dumps([{"kind": k, "name": n, "value": v, "unit": u} for k, n, v, u in figures], indent=2) + "\n"
+    )
     print(f"wrote {out}")
 
 

@@ -24,8 +24,14 @@ def slug(title: str) -> str:
 
 def main() -> None:
     timings_file = Path(tempfile.mkdtemp(prefix="ipoc-bench-demo-")) / "timings.json"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py")], cwd=ROOT, timeout=600,
-                            env={**os.environ, "IPOC_DEMO_TIMINGS": str(timings_file)}, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py")],
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, "IPOC_DEMO_TIMINGS": str(timings_file)},
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise SystemExit(f"the demo failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     timings = json.loads(timings_file.read_text())

@@ -15,15 +15,14 @@ peak RSS growth. Prints ``RATIO``/``FIGURE`` lines and writes build/bench/stream
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tarfile
-import io
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness.waiting import free_port, wait_until  # noqa: E402
 from ipoc.certs import new_identity  # noqa: E402
 from ipoc.wire.carrier import port_open  # noqa: E402
-from bench.harness.waiting import free_port, wait_until  # noqa: E402
 
 BUCKET, KEY = "bench-inputs", "bench/blob"
 
@@ -47,7 +46,9 @@ sys.path.insert(0, sys.argv[1])
 """
 
 # A proxy and a runtime for the streamer's identity; prints the policy, then serves until killed.
-SERVE = PRELUDE + """
+SERVE = (
+    PRELUDE
+    + """
 import json, tempfile, threading
 from pathlib import Path
 from ipoc.certs import Identity
@@ -73,9 +74,12 @@ server, scratch = build_server(parse_full_policy(text), platform_dir=home / "pla
 print(json.dumps({"policy": text, "scratch": str(scratch)}), flush=True)
 server.serve_forever()
 """
+)
 
 # The streamer's stream() in a process of its own; times the transfer phase (stream_file) apart.
-STREAMER = PRELUDE + """
+STREAMER = (
+    PRELUDE
+    + """
 import json, resource, time
 from pathlib import Path
 from ipoc.client import VeracruzClient
@@ -107,6 +111,7 @@ print(json.dumps({"bytes": result["bytes"], "seconds": seconds, "transfer_second
                   "cpu_seconds": after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime,
                   "growth_kib": kib("VmHWM") - baseline}))
 """
+)
 
 RAW = """
 import json, sys, time, resource, boto3
@@ -128,7 +133,9 @@ def run_json(args: list[str], env: dict[str, str], stdin: str = "") -> dict[str,
 
 def export_tree(revision: str, into: Path) -> Path:
     """The files of ``revision`` (git archive), to run its code beside this tree's."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", revision], check=True, capture_output=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", revision], check=True, capture_output=True
+    )
     into.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(into, filter="data")
@@ -158,31 +165,57 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stream-"))
     trees = {"after": ROOT}
     if args.baseline:
-        known = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", args.baseline + "^{commit}"],
-                               capture_output=True)
+        known = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", args.baseline + "^{commit}"],
+            capture_output=True,
+        )
         if known.returncode == 0:
             trees = {"before": export_tree(args.baseline, home / "baseline"), **trees}
         else:
             print(f"NOTE no revision {args.baseline!r} in this clone: no before/after comparison")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     env.pop("PYTHONPATH", None)
     streamer = new_identity("bench-streamer")
     identity = json.dumps({"certificate": streamer.certificate, "private_key": streamer.private_key})
     processes: list[subprocess.Popen[str]] = []
     try:
-        moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        moto = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         processes.append(moto)
         wait_until(lambda: port_open("127.0.0.1", port), timeout=60, what="moto server")
-        size = put_object(boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                                       aws_access_key_id="bench", aws_secret_access_key="bench"), args.size_mib)
+        size = put_object(
+            boto3.client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="bench",
+                aws_secret_access_key="bench",
+            ),
+            args.size_mib,
+        )
         runtimes: dict[str, tuple[psutil.Process, str]] = {}
         for name, tree in trees.items():
-            proc = subprocess.Popen([sys.executable, "-c", SERVE, str(tree), str(ROOT)], env=env, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", SERVE, str(tree), str(ROOT)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             processes.append(proc)
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(identity)
@@ -194,11 +227,19 @@ def main() -> None:
             samples["raw"].append(run_json([sys.executable, "-c", RAW, BUCKET, KEY], env))
             for name, tree in trees.items():
                 runtime, policy = runtimes[name]
-                request = {"s3": {"bucket": BUCKET, "filename": KEY},
-                           "veracruz": {"filename": f"/input/blob{round_number}", "policy": policy,
-                                        "certificate": streamer.certificate, "key": streamer.private_key}}
+                request = {
+                    "s3": {"bucket": BUCKET, "filename": KEY},
+                    "veracruz": {
+                        "filename": f"/input/blob{round_number}",
+                        "policy": policy,
+                        "certificate": streamer.certificate,
+                        "key": streamer.private_key,
+                    },
+                }
                 before = sum(runtime.cpu_times()[:2])
-                sample = run_json([sys.executable, "-c", STREAMER, str(tree), str(args.chunk)], env, json.dumps(request))
+                sample = run_json(
+                    [sys.executable, "-c", STREAMER, str(tree), str(args.chunk)], env, json.dumps(request)
+                )
                 sample["runtime_cpu_seconds"] = sum(runtime.cpu_times()[:2]) - before
                 assert sample["bytes"] == size, sample
                 samples[name].append(sample)
@@ -211,26 +252,37 @@ def main() -> None:
         return statistics.median(s[field] for s in samples[name])
 
     gib = size / 2**30
-    results: dict[str, float] = {"size_mib": size / 2**20, "rounds": args.rounds,
-                                 "raw_get_mib_per_s": size / median("raw", "seconds") / 2**20}
-    print(f"FIGURE s3_raw_get_throughput {results['raw_get_mib_per_s']:.0f} MiB/s (median of {args.rounds}, {size >> 20} MiB)")
+    results: dict[str, float] = {
+        "size_mib": size / 2**20,
+        "rounds": args.rounds,
+        "raw_get_mib_per_s": size / median("raw", "seconds") / 2**20,
+    }
+    print(
+        f"FIGURE s3_raw_get_throughput {results['raw_get_mib_per_s']:.0f} MiB/s (median of {args.rounds}, {size >> 20} MiB)"
+    )
     for name in trees:
         prefix = f"stream_{name}"
-        results.update({
-            f"{prefix}_mib_per_s": size / median(name, "seconds") / 2**20,
-            f"{prefix}_transfer_mib_per_s": size / median(name, "transfer_seconds") / 2**20,
-            f"{prefix}_over_raw_get": median("raw", "seconds") / median(name, "seconds"),
-            f"{prefix}_transfer_over_raw_get": median("raw", "seconds") / median(name, "transfer_seconds"),
-            f"{prefix}_streamer_cpu_s_per_gib": median(name, "cpu_seconds") / gib,
-            f"{prefix}_runtime_cpu_s_per_gib": median(name, "runtime_cpu_seconds") / gib,
-            f"{prefix}_peak_rss_growth_mib": max(s["growth_kib"] for s in samples[name]) / 1024,
-        })
-        print(f"FIGURE s3_to_enclave_{name} {results[f'{prefix}_mib_per_s']:.0f} MiB/s, transfer phase "
-              f"{results[f'{prefix}_transfer_mib_per_s']:.0f} MiB/s, CPU s/GiB streamer "
-              f"{results[f'{prefix}_streamer_cpu_s_per_gib']:.2f} runtime {results[f'{prefix}_runtime_cpu_s_per_gib']:.2f}, "
-              f"peak RSS growth {results[f'{prefix}_peak_rss_growth_mib']:.0f} MiB")
-        print(f"RATIO s3_stream_over_raw_get_{name} {results[f'{prefix}_over_raw_get']:.3f} "
-              f"(transfer phase {results[f'{prefix}_transfer_over_raw_get']:.3f})")
+        results.update(
+            {
+                f"{prefix}_mib_per_s": size / median(name, "seconds") / 2**20,
+                f"{prefix}_transfer_mib_per_s": size / median(name, "transfer_seconds") / 2**20,
+                f"{prefix}_over_raw_get": median("raw", "seconds") / median(name, "seconds"),
+                f"{prefix}_transfer_over_raw_get": median("raw", "seconds") / median(name, "transfer_seconds"),
+                f"{prefix}_streamer_cpu_s_per_gib": median(name, "cpu_seconds") / gib,
+                f"{prefix}_runtime_cpu_s_per_gib": median(name, "runtime_cpu_seconds") / gib,
+                f"{prefix}_peak_rss_growth_mib": max(s["growth_kib"] for s in samples[name]) / 1024,
+            }
+        )
+        print(
+            f"FIGURE s3_to_enclave_{name} {results[f'{prefix}_mib_per_s']:.0f} MiB/s, transfer phase "
+            f"{results[f'{prefix}_transfer_mib_per_s']:.0f} MiB/s, CPU s/GiB streamer "
+            f"{results[f'{prefix}_streamer_cpu_s_per_gib']:.2f} runtime {results[f'{prefix}_runtime_cpu_s_per_gib']:.2f}, "
+            f"peak RSS growth {results[f'{prefix}_peak_rss_growth_mib']:.0f} MiB"
+        )
+        print(
+            f"RATIO s3_stream_over_raw_get_{name} {results[f'{prefix}_over_raw_get']:.3f} "
+            f"(transfer phase {results[f'{prefix}_transfer_over_raw_get']:.3f})"
+        )
     if "before" in trees:
         results["stream_after_over_before"] = median("before", "seconds") / median("after", "seconds")
         print(f"RATIO s3_stream_after_over_before {results['stream_after_over_before']:.2f}")

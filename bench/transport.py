@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import policies  # noqa: E402
+from bench.harness.waiting import free_port  # noqa: E402
 from ipoc.certs import new_identity  # noqa: E402
 from ipoc.client import VeracruzClient  # noqa: E402
 from ipoc.policy import parse_full_policy  # noqa: E402
@@ -28,8 +30,6 @@ from ipoc.wire import carrier  # noqa: E402
 from runtime.attestation.service import make_server  # noqa: E402
 from runtime.measurement import measurement  # noqa: E402
 from runtime.server import build_server  # noqa: E402
-from bench.harness import policies  # noqa: E402
-from bench.harness.waiting import free_port  # noqa: E402
 
 SIZE = 64 * 1024 * 1024
 RECORD = 16 * 1024 + 22  # one TLS 1.3 record with its header and tag, as the original client posts them
@@ -52,11 +52,14 @@ def main() -> None:
     writer = new_identity("bench-writer")
     text = policies.full_policy(
         policies.vaas_policy([(writer, [{"file_name": "/input/", "rights": 534084}])]),
-        proxy_url=f"127.0.0.1:{proxy.server_address[1]}", proxy_cert=proxy.state.ca.certificate_pem,
-        measurement=measurement(), port=free_port(),
+        proxy_url=f"127.0.0.1:{proxy.server_address[1]}",
+        proxy_cert=proxy.state.ca.certificate_pem,
+        measurement=measurement(),
+        port=free_port(),
     )
-    server, scratch = build_server(parse_full_policy(text), platform_dir=home / "platform", measurement=measurement(),
-                                   scratch_parent=home)
+    server, scratch = build_server(
+        parse_full_policy(text), platform_dir=home / "platform", measurement=measurement(), scratch_parent=home
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     batched_budget = carrier.MAX_RAW_PER_POST
     try:
@@ -72,8 +75,12 @@ def main() -> None:
         "transport_batched_posts": batched_posts,
         "transport_per_record_posts": record_posts,
     }
-    print(f"FIGURE transport_batched_throughput {results['transport_batched_mib_per_s']:.1f} MiB/s ({batched_posts} posts)")
-    print(f"FIGURE transport_per_record_throughput {results['transport_per_record_mib_per_s']:.1f} MiB/s ({record_posts} posts)")
+    print(
+        f"FIGURE transport_batched_throughput {results['transport_batched_mib_per_s']:.1f} MiB/s ({batched_posts} posts)"
+    )
+    print(
+        f"FIGURE transport_per_record_throughput {results['transport_per_record_mib_per_s']:.1f} MiB/s ({record_posts} posts)"
+    )
     print(f"RATIO transport_batched_over_per_record {results['transport_batched_over_per_record']:.2f}")
     out = ROOT / "build" / "bench" / "transport.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 
+from bench.harness import vod  # noqa: E402
 from client.camera.y4m import Frame  # noqa: E402
 from runtime.executor import Executor, Streams  # noqa: E402
-from bench.harness import vod  # noqa: E402
 
 BASELINE = ROOT / "build" / "bench" / "vod-baseline"
 NO_IMAGES = "write_images=0\n"
@@ -68,6 +68,7 @@ def wasm_runner(executor: Executor, path: Path) -> Callable[[Path], float]:
         elapsed = time.process_time() - started
         assert code == 0, (work / "stderr").read_text()
         return elapsed
+
     return run
 
 
@@ -76,6 +77,7 @@ def native_runner(path: Path) -> Callable[[Path], float]:
         started = children_cpu()
         subprocess.run([str(path)], cwd=work, check=True, capture_output=True)
         return children_cpu() - started
+
     return run
 
 
@@ -88,20 +90,35 @@ def run_opencv(frames: list[Frame]) -> float:
 
 
 def upscale(frames: list[Frame], width: int, height: int) -> list[Frame]:
-    return [Frame(cv2.resize(f.y, (width, height)), cv2.resize(f.u, ((width + 1) // 2, (height + 1) // 2)),
-                  cv2.resize(f.v, ((width + 1) // 2, (height + 1) // 2))) for f in frames]
+    return [
+        Frame(
+            cv2.resize(f.y, (width, height)),
+            cv2.resize(f.u, ((width + 1) // 2, (height + 1) // 2)),
+            cv2.resize(f.v, ((width + 1) // 2, (height + 1) // 2)),
+        )
+        for f in frames
+    ]
 
 
 def build_baseline(revision: str) -> None:
     """Another revision's detector.c, built by the Makefile's rules for this one."""
-    source = subprocess.run(["git", "show", f"{revision}:functions/vod/detector.c"], cwd=ROOT, check=True,
-                            capture_output=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{revision}:functions/vod/detector.c"], cwd=ROOT, check=True, capture_output=True
+    ).stdout
     BASELINE.mkdir(parents=True, exist_ok=True)
     target = BASELINE / "detector.c"
     if not target.exists() or target.read_bytes() != source:
         target.write_bytes(source)
-    subprocess.run(["make", "-s", *(str((BASELINE / name).relative_to(ROOT)) for name in ("detector.wasm", "detector", "detector-zig"))],
-                   cwd=ROOT, check=True, timeout=900)
+    subprocess.run(
+        [
+            "make",
+            "-s",
+            *(str((BASELINE / name).relative_to(ROOT)) for name in ("detector.wasm", "detector", "detector-zig")),
+        ],
+        cwd=ROOT,
+        check=True,
+        timeout=900,
+    )
 
 
 def builds(executor: Executor, baseline: bool) -> dict[str, Callable[[Path], float]]:
@@ -113,8 +130,9 @@ def builds(executor: Executor, baseline: bool) -> dict[str, Callable[[Path], flo
     return runners
 
 
-def measure(runners: dict[str, Callable[[Path], float]], sample: list[Frame], size: tuple[int, int], rounds: int,
-            work: Path) -> dict[str, float]:
+def measure(
+    runners: dict[str, Callable[[Path], float]], sample: list[Frame], size: tuple[int, int], rounds: int, work: Path
+) -> dict[str, float]:
     """Median seconds per frame of each build and of OpenCV, the builds run in turn in each round."""
     one, many = work / "one", work / "many"
     vod.layout(one, *size, sample[:1], params=NO_IMAGES)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -33,18 +33,24 @@ class Unreachable(ApiError):
         super().__init__(0, "Unreachable", message)
 
 
-def unreachable(profile: Profile, service: str, exc: Exception | None = None, timeout: float | None = None) -> Unreachable:
+def unreachable(
+    profile: Profile, service: str, exc: Exception | None = None, timeout: float | None = None
+) -> Unreachable:
     """One line for an endpoint that did not answer: a local stack that is down, or which aws endpoint."""
     endpoint = profile.endpoint(service)
     if isinstance(exc, requests.Timeout):
         reason = f"no reply within {timeout:g} s" if timeout else "timed out"
     else:
         found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc)) if exc else None
-        reason = found.group(1).strip().lower() if found else "connection refused" if exc is None else type(exc).__name__
+        reason = (
+            found.group(1).strip().lower() if found else "connection refused" if exc is None else type(exc).__name__
+        )
     if profile.kind == "local":
         if reason == "connection refused":
             return Unreachable(STACK_DOWN)
-        return Unreachable(f"the local stack's {service} at {endpoint} did not answer ({reason}); `ipoc local status` says why")
+        return Unreachable(
+            f"the local stack's {service} at {endpoint} did not answer ({reason}); `ipoc local status` says why"
+        )
     return Unreachable(f"profile {profile.name!r} endpoint {endpoint} did not answer ({reason})")
 
 
@@ -63,8 +69,17 @@ class Api:
         if not port_open(parts.hostname or "127.0.0.1", parts.port or 80, timeout=2):
             raise unreachable(self.profile, "ccfaas")
 
-    def call(self, service: str, method: str, path: str, *, body: Any = None, data: bytes | None = None,
-             params: dict[str, str] | None = None, expect: tuple[int, ...] = (200, 201, 202)) -> Any:
+    def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        data: bytes | None = None,
+        params: dict[str, str] | None = None,
+        expect: tuple[int, ...] = (200, 201, 202),
+    ) -> Any:
         url = self.profile.endpoint(service) + path
         headers: dict[str, str] = {}
         payload = data
@@ -83,7 +98,9 @@ class Api:
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise unreachable(self.profile, service, exc, self.timeout) from None
         except requests.RequestException as exc:
-            raise ApiError(0, "RequestFailed", f"the request to {service} at {self.profile.endpoint(service)} failed: {exc}") from None
+            raise ApiError(
+                0, "RequestFailed", f"the request to {service} at {self.profile.endpoint(service)} failed: {exc}"
+            ) from None
         try:
             document = reply.json()
         except ValueError:
@@ -99,7 +116,11 @@ class Api:
 
         credentials = botocore.session.Session().get_credentials()
         if credentials is None:
-            raise ApiError(0, "NoCredentials", "no AWS credentials found for the aws profile (aws configure, or AWS_* variables)")
-        request = AWSRequest(method=prepared.method, url=prepared.url, data=prepared.body, headers=dict(prepared.headers))
+            raise ApiError(
+                0, "NoCredentials", "no AWS credentials found for the aws profile (aws configure, or AWS_* variables)"
+            )
+        request = AWSRequest(
+            method=prepared.method, url=prepared.url, data=prepared.body, headers=dict(prepared.headers)
+        )
         SigV4Auth(credentials, "execute-api", self.profile.region).add_auth(request)
         prepared.headers.update(dict(request.headers))

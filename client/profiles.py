@@ -61,9 +61,13 @@ def load_all(path: Path | None = None) -> dict[str, Profile]:
         if kind not in ("local", "aws"):
             raise ProfileError(f"profile {name!r} in {path}: type must be 'local' or 'aws'")
         profiles[name] = Profile(
-            name=name, kind=kind, endpoints={s: table[s] for s in SERVICES if s in table},
-            region=table.get("region", "us-east-1"), user=table.get("user", "local-admin"),
-            s3_endpoint=table.get("s3_endpoint"), inputs_bucket=table.get("inputs_bucket"),
+            name=name,
+            kind=kind,
+            endpoints={s: table[s] for s in SERVICES if s in table},
+            region=table.get("region", "us-east-1"),
+            user=table.get("user", "local-admin"),
+            s3_endpoint=table.get("s3_endpoint"),
+            inputs_bucket=table.get("inputs_bucket"),
         )
     return profiles
 
@@ -72,7 +76,11 @@ def load(name: str | None = None) -> Profile:
     name = name or os.environ.get("IPOC_PROFILE") or "local"
     profiles = load_all()
     if name not in profiles:
-        hint = "start the local stack with `ipoc local up --detach`" if name == "local" else f"add [profiles.{name}] to {config_path()}"
+        hint = (
+            "start the local stack with `ipoc local up --detach`"
+            if name == "local"
+            else f"add [profiles.{name}] to {config_path()}"
+        )
         raise ProfileError(f"no profile {name!r} in {config_path()}: {hint}")
     return profiles[name]
 
@@ -103,10 +111,15 @@ def from_stack_outputs(name: str, outputs: dict[str, str]) -> Profile:
     """An ``aws`` profile from the AWS deployment's stack outputs: one API serves all three services."""
     missing = [key for key in (OUTPUT_API_URL, OUTPUT_REGION) if not outputs.get(key)]
     if missing:
-        raise ProfileError(f"the stack has no output {', '.join(missing)}: is it the i-PoC platform stack (default name Ipoc)?")
+        raise ProfileError(
+            f"the stack has no output {', '.join(missing)}: is it the i-PoC platform stack (default name Ipoc)?"
+        )
     url = outputs[OUTPUT_API_URL].rstrip("/")
     return Profile(
-        name=name, kind="aws", endpoints={service: url for service in SERVICES}, region=outputs[OUTPUT_REGION],
+        name=name,
+        kind="aws",
+        endpoints={service: url for service in SERVICES},
+        region=outputs[OUTPUT_REGION],
         inputs_bucket=outputs.get(OUTPUT_INPUTS_BUCKET) or None,
     )
 

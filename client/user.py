@@ -29,8 +29,18 @@ def directory_of(path: str) -> str:
     return posixpath.dirname(path.rstrip("/")) + "/"
 
 
-def run_user_policy(function: str, instance_id: str, user: Identity, streamer: Identity, *, program: str, input_path: str,
-                    key_path: str, iv_path: str, output_dir: str = "/output/") -> dict[str, Any]:
+def run_user_policy(
+    function: str,
+    instance_id: str,
+    user: Identity,
+    streamer: Identity,
+    *,
+    program: str,
+    input_path: str,
+    key_path: str,
+    iv_path: str,
+    output_dir: str = "/output/",
+) -> dict[str, Any]:
     """The seed's two identities: the streamer may write the input's directory; the user writes key
     and IV, reads outputs and the program's streams, and may execute the program."""
     user_dirs = sorted({directory_of(key_path), directory_of(iv_path)})
@@ -38,14 +48,20 @@ def run_user_policy(function: str, instance_id: str, user: Identity, streamer: I
         "function": function,
         "instanceid": instance_id,
         "identities": [
-            {"certificate": streamer.certificate, "file_rights": [{"file_name": directory_of(input_path), "rights": int(rights.WRITE)}]},
-            {"certificate": user.certificate, "file_rights": [
-                *({"file_name": d, "rights": int(rights.WRITE)} for d in user_dirs),
-                {"file_name": output_dir, "rights": int(rights.READ)},
-                {"file_name": "stdout", "rights": int(rights.READ)},
-                {"file_name": "stderr", "rights": int(rights.READ)},
-                {"file_name": directory_of(program), "rights": int(rights.OPEN_EXECUTE)},
-            ]},
+            {
+                "certificate": streamer.certificate,
+                "file_rights": [{"file_name": directory_of(input_path), "rights": int(rights.WRITE)}],
+            },
+            {
+                "certificate": user.certificate,
+                "file_rights": [
+                    *({"file_name": d, "rights": int(rights.WRITE)} for d in user_dirs),
+                    {"file_name": output_dir, "rights": int(rights.READ)},
+                    {"file_name": "stdout", "rights": int(rights.READ)},
+                    {"file_name": "stderr", "rights": int(rights.READ)},
+                    {"file_name": directory_of(program), "rights": int(rights.OPEN_EXECUTE)},
+                ],
+            },
         ],
     }
 

@@ -22,14 +22,26 @@ def build(app: cdk.App) -> list[cdk.Stack]:
     account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")
     env = cdk.Environment(account=account, region=region) if account and region else None
     prefix = config.stack_prefix
-    network = NetworkStack(app, f"{prefix}Network", config=config, env=env, description="i-PoC network: VPC and endpoints")
+    network = NetworkStack(
+        app, f"{prefix}Network", config=config, env=env, description="i-PoC network: VPC and endpoints"
+    )
     platform = PlatformStack(
-        app, prefix, config=config, network=network, env=env,
-        code_dir=bundling.code_directory(), dependencies_dir=bundling.dependencies_directory(),
+        app,
+        prefix,
+        config=config,
+        network=network,
+        env=env,
+        code_dir=bundling.code_directory(),
+        dependencies_dir=bundling.dependencies_directory(),
         description="i-PoC platform: EKS with Nitro Enclaves, API, Lambdas, DynamoDB, S3, Step Functions",
     )
     observability = ObservabilityStack(
-        app, f"{prefix}Observability", config=config, platform=platform, env=env, description="i-PoC dashboard and alarms",
+        app,
+        f"{prefix}Observability",
+        config=config,
+        platform=platform,
+        env=env,
+        description="i-PoC dashboard and alarms",
     )
     stacks: list[cdk.Stack] = [network, platform, observability]
     for stack, kind in zip(stacks, ("network", "platform", "observability")):

@@ -22,7 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "cdk"
 CODE_PACKAGES = ("ipoc", "lambdas")
 # What the Lambda code imports beyond the standard library (and local-only modules).
-LAMBDA_DEPENDENCIES = ("aws-lambda-powertools", "boto3", "cryptography", "jsonschema", "kubernetes", "protobuf", "pybase64")
+LAMBDA_DEPENDENCIES = (
+    "aws-lambda-powertools",
+    "boto3",
+    "cryptography",
+    "jsonschema",
+    "kubernetes",
+    "protobuf",
+    "pybase64",
+)
 LAMBDA_PYTHON = "3.14"
 LAMBDA_PLATFORMS = ("manylinux_2_34_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 _NAME = re.compile(r"^([A-Za-z0-9_.-]+)")
@@ -32,7 +40,9 @@ class BundlingError(RuntimeError):
     """The Lambda code or its dependencies could not be prepared."""
 
 
-def project_pins(names: tuple[str, ...], pyproject: Path = ROOT / "pyproject.toml", *, who: str = "the Lambdas") -> list[str]:
+def project_pins(
+    names: tuple[str, ...], pyproject: Path = ROOT / "pyproject.toml", *, who: str = "the Lambdas"
+) -> list[str]:
     """The project's own pins for ``names``, in that order (extras kept, e.g. ``[tracer]``)."""
     pins = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     wanted: dict[str, str] = {}
@@ -57,7 +67,9 @@ def code_directory(out: Path = BUILD / "lambda-code") -> Path:
     if out.exists():
         shutil.rmtree(out)
     for package in CODE_PACKAGES:
-        shutil.copytree(ROOT / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+        shutil.copytree(
+            ROOT / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+        )
     return out
 
 
@@ -72,11 +84,27 @@ def dependencies_directory(requirements: list[str] | None = None, cache: Path = 
     shutil.rmtree(staging, ignore_errors=True)
     platforms = [arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)]
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-        "--target", str(staging / "python"), "--implementation", "cp", "--python-version", LAMBDA_PYTHON,
-        "--only-binary=:all:", *platforms, *requirements,
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(staging / "python"),
+        "--implementation",
+        "cp",
+        "--python-version",
+        LAMBDA_PYTHON,
+        "--only-binary=:all:",
+        *platforms,
+        *requirements,
     ]
-    print(f"Installing the Lambda dependencies for Python {LAMBDA_PYTHON} into {layer} (once per set of pins) ...", file=sys.stderr)
+    print(
+        f"Installing the Lambda dependencies for Python {LAMBDA_PYTHON} into {layer} (once per set of pins) ...",
+        file=sys.stderr,
+    )
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise BundlingError(f"pip could not install the Lambda dependencies:\n{result.stderr[-4000:]}")

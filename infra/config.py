@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 PREFIX = "ipoc:"
 MEASUREMENT = re.compile(r"^[0-9a-f]{64}$")
@@ -20,7 +21,30 @@ INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]+$")
 # Nitro Enclaves need a Nitro instance with at least 4 vCPUs; the smaller sizes of these families are refused.
 TOO_SMALL_FOR_ENCLAVES = ("nano", "micro", "small", "medium", "large")
 # The values CloudWatch Logs accepts for a log group's retention.
-RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 DEFAULTS: dict[str, Any] = {
     "stackPrefix": "Ipoc",
@@ -120,35 +144,54 @@ def from_context(get: Callable[[str], Any]) -> DeploymentConfig:
     def mapping(key: str, fields: tuple[str, ...]) -> dict[str, Any]:
         found = value(key)
         if not isinstance(found, dict) or set(found) != set(fields):
-            raise ConfigError(f"context {PREFIX}{key} must be a JSON object with exactly {', '.join(fields)}, got {found!r}")
+            raise ConfigError(
+                f"context {PREFIX}{key} must be a JSON object with exactly {', '.join(fields)}, got {found!r}"
+            )
         return found
 
     types = strings("nitroInstanceTypes")
     for itype in types:
         if not INSTANCE_TYPE.match(itype) or itype.split(".")[1] in TOO_SMALL_FOR_ENCLAVES:
-            raise ConfigError(f"context {PREFIX}nitroInstanceTypes: {itype!r} cannot run Nitro Enclaves (use e.g. m6i.xlarge)")
+            raise ConfigError(
+                f"context {PREFIX}nitroInstanceTypes: {itype!r} cannot run Nitro Enclaves (use e.g. m6i.xlarge)"
+            )
     nodes = mapping("nitroNodes", ("min", "desired", "max"))
     nodes_min, nodes_max = integer("nitroNodes", 0, 100, nodes["min"]), integer("nitroNodes", 1, 100, nodes["max"])
     nodes_desired = integer("nitroNodes", nodes_min, nodes_max, nodes["desired"])
     ports = value("portRange")
-    if not (isinstance(ports, list) and len(ports) == 2 and all(isinstance(p, int) for p in ports) and 1024 <= ports[0] <= ports[1] <= 65535):
-        raise ConfigError(f"context {PREFIX}portRange must be [first, last] with 1024 <= first <= last <= 65535, got {ports!r}")
+    if not (
+        isinstance(ports, list)
+        and len(ports) == 2
+        and all(isinstance(p, int) for p in ports)
+        and 1024 <= ports[0] <= ports[1] <= 65535
+    ):
+        raise ConfigError(
+            f"context {PREFIX}portRange must be [first, last] with 1024 <= first <= last <= 65535, got {ports!r}"
+        )
     if ports[1] - ports[0] >= 100:
-        raise ConfigError(f"context {PREFIX}portRange: at most 100 ports (a load balancer listener each), got {ports!r}")
+        raise ConfigError(
+            f"context {PREFIX}portRange: at most 100 ports (a load balancer listener each), got {ports!r}"
+        )
     measurement = value("runtimeMeasurement")
     if not isinstance(measurement, str) or not MEASUREMENT.match(measurement):
-        raise ConfigError(f"context {PREFIX}runtimeMeasurement must be 64 lowercase hex digits (the image's PCR0 prefix), got {measurement!r}")
+        raise ConfigError(
+            f"context {PREFIX}runtimeMeasurement must be 64 lowercase hex digits (the image's PCR0 prefix), got {measurement!r}"
+        )
     extra_pcr0 = value("pcr0AllowList")
     if not isinstance(extra_pcr0, list) or not all(isinstance(e, str) and PCR0_ENTRY.match(e) for e in extra_pcr0):
-        raise ConfigError(f"context {PREFIX}pcr0AllowList must be a JSON list of PCR0 values (96 lowercase hex digits, "
-                          f"or their first 64), got {extra_pcr0!r}")
+        raise ConfigError(
+            f"context {PREFIX}pcr0AllowList must be a JSON list of PCR0 values (96 lowercase hex digits, "
+            f"or their first 64), got {extra_pcr0!r}"
+        )
     proxy = value("proxy")
     if proxy not in PROXIES:
         raise ConfigError(f"context {PREFIX}proxy must be one of {', '.join(PROXIES)}, got {proxy!r}")
     throttle = mapping("apiThrottle", ("rateLimit", "burstLimit"))
     default_ttl, max_ttl = integer("defaultTtlSeconds", 60, 7 * 86400), integer("maxTtlSeconds", 60, 7 * 86400)
     if default_ttl > max_ttl:
-        raise ConfigError(f"context {PREFIX}defaultTtlSeconds ({default_ttl}) must not exceed {PREFIX}maxTtlSeconds ({max_ttl})")
+        raise ConfigError(
+            f"context {PREFIX}defaultTtlSeconds ({default_ttl}) must not exceed {PREFIX}maxTtlSeconds ({max_ttl})"
+        )
     retention = integer("logRetentionDays", 1, 3653)
     if retention not in RETENTION_DAYS:
         raise ConfigError(f"context {PREFIX}logRetentionDays must be one of {RETENTION_DAYS}, got {retention}")

@@ -54,20 +54,32 @@ PLATFORM: list[NagPackSuppression] = [
     NagPackSuppression(
         id="AwsSolutions-IAM5",
         reason="The reaper describes the executions of the one lifecycle state machine; execution names are per instance.",
-        applies_to=[RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:.*:\\*$/")],
+        applies_to=[
+            RegexAppliesTo(
+                regex="/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:.*:\\*$/"
+            )
+        ],
     ),
     NagPackSuppression(
         id="AwsSolutions-IAM5",
         reason="Invoking routes of this API only: the admin role may call every route, the user policy lists the user "
         "routes one by one, with '*' standing for a path parameter (an instance id).",
-        applies_to=[RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<Api[A-Za-z0-9]+>\\/.*$/")],
+        applies_to=[
+            RegexAppliesTo(
+                regex="/^Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<Api[A-Za-z0-9]+>\\/.*$/"
+            )
+        ],
     ),
     NagPackSuppression(
         id="AwsSolutions-IAM5",
         reason="CDK's kubectl provider reads the Helm chart asset from the CDK bootstrap assets bucket (CDK-managed policy).",
         applies_to=[
-            "Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*",
-            RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-<AWS::AccountId>-<AWS::Region>\\/\\*$/"),
+            "Action::s3:GetBucket*",
+            "Action::s3:GetObject*",
+            "Action::s3:List*",
+            RegexAppliesTo(
+                regex="/^Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-<AWS::AccountId>-<AWS::Region>\\/\\*$/"
+            ),
         ],
     ),
     NagPackSuppression(

@@ -16,8 +16,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from local.apigw import INTEGRATION_TIMEOUT, MAX_PAYLOAD, IdentityRefused, build_event, response_parts, take_user
 from local.context import LocalLambdaContext
@@ -31,7 +32,7 @@ READ_TIMEOUT = 30.0  # seconds a connection may sit silent mid-request (a body s
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
-    server: "ApiServer"
+    server: ApiServer
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
 
@@ -47,32 +48,45 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if length is None:
             self.close_connection = True
             raw_length = (self.headers.get("Content-Length") or "").strip()
-            self._send_error(400, "ValidationError", f"Content-Length must be a whole number of bytes, got {raw_length[:40]!r}")
+            self._send_error(
+                400, "ValidationError", f"Content-Length must be a whole number of bytes, got {raw_length[:40]!r}"
+            )
             return
         if length > MAX_PAYLOAD:
             self.close_connection = True
             if length <= _DRAIN_LIMIT:  # read what the client sends first, so it sees the answer, not a reset
                 while length > 0:
                     length -= len(self.rfile.read(min(length, 1 << 16)) or b"\0" * length)
-            self._send_error(413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD} bytes (as API Gateway)")
+            self._send_error(
+                413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD} bytes (as API Gateway)"
+            )
             return
         body = self._read_body(length)
         if len(body) < length:  # the client announced more than it sent, then went quiet (or hung up)
             self.close_connection = True
-            self._send_error(408, "RequestTimeout", f"the body ended after {len(body)} of the {length} bytes its "
-                             f"Content-Length announced (bodies must arrive within {self.server.read_timeout:g} s)")
+            self._send_error(
+                408,
+                "RequestTimeout",
+                f"the body ended after {len(body)} of the {length} bytes its "
+                f"Content-Length announced (bodies must arrive within {self.server.read_timeout:g} s)",
+            )
             return
         try:
             user, headers = take_user(self.headers.items())
         except IdentityRefused as refused:
             self._send_error(refused.status, refused.code, refused.message)
             return
-        event = build_event(self.command, self.path, headers=headers, body=body, user=user, source_ip=self.client_address[0])
+        event = build_event(
+            self.command, self.path, headers=headers, body=body, user=user, source_ip=self.client_address[0]
+        )
         outcome = self.server.integrate(event)
         if outcome is None:
-            self._send_error(504, "IntegrationTimeout",
-                             f"the Lambda handler did not answer within {self.server.integration_timeout:g} s "
-                             "(API Gateway's integration timeout); the request may still complete: check its status")
+            self._send_error(
+                504,
+                "IntegrationTimeout",
+                f"the Lambda handler did not answer within {self.server.integration_timeout:g} s "
+                "(API Gateway's integration timeout); the request may still complete: check its status",
+            )
             return
         result, failed = outcome
         if failed:  # a handler that raises is a 502 from API Gateway too
@@ -104,7 +118,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815
 
     def _send_error(self, status: int, code: str, message: str) -> None:
-        self._send(status, {"Content-Type": "application/json"}, json.dumps({"error": code, "message": message}).encode())
+        self._send(
+            status, {"Content-Type": "application/json"}, json.dumps({"error": code, "message": message}).encode()
+        )
 
     def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
@@ -166,8 +182,16 @@ class ApiServer(ThreadingHTTPServer):
     request_queue_size = 128  # socketserver's default of 5 resets bursts of clients
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, name: str, handler: Handler, openapi: Callable[[], dict[str, Any]],
-                 read_timeout: float = READ_TIMEOUT, integration_timeout: float = INTEGRATION_TIMEOUT) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        name: str,
+        handler: Handler,
+        openapi: Callable[[], dict[str, Any]],
+        read_timeout: float = READ_TIMEOUT,
+        integration_timeout: float = INTEGRATION_TIMEOUT,
+    ) -> None:
         self.name = name
         self.read_timeout = read_timeout
         self.handler = handler

@@ -14,7 +14,8 @@ import base64
 import re
 import time
 import uuid
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 ACCOUNT = "000000000000"
@@ -55,7 +56,9 @@ def take_user(headers: Iterable[tuple[str, str]]) -> tuple[str, dict[str, str]]:
         raise IdentityRefused(400, "ValidationError", f"{USER_HEADER} was sent more than once with different values")
     user = values[0]
     if not user:
-        raise IdentityRefused(403, "Forbidden", f"{USER_HEADER} is empty: name a user, or leave the header out to act as {LOCAL_ADMIN}")
+        raise IdentityRefused(
+            403, "Forbidden", f"{USER_HEADER} is empty: name a user, or leave the header out to act as {LOCAL_ADMIN}"
+        )
     if not _USER_NAME.match(user):
         raise IdentityRefused(
             400, "ValidationError", f"{USER_HEADER} must be 1-64 letters, digits or +=,.@_- (an IAM user name)"

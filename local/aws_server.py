@@ -56,9 +56,17 @@ def create_resources(tables: dict[str, str], buckets: list[str]) -> str:
     for spec in ALL_TABLES:
         kwargs = spec.create_table_kwargs(tables[spec.logical_name])
         dynamodb.create_table(
-            kwargs["TableName"], schema=kwargs["KeySchema"], throughput=None, attr=kwargs["AttributeDefinitions"],
-            global_indexes=kwargs.get("GlobalSecondaryIndexes"), indexes=None, streams=None,
-            billing_mode=kwargs["BillingMode"], sse_specification=None, tags=[], deletion_protection_enabled=False,
+            kwargs["TableName"],
+            schema=kwargs["KeySchema"],
+            throughput=None,
+            attr=kwargs["AttributeDefinitions"],
+            global_indexes=kwargs.get("GlobalSecondaryIndexes"),
+            indexes=None,
+            streams=None,
+            billing_mode=kwargs["BillingMode"],
+            sse_specification=None,
+            tags=[],
+            deletion_protection_enabled=False,
             warm_throughput=None,
         )
     s3 = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
@@ -76,7 +84,8 @@ class _Iam:
         from moto.iam.models import iam_backends
 
         role = iam_backends[DEFAULT_ACCOUNT_ID]["global"].create_role(
-            RoleName, AssumeRolePolicyDocument, "/", None, "", [], None)
+            RoleName, AssumeRolePolicyDocument, "/", None, "", [], None
+        )
         return {"Role": {"Arn": role.arn}}
 
 
@@ -190,8 +199,9 @@ def keep_alive_server(host: str, port: int) -> Any:
         while stream.read(1 << 16):
             pass
 
-    server = make_server(host, port, DomainDispatcherApplication(create_backend_app), threaded=True,
-                         request_handler=KeepAliveHandler)
+    server = make_server(
+        host, port, DomainDispatcherApplication(create_backend_app), threaded=True, request_handler=KeepAliveHandler
+    )
     server.daemon_threads = True
     return server
 
@@ -215,8 +225,15 @@ def reap(interval: float, stop: threading.Event) -> None:
             log.exception("reaper round failed")
 
 
-def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dict[str, str], buckets: list[str],
-          reaper_interval: float | None = None) -> None:
+def serve(
+    host: str,
+    port: int,
+    state_dir: Path | None,
+    fresh: bool,
+    tables: dict[str, str],
+    buckets: list[str],
+    reaper_interval: float | None = None,
+) -> None:
     from moto.core.config import default_user_config
 
     from local import lambda_runner, moto_patches, runtimes
@@ -239,8 +256,14 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
         state.attach_s3()
     server = keep_alive_server(host, port)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="moto").start()
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "local",
-                       "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION})
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+        }
+    )
     restored: dict[str, Any] = {}
     if state is not None:
         restored["objects"] = state.restore_buckets()
@@ -250,8 +273,15 @@ def serve(host: str, port: int, state_dir: Path | None, fresh: bool, tables: dic
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    announce({"ready": True, "pid": os.getpid(), "state_machine": arn, "restored": restored,
-              "seconds": round(time.perf_counter() - started, 3)})
+    announce(
+        {
+            "ready": True,
+            "pid": os.getpid(),
+            "state_machine": arn,
+            "restored": restored,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
     threading.Thread(target=STEP_FUNCTIONS.check_definition, daemon=True, name="workflow-check").start()
     if reaper_interval:
         threading.Thread(target=reap, args=(reaper_interval, stop), daemon=True, name="reaper").start()
@@ -294,15 +324,26 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout.flush()
     _ready_fd = os.dup(1)
     os.dup2(2, 1)  # everything printed from now on goes to the stack's log, with stderr
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s aws %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request costs throughput; the APIs log requests
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s aws %(name)s: %(message)s"
+    )
+    logging.getLogger("werkzeug").setLevel(
+        logging.WARNING
+    )  # a line per request costs throughput; the APIs log requests
     if args.parent:
         die_with_parent(args.parent)
     from local.persistence import StateLayoutError
 
     try:
-        serve(args.host, args.port, args.state_dir, args.fresh, json.loads(args.tables), [b for b in args.buckets.split(",") if b],
-              args.reaper_interval)
+        serve(
+            args.host,
+            args.port,
+            args.state_dir,
+            args.fresh,
+            json.loads(args.tables),
+            [b for b in args.buckets.split(",") if b],
+            args.reaper_interval,
+        )
     except StateLayoutError as exc:
         announce({"ready": False, "error": str(exc)})
         raise SystemExit(2) from None

@@ -22,8 +22,8 @@ import base64
 import functools
 import json
 import threading
-from typing import Any, Callable
-
+from collections.abc import Callable
+from typing import Any
 
 
 class DeferringLock:
@@ -39,7 +39,7 @@ class DeferringLock:
         self._lock = threading.RLock()
         self._local = threading.local()
 
-    def __enter__(self) -> "DeferringLock":
+    def __enter__(self) -> DeferringLock:
         self._lock.acquire()
         self._local.depth = getattr(self._local, "depth", 0) + 1
         return self
@@ -72,8 +72,16 @@ class DeferringLock:
 
 LOCK = DeferringLock()  # also taken by local.persistence around its changes
 _OPERATIONS = (
-    "put_item", "update_item", "delete_item", "get_item", "query", "scan",
-    "transact_write_items", "transact_get_items", "batch_write_item", "batch_get_item",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "get_item",
+    "query",
+    "scan",
+    "transact_write_items",
+    "transact_get_items",
+    "batch_write_item",
+    "batch_get_item",
 )
 
 
@@ -168,8 +176,13 @@ def fast_dynamodb_reads() -> None:
     @functools.wraps(original)
     def execute_result(self: Any, context: Any) -> Any:
         result = self.result
-        if (context.operation_model.name in _READS and context.serializer_class is JSONSerializer
-                and isinstance(result, dict) and result.keys() <= _PLAIN_READ_KEYS and not settings.PRETTIFY_RESPONSES):
+        if (
+            context.operation_model.name in _READS
+            and context.serializer_class is JSONSerializer
+            and isinstance(result, dict)
+            and result.keys() <= _PLAIN_READ_KEYS
+            and not settings.PRETTIFY_RESPONSES
+        ):
             return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(result, default=_base64)
         return original(self, context)
 

@@ -36,8 +36,9 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class DurableState:
         self._written: dict[Path, int] = {}  # the sequence number on disk, per item file
 
     @classmethod
-    def open(cls, root: Path, region: str, *, fresh: bool = False) -> "DurableState":
+    def open(cls, root: Path, region: str, *, fresh: bool = False) -> DurableState:
         """Open (or create) the state directory; refuse one of another layout version."""
         if fresh and root.exists():
             shutil.rmtree(root)
@@ -216,8 +217,9 @@ class DurableState:
         """Under moto's lock: the order of this change among the changes in memory."""
         return next(self._sequence)
 
-    def commit(self, path: Path, sequence: int, chunks: Iterable[bytes] | None,
-               then: Callable[[bool], None] | None = None) -> None:
+    def commit(
+        self, path: Path, sequence: int, chunks: Iterable[bytes] | None, then: Callable[[bool], None] | None = None
+    ) -> None:
         """Outside moto's lock (other requests go on meanwhile): write one change (None: remove the
         file), unless a later change of the same file is already on disk. Returns once the change (or
         a later one) is durable. ``then(written)`` runs while no other change of this file can start."""
@@ -256,9 +258,19 @@ class DurableState:
 
         def keys_of(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             if name == "put_item":
-                return [(kwargs.get("table_name", args[0] if args else None), kwargs.get("item_attrs", args[1] if len(args) > 1 else None))]
+                return [
+                    (
+                        kwargs.get("table_name", args[0] if args else None),
+                        kwargs.get("item_attrs", args[1] if len(args) > 1 else None),
+                    )
+                ]
             if name in ("update_item", "delete_item"):
-                return [(kwargs.get("table_name", args[0] if args else None), kwargs.get("key", args[1] if len(args) > 1 else None))]
+                return [
+                    (
+                        kwargs.get("table_name", args[0] if args else None),
+                        kwargs.get("key", args[1] if len(args) > 1 else None),
+                    )
+                ]
             items = kwargs.get("transact_items", args[0] if args else [])
             touched = []
             for entry in items:
@@ -271,9 +283,13 @@ class DurableState:
             original = getattr(DynamoDBBackend, name)
             if getattr(original, "_ipoc_durable", None) is self:
                 continue
-            setattr(DynamoDBBackend, name, self._through(name, getattr(original, "_ipoc_original", original), keys_of, LOCK))
+            setattr(
+                DynamoDBBackend, name, self._through(name, getattr(original, "_ipoc_original", original), keys_of, LOCK)
+            )
 
-    def _through(self, name: str, method: Callable[..., Any], keys_of: Callable[..., Any], lock: Any) -> Callable[..., Any]:
+    def _through(
+        self, name: str, method: Callable[..., Any], keys_of: Callable[..., Any], lock: Any
+    ) -> Callable[..., Any]:
         state = self
 
         @functools.wraps(method)
@@ -311,7 +327,9 @@ class DurableState:
             bucket = create(backend, bucket_name, region_name, *args, **kwargs)
             directory = state.buckets_dir / bucket_name
             directory.mkdir(exist_ok=True)
-            write_atomically(directory / BUCKET_FILE, [json.dumps({"name": bucket_name, "region": region_name}).encode()])
+            write_atomically(
+                directory / BUCKET_FILE, [json.dumps({"name": bucket_name, "region": region_name}).encode()]
+            )
             bucket.keys = durable_key_store(state, directory, bucket.keys)
             return bucket
 
@@ -478,9 +496,13 @@ def _object_chunks(key: str, fake_key: Any) -> Iterable[bytes]:
     lock); the bytes are read when written, a chunk at a time under the key's own lock (a GET of the
     same key, which takes that lock too, waits a chunk, not the whole write)."""
     header = {
-        "key": key, "size": fake_key.size, "etag": fake_key.etag.strip('"'),
-        "last_modified": fake_key.last_modified.isoformat(), "metadata": dict(fake_key.metadata),
-        "checksum_algorithm": fake_key.checksum_algorithm, "checksum_value": fake_key.checksum_value,
+        "key": key,
+        "size": fake_key.size,
+        "etag": fake_key.etag.strip('"'),
+        "last_modified": fake_key.last_modified.isoformat(),
+        "metadata": dict(fake_key.metadata),
+        "checksum_algorithm": fake_key.checksum_algorithm,
+        "checksum_value": fake_key.checksum_value,
     }
 
     def chunks() -> Iterable[bytes]:
@@ -509,8 +531,13 @@ def _read_object(path: Path, backend: Any, bucket: Any) -> Any:
         facts = os.fstat(handle.fileno())
     header = json.loads(line)
     key = FakeKey(
-        name=header["key"], value=b"", account_id=backend.account_id, region_name=bucket.region_name,
-        bucket_name=bucket.name, etag=header["etag"], checksum_value=header.get("checksum_value"),
+        name=header["key"],
+        value=b"",
+        account_id=backend.account_id,
+        region_name=bucket.region_name,
+        bucket_name=bucket.name,
+        etag=header["etag"],
+        checksum_value=header.get("checksum_value"),
     )
     key._value_buffer.close()
     key._value_buffer = StoredBytes(path, len(line), header["size"], (facts.st_dev, facts.st_ino))

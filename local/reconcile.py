@@ -43,7 +43,9 @@ def reconcile_records(slots: SlotStore, instances: InstanceStore) -> dict[str, l
         # Its runtime and slot are gone (above): through TEARING_DOWN (which keeps a failure's reason already
         # recorded) to FAILED, as any failed instance goes.
         instances.transition(record["instance_id"], InstanceStatus.TEARING_DOWN, RESTART_REASON)
-        if instances.transition(record["instance_id"], InstanceStatus.FAILED, torn_down_at=now_iso(), remove=("task_token",)):
+        if instances.transition(
+            record["instance_id"], InstanceStatus.FAILED, torn_down_at=now_iso(), remove=("task_token",)
+        ):
             failed.append(record["instance_id"])
     if freed or failed:
         log.info("reconciled after a restart: freed slots %s, failed instances %s", freed, failed)

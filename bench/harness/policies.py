@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ipoc import rights
 from ipoc.certs import Identity
@@ -31,9 +32,19 @@ LOADER_RIGHTS = [{"file_name": "/program/", "rights": int(rights.WRITE)}]
 def echo_function(name: str, wasm: bytes, *, loader_rights: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A function policy for the echo program (POST /function), the program-load identity writing /program/."""
     return {
-        "function": name, "execution_strategy": "JIT", "max_memory_mib": 64, "debug": False, "enable_clock": False,
-        "programs": [{"file_rights": ECHO_PROGRAM_RIGHTS, "id": 0, "pi_hash": hashlib.sha256(wasm).hexdigest(),
-                      "program_file_name": ECHO}],
+        "function": name,
+        "execution_strategy": "JIT",
+        "max_memory_mib": 64,
+        "debug": False,
+        "enable_clock": False,
+        "programs": [
+            {
+                "file_rights": ECHO_PROGRAM_RIGHTS,
+                "id": 0,
+                "pi_hash": hashlib.sha256(wasm).hexdigest(),
+                "program_file_name": ECHO,
+            }
+        ],
         "file_rights": loader_rights or [{"file_name": "/program/", "rights": int(rights.WRITE)}],
     }
 
@@ -60,7 +71,8 @@ def vaas_policy(
             for index, (identity, grants) in enumerate(identities)
         ],
         "file_hashes": [
-            {"file_path": path, "hash": hashlib.sha256(content).hexdigest()} for path, content in (file_hashes or {}).items()
+            {"file_path": path, "hash": hashlib.sha256(content).hexdigest()}
+            for path, content in (file_hashes or {}).items()
         ],
         "instance_id": "test",
     }

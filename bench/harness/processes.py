@@ -37,18 +37,30 @@ def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> Proc
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = open(log, "wb")
     proc = subprocess.Popen(
-        IPOC + args, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        IPOC + args,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
     )
     handle.close()
     return Process(args=args, log=log, proc=proc)
 
 
-def run(args: list[str], *, input: bytes | None = None, timeout: float = 120.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], *, input: bytes | None = None, timeout: float = 120.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``ipoc ARGS`` to completion and capture its output as text."""
     completed = subprocess.run(
-        IPOC + args, input=input, capture_output=True, timeout=timeout, env={**os.environ, **(env or {})},
+        IPOC + args,
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
     return subprocess.CompletedProcess(
-        completed.args, completed.returncode, completed.stdout.decode(errors="replace"), completed.stderr.decode(errors="replace")
+        completed.args,
+        completed.returncode,
+        completed.stdout.decode(errors="replace"),
+        completed.stderr.decode(errors="replace"),
     )

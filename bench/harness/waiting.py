@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.02, what: str = "condition") -> T:
+def wait_until(
+    condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.02, what: str = "condition"
+) -> T:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -8,8 +8,9 @@ the input's length. It streams: memory stays at one frame whatever the video's s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -59,8 +60,15 @@ def new_key_material() -> tuple[bytes, bytes]:
     return os.urandom(16), os.urandom(16)
 
 
-def encrypt_frames(width: int, height: int, frames: Iterator[Frame], out: BinaryIO, key: bytes, iv: bytes,
-                   progress: Callable[[int], None] | None = None) -> int:
+def encrypt_frames(
+    width: int,
+    height: int,
+    frames: Iterator[Frame],
+    out: BinaryIO,
+    key: bytes,
+    iv: bytes,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Write the frames as an encrypted Y4M stream; returns the frame count.
 
     ``progress(1)`` is called after each frame is written.

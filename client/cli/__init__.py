@@ -13,27 +13,35 @@ from client.cli.attestation import attestation
 from client.cli.camera import camera
 from client.cli.function import function
 from client.cli.instance import instance
-from client.cli.run import run
-from client.cli.steps import exec_, results, stream
 from client.cli.local import local
 from client.cli.policy import policy
 from client.cli.profile import profile
+from client.cli.run import run
 from client.cli.runtime import runtime
+from client.cli.steps import exec_, results, stream
 from client.cli.veracruz import veracruz
 from ipoc import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True, help="More output; repeatable. [env: IPOC_VERBOSE]")
-@click.option("-q", "--quiet", count=True,
-              help="Less output; repeatable. -q also hides progress bars and spinners. [env: IPOC_QUIET]")
+@click.option(
+    "-q",
+    "--quiet",
+    count=True,
+    help="Less output; repeatable. -q also hides progress bars and spinners. [env: IPOC_QUIET]",
+)
 @click.option(
     "--color/--no-color",
     default=None,
     help="Force or forbid colored output (default: only on a terminal). [env: IPOC_COLOR, NO_COLOR]",
 )
-@click.option("--profile", default=None, envvar="IPOC_PROFILE",
-              help="Profile in ~/.config/ipoc/config.toml to use (default: local). [env: IPOC_PROFILE]")
+@click.option(
+    "--profile",
+    default=None,
+    envvar="IPOC_PROFILE",
+    help="Profile in ~/.config/ipoc/config.toml to use (default: local). [env: IPOC_PROFILE]",
+)
 @click.version_option(__version__, prog_name="ipoc")
 @click.pass_context
 def ipoc(ctx: click.Context, verbose: int, quiet: int, color: bool | None, profile: str | None) -> None:

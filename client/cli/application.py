@@ -18,7 +18,7 @@ class Application:
         self.terminal = Terminal(verbosity=verbosity, color=color)
         self.profile_name = profile
 
-    def api(self) -> "Api":
+    def api(self) -> Api:
         """The HTTP client for the chosen profile, aborting with one clear line when there is none or
         when its local stack is not running (before the command starts anything)."""
         from client.api import Api, Unreachable

@@ -8,7 +8,9 @@ from urllib.parse import urlsplit
 import click
 
 platform_dir_option = click.option(
-    "--platform-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--platform-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="Where the simulated platform's key and NSM root live. [default: $IPOC_HOME/platform]",
 )
 

@@ -31,11 +31,11 @@ class StepFailed(Exception):
 class Timeline:
     """Named steps with timing; a failure names its step."""
 
-    def __init__(self, app: "Application") -> None:
+    def __init__(self, app: Application) -> None:
         self.app = app
         self.timings: list[tuple[str, float]] = []
 
-    def step(self, name: str) -> "_Step":
+    def step(self, name: str) -> _Step:
         return _Step(self, name)
 
 
@@ -43,7 +43,7 @@ class _Step:
     def __init__(self, timeline: Timeline, name: str) -> None:
         self.timeline, self.name = timeline, name
 
-    def __enter__(self) -> "_Step":
+    def __enter__(self) -> _Step:
         self.started = time.monotonic()
         self.timeline.app.terminal.display_info(f"» {self.name}")
         return self
@@ -62,10 +62,20 @@ class _Step:
 @click.command(short_help="Run a function on an S3 input, end to end")
 @click.argument("function", metavar="FUNCTION[:VERSION|:ALIAS]")
 @click.option("--input", "source", required=True, help="s3://BUCKET/KEY of the encrypted input.")
-@click.option("--key", "key_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The input's 16-byte decryption key file.")
-@click.option("--iv", "iv_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The input's 16-byte IV file.")
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The input's 16-byte decryption key file.",
+)
+@click.option(
+    "--iv",
+    "iv_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The input's 16-byte IV file.",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the results.")
 @click.option("--result", "extra", multiple=True, metavar="ENCLAVE_PATH", help="Another file to fetch. Repeatable.")
 @click.option("--keep", is_flag=True, help="Keep the instance (and its policy) instead of deleting it at the end.")
@@ -74,8 +84,20 @@ class _Step:
 @click.option("--key-path", default="/user_input/key", show_default=True, help="Enclave path of the key.")
 @click.option("--iv-path", default="/user_input/iv", show_default=True, help="Enclave path of the IV.")
 @click.pass_obj
-def run(app: "Application", function: str, source: str, key_file: Path, iv_file: Path, out: Path, extra: tuple[str, ...],
-        keep: bool, instance_id: str | None, input_path: str, key_path: str, iv_path: str) -> None:
+def run(
+    app: Application,
+    function: str,
+    source: str,
+    key_file: Path,
+    iv_file: Path,
+    out: Path,
+    extra: tuple[str, ...],
+    keep: bool,
+    instance_id: str | None,
+    input_path: str,
+    key_path: str,
+    iv_path: str,
+) -> None:
     """Run FUNCTION on an encrypted S3 object and fetch the results into OUT.
 
     FUNCTION is a name (its latest version), NAME:VERSION or NAME:ALIAS; the
@@ -105,8 +127,16 @@ def run(app: "Application", function: str, source: str, key_file: Path, iv_file:
             policy_doc = api.call("ccfaas", "GET", f"/function/{function}")
             program = policy_doc["programs"][0]["program_file_name"]
         with timeline.step(f"Create instance {instance_id} and wait until READY"):
-            user_policy = run_user_policy(function, instance_id, user, streamer, program=program, input_path=input_path,
-                                          key_path=key_path, iv_path=iv_path)
+            user_policy = run_user_policy(
+                function,
+                instance_id,
+                user,
+                streamer,
+                program=program,
+                input_path=input_path,
+                key_path=key_path,
+                iv_path=iv_path,
+            )
             api.call("ccfaas", "POST", "/instance", body=user_policy, params={"wait": "25"})
             created = True
             with app.terminal.status(f"waiting for {instance_id}"):
@@ -118,15 +148,23 @@ def run(app: "Application", function: str, source: str, key_file: Path, iv_file:
             client = VeracruzClient(policy, user.certificate, user.private_key)
             client.connect()
             app.terminal.display_info(f"  runtime hash {client.verified['runtime_hash']} (as the policy pins)")
-            app.terminal.display_info(f"  policy hash  {client.verified['policy_hash']} (the sha256 of {out / 'policy.json'})")
+            app.terminal.display_info(
+                f"  policy hash  {client.verified['policy_hash']} (the sha256 of {out / 'policy.json'})"
+            )
         try:
             with timeline.step("Write the key and IV"):
                 client.write_file(key_path, key_file.read_bytes()[:16])
                 client.write_file(iv_path, iv_file.read_bytes()[:16])
             with timeline.step(f"Stream {source} into {input_path}"):
-                body = {"s3": {"bucket": bucket, "filename": object_key},
-                        "veracruz": {"filename": input_path, "policy": policy, "certificate": streamer.certificate,
-                                     "key": streamer.private_key}}
+                body = {
+                    "s3": {"bucket": bucket, "filename": object_key},
+                    "veracruz": {
+                        "filename": input_path,
+                        "policy": policy,
+                        "certificate": streamer.certificate,
+                        "key": streamer.private_key,
+                    },
+                }
                 with streaming(app, api, bucket, object_key):
                     copied = api.call("s3stream", "POST", "/s3_stream_veracruz", body=body)
                 app.terminal.display_info(f"  {copied['bytes']} bytes")
@@ -152,7 +190,9 @@ def run(app: "Application", function: str, source: str, key_file: Path, iv_file:
     except StepFailed as exc:
         if created and not keep:
             _delete(api, instance_id)
-        app.abort(f"{exc.step} failed: {exc.message}" + ("" if keep or not created else f" (instance {instance_id} deleted)"))
+        app.abort(
+            f"{exc.step} failed: {exc.message}" + ("" if keep or not created else f" (instance {instance_id} deleted)")
+        )
     if keep:
         app.terminal.display_info(f"Instance {instance_id} kept; `ipoc instance delete {instance_id}` releases it")
     else:
@@ -181,13 +221,15 @@ def _delete(api: Api, instance_id: str) -> None:
         pass  # the reaper or the TTL finishes what a failed delete leaves
 
 
-def _summary(app: "Application", out: Path) -> None:
+def _summary(app: Application, out: Path) -> None:
     detections = out / "detections.json"
     if not detections.exists():
         return
     frames = json.loads(detections.read_text())["frames"]
     hits = [f for f in frames if f["boxes"]]
-    app.terminal.display(f"{len(frames)} frames analysed, objects found in {len(hits)}"
-                         + (f"; frame {hits[0]['index']}: {hits[0]['boxes']}" if hits else ""))
+    app.terminal.display(
+        f"{len(frames)} frames analysed, objects found in {len(hits)}"
+        + (f"; frame {hits[0]['index']}: {hits[0]['boxes']}" if hits else "")
+    )
     if hits:
         app.terminal.display(f"Annotated frames: {out}/prediction.<n>.png")

@@ -18,13 +18,21 @@ if TYPE_CHECKING:
     from client.cli.application import Application
 
 _policy = click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-_identity = click.option("--identity", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                         help="PEM certificate of a policy identity.")
-_key = click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                    help="PEM private key of that certificate.")
+_identity = click.option(
+    "--identity",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM certificate of a policy identity.",
+)
+_key = click.option(
+    "--key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM private key of that certificate.",
+)
 
 
-def streaming(app: "Application", api: Api, bucket: str, key: str) -> ContextManager[None]:
+def streaming(app: Application, api: Api, bucket: str, key: str) -> ContextManager[None]:
     """A spinner with the elapsed time and the object's size while the S3 streamer copies
     (it answers only when the copy ends, so there is no byte count to show before)."""
     size = object_size(api.profile, bucket, key) if app.terminal.shows_progress else None
@@ -38,12 +46,18 @@ def streaming(app: "Application", api: Api, bucket: str, key: str) -> ContextMan
 @_identity
 @_key
 @click.pass_obj
-def stream(app: "Application", policy_file: Path, source: str, target: str, identity: Path, key: Path) -> None:
+def stream(app: Application, policy_file: Path, source: str, target: str, identity: Path, key: Path) -> None:
     """Ask the S3 streamer to copy SOURCE into the instance POLICY_FILE describes, as the given identity."""
     bucket, object_key = s3_url(source)
-    body = {"s3": {"bucket": bucket, "filename": object_key},
-            "veracruz": {"filename": target, "policy": policy_file.read_text(), "certificate": identity.read_text(),
-                         "key": key.read_text()}}
+    body = {
+        "s3": {"bucket": bucket, "filename": object_key},
+        "veracruz": {
+            "filename": target,
+            "policy": policy_file.read_text(),
+            "certificate": identity.read_text(),
+            "key": key.read_text(),
+        },
+    }
     api = app.api()
     try:
         with streaming(app, api, bucket, object_key):
@@ -59,7 +73,7 @@ def stream(app: "Application", policy_file: Path, source: str, target: str, iden
 @_identity
 @_key
 @click.pass_obj
-def exec_(app: "Application", policy_file: Path, program: str, identity: Path, key: Path) -> None:
+def exec_(app: Application, policy_file: Path, program: str, identity: Path, key: Path) -> None:
     """Execute PROGRAM (an enclave path) in the instance POLICY_FILE describes; exit 1 if it fails."""
     try:
         with VeracruzClient(policy_file.read_text(), identity.read_text(), key.read_text()) as client:
@@ -79,7 +93,9 @@ def exec_(app: "Application", policy_file: Path, program: str, identity: Path, k
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write into.")
 @click.option("--result", "extra", multiple=True, metavar="ENCLAVE_PATH", help="Another file to fetch. Repeatable.")
 @click.pass_obj
-def results(app: "Application", policy_file: Path, identity: Path, key: Path, out: Path, extra: tuple[str, ...]) -> None:
+def results(
+    app: Application, policy_file: Path, identity: Path, key: Path, out: Path, extra: tuple[str, ...]
+) -> None:
     """Fetch stdout, stderr, /output/detections.json and the frames it names, and any --result files."""
     try:
         with VeracruzClient(policy_file.read_text(), identity.read_text(), key.read_text()) as client:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.filesize import decimal
@@ -40,8 +41,14 @@ class Terminal:
         self.out = Console(highlight=False, no_color=no_color, force_terminal=color or None, soft_wrap=True)
         # --color forces colors, not animation: a forced terminal on a pipe still gets no live bars
         interactive = None if not color else _isatty(sys.stderr)
-        self.err = Console(stderr=True, highlight=False, no_color=no_color, force_terminal=color or None,
-                           force_interactive=interactive, soft_wrap=True)
+        self.err = Console(
+            stderr=True,
+            highlight=False,
+            no_color=no_color,
+            force_terminal=color or None,
+            force_interactive=interactive,
+            soft_wrap=True,
+        )
 
     @property
     def shows_progress(self) -> bool:
@@ -93,7 +100,8 @@ class Terminal:
             yield lambda n: None
             return
         counts: tuple[ProgressColumn, ...] = (
-            (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes"
+            (DownloadColumn(), TransferSpeedColumn())
+            if unit == "bytes"
             else (MofNCompleteColumn(), TextColumn(unit), _RateColumn(unit))
         )
         columns = (TextColumn("{task.description}"), BarColumn(), *counts, TimeRemainingColumn())
@@ -111,8 +119,9 @@ class Terminal:
             yield
             return
         label = text if size is None else f"{text} ({decimal(size)})"
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=self.err, transient=True) as spinner:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.err, transient=True
+        ) as spinner:
             spinner.add_task(label, total=None)
             yield
 

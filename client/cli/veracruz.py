@@ -35,23 +35,48 @@ def _open_source(local: str) -> tuple[BinaryIO, str]:
 
 @click.command(short_help="Talk to a Veracruz instance as one policy identity (veracruz-client compatible)")
 @click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--identity", "identity", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="PEM certificate of a policy identity.")
-@click.option("--key", "key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="PEM private key of that certificate.")
-@click.option("--program", "programs", multiple=True, metavar="ENCLAVE_PATH=FILE",
-              help="Write a program into the enclave ('-' reads stdin). Repeatable.")
-@click.option("--data", "data", multiple=True, metavar="ENCLAVE_PATH=FILE",
-              help="Write a data file into the enclave, streamed in chunks ('-' reads stdin). Repeatable.")
+@click.option(
+    "--identity",
+    "identity",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM certificate of a policy identity.",
+)
+@click.option(
+    "--key",
+    "key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM private key of that certificate.",
+)
+@click.option(
+    "--program",
+    "programs",
+    multiple=True,
+    metavar="ENCLAVE_PATH=FILE",
+    help="Write a program into the enclave ('-' reads stdin). Repeatable.",
+)
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    metavar="ENCLAVE_PATH=FILE",
+    help="Write a data file into the enclave, streamed in chunks ('-' reads stdin). Repeatable.",
+)
 @click.option("--compute", "computes", multiple=True, metavar="PATH", help="Execute a program. Repeatable.")
-@click.option("--result", "results", multiple=True, metavar="ENCLAVE_PATH=FILE|-",
-              help="Read a file (or stdout/stderr) out of the enclave into FILE, '-' for stdout. Repeatable.")
+@click.option(
+    "--result",
+    "results",
+    multiple=True,
+    metavar="ENCLAVE_PATH=FILE|-",
+    help="Read a file (or stdout/stderr) out of the enclave into FILE, '-' for stdout. Repeatable.",
+)
 @click.option("-n", "--no-shutdown", is_flag=True, help="Do not shut the instance down after reading results.")
 @click.option("--shutdown", "force_shutdown", is_flag=True, help="Shut the instance down at the end.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for any one runtime reply.")
 @click.pass_obj
 def veracruz(
-    app: "Application",
+    app: Application,
     policy_file: Path,
     identity: Path,
     key: Path,
@@ -70,7 +95,9 @@ def veracruz(
     runtime_manager_hash_*, and its policy hash must equal the sha256 of
     POLICY_FILE's exact bytes.
     """
-    uploads = [("program", *enclave_file_pair(v, "--program")) for v in programs] + [("data", *enclave_file_pair(v, "--data")) for v in data]
+    uploads = [("program", *enclave_file_pair(v, "--program")) for v in programs] + [
+        ("data", *enclave_file_pair(v, "--data")) for v in data
+    ]
     reads = [enclave_file_pair(v, "--result") for v in results]
     shutdown = force_shutdown or (bool(reads) and not no_shutdown)
     if not uploads and not computes and not reads and not shutdown:
@@ -80,9 +107,7 @@ def veracruz(
     policy_bytes = policy_file.read_bytes()
     terminal.display_info(f"Loaded policy {policy_file} {policy_hash(policy_bytes)}")
     try:
-        client = VeracruzClient(
-            policy_bytes.decode("utf-8"), identity.read_text(), key.read_text(), timeout=timeout
-        )
+        client = VeracruzClient(policy_bytes.decode("utf-8"), identity.read_text(), key.read_text(), timeout=timeout)
         terminal.display_info(f"Connecting to {client.policy.server_url} as identity {client.identity_id}")
         with client:
             terminal.display_info(f"Verified runtime hash {client.verified['runtime_hash']}")

@@ -33,20 +33,22 @@ def function_policy(wasm: bytes, model: bytes, name: str = "vod") -> dict:
         "execution_strategy": "JIT",
         "max_memory_mib": 512,
         "data_files": [{"data_file": MODEL, "pi_hash": hashlib.sha256(model).hexdigest()}],
-        "programs": [{
-            "file_rights": [
-                {"file_name": "/program_data/", "rights": READ},
-                {"file_name": "/s3_app_input/", "rights": READ},
-                {"file_name": "/user_input/", "rights": READ},
-                {"file_name": "/output/", "rights": READ_WRITE},
-                {"file_name": "/program_internal/", "rights": READ_WRITE},
-                {"file_name": "stdout", "rights": WRITE},
-                {"file_name": "stderr", "rights": WRITE},
-            ],
-            "id": 0,
-            "pi_hash": hashlib.sha256(wasm).hexdigest(),
-            "program_file_name": PROGRAM,
-        }],
+        "programs": [
+            {
+                "file_rights": [
+                    {"file_name": "/program_data/", "rights": READ},
+                    {"file_name": "/s3_app_input/", "rights": READ},
+                    {"file_name": "/user_input/", "rights": READ},
+                    {"file_name": "/output/", "rights": READ_WRITE},
+                    {"file_name": "/program_internal/", "rights": READ_WRITE},
+                    {"file_name": "stdout", "rights": WRITE},
+                    {"file_name": "stderr", "rights": WRITE},
+                ],
+                "id": 0,
+                "pi_hash": hashlib.sha256(wasm).hexdigest(),
+                "program_file_name": PROGRAM,
+            }
+        ],
         "file_rights": [
             {"file_name": "/program/", "rights": WRITE},
             {"file_name": "/program_data/", "rights": WRITE},

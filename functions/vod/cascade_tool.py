@@ -36,7 +36,9 @@ def convert(xml_text: str) -> bytes:
     cascade = root.find("cascade")
     if cascade is None:
         raise CascadeError("not an OpenCV cascade (no <cascade> element; old-format cascades are not supported)")
-    if (cascade.findtext("featureType") or "").strip() != "HAAR" or (cascade.findtext("stageType") or "").strip() != "BOOST":
+    if (cascade.findtext("featureType") or "").strip() != "HAAR" or (
+        cascade.findtext("stageType") or ""
+    ).strip() != "BOOST":
         raise CascadeError("only BOOST cascades of HAAR features are supported")
     width, height = int(cascade.findtext("width")), int(cascade.findtext("height"))
     stages = cascade.find("stages")

@@ -15,8 +15,9 @@ the project's JSON error shape.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from aws_cdk import Aws, Stack
 from aws_cdk import aws_apigateway as apigw
@@ -41,7 +42,9 @@ def openapi_document(service: str) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path} is missing: run `make openapi` to generate the APIs' OpenAPI documents") from None
+        raise FileNotFoundError(
+            f"{path} is missing: run `make openapi` to generate the APIs' OpenAPI documents"
+        ) from None
 
 
 def routes() -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -62,7 +65,9 @@ def route_pattern(path: str, method: str) -> tuple[str, str]:
 
 
 def route_patterns(*, admin: bool) -> list[tuple[str, str]]:
-    return sorted({route_pattern(path, method) for _, path, method, op in routes() if bool(op.get(ADMIN_EXTENSION)) == admin})
+    return sorted(
+        {route_pattern(path, method) for _, path, method, op in routes() if bool(op.get(ADMIN_EXTENSION)) == admin}
+    )
 
 
 def gateway_document(integrations: dict[str, str], title: str = "i-PoC") -> dict[str, Any]:
@@ -73,7 +78,12 @@ def gateway_document(integrations: dict[str, str], title: str = "i-PoC") -> dict
     paths: dict[str, dict[str, Any]] = {}
     for service, path, method, operation in routes():
         parameters = [
-            {"name": p["name"], "in": p["in"], "required": bool(p.get("required", p["in"] == "path")), "schema": {"type": "string"}}
+            {
+                "name": p["name"],
+                "in": p["in"],
+                "required": bool(p.get("required", p["in"] == "path")),
+                "schema": {"type": "string"},
+            }
             for p in operation.get("parameters", [])
             if p.get("in") in ("path", "query")
         ]
@@ -84,7 +94,10 @@ def gateway_document(integrations: dict[str, str], title: str = "i-PoC") -> dict
             "parameters": parameters,
             "security": [{"sigv4": []}],
             ADMIN_EXTENSION: bool(operation.get(ADMIN_EXTENSION)),
-            "responses": {status: {"description": r.get("description", "")} for status, r in operation.get("responses", {}).items()},
+            "responses": {
+                status: {"description": r.get("description", "")}
+                for status, r in operation.get("responses", {}).items()
+            },
             "x-amazon-apigateway-request-validator": "parameters",
             "x-amazon-apigateway-integration": {
                 "type": "aws_proxy",
@@ -96,11 +109,20 @@ def gateway_document(integrations: dict[str, str], title: str = "i-PoC") -> dict
         }
     return {
         "openapi": "3.0.1",
-        "info": {"title": title, "version": "1.0", "description": "i-PoC: CCFaaS, VaaS and the S3 streamer (SigV4 on every route)."},
+        "info": {
+            "title": title,
+            "version": "1.0",
+            "description": "i-PoC: CCFaaS, VaaS and the S3 streamer (SigV4 on every route).",
+        },
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "sigv4": {"type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authtype": "awsSigv4"}
+                "sigv4": {
+                    "type": "apiKey",
+                    "name": "Authorization",
+                    "in": "header",
+                    "x-amazon-apigateway-authtype": "awsSigv4",
+                }
             }
         },
         "x-amazon-apigateway-request-validators": {
@@ -114,12 +136,21 @@ class ServiceApi(Construct):
     """``api`` (the REST API), ``url``, ``admin_role`` and ``user_policy`` (what a user needs to call it)."""
 
     def __init__(
-        self, scope: Construct, id: str, *, functions: dict[str, lambda_.IFunction], admin_principals: Iterable[str],
-        rate_limit: int, burst_limit: int, log_retention_days: int,
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        functions: dict[str, lambda_.IFunction],
+        admin_principals: Iterable[str],
+        rate_limit: int,
+        burst_limit: int,
+        log_retention_days: int,
     ) -> None:
         super().__init__(scope, id)
         self.admin_role = iam.Role(
-            self, "AdminRole", assumed_by=iam.AccountRootPrincipal(),
+            self,
+            "AdminRole",
+            assumed_by=iam.AccountRootPrincipal(),
             description="i-PoC administrators: register functions, manage VaaS (assume it, then use ipoc's aws profile)",
         )
         admins = [self.admin_role.role_arn, *admin_principals]
@@ -127,11 +158,15 @@ class ServiceApi(Construct):
         policy = iam.PolicyDocument(
             statements=[
                 iam.PolicyStatement(
-                    sid="AccountPrincipalsMayCall", principals=[iam.AccountRootPrincipal()],
-                    actions=["execute-api:Invoke"], resources=["execute-api:/*"],
+                    sid="AccountPrincipalsMayCall",
+                    principals=[iam.AccountRootPrincipal()],
+                    actions=["execute-api:Invoke"],
+                    resources=["execute-api:/*"],
                 ),
                 iam.PolicyStatement(
-                    sid="AdminRoutesOnlyForAdmins", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
+                    sid="AdminRoutesOnlyForAdmins",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
                     actions=["execute-api:Invoke"],
                     resources=[f"execute-api:/*/{method}{path}" for method, path in route_patterns(admin=True)],
                     conditions={"StringNotLike": {"aws:PrincipalArn": admins}},
@@ -139,10 +174,16 @@ class ServiceApi(Construct):
             ]
         )
         self.api = apigw.SpecRestApi(
-            self, "Api",
+            self,
+            "Api",
             api_definition=apigw.ApiDefinition.from_inline(
-                gateway_document({"ccfaas": functions["ccfaas"].function_arn, "vaas": functions["vaas"].function_arn,
-                                  "s3stream": functions["s3stream"].function_arn})
+                gateway_document(
+                    {
+                        "ccfaas": functions["ccfaas"].function_arn,
+                        "vaas": functions["vaas"].function_arn,
+                        "s3stream": functions["s3stream"].function_arn,
+                    }
+                )
             ),
             endpoint_types=[apigw.EndpointType.REGIONAL],
             policy=policy,
@@ -157,34 +198,52 @@ class ServiceApi(Construct):
                 throttling_burst_limit=burst_limit,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=True,
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
                 ),
             ),
         )
         for name, function in functions.items():
             function.add_permission(
-                f"InvokeFrom{name.capitalize()}Api", principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
+                f"InvokeFrom{name.capitalize()}Api",
+                principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
                 source_arn=self.api.arn_for_execute_api(),
             )
         self.url = self.api.url
         stage_arn = Stack.of(self).format_arn(
-            service="apigateway", account="", resource="restapis", resource_name=f"{self.api.rest_api_id}/stages/{STAGE}",
+            service="apigateway",
+            account="",
+            resource="restapis",
+            resource_name=f"{self.api.rest_api_id}/stages/{STAGE}",
         )
         self.admin_role.add_to_policy(
             iam.PolicyStatement(actions=["execute-api:Invoke"], resources=[self.api.arn_for_execute_api()])
         )
         self.user_policy = iam.ManagedPolicy(
-            self, "UserPolicy", description="i-PoC users: create, use and delete their instances; stream inputs",
+            self,
+            "UserPolicy",
+            description="i-PoC users: create, use and delete their instances; stream inputs",
             statements=[
                 iam.PolicyStatement(
                     actions=["execute-api:Invoke"],
-                    resources=[self.api.arn_for_execute_api(method, path, STAGE) for method, path in route_patterns(admin=False)],
+                    resources=[
+                        self.api.arn_for_execute_api(method, path, STAGE)
+                        for method, path in route_patterns(admin=False)
+                    ],
                 )
             ],
         )
         self.firewall = _web_acl(self, rate_limit_per_ip=2000)
-        wafv2.CfnWebACLAssociation(self, "FirewallAssociation", resource_arn=stage_arn, web_acl_arn=self.firewall.attr_arn)
+        wafv2.CfnWebACLAssociation(
+            self, "FirewallAssociation", resource_arn=stage_arn, web_acl_arn=self.firewall.attr_arn
+        )
         self.firewall.node.add_dependency(self.api.deployment_stage)
 
 
@@ -193,27 +252,38 @@ def _web_acl(scope: Construct, *, rate_limit_per_ip: int) -> wafv2.CfnWebACL:
     its 8 KB body limit would block program uploads)."""
 
     def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
-        return wafv2.CfnWebACL.VisibilityConfigProperty(cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True)
+        return wafv2.CfnWebACL.VisibilityConfigProperty(
+            cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+        )
 
     def managed(priority: int, name: str) -> wafv2.CfnWebACL.RuleProperty:
         return wafv2.CfnWebACL.RuleProperty(
-            name=name, priority=priority, override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+            name=name,
+            priority=priority,
+            override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
             statement=wafv2.CfnWebACL.StatementProperty(
-                managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(vendor_name="AWS", name=name)
+                managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                    vendor_name="AWS", name=name
+                )
             ),
             visibility_config=visibility(name),
         )
 
     return wafv2.CfnWebACL(
-        scope, "Firewall",
+        scope,
+        "Firewall",
         scope="REGIONAL",
         default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
         visibility_config=visibility("ipoc-api"),
         rules=[
             wafv2.CfnWebACL.RuleProperty(
-                name="RateLimitPerIp", priority=0, action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                name="RateLimitPerIp",
+                priority=0,
+                action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                 statement=wafv2.CfnWebACL.StatementProperty(
-                    rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(limit=rate_limit_per_ip, aggregate_key_type="IP")
+                    rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                        limit=rate_limit_per_ip, aggregate_key_type="IP"
+                    )
                 ),
                 visibility_config=visibility("RateLimitPerIp"),
             ),

@@ -66,17 +66,29 @@ class EnclaveCluster(Construct):
     """``cluster``, ``nodegroup``, ``chart`` and ``runtime_host`` (the NLB's DNS name, a token)."""
 
     def __init__(
-        self, scope: Construct, id: str, *, config: DeploymentConfig, vpc: ec2.IVpc, subnets: ec2.SubnetSelection,
-        proxy_ca_certificate: secretsmanager.ISecret, proxy_ca_key: secretsmanager.ISecret, chart_path: Path = CHART,
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: DeploymentConfig,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        proxy_ca_certificate: secretsmanager.ISecret,
+        proxy_ca_key: secretsmanager.ISecret,
+        chart_path: Path = CHART,
     ) -> None:
         super().__init__(scope, id)
-        secrets_key = kms.Key(self, "SecretsKey", enable_key_rotation=True, description="i-PoC EKS secrets envelope encryption")
+        secrets_key = kms.Key(
+            self, "SecretsKey", enable_key_rotation=True, description="i-PoC EKS secrets envelope encryption"
+        )
         endpoint = (
             eks.EndpointAccess.PUBLIC_AND_PRIVATE.only_from(*config.cluster_public_access_cidrs)
-            if config.cluster_public_access_cidrs else eks.EndpointAccess.PRIVATE
+            if config.cluster_public_access_cidrs
+            else eks.EndpointAccess.PRIVATE
         )
         self.cluster = eks.Cluster(
-            self, "Cluster",
+            self,
+            "Cluster",
             version=eks.KubernetesVersion.of(config.kubernetes_version),
             vpc=vpc,
             vpc_subnets=[subnets],
@@ -85,21 +97,31 @@ class EnclaveCluster(Construct):
             default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
             secrets_encryption_key=secrets_key,
             cluster_logging=[
-                eks.ClusterLoggingTypes.API, eks.ClusterLoggingTypes.AUDIT, eks.ClusterLoggingTypes.AUTHENTICATOR,
-                eks.ClusterLoggingTypes.CONTROLLER_MANAGER, eks.ClusterLoggingTypes.SCHEDULER,
+                eks.ClusterLoggingTypes.API,
+                eks.ClusterLoggingTypes.AUDIT,
+                eks.ClusterLoggingTypes.AUTHENTICATOR,
+                eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
+                eks.ClusterLoggingTypes.SCHEDULER,
             ],
-            kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=KubectlV35Layer(self, "KubectlLayer"), private_subnets=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnets),
+            kubectl_provider_options=eks.KubectlProviderOptions(
+                kubectl_layer=KubectlV35Layer(self, "KubectlLayer"),
+                private_subnets=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnets,
+            ),
         )
         user_data = ec2.MultipartUserData()
         user_data.add_part(ec2.MultipartBody.from_user_data(ec2.UserData.custom(node_user_data(config))))
         self.launch_template = ec2.LaunchTemplate(
-            self, "NitroNodes",
+            self,
+            "NitroNodes",
             nitro_enclave_enabled=True,
             require_imdsv2=True,
             http_put_response_hop_limit=2,
             user_data=user_data,
             block_devices=[
-                ec2.BlockDevice(device_name="/dev/xvda", volume=ec2.BlockDeviceVolume.ebs(50, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3))
+                ec2.BlockDevice(
+                    device_name="/dev/xvda",
+                    volume=ec2.BlockDeviceVolume.ebs(50, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3),
+                )
             ],
         )
         self.nodegroup = self.cluster.add_nodegroup_capacity(
@@ -120,20 +142,28 @@ class EnclaveCluster(Construct):
         # The VPC CNI with its network policy agent: without it the chart's NetworkPolicies are ignored.
         # EKS installs the CNI unmanaged at cluster creation; OVERWRITE lets the managed add-on take it over.
         cni = eks.Addon(
-            self, "VpcCni", cluster=self.cluster, addon_name="vpc-cni",
+            self,
+            "VpcCni",
+            cluster=self.cluster,
+            addon_name="vpc-cni",
             configuration_values={"enableNetworkPolicy": "true"},
         )
         cni.node.default_child.add_property_override("ResolveConflicts", "OVERWRITE")  # type: ignore[union-attr]
         proxy_role = iam.Role(
-            self, "ProxyRole",
+            self,
+            "ProxyRole",
             assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
             description="i-PoC proxy attestation service: reads the proxy CA",
         )
         proxy_ca_certificate.grant_read(proxy_role)
         proxy_ca_key.grant_read(proxy_role)
         eks.CfnPodIdentityAssociation(
-            self, "ProxyIdentity", cluster_name=self.cluster.cluster_name, namespace=PROXY_NAMESPACE,
-            service_account=PROXY_SERVICE_ACCOUNT, role_arn=proxy_role.role_arn,
+            self,
+            "ProxyIdentity",
+            cluster_name=self.cluster.cluster_name,
+            namespace=PROXY_NAMESPACE,
+            service_account=PROXY_SERVICE_ACCOUNT,
+            role_arn=proxy_role.role_arn,
         )
         self.chart = self.cluster.add_helm_chart(
             "Ipoc",
@@ -150,7 +180,9 @@ class EnclaveCluster(Construct):
                 "proxy": {
                     # ipoc:proxy=veracruz switches back to the runtime image's original (unchecking) proxy.
                     "implementation": config.proxy,
-                    "image": config.runtime_image if config.proxy == "veracruz" else ProxyImage(self, "ProxyImage").image_uri,
+                    "image": config.runtime_image
+                    if config.proxy == "veracruz"
+                    else ProxyImage(self, "ProxyImage").image_uri,
                     "pcr0AllowList": list(config.pcr0_allow_list),
                     "port": PROXY_PORT,
                     "serviceAccount": PROXY_SERVICE_ACCOUNT,
@@ -165,8 +197,13 @@ class EnclaveCluster(Construct):
         )
         self.chart.node.add_dependency(self.nodegroup)
         host = eks.KubernetesObjectValue(
-            self, "RuntimeHost", cluster=self.cluster, object_type="service", object_name=RUNTIME_SERVICE,
-            object_namespace=RUNTIME_NAMESPACE, json_path=".status.loadBalancer.ingress[0].hostname",
+            self,
+            "RuntimeHost",
+            cluster=self.cluster,
+            object_type="service",
+            object_name=RUNTIME_SERVICE,
+            object_namespace=RUNTIME_NAMESPACE,
+            json_path=".status.loadBalancer.ingress[0].hostname",
             timeout=Duration.minutes(10),
         )
         host.node.add_dependency(self.chart)
@@ -176,8 +213,12 @@ class EnclaveCluster(Construct):
     def grant_runtime_management(self, role: iam.IRole, id: str) -> None:
         """Map ``role`` to the chart's VaaS group: runtime objects in one namespace, nothing else."""
         eks.CfnAccessEntry(
-            self, id, cluster_name=self.cluster.cluster_name, principal_arn=role.role_arn,
-            kubernetes_groups=[VAAS_GROUP], type="STANDARD",
+            self,
+            id,
+            cluster_name=self.cluster.cluster_name,
+            principal_arn=role.role_arn,
+            kubernetes_groups=[VAAS_GROUP],
+            type="STANDARD",
         )
 
     def allow_api_from(self, peer: ec2.ISecurityGroup) -> None:

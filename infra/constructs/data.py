@@ -13,7 +13,8 @@ from lambdas.shared.tables import ALL_TABLES, STAGING_PREFIX, TableSpec
 def _bucket(scope: Construct, id: str, *, access_logs: s3.IBucket | None, versioned: bool) -> s3.Bucket:
     """Private, TLS-only, encrypted; multipart uploads nobody finished are aborted after a day."""
     return s3.Bucket(
-        scope, id,
+        scope,
+        id,
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
         encryption=s3.BucketEncryption.S3_MANAGED,
         enforce_ssl=True,
@@ -22,7 +23,9 @@ def _bucket(scope: Construct, id: str, *, access_logs: s3.IBucket | None, versio
         server_access_logs_bucket=access_logs,
         server_access_logs_prefix=f"{id.lower()}/" if access_logs else None,
         removal_policy=RemovalPolicy.RETAIN,
-        lifecycle_rules=[s3.LifecycleRule(id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(1))],
+        lifecycle_rules=[
+            s3.LifecycleRule(id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(1))
+        ],
     )
 
 
@@ -33,7 +36,8 @@ class DataStores(Construct):
         super().__init__(scope, id)
         self.tables: dict[str, dynamodb.Table] = {spec.logical_name: self._table(spec) for spec in ALL_TABLES}
         self.access_logs = s3.Bucket(
-            self, "AccessLogs",
+            self,
+            "AccessLogs",
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
@@ -43,20 +47,29 @@ class DataStores(Construct):
         )
         self.artifacts = _bucket(self, "Artifacts", access_logs=self.access_logs, versioned=True)
         # Presigned uploads wait under the staging prefix until their hash is checked; abandoned ones expire.
-        self.artifacts.add_lifecycle_rule(id="expire-abandoned-uploads", prefix=STAGING_PREFIX, expiration=Duration.days(2))
-        self.artifacts.add_lifecycle_rule(id="expire-noncurrent", noncurrent_version_expiration=Duration.days(noncurrent_days))
+        self.artifacts.add_lifecycle_rule(
+            id="expire-abandoned-uploads", prefix=STAGING_PREFIX, expiration=Duration.days(2)
+        )
+        self.artifacts.add_lifecycle_rule(
+            id="expire-noncurrent", noncurrent_version_expiration=Duration.days(noncurrent_days)
+        )
         # The users' private inputs (encrypted camera videos) that the S3 streamer may read.
         self.inputs = _bucket(self, "Inputs", access_logs=self.access_logs, versioned=False)
 
     def _table(self, spec: TableSpec) -> dynamodb.Table:
         key = dynamodb.Attribute(name=spec.partition_key, type=dynamodb.AttributeType.STRING)
         table = dynamodb.Table(
-            self, spec.logical_name.capitalize(),
+            self,
+            spec.logical_name.capitalize(),
             partition_key=key,
-            sort_key=dynamodb.Attribute(name=spec.sort_key, type=dynamodb.AttributeType.STRING) if spec.sort_key else None,
+            sort_key=dynamodb.Attribute(name=spec.sort_key, type=dynamodb.AttributeType.STRING)
+            if spec.sort_key
+            else None,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
             time_to_live_attribute=spec.ttl_attribute,
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,

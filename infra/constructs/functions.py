@@ -32,12 +32,22 @@ class FunctionSpec:
 # API Gateway waits 29 s for an answer, so the API functions stop before it does; the
 # workflow's tasks and the streamer move large files and get Lambda's full 15 minutes.
 SPECS = {
-    "Ccfaas": FunctionSpec("lambdas.ccfaas.handler.lambda_handler", "i-PoC CCFaaS API: functions, files, instances", 29),
+    "Ccfaas": FunctionSpec(
+        "lambdas.ccfaas.handler.lambda_handler", "i-PoC CCFaaS API: functions, files, instances", 29
+    ),
     "Vaas": FunctionSpec("lambdas.vaas.handler.lambda_handler", "i-PoC VaaS API: Veracruz runtimes on EKS", 29),
-    "S3Stream": FunctionSpec("lambdas.s3stream.handler.lambda_handler", "i-PoC S3 streamer: S3 object into an enclave", 900, 1024),
-    "Tasks": FunctionSpec("lambdas.ccfaas.tasks.lambda_handler", "i-PoC instance lifecycle tasks (Step Functions)", 900, 1024),
-    "Reaper": FunctionSpec("lambdas.ccfaas.reaper.lambda_handler", "i-PoC reaper: tears down dead or expired instances", 300),
-    "Setup": FunctionSpec("lambdas.ccfaas.setup.lambda_handler", "i-PoC setup: program-load identity and proxy CA", 120, settings=False),
+    "S3Stream": FunctionSpec(
+        "lambdas.s3stream.handler.lambda_handler", "i-PoC S3 streamer: S3 object into an enclave", 900, 1024
+    ),
+    "Tasks": FunctionSpec(
+        "lambdas.ccfaas.tasks.lambda_handler", "i-PoC instance lifecycle tasks (Step Functions)", 900, 1024
+    ),
+    "Reaper": FunctionSpec(
+        "lambdas.ccfaas.reaper.lambda_handler", "i-PoC reaper: tears down dead or expired instances", 300
+    ),
+    "Setup": FunctionSpec(
+        "lambdas.ccfaas.setup.lambda_handler", "i-PoC setup: program-load identity and proxy CA", 120, settings=False
+    ),
 }
 
 
@@ -45,25 +55,43 @@ class ControlPlaneFunctions(Construct):
     """``functions`` maps each name in :data:`SPECS` to its Lambda; ``security_group`` is theirs."""
 
     def __init__(
-        self, scope: Construct, id: str, *, code: lambda_.Code, layer_code: lambda_.Code, vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection, environment: dict[str, str], log_retention_days: int,
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        code: lambda_.Code,
+        layer_code: lambda_.Code,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        environment: dict[str, str],
+        log_retention_days: int,
     ) -> None:
         super().__init__(scope, id)
         self.layer = lambda_.LayerVersion(
-            self, "Dependencies", code=layer_code, compatible_runtimes=[RUNTIME],
+            self,
+            "Dependencies",
+            code=layer_code,
+            compatible_runtimes=[RUNTIME],
             description="i-PoC Lambda dependencies, pinned in pyproject.toml",
         )
-        self.security_group = ec2.SecurityGroup(self, "SecurityGroup", vpc=vpc, description="i-PoC control-plane Lambdas (egress only)")
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=vpc, description="i-PoC control-plane Lambdas (egress only)"
+        )
         self.functions: dict[str, lambda_.Function] = {}
         for name, spec in SPECS.items():
             role = iam.Role(
-                self, f"{name}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                self,
+                f"{name}Role",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                 description=f"{spec.description} (least privilege; grants made by the stack)",
             )
             # ENI management for a function in a VPC: AWS's managed policy is the documented minimum.
-            role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole"))
+            role.add_managed_policy(
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
+            )
             self.functions[name] = lambda_.Function(
-                self, name,
+                self,
+                name,
                 runtime=RUNTIME,
                 architecture=lambda_.Architecture.X86_64,
                 handler=spec.handler,
@@ -73,7 +101,10 @@ class ControlPlaneFunctions(Construct):
                 timeout=Duration.seconds(spec.timeout_seconds),
                 memory_size=spec.memory_mib,
                 role=role,
-                environment={**(environment if spec.settings else {}), "POWERTOOLS_SERVICE_NAME": f"ipoc-{name.lower()}"},
+                environment={
+                    **(environment if spec.settings else {}),
+                    "POWERTOOLS_SERVICE_NAME": f"ipoc-{name.lower()}",
+                },
                 tracing=lambda_.Tracing.ACTIVE,
                 logging_format=lambda_.LoggingFormat.JSON,
                 log_group=log_group(self, f"{name}Logs", log_retention_days),

@@ -33,7 +33,8 @@ class ProxyImage(Construct):
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
         self.asset = ecr_assets.DockerImageAsset(
-            self, "Image",
+            self,
+            "Image",
             directory=str(ROOT),
             file=DOCKERFILE,
             build_args={"PROXY_REQUIREMENTS": " ".join(project_pins(PROXY_PACKAGES, who="the proxy image"))},

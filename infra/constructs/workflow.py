@@ -31,8 +31,16 @@ class InstanceWorkflow(Construct):
     """``state_machine`` runs each instance's lifecycle; ``reaper_rule`` invokes the reaper every few minutes."""
 
     def __init__(
-        self, scope: Construct, id: str, *, tasks: lambda_.IFunction, reaper: lambda_.IFunction, reaper_minutes: int,
-        log_retention_days: int, state_machine_name: str | None = None, asl_path: Path = ASL,
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        tasks: lambda_.IFunction,
+        reaper: lambda_.IFunction,
+        reaper_minutes: int,
+        log_retention_days: int,
+        state_machine_name: str | None = None,
+        asl_path: Path = ASL,
     ) -> None:
         super().__init__(scope, id)
         text = asl_path.read_text()
@@ -41,7 +49,8 @@ class InstanceWorkflow(Construct):
         if unknown:
             raise ValueError(f"{asl_path.name} uses substitutions this construct does not provide: {sorted(unknown)}")
         self.state_machine = sfn.StateMachine(
-            self, "InstanceLifecycle",
+            self,
+            "InstanceLifecycle",
             state_machine_name=state_machine_name,
             definition_body=sfn.DefinitionBody.from_string(text),
             definition_substitutions=substitutions,
@@ -55,7 +64,8 @@ class InstanceWorkflow(Construct):
         )
         tasks.grant_invoke(self.state_machine)
         self.reaper_rule = events.Rule(
-            self, "ReaperSchedule",
+            self,
+            "ReaperSchedule",
             description="Tear down i-PoC instances whose runtime died or whose TTL passed",
             schedule=events.Schedule.rate(Duration.minutes(reaper_minutes)),
             targets=[targets.LambdaFunction(reaper, retry_attempts=0)],

@@ -33,7 +33,8 @@ class NetworkStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: DeploymentConfig, **kwargs: object) -> None:
         super().__init__(scope, id, **kwargs)
         self.vpc = ec2.Vpc(
-            self, "Vpc",
+            self,
+            "Vpc",
             max_azs=2,
             nat_gateways=config.nat_gateways,
             subnet_configuration=[
@@ -47,7 +48,9 @@ class NetworkStack(Stack):
         )
         self.vpc.add_flow_log(
             "FlowLog",
-            destination=ec2.FlowLogDestination.to_cloud_watch_logs(log_group(self, "FlowLogs", config.log_retention_days)),
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                log_group(self, "FlowLogs", config.log_retention_days)
+            ),
             traffic_type=ec2.FlowLogTrafficType.REJECT,
         )
         private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)

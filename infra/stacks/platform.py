@@ -19,7 +19,7 @@ from constructs import Construct
 
 from infra.config import DeploymentConfig
 from infra.constructs.api import ServiceApi
-from infra.constructs.cluster import EnclaveCluster, RUNTIME_NAMESPACE
+from infra.constructs.cluster import RUNTIME_NAMESPACE, EnclaveCluster
 from infra.constructs.data import DataStores
 from infra.constructs.functions import SPECS, ControlPlaneFunctions
 from infra.constructs.logging import log_group
@@ -31,7 +31,6 @@ from lambdas.shared.config import Settings
 SETTING_NAMES = Settings.names()
 
 
-
 def _objects(bucket: s3.IBucket, function: lambda_.Function, *actions: str) -> None:
     """Exactly these object actions on one bucket's objects (CDK's grants add wildcard actions)."""
     function.add_to_role_policy(iam.PolicyStatement(actions=list(actions), resources=[bucket.arn_for_objects("*")]))
@@ -39,26 +38,44 @@ def _objects(bucket: s3.IBucket, function: lambda_.Function, *actions: str) -> N
 
 class PlatformStack(Stack):
     def __init__(
-        self, scope: Construct, id: str, *, config: DeploymentConfig, network: NetworkStack, code_dir: Path,
-        dependencies_dir: Path, **kwargs: object,
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: DeploymentConfig,
+        network: NetworkStack,
+        code_dir: Path,
+        dependencies_dir: Path,
+        **kwargs: object,
     ) -> None:
         super().__init__(scope, id, **kwargs)
         data = DataStores(self, "Data")
         program_load = secretsmanager.Secret(
-            self, "ProgramLoadIdentity", description="i-PoC program-load identity (certificate and key, JSON); made by the setup function",
+            self,
+            "ProgramLoadIdentity",
+            description="i-PoC program-load identity (certificate and key, JSON); made by the setup function",
             removal_policy=RemovalPolicy.DESTROY,
         )
         ca_certificate = secretsmanager.Secret(
-            self, "ProxyCaCertificate", description="i-PoC proxy attestation CA certificate (PEM); made by the setup function",
+            self,
+            "ProxyCaCertificate",
+            description="i-PoC proxy attestation CA certificate (PEM); made by the setup function",
             removal_policy=RemovalPolicy.DESTROY,
         )
         ca_key = secretsmanager.Secret(
-            self, "ProxyCaKey", description="i-PoC proxy attestation CA private key (PEM); made by the setup function",
+            self,
+            "ProxyCaKey",
+            description="i-PoC proxy attestation CA private key (PEM); made by the setup function",
             removal_policy=RemovalPolicy.DESTROY,
         )
         enclaves = EnclaveCluster(
-            self, "Enclaves", config=config, vpc=network.vpc, subnets=network.private_subnets,
-            proxy_ca_certificate=ca_certificate, proxy_ca_key=ca_key,
+            self,
+            "Enclaves",
+            config=config,
+            vpc=network.vpc,
+            subnets=network.private_subnets,
+            proxy_ca_certificate=ca_certificate,
+            proxy_ca_key=ca_key,
         )
         cluster = enclaves.cluster
         # Every function with settings gets the whole table (lambdas.shared.config), defaults included: the
@@ -88,16 +105,24 @@ class PlatformStack(Stack):
         )
         environment = {**settings.to_environment(), "POWERTOOLS_LOG_LEVEL": "INFO"}
         fns = ControlPlaneFunctions(
-            self, "ControlPlane",
+            self,
+            "ControlPlane",
             code=lambda_.Code.from_asset(str(code_dir)),
             layer_code=lambda_.Code.from_asset(str(dependencies_dir)),
-            vpc=network.vpc, subnets=network.private_subnets, environment=environment,
+            vpc=network.vpc,
+            subnets=network.private_subnets,
+            environment=environment,
             log_retention_days=config.log_retention_days,
         )
         state_machine_name = f"{self.stack_name}-instance-lifecycle"
         workflow = InstanceWorkflow(
-            self, "Workflow", tasks=fns["Tasks"], reaper=fns["Reaper"], reaper_minutes=config.reaper_minutes,
-            log_retention_days=config.log_retention_days, state_machine_name=state_machine_name,
+            self,
+            "Workflow",
+            tasks=fns["Tasks"],
+            reaper=fns["Reaper"],
+            reaper_minutes=config.reaper_minutes,
+            log_retention_days=config.log_retention_days,
+            state_machine_name=state_machine_name,
         )
         machine = workflow.state_machine
         fns["Ccfaas"].add_environment(SETTING_NAMES["state_machine_arn"], machine.state_machine_arn)
@@ -106,8 +131,15 @@ class PlatformStack(Stack):
         tables = data.tables
         tables["functions"].grant_read_write_data(fns["Ccfaas"])
         tables["instances"].grant_read_write_data(fns["Ccfaas"])
-        _objects(data.artifacts, fns["Ccfaas"], "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
-                 "s3:ListMultipartUploadParts")  # presigned uploads are one-part multipart uploads
+        _objects(
+            data.artifacts,
+            fns["Ccfaas"],
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:DeleteObject",
+            "s3:AbortMultipartUpload",
+            "s3:ListMultipartUploadParts",
+        )  # presigned uploads are one-part multipart uploads
         machine.grant_start_execution(fns["Ccfaas"])
         machine.grant_task_response(fns["Ccfaas"])
 
@@ -125,19 +157,35 @@ class PlatformStack(Stack):
             program_load.grant_read(fns[name])
         _objects(data.artifacts, fns["Tasks"], "s3:GetObject")
         _objects(data.inputs, fns["Tasks"], "s3:GetObject")
-        fns["Reaper"].add_to_role_policy(iam.PolicyStatement(
-            actions=["states:DescribeExecution"],
-            resources=[self.format_arn(service="states", resource="execution", resource_name=f"{state_machine_name}:*",
-                                       arn_format=ArnFormat.COLON_RESOURCE_NAME)],
-        ))
+        fns["Reaper"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[
+                    self.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{state_machine_name}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
         machine.grant_task_response(fns["Reaper"])
         # The task function is named in the state machine's definition, so its policy names the
         # machine by ARN rather than by reference (a reference would be a dependency cycle).
-        fns["Tasks"].add_to_role_policy(iam.PolicyStatement(
-            actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
-            resources=[self.format_arn(service="states", resource="stateMachine", resource_name=state_machine_name,
-                                       arn_format=ArnFormat.COLON_RESOURCE_NAME)],
-        ))
+        fns["Tasks"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+                resources=[
+                    self.format_arn(
+                        service="states",
+                        resource="stateMachine",
+                        resource_name=state_machine_name,
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
         for name in ("Vaas", "Tasks", "Reaper"):
             ca_certificate.grant_read(fns[name])
             enclaves.grant_runtime_management(fns[name].role, f"{name}Access")  # type: ignore[arg-type]
@@ -148,11 +196,15 @@ class PlatformStack(Stack):
             secret.grant_read(fns["Setup"])
             secret.grant_write(fns["Setup"])
         provider = cr.Provider(
-            self, "SetupProvider", on_event_handler=fns["Setup"],
+            self,
+            "SetupProvider",
+            on_event_handler=fns["Setup"],
             log_group=log_group(self, "SetupProviderLogs", config.log_retention_days),
         )
         setup = CustomResource(
-            self, "DeploymentIdentities", service_token=provider.service_token,
+            self,
+            "DeploymentIdentities",
+            service_token=provider.service_token,
             properties={
                 "ProgramLoadSecretArn": program_load.secret_arn,
                 "ProxyCaCertificateSecretArn": ca_certificate.secret_arn,
@@ -163,13 +215,17 @@ class PlatformStack(Stack):
 
         # -- the API --------------------------------------------------------------------------
         api = ServiceApi(
-            self, "Api",
+            self,
+            "Api",
             functions={"ccfaas": fns["Ccfaas"], "vaas": fns["Vaas"], "s3stream": fns["S3Stream"]},
             admin_principals=config.admin_principals,
-            rate_limit=config.throttle_rate, burst_limit=config.throttle_burst,
+            rate_limit=config.throttle_rate,
+            burst_limit=config.throttle_burst,
             log_retention_days=config.log_retention_days,
         )
-        admins = replace(settings, admin_principals=(api.admin_role.role_arn, *config.admin_principals)).to_environment()
+        admins = replace(
+            settings, admin_principals=(api.admin_role.role_arn, *config.admin_principals)
+        ).to_environment()
         for name, function in fns.functions.items():
             if SPECS[name].settings:
                 function.add_environment(SETTING_NAMES["admin_principals"], admins[SETTING_NAMES["admin_principals"]])
@@ -179,12 +235,29 @@ class PlatformStack(Stack):
         self.state_machine = machine
         self.cluster = cluster
         self.data = data
-        CfnOutput(self, OUTPUT_API_URL, value=api.url, description="The i-PoC API (CCFaaS, VaaS and S3 streamer routes; SigV4)")
+        CfnOutput(
+            self,
+            OUTPUT_API_URL,
+            value=api.url,
+            description="The i-PoC API (CCFaaS, VaaS and S3 streamer routes; SigV4)",
+        )
         CfnOutput(self, OUTPUT_REGION, value=self.region, description="The region the API signs requests for")
-        CfnOutput(self, OUTPUT_INPUTS_BUCKET, value=data.inputs.bucket_name, description="Upload encrypted inputs here (ipoc camera upload)")
+        CfnOutput(
+            self,
+            OUTPUT_INPUTS_BUCKET,
+            value=data.inputs.bucket_name,
+            description="Upload encrypted inputs here (ipoc camera upload)",
+        )
         CfnOutput(self, "ArtifactsBucket", value=data.artifacts.bucket_name)
         CfnOutput(self, "AdminRoleArn", value=api.admin_role.role_arn, description="Assume it to register functions")
-        CfnOutput(self, "UserPolicyArn", value=api.user_policy.managed_policy_arn, description="Attach it to i-PoC users")
+        CfnOutput(
+            self, "UserPolicyArn", value=api.user_policy.managed_policy_arn, description="Attach it to i-PoC users"
+        )
         CfnOutput(self, "StateMachineArn", value=machine.state_machine_arn)
         CfnOutput(self, "ClusterName", value=cluster.cluster_name)
-        CfnOutput(self, "RuntimeHost", value=enclaves.runtime_host, description="The runtimes' load balancer (veracruz_server_url host)")
+        CfnOutput(
+            self,
+            "RuntimeHost",
+            value=enclaves.runtime_host,
+            description="The runtimes' load balancer (veracruz_server_url host)",
+        )

@@ -65,7 +65,7 @@ class ExecutionState:
     error: dict[str, Any] | None = None  # $.error: {"Error": ..., "Cause": ...}
 
     @classmethod
-    def parse(cls, document: dict[str, Any]) -> "ExecutionState":
+    def parse(cls, document: dict[str, Any]) -> ExecutionState:
         """The state as Step Functions passes it (``"state.$": "$"``); unknown keys are the workflow's own."""
         stream = document.get("stream")
         composed = document.get("composed") or {}
@@ -77,9 +77,13 @@ class ExecutionState:
             owner=document.get("owner"),
             user_policy=document.get("user_policy") or {},
             ttl_seconds=document.get("ttl_seconds"),
-            stream=StreamSource(stream["bucket"], stream["key"], stream["filename"], stream.get("region")) if stream else None,
+            stream=StreamSource(stream["bucket"], stream["key"], stream["filename"], stream.get("region"))
+            if stream
+            else None,
             vaas_policy=composed.get("vaas_policy"),
-            allocation=Allocation(**{k: allocation.get(k, "") for k in (*ALLOCATION_FIELDS, "waiting")}) if allocation else None,
+            allocation=Allocation(**{k: allocation.get(k, "") for k in (*ALLOCATION_FIELDS, "waiting")})
+            if allocation
+            else None,
             error=document.get("error"),
         )
 

@@ -24,8 +24,8 @@ from typing import Any
 from ipoc import errors, schemas
 from ipoc.publisher_files import refuse_user_reads
 from lambdas.ccfaas.lifecycle import STATE_QUOTA, state_size_bound, wait_for
-from lambdas.ccfaas.release import ReleaseWait
 from lambdas.ccfaas.registry import LOADED, Registry
+from lambdas.ccfaas.release import ReleaseWait
 from lambdas.shared import aws
 from lambdas.shared.auth import is_admin
 from lambdas.shared.config import settings
@@ -34,8 +34,20 @@ from lambdas.shared.stores import InstanceStatus, InstanceStorage, InstanceStore
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_WAIT = 25  # below API Gateway's 29 s integration timeout
 PUBLIC_FIELDS = (
-    "instance_id", "function", "version", "owner", "status", "reason", "created_at", "updated_at", "ready_at",
-    "expires_at", "ttl_seconds", "execution_arn", "instance_hash", "veracruz_server_url",
+    "instance_id",
+    "function",
+    "version",
+    "owner",
+    "status",
+    "reason",
+    "created_at",
+    "updated_at",
+    "ready_at",
+    "expires_at",
+    "ttl_seconds",
+    "execution_arn",
+    "instance_hash",
+    "veracruz_server_url",
 )
 
 
@@ -67,15 +79,18 @@ class Instances:
     registry: Registry
 
     @classmethod
-    def from_settings(cls) -> "Instances":
+    def from_settings(cls) -> Instances:
         return cls(InstanceStore(), Registry.from_settings())
 
-    def create(self, user_policy: Any, owner: str, *, ttl: int | None = None, stream: dict[str, str] | None = None) -> dict[str, Any]:
+    def create(
+        self, user_policy: Any, owner: str, *, ttl: int | None = None, stream: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         schemas.validate("user", user_policy)
         instance_id = user_policy["instanceid"]
         if not _INSTANCE_ID.match(instance_id):
             raise errors.ValidationError(
-                "$.instanceid must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", path="$.instanceid"
+                "$.instanceid must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+                path="$.instanceid",
             )
         record = self.registry.get(user_policy["function"])  # name, name:VERSION or name:ALIAS → one exact version
         refuse_user_reads(record.policy, user_policy)  # before anything is recorded (compose checks it again)
@@ -125,7 +140,9 @@ class Instances:
             self.registry.version(record.name, record.version)
         except errors.NotFound:
             self.instances.delete(key)
-            raise errors.Conflict(f"version {record.version} of function {record.name!r} was deleted meanwhile") from None
+            raise errors.Conflict(
+                f"version {record.version} of function {record.name!r} was deleted meanwhile"
+            ) from None
         try:
             execution = aws.client("stepfunctions").start_execution(
                 stateMachineArn=config.state_machine_arn,
@@ -145,13 +162,17 @@ class Instances:
             record = None  # another owner whose tag is the same as the caller's
         if record is None:
             unscoped = self.instances.get(instance_id)  # a key, or a record from before ids were scoped
-            if unscoped is not None and (is_admin(caller) or ("name" not in unscoped and unscoped.get("owner") == caller)):
+            if unscoped is not None and (
+                is_admin(caller) or ("name" not in unscoped and unscoped.get("owner") == caller)
+            ):
                 record = unscoped
         if record is None and is_admin(caller):
             named = list(self.instances.matching("name", instance_id))
             if len(named) > 1:
-                raise errors.Conflict(f"{len(named)} users have an instance named {instance_id!r}; name one by its key: "
-                                      + ", ".join(sorted(r["instance_id"] for r in named)))
+                raise errors.Conflict(
+                    f"{len(named)} users have an instance named {instance_id!r}; name one by its key: "
+                    + ", ".join(sorted(r["instance_id"] for r in named))
+                )
             record = named[0] if named else None
         if record is None:
             raise errors.NotFound(f"instance {instance_id!r} does not exist")
@@ -160,7 +181,8 @@ class Instances:
     def list(self, caller: str) -> list[dict[str, Any]]:
         admin = is_admin(caller)
         return sorted(
-            (r for r in self.instances.all() if admin or r.get("owner") == caller), key=lambda r: r.get("created_at", "")
+            (r for r in self.instances.all() if admin or r.get("owner") == caller),
+            key=lambda r: r.get("created_at", ""),
         )
 
     def wait(self, key: str, statuses: tuple[str, ...], seconds: float) -> dict[str, Any]:

@@ -30,7 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ipoc import errors, policy as P
+from ipoc import errors
+from ipoc import policy as P
 from ipoc.client import VeracruzClient
 from ipoc.rights import WRITE
 from ipoc.wire.carrier import port_open, split_url
@@ -64,7 +65,7 @@ class Lifecycle:
     streamer: Streamer
 
     @classmethod
-    def from_settings(cls) -> "Lifecycle":
+    def from_settings(cls) -> Lifecycle:
         return cls(InstanceStore(), Registry.from_settings(), ports.runtimes(), ports.streamer())
 
     @property
@@ -83,7 +84,9 @@ class Lifecycle:
             function["file_rights"] = [*function["file_rights"], {"file_name": directory, "rights": int(WRITE)}]
         loaded = [path for path, entry in record.files.items() if entry["status"] == LOADED]
         vaas_policy = P.compose_vaas_policy(
-            function, {**state.user_policy, "function": record.name}, program_load_identity().certificate,
+            function,
+            {**state.user_policy, "function": record.name},
+            program_load_identity().certificate,
             uploaded_programs=[p for p in loaded if record.files[p]["kind"] == "program"],
             uploaded_data_files=[p for p in loaded if record.files[p]["kind"] == "data_file"],
             instance_id=state.instance_id,
@@ -97,11 +100,11 @@ class Lifecycle:
         existing = self.instances.get(instance_id) or {}
         if existing.get("vaas_name"):  # a retried task: the allocation already happened
             return {"waiting": "", **{k: existing[k] for k in ALLOCATION_FIELDS}}
-        started = _parse_time(existing.get("created_at")) or _dt.datetime.now(_dt.timezone.utc)
+        started = _parse_time(existing.get("created_at")) or _dt.datetime.now(_dt.UTC)
         try:
             reply = self.vaas.create(state.require_vaas_policy())
         except errors.NoCapacity:
-            waited = (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds()
+            waited = (_dt.datetime.now(_dt.UTC) - started).total_seconds()
             if waited > settings().allocate_wait:
                 raise errors.DependencyFailed(
                     f"no runtime slot became free within {settings().allocate_wait} s (waited {waited:.0f} s)"
@@ -110,7 +113,9 @@ class Lifecycle:
         document = json.loads(reply["policy"])
         port = document["veracruz_server_url"].rsplit(":", 1)[1]
         allocation = Allocation(
-            vaas_name=f"veracruz-nitro-server:{port}", instance_hash=reply["instance_hash"], policy=reply["policy"],
+            vaas_name=f"veracruz-nitro-server:{port}",
+            instance_hash=reply["instance_hash"],
+            policy=reply["policy"],
             veracruz_server_url=document["veracruz_server_url"],
         )
         if not self.instances.transition(instance_id, InstanceStatus.PROVISIONING, **allocation.fields()):
@@ -125,8 +130,8 @@ class Lifecycle:
         if port_open(host, port, timeout=2):
             return {"ready": True}
         record = self.instances.get(state.instance_id) or {}
-        started = _parse_time(record.get("updated_at")) or _dt.datetime.now(_dt.timezone.utc)
-        if (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds() > settings().ready_timeout:
+        started = _parse_time(record.get("updated_at")) or _dt.datetime.now(_dt.UTC)
+        if (_dt.datetime.now(_dt.UTC) - started).total_seconds() > settings().ready_timeout:
             raise RuntimeNeverReady(f"the runtime at {host}:{port} did not answer within {settings().ready_timeout} s")
         return {"ready": False}
 
@@ -140,7 +145,9 @@ class Lifecycle:
             client = VeracruzClient(state.require_allocation().policy, identity.certificate, identity.private_key)
             client.connect()
         except errors.VeracruzError as exc:
-            raise ProvisioningFailed(f"connecting to the runtime as the program-load identity failed: {exc.message}") from None
+            raise ProvisioningFailed(
+                f"connecting to the runtime as the program-load identity failed: {exc.message}"
+            ) from None
         try:
             for path in P.provisioning_order(record.policy):
                 entry = record.files[path]
@@ -167,7 +174,7 @@ class Lifecycle:
         deadline = ttl_deadline({"ttl_seconds": state.ttl_seconds, **record})
         if deadline is None:
             return max(1, int(state.ttl_seconds or 1))
-        return max(1, math.ceil((deadline - _dt.datetime.now(_dt.timezone.utc)).total_seconds()))
+        return max(1, math.ceil((deadline - _dt.datetime.now(_dt.UTC)).total_seconds()))
 
     def stream(self, state: ExecutionState) -> dict[str, Any]:
         """Stream the S3 object named at creation into the runtime, as the program-load identity."""
@@ -177,9 +184,14 @@ class Lifecycle:
         identity = program_load_identity()
         try:
             result = self.streamer(
-                bucket=source.bucket, key=source.key, region=source.region, filename=source.filename,
-                policy=state.require_allocation().policy, certificate=identity.certificate,
-                private_key=identity.private_key, chunk_size=settings().stream_chunk,
+                bucket=source.bucket,
+                key=source.key,
+                region=source.region,
+                filename=source.filename,
+                policy=state.require_allocation().policy,
+                certificate=identity.certificate,
+                private_key=identity.private_key,
+                chunk_size=settings().stream_chunk,
             )
         except errors.IpocError as exc:
             raise StreamFailed(exc.message) from None
@@ -191,7 +203,9 @@ class Lifecycle:
         return {}
 
     def expire(self, state: ExecutionState) -> dict[str, Any]:
-        self.instances.transition(state.instance_id, InstanceStatus.RELEASING, f"its TTL of {state.ttl_seconds} s expired")
+        self.instances.transition(
+            state.instance_id, InstanceStatus.RELEASING, f"its TTL of {state.ttl_seconds} s expired"
+        )
         return {}
 
     def record_failure(self, state: ExecutionState) -> dict[str, Any]:
@@ -243,9 +257,18 @@ def state_size_bound(execution_input: dict[str, Any], function_policy: dict[str,
     """An upper bound, in bytes, of the workflow's largest state for this input: the input, plus the composed
     VaaS policy (ComposePolicy), plus the policy text that Allocate carries (JSON-escaped). CCFaaS refuses an
     instance over :data:`STATE_QUOTA` at the edge, where the user gets a 413, not a failed execution."""
-    user_policy = {**execution_input["user_policy"], "function": function_policy["function"]}  # "name:ref" → the name, as compose does
+    user_policy = {
+        **execution_input["user_policy"],
+        "function": function_policy["function"],
+    }  # "name:ref" → the name, as compose does
     composed = P.compose_vaas_policy(function_policy, user_policy, _stand_in_certificate())
-    allocation = {"waiting": "", "vaas_name": "", "instance_hash": "", "veracruz_server_url": "", "policy": P.serialise(composed)}
+    allocation = {
+        "waiting": "",
+        "vaas_name": "",
+        "instance_hash": "",
+        "veracruz_server_url": "",
+        "policy": P.serialise(composed),
+    }
     parts = (execution_input, {"vaas_policy": composed}, allocation)
     return sum(len(json.dumps(part).encode("utf-8")) for part in parts) + STATE_ALLOWANCE
 
@@ -275,7 +298,9 @@ def _parse_time(text: str | None) -> _dt.datetime | None:
         return None
 
 
-def wait_for(instances: InstanceStore, instance_id: str, statuses: tuple[str, ...], seconds: float) -> dict[str, Any] | None:
+def wait_for(
+    instances: InstanceStore, instance_id: str, statuses: tuple[str, ...], seconds: float
+) -> dict[str, Any] | None:
     """Poll an instance until its status is one of ``statuses`` or ``seconds`` pass; return the last record."""
     deadline = time.monotonic() + seconds
     while True:

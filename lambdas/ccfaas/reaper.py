@@ -65,13 +65,17 @@ class Reaper:
         if record.get("status") == InstanceStatus.TEARING_DOWN:
             if execution:
                 return None  # its running workflow is tearing it down
-            self._teardown(record, record.get("reason") or "its teardown did not finish")  # a teardown of ours that stopped
+            self._teardown(
+                record, record.get("reason") or "its teardown did not finish"
+            )  # a teardown of ours that stopped
             return "torn down"
         if self._expired(record):
             return self._release(record, f"its TTL of {record.get('ttl_seconds')} s expired", "TTL expired")
         if record.get("status") == InstanceStatus.READY and record.get("vaas_name"):
             try:
-                runtime = self.lifecycle.vaas.show(record["vaas_name"], instance_hash=record.get("instance_hash"))["status"]
+                runtime = self.lifecycle.vaas.show(record["vaas_name"], instance_hash=record.get("instance_hash"))[
+                    "status"
+                ]
             except errors.NotFound:
                 runtime = "MISSING"
             if runtime == "EXITED":
@@ -83,7 +87,9 @@ class Reaper:
     @staticmethod
     def _expired(record: dict[str, Any]) -> bool:
         deadline = ttl_deadline(record)
-        return deadline is not None and _dt.datetime.now(_dt.timezone.utc) > deadline + _dt.timedelta(seconds=GRACE_SECONDS)
+        return deadline is not None and _dt.datetime.now(_dt.UTC) > deadline + _dt.timedelta(
+            seconds=GRACE_SECONDS
+        )
 
     def _fail(self, record: dict[str, Any], error: str, reason: str) -> str:
         if self.release_wait.fail(record["instance_id"], error, reason):
@@ -105,7 +111,9 @@ class Reaper:
     def _teardown(self, record: dict[str, Any], reason: str) -> None:
         """Tear down here (no workflow will): TEARING_DOWN with ``reason``, the runtime and slot freed, FAILED."""
         self.lifecycle.instances.transition(record["instance_id"], InstanceStatus.TEARING_DOWN, reason)
-        self.lifecycle.teardown(ExecutionState(record["instance_id"], error={"Error": "Reaped", "Cause": reason}), failed=True)
+        self.lifecycle.teardown(
+            ExecutionState(record["instance_id"], error={"Error": "Reaped", "Cause": reason}), failed=True
+        )
 
 
 @logger.inject_lambda_context

@@ -23,7 +23,14 @@ from ipoc.path_segments import decode_path, encode_path
 from ipoc.rights import normalise_path
 from lambdas.shared.config import settings
 from lambdas.shared.stores import (
-    ArtifactStorage, ArtifactStore, FunctionRecord, FunctionStorage, FunctionStore, InstanceStorage, InstanceStore, now_iso,
+    ArtifactStorage,
+    ArtifactStore,
+    FunctionRecord,
+    FunctionStorage,
+    FunctionStore,
+    InstanceStorage,
+    InstanceStore,
+    now_iso,
 )
 
 Kind = Literal["program", "data_file"]
@@ -64,7 +71,7 @@ class Registry:
     instances: InstanceStorage
 
     @classmethod
-    def from_settings(cls) -> "Registry":
+    def from_settings(cls) -> Registry:
         return cls(FunctionStore(), ArtifactStore(), InstanceStore())
 
     # -- versions ----------------------------------------------------------------
@@ -149,7 +156,9 @@ class Registry:
         target = self.functions.get_version(name, version)
         if target is None or target.deleting:
             self.functions.restore_alias(name, alias, version, previous)
-            raise Conflict(f"version {version} of function {name!r} is being deleted; point {alias!r} at another version")
+            raise Conflict(
+                f"version {version} of function {name!r} is being deleted; point {alias!r} at another version"
+            )
         return self.aliases(name)
 
     def delete_alias(self, name: str, alias: str) -> dict[str, int]:
@@ -192,9 +201,13 @@ class Registry:
             if live:
                 reasons.append(f"instances use it ({', '.join(sorted(live))}): delete them first")
             if aliases:
-                reasons.append(f"aliases point at it ({', '.join(aliases)}): move them to another version or delete them")
+                reasons.append(
+                    f"aliases point at it ({', '.join(aliases)}): move them to another version or delete them"
+                )
             if reasons:
-                what = f"version {records[0].version} of function {name!r}" if len(records) == 1 else f"function {name!r}"
+                what = (
+                    f"version {records[0].version} of function {name!r}" if len(records) == 1 else f"function {name!r}"
+                )
                 raise Conflict(f"{what} cannot be deleted: " + "; ".join(reasons))
         except Conflict:
             for record in marked:
@@ -302,7 +315,9 @@ class Registry:
         name = record.name
         upload = entry.get("upload")
         if not upload:
-            raise NotFound(f"no upload in progress for {path}; POST /function/{reference}/{kind}/{segment}/upload first")
+            raise NotFound(
+                f"no upload in progress for {path}; POST /function/{reference}/{kind}/{segment}/upload first"
+            )
         staging = upload["key"]
         cleared = {k: v for k, v in entry.items() if k != "upload"} | {"status": NOT_LOADED}
         if "upload_id" not in upload:  # started before uploads were multipart: its URL is a plain PUT, still open
@@ -341,7 +356,8 @@ class Registry:
         self.functions.update_file(name, record.version, path, cleared)
         shared = any(
             e.get("key") == entry["key"] and e["status"] == LOADED and (v.version, p) != (record.version, path)
-            for v in self.functions.versions(name) for p, e in v.files.items()
+            for v in self.functions.versions(name)
+            for p, e in v.files.items()
         )
         if not shared:
             self.artifacts.delete(entry["key"])
@@ -353,10 +369,16 @@ class Registry:
             self.artifacts.abort_upload(upload["key"], upload["upload_id"])
         self.artifacts.delete(upload["key"])
 
-    def _mark_loaded(self, record: FunctionRecord, path: str, entry: dict[str, Any], key: str, size: int) -> dict[str, Any]:
+    def _mark_loaded(
+        self, record: FunctionRecord, path: str, entry: dict[str, Any], key: str, size: int
+    ) -> dict[str, Any]:
         loaded = {
-            "kind": entry["kind"], "pi_hash": entry["pi_hash"], "status": LOADED,
-            "size": size, "key": key, "loaded_at": now_iso(),
+            "kind": entry["kind"],
+            "pi_hash": entry["pi_hash"],
+            "status": LOADED,
+            "size": size,
+            "key": key,
+            "loaded_at": now_iso(),
         }
         if not self.functions.update_file(record.name, record.version, path, loaded, unless_status=LOADED):
             # A concurrent upload of the same verified bytes won: same key, same content, nothing lost.
@@ -368,8 +390,14 @@ def _reused(kind: Kind, pi_hash: str, loaded: dict[str, Any] | None) -> dict[str
     """A new version's file entry: loaded already when another version holds the same bytes."""
     if loaded is None:
         return {"kind": kind, "pi_hash": pi_hash, "status": NOT_LOADED}
-    return {"kind": kind, "pi_hash": pi_hash, "status": LOADED, "size": loaded["size"], "key": loaded["key"],
-            "loaded_at": loaded["loaded_at"]}
+    return {
+        "kind": kind,
+        "pi_hash": pi_hash,
+        "status": LOADED,
+        "size": loaded["size"],
+        "key": loaded["key"],
+        "loaded_at": loaded["loaded_at"],
+    }
 
 
 def version_view(record: FunctionRecord, aliases: dict[str, int]) -> dict[str, Any]:
@@ -388,7 +416,13 @@ def version_view(record: FunctionRecord, aliases: dict[str, int]) -> dict[str, A
 
 def describe(path: str, entry: dict[str, Any]) -> dict[str, Any]:
     """The public view of one file (no storage keys)."""
-    view = {"name": encode_path(path), "path": path, "kind": entry["kind"], "status": entry["status"], "pi_hash": entry["pi_hash"]}
+    view = {
+        "name": encode_path(path),
+        "path": path,
+        "kind": entry["kind"],
+        "status": entry["status"],
+        "pi_hash": entry["pi_hash"],
+    }
     if entry["status"] == LOADED:
         view["size"] = entry.get("size")
         view["loaded_at"] = entry.get("loaded_at")
@@ -397,7 +431,9 @@ def describe(path: str, entry: dict[str, Any]) -> dict[str, Any]:
 
 def _check_hash(path: str, expected: str, actual: str) -> None:
     if actual != expected:
-        raise HashMismatch(f"{path} must hash to {expected} (pi_hash) but the bytes received hash to {actual}; nothing was kept")
+        raise HashMismatch(
+            f"{path} must hash to {expected} (pi_hash) but the bytes received hash to {actual}; nothing was kept"
+        )
 
 
 def _declared_files(policy: dict[str, Any]) -> dict[str, tuple[Kind, str]]:
@@ -423,14 +459,20 @@ def _declared_files(policy: dict[str, Any]) -> dict[str, tuple[Kind, str]]:
         except ValidationError as exc:
             raise ValidationError(f"{where}: {exc.message}", path=where) from None
         if path != raw_path or path in ("stdin", "stdout", "stderr"):
-            raise ValidationError(f"{where}: {raw_path!r} must be an absolute enclave path such as {path!r}", path=where)
+            raise ValidationError(
+                f"{where}: {raw_path!r} must be an absolute enclave path such as {path!r}", path=where
+            )
         if path in files:
             raise ValidationError(f"{where}: {path} is declared twice", path=where)
         if not _SHA256.match(pi_hash):
-            raise ValidationError(f"{where}.pi_hash must be 64 lowercase hex characters (a sha256)", path=f"{where}.pi_hash")
+            raise ValidationError(
+                f"{where}.pi_hash must be 64 lowercase hex characters (a sha256)", path=f"{where}.pi_hash"
+            )
         files[path] = (kind, pi_hash)  # type: ignore[assignment]
     for index, program in enumerate(policy["programs"]):
         if program["id"] in ids:
-            raise ValidationError(f"$.programs[{index}].id {program['id']} is used twice", path=f"$.programs[{index}].id")
+            raise ValidationError(
+                f"$.programs[{index}].id {program['id']} is used twice", path=f"$.programs[{index}].id"
+            )
         ids.add(program["id"])
     return files

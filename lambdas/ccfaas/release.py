@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -77,7 +78,9 @@ def release_task(token: str) -> bool:
 
 def fail_task(token: str, error: str, reason: str) -> bool:
     """Fail the task waiting on ``token`` (the workflow records it and tears down); False when it is gone."""
-    return _settle(lambda sfn: sfn.send_task_failure(taskToken=token, error=error, cause=json.dumps({"errorMessage": reason})))
+    return _settle(
+        lambda sfn: sfn.send_task_failure(taskToken=token, error=error, cause=json.dumps({"errorMessage": reason}))
+    )
 
 
 def _settle(send: Callable[[Any], Any]) -> bool:

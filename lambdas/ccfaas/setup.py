@@ -28,6 +28,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return {"PhysicalResourceId": event.get("PhysicalResourceId", PHYSICAL_ID)}
     properties = event["ResourceProperties"]
     wrote_identity = ensure_identity(properties["ProgramLoadSecretArn"])
-    wrote_ca = ensure_certificate_authority(properties["ProxyCaCertificateSecretArn"], properties["ProxyCaKeySecretArn"])
-    logger.info("deployment identities checked", extra={"request": request, "program_load_written": wrote_identity, "proxy_ca_written": wrote_ca})
-    return {"PhysicalResourceId": PHYSICAL_ID, "Data": {"ProgramLoadWritten": str(wrote_identity), "ProxyCaWritten": str(wrote_ca)}}
+    wrote_ca = ensure_certificate_authority(
+        properties["ProxyCaCertificateSecretArn"], properties["ProxyCaKeySecretArn"]
+    )
+    logger.info(
+        "deployment identities checked",
+        extra={"request": request, "program_load_written": wrote_identity, "proxy_ca_written": wrote_ca},
+    )
+    return {
+        "PhysicalResourceId": PHYSICAL_ID,
+        "Data": {"ProgramLoadWritten": str(wrote_identity), "ProxyCaWritten": str(wrote_ca)},
+    }

@@ -7,8 +7,9 @@ token of WaitForRelease, the ``failed`` flag of TeardownAfterFailure).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -30,9 +31,13 @@ class TaskEvent:
     failed: bool = False  # "failed": true (TeardownAfterFailure)
 
     @classmethod
-    def parse(cls, event: dict[str, Any]) -> "TaskEvent":
-        return cls(str(event.get("action")), ExecutionState.parse(event.get("state") or {}), event.get("token"),
-                   bool(event.get("failed")))
+    def parse(cls, event: dict[str, Any]) -> TaskEvent:
+        return cls(
+            str(event.get("action")),
+            ExecutionState.parse(event.get("state") or {}),
+            event.get("token"),
+            bool(event.get("failed")),
+        )
 
     def require_token(self) -> str:
         if not self.token:

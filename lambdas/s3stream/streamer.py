@@ -12,9 +12,10 @@ Credentials, the identity key and the object's bytes are never logged.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError
@@ -74,8 +75,13 @@ def parse_request(document: Any) -> StreamRequest:
         ) from None
     veracruz = document["veracruz"]
     return StreamRequest(
-        bucket=s3["bucket"], key=s3["filename"], region=region, credentials=keys,
-        filename=veracruz["filename"], policy=veracruz["policy"], certificate=veracruz["certificate"],
+        bucket=s3["bucket"],
+        key=s3["filename"],
+        region=region,
+        credentials=keys,
+        filename=veracruz["filename"],
+        policy=veracruz["policy"],
+        certificate=veracruz["certificate"],
         private_key=veracruz["key"],
     )
 
@@ -83,7 +89,9 @@ def parse_request(document: Any) -> StreamRequest:
 def _s3_client(request: StreamRequest) -> Any:
     # The caller's credentials when given, else the function's own (its role, or the local stack's).
     return aws.session().client(
-        "s3", region_name=request.region, config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        "s3",
+        region_name=request.region,
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
         **request.credentials,
     )
 
@@ -137,7 +145,9 @@ def stream(request: StreamRequest, chunk_size: int, log: Callable[..., None]) ->
         try:
             sent = client.stream_file(request.filename, body, chunk_size)
         except errors.VeracruzError as exc:
-            raise errors.DependencyFailed(f"writing {request.filename} into the Veracruz instance failed: {exc.message}") from None
+            raise errors.DependencyFailed(
+                f"writing {request.filename} into the Veracruz instance failed: {exc.message}"
+            ) from None
         except (ClientError, BotoCoreError, OSError) as exc:
             raise _s3_failure(request, exc) from None
         finally:
@@ -151,12 +161,29 @@ def stream(request: StreamRequest, chunk_size: int, log: Callable[..., None]) ->
     return {"status": "copied", "bytes": sent, "filename": request.filename, "seconds": round(seconds, 3)}
 
 
-def stream_object(*, bucket: str, key: str, region: str | None, filename: str, policy: str,
-                  certificate: str, private_key: str, chunk_size: int) -> dict[str, Any]:
+def stream_object(
+    *,
+    bucket: str,
+    key: str,
+    region: str | None,
+    filename: str,
+    policy: str,
+    certificate: str,
+    private_key: str,
+    chunk_size: int,
+) -> dict[str, Any]:
     """:func:`stream` as the instance lifecycle asks for it (``lambdas.shared.ports.Streamer``): with the
     service's own credentials (none passed) and no progress log."""
-    request = StreamRequest(bucket=bucket, key=key, region=region, credentials={}, filename=filename, policy=policy,
-                            certificate=certificate, private_key=private_key)
+    request = StreamRequest(
+        bucket=bucket,
+        key=key,
+        region=region,
+        credentials={},
+        filename=filename,
+        policy=policy,
+        certificate=certificate,
+        private_key=private_key,
+    )
     return stream(request, chunk_size, lambda *args, **kwargs: None)
 
 

@@ -47,7 +47,9 @@ def admin_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> 
     return next_middleware(app)
 
 
-def spec(success: int, *errors: int, admin: bool, request: str | None = None, success_text: str = "Success") -> dict[str, Any]:
+def spec(
+    success: int, *errors: int, admin: bool, request: str | None = None, success_text: str = "Success"
+) -> dict[str, Any]:
     """A route's declaration, spread into its decorator: ``@router.get(rule, summary=..., **spec(200, 404, admin=True))``.
 
     ``admin`` is said once, here, and gives the route both the admin middleware (the Lambda refuses

@@ -105,7 +105,9 @@ class Settings:
                 try:
                     values[item.name] = int(raw)
                 except ValueError:
-                    raise RuntimeError(f"environment variable {item.metadata['env']} must be an integer, got {raw!r}") from None
+                    raise RuntimeError(
+                        f"environment variable {item.metadata['env']} must be an integer, got {raw!r}"
+                    ) from None
             else:
                 values[item.name] = tuple(part.strip() for part in raw.split(",") if part.strip())
         return cls(**values)

@@ -75,7 +75,7 @@ def _stored_identity(secret_id: str) -> Identity | None:
 
 def ensure_identity(secret_id: str, *, now: _dt.datetime | None = None) -> bool:
     """Fill ``secret_id`` with a program-load identity unless it holds a usable one; True if it wrote."""
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or _dt.datetime.now(_dt.UTC)
     if usable(_stored_identity(secret_id), now, RENEW_WITHIN):
         return False
     identity = new_identity(PROGRAM_LOAD_NAME, days=PROGRAM_LOAD_DAYS)
@@ -90,9 +90,11 @@ def ensure_certificate_authority(certificate_secret: str, key_secret: str, *, no
     Replacing the CA invalidates the ``proxy_service_cert`` of every running
     instance's policy, so a usable CA is never replaced, only an expiring one.
     """
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or _dt.datetime.now(_dt.UTC)
     try:
-        stored: Identity | None = Identity(certificate=secret_text(certificate_secret), private_key=secret_text(key_secret))
+        stored: Identity | None = Identity(
+            certificate=secret_text(certificate_secret), private_key=secret_text(key_secret)
+        )
     except aws.client("secretsmanager").exceptions.ResourceNotFoundException:
         stored = None
     if usable(stored, now, RENEW_WITHIN):

@@ -60,9 +60,14 @@ def document(app: APIGatewayRestResolver, title: str, description: str) -> dict[
         for method, operation in path_item.items():
             meta = operation.pop(EXTENSION, None)
             if meta is None or not isinstance(operation.get(ADMIN_EXTENSION), bool):
-                raise ValueError(f"{method.upper()} {path} is not declared with **spec(..., admin=...) (lambdas.shared.api)")
+                raise ValueError(
+                    f"{method.upper()} {path} is not declared with **spec(..., admin=...) (lambdas.shared.api)"
+                )
             responses: dict[str, Any] = {
-                str(meta["success"]): {"description": meta["text"], "content": {"application/json": {"schema": {"type": "object"}}}}
+                str(meta["success"]): {
+                    "description": meta["text"],
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
             }
             for status in meta["errors"]:
                 responses[str(status)] = {
@@ -77,7 +82,10 @@ def document(app: APIGatewayRestResolver, title: str, description: str) -> dict[
                     "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
                 }
             elif request == "json":
-                operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
             elif request is not None:
                 name = f"{request}_document"
                 schema = dict(schemas.schema(request))  # type: ignore[arg-type]

@@ -12,7 +12,8 @@ resolves a handler. A test, or a deployment that reaches them otherwise, calls :
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 
 class Runtimes(Protocol):
@@ -35,8 +36,18 @@ class Streamer(Protocol):
     """The S3 streamer as the lifecycle uses it: copy ``s3://bucket/key`` into ``filename`` of the runtime
     whose exact policy text is ``policy``, as the identity given, after verifying the runtime."""
 
-    def __call__(self, *, bucket: str, key: str, region: str | None, filename: str, policy: str,
-                 certificate: str, private_key: str, chunk_size: int) -> dict[str, Any]: ...
+    def __call__(
+        self,
+        *,
+        bucket: str,
+        key: str,
+        region: str | None,
+        filename: str,
+        policy: str,
+        certificate: str,
+        private_key: str,
+        chunk_size: int,
+    ) -> dict[str, Any]: ...
 
 
 # What each port is in the deployed bundle: "module:attribute[.attribute]", a factory taking no arguments.

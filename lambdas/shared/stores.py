@@ -16,10 +16,11 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-from decimal import Decimal
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any, BinaryIO, Callable, ClassVar, Iterator, Protocol
+from typing import Any, BinaryIO, ClassVar, Protocol
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
@@ -33,7 +34,7 @@ HASH_CHUNK = 1024 * 1024
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def _scan(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -101,10 +102,17 @@ class FunctionRecord:
         }
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "FunctionRecord":
+    def from_item(cls, item: dict[str, Any]) -> FunctionRecord:
         files = {path: {k: _plain(v) for k, v in entry.items()} for path, entry in item.get("files", {}).items()}
-        return cls(item["function"], json.loads(item["policy"]), files, item.get("created_at", ""),
-                   int(item.get("version", 1)), item.get("policy_sha256", ""), bool(item.get("deleting", False)))
+        return cls(
+            item["function"],
+            json.loads(item["policy"]),
+            files,
+            item.get("created_at", ""),
+            int(item.get("version", 1)),
+            item.get("policy_sha256", ""),
+            bool(item.get("deleting", False)),
+        )
 
 
 def _get_item(table: Any, key: dict[str, str]) -> dict[str, Any] | None:
@@ -146,15 +154,20 @@ class FunctionStore:
         reply = self.table.update_item(
             Key={"function": name, "item": HEAD_ITEM},
             UpdateExpression="ADD last_version :one SET created_at = if_not_exists(created_at, :now)",
-            ExpressionAttributeValues={":one": 1, ":now": created_at}, ReturnValues="UPDATED_NEW",
+            ExpressionAttributeValues={":one": 1, ":now": created_at},
+            ReturnValues="UPDATED_NEW",
         )
         return int(reply["Attributes"]["last_version"])
 
     def create_version(self, record: FunctionRecord) -> bool:
         """Store a version under the number :meth:`next_version` gave; False if that item exists (nothing written)."""
-        return _conditionally(lambda: self.table.put_item(
-            Item=record.to_item(), ConditionExpression="attribute_not_exists(#f)", ExpressionAttributeNames={"#f": "function"},
-        ))
+        return _conditionally(
+            lambda: self.table.put_item(
+                Item=record.to_item(),
+                ConditionExpression="attribute_not_exists(#f)",
+                ExpressionAttributeNames={"#f": "function"},
+            )
+        )
 
     def delete_head(self, name: str) -> None:
         self.table.delete_item(Key={"function": name, "item": HEAD_ITEM})
@@ -181,28 +194,43 @@ class FunctionStore:
         return FunctionRecord.from_item(item) if item else None
 
     def names(self) -> list[str]:
-        items = _scan(self.table, ProjectionExpression="#f", ExpressionAttributeNames={"#f": "function", "#i": "item"},
-                      FilterExpression="#i = :head", ExpressionAttributeValues={":head": HEAD_ITEM})
+        items = _scan(
+            self.table,
+            ProjectionExpression="#f",
+            ExpressionAttributeNames={"#f": "function", "#i": "item"},
+            FilterExpression="#i = :head",
+            ExpressionAttributeValues={":head": HEAD_ITEM},
+        )
         return sorted({item["function"] for item in items})
 
     def set_deleting(self, name: str, version: int, deleting: bool) -> bool:
         """Mark (or unmark) a version as being deleted; False when the version is gone (or already marked)."""
         key = {"function": name, "item": version_item(version)}
         if deleting:
-            return _conditionally(lambda: self.table.update_item(
-                Key=key, UpdateExpression="SET deleting = :t", ExpressionAttributeValues={":t": True},
-                ConditionExpression="attribute_exists(#f) AND attribute_not_exists(deleting)",
+            return _conditionally(
+                lambda: self.table.update_item(
+                    Key=key,
+                    UpdateExpression="SET deleting = :t",
+                    ExpressionAttributeValues={":t": True},
+                    ConditionExpression="attribute_exists(#f) AND attribute_not_exists(deleting)",
+                    ExpressionAttributeNames={"#f": "function"},
+                )
+            )
+        return _conditionally(
+            lambda: self.table.update_item(
+                Key=key,
+                UpdateExpression="REMOVE deleting",
+                ConditionExpression="attribute_exists(#f)",
                 ExpressionAttributeNames={"#f": "function"},
-            ))
-        return _conditionally(lambda: self.table.update_item(
-            Key=key, UpdateExpression="REMOVE deleting", ConditionExpression="attribute_exists(#f)",
-            ExpressionAttributeNames={"#f": "function"},
-        ))
+            )
+        )
 
     def delete_version(self, name: str, version: int) -> None:
         self.table.delete_item(Key={"function": name, "item": version_item(version)})
 
-    def update_file(self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None) -> bool:
+    def update_file(
+        self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None
+    ) -> bool:
         """Replace one file's entry of a version; with ``unless_status``, only if its status is not that. True when written."""
         kwargs: dict[str, Any] = {
             "Key": {"function": name, "item": version_item(version)},
@@ -223,7 +251,7 @@ class FunctionStore:
         """Stored aliases (``latest`` is not stored: it is the newest version)."""
         if not name:
             return {}
-        return {item["item"][len(ALIAS_PREFIX):]: int(item["version"]) for item in self._query(name, ALIAS_PREFIX)}
+        return {item["item"][len(ALIAS_PREFIX) :]: int(item["version"]) for item in self._query(name, ALIAS_PREFIX)}
 
     def put_alias(self, name: str, alias: str, version: int) -> int | None:
         """Point an alias at a version; the version it pointed at before (None for a new alias)."""
@@ -240,20 +268,30 @@ class FunctionStore:
         if previous is None:
             _conditionally(lambda: self.table.delete_item(Key=key, ConditionExpression=Attr("version").eq(version)))
         else:
-            _conditionally(lambda: self.table.update_item(
-                Key=key, UpdateExpression="SET version = :previous", ConditionExpression=Attr("version").eq(version),
-                ExpressionAttributeValues={":previous": previous},
-            ))
+            _conditionally(
+                lambda: self.table.update_item(
+                    Key=key,
+                    UpdateExpression="SET version = :previous",
+                    ConditionExpression=Attr("version").eq(version),
+                    ExpressionAttributeValues={":previous": previous},
+                )
+            )
 
     def delete_alias(self, name: str, alias: str) -> bool:
-        return _conditionally(lambda: self.table.delete_item(
-            Key={"function": name, "item": alias_item(alias)}, ConditionExpression=Attr("function").exists()
-        ))
+        return _conditionally(
+            lambda: self.table.delete_item(
+                Key={"function": name, "item": alias_item(alias)}, ConditionExpression=Attr("function").exists()
+            )
+        )
 
-    def _query(self, name: str, prefix: str, *, newest_first: bool = False, page: int | None = None) -> Iterator[dict[str, Any]]:
+    def _query(
+        self, name: str, prefix: str, *, newest_first: bool = False, page: int | None = None
+    ) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("function").eq(name) & Key("item").begins_with(prefix), "ConsistentRead": True,
-            "ScanIndexForward": not newest_first, **({"Limit": page} if page else {}),
+            "KeyConditionExpression": Key("function").eq(name) & Key("item").begins_with(prefix),
+            "ConsistentRead": True,
+            "ScanIndexForward": not newest_first,
+            **({"Limit": page} if page else {}),
         }
         while True:
             page = self.table.query(**kwargs)
@@ -265,7 +303,6 @@ class FunctionStore:
 
 # ---------------------------------------------------------------------------
 # Artifacts (S3)
-
 
 
 class ArtifactStore:
@@ -309,8 +346,10 @@ class ArtifactStore:
         """
         upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         url = self.s3.generate_presigned_url(
-            "upload_part", Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": 1},
-            ExpiresIn=expires_in, HttpMethod="PUT",
+            "upload_part",
+            Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": 1},
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
         )
         return upload_id, url
 
@@ -321,7 +360,9 @@ class ArtifactStore:
             if not parts:
                 return False
             self.s3.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id,
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
                 MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]},
             )
         except ClientError as exc:
@@ -342,7 +383,9 @@ class ArtifactStore:
         try:
             return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         except ClientError as exc:
-            raise DependencyFailed(f"cannot read s3://{self.bucket}/{key}: {exc.response['Error'].get('Code')}") from None
+            raise DependencyFailed(
+                f"cannot read s3://{self.bucket}/{key}: {exc.response['Error'].get('Code')}"
+            ) from None
 
     def hash_object(self, key: str, limit: int) -> tuple[str, int]:
         """Stream an object through sha256 in bounded memory; stop early past ``limit`` bytes."""
@@ -401,8 +444,13 @@ class InstanceStatus(StrEnum):
 
 TERMINAL = (InstanceStatus.DELETED, InstanceStatus.FAILED)
 # Live and not failing: the statuses the workflow moves forward through, and may release from.
-ACTIVE = (InstanceStatus.PENDING, InstanceStatus.ALLOCATING, InstanceStatus.PROVISIONING, InstanceStatus.READY,
-          InstanceStatus.RELEASING)
+ACTIVE = (
+    InstanceStatus.PENDING,
+    InstanceStatus.ALLOCATING,
+    InstanceStatus.PROVISIONING,
+    InstanceStatus.READY,
+    InstanceStatus.RELEASING,
+)
 # What a status may be written over: nothing after a terminal status; after TEARING_DOWN only FAILED (so the
 # first failure's reason is the one kept); FAILED only after TEARING_DOWN (so it follows a teardown).
 TRANSITIONS_FROM: dict[InstanceStatus, tuple[InstanceStatus, ...]] = {
@@ -430,7 +478,8 @@ class InstanceStore(_ScannableTable):
         while True:
             page = self.table.query(**kwargs)
             live += [
-                item["instance_id"] for item in page.get("Items", [])
+                item["instance_id"]
+                for item in page.get("Items", [])
                 if item.get("status") in self.LIVE and (version is None or int(item.get("version", 1)) == version)
             ]
             if "LastEvaluatedKey" not in page:
@@ -453,8 +502,15 @@ class InstanceStore(_ScannableTable):
         """Remove a record outright (a creation undone before its workflow started); nothing if absent."""
         self.table.delete_item(Key={"instance_id": instance_id})
 
-    def transition(self, instance_id: str, to: InstanceStatus, reason: str | None = None, *,
-                   remove: tuple[str, ...] = (), **fields: Any) -> bool:
+    def transition(
+        self,
+        instance_id: str,
+        to: InstanceStatus,
+        reason: str | None = None,
+        *,
+        remove: tuple[str, ...] = (),
+        **fields: Any,
+    ) -> bool:
         """Move the instance to ``to`` (with ``reason`` and ``fields``) if :data:`TRANSITIONS_FROM` allows it from
         its stored status, in one conditional write. True when written; False leaves the item as it was."""
         status = InstanceStatus(to)
@@ -473,8 +529,9 @@ class InstanceStore(_ScannableTable):
             raise ValueError("an instance's status changes only through InstanceStore.transition")
         return self._write(instance_id, fields, remove, ())
 
-    def _write(self, instance_id: str, fields: dict[str, Any], remove: tuple[str, ...],
-               only_from: tuple[InstanceStatus, ...]) -> bool:
+    def _write(
+        self, instance_id: str, fields: dict[str, Any], remove: tuple[str, ...], only_from: tuple[InstanceStatus, ...]
+    ) -> bool:
         fields["updated_at"] = now_iso()
         names = {f"#{k}": k for k in (*fields, *remove)}
         values = {f":{k}": v for k, v in fields.items()}
@@ -486,10 +543,15 @@ class InstanceStore(_ScannableTable):
             names["#status"] = "status"
             values.update({f":from{index}": status.value for index, status in enumerate(only_from)})
             condition += " AND #status IN (" + ", ".join(f":from{index}" for index in range(len(only_from))) + ")"
-        return _conditionally(lambda: self.table.update_item(
-            Key={"instance_id": instance_id}, UpdateExpression=expression, ConditionExpression=condition,
-            ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-        ))
+        return _conditionally(
+            lambda: self.table.update_item(
+                Key={"instance_id": instance_id},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -503,7 +565,9 @@ class SlotStore(_ScannableTable):
     def take(self, candidates: list[str], item: dict[str, Any]) -> str | None:
         """Take the first free slot with a conditional put: two requests can never hold one."""
         for slot in candidates:
-            if _conditionally(lambda: self.table.put_item(Item={**item, "slot": slot}, ConditionExpression=Attr("slot").not_exists())):
+            if _conditionally(
+                lambda: self.table.put_item(Item={**item, "slot": slot}, ConditionExpression=Attr("slot").not_exists())
+            ):
                 return slot
         return None
 
@@ -543,7 +607,9 @@ class FunctionStorage(Protocol):
     def names(self) -> list[str]: ...
     def set_deleting(self, name: str, version: int, deleting: bool) -> bool: ...
     def delete_version(self, name: str, version: int) -> None: ...
-    def update_file(self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None) -> bool: ...
+    def update_file(
+        self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None
+    ) -> bool: ...
     def aliases(self, name: str) -> dict[str, int]: ...
     def put_alias(self, name: str, alias: str, version: int) -> int | None: ...
     def restore_alias(self, name: str, alias: str, version: int, previous: int | None) -> None: ...
@@ -572,8 +638,15 @@ class InstanceStorage(Protocol):
     def create(self, item: dict[str, Any]) -> None: ...
     def get(self, instance_id: str) -> dict[str, Any] | None: ...
     def delete(self, instance_id: str) -> None: ...
-    def transition(self, instance_id: str, to: InstanceStatus, reason: str | None = None, *,
-                   remove: tuple[str, ...] = (), **fields: Any) -> bool: ...
+    def transition(
+        self,
+        instance_id: str,
+        to: InstanceStatus,
+        reason: str | None = None,
+        *,
+        remove: tuple[str, ...] = (),
+        **fields: Any,
+    ) -> bool: ...
     def mark(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool: ...
     def update(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool: ...
 

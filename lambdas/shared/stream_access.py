@@ -43,7 +43,7 @@ def check_source(bucket: str, key: str, owner_id: str) -> None:
     if not owner_id or "/" in owner_id:
         raise Forbidden("the caller has no principal id to own inputs by; pass your own credentials in $.s3 instead")
     prefix = input_prefix(owner_id)
-    rest = key[len(prefix):] if key.startswith(prefix) else ""
+    rest = key[len(prefix) :] if key.startswith(prefix) else ""
     if bucket != inputs or not rest or any(part in ("", ".", "..") for part in rest.split("/")):
         raise Forbidden(
             f"without credentials the S3 streamer reads only your own inputs, under s3://{inputs}/{prefix}; "
@@ -57,7 +57,11 @@ def check_target(policy_text: str, principal: str) -> None:
     digest = instance_hash(policy_text)
     admin = is_admin(principal)
     for record in InstanceStore().matching("instance_hash", digest):
-        if record.get("policy") == policy_text and record.get("status") == "READY" and (admin or record.get("owner") == principal):
+        if (
+            record.get("policy") == policy_text
+            and record.get("status") == "READY"
+            and (admin or record.get("owner") == principal)
+        ):
             return
     if admin and any(slot.get("state") == "RUNNING" for slot in SlotStore().matching("instance_hash", digest)):
         return  # a runtime an administrator started through VaaS: its policy is the service's own too

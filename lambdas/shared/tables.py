@@ -43,7 +43,9 @@ class TableSpec:
 
 # One partition per function name: an item per version ("version#0000000001") and per alias ("alias#prod").
 FUNCTIONS = TableSpec("functions", partition_key="function", sort_key="item")
-INSTANCES = TableSpec("instances", partition_key="instance_id", indexes={"by-function": "function"}, ttl_attribute="expires_at")
+INSTANCES = TableSpec(
+    "instances", partition_key="instance_id", indexes={"by-function": "function"}, ttl_attribute="expires_at"
+)
 SLOTS = TableSpec("slots", partition_key="slot")
 ALL_TABLES = (FUNCTIONS, INSTANCES, SLOTS)
 

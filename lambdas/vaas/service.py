@@ -11,9 +11,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ipoc.policy import CCFAAS_INSTANCE_ID, Infrastructure, complete_policy
 from ipoc import schemas
 from ipoc.errors import NoCapacity, NotFound, ValidationError
+from ipoc.policy import CCFAAS_INSTANCE_ID, Infrastructure, complete_policy
 from lambdas.shared.config import settings
 from lambdas.shared.stores import SlotStorage, SlotStore, now_iso
 from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup, backend_from_settings
@@ -29,7 +29,7 @@ class VaaS:
     port_max: int
 
     @classmethod
-    def from_settings(cls) -> "VaaS":
+    def from_settings(cls) -> VaaS:
         config = settings()
         return cls(SlotStore(), backend_from_settings(), config.port_min, config.port_max)
 
@@ -52,8 +52,11 @@ class VaaS:
             if "instance_id" in reply:
                 labels["veracruz-id"] = reply["instance_id"]
             self.slots.update(
-                slot, state="STARTING", instance_hash=reply["instance_hash"],
-                veracruz_server_url=f"{setup.endpoint_host}:{port}", **_optional_id(reply),
+                slot,
+                state="STARTING",
+                instance_hash=reply["instance_hash"],
+                veracruz_server_url=f"{setup.endpoint_host}:{port}",
+                **_optional_id(reply),
             )
             facts = self.backend.start(port, reply["policy"], labels)
             self.slots.update(slot, state="RUNNING", facts=facts)
@@ -89,7 +92,9 @@ class VaaS:
 
     def delete(self, name: str, instance_id: str | None = None, instance_hash: str | None = None) -> dict[str, Any]:
         if not instance_hash:
-            raise ValidationError("instance_hash is required to delete an instance (it was returned when it was created)")
+            raise ValidationError(
+                "instance_hash is required to delete an instance (it was returned when it was created)"
+            )
         item = self._find(name, instance_id, instance_hash)
         self.backend.stop(int(item["slot"]), item.get("facts") or {})
         self.slots.release(item["slot"], item["allocation"])
@@ -99,7 +104,9 @@ class VaaS:
         slot = self._slot_of(name)
         item = self.slots.get(slot) if slot else None
         if item is None or "instance_hash" not in item or not _matches(item, instance_id, instance_hash):
-            raise NotFound(f"Veracruz instance {name!r} does not exist" + (" with those instance_id/instance_hash" if item else ""))
+            raise NotFound(
+                f"Veracruz instance {name!r} does not exist" + (" with those instance_id/instance_hash" if item else "")
+            )
         return item
 
     def _slot_of(self, name: str) -> str | None:

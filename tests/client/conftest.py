@@ -8,7 +8,7 @@ CliRunner's pipe, as in a log or a CI job.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from click.testing import CliRunner, Result

@@ -22,8 +22,10 @@ def command(*path: str) -> click.Command:
 
 
 def test_platform_dir_is_one_declaration_in_both_servers():
-    options = [next(p for p in command(*path).params if p.name == "platform_dir")
-               for path in (("runtime", "serve"), ("attestation", "serve"))]
+    options = [
+        next(p for p in command(*path).params if p.name == "platform_dir")
+        for path in (("runtime", "serve"), ("attestation", "serve"))
+    ]
     assert options[0].help == options[1].help and options[0].type.__class__ is options[1].type.__class__
     assert "$IPOC_HOME/platform" in options[0].help
 
@@ -46,8 +48,10 @@ def test_both_commands_refuse_a_malformed_pair_alike(tmp_path):
     cert.write_text("not used")
     key.write_text("not used")
     runner = CliRunner()
-    for args in (["veracruz", str(policy), "--identity", str(cert), "--key", str(key), "--program", "p.wasm"],
-                 ["function", "register", str(policy), "--program", "p.wasm"]):
+    for args in (
+        ["veracruz", str(policy), "--identity", str(cert), "--key", str(key), "--program", "p.wasm"],
+        ["function", "register", str(policy), "--program", "p.wasm"],
+    ):
         result = runner.invoke(ipoc, args)
         assert result.exit_code == 2, (args, result.output)
         assert "expected ENCLAVE_PATH=FILE, got 'p.wasm'" in result.output

@@ -23,7 +23,9 @@ DATA = 2 * DEFAULT_CHUNK + 12345  # three chunks: one write_file, two append_fil
 @pytest.fixture
 def echo_instance(start_runtime, ids, echo_wasm, tmp_path: Path) -> Path:
     """A runtime holding the echo program; the user's PEM files and the policy on disk, as a user has them."""
-    vaas = policies.vaas_policy([(ids.user, policies.USER_RIGHTS), (ids.loader, policies.LOADER_RIGHTS)], file_hashes={policies.ECHO: echo_wasm})
+    vaas = policies.vaas_policy(
+        [(ids.user, policies.USER_RIGHTS), (ids.loader, policies.LOADER_RIGHTS)], file_hashes={policies.ECHO: echo_wasm}
+    )
     runtime = start_runtime(vaas)
     with VeracruzClient(runtime.policy, ids.loader.certificate, ids.loader.private_key) as loader:
         loader.write_file(policies.ECHO, echo_wasm)
@@ -35,7 +37,15 @@ def echo_instance(start_runtime, ids, echo_wasm, tmp_path: Path) -> Path:
 
 
 def _as_user(files: Path, *args: str) -> list[str]:
-    return [*args[:1], str(files / "policy.json"), *args[1:], "--identity", str(files / "user.crt"), "--key", str(files / "user.key")]
+    return [
+        *args[:1],
+        str(files / "policy.json"),
+        *args[1:],
+        "--identity",
+        str(files / "user.crt"),
+        "--key",
+        str(files / "user.key"),
+    ]
 
 
 def test_exec_on_a_pipe_prints_the_exit_code_only(ipoc_cli, echo_instance: Path):

@@ -44,29 +44,40 @@ def generate_policy_document(
     """The document generate-policy would write for ``platform`` ('linux' or 'nitro')."""
     hashes: dict[str, str | None] = {"linux": None, "nitro": None, "icecap": ICECAP_PLACEHOLDER}
     hashes[platform] = measurement
-    expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=365)
+    expiry = dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
     return {
         "identities": [
             {"certificate": pem_text(identity.certificate), "id": index, "file_rights": grants}
             for index, (identity, grants) in enumerate(identities)
         ],
-        "programs": programs if programs is not None else [
-            {"program_file_name": DETECTOR, "id": 0, "file_rights": [
-                {"file_name": "/program_data/", "rights": int(rights.READ)},
-                {"file_name": "/s3_app_input/", "rights": int(rights.READ)},
-                {"file_name": "/user_input/", "rights": int(rights.READ)},
-                {"file_name": "/program_internal/", "rights": int(rights.READ_WRITE)},
-                {"file_name": "/output/", "rights": int(rights.WRITE)},
-                {"file_name": "stdout", "rights": int(rights.WRITE)},
-                {"file_name": "stderr", "rights": int(rights.WRITE)},
-            ]},
+        "programs": programs
+        if programs is not None
+        else [
+            {
+                "program_file_name": DETECTOR,
+                "id": 0,
+                "file_rights": [
+                    {"file_name": "/program_data/", "rights": int(rights.READ)},
+                    {"file_name": "/s3_app_input/", "rights": int(rights.READ)},
+                    {"file_name": "/user_input/", "rights": int(rights.READ)},
+                    {"file_name": "/program_internal/", "rights": int(rights.READ_WRITE)},
+                    {"file_name": "/output/", "rights": int(rights.WRITE)},
+                    {"file_name": "stdout", "rights": int(rights.WRITE)},
+                    {"file_name": "stderr", "rights": int(rights.WRITE)},
+                ],
+            },
         ],
         "file_hashes": [
             {"file_path": path, "hash": hashlib.sha256(data).hexdigest()} for path, data in (file_hashes or {}).items()
         ],
         "veracruz_server_url": server_url,
-        "enclave_cert_expiry": {"year": expiry.year, "month": expiry.month, "day": expiry.day, "hour": expiry.hour,
-                                "minute": expiry.minute},
+        "enclave_cert_expiry": {
+            "year": expiry.year,
+            "month": expiry.month,
+            "day": expiry.day,
+            "hour": expiry.hour,
+            "minute": expiry.minute,
+        },
         "ciphersuite": ciphersuite,
         "runtime_manager_hash_linux": hashes["linux"],
         "runtime_manager_hash_nitro": hashes["nitro"],
@@ -91,11 +102,14 @@ def vod_identities(program_provider: Identity, data_provider: Identity, s3_app: 
         (program_provider, [{"file_name": "/program/", "rights": int(rights.WRITE)}]),
         (data_provider, [{"file_name": "/program_data/", "rights": int(rights.WRITE)}]),
         (s3_app, [{"file_name": "/s3_app_input/", "rights": int(rights.WRITE)}]),
-        (user, [
-            {"file_name": "/program/", "rights": int(rights.OPEN_EXECUTE)},
-            {"file_name": "/user_input/", "rights": int(rights.WRITE)},
-            {"file_name": "/output/", "rights": int(rights.READ)},
-            {"file_name": "stdout", "rights": int(rights.READ)},
-            {"file_name": "stderr", "rights": int(rights.READ)},
-        ]),
+        (
+            user,
+            [
+                {"file_name": "/program/", "rights": int(rights.OPEN_EXECUTE)},
+                {"file_name": "/user_input/", "rights": int(rights.WRITE)},
+                {"file_name": "/output/", "rights": int(rights.READ)},
+                {"file_name": "stdout", "rights": int(rights.READ)},
+                {"file_name": "stderr", "rights": int(rights.READ)},
+            ],
+        ),
     ]

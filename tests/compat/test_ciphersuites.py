@@ -66,10 +66,13 @@ def test_each_tls13_suite_is_negotiated_over_a_real_socket(suite: str):
     assert isinstance(server_cipher, tuple) and server_cipher[0] == expected
 
 
-@pytest.mark.parametrize("server_suite,client_suite", [
-    ("TLS1_3_CHACHA20_POLY1305_SHA256", "TLS1_3_AES_128_GCM_SHA256"),
-    ("TLS1_3_AES_256_GCM_SHA384", "TLS1_3_AES_128_GCM_SHA256"),
-])
+@pytest.mark.parametrize(
+    "server_suite,client_suite",
+    [
+        ("TLS1_3_CHACHA20_POLY1305_SHA256", "TLS1_3_AES_128_GCM_SHA256"),
+        ("TLS1_3_AES_256_GCM_SHA384", "TLS1_3_AES_128_GCM_SHA256"),
+    ],
+)
 def test_a_client_pinned_to_another_suite_cannot_connect(server_suite: str, client_suite: str):
     """Pinned means exactly one suite on each side: no fallback to a suite the policy did not name."""
     client_cipher, server_outcome = _handshake(server_suite, client_suite)
@@ -77,12 +80,20 @@ def test_a_client_pinned_to_another_suite_cannot_connect(server_suite: str, clie
     assert isinstance(server_outcome, ssl.SSLError)
 
 
-@pytest.mark.parametrize("suite", ["TLS1_3_AES_128_GCM_SHA256", "TLS1_3_AES_256_GCM_SHA384", "TLS1-3-AES-128-CCM-8-SHA256"])
+@pytest.mark.parametrize(
+    "suite", ["TLS1_3_AES_128_GCM_SHA256", "TLS1_3_AES_256_GCM_SHA384", "TLS1-3-AES-128-CCM-8-SHA256"]
+)
 def test_runtime_and_client_speak_the_policys_suite(suite: str, launcher, proxy):
     user = new_identity("user")
-    text = generate_policy("linux", [(user, [{"file_name": "/input/", "rights": 534084}])], measurement=measurement(),
-                           proxy_url=proxy.url, proxy_cert=proxy.ca_pem, server_url=f"127.0.0.1:{free_port()}",
-                           ciphersuite=suite)
+    text = generate_policy(
+        "linux",
+        [(user, [{"file_name": "/input/", "rights": 534084}])],
+        measurement=measurement(),
+        proxy_url=proxy.url,
+        proxy_cert=proxy.ca_pem,
+        server_url=f"127.0.0.1:{free_port()}",
+        ciphersuite=suite,
+    )
     runtime = launcher.serve(text)
     with VeracruzClient(runtime.policy, user.certificate, user.private_key) as client:
         assert client.verified["ciphersuite"] == TLS13_SUITES[suite.replace("_", "-")]

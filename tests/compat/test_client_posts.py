@@ -43,7 +43,9 @@ def test_a_lost_reply_fails_the_request_without_empty_posts(start_runtime, ids, 
         client.write_file("/input/b", b"second")
     client.close()
     assert LosingCarrier.bodies
-    assert all(len(body.split()) == 2 for body in LosingCarrier.bodies), [b for b in LosingCarrier.bodies if len(b.split()) < 2]
+    assert all(len(body.split()) == 2 for body in LosingCarrier.bodies), [
+        b for b in LosingCarrier.bodies if len(b.split()) < 2
+    ]
 
 
 def test_the_carrier_refuses_to_send_nothing(start_runtime, ids):

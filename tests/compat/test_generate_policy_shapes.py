@@ -26,8 +26,13 @@ PROGRAM, DATA, S3, USER = (cert_conf_identity() for _ in range(4))
 
 def _policy(platform: str, proxy, **kwargs) -> str:  # type: ignore[no-untyped-def]
     return generate_policy(
-        platform, vod_identities(PROGRAM, DATA, S3, USER), measurement=measurement(), proxy_url=proxy.url,
-        proxy_cert=proxy.ca_pem, server_url=f"127.0.0.1:{free_port()}", file_hashes={"/program/detector.wasm": b"\0asm"},
+        platform,
+        vod_identities(PROGRAM, DATA, S3, USER),
+        measurement=measurement(),
+        proxy_url=proxy.url,
+        proxy_cert=proxy.ca_pem,
+        server_url=f"127.0.0.1:{free_port()}",
+        file_hashes={"/program/detector.wasm": b"\0asm"},
         **kwargs,
     )
 

@@ -34,8 +34,11 @@ def plane(monkeypatch, proxy, tmp_path):
 def test_post_without_query_waits_for_ready_and_answers_the_original_shape(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
     started = time.monotonic()
-    reply = plane.create("orig-1", [(ids.streamer, [{"file_name": "/input/", "rights": 534084}]), (ids.user, policies.USER_RIGHTS)],
-                         query="")
+    reply = plane.create(
+        "orig-1",
+        [(ids.streamer, [{"file_name": "/input/", "rights": 534084}]), (ids.user, policies.USER_RIGHTS)],
+        query="",
+    )
     elapsed = time.monotonic() - started
     assert reply.status == 200, reply.json
     assert list(reply.json)[:2] == ["instance", "policy"]

@@ -46,19 +46,34 @@ def function_policy_small() -> dict:
     """function_policy_small.json's shape (seed README), with the hashes of our bytes."""
     sha = {path: hashlib.sha256(data).hexdigest() for path, data in FILES.items()}
     return {
-        "data_files": [{"data_file": path, "pi_hash": sha[path]} for path in FILES if path.startswith("/program_data/")],
-        "debug": True, "enable_clock": True, "execution_strategy": "JIT",
-        "file_rights": [{"file_name": "/program/", "rights": 534084}, {"file_name": "/program_data/", "rights": 534084}],
-        "function": "vod_small", "max_memory_mib": 2000,
-        "programs": [{
-            "file_rights": [
-                {"file_name": "/program_data/", "rights": 24582}, {"file_name": "/s3_app_input/", "rights": 24582},
-                {"file_name": "/user_input/", "rights": 24582}, {"file_name": "/output/", "rights": 550470},
-                {"file_name": "/program_internal/", "rights": 550470}, {"file_name": "stdout", "rights": 534084},
-                {"file_name": "stderr", "rights": 534084},
-            ],
-            "id": 0, "pi_hash": sha["/program/detector.wasm"], "program_file_name": "/program/detector.wasm",
-        }],
+        "data_files": [
+            {"data_file": path, "pi_hash": sha[path]} for path in FILES if path.startswith("/program_data/")
+        ],
+        "debug": True,
+        "enable_clock": True,
+        "execution_strategy": "JIT",
+        "file_rights": [
+            {"file_name": "/program/", "rights": 534084},
+            {"file_name": "/program_data/", "rights": 534084},
+        ],
+        "function": "vod_small",
+        "max_memory_mib": 2000,
+        "programs": [
+            {
+                "file_rights": [
+                    {"file_name": "/program_data/", "rights": 24582},
+                    {"file_name": "/s3_app_input/", "rights": 24582},
+                    {"file_name": "/user_input/", "rights": 24582},
+                    {"file_name": "/output/", "rights": 550470},
+                    {"file_name": "/program_internal/", "rights": 550470},
+                    {"file_name": "stdout", "rights": 534084},
+                    {"file_name": "stderr", "rights": 534084},
+                ],
+                "id": 0,
+                "pi_hash": sha["/program/detector.wasm"],
+                "program_file_name": "/program/detector.wasm",
+            }
+        ],
     }
 
 
@@ -86,38 +101,79 @@ def test_register_function_small_then_the_user_apps_calls(stack, tmp_path: Path)
     (tmp_path / "function_policy_small.json").write_text(json.dumps(function_policy_small(), indent=2))
     for path, data in FILES.items():
         (tmp_path / path.rsplit("/", 1)[1]).write_bytes(data)
-    script = subprocess.run(["bash", "-c", REGISTER_SMALL], cwd=tmp_path, env={"CCFAAS": ccfaas, "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, timeout=120)
+    script = subprocess.run(
+        ["bash", "-c", REGISTER_SMALL],
+        cwd=tmp_path,
+        env={"CCFAAS": ccfaas, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert script.returncode == 0, script.stderr
     status = requests.get(f"{ccfaas}/function/vod_small/status", timeout=10).json()
     assert status["loaded"] is True, (script.stdout, status)
 
     # iotex-user-app.py: the S3 and user certificates from one cert.conf
     user, s3 = cert_conf_identity(), cert_conf_identity()
-    user_policy = {"function": "vod_small", "instanceid": "0", "identities": [
-        {"certificate": cert_to_string_veracruz(s3.certificate), "file_rights": [{"file_name": "/s3_app_input/", "rights": 534084}]},
-        {"certificate": cert_to_string_veracruz(user.certificate), "file_rights": [
-            {"file_name": "/user_input/", "rights": 534084}, {"file_name": "/output/", "rights": 24582},
-            {"file_name": "stdout", "rights": 24582}, {"file_name": "stderr", "rights": 24582},
-            {"file_name": "/program/", "rights": 536879104}]},
-    ]}
-    response = requests.post(f"{ccfaas}/instance", data=json.dumps(user_policy, indent=4),
-                             headers={"Content-Type": "application/json"}, timeout=60)
+    user_policy = {
+        "function": "vod_small",
+        "instanceid": "0",
+        "identities": [
+            {
+                "certificate": cert_to_string_veracruz(s3.certificate),
+                "file_rights": [{"file_name": "/s3_app_input/", "rights": 534084}],
+            },
+            {
+                "certificate": cert_to_string_veracruz(user.certificate),
+                "file_rights": [
+                    {"file_name": "/user_input/", "rights": 534084},
+                    {"file_name": "/output/", "rights": 24582},
+                    {"file_name": "stdout", "rights": 24582},
+                    {"file_name": "stderr", "rights": 24582},
+                    {"file_name": "/program/", "rights": 536879104},
+                ],
+            },
+        ],
+    }
+    response = requests.post(
+        f"{ccfaas}/instance",
+        data=json.dumps(user_policy, indent=4),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
     assert response.status_code == 200, response.text  # the app exits 1 on anything else
     policy = response.json()["policy"]
     (tmp_path / "policy_0").write_text(policy)  # "Writing policy to policy_0"
 
     # the video, encrypted, in S3 (moto's server here)
-    s3_client = boto3.client("s3", endpoint_url=stack["url"]["aws"], region_name="us-east-1",
-                             aws_access_key_id="local", aws_secret_access_key="local")
+    s3_client = boto3.client(
+        "s3",
+        endpoint_url=stack["url"]["aws"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     video = bytes(range(251)) * 4099
     s3_client.put_object(Bucket="ipoc-local-inputs", Key="in_enc.h264", Body=video)
-    streamed = requests.post(f"{s3app}/s3_stream_veracruz", json={
-        "s3": {"bucket": "ipoc-local-inputs", "filename": "in_enc.h264", "region_name": "us-east-1",
-               "aws_access_key_id": "local", "aws_secret_access_key": "local"},
-        "veracruz": {"filename": "/s3_app_input/in_enc.h264", "policy": policy,
-                     "certificate": cert_to_string_veracruz(s3.certificate), "key": cert_to_string_veracruz(s3.private_key)},
-    }, timeout=120)
+    streamed = requests.post(
+        f"{s3app}/s3_stream_veracruz",
+        json={
+            "s3": {
+                "bucket": "ipoc-local-inputs",
+                "filename": "in_enc.h264",
+                "region_name": "us-east-1",
+                "aws_access_key_id": "local",
+                "aws_secret_access_key": "local",
+            },
+            "veracruz": {
+                "filename": "/s3_app_input/in_enc.h264",
+                "policy": policy,
+                "certificate": cert_to_string_veracruz(s3.certificate),
+                "key": cert_to_string_veracruz(s3.private_key),
+            },
+        },
+        timeout=120,
+    )
     assert streamed.status_code == 200, streamed.text
 
     # execute_program.sh, first step: the user (same subject as the S3 app) writes the key and IV

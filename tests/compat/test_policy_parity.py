@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -95,18 +96,54 @@ ACCEPT, REFUSE = True, False
 CASES: list[tuple[str, str, Mutation, bool]] = [
     ("1", "the generate-policy shaped base", raw(BASE_TEXT), ACCEPT),
     ("2", "ciphersuite missing", deleter("ciphersuite"), REFUSE),
-    ("3", "all runtime hashes absent", doc(lambda d: [d.pop(f"runtime_manager_hash_{p}") for p in ("linux", "nitro", "icecap")]), ACCEPT),
-    ("3", "all runtime hashes null", doc(lambda d: d.update({f"runtime_manager_hash_{p}": None for p in ("linux", "nitro", "icecap")})), ACCEPT),
-    ("4", "sgx and tz hashes of any type", doc(lambda d: d.update(runtime_manager_hash_sgx="x", runtime_manager_hash_tz=5)), ACCEPT),
-    ("5", "unknown keys at every level and a policy_hash key",
-     doc(lambda d: (d.update(extra=[1.5, None], policy_hash="x"), d["identities"][0].update(extra=1), d["enclave_cert_expiry"].update(second=3))), ACCEPT),
+    (
+        "3",
+        "all runtime hashes absent",
+        doc(lambda d: [d.pop(f"runtime_manager_hash_{p}") for p in ("linux", "nitro", "icecap")]),
+        ACCEPT,
+    ),
+    (
+        "3",
+        "all runtime hashes null",
+        doc(lambda d: d.update({f"runtime_manager_hash_{p}": None for p in ("linux", "nitro", "icecap")})),
+        ACCEPT,
+    ),
+    (
+        "4",
+        "sgx and tz hashes of any type",
+        doc(lambda d: d.update(runtime_manager_hash_sgx="x", runtime_manager_hash_tz=5)),
+        ACCEPT,
+    ),
+    (
+        "5",
+        "unknown keys at every level and a policy_hash key",
+        doc(
+            lambda d: (
+                d.update(extra=[1.5, None], policy_hash="x"),
+                d["identities"][0].update(extra=1),
+                d["enclave_cert_expiry"].update(second=3),
+            )
+        ),
+        ACCEPT,
+    ),
     ("6", "duplicate debug", text('"debug": true', '"debug": true, "debug": true'), REFUSE),
     ("6", "duplicate minute", text('"minute": 59', '"minute": 59, "minute": 59'), REFUSE),
     ("6", "duplicate identity id", text('"id": 0', '"id": 0, "id": 0'), REFUSE),
-    ("6", "duplicate runtime_manager_hash_linux, the second null",
-     text(f'"runtime_manager_hash_linux": "{MEASUREMENT}"', f'"runtime_manager_hash_linux": "{MEASUREMENT}", "runtime_manager_hash_linux": null'), REFUSE),
-    ("7", "duplicate unknown keys, top level and inside an ignored object",
-     text('"debug": true', '"zz": 1, "zz": 2, "ign": {"a": 1, "a": 2}, "debug": true'), ACCEPT),
+    (
+        "6",
+        "duplicate runtime_manager_hash_linux, the second null",
+        text(
+            f'"runtime_manager_hash_linux": "{MEASUREMENT}"',
+            f'"runtime_manager_hash_linux": "{MEASUREMENT}", "runtime_manager_hash_linux": null',
+        ),
+        REFUSE,
+    ),
+    (
+        "7",
+        "duplicate unknown keys, top level and inside an ignored object",
+        text('"debug": true', '"zz": 1, "zz": 2, "ign": {"a": 1, "a": 2}, "debug": true'),
+        ACCEPT,
+    ),
     ("8", "max_memory_mib 2000.0", text('"max_memory_mib": 2000', '"max_memory_mib": 2000.0'), REFUSE),
     ("8", "max_memory_mib 2.56e2", text('"max_memory_mib": 2000', '"max_memory_mib": 2.56e2'), REFUSE),
     ("8", "max_memory_mib 256E0", text('"max_memory_mib": 2000', '"max_memory_mib": 256E0'), REFUSE),
@@ -114,8 +151,12 @@ CASES: list[tuple[str, str, Mutation, bool]] = [
     ("9", "max_memory_mib -0", text('"max_memory_mib": 2000', '"max_memory_mib": -0'), REFUSE),
     ("10", "max_memory_mib -1", text('"max_memory_mib": 2000', '"max_memory_mib": -1'), REFUSE),
     ("10", "max_memory_mib 4294967296", text('"max_memory_mib": 2000', '"max_memory_mib": 4294967296'), REFUSE),
-    ("10", "max_memory_mib beyond u64 (serde_json reads it as a float)",
-     text('"max_memory_mib": 2000', '"max_memory_mib": 18446744073709551616'), REFUSE),
+    (
+        "10",
+        "max_memory_mib beyond u64 (serde_json reads it as a float)",
+        text('"max_memory_mib": 2000', '"max_memory_mib": 18446744073709551616'),
+        REFUSE,
+    ),
     ("11", "max_memory_mib 0", setter("max_memory_mib", 0), ACCEPT),
     ("11", "max_memory_mib 4294967295", setter("max_memory_mib", 4294967295), ACCEPT),
     ("12", 'max_memory_mib "256"', setter("max_memory_mib", "256"), REFUSE),
@@ -124,8 +165,12 @@ CASES: list[tuple[str, str, Mutation, bool]] = [
     ("13", "max_memory_mib 0256", text('"max_memory_mib": 2000', '"max_memory_mib": 0256'), REFUSE),
     ("13", "max_memory_mib 1e400", text('"max_memory_mib": 2000', '"max_memory_mib": 1e400'), REFUSE),
     ("13", "max_memory_mib NaN", text('"max_memory_mib": 2000', '"max_memory_mib": NaN'), REFUSE),
-    ("14", "expiry month 13, day 0, hour 99, minute 255",
-     setter("enclave_cert_expiry", {"year": 2030, "month": 13, "day": 0, "hour": 99, "minute": 255}), ACCEPT),
+    (
+        "14",
+        "expiry month 13, day 0, hour 99, minute 255",
+        setter("enclave_cert_expiry", {"year": 2030, "month": 13, "day": 0, "hour": 99, "minute": 255}),
+        ACCEPT,
+    ),
     ("15", "expiry month 256", setter("enclave_cert_expiry", "month", 256), REFUSE),
     ("15", "expiry minute 300 (a u8)", setter("enclave_cert_expiry", "minute", 300), REFUSE),
     ("15", "expiry year 4294967296", setter("enclave_cert_expiry", "year", 4294967296), REFUSE),
@@ -135,9 +180,17 @@ CASES: list[tuple[str, str, Mutation, bool]] = [
     ("17", "expiry as a 4-element array", setter("enclave_cert_expiry", [2030, 12, 31, 23]), REFUSE),
     ("17", "expiry as a 6-element array", setter("enclave_cert_expiry", [2030, 12, 31, 23, 59, 0]), REFUSE),
     ("18", "the whole policy as a 15-element array", lambda: json.dumps(as_array(BASE)), ACCEPT),
-    ("18", "identity and file hash as arrays",
-     doc(lambda d: (d["identities"].__setitem__(0, list(d["identities"][0].values())),
-                    d["file_hashes"].__setitem__(0, list(d["file_hashes"][0].values())))), ACCEPT),
+    (
+        "18",
+        "identity and file hash as arrays",
+        doc(
+            lambda d: (
+                d["identities"].__setitem__(0, list(d["identities"][0].values())),
+                d["file_hashes"].__setitem__(0, list(d["file_hashes"][0].values())),
+            )
+        ),
+        ACCEPT,
+    ),
     ("19", "the whole policy as a 14-element array", lambda: json.dumps(as_array(BASE)[:14]), REFUSE),
     ("19", "top-level null", raw("null"), REFUSE),
     ("20", "debug null", setter("debug", None), REFUSE),
@@ -149,9 +202,24 @@ CASES: list[tuple[str, str, Mutation, bool]] = [
     ("22", 'execution_strategy "Interpretation"', setter("execution_strategy", "Interpretation"), ACCEPT),
     ("22", 'execution_strategy {"JIT": null}', setter("execution_strategy", {"JIT": None}), ACCEPT),
     ("23", 'execution_strategy {"JIT": {}}', setter("execution_strategy", {"JIT": {}}), REFUSE),
-    ("23", "execution_strategy with both variants", setter("execution_strategy", {"JIT": None, "Interpretation": None}), REFUSE),
-    ("24", "ciphersuite TLS1-3-CHACHA20-POLY1305-SHA256", setter("ciphersuite", "TLS1-3-CHACHA20-POLY1305-SHA256"), ACCEPT),
-    ("24", "ciphersuite TLS1-3_CHACHA20-POLY1305_SHA256", setter("ciphersuite", "TLS1-3_CHACHA20-POLY1305_SHA256"), ACCEPT),
+    (
+        "23",
+        "execution_strategy with both variants",
+        setter("execution_strategy", {"JIT": None, "Interpretation": None}),
+        REFUSE,
+    ),
+    (
+        "24",
+        "ciphersuite TLS1-3-CHACHA20-POLY1305-SHA256",
+        setter("ciphersuite", "TLS1-3-CHACHA20-POLY1305-SHA256"),
+        ACCEPT,
+    ),
+    (
+        "24",
+        "ciphersuite TLS1-3_CHACHA20-POLY1305_SHA256",
+        setter("ciphersuite", "TLS1-3_CHACHA20-POLY1305_SHA256"),
+        ACCEPT,
+    ),
     ("24", "ciphersuite TLS1_3_AES_256_GCM_SHA384", setter("ciphersuite", "TLS1_3_AES_256_GCM_SHA384"), ACCEPT),
     ("24", "ciphersuite TLS1_3_AES_128_GCM_SHA256", setter("ciphersuite", "TLS1_3_AES_128_GCM_SHA256"), ACCEPT),
     ("24", "ciphersuite TLS1_3_AES_128_CCM_SHA256", setter("ciphersuite", "TLS1_3_AES_128_CCM_SHA256"), ACCEPT),
@@ -162,26 +230,66 @@ CASES: list[tuple[str, str, Mutation, bool]] = [
     ("25", "ciphersuite with a NUL", setter("ciphersuite", "TLS1_3_CHACHA20_POLY1305_SHA256\u0000"), REFUSE),
     ("27", "two identities with one id", doc(lambda d: d["identities"][1].update(id=0)), REFUSE),
     ("28", "two programs with one id and name", doc(lambda d: d["programs"].append(dict(d["programs"][0]))), ACCEPT),
-    ("29", "certificate ending in \\n", doc(lambda d: d["identities"][0].update(certificate=d["identities"][0]["certificate"] + "\n")), REFUSE),
-    ("29", "certificate ending in \\r\\n", doc(lambda d: d["identities"][0].update(certificate=d["identities"][0]["certificate"] + "\r\n")), REFUSE),
-    ("30", "junk certificate ending with the END line", doc(lambda d: d["identities"][0].update(certificate="junk-----END CERTIFICATE-----")), ACCEPT),
-    ("30", "certificate with leading spaces", doc(lambda d: d["identities"][0].update(certificate="  " + d["identities"][0]["certificate"])), ACCEPT),
-    ("32", "empty proxy cert and server url, proxy url not a url",
-     doc(lambda d: d.update(proxy_service_cert="", veracruz_server_url="", proxy_attestation_server_url="not a url")), ACCEPT),
+    (
+        "29",
+        "certificate ending in \\n",
+        doc(lambda d: d["identities"][0].update(certificate=d["identities"][0]["certificate"] + "\n")),
+        REFUSE,
+    ),
+    (
+        "29",
+        "certificate ending in \\r\\n",
+        doc(lambda d: d["identities"][0].update(certificate=d["identities"][0]["certificate"] + "\r\n")),
+        REFUSE,
+    ),
+    (
+        "30",
+        "junk certificate ending with the END line",
+        doc(lambda d: d["identities"][0].update(certificate="junk-----END CERTIFICATE-----")),
+        ACCEPT,
+    ),
+    (
+        "30",
+        "certificate with leading spaces",
+        doc(lambda d: d["identities"][0].update(certificate="  " + d["identities"][0]["certificate"])),
+        ACCEPT,
+    ),
+    (
+        "32",
+        "empty proxy cert and server url, proxy url not a url",
+        doc(
+            lambda d: d.update(proxy_service_cert="", veracruz_server_url="", proxy_attestation_server_url="not a url")
+        ),
+        ACCEPT,
+    ),
     ("33", 'file hash "zz"', doc(lambda d: d["file_hashes"][0].update(hash="zz")), ACCEPT),
-    ("33", "runtime_manager_hash_linux not hex, nitro empty",
-     doc(lambda d: d.update(runtime_manager_hash_linux="not-hex", runtime_manager_hash_nitro="")), ACCEPT),
+    (
+        "33",
+        "runtime_manager_hash_linux not hex, nitro empty",
+        doc(lambda d: d.update(runtime_manager_hash_linux="not-hex", runtime_manager_hash_nitro="")),
+        ACCEPT,
+    ),
     ("33", "CRLF line ends", lambda: BASE_TEXT.replace("\n", "\r\n"), ACCEPT),
     ("34", "runtime_manager_hash_nitro 5", setter("runtime_manager_hash_nitro", 5), REFUSE),
     ("35", "rights 4294967295", doc(lambda d: d["identities"][0]["file_rights"][0].update(rights=4294967295)), ACCEPT),
     ("36", "rights -1", doc(lambda d: d["identities"][0]["file_rights"][0].update(rights=-1)), REFUSE),
     ("36", "rights 4294967296", doc(lambda d: d["identities"][0]["file_rights"][0].update(rights=4294967296)), REFUSE),
     ("36", "rights 8198.0", text('"rights": 534084', '"rights": 8198.0'), REFUSE),
-    ("36", "file_rights entry without rights", doc(lambda d: d["identities"][0]["file_rights"][0].pop("rights")), REFUSE),
+    (
+        "36",
+        "file_rights entry without rights",
+        doc(lambda d: d["identities"][0]["file_rights"][0].pop("rights")),
+        REFUSE,
+    ),
     ("37", "identity id -1", doc(lambda d: d["identities"][0].update(id=-1)), REFUSE),
     ("37", 'identity id "0"', doc(lambda d: d["identities"][0].update(id="0")), REFUSE),
     ("37", "identity id 4294967295", doc(lambda d: d["identities"][0].update(id=4294967295)), ACCEPT),
-    ("38", "empty identities, programs and file_hashes", doc(lambda d: d.update(identities=[], programs=[], file_hashes=[])), ACCEPT),
+    (
+        "38",
+        "empty identities, programs and file_hashes",
+        doc(lambda d: d.update(identities=[], programs=[], file_hashes=[])),
+        ACCEPT,
+    ),
     ("39", "identities null", setter("identities", None), REFUSE),
     ("40", "trailing x", lambda: BASE_TEXT + "x", REFUSE),
     ("40", "trailing whitespace", lambda: BASE_TEXT + " \n\t", ACCEPT),
@@ -190,15 +298,32 @@ CASES: list[tuple[str, str, Mutation, bool]] = [
     ("41", "a trailing comma", text('"max_memory_mib": 2000', '"max_memory_mib": 2000,'), REFUSE),
     ("41", "an empty file", raw(""), REFUSE),
     ("42", "bytes that are not UTF-8", lambda: BASE_TEXT.encode().replace(b"/s3_app_input/", b"/s3_app_\xff/"), REFUSE),
-    ("43", "a lone surrogate in veracruz_server_url", text('"veracruz_server_url": "', '"veracruz_server_url": "\\ud800'), REFUSE),
-    ("43", "a lone surrogate in an unknown key's value", text('"debug": true', '"zz": "\\ud800", "debug": true'), ACCEPT),
+    (
+        "43",
+        "a lone surrogate in veracruz_server_url",
+        text('"veracruz_server_url": "', '"veracruz_server_url": "\\ud800'),
+        REFUSE,
+    ),
+    (
+        "43",
+        "a lone surrogate in an unknown key's value",
+        text('"debug": true', '"zz": "\\ud800", "debug": true'),
+        ACCEPT,
+    ),
     ("44", "a raw TAB inside a string", text('"veracruz_server_url": "', '"veracruz_server_url": "\t'), REFUSE),
     ("45", 'the key "deb\\u0075g"', text('"debug"', '"deb\\u0075g"'), ACCEPT),
-    ("46", "arrays nested 300 deep in an unknown key", text('"debug": true', '"deep": ' + "[" * 300 + "]" * 300 + ', "debug": true'), ACCEPT),
+    (
+        "46",
+        "arrays nested 300 deep in an unknown key",
+        text('"debug": true', '"deep": ' + "[" * 300 + "]" * 300 + ', "debug": true'),
+        ACCEPT,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("row", "what", "mutation", "veracruz_accepts"), CASES, ids=[f"row{c[0]}-{c[1]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("row", "what", "mutation", "veracruz_accepts"), CASES, ids=[f"row{c[0]}-{c[1]}" for c in CASES]
+)
 def test_read_policy_agrees_with_veracruz(row: str, what: str, mutation: Mutation, veracruz_accepts: bool) -> None:
     source = mutation()
     if veracruz_accepts:
@@ -223,12 +348,20 @@ def test_serde_error_messages_name_the_field_and_the_rust_type():
             read_policy(mutation())
         return caught.value.message
 
-    assert "$.max_memory_mib: invalid type: floating point `2000`, expected u32" in message(text('"max_memory_mib": 2000', '"max_memory_mib": 2000.0'))
-    assert "$.enclave_cert_expiry.minute: invalid value: integer `300`, expected u8" in message(setter("enclave_cert_expiry", "minute", 300))
-    assert "$.enclave_cert_expiry.year: invalid value: integer `-1`, expected u32" in message(setter("enclave_cert_expiry", "year", -1))
+    assert "$.max_memory_mib: invalid type: floating point `2000`, expected u32" in message(
+        text('"max_memory_mib": 2000', '"max_memory_mib": 2000.0')
+    )
+    assert "$.enclave_cert_expiry.minute: invalid value: integer `300`, expected u8" in message(
+        setter("enclave_cert_expiry", "minute", 300)
+    )
+    assert "$.enclave_cert_expiry.year: invalid value: integer `-1`, expected u32" in message(
+        setter("enclave_cert_expiry", "year", -1)
+    )
     assert "duplicate field `debug`" in message(text('"debug": true', '"debug": true, "debug": true'))
     assert "missing field `ciphersuite`" in message(deleter("ciphersuite"))
-    assert "invalid length 14, expected struct Policy with 15 elements" in message(lambda: json.dumps(as_array(BASE)[:14]))
+    assert "invalid length 14, expected struct Policy with 15 elements" in message(
+        lambda: json.dumps(as_array(BASE)[:14])
+    )
     assert "unknown variant `jit`" in message(setter("execution_strategy", "jit"))
     # row 31: identities are checked before the ciphersuite
     both = doc(lambda d: (d["identities"][0].update(certificate="x"), d.update(ciphersuite="nope")))
@@ -246,31 +379,61 @@ def test_normalised_document_has_one_shape_whatever_the_spelling():
 
 # Where Veracruz's parser accepts and its runtime (ours and Veracruz's alike) refuses when loading.
 RUNTIME_REFUSES = [
-    ("30", "junk certificate ending with the END line", doc(lambda d: d["identities"][0].update(certificate="junk-----END CERTIFICATE-----"))),
+    (
+        "30",
+        "junk certificate ending with the END line",
+        doc(lambda d: d["identities"][0].update(certificate="junk-----END CERTIFICATE-----")),
+    ),
     ("33", 'file hash "zz" (not hex)', doc(lambda d: d["file_hashes"][0].update(hash="zz"))),
     ("33", "file hash of odd length", doc(lambda d: d["file_hashes"][0].update(hash="abc"))),
     ("38", "no identity at all", doc(lambda d: d.update(identities=[]))),
 ]
 RUNTIME_ACCEPTS = [
     ("11", "max_memory_mib 0", setter("max_memory_mib", 0)),
-    ("30", "certificate with leading spaces", doc(lambda d: d["identities"][0].update(certificate="  " + d["identities"][0]["certificate"]))),
-    ("33", "file hashes not 64 characters: empty, upper case, 2 bytes",
-     doc(lambda d: d.update(file_hashes=[{"file_path": "/a", "hash": ""}, {"file_path": "/b", "hash": "AB" * 32}, {"file_path": "/c", "hash": "abcd"}]))),
-    ("32", "empty proxy_service_cert (the client refuses it, not the runtime's loader)", setter("proxy_service_cert", "")),
-    ("3", "no runtime hash at all (clients then cannot verify any runtime)",
-     doc(lambda d: d.update({f"runtime_manager_hash_{p}": None for p in ("linux", "nitro", "icecap")}))),
+    (
+        "30",
+        "certificate with leading spaces",
+        doc(lambda d: d["identities"][0].update(certificate="  " + d["identities"][0]["certificate"])),
+    ),
+    (
+        "33",
+        "file hashes not 64 characters: empty, upper case, 2 bytes",
+        doc(
+            lambda d: d.update(
+                file_hashes=[
+                    {"file_path": "/a", "hash": ""},
+                    {"file_path": "/b", "hash": "AB" * 32},
+                    {"file_path": "/c", "hash": "abcd"},
+                ]
+            )
+        ),
+    ),
+    (
+        "32",
+        "empty proxy_service_cert (the client refuses it, not the runtime's loader)",
+        setter("proxy_service_cert", ""),
+    ),
+    (
+        "3",
+        "no runtime hash at all (clients then cannot verify any runtime)",
+        doc(lambda d: d.update({f"runtime_manager_hash_{p}": None for p in ("linux", "nitro", "icecap")})),
+    ),
     ("38", "no programs and no file hashes", doc(lambda d: d.update(programs=[], file_hashes=[]))),
 ]
 
 
-@pytest.mark.parametrize(("row", "what", "mutation"), RUNTIME_REFUSES, ids=[f"row{c[0]}-{c[1]}" for c in RUNTIME_REFUSES])
+@pytest.mark.parametrize(
+    ("row", "what", "mutation"), RUNTIME_REFUSES, ids=[f"row{c[0]}-{c[1]}" for c in RUNTIME_REFUSES]
+)
 def test_runtime_loader_refuses_what_veracruz_runtime_refuses(row: str, what: str, mutation: Mutation) -> None:
     read_policy(mutation())  # Veracruz's parser accepts it...
     with pytest.raises(PolicyError):
         parse_full_policy(mutation())  # ...and its runtime does not load it
 
 
-@pytest.mark.parametrize(("row", "what", "mutation"), RUNTIME_ACCEPTS, ids=[f"row{c[0]}-{c[1]}" for c in RUNTIME_ACCEPTS])
+@pytest.mark.parametrize(
+    ("row", "what", "mutation"), RUNTIME_ACCEPTS, ids=[f"row{c[0]}-{c[1]}" for c in RUNTIME_ACCEPTS]
+)
 def test_runtime_loader_accepts_what_veracruz_accepts(row: str, what: str, mutation: Mutation) -> None:
     parse_full_policy(mutation())
 
@@ -322,8 +485,11 @@ def test_vaas_completion_defaults_file_hashes_and_sets_only_its_platform():
 
 def _infra() -> Infrastructure:
     return Infrastructure(
-        proxy_attestation_server_url="127.0.0.1:3010", proxy_service_cert=new_identity("proxy").certificate,
-        runtime_hash=MEASUREMENT, veracruz_server_url="127.0.0.1:3014", platform="linux",
+        proxy_attestation_server_url="127.0.0.1:3010",
+        proxy_service_cert=new_identity("proxy").certificate,
+        runtime_hash=MEASUREMENT,
+        veracruz_server_url="127.0.0.1:3014",
+        platform="linux",
     )
 
 

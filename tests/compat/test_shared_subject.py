@@ -24,8 +24,14 @@ USER_RIGHTS = [{"file_name": "/user_input/", "rights": 534084}]
 def test_both_same_subject_identities_connect_each_as_itself(launcher, proxy):
     s3, user = cert_conf_identity(), cert_conf_identity()
     assert s3.certificate != user.certificate
-    text = generate_policy("linux", [(s3, S3_RIGHTS), (user, USER_RIGHTS)], measurement=measurement(),
-                           proxy_url=proxy.url, proxy_cert=proxy.ca_pem, server_url=f"127.0.0.1:{free_port()}")
+    text = generate_policy(
+        "linux",
+        [(s3, S3_RIGHTS), (user, USER_RIGHTS)],
+        measurement=measurement(),
+        proxy_url=proxy.url,
+        proxy_cert=proxy.ca_pem,
+        server_url=f"127.0.0.1:{free_port()}",
+    )
     runtime = launcher.serve(text)
     with VeracruzClient(runtime.policy, s3.certificate, s3.private_key) as client:
         client.write_file("/s3_app_input/in_enc.h264", b"video")
@@ -42,8 +48,14 @@ def test_both_same_subject_identities_connect_each_as_itself(launcher, proxy):
 def test_a_third_same_subject_certificate_is_still_refused(launcher, proxy):
     """Matching by exact certificate: sharing the subject of a policy identity gives no access."""
     s3, user, outsider = cert_conf_identity(), cert_conf_identity(), cert_conf_identity()
-    text = generate_policy("linux", [(s3, S3_RIGHTS), (user, USER_RIGHTS)], measurement=measurement(),
-                           proxy_url=proxy.url, proxy_cert=proxy.ca_pem, server_url=f"127.0.0.1:{free_port()}")
+    text = generate_policy(
+        "linux",
+        [(s3, S3_RIGHTS), (user, USER_RIGHTS)],
+        measurement=measurement(),
+        proxy_url=proxy.url,
+        proxy_cert=proxy.ca_pem,
+        server_url=f"127.0.0.1:{free_port()}",
+    )
     runtime = launcher.serve(text)
     client = VeracruzClient(runtime.policy, outsider.certificate, outsider.private_key, check_identity=False)
     with pytest.raises(VeracruzError, match="refused our identity|handshake"):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from local.runtimes import running_ports
 from lambdas.vaas.handler import lambda_handler as vaas
+from local.runtimes import running_ports
 from tests.support import policies
 from tests.support.aws import call
 from tests.support.vaas import aws  # noqa: F401  (the VaaS-over-moto fixture)

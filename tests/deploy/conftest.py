@@ -4,7 +4,7 @@ for the synthesized code to talk to."""
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

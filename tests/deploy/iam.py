@@ -30,8 +30,9 @@ import contextlib
 import fnmatch
 import json
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -69,7 +70,12 @@ class Template:
         }.get(kind, f"arn:{PARTITION}:unresolved:{REGION}:{ACCOUNT}:{logical_id}")
 
     def ref(self, logical_id: str) -> str:
-        pseudo = {"AWS::Partition": PARTITION, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
+        pseudo = {
+            "AWS::Partition": PARTITION,
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
         if logical_id in pseudo:
             return pseudo[logical_id]
         if logical_id in self.overrides:
@@ -97,8 +103,15 @@ class Template:
             text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
             import re
 
-            return re.sub(r"\$\{([^}!]+)\}", lambda m: str(self.resolve({"Ref": m.group(1)} if "." not in m.group(1)
-                                                                      else {"Fn::GetAtt": m.group(1).split(".", 1)})), text)
+            return re.sub(
+                r"\$\{([^}!]+)\}",
+                lambda m: str(
+                    self.resolve(
+                        {"Ref": m.group(1)} if "." not in m.group(1) else {"Fn::GetAtt": m.group(1).split(".", 1)}
+                    )
+                ),
+                text,
+            )
         return {k: self.resolve(v) for k, v in value.items()}
 
     def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
@@ -124,7 +137,8 @@ class Statement:
 
     def grants(self, action: str, resource: str) -> bool:
         return any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in self.actions) and any(
-            fnmatch.fnmatchcase(resource, r) for r in self.resources)
+            fnmatch.fnmatchcase(resource, r) for r in self.resources
+        )
 
 
 def allow_statements(role: str, documents: list[dict[str, Any]]) -> list[Statement]:
@@ -134,7 +148,9 @@ def allow_statements(role: str, documents: list[dict[str, Any]]) -> list[Stateme
         for statement in statements:
             if statement.get("Effect") == "Allow":
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                resources = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
                 found.append(Statement(role, actions, resources))
     return found
 
@@ -187,7 +203,11 @@ class Roles:
             return function(*args, **kwargs)
 
     def record(self, principal_arn: str, action: str, resource: str, allowed: bool) -> None:
-        role = principal_arn.split("assumed-role/", 1)[1].split("/", 1)[0] if "assumed-role/" in principal_arn else principal_arn
+        role = (
+            principal_arn.split("assumed-role/", 1)[1].split("/", 1)[0]
+            if "assumed-role/" in principal_arn
+            else principal_arn
+        )
         with self._lock:
             self.decisions.append(Decision(role, action, resource, allowed))
 
@@ -239,7 +259,8 @@ def install(monkeypatch: Any, roles: Roles, state_machine_role: str) -> None:
         from botocore.config import Config
 
         return boto3.session.Session(**roles.credentials[state_machine_role]).client(
-            service, region_name=region, config=Config(parameter_validation=False, retries={"total_max_attempts": 1}))
+            service, region_name=region, config=Config(parameter_validation=False, retries={"total_max_attempts": 1})
+        )
 
     monkeypatch.setattr(lambda_eval_utils, "boto_client_for", interpreter_client)
 
@@ -295,7 +316,11 @@ def patch_moto_resources(monkeypatch: Any) -> None:
         if len(parts) < 2:
             return "*"
         name = parts[1].split("/", 1)[0]
-        return name if name.startswith("arn:") else f"arn:{PARTITION}:lambda:{self.region}:{self.current_account}:function:{name}"
+        return (
+            name
+            if name.startswith("arn:")
+            else f"arn:{PARTITION}:lambda:{self.region}:{self.current_account}:function:{name}"
+        )
 
     monkeypatch.setattr(LambdaResponse, "_determine_resource", lambda_resource, raising=False)
     monkeypatch.setattr(DynamoHandler, "_determine_resource", dynamodb_resource, raising=False)
@@ -311,8 +336,13 @@ def not_granted(statements: list[Statement], decisions: list[Decision]) -> list[
     evaluator, which e.g. reads '.' in a pattern as any character)."""
     moto_to_aws = {v: k for k, v in MOTO_ACTION_NAMES.items()}
     roles = {s.role for s in statements}
-    return [d for d in decisions if d.allowed and d.role in roles and not any(
-        s.role == d.role and s.grants(moto_to_aws.get(d.action, d.action), d.resource) for s in statements)]
+    return [
+        d
+        for d in decisions
+        if d.allowed
+        and d.role in roles
+        and not any(s.role == d.role and s.grants(moto_to_aws.get(d.action, d.action), d.resource) for s in statements)
+    ]
 
 
 def unused_grants(statements: list[Statement], decisions: list[Decision]) -> list[tuple[str, str, str]]:

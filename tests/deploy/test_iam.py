@@ -14,8 +14,9 @@ import base64
 import json
 import os
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -32,11 +33,11 @@ from lambdas.shared import aws
 from lambdas.shared.config import Settings, settings
 from lambdas.shared.identity import program_load_identity
 from lambdas.shared.tables import FUNCTIONS, INSTANCES, SLOTS
-from local.runtimes import running_ports, stop_runtime
 from lambdas.vaas.handler import lambda_handler as vaas
 from local import lambda_runner, workflow
 from local.apigw import LOCAL_ADMIN, principal_arn
 from local.context import LocalLambdaContext
+from local.runtimes import running_ports, stop_runtime
 from tests.deploy import iam
 from tests.deploy.conftest import stack_template
 from tests.support import policies
@@ -79,13 +80,18 @@ class Deployment:
 @contextmanager
 def deployed(template: dict[str, Any], monkeypatch, proxy, tmp_path) -> Iterator[tuple[Deployment, iam.Roles]]:
     from moto import mock_aws
+
     from runtime.measurement import measurement
 
     deployment = Deployment(template["Resources"])
     roles = iam.Roles()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": iam.REGION}.items():
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": iam.REGION,
+        }.items():
             monkeypatch.setenv(key, value)
         admin_iam = boto3.client("iam")
         # Data resources under their template names; secrets as CloudFormation makes them (a random string)
@@ -96,23 +102,41 @@ def deployed(template: dict[str, Any], monkeypatch, proxy, tmp_path) -> Iterator
         secrets = boto3.client("secretsmanager")
         for secret in deployment.template.of_type("AWS::SecretsManager::Secret"):
             deployment.template.overrides[secret] = secrets.create_secret(
-                Name=secret, SecretString=secrets.get_random_password()["RandomPassword"])["ARN"]
+                Name=secret, SecretString=secrets.get_random_password()["RandomPassword"]
+            )["ARN"]
         # Roles with their synthesized, resolved policies; each assumed now, before enforcement starts
-        trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+        trust = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+            }
+        )
         statements: list[iam.Statement] = []
         for name, role_id in deployment.roles.items():
             role = admin_iam.create_role(RoleName=role_id, AssumeRolePolicyDocument=trust)["Role"]
             for index, document in enumerate(deployment.template.role_policies(role_id)):
                 resolved = deployment.template.resolve(document)
                 statements += iam.allow_statements(role_id, [resolved])
-                admin_iam.put_role_policy(RoleName=role_id, PolicyName=f"synthesized-{index}", PolicyDocument=json.dumps(iam.for_moto(resolved)))
+                admin_iam.put_role_policy(
+                    RoleName=role_id,
+                    PolicyName=f"synthesized-{index}",
+                    PolicyDocument=json.dumps(iam.for_moto(resolved)),
+                )
             credentials = boto3.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName=name)["Credentials"]
-            roles.credentials[role_id] = {"aws_access_key_id": credentials["AccessKeyId"], "aws_secret_access_key": credentials["SecretAccessKey"],
-                                          "aws_session_token": credentials["SessionToken"]}
+            roles.credentials[role_id] = {
+                "aws_access_key_id": credentials["AccessKeyId"],
+                "aws_secret_access_key": credentials["SecretAccessKey"],
+                "aws_session_token": credentials["SessionToken"],
+            }
         # The test's own calls (setup, polling) as an administrator, so they never mask a Lambda's refusal
         admin_iam.create_user(UserName="iam-test-admin")
-        admin_iam.put_user_policy(UserName="iam-test-admin", PolicyName="all", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        admin_iam.put_user_policy(
+            UserName="iam-test-admin",
+            PolicyName="all",
+            PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+            ),
+        )
         key = admin_iam.create_access_key(UserName="iam-test-admin")["AccessKey"]
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
@@ -121,10 +145,19 @@ def deployed(template: dict[str, Any], monkeypatch, proxy, tmp_path) -> Iterator
         port_base = free_port_range(SLOTS_COUNT)
         env = {k: str(deployment.template.resolve(v)) for k, v in deployment.environment.items()}
         env = {k: v for k, v in env.items() if not (k.startswith(("IPOC_K8S", "IPOC_EKS")) or "unresolved" in v)}
-        env.update(IPOC_VAAS_BACKEND="local", IPOC_STATE_DIR=str(tmp_path / "runtimes"), IPOC_PROXY_URL=proxy.url,
-                   IPOC_PROXY_CERT=proxy.ca_pem, IPOC_RUNTIME_HASH=measurement(), IPOC_PLATFORM="linux",
-                   IPOC_PORT_MIN=str(port_base), IPOC_PORT_MAX=str(port_base + SLOTS_COUNT - 1),
-                   IPOC_ADMIN_PRINCIPALS=principal_arn(LOCAL_ADMIN), POWERTOOLS_TRACE_DISABLED="1", POWERTOOLS_LOG_LEVEL="WARNING")
+        env.update(
+            IPOC_VAAS_BACKEND="local",
+            IPOC_STATE_DIR=str(tmp_path / "runtimes"),
+            IPOC_PROXY_URL=proxy.url,
+            IPOC_PROXY_CERT=proxy.ca_pem,
+            IPOC_RUNTIME_HASH=measurement(),
+            IPOC_PLATFORM="linux",
+            IPOC_PORT_MIN=str(port_base),
+            IPOC_PORT_MAX=str(port_base + SLOTS_COUNT - 1),
+            IPOC_ADMIN_PRINCIPALS=principal_arn(LOCAL_ADMIN),
+            POWERTOOLS_TRACE_DISABLED="1",
+            POWERTOOLS_LOG_LEVEL="WARNING",
+        )
         env.pop("IPOC_ENDPOINT_HOST", None)
         env.update(IPOC_PROGRAM_LOAD_CERT_FILE="", IPOC_PROGRAM_LOAD_KEY_FILE="")  # the Lambdas read the secret
         for key_name in ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_LOG_LEVEL"):
@@ -132,16 +165,29 @@ def deployed(template: dict[str, Any], monkeypatch, proxy, tmp_path) -> Iterator
         use_settings(monkeypatch, Settings.from_environment(os.environ), **env)
         aws.reset()
         # The workflow under its synthesized name, role and task function
-        arn = workflow.register(admin_iam, boto3.client("lambda"), boto3.client("stepfunctions"),
-                                function_name=deployment.functions["Tasks"], state_machine_name=deployment.template.local_name(deployment.machine),
-                                role_arn=deployment.template.arn(deployment.roles["StateMachine"]))
+        arn = workflow.register(
+            admin_iam,
+            boto3.client("lambda"),
+            boto3.client("stepfunctions"),
+            function_name=deployment.functions["Tasks"],
+            state_machine_name=deployment.template.local_name(deployment.machine),
+            role_arn=deployment.template.arn(deployment.roles["StateMachine"]),
+        )
         assert arn == env["IPOC_STATE_MACHINE_ARN"]
         iam.install(monkeypatch, roles, deployment.roles["StateMachine"])
         task_function = deployment.functions["Tasks"]
         run_task = lambda_runner.invoke
-        monkeypatch.setattr(lambda_runner, "invoke", lambda handler, payload, function_name="": roles.run_as(
-            deployment.roles["Tasks"] if function_name == task_function else f"unknown function {function_name}",
-            run_task, handler, payload, function_name))
+        monkeypatch.setattr(
+            lambda_runner,
+            "invoke",
+            lambda handler, payload, function_name="": roles.run_as(
+                deployment.roles["Tasks"] if function_name == task_function else f"unknown function {function_name}",
+                run_task,
+                handler,
+                payload,
+                function_name,
+            ),
+        )
         deployment.statements = statements  # type: ignore[attr-defined]
         try:
             yield deployment, roles
@@ -151,8 +197,10 @@ def deployed(template: dict[str, Any], monkeypatch, proxy, tmp_path) -> Iterator
 
 
 def refusals(deployment: Deployment, roles: iam.Roles) -> str:
-    return "\n".join(f"  {deployment.friendly.get(d.role, d.role)} role was refused {d.action} on {d.resource}"
-                     for d in roles.refused())
+    return "\n".join(
+        f"  {deployment.friendly.get(d.role, d.role)} role was refused {d.action} on {d.resource}"
+        for d in roles.refused()
+    )
 
 
 @contextmanager
@@ -162,87 +210,176 @@ def naming_refusals(deployment: Deployment, roles: iam.Roles) -> Iterator[None]:
         yield
     except Exception as exc:
         if roles.refused():
-            raise AssertionError(f"the synthesized IAM policies refuse calls the code makes:\n{refusals(deployment, roles)}") from exc
+            raise AssertionError(
+                f"the synthesized IAM policies refuse calls the code makes:\n{refusals(deployment, roles)}"
+            ) from exc
         raise
-    assert not roles.refused(), f"the synthesized IAM policies refuse calls the code makes:\n{refusals(deployment, roles)}"
+    assert not roles.refused(), (
+        f"the synthesized IAM policies refuse calls the code makes:\n{refusals(deployment, roles)}"
+    )
 
 
 def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_policies(
-        template, monkeypatch, proxy, tmp_path, echo_wasm, ids, capsys):
+    template, monkeypatch, proxy, tmp_path, echo_wasm, ids, capsys
+):
     from moto.core import enable_iam_authentication
 
-    with deployed(template, monkeypatch, proxy, tmp_path) as (deployment, roles), enable_iam_authentication(), \
-            naming_refusals(deployment, roles):
+    with (
+        deployed(template, monkeypatch, proxy, tmp_path) as (deployment, roles),
+        enable_iam_authentication(),
+        naming_refusals(deployment, roles),
+    ):
+
         def as_role(name: str, function: Any, *args: Any, **kwargs: Any) -> Any:
             return roles.run_as(deployment.roles[name], function, *args, **kwargs)
 
         as_role.roles = roles  # type: ignore[attr-defined]
         context = LocalLambdaContext()
-        secret_arns = {p: deployment.template.ref(deployment.env_ref(v)) for p, v in (
-            ("ProgramLoadSecretArn", "IPOC_PROGRAM_LOAD_SECRET_ARN"), ("ProxyCaCertificateSecretArn", "IPOC_PROXY_CERT_SECRET_ARN"))}
-        ca_key = next(s for s in deployment.template.of_type("AWS::SecretsManager::Secret") if s.startswith("ProxyCaKey"))
+        secret_arns = {
+            p: deployment.template.ref(deployment.env_ref(v))
+            for p, v in (
+                ("ProgramLoadSecretArn", "IPOC_PROGRAM_LOAD_SECRET_ARN"),
+                ("ProxyCaCertificateSecretArn", "IPOC_PROXY_CERT_SECRET_ARN"),
+            )
+        }
+        ca_key = next(
+            s for s in deployment.template.of_type("AWS::SecretsManager::Secret") if s.startswith("ProxyCaKey")
+        )
         secret_arns["ProxyCaKeySecretArn"] = deployment.template.ref(ca_key)
         # Deployment: the setup custom resource fills the identity secrets
-        assert as_role("Setup", setup_handler, {"RequestType": "Create", "ResourceProperties": secret_arns}, context)["Data"] == {
-            "ProgramLoadWritten": "True", "ProxyCaWritten": "True"}
+        assert as_role("Setup", setup_handler, {"RequestType": "Create", "ResourceProperties": secret_arns}, context)[
+            "Data"
+        ] == {"ProgramLoadWritten": "True", "ProxyCaWritten": "True"}
         # Publisher: register a function and upload its program
         policy = policies.echo_function("echo", echo_wasm)
         assert as_role("Ccfaas", call, ccfaas, "POST", "/function", policy).status == 201
         segment = base64.b64encode(policies.ECHO.encode()).decode()
         assert as_role("Ccfaas", call, ccfaas, "POST", f"/function/echo/program/{segment}", raw=echo_wasm).status == 201
         # User: an instance whose workflow streams an S3 object in, used, then deleted
-        inputs = deployment.template.local_name(next(b for b in deployment.template.of_type("AWS::S3::Bucket") if b.startswith("DataInputs")))
-        boto3.client("s3").put_object(Bucket=inputs, Key=input_key("camera/input.txt", "alice"), Body=b"streamed by the workflow")
-        user_policy = {"function": "echo", "instanceid": "i-iam", "identities": [
-            {"certificate": ids.streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
-            {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
+        inputs = deployment.template.local_name(
+            next(b for b in deployment.template.of_type("AWS::S3::Bucket") if b.startswith("DataInputs"))
+        )
+        boto3.client("s3").put_object(
+            Bucket=inputs, Key=input_key("camera/input.txt", "alice"), Body=b"streamed by the workflow"
+        )
+        user_policy = {
+            "function": "echo",
+            "instanceid": "i-iam",
+            "identities": [
+                {"certificate": ids.streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
+                {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS},
+            ],
+        }
         query = f"?stream_bucket={inputs}&stream_key={input_key('camera/input.txt', 'alice')}&stream_to=/input/data.txt"
         created = as_role("Ccfaas", call, ccfaas, "POST", f"/instance{query}&wait=0", user_policy, user="alice")
         assert created.status == 202, created.json
         ready = wait_for_status(as_role, "i-iam", ("READY", "FAILED"))
         assert ready["status"] == "READY", ready.get("reason")
-        wait_until(lambda: "task_token" in (boto3.resource("dynamodb").Table(settings().instances_table)
-                                            .get_item(Key={"instance_id": instance_table_key("i-iam")}).get("Item") or {}),
-                   timeout=60, what="the workflow to stream and wait for release")
+        wait_until(
+            lambda: (
+                "task_token"
+                in (
+                    boto3.resource("dynamodb")
+                    .Table(settings().instances_table)
+                    .get_item(Key={"instance_id": instance_table_key("i-iam")})
+                    .get("Item")
+                    or {}
+                )
+            ),
+            timeout=60,
+            what="the workflow to stream and wait for release",
+        )
         with VeracruzClient(ready["policy"], ids.user.certificate, ids.user.private_key) as client:
             assert client.execute(policies.ECHO) == 0
             assert client.read_file("/output/result.txt").endswith(b"STREAMED BY THE WORKFLOW")
         # The S3 streamer, with its own role (no caller credentials)
-        streamed = as_role("S3Stream", call, s3stream, "POST", "/s3_stream_veracruz", {
-            "s3": {"bucket": inputs, "filename": input_key("camera/input.txt", "alice")},
-            "veracruz": {"filename": "/input/more.txt", "policy": ready["policy"],
-                         "certificate": ids.streamer.certificate, "key": ids.streamer.private_key}}, user="alice")
+        streamed = as_role(
+            "S3Stream",
+            call,
+            s3stream,
+            "POST",
+            "/s3_stream_veracruz",
+            {
+                "s3": {"bucket": inputs, "filename": input_key("camera/input.txt", "alice")},
+                "veracruz": {
+                    "filename": "/input/more.txt",
+                    "policy": ready["policy"],
+                    "certificate": ids.streamer.certificate,
+                    "key": ids.streamer.private_key,
+                },
+            },
+            user="alice",
+        )
         assert streamed.status == 200, streamed.json
         deleted = as_role("Ccfaas", call, ccfaas, "DELETE", "/instance/i-iam", user="alice")
         assert deleted.json["status"] == "DELETED", deleted.json
         # Operator: the VaaS API directly
-        vaas_policy = Policy.compose_vaas_policy(policy, {"function": "echo", "instanceid": "v-1", "identities": [
-            {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}, program_load_identity().certificate)
+        vaas_policy = Policy.compose_vaas_policy(
+            policy,
+            {
+                "function": "echo",
+                "instanceid": "v-1",
+                "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}],
+            },
+            program_load_identity().certificate,
+        )
         made = as_role("Vaas", call, vaas, "POST", "/veracruz", vaas_policy)
         assert made.status == 201, made.json
         name = f"veracruz-nitro-server:{json.loads(made.json['policy'])['veracruz_server_url'].rsplit(':', 1)[1]}"
         assert as_role("Vaas", call, vaas, "GET", "/veracruz").status == 200
-        assert as_role("Vaas", call, vaas, "DELETE", f"/veracruz/{name}?instance_hash={made.json['instance_hash']}").status == 200
+        assert (
+            as_role("Vaas", call, vaas, "DELETE", f"/veracruz/{name}?instance_hash={made.json['instance_hash']}").status
+            == 200
+        )
         # The reaper: an instance whose runtime died
-        assert as_role("Ccfaas", call, ccfaas, "POST", "/instance?wait=0", {**user_policy, "instanceid": "i-dies"}, user="alice").status == 202
+        assert (
+            as_role(
+                "Ccfaas",
+                call,
+                ccfaas,
+                "POST",
+                "/instance?wait=0",
+                {**user_policy, "instanceid": "i-dies"},
+                user="alice",
+            ).status
+            == 202
+        )
         dying = wait_for_status(as_role, "i-dies", ("READY", "FAILED"))
         assert dying["status"] == "READY", dying.get("reason")
         port = int(dying["veracruz_server_url"].rsplit(":", 1)[1])
         os.kill(int((tmp_path / "runtimes" / str(port) / "pid").read_text()), signal.SIGKILL)
         wait_until(lambda: running_ports(tmp_path / "runtimes") == [], timeout=10, what="the runtime to die")
-        assert as_role("Reaper", Reaper(Lifecycle.from_settings()).run)[0]["instance_id"] == instance_table_key("i-dies")
+        assert as_role("Reaper", Reaper(Lifecycle.from_settings()).run)[0]["instance_id"] == instance_table_key(
+            "i-dies"
+        )
         assert wait_for_status(as_role, "i-dies", ("FAILED",))["reason"] == "runtime died"
-        wait_until(lambda: not boto3.client("dynamodb").scan(TableName=settings().slots_table)["Items"],
-                   timeout=30, what="the workflow's teardown to free the slot")
+        wait_until(
+            lambda: not boto3.client("dynamodb").scan(TableName=settings().slots_table)["Items"],
+            timeout=30,
+            what="the workflow's teardown to free the slot",
+        )
         # The reaper again: an instance past its deadline is released (ends DELETED)
-        assert as_role("Ccfaas", call, ccfaas, "POST", "/instance?wait=0", {**user_policy, "instanceid": "i-old"}, user="alice").status == 202
+        assert (
+            as_role(
+                "Ccfaas", call, ccfaas, "POST", "/instance?wait=0", {**user_policy, "instanceid": "i-old"}, user="alice"
+            ).status
+            == 202
+        )
         assert wait_for_status(as_role, "i-old", ("READY", "FAILED"))["status"] == "READY"
         instances = boto3.resource("dynamodb").Table(settings().instances_table)
-        wait_until(lambda: "task_token" in instances.get_item(Key={"instance_id": instance_table_key("i-old")})["Item"], timeout=60,
-                   what="the workflow to wait for release")
-        instances.update_item(Key={"instance_id": instance_table_key("i-old")}, UpdateExpression="SET created_at = :c",
-                              ExpressionAttributeValues={":c": "2026-01-01T00:00:00+00:00"})
-        assert as_role("Reaper", Reaper(Lifecycle.from_settings()).run) == [{"instance_id": instance_table_key("i-old"), "action": "released (TTL expired)"}]
+        wait_until(
+            lambda: "task_token" in instances.get_item(Key={"instance_id": instance_table_key("i-old")})["Item"],
+            timeout=60,
+            what="the workflow to wait for release",
+        )
+        instances.update_item(
+            Key={"instance_id": instance_table_key("i-old")},
+            UpdateExpression="SET created_at = :c",
+            ExpressionAttributeValues={":c": "2026-01-01T00:00:00+00:00"},
+        )
+        assert as_role("Reaper", Reaper(Lifecycle.from_settings()).run) == [
+            {"instance_id": instance_table_key("i-old"), "action": "released (TTL expired)"}
+        ]
         assert wait_for_status(as_role, "i-old", ("DELETED", "FAILED"))["status"] == "DELETED"
 
     assert iam.not_granted(deployment.statements, roles.decisions) == []  # type: ignore[attr-defined]

@@ -12,8 +12,9 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -24,9 +25,9 @@ from lambdas.ccfaas import instances as instances_module
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.ccfaas.lifecycle import STATE_QUOTA, Lifecycle, state_size_bound
 from lambdas.ccfaas.reaper import Reaper
-from local.runtimes import running_ports
 from local import apigw, workflow
 from local.adapter import ApiServer
+from local.runtimes import running_ports
 from tests.support import policies
 from tests.support.aws import call
 from tests.support.lifecycle import running_plane
@@ -43,8 +44,14 @@ def api(handler: Any, **kwargs: Any) -> Iterator[ApiServer]:
         server.stop()
 
 
-def request(server: ApiServer, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
-            timeout: float = 60) -> tuple[int, dict[str, Any], float]:
+def request(
+    server: ApiServer,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> tuple[int, dict[str, Any], float]:
     connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=timeout)
     started = time.monotonic()
     try:
@@ -110,13 +117,22 @@ def test_the_local_workflow_refuses_an_input_over_256_kib(plane):
 
 
 def _identities(count: int) -> list[dict[str, Any]]:
-    return [{"certificate": new_identity(f"member-{i}").certificate, "file_rights": policies.USER_RIGHTS} for i in range(count)]
+    return [
+        {"certificate": new_identity(f"member-{i}").certificate, "file_rights": policies.USER_RIGHTS}
+        for i in range(count)
+    ]
 
 
 def _execution_input(instance_id: str, identities: list[dict[str, Any]]) -> dict[str, Any]:
     policy = {"function": "echo", "instanceid": instance_id, "identities": identities}
-    return {"instance_id": instance_id, "function": "echo", "owner": "x", "user_policy": policy,
-            "ttl_seconds": 3600, "stream": None}
+    return {
+        "instance_id": instance_id,
+        "function": "echo",
+        "owner": "x",
+        "user_policy": policy,
+        "ttl_seconds": 3600,
+        "stream": None,
+    }
 
 
 def _largest_state(arn: str) -> int:
@@ -129,10 +145,15 @@ def test_a_user_policy_too_large_for_the_workflow_gets_a_413_not_a_failed_execut
     function_policy = policies.echo_function("echo", echo_wasm)
     pool = _identities(160)
     # The most identities whose instance fits (the bound grows with every identity)
-    fits = max(n for n in range(1, len(pool)) if state_size_bound(_execution_input("i", pool[:n]), function_policy) <= STATE_QUOTA)
+    fits = max(
+        n
+        for n in range(1, len(pool))
+        if state_size_bound(_execution_input("i", pool[:n]), function_policy) <= STATE_QUOTA
+    )
     assert fits + 1 < len(pool), "the pool is too small to reach the limit"
     sfn = boto3.client("stepfunctions")
     with api(ccfaas) as server:
+
         def post(instance_id: str, identities: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
             body = json.dumps({"function": "echo", "instanceid": instance_id, "identities": identities}).encode()
             status, reply, _ = request(server, "POST", "/instance?wait=0", body, {"X-Ipoc-Local-User": "alice"})
@@ -140,7 +161,7 @@ def test_a_user_policy_too_large_for_the_workflow_gets_a_413_not_a_failed_execut
 
         # WHEN a user asks for one identity too many THEN a clear 413 at once, and nothing recorded or started
         before = len(sfn.list_executions(stateMachineArn=plane.state_machine)["executions"])
-        status, refused = post("i-over", pool[:fits + 1])
+        status, refused = post("i-over", pool[: fits + 1])
         assert status == 413 and refused["error"] == "PayloadTooLarge", refused
         assert f"{fits + 1} identities" in refused["message"] and "fewer identities" in refused["message"]
         assert call(ccfaas, "GET", "/instance/i-over", user="alice").status == 404
@@ -151,8 +172,10 @@ def test_a_user_policy_too_large_for_the_workflow_gets_a_413_not_a_failed_execut
         ready = plane.wait_status("i-limit", ("READY", "FAILED"), timeout=90)
         assert ready["status"] == "READY", ready.get("reason")
         largest = _largest_state(ready["execution_arn"])
-        print(f"\n{fits} identities: largest workflow state {largest} B of {STATE_QUOTA} B "
-              f"(bound {state_size_bound(_execution_input('i-limit', pool[:fits]), function_policy)} B)")
+        print(
+            f"\n{fits} identities: largest workflow state {largest} B of {STATE_QUOTA} B "
+            f"(bound {state_size_bound(_execution_input('i-limit', pool[:fits]), function_policy)} B)"
+        )
         assert 0.8 * STATE_QUOTA < largest <= STATE_QUOTA  # the bound is safe and not wasteful
         call(ccfaas, "DELETE", "/instance/i-limit", user="alice")
         assert plane.wait_status("i-limit", ("DELETED", "FAILED"), timeout=90)["status"] == "DELETED"
@@ -160,7 +183,7 @@ def test_a_user_policy_too_large_for_the_workflow_gets_a_413_not_a_failed_execut
         # States.DataLimitExceeded, which no Catch (not even States.ALL) handles: no teardown, the runtime is left
         # to the reaper. This is why the size is checked at the edge.
         monkeypatch.setattr(instances_module, "STATE_QUOTA", 10 * STATE_QUOTA)
-        status, accepted = post("i-unchecked", pool[:fits + 10])
+        status, accepted = post("i-unchecked", pool[: fits + 10])
         assert status == 202
         execution = plane.execution(accepted["execution_arn"], timeout=90)
         assert execution["status"] == "FAILED" and execution.get("error") == "States.DataLimitExceeded", execution

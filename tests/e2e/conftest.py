@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
-from tests.support import processes
 from ipoc.wire.carrier import port_open
+from tests.support import processes
 from tests.support.local_stack import SLOTS, stack  # noqa: F401  (the stack fixture; SLOTS for test_local_stack)
 from tests.support.waiting import free_port, wait_until
 
@@ -50,7 +50,9 @@ def serve_runtime(tmp_path: Path) -> Iterator[Callable[..., processes.Process]]:
         policy_file = tmp_path / f"policy-{len(started)}.json"
         policy_file.write_text(policy_text)
         host, port = split_url(parse_full_policy(policy_text).server_url)
-        process = processes.start(["runtime", "serve", str(policy_file), *extra], tmp_path / f"runtime-{len(started)}.log")
+        process = processes.start(
+            ["runtime", "serve", str(policy_file), *extra], tmp_path / f"runtime-{len(started)}.log"
+        )
         started.append(process)
         wait_until(lambda: port_open(host, port) or process.proc.poll() is not None, what="the runtime's port")
         assert process.proc.poll() is None, process.output()

@@ -28,8 +28,24 @@ def test_encrypt_produces_ctr_encrypted_y4m_of_the_video(tmp_path: Path):
         assert np.array_equal(ours.y, theirs.y)
     # the same key and IV are reused when given: the output is identical
     again = tmp_path / "again.y4m"
-    assert processes.run(["camera", "encrypt", str(vod.carphone()), "--out", str(again), "--max-frames", "3",
-                          "--key", str(tmp_path / "in_enc.y4m.key"), "--iv", str(tmp_path / "in_enc.y4m.iv")]).returncode == 0
+    assert (
+        processes.run(
+            [
+                "camera",
+                "encrypt",
+                str(vod.carphone()),
+                "--out",
+                str(again),
+                "--max-frames",
+                "3",
+                "--key",
+                str(tmp_path / "in_enc.y4m.key"),
+                "--iv",
+                str(tmp_path / "in_enc.y4m.iv"),
+            ]
+        ).returncode
+        == 0
+    )
     assert again.read_bytes() == ciphertext
 
 

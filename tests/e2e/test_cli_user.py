@@ -14,8 +14,16 @@ from tests.support import processes, vod
 @pytest.fixture(scope="module")
 def vod_registered(stack):
     build = vod.ensure_built()
-    args = ["function", "register", str(build / "function.json"), "--program", f"/program/detector.wasm={build / 'detector.wasm'}",
-            "--data", f"/program_data/cascade.bin={build / 'cascade.bin'}", "--json"]
+    args = [
+        "function",
+        "register",
+        str(build / "function.json"),
+        "--program",
+        f"/program/detector.wasm={build / 'detector.wasm'}",
+        "--data",
+        f"/program_data/cascade.bin={build / 'cascade.bin'}",
+        "--json",
+    ]
     first = processes.run(args, env=stack["env"])
     assert first.returncode == 0, first.stderr
     return build, args, json.loads(first.stdout)
@@ -24,9 +32,17 @@ def vod_registered(stack):
 @pytest.fixture(scope="module")
 def encrypted_input(stack, tmp_path_factory):
     work = tmp_path_factory.mktemp("camera")
-    assert processes.run(["camera", "encrypt", str(vod.carphone()), "--out", str(work / "in.y4m"), "--max-frames", "8"],
-                         env=stack["env"]).returncode == 0
-    upload = processes.run(["camera", "upload", str(work / "in.y4m"), "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m", "--local"], env=stack["env"])
+    assert (
+        processes.run(
+            ["camera", "encrypt", str(vod.carphone()), "--out", str(work / "in.y4m"), "--max-frames", "8"],
+            env=stack["env"],
+        ).returncode
+        == 0
+    )
+    upload = processes.run(
+        ["camera", "upload", str(work / "in.y4m"), "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m", "--local"],
+        env=stack["env"],
+    )
     assert upload.returncode == 0, upload.stderr
     return work
 
@@ -56,15 +72,36 @@ def test_register_checks_hashes_locally_first(stack, vod_registered, tmp_path):
     build, _, _ = vod_registered
     fake = tmp_path / "detector.wasm"
     fake.write_bytes(b"\0asm tampered")
-    result = ipoc(stack, "function", "register", str(build / "function.json"), "--program", f"/program/detector.wasm={fake}",
-                  "--data", f"/program_data/cascade.bin={build / 'cascade.bin'}")
+    result = ipoc(
+        stack,
+        "function",
+        "register",
+        str(build / "function.json"),
+        "--program",
+        f"/program/detector.wasm={fake}",
+        "--data",
+        f"/program_data/cascade.bin={build / 'cascade.bin'}",
+    )
     assert result.returncode == 1 and "hashes to" in result.stderr and "pi_hash" in result.stderr
 
 
 def test_run_end_to_end(stack, vod_registered, encrypted_input, tmp_path):
     out = tmp_path / "results"
-    result = ipoc(stack, "run", "vod", "--input", "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m", "--key", str(encrypted_input / "in.y4m.key"),
-                  "--iv", str(encrypted_input / "in.y4m.iv"), "--out", str(out), "--instance-id", "cli-run")
+    result = ipoc(
+        stack,
+        "run",
+        "vod",
+        "--input",
+        "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m",
+        "--key",
+        str(encrypted_input / "in.y4m.key"),
+        "--iv",
+        str(encrypted_input / "in.y4m.iv"),
+        "--out",
+        str(out),
+        "--instance-id",
+        "cli-run",
+    )
     assert result.returncode == 0, result.stderr
     assert "runtime hash" in result.stderr and "policy hash" in result.stderr
     assert "8 frames analysed, objects found in 8" in result.stdout
@@ -79,11 +116,26 @@ def test_run_end_to_end(stack, vod_registered, encrypted_input, tmp_path):
 def test_run_with_a_wrong_iv_fails_at_compute_and_leaves_nothing(stack, vod_registered, encrypted_input, tmp_path):
     wrong = tmp_path / "wrong.iv"
     wrong.write_bytes(os.urandom(16))
-    result = ipoc(stack, "run", "vod", "--input", "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m", "--key", str(encrypted_input / "in.y4m.key"),
-                  "--iv", str(wrong), "--out", str(tmp_path / "out"), "--instance-id", "cli-wrong-iv")
+    result = ipoc(
+        stack,
+        "run",
+        "vod",
+        "--input",
+        "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m",
+        "--key",
+        str(encrypted_input / "in.y4m.key"),
+        "--iv",
+        str(wrong),
+        "--out",
+        str(tmp_path / "out"),
+        "--instance-id",
+        "cli-wrong-iv",
+    )
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: Execute /program/detector.wasm failed: the program exited with code 2: detector: the decrypted video")
+    assert last.startswith(
+        "error: Execute /program/detector.wasm failed: the program exited with code 2: detector: the decrypted video"
+    )
     assert "(instance cli-wrong-iv deleted)" in last
     assert json.loads(ipoc(stack, "instance", "show", "cli-wrong-iv", "--json").stdout)["status"] == "DELETED"
     assert json.loads(ipoc(stack, "local", "status", "--json").stdout)["running_runtimes"] == []
@@ -95,18 +147,55 @@ def test_instance_commands_one_by_one(stack, vod_registered, encrypted_input, tm
     ids.streamer.write(identities / "streamer.crt", identities / "streamer.key")
     from client.user import run_user_policy
 
-    policy = run_user_policy("vod", "cli-steps", ids.user, ids.streamer, program="/program/detector.wasm",
-                             input_path="/s3_app_input/in_enc.y4m", key_path="/user_input/key", iv_path="/user_input/iv")
+    policy = run_user_policy(
+        "vod",
+        "cli-steps",
+        ids.user,
+        ids.streamer,
+        program="/program/detector.wasm",
+        input_path="/s3_app_input/in_enc.y4m",
+        key_path="/user_input/key",
+        iv_path="/user_input/iv",
+    )
     (tmp_path / "user.json").write_text(json.dumps(policy))
-    created = ipoc(stack, "instance", "create", str(tmp_path / "user.json"), "--policy-out", str(tmp_path / "policy.json"), "--json")
+    created = ipoc(
+        stack,
+        "instance",
+        "create",
+        str(tmp_path / "user.json"),
+        "--policy-out",
+        str(tmp_path / "policy.json"),
+        "--json",
+    )
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["status"] == "READY"
     user = ["--identity", str(identities / "user.crt"), "--key", str(identities / "user.key")]
-    assert ipoc(stack, "veracruz", str(tmp_path / "policy.json"), *user, "--data", f"/user_input/key={encrypted_input / 'in.y4m.key'}",
-                "--data", f"/user_input/iv={encrypted_input / 'in.y4m.iv'}").returncode == 0
-    streamed = ipoc(stack, "stream", str(tmp_path / "policy.json"), "--input", "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m",
-                    "--to", "/s3_app_input/in_enc.y4m", "--identity", str(identities / "streamer.crt"),
-                    "--key", str(identities / "streamer.key"))
+    assert (
+        ipoc(
+            stack,
+            "veracruz",
+            str(tmp_path / "policy.json"),
+            *user,
+            "--data",
+            f"/user_input/key={encrypted_input / 'in.y4m.key'}",
+            "--data",
+            f"/user_input/iv={encrypted_input / 'in.y4m.iv'}",
+        ).returncode
+        == 0
+    )
+    streamed = ipoc(
+        stack,
+        "stream",
+        str(tmp_path / "policy.json"),
+        "--input",
+        "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m",
+        "--to",
+        "/s3_app_input/in_enc.y4m",
+        "--identity",
+        str(identities / "streamer.crt"),
+        "--key",
+        str(identities / "streamer.key"),
+    )
     assert streamed.returncode == 0, streamed.stderr
     assert ipoc(stack, "exec", str(tmp_path / "policy.json"), "/program/detector.wasm", *user).returncode == 0
     fetched = ipoc(stack, "results", str(tmp_path / "policy.json"), *user, "--out", str(tmp_path / "out"))

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import policies
-from tests.support import processes
+from tests.support import policies, processes
 from tests.support.waiting import free_port
 
 
@@ -27,14 +26,22 @@ def echo_policy(cli_proxy, ids, echo_wasm, measurement: str | None = None) -> st
     from runtime.measurement import measurement as real
 
     vaas = policies.vaas_policy(
-        [(ids.user, policies.USER_RIGHTS), (ids.loader, policies.LOADER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])],
+        [
+            (ids.user, policies.USER_RIGHTS),
+            (ids.loader, policies.LOADER_RIGHTS),
+            (ids.streamer, [{"file_name": "/input/", "rights": 534084}]),
+        ],
         file_hashes={policies.ECHO: echo_wasm},
     )
-    return policies.full_policy(vaas, proxy_url=cli_proxy.url, proxy_cert=cli_proxy.ca_pem, measurement=measurement or real(), port=free_port())
+    return policies.full_policy(
+        vaas, proxy_url=cli_proxy.url, proxy_cert=cli_proxy.ca_pem, measurement=measurement or real(), port=free_port()
+    )
 
 
 def veracruz(policy: Path, who: str, files: Path, *args: str):
-    return processes.run(["veracruz", str(policy), "--identity", str(files / f"{who}.crt"), "--key", str(files / f"{who}.key"), *args])
+    return processes.run(
+        ["veracruz", str(policy), "--identity", str(files / f"{who}.crt"), "--key", str(files / f"{who}.key"), *args]
+    )
 
 
 def test_acceptance_walk(cli_proxy, serve_runtime, ids, echo_wasm, files, tmp_path):
@@ -47,7 +54,11 @@ def test_acceptance_walk(cli_proxy, serve_runtime, ids, echo_wasm, files, tmp_pa
     (files / "evil.wasm").write_bytes(echo_wasm + b"\0")
     refused = veracruz(policy, "loader", files, "--program", f"{policies.ECHO}={files / 'evil.wasm'}")
     assert refused.returncode == 1
-    assert refused.stderr.strip().splitlines()[-1].startswith("error: write_file /program/echo.wasm refused by the runtime: FileHashMismatch")
+    assert (
+        refused.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: write_file /program/echo.wasm refused by the runtime: FileHashMismatch")
+    )
 
     # The loader, who holds the rights, writes the program.
     loaded = veracruz(policy, "loader", files, "--program", f"{policies.ECHO}={files / 'echo.wasm'}")
@@ -65,9 +76,17 @@ def test_acceptance_walk(cli_proxy, serve_runtime, ids, echo_wasm, files, tmp_pa
     # The user writes data, executes, reads stdout and an output file; the runtime then shuts down.
     out = files / "result.txt"
     run = veracruz(
-        policy, "user", files,
-        "--data", f"/input/data.txt={files / 'data.txt'}", "--compute", policies.ECHO,
-        "--result", "stdout=-", "--result", f"/output/result.txt={out}",
+        policy,
+        "user",
+        files,
+        "--data",
+        f"/input/data.txt={files / 'data.txt'}",
+        "--compute",
+        policies.ECHO,
+        "--result",
+        "stdout=-",
+        "--result",
+        f"/output/result.txt={out}",
     )
     assert run.returncode == 0, run.stderr
     assert f"Executed {policies.ECHO}: exit code 0" in run.stderr
@@ -77,7 +96,9 @@ def test_acceptance_walk(cli_proxy, serve_runtime, ids, echo_wasm, files, tmp_pa
     assert server.proc.wait(10) == 0, server.output()
 
 
-def test_tampered_policy_foreign_measurement_and_outsiders_are_refused(cli_proxy, serve_runtime, ids, echo_wasm, files, tmp_path):
+def test_tampered_policy_foreign_measurement_and_outsiders_are_refused(
+    cli_proxy, serve_runtime, ids, echo_wasm, files, tmp_path
+):
     policy_text = echo_policy(cli_proxy, ids, echo_wasm)
     serve_runtime(policy_text)
 

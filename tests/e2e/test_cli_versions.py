@@ -23,8 +23,13 @@ def wasm_hash(policy_text: str) -> str:
 
 
 def artifacts(stack) -> set[str]:
-    s3 = boto3.client("s3", endpoint_url=stack["url"]["aws"], region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack["url"]["aws"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     return {o["Key"] for o in s3.list_objects_v2(Bucket="ipoc-artifacts").get("Contents", [])}
 
 
@@ -40,29 +45,77 @@ def test_publish_pin_roll_back_and_delete_a_version(stack, tmp_path):
     policy["programs"][0]["pi_hash"] = v2_hash
     (work / "function.json").write_text(json.dumps(policy))
     camera = tmp_path / "camera"
-    assert ipoc(stack, "camera", "encrypt", str(vod.carphone()), "--out", str(camera / "in.y4m"), "--max-frames", "2").returncode == 0
-    assert ipoc(stack, "camera", "upload", str(camera / "in.y4m"), "s3://ipoc-local-inputs/users/local-admin/v/in.y4m", "--local").returncode == 0
+    assert (
+        ipoc(
+            stack, "camera", "encrypt", str(vod.carphone()), "--out", str(camera / "in.y4m"), "--max-frames", "2"
+        ).returncode
+        == 0
+    )
+    assert (
+        ipoc(
+            stack,
+            "camera",
+            "upload",
+            str(camera / "in.y4m"),
+            "s3://ipoc-local-inputs/users/local-admin/v/in.y4m",
+            "--local",
+        ).returncode
+        == 0
+    )
 
     def run(reference: str, instance_id: str, *extra: str) -> str:
         out = tmp_path / instance_id
-        result = ipoc(stack, "run", reference, "--input", "s3://ipoc-local-inputs/users/local-admin/v/in.y4m", "--key", str(camera / "in.y4m.key"),
-                      "--iv", str(camera / "in.y4m.iv"), "--out", str(out), "--instance-id", instance_id, *extra)
+        result = ipoc(
+            stack,
+            "run",
+            reference,
+            "--input",
+            "s3://ipoc-local-inputs/users/local-admin/v/in.y4m",
+            "--key",
+            str(camera / "in.y4m.key"),
+            "--iv",
+            str(camera / "in.y4m.iv"),
+            "--out",
+            str(out),
+            "--instance-id",
+            instance_id,
+            *extra,
+        )
         assert result.returncode == 0, result.stderr
         assert "2 frames analysed" in result.stdout
         return (out / "policy.json").read_text()
 
     # GIVEN vod v1 registered and an instance of it kept running
-    registered = ipoc(stack, "function", "register", str(build / "function.json"), "--program", f"{WASM}={build / 'detector.wasm'}",
-                      "--data", f"/program_data/cascade.bin={build / 'cascade.bin'}", "--json")
+    registered = ipoc(
+        stack,
+        "function",
+        "register",
+        str(build / "function.json"),
+        "--program",
+        f"{WASM}={build / 'detector.wasm'}",
+        "--data",
+        f"/program_data/cascade.bin={build / 'cascade.bin'}",
+        "--json",
+    )
     assert registered.returncode == 0, registered.stderr
     assert json.loads(registered.stdout)["version"] == 1
     assert wasm_hash(run("vod", "alice-v1", "--keep")) == v1_hash
     # WHEN the publisher publishes v2 with a changed detector (the cascade is shared: not given again)
-    published = ipoc(stack, "function", "publish", str(work / "function.json"), "--program", f"{WASM}={work / 'detector.wasm'}", "--json")
+    published = ipoc(
+        stack,
+        "function",
+        "publish",
+        str(work / "function.json"),
+        "--program",
+        f"{WASM}={work / 'detector.wasm'}",
+        "--json",
+    )
     assert published.returncode == 0, published.stderr
     outcome = json.loads(published.stdout)
     assert outcome["version"] == 2 and outcome["created"] is True
-    assert {f["path"]: f["result"] for f in outcome["files"]}["/program_data/cascade.bin"] == "shared with an earlier version"
+    assert {f["path"]: f["result"] for f in outcome["files"]}[
+        "/program_data/cascade.bin"
+    ] == "shared with an earlier version"
     # THEN the running instance still pins v1's bytes, and a new vod:latest runs v2
     kept = json.loads(ipoc(stack, "instance", "show", "alice-v1", "--json").stdout)
     assert kept["status"] == "READY" and kept["version"] == 1 and wasm_hash(kept["policy"]) == v1_hash

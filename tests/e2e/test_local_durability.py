@@ -12,8 +12,9 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -21,8 +22,7 @@ import requests
 
 from local.persistence import LAYOUT_VERSION
 from local.reconcile import RESTART_REASON
-from tests.support import policies
-from tests.support import processes
+from tests.support import policies, processes
 from tests.support.waiting import free_port_range, wait_until
 
 SLOTS = 2
@@ -43,7 +43,18 @@ class Stack:
         self.url = {k: f"http://127.0.0.1:{p}" for k, p in self.ports.items()}
 
     def up(self, *extra: str, check: bool = True) -> Any:
-        args = ["local", "up", "--detach", "--reaper-interval", "1", "--api-workers", "2", "--runtime-ports", self.runtime_ports, *extra]
+        args = [
+            "local",
+            "up",
+            "--detach",
+            "--reaper-interval",
+            "1",
+            "--api-workers",
+            "2",
+            "--runtime-ports",
+            self.runtime_ports,
+            *extra,
+        ]
         for name, port in self.ports.items():
             args += [f"--{name}-port", str(port)]
         started = processes.run(args, env=self.env, timeout=180)
@@ -58,15 +69,23 @@ class Stack:
         """SIGKILL the stack process, as a crash would; its local AWS dies with it (PR_SET_PDEATHSIG)."""
         state = self.status()
         os.kill(state["pid"], signal.SIGKILL)
-        wait_until(lambda: processes.run(["local", "status"], env=self.env).returncode == 1 and not _alive(state["aws_pid"]),
-                   timeout=30, what="the stack and its local AWS to be gone")
+        wait_until(
+            lambda: processes.run(["local", "status"], env=self.env).returncode == 1 and not _alive(state["aws_pid"]),
+            timeout=30,
+            what="the stack and its local AWS to be gone",
+        )
 
     def down(self) -> None:
         assert processes.run(["local", "down"], env=self.env, timeout=120).returncode == 0
 
     def s3(self) -> Any:
-        return boto3.client("s3", endpoint_url=self.url["aws"], region_name="us-east-1",
-                            aws_access_key_id="local", aws_secret_access_key="local")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url["aws"],
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -109,9 +128,14 @@ def register_echo(stack: Stack, name: str, wasm: bytes) -> None:
 
 
 def user_policy(function: str, instance_id: str, ids: Any) -> dict[str, Any]:
-    return {"function": function, "instanceid": instance_id, "identities": [
-        {"certificate": ids.streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
-        {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
+    return {
+        "function": function,
+        "instanceid": instance_id,
+        "identities": [
+            {"certificate": ids.streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
+            {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS},
+        ],
+    }
 
 
 def instance(stack: Stack, instance_id: str) -> dict[str, Any]:
@@ -130,7 +154,9 @@ def test_down_up_keeps_functions_artifacts_and_objects(stack, echo_wasm):
     status = requests.get(f"{stack.url['ccfaas']}/function/kept/status", timeout=30).json()
     assert status["loaded"] is True
     assert stack.s3().get_object(Bucket="ipoc-local-inputs", Key="camera/video.enc")["Body"].read() == payload
-    assert [o["Key"] for o in stack.s3().list_objects_v2(Bucket="ipoc-local-inputs").get("Contents", [])] == ["camera/video.enc"]
+    assert [o["Key"] for o in stack.s3().list_objects_v2(Bucket="ipoc-local-inputs").get("Contents", [])] == [
+        "camera/video.enc"
+    ]
     assert (stack.home / "attestation" / "ca-cert.pem").read_bytes() == ca
     layout = json.loads((stack.home / "local" / "state" / "FORMAT").read_text())
     assert layout == {"layout": "ipoc-local-state", "version": LAYOUT_VERSION}
@@ -142,11 +168,14 @@ def test_kill_9_at_a_lifecycle_moment_then_up_reconciles(stack, ids, echo_wasm, 
     and a new instance becomes READY."""
     register_echo(stack, "echo_crash", echo_wasm)
     ccfaas = stack.url["ccfaas"]
-    accepted = requests.post(f"{ccfaas}/instance?wait=0", json=user_policy("echo_crash", "crash-1", ids), headers=ALICE, timeout=30)
+    accepted = requests.post(
+        f"{ccfaas}/instance?wait=0", json=user_policy("echo_crash", "crash-1", ids), headers=ALICE, timeout=30
+    )
     assert accepted.status_code == 202, accepted.text
     if moment != "accepted":
         wait_until(lambda: instance(stack, "crash-1")["status"] == "READY", timeout=60, what="READY")
     if moment == "release requested":
+
         def release() -> None:  # its answer may never come: the stack is killed while it waits
             try:
                 requests.delete(f"{ccfaas}/instance/crash-1", headers=ALICE, timeout=30)
@@ -154,7 +183,9 @@ def test_kill_9_at_a_lifecycle_moment_then_up_reconciles(stack, ids, echo_wasm, 
                 pass
 
         threading.Thread(target=release, daemon=True).start()
-        wait_until(lambda: instance(stack, "crash-1")["status"] in ("RELEASING", "DELETED"), timeout=30, what="the release")
+        wait_until(
+            lambda: instance(stack, "crash-1")["status"] in ("RELEASING", "DELETED"), timeout=30, what="the release"
+        )
     stack.kill()
     stack.up()
     assert runtime_processes(stack.home) == []
@@ -164,9 +195,17 @@ def test_kill_9_at_a_lifecycle_moment_then_up_reconciles(stack, ids, echo_wasm, 
     if record["status"] == "FAILED":
         assert record["reason"] == RESTART_REASON
     assert requests.get(f"{ccfaas}/function/echo_crash/status", timeout=30).json()["loaded"] is True
-    assert requests.post(f"{ccfaas}/instance?wait=0", json=user_policy("echo_crash", "crash-2", ids), headers=ALICE, timeout=30).status_code == 202
-    ready = wait_until(lambda: instance(stack, "crash-2")["status"] in ("READY", "FAILED") and instance(stack, "crash-2"),
-                       timeout=60, what="the new instance")
+    assert (
+        requests.post(
+            f"{ccfaas}/instance?wait=0", json=user_policy("echo_crash", "crash-2", ids), headers=ALICE, timeout=30
+        ).status_code
+        == 202
+    )
+    ready = wait_until(
+        lambda: instance(stack, "crash-2")["status"] in ("READY", "FAILED") and instance(stack, "crash-2"),
+        timeout=60,
+        what="the new instance",
+    )
     assert ready["status"] == "READY", ready.get("reason")
 
 
@@ -184,7 +223,12 @@ def test_every_acknowledged_registration_survives_kill_9_under_load(stack):
                 return
             name = f"f{worker}_{n}"
             try:
-                if session.post(f"{stack.url['ccfaas']}/function", json=policies.echo_function(name, wasm), timeout=10).status_code == 201:
+                if (
+                    session.post(
+                        f"{stack.url['ccfaas']}/function", json=policies.echo_function(name, wasm), timeout=10
+                    ).status_code
+                    == 201
+                ):
                     acknowledged.append(name)
             except requests.RequestException:
                 return
@@ -211,8 +255,11 @@ def test_every_acknowledged_registration_survives_kill_9_under_load(stack):
     stack.up()
     names = set(requests.get(f"{stack.url['ccfaas']}/function", timeout=30).json()["functions"])
     assert set(acknowledged) <= names
-    keys = {o["Key"] for page in stack.s3().get_paginator("list_objects_v2").paginate(Bucket="ipoc-local-inputs")
-            for o in page.get("Contents", [])}
+    keys = {
+        o["Key"]
+        for page in stack.s3().get_paginator("list_objects_v2").paginate(Bucket="ipoc-local-inputs")
+        for o in page.get("Contents", [])
+    }
     assert set(uploaded) <= keys
 
 
@@ -249,7 +296,9 @@ def test_logs_prints_and_follows_the_stack_log(stack):
     follower = processes.start(["local", "logs", "-f", "-n", "0"], stack.home / "follow.out", env=stack.env)
     try:
         requests.get(f"{stack.url['ccfaas']}/function/nobody-has-this/status", timeout=30)
-        wait_until(lambda: "/function/nobody-has-this/status" in follower.output(), timeout=30, what="the followed line")
+        wait_until(
+            lambda: "/function/nobody-has-this/status" in follower.output(), timeout=30, what="the followed line"
+        )
     finally:
         follower.stop()
 
@@ -260,13 +309,24 @@ def test_a_runtime_its_user_shut_down_is_released_by_the_stack_reaper(stack, ids
 
     register_echo(stack, "echo_done", echo_wasm)
     ccfaas = stack.url["ccfaas"]
-    assert requests.post(f"{ccfaas}/instance?wait=0", json=user_policy("echo_done", "done-1", ids), headers=ALICE, timeout=30).status_code == 202
-    ready = wait_until(lambda: instance(stack, "done-1")["status"] in ("READY", "FAILED") and instance(stack, "done-1"),
-                       timeout=60, what="READY")
+    assert (
+        requests.post(
+            f"{ccfaas}/instance?wait=0", json=user_policy("echo_done", "done-1", ids), headers=ALICE, timeout=30
+        ).status_code
+        == 202
+    )
+    ready = wait_until(
+        lambda: instance(stack, "done-1")["status"] in ("READY", "FAILED") and instance(stack, "done-1"),
+        timeout=60,
+        what="READY",
+    )
     assert ready["status"] == "READY", ready.get("reason")
     with VeracruzClient(ready["policy"], ids.user.certificate, ids.user.private_key) as client:
         client.shutdown()
-    ended = wait_until(lambda: instance(stack, "done-1")["status"] in ("DELETED", "FAILED") and instance(stack, "done-1"),
-                       timeout=60, what="the reaper to end the instance")
+    ended = wait_until(
+        lambda: instance(stack, "done-1")["status"] in ("DELETED", "FAILED") and instance(stack, "done-1"),
+        timeout=60,
+        what="the reaper to end the instance",
+    )
     assert (ended["status"], ended["reason"]) == ("DELETED", "the runtime shut down")
     assert runtime_processes(stack.home) == []

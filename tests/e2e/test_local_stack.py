@@ -17,10 +17,9 @@ import pytest
 import requests
 
 from ipoc.client import VeracruzClient
-from tests.support import policies
-from tests.support import processes
-from tests.support.aws import b64
 from tests.e2e.conftest import SLOTS
+from tests.support import policies, processes
+from tests.support.aws import b64
 from tests.support.waiting import wait_until
 
 
@@ -59,7 +58,9 @@ def test_register_function_small_flow_with_http(stack):
 
 def test_vaas_and_streamer(stack, ids):
     vaas = stack["url"]["vaas"]
-    policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])])
+    policy = policies.vaas_policy(
+        [(ids.user, policies.USER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])]
+    )
     created = requests.post(f"{vaas}/veracruz", json=policy, timeout=120)
     assert created.status_code == 201, created.text
     reply = created.json()
@@ -70,14 +71,23 @@ def test_vaas_and_streamer(stack, ids):
     assert [next(iter(entry)) for entry in requests.get(f"{vaas}/veracruz", timeout=10).json()["veracruz"]] == [name]
 
     # an object put into the local S3 streams into the instance
-    s3 = boto3.client("s3", endpoint_url=stack["url"]["aws"], region_name="us-east-1",
-                      aws_access_key_id="local", aws_secret_access_key="local")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack["url"]["aws"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     payload = os.urandom(2 * 1024 * 1024 + 3)
     s3.put_object(Bucket="ipoc-local-inputs", Key="users/local-admin/camera/video.enc", Body=payload)
     request = {
         "s3": {"bucket": "ipoc-local-inputs", "filename": "users/local-admin/camera/video.enc"},
-        "veracruz": {"filename": "/input/video.enc", "policy": reply["policy"],
-                     "certificate": ids.streamer.certificate, "key": ids.streamer.private_key},
+        "veracruz": {
+            "filename": "/input/video.enc",
+            "policy": reply["policy"],
+            "certificate": ids.streamer.certificate,
+            "key": ids.streamer.private_key,
+        },
     }
     streamed = requests.post(stack["url"]["s3stream"] + "/s3_stream_veracruz", json=request, timeout=120)
     assert streamed.status_code == 200, streamed.text
@@ -86,15 +96,22 @@ def test_vaas_and_streamer(stack, ids):
     copied = [p for p in runtime_dir.rglob("video.enc")]
     assert len(copied) == 1 and copied[0].read_bytes() == payload
     # another user can neither have that object read nor deliver into this runtime (issue 12 item 11)
-    stolen = requests.post(stack["url"]["s3stream"] + "/s3_stream_veracruz", json=request,
-                           headers={"X-Ipoc-Local-User": "mallory"}, timeout=60)
+    stolen = requests.post(
+        stack["url"]["s3stream"] + "/s3_stream_veracruz",
+        json=request,
+        headers={"X-Ipoc-Local-User": "mallory"},
+        timeout=60,
+    )
     assert stolen.status_code == 403 and stolen.json()["error"] == "Forbidden"
     # a missing object: 502, the original's wording, and no file
     request["s3"]["filename"] = "users/local-admin/camera/missing.enc"
     request["veracruz"]["filename"] = "/input/missing.enc"
     missing = requests.post(stack["url"]["s3stream"] + "/s3_stream_veracruz", json=request, timeout=60)
     assert missing.status_code == 502
-    assert missing.json()["message"] == "Not able to read bucket ipoc-local-inputs file users/local-admin/camera/missing.enc from S3: 404"
+    assert (
+        missing.json()["message"]
+        == "Not able to read bucket ipoc-local-inputs file users/local-admin/camera/missing.enc from S3: 404"
+    )
     assert not list(runtime_dir.rglob("missing.enc"))
 
     # delete stops the runtime process
@@ -115,7 +132,9 @@ def test_fifty_concurrent_creations_on_ten_slots(stack, ids):
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
         results = list(pool.map(create, range(50)))
     created = [body for status, body in results if status == 201]
-    assert sorted(status for status, _ in results) == [201] * SLOTS + [507] * (50 - SLOTS), [b for s, b in results if s not in (201, 507)]
+    assert sorted(status for status, _ in results) == [201] * SLOTS + [507] * (50 - SLOTS), [
+        b for s, b in results if s not in (201, 507)
+    ]
     urls = [json.loads(body["policy"])["veracruz_server_url"] for body in created]
     assert len(set(urls)) == SLOTS  # no slot is shared
     for body, url in zip(created, urls):
@@ -123,8 +142,13 @@ def test_fifty_concurrent_creations_on_ten_slots(stack, ids):
         reply = requests.delete(f"{vaas}/veracruz/{name}", params={"instance_hash": body["instance_hash"]}, timeout=60)
         assert reply.status_code == 200
     assert requests.get(f"{vaas}/veracruz", timeout=10).json() == {"veracruz": []}
-    wait_until(lambda: json.loads(processes.run(["local", "status", "--json"], env=stack["env"]).stdout)["running_runtimes"] == [],
-               timeout=30, what="every runtime to stop")
+    wait_until(
+        lambda: (
+            json.loads(processes.run(["local", "status", "--json"], env=stack["env"]).stdout)["running_runtimes"] == []
+        ),
+        timeout=30,
+        what="every runtime to stop",
+    )
 
 
 def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
@@ -141,9 +165,14 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
     alice = {"X-Ipoc-Local-User": "alice"}
 
     def user_policy(instance_id: str) -> dict:
-        return {"function": "echo_e2e", "instanceid": instance_id, "identities": [
-            {"certificate": ids.streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
-            {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
+        return {
+            "function": "echo_e2e",
+            "instanceid": instance_id,
+            "identities": [
+                {"certificate": ids.streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
+                {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS},
+            ],
+        }
 
     def poll(instance_id: str, statuses: tuple[str, ...], timeout: float = 60) -> dict:
         def reached() -> dict | None:
@@ -163,8 +192,14 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
         assert client.execute(policies.ECHO) == 0
     deleted = requests.delete(f"{ccfaas}/instance/e2e-1", headers=alice, timeout=60).json()
     assert deleted["status"] == "DELETED"
-    sfn = boto3.client("stepfunctions", endpoint_url=stack["url"]["aws"], region_name="us-east-1",
-                       aws_access_key_id="local", aws_secret_access_key="local")
+    sfn = boto3.client(
+        "stepfunctions",
+        endpoint_url=stack["url"]["aws"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
     def ended() -> dict | None:
         description = sfn.describe_execution(executionArn=ready["execution_arn"])
         return description if description["status"] != "RUNNING" else None
@@ -175,8 +210,17 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
     loops = {"WaitForSlot", "WaitBeforeRuntimeCheck"}  # expected waits, as often as timing makes them
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
     assert list(dict.fromkeys(s for s in entered if s not in loops)) == [
-        "ComposePolicy", "Allocate", "SlotAllocated", "WaitForRuntime", "RuntimeAnswers", "Provision", "MarkReady",
-        "StreamRequested", "WaitForRelease", "Teardown"]
+        "ComposePolicy",
+        "Allocate",
+        "SlotAllocated",
+        "WaitForRuntime",
+        "RuntimeAnswers",
+        "Provision",
+        "MarkReady",
+        "StreamRequested",
+        "WaitForRelease",
+        "Teardown",
+    ]
 
     # Killing a READY instance's runtime: the reaper (1 s interval here) fails it and frees the slot.
     requests.post(f"{ccfaas}/instance?wait=0", json=user_policy("e2e-2"), headers=alice, timeout=10)
@@ -186,5 +230,8 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
     os.kill(pid, signal.SIGKILL)
     failed = poll("e2e-2", ("FAILED",), timeout=30)
     assert failed["reason"] == "runtime died"
-    wait_until(lambda: requests.get(f"{stack['url']['vaas']}/veracruz", timeout=10).json() == {"veracruz": []},
-               timeout=30, what="the slot to be freed")
+    wait_until(
+        lambda: requests.get(f"{stack['url']['vaas']}/veracruz", timeout=10).json() == {"veracruz": []},
+        timeout=30,
+        what="the slot to be freed",
+    )

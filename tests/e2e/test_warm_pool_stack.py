@@ -17,8 +17,7 @@ import psutil
 import requests
 
 from ipoc.client import VeracruzClient
-from tests.support import policies
-from tests.support import processes
+from tests.support import policies, processes
 from tests.support.waiting import free_port_range, wait_until
 
 SLOTS = 2
@@ -40,9 +39,16 @@ def up(tmp_path: Path) -> dict[str, Any]:
     ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
     env = {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml"), "IPOC_WARM_POOL": "1"}
     started = processes.run(
-        ["local", "up", "--detach", *[arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))],
-         "--runtime-ports", f"{base + 5}-{base + 4 + SLOTS}"],
-        env=env, timeout=180,
+        [
+            "local",
+            "up",
+            "--detach",
+            *[arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))],
+            "--runtime-ports",
+            f"{base + 5}-{base + 4 + SLOTS}",
+        ],
+        env=env,
+        timeout=180,
     )
     assert started.returncode == 0, started.stderr
     state = json.loads(processes.run(["local", "status", "--json"], env=env).stdout)
@@ -50,14 +56,21 @@ def up(tmp_path: Path) -> dict[str, Any]:
 
 
 def register_echo(ccfaas: str, echo_wasm: bytes) -> None:
-    assert requests.post(f"{ccfaas}/function", json=policies.echo_function("echo", echo_wasm), timeout=30).status_code == 201
+    assert (
+        requests.post(f"{ccfaas}/function", json=policies.echo_function("echo", echo_wasm), timeout=30).status_code
+        == 201
+    )
     segment = base64.b64encode(policies.ECHO.encode()).decode()
     assert requests.post(f"{ccfaas}/function/echo/program/{segment}", data=echo_wasm, timeout=30).status_code == 201
 
 
 def create_ready(ccfaas: str, name: str, ids) -> str:  # type: ignore[no-untyped-def]
     """An instance through CCFaaS, waited for until READY (the original's 200); its exact policy text."""
-    body = {"function": "echo", "instanceid": name, "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
+    body = {
+        "function": "echo",
+        "instanceid": name,
+        "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}],
+    }
     created = requests.post(f"{ccfaas}/instance", json=body, timeout=60)
     assert created.status_code == 200, created.text
     return created.json()["policy"]

@@ -8,19 +8,28 @@ import io
 import itertools
 import threading
 import uuid
-from typing import Any, BinaryIO, ClassVar, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO, ClassVar
 
 from botocore.exceptions import ClientError
 
 from ipoc.errors import Conflict, DependencyFailed
-from lambdas.shared.stores import (ACTIVE, HASH_CHUNK, TRANSITIONS_FROM, FunctionRecord, InstanceStatus, InstanceStore,
-                                   now_iso)
+from lambdas.shared.stores import (
+    ACTIVE,
+    HASH_CHUNK,
+    TRANSITIONS_FROM,
+    FunctionRecord,
+    InstanceStatus,
+    InstanceStore,
+    now_iso,
+)
 
 
 def _condition_failed(operation: str) -> ClientError:
     """What DynamoDB raises for a failed condition the store does not turn into an outcome."""
-    return ClientError({"Error": {"Code": "ConditionalCheckFailedException", "Message": "The conditional request failed"}},
-                       operation)
+    return ClientError(
+        {"Error": {"Code": "ConditionalCheckFailedException", "Message": "The conditional request failed"}}, operation
+    )
 
 
 class FakeFunctionStore:
@@ -81,7 +90,9 @@ class FakeFunctionStore:
         with self._lock:
             self._versions.pop((name, version), None)
 
-    def update_file(self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None) -> bool:
+    def update_file(
+        self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None
+    ) -> bool:
         with self._lock:
             item = self._versions.get((name, version))
             if item is None or path not in item["files"]:
@@ -128,7 +139,6 @@ class FakeArtifactStore:
         self.objects: dict[str, bytes] = {}
         self._uploads: dict[str, tuple[str, bytes | None]] = {}  # upload id -> (key, the part once sent)
 
-
     def put(self, key: str, data: bytes) -> None:
         with self._lock:
             self.objects[key] = bytes(data)
@@ -140,7 +150,9 @@ class FakeArtifactStore:
     def copy(self, source: str, target: str) -> None:
         with self._lock:
             if source not in self.objects:
-                raise ClientError({"Error": {"Code": "NoSuchKey", "Message": "The specified key does not exist."}}, "CopyObject")
+                raise ClientError(
+                    {"Error": {"Code": "NoSuchKey", "Message": "The specified key does not exist."}}, "CopyObject"
+                )
             self.objects[target] = self.objects[source]
 
     def exists(self, key: str) -> bool:
@@ -157,7 +169,9 @@ class FakeArtifactStore:
         """What the client's PUT to the presigned URL does (refused once the upload is closed)."""
         with self._lock:
             if self._uploads.get(upload_id, (None,))[0] != key:
-                raise ClientError({"Error": {"Code": "NoSuchUpload", "Message": "The upload does not exist"}}, "UploadPart")
+                raise ClientError(
+                    {"Error": {"Code": "NoSuchUpload", "Message": "The upload does not exist"}}, "UploadPart"
+                )
             self._uploads[upload_id] = (key, bytes(data))
 
     def finish_upload(self, key: str, upload_id: str) -> bool:
@@ -222,8 +236,13 @@ class FakeInstanceStore(_FakeTable):
     TERMINAL = InstanceStore.TERMINAL
 
     def live_for_function(self, function: str, version: int | None = None) -> list[str]:
-        return [item["instance_id"] for item in self.all() if item.get("function") == function
-                and item.get("status") in self.LIVE and (version is None or int(item.get("version", 1)) == version)]
+        return [
+            item["instance_id"]
+            for item in self.all()
+            if item.get("function") == function
+            and item.get("status") in self.LIVE
+            and (version is None or int(item.get("version", 1)) == version)
+        ]
 
     def create(self, item: dict[str, Any]) -> None:
         with self._lock:
@@ -235,8 +254,15 @@ class FakeInstanceStore(_FakeTable):
         with self._lock:
             self._items.pop(instance_id, None)
 
-    def transition(self, instance_id: str, to: InstanceStatus, reason: str | None = None, *,
-                   remove: tuple[str, ...] = (), **fields: Any) -> bool:
+    def transition(
+        self,
+        instance_id: str,
+        to: InstanceStatus,
+        reason: str | None = None,
+        *,
+        remove: tuple[str, ...] = (),
+        **fields: Any,
+    ) -> bool:
         status = InstanceStatus(to)
         if reason is not None:
             fields["reason"] = reason
@@ -250,8 +276,9 @@ class FakeInstanceStore(_FakeTable):
             raise ValueError("an instance's status changes only through InstanceStore.transition")
         return self._write(instance_id, fields, remove, ())
 
-    def _write(self, instance_id: str, fields: dict[str, Any], remove: tuple[str, ...],
-               only_from: tuple[InstanceStatus, ...]) -> bool:
+    def _write(
+        self, instance_id: str, fields: dict[str, Any], remove: tuple[str, ...], only_from: tuple[InstanceStatus, ...]
+    ) -> bool:
         with self._lock:
             item = self._items.get(instance_id)
             if item is None or (only_from and item.get("status") not in only_from):

@@ -42,8 +42,12 @@ def call_from_request(method: str, url: str, query: dict | None = None) -> Call:
     resource, name, sub = rest[0], (rest[1] if len(rest) > 1 else ""), (rest[2] if len(rest) > 2 else "")
     watching = bool(query and str(query.get("watch", "")).lower() in ("true", "1"))
     verb = {
-        "GET": "get" if name else ("watch" if watching else "list"), "HEAD": "get" if name else "list",
-        "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete" if name else "deletecollection",
+        "GET": "get" if name else ("watch" if watching else "list"),
+        "HEAD": "get" if name else "list",
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "delete" if name else "deletecollection",
     }[method.upper()]
     return Call(verb, group, f"{resource}/{sub}" if sub else resource, namespace, name)
 

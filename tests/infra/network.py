@@ -22,16 +22,36 @@ HTTPS = 443
 ANYWHERE = "0.0.0.0/0"
 # Interface/gateway endpoint service suffix (com.amazonaws.<region>.<suffix>) of each AWS dependency.
 ENDPOINT_SERVICE = {
-    "S3": "s3", "DynamoDB": "dynamodb", "Step Functions": "states", "Secrets Manager": "secretsmanager",
-    "STS": "sts", "CloudWatch Logs": "logs", "X-Ray": "xray",
+    "S3": "s3",
+    "DynamoDB": "dynamodb",
+    "Step Functions": "states",
+    "Secrets Manager": "secretsmanager",
+    "STS": "sts",
+    "CloudWatch Logs": "logs",
+    "X-Ray": "xray",
     # Not called today; listed so a new grant finds its endpoint, or falls back to the NAT route.
-    "EKS": "eks", "KMS": "kms", "Lambda": "lambda", "CloudWatch": "monitoring", "SNS": "sns", "SQS": "sqs",
+    "EKS": "eks",
+    "KMS": "kms",
+    "Lambda": "lambda",
+    "CloudWatch": "monitoring",
+    "SNS": "sns",
+    "SQS": "sqs",
 }
 # IAM action prefix -> the dependency a Lambda granted that action talks to.
 IAM_SERVICE = {
-    "s3": "S3", "dynamodb": "DynamoDB", "states": "Step Functions", "secretsmanager": "Secrets Manager",
-    "sts": "STS", "logs": "CloudWatch Logs", "xray": "X-Ray",
-    "eks": "EKS", "kms": "KMS", "lambda": "Lambda", "cloudwatch": "CloudWatch", "sns": "SNS", "sqs": "SQS",
+    "s3": "S3",
+    "dynamodb": "DynamoDB",
+    "states": "Step Functions",
+    "secretsmanager": "Secrets Manager",
+    "sts": "STS",
+    "logs": "CloudWatch Logs",
+    "xray": "X-Ray",
+    "eks": "EKS",
+    "kms": "KMS",
+    "lambda": "Lambda",
+    "cloudwatch": "CloudWatch",
+    "sns": "SNS",
+    "sqs": "SQS",
 }
 EKS_API = "EKS API"
 RUNTIME_NLB = "runtime NLB"
@@ -92,7 +112,12 @@ class Network:
         return self.templates[key[0]]["Resources"][key[1]]
 
     def resources(self, kind: str) -> list[tuple[str, str, dict]]:
-        return [(stack, rid, r) for stack, t in self.templates.items() for rid, r in t["Resources"].items() if r["Type"] == kind]
+        return [
+            (stack, rid, r)
+            for stack, t in self.templates.items()
+            for rid, r in t["Resources"].items()
+            if r["Type"] == kind
+        ]
 
     @staticmethod
     def group(key: Key) -> Key:
@@ -117,10 +142,16 @@ class Network:
         for stack, rid, r in self.resources("AWS::EC2::SecurityGroup"):
             key = (stack, rid, "GroupId")
             props = r["Properties"]
-            self.ingress.setdefault(key, []).extend(self._rule(x, stack, ingress_peers) for x in props.get("SecurityGroupIngress", []))
-            self.egress.setdefault(key, []).extend(self._rule(x, stack, egress_peers) for x in props.get("SecurityGroupEgress", []))
-        for kind, table, peers in (("AWS::EC2::SecurityGroupIngress", self.ingress, ingress_peers),
-                                   ("AWS::EC2::SecurityGroupEgress", self.egress, egress_peers)):
+            self.ingress.setdefault(key, []).extend(
+                self._rule(x, stack, ingress_peers) for x in props.get("SecurityGroupIngress", [])
+            )
+            self.egress.setdefault(key, []).extend(
+                self._rule(x, stack, egress_peers) for x in props.get("SecurityGroupEgress", [])
+            )
+        for kind, table, peers in (
+            ("AWS::EC2::SecurityGroupIngress", self.ingress, ingress_peers),
+            ("AWS::EC2::SecurityGroupEgress", self.egress, egress_peers),
+        ):
             for stack, _, r in self.resources(kind):
                 key = self.group(self.resolve(r["Properties"]["GroupId"], stack))
                 table.setdefault(key, []).append(self._rule(r["Properties"], stack, peers))
@@ -147,27 +178,37 @@ class Network:
         return all(ipaddress.ip_network(c).subnet_of(network) for c in cidrs)
 
     def allows_out(self, source: Lambda, port: int, target_groups: list[Key], target_cidrs: list[str]) -> bool:
-        return any(rule.carries(port) and self._covers(rule.peer, target_groups, target_cidrs)
-                   for group in source.security_groups for rule in self.egress.get(group, []))
+        return any(
+            rule.carries(port) and self._covers(rule.peer, target_groups, target_cidrs)
+            for group in source.security_groups
+            for rule in self.egress.get(group, [])
+        )
 
     def allows_in(self, target_groups: list[Key], port: int, source: Lambda) -> bool:
         cidrs = [self.subnet_cidr(s) for s in source.subnets]
-        return any(rule.carries(port) and self._covers(rule.peer, source.security_groups, cidrs)
-                   for group in target_groups for rule in self.ingress.get(group, []))
+        return any(
+            rule.carries(port) and self._covers(rule.peer, source.security_groups, cidrs)
+            for group in target_groups
+            for rule in self.ingress.get(group, [])
+        )
 
     # -- routes ---------------------------------------------------------------------------
     def subnet_cidr(self, subnet: Key) -> str:
         return self.resource(subnet)["Properties"]["CidrBlock"]
 
     def route_table(self, subnet: Key) -> Key:
-        [table] = [self.resolve(r["Properties"]["RouteTableId"], s) for s, _, r in self.resources("AWS::EC2::SubnetRouteTableAssociation")
-                   if self.resolve(r["Properties"]["SubnetId"], s) == subnet]
+        [table] = [
+            self.resolve(r["Properties"]["RouteTableId"], s)
+            for s, _, r in self.resources("AWS::EC2::SubnetRouteTableAssociation")
+            if self.resolve(r["Properties"]["SubnetId"], s) == subnet
+        ]
         return table
 
     def default_route_via_nat(self, subnet: Key) -> bool:
         table = self.route_table(subnet)
         return any(
-            self.resolve(r["Properties"]["RouteTableId"], s) == table and r["Properties"].get("DestinationCidrBlock") == ANYWHERE
+            self.resolve(r["Properties"]["RouteTableId"], s) == table
+            and r["Properties"].get("DestinationCidrBlock") == ANYWHERE
             and "NatGatewayId" in r["Properties"]
             for s, _, r in self.resources("AWS::EC2::Route")
         )
@@ -189,13 +230,16 @@ class Network:
             if not str(props.get("Handler", "")).startswith(handler_prefix) or "VpcConfig" not in props:
                 continue
             vpc = props["VpcConfig"]
-            found.append(Lambda(
-                name=rid, stack=stack,
-                security_groups=[self.group(self.resolve(g, stack)) for g in vpc["SecurityGroupIds"]],
-                subnets=[self.resolve(s, stack) for s in vpc["SubnetIds"]],
-                environment=props.get("Environment", {}).get("Variables", {}),
-                role=props["Role"]["Fn::GetAtt"][0],
-            ))
+            found.append(
+                Lambda(
+                    name=rid,
+                    stack=stack,
+                    security_groups=[self.group(self.resolve(g, stack)) for g in vpc["SecurityGroupIds"]],
+                    subnets=[self.resolve(s, stack) for s in vpc["SubnetIds"]],
+                    environment=props.get("Environment", {}).get("Variables", {}),
+                    role=props["Role"]["Fn::GetAtt"][0],
+                )
+            )
         return found
 
     def granted_services(self, fn: Lambda) -> dict[str, str]:
@@ -209,13 +253,18 @@ class Network:
                 for action in actions:
                     prefix = action.split(":")[0]
                     if prefix not in IAM_SERVICE:
-                        raise AssertionError(f"{fn.name} is granted {action}: add {prefix!r} to IAM_SERVICE and ENDPOINT_SERVICE")
+                        raise AssertionError(
+                            f"{fn.name} is granted {action}: add {prefix!r} to IAM_SERVICE and ENDPOINT_SERVICE"
+                        )
                     services.setdefault(IAM_SERVICE[prefix], f"its role is granted {action}")
         return services
 
     def eks_mapped_roles(self) -> set[str]:
-        return {r["Properties"]["PrincipalArn"]["Fn::GetAtt"][0] for _, _, r in self.resources("AWS::EKS::AccessEntry")
-                if isinstance(r["Properties"]["PrincipalArn"], dict) and "Fn::GetAtt" in r["Properties"]["PrincipalArn"]}
+        return {
+            r["Properties"]["PrincipalArn"]["Fn::GetAtt"][0]
+            for _, _, r in self.resources("AWS::EKS::AccessEntry")
+            if isinstance(r["Properties"]["PrincipalArn"], dict) and "Fn::GetAtt" in r["Properties"]["PrincipalArn"]
+        }
 
     # -- paths ----------------------------------------------------------------------------
     def path_to_aws_service(self, fn: Lambda, dependency: str) -> str | None:
@@ -223,7 +272,9 @@ class Network:
         for stack, props in self.endpoints(suffix):
             if props.get("VpcEndpointType") == "Gateway":
                 tables = [self.resolve(t, stack) for t in props.get("RouteTableIds", [])]
-                if all(self.route_table(s) in tables for s in fn.subnets) and self.allows_out(fn, HTTPS, [], [ANYWHERE]):
+                if all(self.route_table(s) in tables for s in fn.subnets) and self.allows_out(
+                    fn, HTTPS, [], [ANYWHERE]
+                ):
                     return f"gateway endpoint {suffix}"
             elif props.get("PrivateDnsEnabled"):
                 groups = [self.group(self.resolve(g, stack)) for g in props.get("SecurityGroupIds", [])]
@@ -239,14 +290,20 @@ class Network:
         config = cluster["Properties"]["ResourcesVpcConfig"]
         if config.get("EndpointPrivateAccess"):
             # Inside the VPC the endpoint's name resolves to ENIs carrying the cluster's groups.
-            groups = [(stack, rid, "ClusterSecurityGroupId"),
-                      *[self.group(self.resolve(g, stack)) for g in config.get("SecurityGroupIds", [])]]
+            groups = [
+                (stack, rid, "ClusterSecurityGroupId"),
+                *[self.group(self.resolve(g, stack)) for g in config.get("SecurityGroupIds", [])],
+            ]
             addresses = [self.subnet_cidr(self.resolve(s, stack)) for s in config["SubnetIds"]]  # where its ENIs live
             if self.allows_out(fn, HTTPS, groups, addresses) and self.allows_in(groups, HTTPS, fn):
                 return "the cluster security group's ingress on 443"
             return None
         public = config.get("PublicAccessCidrs", [ANYWHERE])
-        if ANYWHERE in public and all(self.default_route_via_nat(s) for s in fn.subnets) and self.allows_out(fn, HTTPS, [], [ANYWHERE]):
+        if (
+            ANYWHERE in public
+            and all(self.default_route_via_nat(s) for s in fn.subnets)
+            and self.allows_out(fn, HTTPS, [], [ANYWHERE])
+        ):
             return "NAT gateway to the public endpoint"
         return None
 
@@ -256,14 +313,18 @@ class Network:
         if balancer.get("internal") or balancer.get("sourceRanges"):
             return None  # an internal or source-restricted NLB needs a path this check does not model: fail loudly
         ports = range(int(fn.environment["IPOC_PORT_MIN"]), int(fn.environment["IPOC_PORT_MAX"]) + 1)
-        if all(self.default_route_via_nat(s) for s in fn.subnets) and all(self.allows_out(fn, p, [], [ANYWHERE]) for p in ports):
+        if all(self.default_route_via_nat(s) for s in fn.subnets) and all(
+            self.allows_out(fn, p, [], [ANYWHERE]) for p in ports
+        ):
             return "NAT gateway to the internet-facing NLB"
         return None
 
 
 def chart_values(templates: dict[str, dict], defaults: dict) -> dict:
     """The values the CDK app installs the chart with, over values.yaml (tokens become placeholders)."""
-    [chart] = [r for t in templates.values() for r in t["Resources"].values() if r["Type"] == "Custom::AWSCDK-EKS-HelmChart"]
+    [chart] = [
+        r for t in templates.values() for r in t["Resources"].values() if r["Type"] == "Custom::AWSCDK-EKS-HelmChart"
+    ]
     raw = chart["Properties"]["Values"]
     text = raw if isinstance(raw, str) else "".join(p if isinstance(p, str) else "TOKEN" for p in raw["Fn::Join"][1])
 

@@ -30,8 +30,11 @@ def _bound_to_group(binding: dict, group: str) -> bool:
 
 def grants(objects: list[dict], group: str) -> list[Grant]:
     """Every (namespace, group, resource, verb) the chart grants ``group``, wildcards kept as '*'."""
-    roles = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
-             for o in objects if o["kind"] in ("Role", "ClusterRole")}
+    roles = {
+        (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+        for o in objects
+        if o["kind"] in ("Role", "ClusterRole")
+    }
     found = []
     for binding in objects:
         if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding") or not _bound_to_group(binding, group):
@@ -53,7 +56,10 @@ def allows(grant: Grant, call: Call) -> bool:
     return (
         grant.namespace in ("", call.namespace)
         and grant.group in ("*", call.group)
-        and (grant.resource in ("*", call.resource) or (grant.resource.endswith("/*") and call.resource.startswith(grant.resource[:-1])))
+        and (
+            grant.resource in ("*", call.resource)
+            or (grant.resource.endswith("/*") and call.resource.startswith(grant.resource[:-1]))
+        )
         and grant.verb in ("*", call.verb)
         and (not grant.names or (call.name != "" and call.name in grant.names))
     )

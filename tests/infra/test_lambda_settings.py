@@ -16,8 +16,11 @@ POWERTOOLS = {"POWERTOOLS_LOG_LEVEL", "POWERTOOLS_SERVICE_NAME"}  # Powertools' 
 
 
 def functions_by_handler(template: dict) -> dict[str, dict]:
-    return {r["Properties"]["Handler"]: r["Properties"] for r in template["Resources"].values()
-            if r["Type"] == "AWS::Lambda::Function" and "Handler" in r["Properties"]}
+    return {
+        r["Properties"]["Handler"]: r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function" and "Handler" in r["Properties"]
+    }
 
 
 def test_every_function_with_settings_gets_exactly_the_settings_table(templates) -> None:
@@ -42,7 +45,13 @@ def test_the_deployment_values_parse_as_the_lambdas_read_them(templates) -> None
     assert (deployed.backend, deployed.platform) == ("kubernetes", "nitro")
     assert deployed.port_min <= deployed.port_max and deployed.default_ttl <= deployed.max_ttl
     names = Settings.names()
-    for field in ("state_machine_arn", "admin_principals", "functions_table", "kube_ca_data", "program_load_secret_arn"):
+    for field in (
+        "state_machine_arn",
+        "admin_principals",
+        "functions_table",
+        "kube_ca_data",
+        "program_load_secret_arn",
+    ):
         assert not isinstance(variables[names[field]], str), f"{field} should be a reference to a deployed resource"
     # only the CCFaaS API starts executions; the others get the table's empty default
     for spec in SPECS.values():

@@ -104,20 +104,29 @@ def test_without_the_443_ingress_the_eks_api_is_unreachable(templates: dict[str,
     """Defect 1 as it was: drop every rule admitting the Lambdas into the cluster's groups."""
     cut = copy.deepcopy(templates)
     platform = cut["Ipoc"]["Resources"]
-    removed = [rid for rid, r in platform.items()
-               if r["Type"] == "AWS::EC2::SecurityGroupIngress" and "ControlPlaneSecurityGroup" in str(r["Properties"].get("SourceSecurityGroupId"))]
+    removed = [
+        rid
+        for rid, r in platform.items()
+        if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+        and "ControlPlaneSecurityGroup" in str(r["Properties"].get("SourceSecurityGroupId"))
+    ]
     assert removed, "the ingress from the control-plane Lambdas into the cluster is not in the template"
     for rid in removed:
         del platform[rid]
     missing = unreachable(Network(cut), values)
-    assert sorted(m.split(" cannot")[0].removeprefix("ControlPlane").rstrip("0123456789ABCDEF") for m in missing
-                  if EKS_API in m) == ["Reaper", "Tasks", "Vaas"]
+    assert sorted(
+        m.split(" cannot")[0].removeprefix("ControlPlane").rstrip("0123456789ABCDEF") for m in missing if EKS_API in m
+    ) == ["Reaper", "Tasks", "Vaas"]
 
 
 def test_without_the_nat_route_the_runtime_is_unreachable(templates: dict[str, dict], values: dict) -> None:
     cut = copy.deepcopy(templates)
     network_resources = cut["IpocNetwork"]["Resources"]
-    for rid in [rid for rid, r in network_resources.items() if r["Type"] == "AWS::EC2::Route" and "NatGatewayId" in r["Properties"]]:
+    for rid in [
+        rid
+        for rid, r in network_resources.items()
+        if r["Type"] == "AWS::EC2::Route" and "NatGatewayId" in r["Properties"]
+    ]:
         del network_resources[rid]
     missing = unreachable(Network(cut), values)
     assert any(RUNTIME_NLB in m for m in missing) and not any("DynamoDB" in m or "S3 (" in m for m in missing)
@@ -129,7 +138,10 @@ def test_the_eks_api_is_private_and_admits_only_our_lambdas_and_its_own_group(te
     config = cluster["Properties"]["ResourcesVpcConfig"]
     assert config["EndpointPrivateAccess"] is True and config["EndpointPublicAccess"] is False
     lambda_groups = {g for fn in network.lambdas() for g in fn.security_groups}
-    groups = [(stack, rid, "ClusterSecurityGroupId"), *[network.group(network.resolve(g, stack)) for g in config["SecurityGroupIds"]]]
+    groups = [
+        (stack, rid, "ClusterSecurityGroupId"),
+        *[network.group(network.resolve(g, stack)) for g in config["SecurityGroupIds"]],
+    ]
     for group in groups:
         for rule in network.ingress.get(group, []):
             assert rule.peer in lambda_groups | {groups[0]}, (group, rule)

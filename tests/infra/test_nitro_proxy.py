@@ -25,10 +25,10 @@ import yaml
 from infra.constructs.proxy_image import CONTEXT, DOCKERFILE, PROXY_PACKAGES, ROOT
 from ipoc.certs import new_certificate_authority
 from ipoc.wire import transport_protocol_pb2 as pb
+from ipoc.wire.carrier import port_open
 from ipoc.wire.framing import frame
 from tests.infra.test_chart import render
 from tests.support.waiting import free_port, wait_until
-from ipoc.wire.carrier import port_open
 
 MEASUREMENT = "ab" * 32
 
@@ -54,8 +54,15 @@ def test_synth_stages_the_proxy_image_and_passes_the_allow_list(synth, platform_
 
 
 def test_the_chart_switches_back_to_the_veracruz_proxy() -> None:
-    objects = [d for d in yaml.safe_load_all(render("--set", "proxy.implementation=veracruz",
-                                                   "--set", "proxy.image=veracruz/veracruz-nitro:v1.3.3").stdout) if d]
+    objects = [
+        d
+        for d in yaml.safe_load_all(
+            render(
+                "--set", "proxy.implementation=veracruz", "--set", "proxy.image=veracruz/veracruz-nitro:v1.3.3"
+            ).stdout
+        )
+        if d
+    ]
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "veracruz/veracruz-nitro:v1.3.3"
@@ -63,11 +70,14 @@ def test_the_chart_switches_back_to_the_veracruz_proxy() -> None:
     assert "args" not in container and "env" not in container
 
 
-@pytest.mark.parametrize("values, message", [
-    (["--set", "proxy.pcr0AllowList=null"], "proxy.pcr0AllowList is empty"),
-    (["--set", "proxy.image="], "proxy.image is required"),
-    (["--set", "proxy.implementation=other"], "proxy.implementation must be ipoc or veracruz"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (["--set", "proxy.pcr0AllowList=null"], "proxy.pcr0AllowList is empty"),
+        (["--set", "proxy.image="], "proxy.image is required"),
+        (["--set", "proxy.implementation=other"], "proxy.implementation must be ipoc or veracruz"),
+    ],
+)
 def test_the_chart_refuses_an_unusable_proxy(values, message) -> None:
     result = render(*values, check=False)
     assert result.returncode != 0 and message in result.stderr
@@ -88,8 +98,10 @@ runpy.run_module("client", run_name="__main__")
 
 def blocked_modules() -> set[str]:
     """Top-level modules of every pinned distribution the image does not install (directly or as a dependency)."""
-    pinned = [re.split(r"[\[=<>!~ ;]", d)[0].lower()
-              for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    pinned = [
+        re.split(r"[\[=<>!~ ;]", d)[0].lower()
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    ]
     installed: set[str] = set()
     todo = list(PROXY_PACKAGES)
     while todo:
@@ -101,8 +113,11 @@ def blocked_modules() -> set[str]:
             if "extra ==" not in requirement:
                 todo.append(re.split(r"[\[=<>!~ ;(]", requirement)[0].lower().replace("_", "-"))
     modules = metadata.packages_distributions()
-    return {module for module, dists in modules.items()
-            if any(d.lower() in pinned and d.lower() not in installed for d in dists)}
+    return {
+        module
+        for module, dists in modules.items()
+        if any(d.lower() in pinned and d.lower() not in installed for d in dists)
+    }
 
 
 def test_the_chart_command_runs_with_only_the_image_packages(tmp_path) -> None:
@@ -121,17 +136,25 @@ def test_the_chart_command_runs_with_only_the_image_packages(tmp_path) -> None:
     assert {"boto3", "moto", "wasmtime", "numpy"} <= blocked
     log = tmp_path / "proxy.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", BLOCKER, " ".join(sorted(blocked)), "attestation", "serve", *args],
-                                stdout=out, stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin", **env,
-                                                                            "IPOC_HOME": str(tmp_path / "home")})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", BLOCKER, " ".join(sorted(blocked)), "attestation", "serve", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={"PATH": "/usr/bin:/bin", **env, "IPOC_HOME": str(tmp_path / "home")},
+        )
     try:
         wait_until(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, timeout=30, what="the proxy's port")
         assert proc.poll() is None, log.read_text()
 
         def post(protocol: str) -> tuple[int, bytes]:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            body = base64.b64encode(frame(pb.ProxyAttestationServerRequest(
-                start_msg=pb.StartMsg(protocol=protocol, firmware_version="0.0")).SerializeToString()))
+            body = base64.b64encode(
+                frame(
+                    pb.ProxyAttestationServerRequest(
+                        start_msg=pb.StartMsg(protocol=protocol, firmware_version="0.0")
+                    ).SerializeToString()
+                )
+            )
             conn.request("POST", "/Start", body=body, headers={"Content-Type": "application/octet-stream"})
             reply = conn.getresponse()
             assert reply.version == 11  # HTTP/1.1

@@ -42,8 +42,14 @@ gateway_document({"ccfaas": "C", "vaas": "V", "s3stream": "S"})
 route_patterns(admin=True)
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("lambdas", "client", "local", "runtime", "tests"))))
 """
-    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     modules = json.loads(result.stdout.strip().splitlines()[-1])
     assert modules, "the probe saw no module of ours: is it importing what infra imports?"

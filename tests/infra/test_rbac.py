@@ -44,7 +44,11 @@ def backend_calls(tmp_path_factory: pytest.TempPathFactory) -> set[Call]:
     log = tmp_path_factory.mktemp("k8s") / "calls.jsonl"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "tests.infra.k8s_calls", "-p", "no:cacheprovider", BACKEND_TESTS],
-        cwd=ROOT, env={**os.environ, "IPOC_K8S_CALLS": str(log)}, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "IPOC_K8S_CALLS": str(log)},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     calls = {Call(**json.loads(line)) for line in log.read_text().splitlines()}
@@ -62,19 +66,28 @@ def unused_or_wild_grants(objects: list[dict], calls: set[Call]) -> list[str]:
         if "*" in (grant.group, grant.resource, grant.verb) or grant.namespace == "":
             problems.append(f"wildcard or cluster-wide grant: {grant}")
         elif not any(allows(grant, call) for call in calls):
-            problems.append(f"granted but never called by the backend: {grant.verb} {grant.resource} in {grant.namespace}")
+            problems.append(
+                f"granted but never called by the backend: {grant.verb} {grant.resource} in {grant.namespace}"
+            )
     return problems
 
 
 def pod_creation_outside_the_runtime_namespace(objects: list[dict]) -> list[str]:
-    namespaces = {o["metadata"].get("namespace", "") for o in objects} | {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"}
-    return [f"{VAAS_GROUP} may create {kind} in {ns}" for ns in sorted((namespaces | {PROXY_NAMESPACE}) - {"", RUNTIME_NAMESPACE})
-            for kind in ("pods", "deployments", "serviceaccounts/token")
-            if allowed(objects, VAAS_GROUP, Call("create", "apps" if kind == "deployments" else "", kind, ns, ""))]
+    namespaces = {o["metadata"].get("namespace", "") for o in objects} | {
+        o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"
+    }
+    return [
+        f"{VAAS_GROUP} may create {kind} in {ns}"
+        for ns in sorted((namespaces | {PROXY_NAMESPACE}) - {"", RUNTIME_NAMESPACE})
+        for kind in ("pods", "deployments", "serviceaccounts/token")
+        if allowed(objects, VAAS_GROUP, Call("create", "apps" if kind == "deployments" else "", kind, ns, ""))
+    ]
 
 
 def test_every_kubernetes_call_of_the_backend_is_allowed(objects: list[dict], backend_calls: set[Call]) -> None:
-    refused = sorted(f"{c.verb} {c.resource} in {c.namespace}" for c in backend_calls if not allowed(objects, VAAS_GROUP, c))
+    refused = sorted(
+        f"{c.verb} {c.resource} in {c.namespace}" for c in backend_calls if not allowed(objects, VAAS_GROUP, c)
+    )
     assert refused == []
 
 
@@ -88,7 +101,9 @@ def test_the_control_plane_cannot_create_pods_where_the_proxy_runs(objects: list
     namespace = proxy_namespace(objects)
     assert namespace == PROXY_NAMESPACE != RUNTIME_NAMESPACE
     assert by_kind(objects, "ServiceAccount", "veracruz-proxy")["metadata"]["namespace"] == namespace
-    [association] = [r["Properties"] for r in platform_json["Resources"].values() if r["Type"] == "AWS::EKS::PodIdentityAssociation"]
+    [association] = [
+        r["Properties"] for r in platform_json["Resources"].values() if r["Type"] == "AWS::EKS::PodIdentityAssociation"
+    ]
     assert (association["Namespace"], association["ServiceAccount"]) == (namespace, "veracruz-proxy")
     assert pod_creation_outside_the_runtime_namespace(objects) == []
     namespace_labels = by_kind(objects, "Namespace", namespace)["metadata"]["labels"]
@@ -99,17 +114,26 @@ def test_granting_create_pods_in_the_proxy_namespace_is_caught(objects: list[dic
     """The checks above fail when someone adds such a grant (here: a Role and RoleBinding added to the chart)."""
     namespace = proxy_namespace(objects)
     granted = copy.deepcopy(objects) + [
-        {"kind": "Role", "metadata": {"name": "oops", "namespace": namespace},
-         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]},
-        {"kind": "RoleBinding", "metadata": {"name": "oops", "namespace": namespace},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "oops"},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": VAAS_GROUP}]},
+        {
+            "kind": "Role",
+            "metadata": {"name": "oops", "namespace": namespace},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}],
+        },
+        {
+            "kind": "RoleBinding",
+            "metadata": {"name": "oops", "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "oops"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": VAAS_GROUP}],
+        },
     ]
     assert pod_creation_outside_the_runtime_namespace(granted) == [f"{VAAS_GROUP} may create pods in {namespace}"]
-    assert unused_or_wild_grants(granted, backend_calls) == [f"granted but never called by the backend: create pods in {namespace}"]
+    assert unused_or_wild_grants(granted, backend_calls) == [
+        f"granted but never called by the backend: create pods in {namespace}"
+    ]
 
 
 # -- the admission policies: which pods and EndpointSlices the group may create ----------------------------
+
 
 def policy(objects: list[dict], name: str) -> dict:
     return by_kind(objects, "ValidatingAdmissionPolicy", name)["spec"]
@@ -118,7 +142,10 @@ def policy(objects: list[dict], name: str) -> dict:
 def refusals(objects: list[dict], name: str, obj: dict, groups: list[str] | None = None) -> list[str]:
     """The messages of the validations ``obj`` fails ([] when admitted or when the policy does not match)."""
     spec = policy(objects, name)
-    context = {"object": obj, "request": {"userInfo": {"groups": groups or [VAAS_GROUP, "system:authenticated"]}, "operation": "CREATE"}}
+    context = {
+        "object": obj,
+        "request": {"userInfo": {"groups": groups or [VAAS_GROUP, "system:authenticated"]}, "operation": "CREATE"},
+    }
     if not all(cel.evaluate(c["expression"], context) for c in spec["matchConditions"]):
         return []
     return [v["message"] for v in spec["validations"] if not cel.evaluate(v["expression"], context)]
@@ -126,19 +153,28 @@ def refusals(objects: list[dict], name: str, obj: dict, groups: list[str] | None
 
 def runtime_spec(objects: list[dict]) -> manifests.RuntimeSpec:
     image = yaml.safe_load((ROOT / "eks" / "ipoc" / "values.yaml").read_text())["runtimeImage"]
-    return manifests.RuntimeSpec(namespace=RUNTIME_NAMESPACE, image=image, endpoint_host="nlb.example.com", pod_mib=500, cpu_millis=1000)
+    return manifests.RuntimeSpec(
+        namespace=RUNTIME_NAMESPACE, image=image, endpoint_host="nlb.example.com", pod_mib=500, cpu_millis=1000
+    )
 
 
 def backend_pod(objects: list[dict]) -> dict:
-    return manifests.pod(runtime_spec(objects), 3014, {"veracruz-nitro": "server"}, json.dumps({"max_memory_mib": 2000}))
+    return manifests.pod(
+        runtime_spec(objects), 3014, {"veracruz-nitro": "server"}, json.dumps({"max_memory_mib": 2000})
+    )
 
 
 def test_the_policies_bind_to_the_runtime_namespace_and_deny(objects: list[dict]) -> None:
     bindings = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicyBinding"]
-    assert sorted(b["spec"]["policyName"] for b in bindings) == ["ipoc-vaas-runtime-endpoints", "ipoc-vaas-runtime-pods"]
+    assert sorted(b["spec"]["policyName"] for b in bindings) == [
+        "ipoc-vaas-runtime-endpoints",
+        "ipoc-vaas-runtime-pods",
+    ]
     for binding in bindings:
         assert binding["spec"]["validationActions"] == ["Deny"]
-        assert binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": RUNTIME_NAMESPACE}
+        assert binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": RUNTIME_NAMESPACE
+        }
     assert policy(objects, "ipoc-vaas-runtime-pods")["failurePolicy"] == "Fail"
 
 
@@ -159,7 +195,9 @@ ATTACKS = {
     "the host's PIDs": lambda s: s.update(hostPID=True),
     "the host's root": lambda s: s["volumes"].append({"name": "root", "hostPath": {"path": "/"}}),
     "a secret": lambda s: s["volumes"].append({"name": "s", "secret": {"secretName": "x"}}),
-    "a projected token": lambda s: s["volumes"].append({"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}),
+    "a projected token": lambda s: s["volumes"].append(
+        {"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}
+    ),
     "another image": lambda s: s["containers"][0].update(image="alpine:3"),
     "a second container": lambda s: s["containers"].append({**s["containers"][0], "name": "two"}),
     "an init container": lambda s: s.update(initContainers=[{"name": "i", "image": "alpine:3"}]),

@@ -42,12 +42,17 @@ def test_every_suppression_says_why(synth) -> None:
 
 def test_the_cluster_and_its_nitro_node_group_with_enclaves_enabled(platform, platform_json) -> None:
     platform.resource_count_is("AWS::EKS::Cluster", 1)
-    platform.has_resource_properties("AWS::EC2::LaunchTemplate", {
-        "LaunchTemplateData": Match.object_like({
-            "EnclaveOptions": {"Enabled": True},
-            "MetadataOptions": Match.object_like({"HttpTokens": "required"}),
-        }),
-    })
+    platform.has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {
+            "LaunchTemplateData": Match.object_like(
+                {
+                    "EnclaveOptions": {"Enabled": True},
+                    "MetadataOptions": Match.object_like({"HttpTokens": "required"}),
+                }
+            ),
+        },
+    )
     [(template_id, template)] = resources(platform_json, "AWS::EC2::LaunchTemplate").items()
     user_data = json.dumps(template["Properties"]["LaunchTemplateData"]["UserData"])
     for needle in ("vm.nr_hugepages=1100", "memory_mib: 2048", "cpu_count: 2", "nitro-enclaves-allocator"):
@@ -65,16 +70,22 @@ def test_the_chart_is_installed_with_the_deployments_values(platform_json) -> No
     values = json.loads(json.dumps(chart["Properties"]["Values"]))
     text = json.dumps(values)
     assert '\\"first\\":3014' in text and '\\"last\\":3023' in text
-    assert '\\"implementation\\":\\"ipoc\\"' in text and "container-assets" in text  # our proxy image (the runtime image goes to VaaS)
+    assert (
+        '\\"implementation\\":\\"ipoc\\"' in text and "container-assets" in text
+    )  # our proxy image (the runtime image goes to VaaS)
     assert "ipoc-vaas" in text
 
 
 def test_vaas_task_and_reaper_roles_are_mapped_to_the_namespaced_group_only(platform_json) -> None:
     entries = {
-        k: v for k, v in resources(platform_json, "AWS::EKS::AccessEntry").items()
+        k: v
+        for k, v in resources(platform_json, "AWS::EKS::AccessEntry").items()
         if v["Properties"]["PrincipalArn"]["Fn::GetAtt"][0].startswith("ControlPlane")
     }
-    roles = sorted(v["Properties"]["PrincipalArn"]["Fn::GetAtt"][0][len("ControlPlane"):].split("Role")[0] for v in entries.values())
+    roles = sorted(
+        v["Properties"]["PrincipalArn"]["Fn::GetAtt"][0][len("ControlPlane") :].split("Role")[0]
+        for v in entries.values()
+    )
     assert roles == ["Reaper", "Tasks", "Vaas"]  # the API, streamer and setup functions get no cluster access
     for entry in entries.values():
         assert entry["Properties"]["KubernetesGroups"] == ["ipoc-vaas"]
@@ -121,15 +132,21 @@ def test_the_lambdas_run_our_handlers_with_tracing_and_json_logs(platform_json) 
     import importlib
 
     functions = {
-        k: v for k, v in resources(platform_json, "AWS::Lambda::Function").items()
+        k: v
+        for k, v in resources(platform_json, "AWS::Lambda::Function").items()
         if str(v["Properties"].get("Handler", "")).startswith("lambdas.")
     }
     handlers = sorted(f["Properties"]["Handler"] for f in functions.values())
-    assert handlers == sorted([
-        "lambdas.ccfaas.handler.lambda_handler", "lambdas.vaas.handler.lambda_handler",
-        "lambdas.s3stream.handler.lambda_handler", "lambdas.ccfaas.tasks.lambda_handler",
-        "lambdas.ccfaas.reaper.lambda_handler", "lambdas.ccfaas.setup.lambda_handler",
-    ])
+    assert handlers == sorted(
+        [
+            "lambdas.ccfaas.handler.lambda_handler",
+            "lambdas.vaas.handler.lambda_handler",
+            "lambdas.s3stream.handler.lambda_handler",
+            "lambdas.ccfaas.tasks.lambda_handler",
+            "lambdas.ccfaas.reaper.lambda_handler",
+            "lambdas.ccfaas.setup.lambda_handler",
+        ]
+    )
     for handler in handlers:
         module, name = handler.rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module), name))
@@ -143,14 +160,23 @@ def test_the_lambdas_run_our_handlers_with_tracing_and_json_logs(platform_json) 
 
 
 def test_api_lambdas_get_the_kubernetes_backend_settings(platform_json) -> None:
-    [vaas] = [f for f in resources(platform_json, "AWS::Lambda::Function").values()
-              if f["Properties"].get("Handler") == "lambdas.vaas.handler.lambda_handler"]
+    [vaas] = [
+        f
+        for f in resources(platform_json, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "lambdas.vaas.handler.lambda_handler"
+    ]
     env = vaas["Properties"]["Environment"]["Variables"]
     assert env["IPOC_VAAS_BACKEND"] == "kubernetes"
     assert env["IPOC_PLATFORM"] == "nitro"
     assert env["IPOC_PORT_MIN"] == "3014" and env["IPOC_PORT_MAX"] == "3023"
     assert re.fullmatch(r"[0-9a-f]{64}", env["IPOC_RUNTIME_HASH"])
-    for key in ("IPOC_ENDPOINT_HOST", "IPOC_K8S_HOST", "IPOC_K8S_CA_DATA", "IPOC_PROXY_CERT_SECRET_ARN", "IPOC_SLOTS_TABLE"):
+    for key in (
+        "IPOC_ENDPOINT_HOST",
+        "IPOC_K8S_HOST",
+        "IPOC_K8S_CA_DATA",
+        "IPOC_PROXY_CERT_SECRET_ARN",
+        "IPOC_SLOTS_TABLE",
+    ):
         assert env[key], key
 
 
@@ -177,30 +203,46 @@ def test_the_artifacts_bucket_is_private_tls_only_and_expires_abandoned_uploads(
     [artifacts_id] = [k for k in buckets if k.startswith("DataArtifacts")]
     props = buckets[artifacts_id]["Properties"]
     assert props["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
     }
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert (
+        props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
+        == "AES256"
+    )
     rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
     assert rules["expire-abandoned-uploads"]["Prefix"] == "uploads/"
     assert rules["abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     for bucket_id in buckets:
-        [policy] = [p for p in resources(platform_json, "AWS::S3::BucketPolicy").values()
-                    if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
+        [policy] = [
+            p
+            for p in resources(platform_json, "AWS::S3::BucketPolicy").values()
+            if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+        ]
         denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
         assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies), bucket_id
 
 
 # Actions AWS accepts only on Resource "*": X-Ray, Logs delivery, and what our VPC-attached functions need.
-STAR_ONLY = re.compile(r"^(xray:[A-Za-z]+|logs:(CreateLogDelivery|DeleteLogDelivery|DescribeLogGroups|DescribeResourcePolicies|"
-                       r"GetLogDelivery|ListLogDeliveries|PutResourcePolicy|UpdateLogDelivery))$")
+STAR_ONLY = re.compile(
+    r"^(xray:[A-Za-z]+|logs:(CreateLogDelivery|DeleteLogDelivery|DescribeLogGroups|DescribeResourcePolicies|"
+    r"GetLogDelivery|ListLogDeliveries|PutResourcePolicy|UpdateLogDelivery))$"
+)
 
 
 def test_no_role_gets_a_wildcard_action_or_star_resource_beyond_what_aws_requires(synth) -> None:
     checked = 0
     for stack in synth.stacks.values():
         template = synth.template(stack.stack_name).to_json()
-        for policy_id, policy in {**resources(template, "AWS::IAM::Policy"), **resources(template, "AWS::IAM::ManagedPolicy")}.items():
+        for policy_id, policy in {
+            **resources(template, "AWS::IAM::Policy"),
+            **resources(template, "AWS::IAM::ManagedPolicy"),
+        }.items():
             if "KubectlProvider" in policy_id:
                 continue  # CDK's own kubectl provider (suppressed in cdk-nag with its reason)
             for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
@@ -226,10 +268,15 @@ def test_the_state_machine_is_the_asl_file_with_its_substitutions(platform_json)
 
 
 def test_the_reaper_runs_on_a_schedule(platform) -> None:
-    platform.has_resource_properties("AWS::Events::Rule", {
-        "ScheduleExpression": "rate(1 minute)",
-        "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [Match.string_like_regexp("ControlPlaneReaper"), "Arn"]}})],
-    })
+    platform.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(1 minute)",
+            "Targets": [
+                Match.object_like({"Arn": {"Fn::GetAtt": [Match.string_like_regexp("ControlPlaneReaper"), "Arn"]}})
+            ],
+        },
+    )
 
 
 def test_outputs_give_everything_an_aws_profile_needs(platform) -> None:

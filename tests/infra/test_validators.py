@@ -30,8 +30,13 @@ ACCEPTED = ROOT / "infra" / "checkov-accepted.yaml"
 
 def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
     """The cfn-lint CLI from our venv, run from the repository root so .cfnlintrc.yaml applies."""
-    return subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", *map(str, paths)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", *map(str, paths)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def template_files(synth) -> list[Path]:
@@ -48,8 +53,23 @@ def test_cfn_lint_finds_nothing_in_any_template(synth) -> None:
 
 def test_cfn_lint_does_check(tmp_path: Path) -> None:
     broken = tmp_path / "broken.template.json"
-    broken.write_text(json.dumps({"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
-        "Runtime": "python2.7", "Handler": "h", "Role": "arn:aws:iam::111122223333:role/r", "Code": {"ZipFile": "x"}}}}}))
+    broken.write_text(
+        json.dumps(
+            {
+                "Resources": {
+                    "Fn": {
+                        "Type": "AWS::Lambda::Function",
+                        "Properties": {
+                            "Runtime": "python2.7",
+                            "Handler": "h",
+                            "Role": "arn:aws:iam::111122223333:role/r",
+                            "Code": {"ZipFile": "x"},
+                        },
+                    }
+                }
+            }
+        )
+    )
     result = cfn_lint(broken)
     assert result.returncode != 0 and ":E" in result.stdout, result.stdout
 
@@ -87,9 +107,22 @@ def checkov(directory: Path, framework: str) -> list[tuple[str, str, str]]:
     assert CHECKOV.exists(), "run `make bootstrap` (installs checkov into .venv-tools)"
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "ERROR"}
     result = subprocess.run(
-        [str(CHECKOV), "--directory", str(directory), "--framework", framework, "--skip-download",
-         "--quiet", "--compact", "--output", "json"],
-        capture_output=True, text=True, timeout=600, env=env,
+        [
+            str(CHECKOV),
+            "--directory",
+            str(directory),
+            "--framework",
+            framework,
+            "--skip-download",
+            "--quiet",
+            "--compact",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     report = json.loads(result.stdout)
     assert report["check_type"] == framework, result.stderr[-2000:]
@@ -116,9 +149,13 @@ def test_checkov_findings_are_exactly_the_accepted_ones(checkov_findings: list[t
 
     unexplained = sorted(f"{c} {r}" for f, c, r in checkov_findings if not covered(f, c, r))
     assert unexplained == [], f"fix these or add them with a reason to {ACCEPTED.name}"
-    stale = sorted(f"{check} {pattern}" for framework, checks in accepted.items() for check, entry in checks.items()
-                   for pattern in entry["resources"]
-                   if not any(f == framework and c == check and fnmatch.fnmatchcase(r, pattern) for f, c, r in checkov_findings))
+    stale = sorted(
+        f"{check} {pattern}"
+        for framework, checks in accepted.items()
+        for check, entry in checks.items()
+        for pattern in entry["resources"]
+        if not any(f == framework and c == check and fnmatch.fnmatchcase(r, pattern) for f, c, r in checkov_findings)
+    )
     assert stale == [], f"no longer found: remove from {ACCEPTED.name}"
     for framework, checks in accepted.items():
         for check, entry in checks.items():

@@ -14,10 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import requests
 
-from tests.support.local_stack import SLOTS
 from tests.reliability.tally import TALLY
-from tests.support import policies
-from tests.support import processes
+from tests.support import policies, processes
+from tests.support.local_stack import SLOTS
 from tests.support.waiting import wait_until
 
 ALICE = {"X-Ipoc-Local-User": "alice"}
@@ -26,7 +25,9 @@ UPLOADS = 20
 
 
 def register(ccfaas: str, echo_wasm: bytes, name: str) -> None:
-    assert requests.post(f"{ccfaas}/function", json=policies.echo_function(name, echo_wasm), timeout=30).status_code == 201
+    assert (
+        requests.post(f"{ccfaas}/function", json=policies.echo_function(name, echo_wasm), timeout=30).status_code == 201
+    )
 
 
 def upload(ccfaas: str, echo_wasm: bytes, name: str) -> None:
@@ -44,8 +45,13 @@ def test_concurrent_uploads_of_one_program_keep_exactly_one_artifact(stack, echo
     TALLY.add(concurrent_operations=UPLOADS)
     assert set(statuses) <= {201, 409} and 201 in statuses, statuses
     assert requests.get(f"{ccfaas}/function/echo_uploads/status", timeout=30).json()["loaded"] is True
-    s3 = boto3.client("s3", endpoint_url=stack["url"]["aws"], region_name="us-east-1",
-                      aws_access_key_id="local", aws_secret_access_key="local")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack["url"]["aws"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     bucket = stack["state"]["buckets"]["artifacts"]
     kept = s3.list_objects_v2(Bucket=bucket, Prefix="functions/echo_uploads/").get("KeyCount", 0)
     staged = s3.list_objects_v2(Bucket=bucket, Prefix="uploads/echo_uploads/").get("KeyCount", 0)
@@ -69,8 +75,11 @@ def test_fifty_instances_on_ten_slots_then_fifty_deletes_at_once(stack, echo_was
     instance_ids = [f"many-{n}" for n in range(CREATIONS)]
 
     def create(instance_id: str) -> int:
-        body = {"function": "echo_many", "instanceid": instance_id,
-                "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
+        body = {
+            "function": "echo_many",
+            "instanceid": instance_id,
+            "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}],
+        }
         return requests.post(f"{ccfaas}/instance?wait=0", json=body, headers=ALICE, timeout=120).status_code
 
     with ThreadPoolExecutor(CREATIONS) as pool:
@@ -89,7 +98,9 @@ def test_fifty_instances_on_ten_slots_then_fifty_deletes_at_once(stack, echo_was
     assert len(runtimes) == SLOTS
 
     with ThreadPoolExecutor(CREATIONS) as pool:
-        deleted = list(pool.map(lambda i: requests.delete(f"{ccfaas}/instance/{i}", headers=ALICE, timeout=120), instance_ids))
+        deleted = list(
+            pool.map(lambda i: requests.delete(f"{ccfaas}/instance/{i}", headers=ALICE, timeout=120), instance_ids)
+        )
     TALLY.add(concurrent_operations=2 * CREATIONS)
     assert all(reply.status_code in (200, 202) for reply in deleted), [r.text for r in deleted if r.status_code >= 300]
 
@@ -101,8 +112,11 @@ def test_fifty_instances_on_ten_slots_then_fifty_deletes_at_once(stack, echo_was
     lost = [r for r in records if r.get("instance_id") not in instance_ids]
     TALLY.add(lost_updates=len(lost) + CREATIONS - len(records))
     assert not lost and len(records) == CREATIONS
-    wait_until(lambda: requests.get(f"{vaas}/veracruz", timeout=60).json() == {"veracruz": []}, timeout=60,
-               what="every runtime slot to be free")
+    wait_until(
+        lambda: requests.get(f"{vaas}/veracruz", timeout=60).json() == {"veracruz": []},
+        timeout=60,
+        what="every runtime slot to be free",
+    )
     left = json.loads(processes.run(["local", "status", "--json"], env=stack["env"]).stdout)["running_runtimes"]
     TALLY.add(leaks_found=len(left))
     assert left == []
@@ -112,11 +126,16 @@ def test_the_same_instance_deleted_ten_times_at_once(stack, echo_wasm, ids):
     ccfaas = stack["url"]["ccfaas"]
     register(ccfaas, echo_wasm, "echo_once")
     upload(ccfaas, echo_wasm, "echo_once")
-    body = {"function": "echo_once", "instanceid": "once",
-            "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
+    body = {
+        "function": "echo_once",
+        "instanceid": "once",
+        "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}],
+    }
     assert requests.post(f"{ccfaas}/instance?wait=25", json=body, headers=ALICE, timeout=120).status_code == 200
     with ThreadPoolExecutor(10) as pool:
-        replies = list(pool.map(lambda _: requests.delete(f"{ccfaas}/instance/once", headers=ALICE, timeout=120), range(10)))
+        replies = list(
+            pool.map(lambda _: requests.delete(f"{ccfaas}/instance/once", headers=ALICE, timeout=120), range(10))
+        )
     TALLY.add(concurrent_operations=10)
     assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
     assert {r.json()["status"] for r in replies} == {"DELETED"}

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -19,12 +20,12 @@ from ipoc.errors import DependencyFailed
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
 from lambdas.vaas.backends import manifests
-from tests.support.kmock_backend import LABELS, NAMESPACE, POLICY, backend_for, kubelet, read
-from tests.support.lifecycle import leaks
 from tests.reliability.tally import TALLY
 from tests.support import policies
-from tests.support.waiting import wait_until
+from tests.support.kmock_backend import LABELS, NAMESPACE, POLICY, backend_for, kubelet, read
+from tests.support.lifecycle import leaks
 from tests.support.settings import use_settings
+from tests.support.waiting import wait_until
 
 TERMINAL = ("FAILED", "DELETED")
 
@@ -91,8 +92,13 @@ def test_a_task_timing_out_fails_the_instance_and_leaves_nothing(plane, ids, ech
 
 def test_a_teardown_failing_once_is_retried_and_leaves_nothing(plane, ids, echo_wasm, monkeypatch):
     plane.register_echo(echo_wasm)
-    calls = inject(monkeypatch, "teardown",
-                   lambda lifecycle, state, original: (_ for _ in ()).throw(RuntimeError("injected")) if len(calls) == 1 else original())
+    calls = inject(
+        monkeypatch,
+        "teardown",
+        lambda lifecycle, state, original: (
+            (_ for _ in ()).throw(RuntimeError("injected")) if len(calls) == 1 else original()
+        ),
+    )
     plane.create("teardown", [(ids.user, policies.USER_RIGHTS)])
     plane.wait_status("teardown", ("READY",))
     from lambdas.ccfaas.handler import lambda_handler as ccfaas
@@ -109,12 +115,17 @@ def kill_runtime(plane, state: dict) -> None:  # type: ignore[no-untyped-def]
     port = int(state["allocation"]["veracruz_server_url"].rsplit(":", 1)[1])
     pid = int((plane.runtimes / str(port) / "pid").read_text())
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
-               timeout=10, what="the runtime to die")
+    wait_until(
+        lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
+        timeout=10,
+        what="the runtime to die",
+    )
 
 
 @pytest.mark.parametrize("action", ["wait_ready", "provision", "mark_ready"])
-def test_the_runtime_killed_at_each_state_fails_the_instance_and_leaves_nothing(plane, ids, echo_wasm, monkeypatch, action):
+def test_the_runtime_killed_at_each_state_fails_the_instance_and_leaves_nothing(
+    plane, ids, echo_wasm, monkeypatch, action
+):
     use_settings(monkeypatch, IPOC_READY_TIMEOUT="2")
     plane.register_echo(echo_wasm)
 

@@ -44,7 +44,9 @@ def check(reply: requests.Response, responses: dict, problems: list[str], label:
             TALLY.add(documented_dependency_errors=1)
         else:
             TALLY.add(server_errors=1)
-            problems.append(f"{label}: {status} {reply.text[:300]} <- {reply.request.method} {reply.request.url} {str(reply.request.body)[:400]}")
+            problems.append(
+                f"{label}: {status} {reply.text[:300]} <- {reply.request.method} {reply.request.url} {str(reply.request.body)[:400]}"
+            )
     if 400 <= status < 600:
         try:
             body = reply.json()
@@ -68,8 +70,14 @@ def test_fuzz_every_route_with_valid_and_invalid_requests(stack):
             label = f"{mode.value} {operation.method} {operation.path}"
             base_url = stack["url"][service]
 
-            @settings(max_examples=EXAMPLES_PER_MODE, deadline=None, database=None, derandomize=True,
-                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=EXAMPLES_PER_MODE,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             @given(operation.as_strategy(generation_mode=mode))
             def run(case: Any) -> None:
                 nonlocal sent

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from ipoc import errors
-from ipoc import rights
+from ipoc import errors, rights
 from ipoc.client import VeracruzClient
-from tests.support.rights_matrix import CASES, matrix  # noqa: F401  (the runtime fixture)
 from tests.reliability.tally import TALLY
+from tests.support.rights_matrix import CASES, matrix  # noqa: F401  (the runtime fixture)
 
 
 def test_every_withheld_right_is_refused(matrix):  # noqa: F811

@@ -27,7 +27,7 @@ def forms(name: str, raw: bytes) -> dict[str, bytes]:
     """The ways bytes can show up in a log: raw, hex (both cases) and base64 at every alignment."""
     found = {f"{name} (raw)": raw, f"{name} (hex)": raw.hex().encode(), f"{name} (HEX)": raw.hex().upper().encode()}
     for shift in range(3):
-        piece = raw[shift:shift + (len(raw) - shift) // 3 * 3]
+        piece = raw[shift : shift + (len(raw) - shift) // 3 * 3]
         found[f"{name} (base64+{shift})"] = base64.b64encode(piece)
     return found
 
@@ -45,14 +45,19 @@ def needles(workspace: Path, aws_secret: str) -> dict[str, bytes]:
     plaintext = decrypt((workspace / "in_enc.y4m").read_bytes(), key, iv)
     for percent in (10, 30, 50, 70, 90):
         start = len(plaintext) * percent // 100
-        window = plaintext[start:start + 33]
+        window = plaintext[start : start + 33]
         if len(set(window)) >= 8:  # a flat patch of a frame would match anything
             found.update(forms(f"plaintext frame bytes at {percent}%", window))
     return found
 
 
 def scan(sources: dict[str, bytes], wanted: dict[str, bytes]) -> list[str]:
-    return [f"{what} in {where}" for where, content in sources.items() for what, needle in wanted.items() if needle in content]
+    return [
+        f"{what} in {where}"
+        for where, content in sources.items()
+        for what, needle in wanted.items()
+        if needle in content
+    ]
 
 
 def test_the_scanner_finds_what_it_looks_for(tmp_path: Path) -> None:
@@ -65,9 +70,15 @@ def test_the_scanner_finds_what_it_looks_for(tmp_path: Path) -> None:
 
 def test_a_full_demo_run_logs_no_secret() -> None:
     aws_secret = secrets.token_urlsafe(30)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "AKIAIPOCSCANTEST0000", "AWS_SECRET_ACCESS_KEY": aws_secret,
-           "POWERTOOLS_LOG_LEVEL": "INFO"}
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py")], cwd=ROOT, env=env, capture_output=True, timeout=600)
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "AKIAIPOCSCANTEST0000",
+        "AWS_SECRET_ACCESS_KEY": aws_secret,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py")], cwd=ROOT, env=env, capture_output=True, timeout=600
+    )
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-3000:]
     workspace = Path(re.search(rb"Demo workspace: (\S+)", run.stdout).group(1).decode())  # type: ignore[union-attr]
     sources = {"the demo's stdout": run.stdout, "the demo's stderr": run.stderr}

@@ -14,9 +14,9 @@ from botocore.exceptions import ReadTimeoutError, ResponseStreamingError
 from botocore.response import StreamingBody
 
 from lambdas.s3stream.handler import lambda_handler as s3stream
-from tests.support.s3stream import body, put, read_back, setup  # noqa: F401  (setup: the fixture)
 from tests.reliability.tally import TALLY
 from tests.support.aws import call, input_key
+from tests.support.s3stream import body, put, read_back, setup  # noqa: F401  (setup: the fixture)
 
 FAULTS = {
     "read timeout": lambda: ReadTimeoutError(endpoint_url="https://s3.amazonaws.com"),
@@ -42,7 +42,9 @@ def test_s3_failing_mid_stream_is_a_502_and_a_retry_copies_everything(setup, ids
     reply = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "video.enc"))
     TALLY.add(faults_injected=1)
     assert reply.status == 502, reply.body
-    assert reply.json["message"].startswith(f"Not able to read bucket {setup.inputs} file {input_key('video.enc')} from S3")
+    assert reply.json["message"].startswith(
+        f"Not able to read bucket {setup.inputs} file {input_key('video.enc')} from S3"
+    )
     monkeypatch.setattr(StreamingBody, "read", original)
     retried = call(s3stream, "POST", "/s3_stream_veracruz", body(setup, ids, "video.enc"))
     assert retried.status == 200 and read_back(setup) == payload

@@ -35,17 +35,32 @@ def configure(monkeypatch, **extra: str) -> Names:
     ``extra`` sets further settings by their environment variable (``IPOC_VAAS_BACKEND="local"``).
     """
     suffix = uuid.uuid4().hex[:8]
-    names = Names(f"functions-{suffix}", f"instances-{suffix}", f"slots-{suffix}", f"artifacts-{suffix}", f"inputs-{suffix}")
-    sdk = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-           "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    names = Names(
+        f"functions-{suffix}", f"instances-{suffix}", f"slots-{suffix}", f"artifacts-{suffix}", f"inputs-{suffix}"
+    )
+    sdk = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
     for key, value in sdk.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    use_settings(monkeypatch, Settings.from_environment(), **{
-        "IPOC_FUNCTIONS_TABLE": names.functions, "IPOC_INSTANCES_TABLE": names.instances,
-        "IPOC_SLOTS_TABLE": names.slots, "IPOC_ARTIFACTS_BUCKET": names.bucket,
-        "IPOC_INPUTS_BUCKET": names.inputs, "IPOC_ADMIN_PRINCIPALS": principal_arn(LOCAL_ADMIN), **extra,
-    })
+    use_settings(
+        monkeypatch,
+        Settings.from_environment(),
+        **{
+            "IPOC_FUNCTIONS_TABLE": names.functions,
+            "IPOC_INSTANCES_TABLE": names.instances,
+            "IPOC_SLOTS_TABLE": names.slots,
+            "IPOC_ARTIFACTS_BUCKET": names.bucket,
+            "IPOC_INPUTS_BUCKET": names.inputs,
+            "IPOC_ADMIN_PRINCIPALS": principal_arn(LOCAL_ADMIN),
+            **extra,
+        },
+    )
     aws.reset()
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     for spec, name in ((FUNCTIONS, names.functions), (INSTANCES, names.instances), (SLOTS, names.slots)):
@@ -66,7 +81,9 @@ class Reply:
         return json.loads(self.body)
 
 
-def call(handler: Any, method: str, path: str, body: Any = None, *, user: str = LOCAL_ADMIN, raw: bytes | None = None) -> Reply:
+def call(
+    handler: Any, method: str, path: str, body: Any = None, *, user: str = LOCAL_ADMIN, raw: bytes | None = None
+) -> Reply:
     """Invoke a Lambda handler with the event API Gateway would send for this request."""
     headers = {"Content-Type": "application/json"}
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
@@ -91,8 +108,16 @@ def record_ready_instance(policy_text: str, owner: str = LOCAL_ADMIN, instance_i
     from lambdas.shared.stores import InstanceStore
 
     instance_id = instance_id or f"direct-{uuid.uuid4().hex[:8]}"
-    InstanceStore().create({"instance_id": instance_id, "function": "direct", "owner": principal_arn(owner),
-                            "status": "READY", "policy": policy_text, "instance_hash": instance_hash(policy_text)})
+    InstanceStore().create(
+        {
+            "instance_id": instance_id,
+            "function": "direct",
+            "owner": principal_arn(owner),
+            "status": "READY",
+            "policy": policy_text,
+            "instance_hash": instance_hash(policy_text),
+        }
+    )
     return instance_id
 
 

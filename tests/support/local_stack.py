@@ -25,10 +25,27 @@ def stack(tmp_path_factory):
     ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
     env = {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml")}
     started = processes.run(
-        ["local", "up", "--detach", "--ccfaas-port", str(ports["ccfaas"]), "--vaas-port", str(ports["vaas"]),
-         "--s3stream-port", str(ports["s3stream"]), "--proxy-port", str(ports["proxy"]), "--aws-port", str(ports["aws"]),
-         "--runtime-ports", f"{base + 5}-{base + 4 + SLOTS}", "--reaper-interval", "1"],
-        env=env, timeout=180,
+        [
+            "local",
+            "up",
+            "--detach",
+            "--ccfaas-port",
+            str(ports["ccfaas"]),
+            "--vaas-port",
+            str(ports["vaas"]),
+            "--s3stream-port",
+            str(ports["s3stream"]),
+            "--proxy-port",
+            str(ports["proxy"]),
+            "--aws-port",
+            str(ports["aws"]),
+            "--runtime-ports",
+            f"{base + 5}-{base + 4 + SLOTS}",
+            "--reaper-interval",
+            "1",
+        ],
+        env=env,
+        timeout=180,
     )
     assert started.returncode == 0, started.stderr
     status = processes.run(["local", "status", "--json"], env=env)
@@ -39,5 +56,3 @@ def stack(tmp_path_factory):
         stopped = processes.run(["local", "down"], env=env, timeout=120)
         assert stopped.returncode == 0, stopped.stderr
         assert processes.run(["local", "status"], env=env).returncode == 1
-
-

@@ -3,11 +3,11 @@
 from bench.harness.policies import (
     ECHO,
     ECHO_PROGRAM_RIGHTS,
-    USER_RIGHTS,
     LOADER_RIGHTS,
+    USER_RIGHTS,
     echo_function,
-    vaas_policy,
     full_policy,
+    vaas_policy,
 )
 
-__all__ = ['ECHO', 'ECHO_PROGRAM_RIGHTS', 'USER_RIGHTS', 'LOADER_RIGHTS', 'echo_function', 'vaas_policy', 'full_policy']
+__all__ = ["ECHO", "ECHO_PROGRAM_RIGHTS", "USER_RIGHTS", "LOADER_RIGHTS", "echo_function", "vaas_policy", "full_policy"]

@@ -3,8 +3,8 @@
 from bench.harness.processes import (
     IPOC,
     Process,
-    start,
     run,
+    start,
 )
 
-__all__ = ['IPOC', 'Process', 'start', 'run']
+__all__ = ["IPOC", "Process", "start", "run"]

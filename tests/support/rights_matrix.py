@@ -7,8 +7,8 @@ tests/functional/runtime/test_rights_matrix.py and tests/reliability/test_refusa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 import wasmtime
@@ -31,14 +31,30 @@ class Operation:
 
 
 OPERATIONS = [
-    Operation("write new file", lambda d: d, rights.WRITE_FILE_NEEDS | rights.CREATE_FILE_NEEDS, lambda c, d: c.write_file(f"{d}/f", b"x"), False),
+    Operation(
+        "write new file",
+        lambda d: d,
+        rights.WRITE_FILE_NEEDS | rights.CREATE_FILE_NEEDS,
+        lambda c, d: c.write_file(f"{d}/f", b"x"),
+        False,
+    ),
     Operation("overwrite file", lambda d: d, rights.WRITE_FILE_NEEDS, lambda c, d: c.write_file(f"{d}/f", b"x"), True),
-    Operation("append new file", lambda d: d, rights.APPEND_FILE_NEEDS | rights.CREATE_FILE_NEEDS, lambda c, d: c.append_file(f"{d}/f", b"x"), False),
-    Operation("append to file", lambda d: d, rights.APPEND_FILE_NEEDS, lambda c, d: c.append_file(f"{d}/f", b"x"), True),
+    Operation(
+        "append new file",
+        lambda d: d,
+        rights.APPEND_FILE_NEEDS | rights.CREATE_FILE_NEEDS,
+        lambda c, d: c.append_file(f"{d}/f", b"x"),
+        False,
+    ),
+    Operation(
+        "append to file", lambda d: d, rights.APPEND_FILE_NEEDS, lambda c, d: c.append_file(f"{d}/f", b"x"), True
+    ),
     Operation("read file", lambda d: d, rights.READ_FILE_NEEDS, lambda c, d: c.read_file(f"{d}/f"), True),
     Operation("execute program", lambda d: d, rights.EXECUTE_NEEDS, lambda c, d: c.execute(f"{d}/f"), True),
     Operation("read stdout", lambda d: "stdout", rights.READ_STREAM_NEEDS, lambda c, d: c.read_file("stdout"), False),
-    Operation("write stdin", lambda d: "stdin", rights.WRITE_STDIN_NEEDS, lambda c, d: c.write_file("stdin", b"x"), False),
+    Operation(
+        "write stdin", lambda d: "stdin", rights.WRITE_STDIN_NEEDS, lambda c, d: c.write_file("stdin", b"x"), False
+    ),
 ]
 
 
@@ -76,7 +92,8 @@ def matrix(module_launcher):
         identities.append((identity, [{"file_name": case.operation.key(case.directory), "rights": int(case.granted)}]))
     programs = [
         {"file_rights": [], "id": i, "program_file_name": f"{c.directory}/f"}
-        for i, c in enumerate(CASES) if c.operation.name == "execute program"
+        for i, c in enumerate(CASES)
+        if c.operation.name == "execute program"
     ]
     runtime = module_launcher.start(policies.vaas_policy(identities, programs=programs))
     with VeracruzClient(runtime.policy, admin.certificate, admin.private_key) as client:

@@ -25,9 +25,14 @@ class Target:
 
 @pytest.fixture
 def setup(monkeypatch, start_runtime, ids):
-    runtime = start_runtime(policies.vaas_policy([
-        (ids.user, policies.USER_RIGHTS), (ids.streamer, [{"file_name": "/s3_app_input/", "rights": 534084}]),
-    ]))
+    runtime = start_runtime(
+        policies.vaas_policy(
+            [
+                (ids.user, policies.USER_RIGHTS),
+                (ids.streamer, [{"file_name": "/s3_app_input/", "rights": 534084}]),
+            ]
+        )
+    )
     with mock_aws():
         names = configure(monkeypatch, IPOC_STREAM_CHUNK=str(256 * 1024))
         record_ready_instance(runtime.policy)  # the streamer delivers only into the caller's own instances
@@ -42,8 +47,10 @@ def body(runtime, ids, name: str, **s3_extra) -> dict:
     return {
         "s3": {"bucket": runtime.inputs, "filename": input_key(name), **s3_extra},
         "veracruz": {
-            "filename": "/s3_app_input/in_enc.y4m", "policy": runtime.policy,
-            "certificate": ids.streamer.certificate, "key": ids.streamer.private_key,
+            "filename": "/s3_app_input/in_enc.y4m",
+            "policy": runtime.policy,
+            "certificate": ids.streamer.certificate,
+            "key": ids.streamer.private_key,
         },
     }
 

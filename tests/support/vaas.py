@@ -25,9 +25,13 @@ def aws(monkeypatch, proxy, tmp_path: Path):
     with mock_aws():
         names = configure(
             monkeypatch,
-            IPOC_VAAS_BACKEND="local", IPOC_STATE_DIR=str(tmp_path / "runtimes"), IPOC_PROXY_URL=proxy.url,
-            IPOC_PROXY_CERT=proxy.ca_pem, IPOC_RUNTIME_HASH=measurement(),
-            IPOC_PORT_MIN=str(base), IPOC_PORT_MAX=str(base + SLOTS - 1),
+            IPOC_VAAS_BACKEND="local",
+            IPOC_STATE_DIR=str(tmp_path / "runtimes"),
+            IPOC_PROXY_URL=proxy.url,
+            IPOC_PROXY_CERT=proxy.ca_pem,
+            IPOC_RUNTIME_HASH=measurement(),
+            IPOC_PORT_MIN=str(base),
+            IPOC_PORT_MAX=str(base + SLOTS - 1),
         )
         names.state_dir = tmp_path / "runtimes"  # type: ignore[attr-defined]
         names.base = base  # type: ignore[attr-defined]

@@ -10,14 +10,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cli_reference_is_current():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "cli_reference.py"), "--check"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "cli_reference.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_every_command_has_help():
-    from client.cli import ipoc
     import click
+
+    from client.cli import ipoc
 
     def walk(command: click.Command, path: str) -> None:
         assert command.help or command.short_help, f"{path} has no help"

@@ -36,8 +36,14 @@ def files(tmp_path: Path) -> dict[str, Path]:
     user_policy.write_text(json.dumps({"function": policy["function"], "instanceid": "i1", "identities": []}))
     pem = tmp_path / "id.pem"
     pem.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
-    return {"function": function, "program": program, "key": key, "user_policy": user_policy, "pem": pem,
-            "out": tmp_path / "out"}
+    return {
+        "function": function,
+        "program": program,
+        "key": key,
+        "user_policy": user_policy,
+        "pem": pem,
+        "out": tmp_path / "out",
+    }
 
 
 def commands(files: dict[str, Path]) -> list[list[str]]:
@@ -52,7 +58,18 @@ def commands(files: dict[str, Path]) -> list[list[str]]:
         ["instance", "delete", "i1"],
         ["instance", "create", f["user_policy"]],
         ["run", "vod", "--input", "s3://bucket/key", "--key", f["key"], "--iv", f["key"], "--out", f["out"]],
-        ["stream", f["pem"], "--input", "s3://bucket/key", "--to", "/input/x", "--identity", f["pem"], "--key", f["pem"]],
+        [
+            "stream",
+            f["pem"],
+            "--input",
+            "s3://bucket/key",
+            "--to",
+            "/input/x",
+            "--identity",
+            f["pem"],
+            "--key",
+            f["pem"],
+        ],
     ]
 
 
@@ -80,8 +97,9 @@ def test_every_command_says_the_local_stack_is_down(monkeypatch, tmp_path, files
 
 def test_camera_upload_to_the_local_stack_says_it_is_down(monkeypatch, tmp_path, files):
     monkeypatch.setenv("IPOC_HOME", str(tmp_path / "home"))
-    result = CliRunner().invoke(ipoc, ["camera", "upload", str(files["key"]), "s3://ipoc-local-inputs/x", "--local"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        ipoc, ["camera", "upload", str(files["key"]), "s3://ipoc-local-inputs/x", "--local"], catch_exceptions=False
+    )
     assert result.exit_code == 1
     assert result.stderr == DOWN_LINE
 
@@ -91,11 +109,14 @@ def test_camera_upload_to_a_stopped_local_stack_says_it_is_down(monkeypatch, tmp
     config = tmp_path / "config.toml"
     monkeypatch.setenv("IPOC_CONFIG", str(config))
     endpoints = {service: f"http://127.0.0.1:{free_port()}" for service in ("ccfaas", "vaas", "s3stream")}
-    save(Profile(name="local", kind="local", endpoints=endpoints, s3_endpoint=f"http://127.0.0.1:{free_port()}"), config)
+    save(
+        Profile(name="local", kind="local", endpoints=endpoints, s3_endpoint=f"http://127.0.0.1:{free_port()}"), config
+    )
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(key, value)
-    result = CliRunner().invoke(ipoc, ["camera", "upload", str(files["key"]), "s3://ipoc-local-inputs/x", "--local"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        ipoc, ["camera", "upload", str(files["key"]), "s3://ipoc-local-inputs/x", "--local"], catch_exceptions=False
+    )
     assert result.exit_code == 1
     assert result.stderr == DOWN_LINE
 
@@ -130,8 +151,10 @@ def test_status_says_a_killed_stack_is_stopped(monkeypatch, tmp_path):
     monkeypatch.setenv("IPOC_HOME", str(tmp_path))
     result = CliRunner().invoke(ipoc, ["local", "status"], catch_exceptions=False)
     assert result.exit_code == 1
-    assert result.stderr == (f"error: local stack stopped: the stack process {gone.pid} is gone (it crashed or was killed); "
-                             "`ipoc local up` starts it again\n")
+    assert result.stderr == (
+        f"error: local stack stopped: the stack process {gone.pid} is gone (it crashed or was killed); "
+        "`ipoc local up` starts it again\n"
+    )
 
 
 def test_status_says_unhealthy_when_an_endpoint_does_not_answer(monkeypatch, tmp_path):
@@ -140,12 +163,15 @@ def test_status_says_unhealthy_when_an_endpoint_does_not_answer(monkeypatch, tmp
 
     port = free_port()
     (tmp_path / "local").mkdir()
-    (tmp_path / "local" / "stack.json").write_text(json.dumps({
-        "pid": os.getpid(), "home": str(tmp_path), "endpoints": {"ccfaas": f"http://127.0.0.1:{port}"}}))
+    (tmp_path / "local" / "stack.json").write_text(
+        json.dumps({"pid": os.getpid(), "home": str(tmp_path), "endpoints": {"ccfaas": f"http://127.0.0.1:{port}"}})
+    )
     monkeypatch.setenv("IPOC_HOME", str(tmp_path))
     result = CliRunner().invoke(ipoc, ["local", "status", "--json"], catch_exceptions=False)
     assert result.exit_code == 1
     reported = json.loads(result.stdout)
     assert reported["status"] == "unhealthy"
-    assert reported["reason"] == (f"ccfaas at http://127.0.0.1:{port} does not accept connections; "
-                                  "`ipoc local down` then `ipoc local up` restarts it")
+    assert reported["reason"] == (
+        f"ccfaas at http://127.0.0.1:{port} does not accept connections; "
+        "`ipoc local down` then `ipoc local up` restarts it"
+    )

@@ -41,17 +41,32 @@ TABLE = (
     Rule("ipoc", (), "ipoc/ imports nothing of ours"),
     Rule("runtime", ("ipoc",), "runtime/ imports ipoc"),
     Rule("lambdas.shared", ("ipoc",), "lambdas/shared/ imports ipoc"),
-    Rule("lambdas.*", ("ipoc", "lambdas.shared"), "a lambdas/ service imports ipoc, lambdas/shared/ and its own package"),
+    Rule(
+        "lambdas.*", ("ipoc", "lambdas.shared"), "a lambdas/ service imports ipoc, lambdas/shared/ and its own package"
+    ),
     Rule("lambdas", ("ipoc", "lambdas.shared"), "lambdas/ imports ipoc and lambdas/shared/"),
     Rule("client.cli.local", ("ipoc", "client", "local"), "client/ imports ipoc; local only for `ipoc local ...`"),
-    Rule("client.cli.runtime", ("ipoc", "client", "runtime"),
-         "client/ imports ipoc; runtime only for `ipoc runtime ...` (the runtime's own command line)"),
-    Rule("client.cli.attestation.serve", ("ipoc", "client", "runtime"),
-         "client/ imports ipoc; runtime only for `ipoc attestation serve` (the proxy's own command line)"),
-    Rule("client", ("ipoc",), "client/ imports ipoc (local only in client/cli/local, runtime only in `ipoc runtime|attestation serve`)"),
+    Rule(
+        "client.cli.runtime",
+        ("ipoc", "client", "runtime"),
+        "client/ imports ipoc; runtime only for `ipoc runtime ...` (the runtime's own command line)",
+    ),
+    Rule(
+        "client.cli.attestation.serve",
+        ("ipoc", "client", "runtime"),
+        "client/ imports ipoc; runtime only for `ipoc attestation serve` (the proxy's own command line)",
+    ),
+    Rule(
+        "client",
+        ("ipoc",),
+        "client/ imports ipoc (local only in client/cli/local, runtime only in `ipoc runtime|attestation serve`)",
+    ),
     Rule("local", ("ipoc", "lambdas", "runtime"), "local/ imports ipoc, lambdas, runtime"),
-    Rule("infra", ("ipoc", *SHARED_DECLARATIONS),
-         f"infra/ imports ipoc and lambdas/shared declarations only ({', '.join(SHARED_DECLARATIONS)}): no handler, no client"),
+    Rule(
+        "infra",
+        ("ipoc", *SHARED_DECLARATIONS),
+        f"infra/ imports ipoc and lambdas/shared declarations only ({', '.join(SHARED_DECLARATIONS)}): no handler, no client",
+    ),
     Rule("bench", ANYTHING_BUT_TESTS, "bench/ imports anything but tests"),
     Rule("functions", (), "functions/ (workloads and their tools) imports nothing of ours"),
 )
@@ -61,13 +76,9 @@ UNCHECKED = {
 }
 OURS = frozenset(ANYTHING_BUT_TESTS) | {"tests"}
 
-# Violations other engineers are removing right now (issue 15, item 4). The lead deletes each entry
-# when the fix is merged; an entry that no longer occurs fails this test, so none outlives its fix.
-PENDING = {
-    # issue 15 item 4, engineer `lifecycle`: ccfaas reaches VaaS and the streamer through a port, not their modules
-    ("lambdas.ccfaas.lifecycle", "lambdas.vaas.service"),
-    ("lambdas.ccfaas.lifecycle", "lambdas.s3stream.streamer"),
-}
+# Known violations being removed on a branch (empty: issue 15 item 4 removed the last). An entry that no
+# longer occurs fails this test, so none outlives its fix.
+PENDING: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -97,8 +108,12 @@ def imported_names(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
                 base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 parent = ".".join(base + ([node.module] if node.module else []))
             found += sorted({(node.lineno, submodule(parent, alias.name)) for alias in node.names})
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
             if called in ("import_module", "__import__"):
                 found.append((node.lineno, node.args[0].value))
@@ -155,32 +170,41 @@ def test_every_pending_violation_still_exists() -> None:
 
 def test_every_top_level_package_is_in_the_table() -> None:
     """A new top-level folder with Python in it gets a row (or a reason to be unchecked) before it is trusted."""
-    folders = {d.name for d in ROOT.iterdir() if d.is_dir() and not d.name.startswith(".")
-               and d.name not in ("build", "node_modules") and next(d.rglob("*.py"), None)}
+    folders = {
+        d.name
+        for d in ROOT.iterdir()
+        if d.is_dir()
+        and not d.name.startswith(".")
+        and d.name not in ("build", "node_modules")
+        and next(d.rglob("*.py"), None)
+    }
     assert folders <= OURS, f"not in the import table: {sorted(folders - OURS)}"
 
 
-@pytest.mark.parametrize(("module", "name", "allowed"), [
-    ("ipoc.policy", "lambdas.shared.config", False),
-    ("ipoc.policy", "ipoc.rights", True),
-    ("runtime.server", "ipoc.wire", True),
-    ("runtime.server", "client.api", False),
-    ("lambdas.ccfaas.tasks", "lambdas.ccfaas.lifecycle", True),
-    ("lambdas.ccfaas.tasks", "lambdas.vaas.service", False),
-    ("lambdas.vaas.service", "local.runtimes", False),
-    ("lambdas.shared.stores", "lambdas.ccfaas.registry", False),
-    ("client.cli.local.down", "local.runtimes", True),
-    ("client.cli.instance.list", "local.stack", False),
-    ("client.cli.runtime.serve", "runtime.server", True),
-    ("client.cli.attestation.verify", "runtime.attestation", False),
-    ("local.stack", "lambdas.vaas.handler", True),
-    ("local.stack", "client.api", False),
-    ("infra.constructs.data", "lambdas.shared.tables", True),
-    ("infra.constructs.api", "lambdas.ccfaas.handler", False),
-    ("infra.stacks.platform", "client.profiles", False),
-    ("bench.vod", "client.camera.y4m", True),
-    ("bench.control_plane", "tests.support.policies", False),
-])
+@pytest.mark.parametrize(
+    ("module", "name", "allowed"),
+    [
+        ("ipoc.policy", "lambdas.shared.config", False),
+        ("ipoc.policy", "ipoc.rights", True),
+        ("runtime.server", "ipoc.wire", True),
+        ("runtime.server", "client.api", False),
+        ("lambdas.ccfaas.tasks", "lambdas.ccfaas.lifecycle", True),
+        ("lambdas.ccfaas.tasks", "lambdas.vaas.service", False),
+        ("lambdas.vaas.service", "local.runtimes", False),
+        ("lambdas.shared.stores", "lambdas.ccfaas.registry", False),
+        ("client.cli.local.down", "local.runtimes", True),
+        ("client.cli.instance.list", "local.stack", False),
+        ("client.cli.runtime.serve", "runtime.server", True),
+        ("client.cli.attestation.verify", "runtime.attestation", False),
+        ("local.stack", "lambdas.vaas.handler", True),
+        ("local.stack", "client.api", False),
+        ("infra.constructs.data", "lambdas.shared.tables", True),
+        ("infra.constructs.api", "lambdas.ccfaas.handler", False),
+        ("infra.stacks.platform", "client.profiles", False),
+        ("bench.vod", "client.camera.y4m", True),
+        ("bench.control_plane", "tests.support.policies", False),
+    ],
+)
 def test_the_table_reads_as_architecture_says(module: str, name: str, allowed: bool) -> None:
     rule, unit = rule_for(module)
     assert any(_within(name, p) for p in (unit, *rule.may_import)) is allowed
@@ -192,9 +216,16 @@ def test_imports_inside_functions_and_relative_ones_are_seen(tmp_path: Path) -> 
     (tmp_path / "lambdas" / "shared").mkdir()
     (routes / "veracruz.py").write_text("")
     source = routes / "x.py"
-    source.write_text("from . import veracruz\n"
-                      "from lambdas import shared\n"
-                      "def f():\n    from ..service import VaaS\n    import local.runtimes\n"
-                      "    importlib.import_module('client.api')\n")
+    source.write_text(
+        "from . import veracruz\n"
+        "from lambdas import shared\n"
+        "def f():\n    from ..service import VaaS\n    import local.runtimes\n"
+        "    importlib.import_module('client.api')\n"
+    )
     assert [name for _, name in imported_names(source, tmp_path)] == [
-        "lambdas.vaas.routes.veracruz", "lambdas.shared", "lambdas.vaas.service", "local.runtimes", "client.api"]
+        "lambdas.vaas.routes.veracruz",
+        "lambdas.shared",
+        "lambdas.vaas.service",
+        "local.runtimes",
+        "client.api",
+    ]

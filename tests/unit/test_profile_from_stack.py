@@ -27,7 +27,11 @@ TEMPLATE = {
 @pytest.fixture
 def aws(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("IPOC_CONFIG", str(tmp_path / "config.toml"))
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
@@ -36,7 +40,9 @@ def aws(monkeypatch, tmp_path: Path):
 
 def test_writes_an_aws_profile_from_the_outputs(aws, tmp_path: Path) -> None:
     aws.create_stack(StackName="Ipoc", TemplateBody=json.dumps(TEMPLATE))
-    result = CliRunner().invoke(ipoc, ["profile", "from-stack", "Ipoc", "--region", "eu-west-1"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        ipoc, ["profile", "from-stack", "Ipoc", "--region", "eu-west-1"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     written = profiles.load("aws")
     url = "https://abc123.execute-api.eu-west-1.amazonaws.com/v1"

@@ -10,8 +10,14 @@ from client.profiles import Profile, load, load_all, save
 
 def test_profiles_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("IPOC_CONFIG", str(tmp_path / "config.toml"))
-    save(Profile("local", "local", {"ccfaas": "http://127.0.0.1:5010", "vaas": "http://127.0.0.1:5000",
-                                     "s3stream": "http://127.0.0.1:5020"}, s3_endpoint="http://127.0.0.1:5055"))
+    save(
+        Profile(
+            "local",
+            "local",
+            {"ccfaas": "http://127.0.0.1:5010", "vaas": "http://127.0.0.1:5000", "s3stream": "http://127.0.0.1:5020"},
+            s3_endpoint="http://127.0.0.1:5055",
+        )
+    )
     save(Profile("prod", "aws", {"ccfaas": "https://abc.execute-api.eu-west-1.amazonaws.com/prod"}, region="eu-west-1"))
     profiles = load_all()
     assert set(profiles) == {"local", "prod"}
@@ -23,7 +29,9 @@ def test_aws_profile_signs_with_sigv4(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    api = Api(Profile("prod", "aws", {"ccfaas": "https://abc.execute-api.eu-west-1.amazonaws.com/prod"}, region="eu-west-1"))
+    api = Api(
+        Profile("prod", "aws", {"ccfaas": "https://abc.execute-api.eu-west-1.amazonaws.com/prod"}, region="eu-west-1")
+    )
     prepared = requests.Request("GET", "https://abc.execute-api.eu-west-1.amazonaws.com/prod/function").prepare()
     api._sign(prepared)
     authorization = prepared.headers["Authorization"]

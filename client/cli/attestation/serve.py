@@ -18,29 +18,63 @@ if TYPE_CHECKING:
 
 @click.command(short_help="Serve the proxy attestation service")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=3010, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one).")
-@click.option("--mode", type=click.Choice(["local", "aws"]), default="local", show_default=True,
-              help="local: trust this installation's simulated platforms (linux, nitro-sim); "
-                   "aws: trust only the pinned AWS Nitro root, refuse simulated evidence.")
-@click.option("--allow-pcr0", "allow_pcr0", multiple=True, envvar="IPOC_PCR0_ALLOWLIST", metavar="HEX",
-              help="A PCR0 (96 hex digits) or its first 32 bytes (64, as runtime_manager_hash_nitro) whose enclaves "
-                   "may be certified; repeat, or comma-separate. [env: IPOC_PCR0_ALLOWLIST]")
-@click.option("--nitro-root", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="PEM root Nitro documents must chain to, in place of the default "
-                   "(AWS's pinned root in aws mode, the simulated NSM root in local mode).")
-@click.option("--ca-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="PEM CA certificate to issue enclave certificates with (with --ca-key); "
-                   "default: the CA in --state-dir, created on first start.")
-@click.option("--ca-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="PEM private key of --ca-cert.")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the CA key and certificate live (created on first start). [default: $IPOC_HOME/attestation]")
+@click.option(
+    "--port", default=3010, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one)."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["local", "aws"]),
+    default="local",
+    show_default=True,
+    help="local: trust this installation's simulated platforms (linux, nitro-sim); "
+    "aws: trust only the pinned AWS Nitro root, refuse simulated evidence.",
+)
+@click.option(
+    "--allow-pcr0",
+    "allow_pcr0",
+    multiple=True,
+    envvar="IPOC_PCR0_ALLOWLIST",
+    metavar="HEX",
+    help="A PCR0 (96 hex digits) or its first 32 bytes (64, as runtime_manager_hash_nitro) whose enclaves "
+    "may be certified; repeat, or comma-separate. [env: IPOC_PCR0_ALLOWLIST]",
+)
+@click.option(
+    "--nitro-root",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM root Nitro documents must chain to, in place of the default "
+    "(AWS's pinned root in aws mode, the simulated NSM root in local mode).",
+)
+@click.option(
+    "--ca-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM CA certificate to issue enclave certificates with (with --ca-key); "
+    "default: the CA in --state-dir, created on first start.",
+)
+@click.option(
+    "--ca-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --ca-cert.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the CA key and certificate live (created on first start). [default: $IPOC_HOME/attestation]",
+)
 @platform_dir_option
-@click.option("--cert-validity-hours", default=24.0, show_default=True, type=click.FloatRange(min=0.01),
-              help="Validity of issued enclave certificates.")
+@click.option(
+    "--cert-validity-hours",
+    default=24.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Validity of issued enclave certificates.",
+)
 @click.pass_obj
 def serve(
-    app: "Application",
+    app: Application,
     host: str,
     port: int,
     mode: str,

@@ -22,7 +22,7 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
         parsed = _dt.datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError:
         raise click.BadParameter("must be an ISO 8601 time, e.g. 2024-09-09T19:49:12Z") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)
 
 
 def document_bytes(data: bytes) -> bytes:
@@ -37,16 +37,36 @@ def document_bytes(data: bytes) -> bytes:
 
 @click.command(short_help="Verify an AWS Nitro Enclaves attestation document")
 @click.argument("document", type=click.File("rb"))
-@click.option("--at", "at", callback=_parse_time, default=None, metavar="TIME",
-              help="Verify the certificates as of this ISO 8601 time (UTC unless it says otherwise). [default: now]")
-@click.option("--at-document-time", is_flag=True,
-              help="Verify as of the document's own timestamp (for recorded documents whose certificates have expired).")
-@click.option("--root", "root_pem", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="PEM root to trust in place of the pinned AWS Nitro Enclaves root G1.")
+@click.option(
+    "--at",
+    "at",
+    callback=_parse_time,
+    default=None,
+    metavar="TIME",
+    help="Verify the certificates as of this ISO 8601 time (UTC unless it says otherwise). [default: now]",
+)
+@click.option(
+    "--at-document-time",
+    is_flag=True,
+    help="Verify as of the document's own timestamp (for recorded documents whose certificates have expired).",
+)
+@click.option(
+    "--root",
+    "root_pem",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM root to trust in place of the pinned AWS Nitro Enclaves root G1.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
-def verify(app: "Application", document: BinaryIO, at: _dt.datetime | None, at_document_time: bool,
-           root_pem: Path | None, as_json: bool) -> None:
+def verify(
+    app: Application,
+    document: BinaryIO,
+    at: _dt.datetime | None,
+    at_document_time: bool,
+    root_pem: Path | None,
+    as_json: bool,
+) -> None:
     """Check DOCUMENT (raw CBOR or base64; - for stdin) the way the proxy does.
 
     Prints the module id, timestamp, PCRs and each check's verdict: COSE
@@ -83,7 +103,7 @@ def verify(app: "Application", document: BinaryIO, at: _dt.datetime | None, at_d
         raise SystemExit(1)
 
 
-def _print(app: "Application", report: "Report") -> None:
+def _print(app: Application, report: Report) -> None:
     from ipoc.nitro import CHECKS
 
     out = app.terminal.display

@@ -15,14 +15,28 @@ if TYPE_CHECKING:
 
 @click.command(short_help="Convert a video to YUV4MPEG2 and encrypt it")
 @click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The encrypted .y4m to write.")
-@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="16-byte key file; created with a random key when missing. [default: OUT.key]")
-@click.option("--iv", "iv_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="16-byte IV file; created at random when missing. [default: OUT.iv]")
+@click.option(
+    "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The encrypted .y4m to write."
+)
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="16-byte key file; created with a random key when missing. [default: OUT.key]",
+)
+@click.option(
+    "--iv",
+    "iv_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="16-byte IV file; created at random when missing. [default: OUT.iv]",
+)
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Encrypt at most this many frames.")
 @click.pass_obj
-def encrypt(app: "Application", video: Path, out: Path, key_file: Path | None, iv_file: Path | None, max_frames: int | None) -> None:
+def encrypt(
+    app: Application, video: Path, out: Path, key_file: Path | None, iv_file: Path | None, max_frames: int | None
+) -> None:
     """Decode VIDEO (anything PyAV reads, e.g. an mp4), convert it to 4:2:0 YUV4MPEG2 and encrypt it
     with AES-128-CTR (the IV is the initial counter block), as the VOD detector expects.
 
@@ -48,4 +62,6 @@ def encrypt(app: "Application", video: Path, out: Path, key_file: Path | None, i
     total = min(filter(None, (declared, max_frames)), default=None)
     with app.terminal.progress(f"encrypt {video.name}", total, unit="frames") as advance, open(out, "wb") as handle:
         count = encrypt_frames(width, height, frames, handle, key, iv, progress=advance)
-    app.terminal.display_success(f"Encrypted {count} frames of {width}x{height} into {out} ({out.stat().st_size} bytes)")
+    app.terminal.display_success(
+        f"Encrypted {count} frames of {width}x{height} into {out} ({out.stat().st_size} bytes)"
+    )

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @click.option("--local", "use_local", is_flag=True, help="Upload to the running local stack's S3.")
 @click.option("--endpoint-url", default=None, help="An S3 endpoint other than AWS's. [env: AWS_ENDPOINT_URL]")
 @click.pass_obj
-def upload(app: "Application", file: Path, target: str, use_local: bool, endpoint_url: str | None) -> None:
+def upload(app: Application, file: Path, target: str, use_local: bool, endpoint_url: str | None) -> None:
     """Upload FILE to s3://BUCKET/KEY with a progress bar (multipart for large files)."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
@@ -36,8 +36,12 @@ def upload(app: "Application", file: Path, target: str, use_local: bool, endpoin
             app.abort(STACK_DOWN)  # never started here
         if not profile.s3_endpoint:
             app.abort(STACK_DOWN)
-        kwargs = {"endpoint_url": profile.s3_endpoint, "region_name": profile.region,
-                  "aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        kwargs = {
+            "endpoint_url": profile.s3_endpoint,
+            "region_name": profile.region,
+            "aws_access_key_id": "local",
+            "aws_secret_access_key": "local",
+        }
     elif endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
     s3 = boto3.client("s3", **kwargs)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 @click.command(short_help="Delete a function, or one version of it")
 @click.argument("reference", metavar="NAME[:VERSION]")
 @click.pass_obj
-def delete(app: "Application", reference: str) -> None:
+def delete(app: Application, reference: str) -> None:
     """Delete function NAME (every version), or only NAME:VERSION, with the binaries no remaining version uses.
 
     Refused while instances use a version being deleted or an alias points at it:
@@ -21,7 +21,12 @@ def delete(app: "Application", reference: str) -> None:
     """
     name, _, version = reference.partition(":")
     if version and not version.isdigit():
-        raise click.BadParameter(f"{version!r} is not a version number (aliases are deleted with `ipoc function alias "
-                                 f"{name} {version} --delete`)", param_hint="NAME[:VERSION]")
+        raise click.BadParameter(
+            f"{version!r} is not a version number (aliases are deleted with `ipoc function alias "
+            f"{name} {version} --delete`)",
+            param_hint="NAME[:VERSION]",
+        )
     app.call("ccfaas", "DELETE", f"/function/{name}/versions/{version}" if version else f"/function/{name}")
-    app.terminal.display_success(f"Deleted version {version} of function {name}" if version else f"Deleted function {name}")
+    app.terminal.display_success(
+        f"Deleted version {version} of function {name}" if version else f"Deleted function {name}"
+    )

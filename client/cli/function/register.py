@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from client.cli.application import Application
 
 
-
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, Path]:
     result = {}
     for value in values:
@@ -44,13 +43,16 @@ def _sha256(path: Path) -> str:
 
 _FILE_OPTIONS = (
     click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
-    click.option("--program", "programs", multiple=True, metavar="ENCLAVE_PATH=FILE", help="A program's binary. Repeatable."),
+    click.option(
+        "--program", "programs", multiple=True, metavar="ENCLAVE_PATH=FILE", help="A program's binary. Repeatable."
+    ),
     click.option("--data", "data_files", multiple=True, metavar="ENCLAVE_PATH=FILE", help="A data file. Repeatable."),
     click.option("--json", "as_json", is_flag=True, help="Print the version and the outcome of every file as JSON."),
 )
 
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
+
 
 def _file_options(command: _Command) -> _Command:
     for option in reversed(_FILE_OPTIONS):
@@ -61,7 +63,9 @@ def _file_options(command: _Command) -> _Command:
 @click.command(short_help="Register a function and upload its programs and data files")
 @_file_options
 @click.pass_obj
-def register(app: "Application", policy_file: Path, programs: tuple[str, ...], data_files: tuple[str, ...], as_json: bool) -> None:
+def register(
+    app: Application, policy_file: Path, programs: tuple[str, ...], data_files: tuple[str, ...], as_json: bool
+) -> None:
     """Register POLICY_FILE (a function policy) and upload every file it declares.
 
     Everything is checked locally first: the policy's schema, that each declared
@@ -76,7 +80,9 @@ def register(app: "Application", policy_file: Path, programs: tuple[str, ...], d
 @click.command(short_help="Publish a function policy as the function's next version, and upload its files")
 @_file_options
 @click.pass_obj
-def publish(app: "Application", policy_file: Path, programs: tuple[str, ...], data_files: tuple[str, ...], as_json: bool) -> None:
+def publish(
+    app: Application, policy_file: Path, programs: tuple[str, ...], data_files: tuple[str, ...], as_json: bool
+) -> None:
     """Publish POLICY_FILE as version N+1 of its function (version 1 of a new one) and upload its files.
 
     Versions are immutable; the same policy as the latest version makes no new
@@ -89,23 +95,35 @@ def publish(app: "Application", policy_file: Path, programs: tuple[str, ...], da
     _publish(app, policy_file, programs, data_files, as_json, new_version=True)
 
 
-def _publish(app: "Application", policy_file: Path, programs: tuple[str, ...], data_files: tuple[str, ...], as_json: bool,
-             *, new_version: bool) -> None:
+def _publish(
+    app: Application,
+    policy_file: Path,
+    programs: tuple[str, ...],
+    data_files: tuple[str, ...],
+    as_json: bool,
+    *,
+    new_version: bool,
+) -> None:
     try:
         policy = json.loads(policy_file.read_text())
         schemas.validate("function", policy)
     except (json.JSONDecodeError, IpocError) as exc:
         app.abort(f"{policy_file}: {getattr(exc, 'message', exc)}")
     given = {"program": _pairs(programs, "--program"), "data_file": _pairs(data_files, "--data")}
-    declared = {"program": {p["program_file_name"]: p["pi_hash"] for p in policy["programs"]},
-                "data_file": {d["data_file"]: d["pi_hash"] for d in policy.get("data_files", [])}}
+    declared = {
+        "program": {p["program_file_name"]: p["pi_hash"] for p in policy["programs"]},
+        "data_file": {d["data_file"]: d["pi_hash"] for d in policy.get("data_files", [])},
+    }
     for kind in declared:
         unknown = set(given[kind]) - set(declared[kind])
         missing = set(declared[kind]) - set(given[kind])
         if unknown:
             app.abort(f"{', '.join(sorted(unknown))}: not a {kind.replace('_', ' ')} of {policy['function']}", code=2)
         if missing and not new_version:
-            app.abort(f"give the file for {', '.join(sorted(missing))} (--{'program' if kind == 'program' else 'data'} PATH=FILE)", code=2)
+            app.abort(
+                f"give the file for {', '.join(sorted(missing))} (--{'program' if kind == 'program' else 'data'} PATH=FILE)",
+                code=2,
+            )
         for path, local in given[kind].items():
             actual = _sha256(local)
             if actual != declared[kind][path]:
@@ -118,15 +136,19 @@ def _publish(app: "Application", policy_file: Path, programs: tuple[str, ...], d
         if not new_version:
             try:
                 if api.call("ccfaas", "GET", f"/function/{name}") != policy:
-                    app.abort(f"function {name} is already registered with another policy; "
-                              f"`ipoc function publish` makes it version N+1 (or `ipoc function delete {name}` first)")
+                    app.abort(
+                        f"function {name} is already registered with another policy; "
+                        f"`ipoc function publish` makes it version N+1 (or `ipoc function delete {name}` first)"
+                    )
             except ApiError as exc:
                 if exc.status != 404:
                     raise
         published = api.call("ccfaas", "POST", f"/function/{name}/versions", body=policy, expect=(200, 201))
         version = published["version"]
         if published["created"]:
-            app.terminal.display_info(f"Registered function {name}" if version == 1 else f"Published version {version} of {name}")
+            app.terminal.display_info(
+                f"Registered function {name}" if version == 1 else f"Published version {version} of {name}"
+            )
         else:
             app.terminal.display_info(f"Function {name} is already registered with this policy (version {version})")
         status = {f["path"]: f["status"] for f in published["files"]}
@@ -135,22 +157,34 @@ def _publish(app: "Application", policy_file: Path, programs: tuple[str, ...], d
                 local_file = given[kind].get(path)
                 if local_file is None:
                     if status[path] != "loaded":
-                        app.abort(f"version {version} of {name} needs {path}: no earlier version holds it; give it "
-                                  f"(--{'program' if kind == 'program' else 'data'} PATH=FILE) and publish again")
+                        app.abort(
+                            f"version {version} of {name} needs {path}: no earlier version holds it; give it "
+                            f"(--{'program' if kind == 'program' else 'data'} PATH=FILE) and publish again"
+                        )
                     outcomes.append({"path": path, "kind": kind, "result": "shared with an earlier version"})
                     continue
-                outcomes.append({"path": path, "kind": kind,
-                                 "result": _upload(app, api, f"{name}:{version}", kind, path, local_file)})
+                outcomes.append(
+                    {
+                        "path": path,
+                        "kind": kind,
+                        "result": _upload(app, api, f"{name}:{version}", kind, path, local_file),
+                    }
+                )
     except ApiError as exc:
         app.abort(exc.message)
     if as_json:
-        app.terminal.display_json({"function": name, "version": version, "created": published["created"], "files": outcomes})
+        app.terminal.display_json(
+            {"function": name, "version": version, "created": published["created"], "files": outcomes}
+        )
     else:
-        app.terminal.display_table(f"Function {name}, version {version}", ["Path", "Kind", "Result"],
-                                   [[o["path"], o["kind"].replace("_", " "), o["result"]] for o in outcomes])
+        app.terminal.display_table(
+            f"Function {name}, version {version}",
+            ["Path", "Kind", "Result"],
+            [[o["path"], o["kind"].replace("_", " "), o["result"]] for o in outcomes],
+        )
 
 
-def _upload(app: "Application", api: Api, name: str, kind: str, path: str, local: Path) -> str:
+def _upload(app: Application, api: Api, name: str, kind: str, path: str, local: Path) -> str:
     base = f"/function/{name}/{kind}/{encode_path(path)}"
     if api.call("ccfaas", "GET", base)["status"] == "loaded":
         return "already loaded"

@@ -16,17 +16,27 @@ if TYPE_CHECKING:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (versions, their files and the aliases).")
 @click.pass_obj
-def versions(app: "Application", name: str, as_json: bool) -> None:
+def versions(app: Application, name: str, as_json: bool) -> None:
     """List the versions of function NAME, oldest first: when each was published, whether its files are all
     loaded, the sha256 of its policy, and the aliases pointing at it."""
     listing = app.call("ccfaas", "GET", f"/function/{name}/versions")
     if as_json:
         app.terminal.display_json(listing)
         return
-    app.terminal.display_table(f"Function {name}", ["Version", "Published", "Loaded", "Aliases", "Policy sha256"], [
-        [str(v["version"]), v["created_at"], "yes" if v["loaded"] else "no", ", ".join(v["aliases"]), v["policy_sha256"]]
-        for v in listing["versions"]
-    ])
+    app.terminal.display_table(
+        f"Function {name}",
+        ["Version", "Published", "Loaded", "Aliases", "Policy sha256"],
+        [
+            [
+                str(v["version"]),
+                v["created_at"],
+                "yes" if v["loaded"] else "no",
+                ", ".join(v["aliases"]),
+                v["policy_sha256"],
+            ]
+            for v in listing["versions"]
+        ],
+    )
 
 
 @click.command(short_help="Point an alias at a version (create, move: the rollback; or --delete)")
@@ -35,7 +45,7 @@ def versions(app: "Application", name: str, as_json: bool) -> None:
 @click.argument("version", type=click.IntRange(min=1), required=False)
 @click.option("--delete", "delete_", is_flag=True, help="Delete the alias instead.")
 @click.pass_obj
-def alias(app: "Application", name: str, alias: str, version: int | None, delete_: bool) -> None:
+def alias(app: Application, name: str, alias: str, version: int | None, delete_: bool) -> None:
     """Point ALIAS of function NAME at VERSION; users then run NAME:ALIAS.
 
     Moving an alias back to an earlier version is the rollback. It changes which

@@ -20,7 +20,9 @@ def instance() -> None:
 
 
 def _row(record: dict[str, Any]) -> list[str]:
-    function = f"{record.get('function', '')}:{record['version']}" if record.get("version") else record.get("function", "")
+    function = (
+        f"{record.get('function', '')}:{record['version']}" if record.get("version") else record.get("function", "")
+    )
     return [record["instance_id"], function, record.get("status", ""), record.get("reason") or ""]
 
 
@@ -28,11 +30,17 @@ def _row(record: dict[str, Any]) -> list[str]:
 @click.argument("user_policy", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--wait", default=25, show_default=True, type=click.IntRange(0, 25), help="Seconds to wait for READY.")
 @click.option("--ttl", type=click.IntRange(min=60), default=None, help="Seconds the instance may live. [default: 3600]")
-@click.option("--policy-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the exact policy text here once READY.")
+@click.option(
+    "--policy-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the exact policy text here once READY.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the instance record as JSON.")
 @click.pass_obj
-def create(app: "Application", user_policy: Path, wait: int, ttl: int | None, policy_out: Path | None, as_json: bool) -> None:
+def create(
+    app: Application, user_policy: Path, wait: int, ttl: int | None, policy_out: Path | None, as_json: bool
+) -> None:
     """Create an instance from USER_POLICY (the seed's user policy: function, instanceid, identities)."""
     params = {"wait": str(wait), **({"ttl": str(ttl)} if ttl else {})}
     api = app.api()
@@ -47,7 +55,9 @@ def create(app: "Application", user_policy: Path, wait: int, ttl: int | None, po
     if as_json:
         app.terminal.display_json(record)
     else:
-        app.terminal.display(f"Instance {instance_id}: {record['status']}" + (f" ({record['reason']})" if record.get("reason") else ""))
+        app.terminal.display(
+            f"Instance {instance_id}: {record['status']}" + (f" ({record['reason']})" if record.get("reason") else "")
+        )
         if policy_out and record.get("policy"):
             app.terminal.display(f"Policy written to {policy_out}")
     if record["status"] in ("TEARING_DOWN", "FAILED"):  # failed: tearing down, or torn down
@@ -57,22 +67,28 @@ def create(app: "Application", user_policy: Path, wait: int, ttl: int | None, po
 @instance.command("list", short_help="List your instances")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def list_(app: "Application", as_json: bool) -> None:
+def list_(app: Application, as_json: bool) -> None:
     """List your instances (administrators see everyone's)."""
     details = app.call("ccfaas", "GET", "/instance")["details"]
     if as_json:
         app.terminal.display_json(details)
     else:
-        app.terminal.display_table("Instances", ["Instance", "Function", "Status", "Reason"], [_row(d) for d in details])
+        app.terminal.display_table(
+            "Instances", ["Instance", "Function", "Status", "Reason"], [_row(d) for d in details]
+        )
 
 
 @instance.command(short_help="Show an instance")
 @click.argument("instance_id")
-@click.option("--policy-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the exact policy text here (once READY).")
+@click.option(
+    "--policy-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the exact policy text here (once READY).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def show(app: "Application", instance_id: str, policy_out: Path | None, as_json: bool) -> None:
+def show(app: Application, instance_id: str, policy_out: Path | None, as_json: bool) -> None:
     """Show INSTANCE_ID: status, reason, its workflow execution and, once READY, its policy."""
     record = app.call("ccfaas", "GET", f"/instance/{instance_id}")
     if policy_out and record.get("policy"):
@@ -80,15 +96,27 @@ def show(app: "Application", instance_id: str, policy_out: Path | None, as_json:
     if as_json:
         app.terminal.display_json(record)
         return
-    fields = ["status", "reason", "function", "version", "owner", "created_at", "veracruz_server_url", "instance_hash", "execution_arn"]
-    app.terminal.display_table(f"Instance {instance_id}", ["Field", "Value"], [[f, str(record[f])] for f in fields if record.get(f)])
+    fields = [
+        "status",
+        "reason",
+        "function",
+        "version",
+        "owner",
+        "created_at",
+        "veracruz_server_url",
+        "instance_hash",
+        "execution_arn",
+    ]
+    app.terminal.display_table(
+        f"Instance {instance_id}", ["Field", "Value"], [[f, str(record[f])] for f in fields if record.get(f)]
+    )
 
 
 @instance.command(short_help="Delete an instance")
 @click.argument("instance_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the final record as JSON.")
 @click.pass_obj
-def delete(app: "Application", instance_id: str, as_json: bool) -> None:
+def delete(app: Application, instance_id: str, as_json: bool) -> None:
     """Release INSTANCE_ID: its workflow tears it down; waits (bounded) until it is DELETED."""
     record = app.call("ccfaas", "DELETE", f"/instance/{instance_id}")
     if as_json:

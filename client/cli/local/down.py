@@ -18,7 +18,7 @@ STOP_TIMEOUT = 30.0
 
 @click.command(short_help="Stop the local stack and its runtimes")
 @click.pass_obj
-def down(app: "Application") -> None:
+def down(app: Application) -> None:
     """Stop the local stack and every runtime it started. Safe to run when nothing is up."""
     from ipoc.paths import ipoc_home
     from local.runtimes import running_ports, stop_pool, stop_runtime
@@ -45,4 +45,3 @@ def down(app: "Application") -> None:
         app.terminal.display_info("No local stack is running.")
     else:
         app.terminal.display_success("Local stack stopped.")
-

@@ -17,16 +17,24 @@ FOLLOW_INTERVAL = 0.2
 
 @click.command(short_help="Show the local stack's log")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until Ctrl-C (across restarts).")
-@click.option("--lines", "-n", default=200, show_default=True, type=click.IntRange(min=0),
-              help="How many of the last lines to print first (0: all).")
+@click.option(
+    "--lines",
+    "-n",
+    default=200,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many of the last lines to print first (0: all).",
+)
 @click.pass_obj
-def logs(app: "Application", follow: bool, lines: int) -> None:
+def logs(app: Application, follow: bool, lines: int) -> None:
     """Print the log of the stack `ipoc local up --detach` started ($IPOC_HOME/local/stack.log)."""
     from ipoc.paths import ipoc_home
 
     path = ipoc_home() / "local" / "stack.log"
     if not path.exists() and not follow:
-        app.abort(f"no local stack log at {path}: `ipoc local up --detach` writes it (a foreground `ipoc local up` logs to its terminal)")
+        app.abort(
+            f"no local stack log at {path}: `ipoc local up --detach` writes it (a foreground `ipoc local up` logs to its terminal)"
+        )
     out = sys.stdout
     position = 0
     if path.exists():

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 @click.command(short_help="Delete the local stack's kept state (asks first)")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
 @click.pass_obj
-def reset(app: "Application", yes: bool) -> None:
+def reset(app: Application, yes: bool) -> None:
     """Delete every function, artifact and instance record the local stack keeps in $IPOC_HOME/local/state.
     Identities, the proxy attestation CA and CLI profiles stay. The stack must be stopped."""
     from ipoc.paths import ipoc_home
@@ -30,7 +30,9 @@ def reset(app: "Application", yes: bool) -> None:
     items = sum(1 for p in files if p.parent.parent.name == "dynamodb")
     objects = [p for p in files if p.suffix == ".object"]
     size = sum(p.stat().st_size for p in objects)
-    summary = f"{items} records (functions, instances, slots) and {len(objects)} objects ({size / 2**20:.1f} MiB) in {root}"
+    summary = (
+        f"{items} records (functions, instances, slots) and {len(objects)} objects ({size / 2**20:.1f} MiB) in {root}"
+    )
     if not yes and not click.confirm(f"Delete {summary}?", default=False):
         app.abort("nothing deleted")
     shutil.rmtree(root)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 @click.command(short_help="Show whether the local stack is running")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_obj
-def status(app: "Application", as_json: bool) -> None:
+def status(app: Application, as_json: bool) -> None:
     """Say whether the local stack is running, stopped or unhealthy (and why), with its endpoints, tables,
     buckets and running runtimes; exit 1 unless it is running."""
     from local.runtimes import running_ports
@@ -28,8 +28,15 @@ def status(app: "Application", as_json: bool) -> None:
         app.abort(f"local stack stopped: {reason}")
     runtimes = running_ports(Path(state["home"]) / "local" / "runtimes")
     if as_json:
-        app.terminal.display_json({"status": condition, "running": condition == "running", "reason": reason, **state,
-                                   "running_runtimes": runtimes})
+        app.terminal.display_json(
+            {
+                "status": condition,
+                "running": condition == "running",
+                "reason": reason,
+                **state,
+                "running_runtimes": runtimes,
+            }
+        )
         if condition != "running":
             raise SystemExit(1)
         return
@@ -38,8 +45,8 @@ def status(app: "Application", as_json: bool) -> None:
     from client.cli.local.up import show_endpoints
 
     show_endpoints(app, state)
-    app.terminal.display_table(
-        "Tables", ["Table", "Name"], [[k, v] for k, v in state["tables"].items()]
-    )
+    app.terminal.display_table("Tables", ["Table", "Name"], [[k, v] for k, v in state["tables"].items()])
     app.terminal.display(f"Running runtimes: {', '.join(map(str, runtimes)) if runtimes else 'none'}")
-    app.terminal.display(f"Local stack running: pid {state['pid']}, started {state['started_at']}, state in {state.get('state_dir', state['home'])}")
+    app.terminal.display(
+        f"Local stack running: pid {state['pid']}, started {state['started_at']}, state in {state.get('state_dir', state['home'])}"
+    )

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from client.cli.policy.loading import detect_kind, load_json
-from ipoc import rights
-from ipoc import schemas
+from ipoc import rights, schemas
 from ipoc.certs import load_certificate
 from ipoc.errors import IpocError
 from ipoc.policy_serde import read_policy
@@ -48,13 +47,15 @@ def rows_for(document: dict[str, Any], kind: str) -> list[dict[str, str]]:
     def add(principal: str, file_rights: list[dict[str, Any]]) -> None:
         for entry in file_rights:
             name, value = entry.get("file_name", ""), int(entry.get("rights", 0))
-            rows.append({
-                "principal": principal,
-                "path": name,
-                "rights": rights.render(value & rights.ALL),
-                "value": str(value),
-                "allows": abilities(rights.normalise_path(name) if name else name, value),
-            })
+            rows.append(
+                {
+                    "principal": principal,
+                    "path": name,
+                    "rights": rights.render(value & rights.ALL),
+                    "value": str(value),
+                    "allows": abilities(rights.normalise_path(name) if name else name, value),
+                }
+            )
 
     for index, identity in enumerate(document.get("identities", [])):
         label = f"identity {identity.get('id', index)} ({_subject(identity.get('certificate', ''))})"
@@ -70,7 +71,7 @@ def rows_for(document: dict[str, Any], kind: str) -> list[dict[str, str]]:
 @click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @click.pass_obj
-def explain(app: "Application", policy_file: Path, as_json: bool) -> None:
+def explain(app: Application, policy_file: Path, as_json: bool) -> None:
     """Explain POLICY_FILE as a table: each identity and program, each path, its rights as names.
 
     Works on function, user, VaaS and full policies.

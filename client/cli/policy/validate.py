@@ -15,15 +15,25 @@ from ipoc.policy import parse_full_policy
 if TYPE_CHECKING:
     from client.cli.application import Application
 
-KIND_CHOICES: dict[str, PolicyKind] = {"function": "function", "user": "user", "vaas": "vaas", "full": "full", "s3": "s3_app_input"}
+KIND_CHOICES: dict[str, PolicyKind] = {
+    "function": "function",
+    "user": "user",
+    "vaas": "vaas",
+    "full": "full",
+    "s3": "s3_app_input",
+}
 
 
 @click.command(short_help="Check a policy against its schema")
 @click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--kind", type=click.Choice(list(KIND_CHOICES)), default=None,
-              help="Which schema to use. [default: guessed from the keys]")
+@click.option(
+    "--kind",
+    type=click.Choice(list(KIND_CHOICES)),
+    default=None,
+    help="Which schema to use. [default: guessed from the keys]",
+)
 @click.pass_obj
-def validate(app: "Application", policy_file: Path, kind: str | None) -> None:
+def validate(app: Application, policy_file: Path, kind: str | None) -> None:
     """Validate POLICY_FILE; on failure name the offending JSON path and exit 1.
 
     A full policy is read as Veracruz v1.3's parser reads it (serde types:

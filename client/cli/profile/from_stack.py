@@ -13,9 +13,11 @@ if TYPE_CHECKING:
 @click.command("from-stack", short_help="Write an AWS profile from a deployed stack's outputs")
 @click.argument("stack", default="Ipoc")
 @click.option("--name", default="aws", show_default=True, help="The profile to write (replaced if it exists).")
-@click.option("--region", default=None, help="The stack's region (default: your AWS configuration's). [env: AWS_REGION]")
+@click.option(
+    "--region", default=None, help="The stack's region (default: your AWS configuration's). [env: AWS_REGION]"
+)
 @click.pass_obj
-def from_stack(app: "Application", stack: str, name: str, region: str | None) -> None:
+def from_stack(app: Application, stack: str, name: str, region: str | None) -> None:
     """Read STACK's outputs (default: Ipoc, the platform stack `cdk deploy` creates) and write an
     `aws` profile: the API URL for CCFaaS, VaaS and the S3 streamer, the region requests are signed
     for, and the inputs bucket. Use it with `--profile aws` or IPOC_PROFILE=aws."""

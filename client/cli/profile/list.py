@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 @click.command("list", short_help="List the configured profiles")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def list_(app: "Application", as_json: bool) -> None:
+def list_(app: Application, as_json: bool) -> None:
     """Show each profile's type, region and CCFaaS endpoint."""
     from client import profiles
 
@@ -26,6 +26,8 @@ def list_(app: "Application", as_json: bool) -> None:
         app.terminal.display_json([dict(zip(("name", "type", "region", "ccfaas"), row)) for row in rows])
         return
     if not rows:
-        app.terminal.display(f"No profiles in {profiles.config_path()}: run `ipoc local up` or `ipoc profile from-stack`")
+        app.terminal.display(
+            f"No profiles in {profiles.config_path()}: run `ipoc local up` or `ipoc profile from-stack`"
+        )
         return
     app.terminal.display_table("Profiles", ["Profile", "Type", "Region", "CCFaaS"], rows)

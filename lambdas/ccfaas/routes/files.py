@@ -51,38 +51,62 @@ def _complete_upload(name: str, kind: Kind, segment: str) -> Response[dict[str, 
 # -- programs ----------------------------------------------------------------------------------------
 
 
-@router.post("/function/<name>/program/<segment>", summary="Upload a program in the request body (hash-checked)",
-             tags=["programs"], **spec(201, 400, 403, 404, 409, 413, 422, admin=True, request="binary"))
+@router.post(
+    "/function/<name>/program/<segment>",
+    summary="Upload a program in the request body (hash-checked)",
+    tags=["programs"],
+    **spec(201, 400, 403, 404, 409, 413, 422, admin=True, request="binary"),
+)
 def upload_program(name: str, segment: str) -> Response[dict[str, Any]]:
     return _upload(name, "program", segment)
 
 
-@router.get("/function/<name>/program", summary="List a function's programs and whether each is loaded",
-            tags=["programs"], **spec(200, 403, 404, admin=True))
+@router.get(
+    "/function/<name>/program",
+    summary="List a function's programs and whether each is loaded",
+    tags=["programs"],
+    **spec(200, 403, 404, admin=True),
+)
 def listing_program(name: str) -> Response[dict[str, Any]]:
     return _listing(name, "program")
 
 
-@router.get("/function/<name>/program/<segment>", summary="Show one program's status",
-            tags=["programs"], **spec(200, 400, 403, 404, admin=True))
+@router.get(
+    "/function/<name>/program/<segment>",
+    summary="Show one program's status",
+    tags=["programs"],
+    **spec(200, 400, 403, 404, admin=True),
+)
 def show_program(name: str, segment: str) -> Response[dict[str, Any]]:
     return _show(name, "program", segment)
 
 
-@router.delete("/function/<name>/program/<segment>", summary="Delete a loaded program's binary",
-               tags=["programs"], **spec(200, 400, 403, 404, 409, admin=True))
+@router.delete(
+    "/function/<name>/program/<segment>",
+    summary="Delete a loaded program's binary",
+    tags=["programs"],
+    **spec(200, 400, 403, 404, 409, admin=True),
+)
 def delete_program(name: str, segment: str) -> Response[dict[str, Any]]:
     return _delete(name, "program", segment)
 
 
-@router.post("/function/<name>/program/<segment>/upload", summary="Start a presigned upload of a large program",
-             tags=["programs"], **spec(201, 400, 403, 404, 409, admin=True))
+@router.post(
+    "/function/<name>/program/<segment>/upload",
+    summary="Start a presigned upload of a large program",
+    tags=["programs"],
+    **spec(201, 400, 403, 404, 409, admin=True),
+)
 def start_upload_program(name: str, segment: str) -> Response[dict[str, Any]]:
     return _start_upload(name, "program", segment)
 
 
-@router.post("/function/<name>/program/<segment>/upload/complete", summary="Verify and keep a presigned upload of a program",
-             tags=["programs"], **spec(201, 400, 403, 404, 409, 413, 422, 502, admin=True))
+@router.post(
+    "/function/<name>/program/<segment>/upload/complete",
+    summary="Verify and keep a presigned upload of a program",
+    tags=["programs"],
+    **spec(201, 400, 403, 404, 409, 413, 422, 502, admin=True),
+)
 def complete_upload_program(name: str, segment: str) -> Response[dict[str, Any]]:
     return _complete_upload(name, "program", segment)
 
@@ -90,38 +114,61 @@ def complete_upload_program(name: str, segment: str) -> Response[dict[str, Any]]
 # -- data files --------------------------------------------------------------------------------------
 
 
-@router.post("/function/<name>/data_file/<segment>", summary="Upload a data file in the request body (hash-checked)",
-             tags=["data_files"], **spec(201, 400, 403, 404, 409, 413, 422, admin=True, request="binary"))
+@router.post(
+    "/function/<name>/data_file/<segment>",
+    summary="Upload a data file in the request body (hash-checked)",
+    tags=["data_files"],
+    **spec(201, 400, 403, 404, 409, 413, 422, admin=True, request="binary"),
+)
 def upload_data_file(name: str, segment: str) -> Response[dict[str, Any]]:
     return _upload(name, "data_file", segment)
 
 
-@router.get("/function/<name>/data_file", summary="List a function's data files and whether each is loaded",
-            tags=["data_files"], **spec(200, 403, 404, admin=True))
+@router.get(
+    "/function/<name>/data_file",
+    summary="List a function's data files and whether each is loaded",
+    tags=["data_files"],
+    **spec(200, 403, 404, admin=True),
+)
 def listing_data_file(name: str) -> Response[dict[str, Any]]:
     return _listing(name, "data_file")
 
 
-@router.get("/function/<name>/data_file/<segment>", summary="Show one data file's status",
-            tags=["data_files"], **spec(200, 400, 403, 404, admin=True))
+@router.get(
+    "/function/<name>/data_file/<segment>",
+    summary="Show one data file's status",
+    tags=["data_files"],
+    **spec(200, 400, 403, 404, admin=True),
+)
 def show_data_file(name: str, segment: str) -> Response[dict[str, Any]]:
     return _show(name, "data_file", segment)
 
 
-@router.delete("/function/<name>/data_file/<segment>", summary="Delete a loaded data file's binary",
-               tags=["data_files"], **spec(200, 400, 403, 404, 409, admin=True))
+@router.delete(
+    "/function/<name>/data_file/<segment>",
+    summary="Delete a loaded data file's binary",
+    tags=["data_files"],
+    **spec(200, 400, 403, 404, 409, admin=True),
+)
 def delete_data_file(name: str, segment: str) -> Response[dict[str, Any]]:
     return _delete(name, "data_file", segment)
 
 
-@router.post("/function/<name>/data_file/<segment>/upload", summary="Start a presigned upload of a large data file",
-             tags=["data_files"], **spec(201, 400, 403, 404, 409, admin=True))
+@router.post(
+    "/function/<name>/data_file/<segment>/upload",
+    summary="Start a presigned upload of a large data file",
+    tags=["data_files"],
+    **spec(201, 400, 403, 404, 409, admin=True),
+)
 def start_upload_data_file(name: str, segment: str) -> Response[dict[str, Any]]:
     return _start_upload(name, "data_file", segment)
 
 
-@router.post("/function/<name>/data_file/<segment>/upload/complete",
-             summary="Verify and keep a presigned upload of a data file",
-             tags=["data_files"], **spec(201, 400, 403, 404, 409, 413, 422, 502, admin=True))
+@router.post(
+    "/function/<name>/data_file/<segment>/upload/complete",
+    summary="Verify and keep a presigned upload of a data file",
+    tags=["data_files"],
+    **spec(201, 400, 403, 404, 409, 413, 422, 502, admin=True),
+)
 def complete_upload_data_file(name: str, segment: str) -> Response[dict[str, Any]]:
     return _complete_upload(name, "data_file", segment)

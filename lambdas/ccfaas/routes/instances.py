@@ -47,29 +47,47 @@ def _stream() -> dict[str, str] | None:
     return {"bucket": bucket, "key": key, "filename": target}
 
 
-@router.post("/instance", summary="Create an instance of a function from a user policy", tags=["instances"],
-             **spec(200, 400, 403, 404, 409, 502, admin=False, request="user",
-                    success_text="READY, with the policy (200); still starting after the wait (202)"))
+@router.post(
+    "/instance",
+    summary="Create an instance of a function from a user policy",
+    tags=["instances"],
+    **spec(
+        200,
+        400,
+        403,
+        404,
+        409,
+        502,
+        admin=False,
+        request="user",
+        success_text="READY, with the policy (200); still starting after the wait (202)",
+    ),
+)
 def create() -> Response[dict[str, Any]]:
     service = services(router).instances
     wait = _int_param("wait", 0, MAX_WAIT)
     if wait is None:
         wait = max(0, min(services(router).settings.instance_wait, MAX_WAIT))
     record = service.create(
-        json_body(router.current_event), caller(router.current_event.raw_event),
-        ttl=_int_param("ttl", 1, 10**7), stream=_stream(),
+        json_body(router.current_event),
+        caller(router.current_event.raw_event),
+        ttl=_int_param("ttl", 1, 10**7),
+        stream=_stream(),
     )
     if wait:
         record = service.wait(record["instance_id"], ("READY", "FAILED", "DELETED"), wait) or record
         if record.get("status") == "READY":
             return json_response(200, original_view(record))
         if record.get("status") in InstanceStore.TERMINAL:
-            return json_response(502, {
-                "error": "InstanceFailed",
-                "message": f"instance {name_of(record)} ended {record['status']} before it was ready: "
-                           f"{record.get('reason') or 'no reason recorded'}; fix the cause, delete it and create it again",
-                **view(record),
-            })
+            return json_response(
+                502,
+                {
+                    "error": "InstanceFailed",
+                    "message": f"instance {name_of(record)} ended {record['status']} before it was ready: "
+                    f"{record.get('reason') or 'no reason recorded'}; fix the cause, delete it and create it again",
+                    **view(record),
+                },
+            )
     return json_response(202, original_view(record))
 
 
@@ -79,21 +97,32 @@ def original_view(record: dict[str, Any]) -> dict[str, Any]:
     return {"instance": name_of(record), "policy": shown.pop("policy", None), **shown}
 
 
-@router.get("/instance", summary="List your instances (administrators see all)", tags=["instances"],
-            **spec(200, admin=False))
+@router.get(
+    "/instance", summary="List your instances (administrators see all)", tags=["instances"], **spec(200, admin=False)
+)
 def list_instances() -> Response[dict[str, Any]]:
     records = services(router).instances.list(caller(router.current_event.raw_event))
     return json_response(200, {"instances": [name_of(r) for r in records], "details": [view(r) for r in records]})
 
 
-@router.get("/instance/<instance_id>", summary="Show an instance: status, reason, workflow, and the policy once READY",
-            tags=["instances"], **spec(200, 404, admin=False))
+@router.get(
+    "/instance/<instance_id>",
+    summary="Show an instance: status, reason, workflow, and the policy once READY",
+    tags=["instances"],
+    **spec(200, 404, admin=False),
+)
 def show(instance_id: str) -> Response[dict[str, Any]]:
-    return json_response(200, original_view(services(router).instances.get(instance_id, caller(router.current_event.raw_event))))
+    return json_response(
+        200, original_view(services(router).instances.get(instance_id, caller(router.current_event.raw_event)))
+    )
 
 
-@router.delete("/instance/<instance_id>", summary="Release an instance into teardown and wait (bounded) for DELETED",
-               tags=["instances"], **spec(200, 404, admin=False, success_text="DELETED (200) or still releasing (202)"))
+@router.delete(
+    "/instance/<instance_id>",
+    summary="Release an instance into teardown and wait (bounded) for DELETED",
+    tags=["instances"],
+    **spec(200, 404, admin=False, success_text="DELETED (200) or still releasing (202)"),
+)
 def delete(instance_id: str) -> Response[dict[str, Any]]:
     record = services(router).instances.delete(instance_id, caller(router.current_event.raw_event))
     return json_response(200 if record.get("status") in InstanceStore.TERMINAL else 202, view(record))

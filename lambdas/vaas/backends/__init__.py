@@ -8,8 +8,9 @@ so a handler does not know which deployment runs it, and the Lambda package carr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lambdas.shared.config import settings
 
@@ -51,7 +52,9 @@ def _kubernetes() -> RuntimeBackend:
     return KubernetesBackend.from_settings()
 
 
-_factories: dict[str, Callable[[], RuntimeBackend]] = {"kubernetes": _kubernetes}  # registered at start, read per request
+_factories: dict[str, Callable[[], RuntimeBackend]] = {
+    "kubernetes": _kubernetes
+}  # registered at start, read per request
 
 
 def register(name: str, factory: Callable[[], RuntimeBackend]) -> None:
@@ -63,6 +66,8 @@ def backend_from_settings() -> RuntimeBackend:
     name = settings().backend
     factory = _factories.get(name)
     if factory is None:
-        raise RuntimeError(f"IPOC_VAAS_BACKEND={name!r} names no backend this process has ({', '.join(sorted(_factories))}): "
-                           "the deployment registers its own (lambdas.vaas.backends.register) when it starts")
+        raise RuntimeError(
+            f"IPOC_VAAS_BACKEND={name!r} names no backend this process has ({', '.join(sorted(_factories))}): "
+            "the deployment registers its own (lambdas.vaas.backends.register) when it starts"
+        )
     return factory()

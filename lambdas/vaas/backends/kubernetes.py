@@ -13,9 +13,10 @@ import base64
 import hashlib
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
@@ -24,8 +25,7 @@ from ipoc.certs import write_private
 from ipoc.errors import DependencyFailed
 from lambdas.shared.config import POD_IP_TIMEOUT, settings
 from lambdas.shared.identity import secret_text
-from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup
-from lambdas.vaas.backends import manifests
+from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup, manifests
 
 TOKEN_PREFIX = "k8s-aws-v1."
 KINDS = ("ConfigMap", "Pod", "EndpointSlice")  # creation order
@@ -77,23 +77,31 @@ class KubernetesBackend(RuntimeBackend):
     poll_interval: float = 0.5
 
     @classmethod
-    def from_settings(cls) -> "KubernetesBackend":
+    def from_settings(cls) -> KubernetesBackend:
         config = settings()
         if not (config.kube_host and config.eks_cluster):
             raise RuntimeError("the kubernetes backend needs IPOC_K8S_HOST and IPOC_EKS_CLUSTER")
         ca_file = config.kube_ca_file or (ca_file_from_data(config.kube_ca_data) if config.kube_ca_data else "")
-        proxy_cert = config.proxy_cert or (secret_text(config.proxy_cert_secret_arn) if config.proxy_cert_secret_arn else "")
+        proxy_cert = config.proxy_cert or (
+            secret_text(config.proxy_cert_secret_arn) if config.proxy_cert_secret_arn else ""
+        )
         if not proxy_cert:
             raise RuntimeError("the kubernetes backend needs IPOC_PROXY_CERT or IPOC_PROXY_CERT_SECRET_ARN")
         return cls(
             api_client=lambda: eks_api_client(config.kube_host, ca_file, config.eks_cluster),
             spec=manifests.RuntimeSpec(
-                namespace=config.kube_namespace, image=config.runtime_image, endpoint_host=config.endpoint_host,
-                pod_mib=config.runtime_pod_mib, cpu_millis=config.runtime_cpu_millis,
+                namespace=config.kube_namespace,
+                image=config.runtime_image,
+                endpoint_host=config.endpoint_host,
+                pod_mib=config.runtime_pod_mib,
+                cpu_millis=config.runtime_cpu_millis,
             ),
             setup=RuntimeSetup(
-                proxy_url=config.proxy_url, proxy_cert=proxy_cert, runtime_hash=config.runtime_hash,
-                platform=config.platform, endpoint_host=config.endpoint_host,
+                proxy_url=config.proxy_url,
+                proxy_cert=proxy_cert,
+                runtime_hash=config.runtime_hash,
+                platform=config.platform,
+                endpoint_host=config.endpoint_host,
             ),
             pod_ip_timeout=float(config.pod_ip_timeout),
         )
@@ -106,13 +114,23 @@ class KubernetesBackend(RuntimeBackend):
             core, discovery = k8s.CoreV1Api(api), k8s.DiscoveryV1Api(api)
             namespace, name = self.spec.namespace, manifests.object_name(port)
             try:
-                self._create("ConfigMap", lambda: core.create_namespaced_config_map(
-                    namespace, manifests.configmap(self.spec, port, labels, policy_text)))
-                self._create("Pod", lambda: core.create_namespaced_pod(
-                    namespace, manifests.pod(self.spec, port, labels, policy_text)))
+                self._create(
+                    "ConfigMap",
+                    lambda: core.create_namespaced_config_map(
+                        namespace, manifests.configmap(self.spec, port, labels, policy_text)
+                    ),
+                )
+                self._create(
+                    "Pod",
+                    lambda: core.create_namespaced_pod(namespace, manifests.pod(self.spec, port, labels, policy_text)),
+                )
                 pod_ip = self._wait_for_pod_ip(core, name)
-                self._create("EndpointSlice", lambda: discovery.create_namespaced_endpoint_slice(
-                    namespace, manifests.endpoint_slice(self.spec, port, labels, pod_ip)))
+                self._create(
+                    "EndpointSlice",
+                    lambda: discovery.create_namespaced_endpoint_slice(
+                        namespace, manifests.endpoint_slice(self.spec, port, labels, pod_ip)
+                    ),
+                )
             except BaseException as failure:
                 # A refused or lost create may still have left its object (the server committed, the answer
                 # was lost): the slot makes this port's names ours, so remove all three, ignoring 404s.
@@ -120,7 +138,9 @@ class KubernetesBackend(RuntimeBackend):
                     self._delete(api, port, list(KINDS))
                 except DependencyFailed as cleanup:
                     if isinstance(failure, DependencyFailed):
-                        raise DependencyFailed(f"{failure.message}; cleaning up also failed: {cleanup.message}") from None
+                        raise DependencyFailed(
+                            f"{failure.message}; cleaning up also failed: {cleanup.message}"
+                        ) from None
                     raise
                 raise
         return {"pod": name, "pod_ip": pod_ip, "namespace": namespace}
@@ -136,9 +156,13 @@ class KubernetesBackend(RuntimeBackend):
             except ApiException as exc:
                 if exc.status == 404:
                     return "missing"
-                raise DependencyFailed(f"Kubernetes: reading pod {manifests.object_name(port)} failed: {exc.status} {exc.reason}") from None
+                raise DependencyFailed(
+                    f"Kubernetes: reading pod {manifests.object_name(port)} failed: {exc.status} {exc.reason}"
+                ) from None
         phase = (pod.status.phase if pod.status else None) or "Pending"
-        return {"Running": "running", "Pending": "starting", "Succeeded": "exited", "Failed": "died"}.get(phase, "missing")
+        return {"Running": "running", "Pending": "starting", "Succeeded": "exited", "Failed": "died"}.get(
+            phase, "missing"
+        )
 
     # -- helpers -------------------------------------------------------------------
 
@@ -154,7 +178,9 @@ class KubernetesBackend(RuntimeBackend):
             try:
                 pod = core.read_namespaced_pod_status(name, self.spec.namespace)
             except ApiException as exc:
-                raise DependencyFailed(f"Kubernetes: reading the status of pod {name} failed: {exc.status} {exc.reason}") from None
+                raise DependencyFailed(
+                    f"Kubernetes: reading the status of pod {name} failed: {exc.status} {exc.reason}"
+                ) from None
             status = pod.status
             if status is not None and status.pod_ip:
                 return status.pod_ip

@@ -22,8 +22,12 @@ def _filters() -> dict[str, str | None]:
     }
 
 
-@router.post("/veracruz", summary="Create a Veracruz instance from a VaaS policy", tags=["veracruz"],
-             **spec(201, 400, 403, 502, 507, admin=True, request="vaas"))
+@router.post(
+    "/veracruz",
+    summary="Create a Veracruz instance from a VaaS policy",
+    tags=["veracruz"],
+    **spec(201, 400, 403, 502, 507, admin=True, request="vaas"),
+)
 def create() -> Response[dict[str, Any]]:
     return json_response(201, services(router).vaas.create(json_body(router.current_event)))
 
@@ -33,13 +37,18 @@ def list_instances() -> Response[dict[str, Any]]:
     return json_response(200, services(router).vaas.list(**_filters()))
 
 
-@router.get("/veracruz/<name>", summary="Show one Veracruz instance", tags=["veracruz"],
-            **spec(200, 400, 403, 404, admin=True))
+@router.get(
+    "/veracruz/<name>", summary="Show one Veracruz instance", tags=["veracruz"], **spec(200, 400, 403, 404, admin=True)
+)
 def show(name: str) -> Response[dict[str, Any]]:
     return json_response(200, services(router).vaas.show(name, **_filters()))
 
 
-@router.delete("/veracruz/<name>", summary="Stop and delete a Veracruz instance", tags=["veracruz"],
-               **spec(200, 400, 403, 404, 502, admin=True))
+@router.delete(
+    "/veracruz/<name>",
+    summary="Stop and delete a Veracruz instance",
+    tags=["veracruz"],
+    **spec(200, 400, 403, 404, 502, admin=True),
+)
 def delete(name: str) -> Response[dict[str, Any]]:
     return json_response(200, services(router).vaas.delete(name, **_filters()))

@@ -19,8 +19,10 @@ from ipoc.policy import compose_vaas_policy
 from tests.support import vod
 
 USER_RIGHTS = [
-    {"file_name": "/user_input/", "rights": 534084}, {"file_name": "/output/", "rights": 24582},
-    {"file_name": "stdout", "rights": 24582}, {"file_name": "stderr", "rights": 24582},
+    {"file_name": "/user_input/", "rights": 534084},
+    {"file_name": "/output/", "rights": 24582},
+    {"file_name": "stdout", "rights": 24582},
+    {"file_name": "stderr", "rights": 24582},
     {"file_name": "/program/", "rights": 536879104},
 ]
 STREAMER_RIGHTS = [{"file_name": "/s3_app_input/", "rights": 534084}]
@@ -35,10 +37,14 @@ def build():
 def instance(build, start_runtime, ids):
     """A runtime with the VOD policy, the program and the model loaded by the program-load identity."""
     function = json.loads((build / "function.json").read_text())
-    user_policy = {"function": "vod", "instanceid": "t", "identities": [
-        {"certificate": ids.streamer.certificate, "file_rights": STREAMER_RIGHTS},
-        {"certificate": ids.user.certificate, "file_rights": USER_RIGHTS},
-    ]}
+    user_policy = {
+        "function": "vod",
+        "instanceid": "t",
+        "identities": [
+            {"certificate": ids.streamer.certificate, "file_rights": STREAMER_RIGHTS},
+            {"certificate": ids.user.certificate, "file_rights": USER_RIGHTS},
+        ],
+    }
     runtime = start_runtime(compose_vaas_policy(function, user_policy, ids.loader.certificate), time_limit=120)
     with VeracruzClient(runtime.policy, ids.loader.certificate, ids.loader.private_key) as loader:
         loader.write_file("/program/detector.wasm", (build / "detector.wasm").read_bytes())
@@ -102,7 +108,9 @@ def run_under_wasmtime(wasm: bytes, work) -> bytes:
     directories (the runtime pins the frontal-face model by hash); returns detections.json."""
     from runtime.executor import Executor, Streams
 
-    code = Executor(max_memory_mib=512, enable_clock=False, time_limit=120).run(wasm, vod.preopens(work), Streams(stderr=work / "stderr"))
+    code = Executor(max_memory_mib=512, enable_clock=False, time_limit=120).run(
+        wasm, vod.preopens(work), Streams(stderr=work / "stderr")
+    )
     assert code == 0, (work / "stderr").read_text()
     return (work / "output/detections.json").read_bytes()
 
@@ -116,7 +124,13 @@ def test_other_cascades_agree_with_opencv_under_wasmtime(build, tmp_path, cascad
     import cascade_tool
 
     width, height, frames = vod.photo_frame(photo)
-    vod.layout(tmp_path / "work", width, height, frames, model=cascade_tool.convert(cascade_tool.opencv_cascade_path(cascade).read_text()))
+    vod.layout(
+        tmp_path / "work",
+        width,
+        height,
+        frames,
+        model=cascade_tool.convert(cascade_tool.opencv_cascade_path(cascade).read_text()),
+    )
     ours = vod.detections(run_under_wasmtime((build / "detector.wasm").read_bytes(), tmp_path / "work"))
     result = vod.agreement(ours, vod.opencv_boxes(frames, cascade))
     assert result["opencv_boxes"] >= 1
@@ -128,8 +142,15 @@ def regression_cases() -> dict[str, dict]:
     return vod.regression_cases()
 
 
-@pytest.mark.parametrize("case", ["carphone_12_frames_counter_wraps", "carphone_1280x720", "astronaut_smile_every_candidate",
-                                  "chelsea_cat_face_min_size"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "carphone_12_frames_counter_wraps",
+        "carphone_1280x720",
+        "astronaut_smile_every_candidate",
+        "chelsea_cat_face_min_size",
+    ],
+)
 def test_detections_are_byte_identical_to_the_first_builds(build, tmp_path, regression_cases, case):
     """Speed-ups must not move a box: detections.json as the detector wrote it before them
     (tests/data/vod/reference_detections.json, from the wasm build of commit 18e08c3), byte for

@@ -11,9 +11,10 @@ import requests
 from moto import mock_aws
 
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
-from tests.support.seed import CFG, NAMES, PROGRAM, WEIGHTS, small_function
 from tests.support.aws import b64, call, configure
+from tests.support.seed import CFG, NAMES, PROGRAM, WEIGHTS, small_function
 from tests.support.settings import use_settings
+
 
 @pytest.fixture
 def aws(monkeypatch):
@@ -34,14 +35,22 @@ def test_register_small_script_flow(aws):
     assert created.status == 201 and created.json["function"] == "vod_small"
     assert call(ccfaas, "POST", "/function", small_function()).status == 200  # identical content: no new version
     # AND the program and data files are uploaded
-    assert call(ccfaas, "POST", f"/function/vod_small/program/{b64('/program/detector.wasm')}", raw=PROGRAM).status == 201
-    wrong = call(ccfaas, "POST", f"/function/vod_small/data_file/{b64('/program_data/coco.names')}", raw=b"not the names")
+    assert (
+        call(ccfaas, "POST", f"/function/vod_small/program/{b64('/program/detector.wasm')}", raw=PROGRAM).status == 201
+    )
+    wrong = call(
+        ccfaas, "POST", f"/function/vod_small/data_file/{b64('/program_data/coco.names')}", raw=b"not the names"
+    )
     assert wrong.status == 422 and wrong.json["error"] == "HashMismatch"
     assert hashlib.sha256(b"not the names").hexdigest() in wrong.json["message"]
     assert hashlib.sha256(NAMES).hexdigest() in wrong.json["message"]
     status = call(ccfaas, "GET", f"/function/vod_small/data_file/{b64('/program_data/coco.names')}")
     assert status.json["status"] == "not loaded"
-    for path, content in (("/program_data/coco.names", NAMES), ("/program_data/yolov3.cfg", CFG), ("/program_data/yolov3.weights", WEIGHTS)):
+    for path, content in (
+        ("/program_data/coco.names", NAMES),
+        ("/program_data/yolov3.cfg", CFG),
+        ("/program_data/yolov3.weights", WEIGHTS),
+    ):
         assert call(ccfaas, "POST", f"/function/vod_small/data_file/{b64(path)}", raw=content).status == 201
     # THEN listing and showing reflect it, and S3 holds one object per file, keyed by sha256
     assert call(ccfaas, "GET", "/function").json == {"functions": ["vod_small"]}
@@ -64,7 +73,9 @@ def test_a_wrong_upload_keeps_nothing(aws):
     assert reply.status == 422
     assert objects(aws.bucket) == []
     # and the right bytes are still accepted afterwards (the original left a file that blocked this)
-    assert call(ccfaas, "POST", f"/function/vod_small/program/{b64('/program/detector.wasm')}", raw=PROGRAM).status == 201
+    assert (
+        call(ccfaas, "POST", f"/function/vod_small/program/{b64('/program/detector.wasm')}", raw=PROGRAM).status == 201
+    )
     again = call(ccfaas, "POST", f"/function/vod_small/program/{b64('/program/detector.wasm')}", raw=PROGRAM)
     assert again.status == 409 and "already loaded" in again.json["message"]
 
@@ -77,7 +88,10 @@ def test_every_upload_step_refuses_a_loaded_file_alike(aws):
     for suffix, raw in (("", PROGRAM), ("/upload", None), ("/upload/complete", None)):
         reply = call(ccfaas, "POST", f"/function/vod_small/program/{segment}{suffix}", raw=raw)
         assert reply.status == 409 and reply.json["error"] == "Conflict", (suffix, reply.json)
-        assert reply.json["message"] == "/program/detector.wasm of function 'vod_small' is already loaded; DELETE it first to replace it"
+        assert (
+            reply.json["message"]
+            == "/program/detector.wasm of function 'vod_small' is already loaded; DELETE it first to replace it"
+        )
 
 
 def test_file_delete_and_status(aws):

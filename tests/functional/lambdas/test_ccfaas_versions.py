@@ -15,8 +15,7 @@ from moto import mock_aws
 from ipoc.client import VeracruzClient
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.shared.config import settings
-from tests.support import policies
-from tests.support import seed
+from tests.support import policies, seed
 from tests.support.aws import b64, call, configure
 from tests.support.lifecycle import ECHO_FUNCTION, running_plane
 from tests.support.wasm import custom_section
@@ -54,7 +53,10 @@ def key(content: bytes, name: str = "vod") -> str:
 
 
 def upload_all(reference: str, program: bytes) -> None:
-    assert call(ccfaas, "POST", f"/function/{reference}/program/{b64('/program/detector.wasm')}", raw=program).status == 201
+    assert (
+        call(ccfaas, "POST", f"/function/{reference}/program/{b64('/program/detector.wasm')}", raw=program).status
+        == 201
+    )
     for path, content in DATA.items():
         assert call(ccfaas, "POST", f"/function/{reference}/data_file/{b64(path)}", raw=content).status == 201
 
@@ -81,7 +83,10 @@ def test_publishing_makes_immutable_versions_sharing_their_bytes(aws):
     assert objects(aws.bucket) == {key(PROGRAM_V1), key(PROGRAM_V2), *(key(c) for c in DATA.values())}
     listing = call(ccfaas, "GET", "/function/vod/versions").json
     assert listing["latest"] == 2 and listing["aliases"] == {"latest": 2}
-    assert [(v["version"], v["loaded"], v["aliases"]) for v in listing["versions"]] == [(1, True, []), (2, True, ["latest"])]
+    assert [(v["version"], v["loaded"], v["aliases"]) for v in listing["versions"]] == [
+        (1, True, []),
+        (2, True, ["latest"]),
+    ]
     assert listing["versions"][0]["policy_sha256"] != listing["versions"][1]["policy_sha256"]
     # AND the publishing route refuses a policy of another function
     other = call(ccfaas, "POST", "/function/vod/versions", vod(PROGRAM_V2, name="other"))
@@ -121,21 +126,27 @@ def test_a_version_in_use_is_kept_and_its_unshared_bytes_go_with_it(aws):
     assert upload_all_program.status == 201
     call(ccfaas, "PUT", "/function/vod/aliases/prod", {"version": 1})
     # an instance of v1 (its record as CCFaaS writes it; the lifecycle test below runs a real one)
-    boto3.resource("dynamodb").Table(aws.instances).put_item(Item={
-        "instance_id": "alice-1", "function": "vod", "version": 1, "owner": "alice", "status": "READY"})
+    boto3.resource("dynamodb").Table(aws.instances).put_item(
+        Item={"instance_id": "alice-1", "function": "vod", "version": 1, "owner": "alice", "status": "READY"}
+    )
     # WHEN v1 is deleted THEN 409 naming the instance and the alias, and nothing changed
     refused = call(ccfaas, "DELETE", "/function/vod/versions/1")
     assert refused.status == 409 and "alice-1" in refused.json["message"] and "prod" in refused.json["message"]
     assert call(ccfaas, "GET", "/function/vod:1").status == 200
-    assert call(ccfaas, "PUT", "/function/vod/aliases/beta", {"version": 1}).status == 200  # not left marked for deletion
+    assert (
+        call(ccfaas, "PUT", "/function/vod/aliases/beta", {"version": 1}).status == 200
+    )  # not left marked for deletion
     call(ccfaas, "DELETE", "/function/vod/aliases/beta")
     # AND deleting the whole function is refused by the same rule
     assert call(ccfaas, "DELETE", "/function/vod").status == 409
     # WHEN the alias moves and the instance ends THEN v1 goes, with only the bytes no other version uses
     call(ccfaas, "PUT", "/function/vod/aliases/prod", {"version": 2})
     boto3.resource("dynamodb").Table(aws.instances).update_item(
-        Key={"instance_id": "alice-1"}, UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":s": "DELETED"})
+        Key={"instance_id": "alice-1"},
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": "DELETED"},
+    )
     assert call(ccfaas, "DELETE", "/function/vod/versions/1").status == 200
     assert objects(aws.bucket) == {key(PROGRAM_V2), *(key(c) for c in DATA.values())}
     assert call(ccfaas, "GET", "/function/vod:1").status == 404
@@ -183,7 +194,9 @@ def test_instances_run_the_exact_version_they_were_composed_from(monkeypatch, pr
         # WHEN v2 is published and prod points at v1
         v2 = call(ccfaas, "POST", f"/function/{ECHO_FUNCTION}/versions", policies.echo_function(ECHO_FUNCTION, echo_v2))
         assert v2.json["version"] == 2
-        assert call(ccfaas, "POST", f"/function/{ECHO_FUNCTION}/program/{b64(policies.ECHO)}", raw=echo_v2).status == 201
+        assert (
+            call(ccfaas, "POST", f"/function/{ECHO_FUNCTION}/program/{b64(policies.ECHO)}", raw=echo_v2).status == 201
+        )
         call(ccfaas, "PUT", f"/function/{ECHO_FUNCTION}/aliases/prod", {"version": 1})
         # THEN the running instance still pins v1's program hash and runs it
         assert _program_hash(ready_v1) == hashlib.sha256(echo_wasm).hexdigest()
@@ -214,8 +227,11 @@ def test_instances_run_the_exact_version_they_were_composed_from(monkeypatch, pr
 
 
 def _ready(plane, instance_id: str, identities, reference: str = ECHO_FUNCTION) -> dict:
-    body = {"function": reference, "instanceid": instance_id,
-            "identities": [{"certificate": i.certificate, "file_rights": r} for i, r in identities]}
+    body = {
+        "function": reference,
+        "instanceid": instance_id,
+        "identities": [{"certificate": i.certificate, "file_rights": r} for i, r in identities],
+    }
     assert call(ccfaas, "POST", "/instance?wait=0", body, user="alice").status == 202
     record = plane.wait_status(instance_id, ("READY", "FAILED"))
     assert record["status"] == "READY", record.get("reason")
@@ -229,7 +245,6 @@ def _program_hash(record: dict) -> str:
 
 
 def plane_bucket() -> str:
-    import os
 
     return settings().artifacts_bucket
 
@@ -241,10 +256,15 @@ def test_the_version_routes_are_documented_for_administrators_only(monkeypatch):
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     paths = api_document("ccfaas")["paths"]
     routes = {(m.upper(), p): op for p, item in paths.items() for m, op in item.items()}
-    wanted = {("POST", "/function/{name}/versions"), ("GET", "/function/{name}/versions"),
-              ("GET", "/function/{name}/versions/{version}"), ("DELETE", "/function/{name}/versions/{version}"),
-              ("GET", "/function/{name}/aliases"), ("PUT", "/function/{name}/aliases/{alias}"),
-              ("DELETE", "/function/{name}/aliases/{alias}")}
+    wanted = {
+        ("POST", "/function/{name}/versions"),
+        ("GET", "/function/{name}/versions"),
+        ("GET", "/function/{name}/versions/{version}"),
+        ("DELETE", "/function/{name}/versions/{version}"),
+        ("GET", "/function/{name}/aliases"),
+        ("PUT", "/function/{name}/aliases/{alias}"),
+        ("DELETE", "/function/{name}/aliases/{alias}"),
+    }
     assert wanted <= set(routes)
     assert all(routes[r]["x-ipoc-admin"] is True for r in wanted)
     assert "409" in routes[("DELETE", "/function/{name}/versions/{version}")]["responses"]

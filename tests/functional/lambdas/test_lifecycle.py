@@ -12,8 +12,8 @@ import pytest
 
 from ipoc.client import VeracruzClient
 from ipoc.policy import policy_hash
-from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.ccfaas.execution import ExecutionState
+from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
 from lambdas.shared.config import settings
@@ -24,8 +24,18 @@ from tests.support.lifecycle import running_plane
 from tests.support.waiting import wait_until
 
 SLOTS = 2
-ALL_STATES_RELEASED = ["ComposePolicy", "Allocate", "SlotAllocated", "WaitForRuntime", "RuntimeAnswers", "Provision",
-                       "MarkReady", "StreamRequested", "WaitForRelease", "Teardown"]
+ALL_STATES_RELEASED = [
+    "ComposePolicy",
+    "Allocate",
+    "SlotAllocated",
+    "WaitForRuntime",
+    "RuntimeAnswers",
+    "Provision",
+    "MarkReady",
+    "StreamRequested",
+    "WaitForRelease",
+    "Teardown",
+]
 LOOPS = {"WaitForSlot", "WaitBeforeRuntimeCheck"}  # expected waits: how often they run depends on timing
 
 
@@ -38,7 +48,9 @@ def plane(monkeypatch, proxy, tmp_path):
 def test_create_ready_execute_delete(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
     # GIVEN the seed's user-policy shape: a streamer identity, then the user
-    created = plane.create("i-1", [(ids.streamer, [{"file_name": "/input/", "rights": 534084}]), (ids.user, policies.USER_RIGHTS)])
+    created = plane.create(
+        "i-1", [(ids.streamer, [{"file_name": "/input/", "rights": 534084}]), (ids.user, policies.USER_RIGHTS)]
+    )
     assert created.status == 202 and created.json["status"] == "PENDING"
     assert created.json["status_url"] == "/instance/i-1"
     # WHEN the workflow runs THEN the instance becomes READY with the exact policy text
@@ -94,26 +106,51 @@ def test_provisioning_denial_fails_the_instance_and_leaves_nothing(plane, ids, e
 def test_ttl_expiry_and_an_ended_workflow_tear_down(plane, ids, echo_wasm):
     plane.register_echo(echo_wasm)
     # An instance through the API (the API refuses TTLs under a minute)...
-    call(ccfaas, "POST", "/instance?ttl=60", {"function": "echo", "instanceid": "i-live", "identities": [
-        {"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}, user="alice")
+    call(
+        ccfaas,
+        "POST",
+        "/instance?ttl=60",
+        {
+            "function": "echo",
+            "instanceid": "i-live",
+            "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}],
+        },
+        user="alice",
+    )
     live = plane.wait_status("i-live", ("READY",))
     # ...and one started directly with a 2 s TTL, as an operator could from the console.
     sfn = boto3.client("stepfunctions")
-    user_policy = {"function": "echo", "instanceid": "i-ttl",
-                   "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
+    user_policy = {
+        "function": "echo",
+        "instanceid": "i-ttl",
+        "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}],
+    }
     boto3.resource("dynamodb").Table(settings().instances_table).put_item(
-        Item={"instance_id": "i-ttl", "function": "echo", "owner": "arn:aws:iam::000000000000:user/alice",
-              "status": "PENDING", "created_at": "2026-01-01T00:00:00+00:00", "ttl_seconds": 2})
-    execution = sfn.start_execution(stateMachineArn=plane.state_machine, input=json.dumps(
-        {"instance_id": "i-ttl", "function": "echo", "owner": "alice", "user_policy": user_policy, "ttl_seconds": 2}))
+        Item={
+            "instance_id": "i-ttl",
+            "function": "echo",
+            "owner": "arn:aws:iam::000000000000:user/alice",
+            "status": "PENDING",
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "ttl_seconds": 2,
+        }
+    )
+    execution = sfn.start_execution(
+        stateMachineArn=plane.state_machine,
+        input=json.dumps(
+            {"instance_id": "i-ttl", "function": "echo", "owner": "alice", "user_policy": user_policy, "ttl_seconds": 2}
+        ),
+    )
     assert plane.execution(execution["executionArn"])["status"] == "SUCCEEDED"
     assert "Expire" in plane.states_entered(execution["executionArn"])
     record = call(ccfaas, "GET", "/instance/i-ttl", user="alice").json
     assert record["status"] == "DELETED" and "TTL of 2 s expired" in record["reason"]
     # GIVEN a live instance whose workflow has ended (moto cannot stop an execution, so point it at the ended one)
     boto3.resource("dynamodb").Table(settings().instances_table).update_item(
-        Key={"instance_id": live["key"]}, UpdateExpression="SET execution_arn = :a",
-        ExpressionAttributeValues={":a": execution["executionArn"]})
+        Key={"instance_id": live["key"]},
+        UpdateExpression="SET execution_arn = :a",
+        ExpressionAttributeValues={":a": execution["executionArn"]},
+    )
     # WHEN the reaper runs THEN it tears the instance down itself
     assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": live["key"], "action": "torn down"}]
     reaped = call(ccfaas, "GET", "/instance/i-live", user="alice").json
@@ -132,13 +169,18 @@ def test_reaper_fails_an_instance_whose_runtime_died(plane, ids, echo_wasm):
     wait_until(lambda: running_ports(plane.runtimes) == [], timeout=10, what="the runtime to die")
     actions = Reaper(Lifecycle.from_settings()).run()
     # the workflow tears down itself when it is already waiting for release, or as soon as it gets there
-    assert actions in ([{"instance_id": record["key"], "action": "failed (runtime died); workflow tearing down"}],
-                       [{"instance_id": record["key"], "action": "failed (runtime died); torn down"}])
+    assert actions in (
+        [{"instance_id": record["key"], "action": "failed (runtime died); workflow tearing down"}],
+        [{"instance_id": record["key"], "action": "failed (runtime died); torn down"}],
+    )
     failed = plane.wait_status("i-dies", ("FAILED",))
     assert failed["reason"] == "runtime died"
     assert plane.execution(record["execution_arn"])["status"] == "FAILED"
-    wait_until(lambda: not boto3.client("dynamodb").scan(TableName=settings().slots_table)["Items"],
-               timeout=20, what="the slot to be freed")
+    wait_until(
+        lambda: not boto3.client("dynamodb").scan(TableName=settings().slots_table)["Items"],
+        timeout=20,
+        what="the slot to be freed",
+    )
 
 
 def test_tasks_are_idempotent(plane, ids, echo_wasm):
@@ -152,7 +194,9 @@ def test_tasks_are_idempotent(plane, ids, echo_wasm):
     assert allocation["policy"] == record["policy"]
     assert len(running_ports(plane.runtimes)) == 1
     # same bytes again
-    assert lifecycle.provision(ExecutionState.parse({**state, "allocation": allocation}))["provisioned"] == [policies.ECHO]
+    assert lifecycle.provision(ExecutionState.parse({**state, "allocation": allocation}))["provisioned"] == [
+        policies.ECHO
+    ]
     state = ExecutionState.parse(state)
     lifecycle.mark_ready(state)
     call(ccfaas, "DELETE", "/instance/i-idem", user="alice")
@@ -252,13 +296,23 @@ def test_no_free_slot_and_a_starting_runtime_are_waits_not_errors(plane, ids, ec
     # WHEN a third instance is asked for THEN it waits for a slot, and gets one once an instance is deleted
     plane.create("i-c", [(ids.user, policies.USER_RIGHTS)])
     waiting = boto3.resource("dynamodb").Table(settings().instances_table)
-    wait_until(lambda: "WaitForSlot" in plane.states_entered(waiting.get_item(Key={"instance_id": instance_table_key("i-c")})["Item"]["execution_arn"]),
-               timeout=20, what="i-c to wait for a slot")
+    wait_until(
+        lambda: (
+            "WaitForSlot"
+            in plane.states_entered(
+                waiting.get_item(Key={"instance_id": instance_table_key("i-c")})["Item"]["execution_arn"]
+            )
+        ),
+        timeout=20,
+        what="i-c to wait for a slot",
+    )
     assert call(ccfaas, "DELETE", "/instance/i-a", user="alice").json["status"] == "DELETED"
     third = plane.wait_status("i-c", ("READY", "FAILED"))
     assert third["status"] == "READY", third.get("reason")
     # AND neither wait was a Lambda error or a failed task
-    executions = [call(ccfaas, "GET", f"/instance/{n}", user="alice").json["execution_arn"] for n in ("i-a", "i-b", "i-c")]
+    executions = [
+        call(ccfaas, "GET", f"/instance/{n}", user="alice").json["execution_arn"] for n in ("i-a", "i-b", "i-c")
+    ]
     assert any("WaitBeforeRuntimeCheck" in plane.states_entered(arn) for arn in executions)
     assert function_errors == []
     assert [failed_tasks(plane, arn) for arn in executions] == [[], [], []]
@@ -287,10 +341,17 @@ def test_a_lambda_throttle_at_the_release_wait_is_retried(plane, ids, echo_wasm,
     plane.register_echo(echo_wasm)
     plane.create("i-throttled", [(ids.user, policies.USER_RIGHTS)])
     record = plane.wait_status("i-throttled", ("READY", "FAILED"))
-    wait_until(lambda: (call(ccfaas, "GET", "/instance/i-throttled", user="alice").json.get("status") != "READY"
-                        or "task_token" in boto3.resource("dynamodb").Table(settings().instances_table)
-                        .get_item(Key={"instance_id": instance_table_key("i-throttled")})["Item"]),
-               timeout=20, what="the workflow to reach its release wait")
+    wait_until(
+        lambda: (
+            call(ccfaas, "GET", "/instance/i-throttled", user="alice").json.get("status") != "READY"
+            or "task_token"
+            in boto3.resource("dynamodb")
+            .Table(settings().instances_table)
+            .get_item(Key={"instance_id": instance_table_key("i-throttled")})["Item"]
+        ),
+        timeout=20,
+        what="the workflow to reach its release wait",
+    )
     assert throttled, "the throttle was not injected"
     assert failed_tasks(plane, record["execution_arn"]) == ["Lambda.TooManyRequestsException"]
     assert call(ccfaas, "GET", "/instance/i-throttled", user="alice").json["status"] == "READY"
@@ -302,15 +363,34 @@ def _start_directly(plane, ids, instance_id: str, ttl: int, created_ago: float) 
     """An instance record created ``created_ago`` seconds ago (a slow start) and its workflow, started directly."""
     import datetime as dt
 
-    created = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=created_ago)).isoformat()
-    user_policy = {"function": "echo", "instanceid": instance_id,
-                   "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}]}
+    created = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=created_ago)).isoformat()
+    user_policy = {
+        "function": "echo",
+        "instanceid": instance_id,
+        "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}],
+    }
     boto3.resource("dynamodb").Table(settings().instances_table).put_item(
-        Item={"instance_id": instance_id, "function": "echo", "owner": "arn:aws:iam::000000000000:user/alice",
-              "status": "PENDING", "created_at": created, "ttl_seconds": ttl})
-    return boto3.client("stepfunctions").start_execution(stateMachineArn=plane.state_machine, input=json.dumps(
-        {"instance_id": instance_id, "function": "echo", "owner": "alice", "user_policy": user_policy,
-         "ttl_seconds": ttl}))["executionArn"]
+        Item={
+            "instance_id": instance_id,
+            "function": "echo",
+            "owner": "arn:aws:iam::000000000000:user/alice",
+            "status": "PENDING",
+            "created_at": created,
+            "ttl_seconds": ttl,
+        }
+    )
+    return boto3.client("stepfunctions").start_execution(
+        stateMachineArn=plane.state_machine,
+        input=json.dumps(
+            {
+                "instance_id": instance_id,
+                "function": "echo",
+                "owner": "alice",
+                "user_policy": user_policy,
+                "ttl_seconds": ttl,
+            }
+        ),
+    )["executionArn"]
 
 
 def test_the_workflow_expires_at_the_instance_deadline_not_ttl_after_ready(plane, ids, echo_wasm):
@@ -333,16 +413,25 @@ def test_the_reaper_expires_at_the_same_deadline_and_the_instance_ends_deleted(p
     plane.create("i-old", [(ids.user, policies.USER_RIGHTS)])
     record = plane.wait_status("i-old", ("READY",))
     table = boto3.resource("dynamodb").Table(settings().instances_table)
-    wait_until(lambda: "task_token" in table.get_item(Key={"instance_id": instance_table_key("i-old")})["Item"], timeout=20,
-               what="the workflow to wait for release")
+    wait_until(
+        lambda: "task_token" in table.get_item(Key={"instance_id": instance_table_key("i-old")})["Item"],
+        timeout=20,
+        what="the workflow to wait for release",
+    )
     # GIVEN its deadline (created_at + TTL) passed a grace period ago, while its workflow still waits
     import datetime as dt
 
     ttl = int(record["ttl_seconds"])
-    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=ttl + GRACE_SECONDS + 1)).isoformat()
-    table.update_item(Key={"instance_id": instance_table_key("i-old")}, UpdateExpression="SET created_at = :c", ExpressionAttributeValues={":c": past})
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ttl + GRACE_SECONDS + 1)).isoformat()
+    table.update_item(
+        Key={"instance_id": instance_table_key("i-old")},
+        UpdateExpression="SET created_at = :c",
+        ExpressionAttributeValues={":c": past},
+    )
     # WHEN the reaper runs THEN it releases the instance, as the workflow's own expiry would
-    assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": instance_table_key("i-old"), "action": "released (TTL expired)"}]
+    assert Reaper(Lifecycle.from_settings()).run() == [
+        {"instance_id": instance_table_key("i-old"), "action": "released (TTL expired)"}
+    ]
     ended = plane.wait_status("i-old", ("DELETED", "FAILED"))
     assert ended["status"] == "DELETED" and ended["reason"] == f"its TTL of {ttl} s expired"
     assert plane.execution(record["execution_arn"])["status"] == "SUCCEEDED"
@@ -359,8 +448,11 @@ def test_a_delete_racing_the_release_wait_still_releases(plane, ids, echo_wasm, 
     plane.create("i-race", [(ids.user, policies.USER_RIGHTS)])
     ready = plane.wait_status("i-race", ("READY", "FAILED"))
     assert ready["status"] == "READY", ready.get("reason")
-    wait_until(lambda: Instances.from_settings().get("i-race", principal_arn("alice")).get("task_token"),
-               timeout=30, what="the release wait's token")
+    wait_until(
+        lambda: Instances.from_settings().get("i-race", principal_arn("alice")).get("task_token"),
+        timeout=30,
+        what="the release wait's token",
+    )
     original_get = Instances.get
 
     def read_before_the_token(self, instance_id, caller):  # type: ignore[no-untyped-def]

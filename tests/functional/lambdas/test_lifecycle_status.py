@@ -13,17 +13,18 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
+from lambdas.vaas.backends.local import running_ports
 
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
 from lambdas.shared import ports
-from lambdas.vaas.backends.local import running_ports
 from lambdas.vaas.service import VaaS
 from tests.support import policies
 from tests.support.aws import call
@@ -34,7 +35,9 @@ TERMINAL = ("FAILED", "DELETED")
 
 
 def slots() -> list[str]:
-    return [item["slot"]["S"] for item in boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"]]
+    return [
+        item["slot"]["S"] for item in boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"]
+    ]
 
 
 @dataclass
@@ -147,7 +150,11 @@ def test_a_failed_instance_reads_tearing_down_until_its_runtime_and_slot_are_rel
     # AND FAILED keeps that reason
     assert (failed["status"], failed["reason"]) == ("FAILED", reason)
     assert poller.statuses[-2:] == ["TEARING_DOWN", "FAILED"]
-    assert watched.plane.states_entered(failed["execution_arn"])[-3:] == ["RecordFailure", "TeardownAfterFailure", "Failed"]
+    assert watched.plane.states_entered(failed["execution_arn"])[-3:] == [
+        "RecordFailure",
+        "TeardownAfterFailure",
+        "Failed",
+    ]
 
 
 def test_a_deleted_instance_reads_releasing_until_its_runtime_and_slot_are_released(watched, poll, ids, echo_wasm):

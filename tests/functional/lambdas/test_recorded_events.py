@@ -63,8 +63,16 @@ def test_an_iam_user_lists_only_its_own_instances(monkeypatch):
         names = configure(monkeypatch)
         table = boto3.resource("dynamodb").Table(names.instances)
         for owner, name in ((ALICE, "mine"), ("arn:aws:iam::123456789012:user/bob", "bobs")):
-            table.put_item(Item={"instance_id": instance_key(owner, name), "name": name, "owner": owner,
-                                 "function": "vod_small", "status": "READY", "created_at": "2026-03-01T10:00:00Z"})
+            table.put_item(
+                Item={
+                    "instance_id": instance_key(owner, name),
+                    "name": name,
+                    "owner": owner,
+                    "function": "vod_small",
+                    "status": "READY",
+                    "created_at": "2026-03-01T10:00:00Z",
+                }
+            )
         status, body = invoke(load_event("rest_get_instance_iam_user"))
         assert status == 200 and body["instances"] == ["mine"], body
 
@@ -76,8 +84,15 @@ def test_a_resource_template_with_path_parameters_routes_by_path(monkeypatch):
         event = load_event("rest_get_instance_by_id_iam_user")
         iid = event["pathParameters"]["instance_id"]
         boto3.resource("dynamodb").Table(names.instances).put_item(
-            Item={"instance_id": instance_key(ALICE, iid), "name": iid, "owner": ALICE, "function": "vod_small",
-                  "status": "STARTING", "created_at": "2026-03-01T10:00:00Z"})
+            Item={
+                "instance_id": instance_key(ALICE, iid),
+                "name": iid,
+                "owner": ALICE,
+                "function": "vod_small",
+                "status": "STARTING",
+                "created_at": "2026-03-01T10:00:00Z",
+            }
+        )
         status, body = invoke(event)
         assert status == 200 and body["instance"] == iid and body["status"] == "STARTING", body
         event["requestContext"]["identity"]["userArn"] = "arn:aws:iam::123456789012:user/mallory"
@@ -88,11 +103,17 @@ def test_a_resource_template_with_path_parameters_routes_by_path(monkeypatch):
 # What AWS sends that the local adapter leaves out. Handlers must not read these (they would see None
 # locally and a value in AWS); the list is exact, so a field added to or dropped from the adapter shows here.
 ADAPTER_OMITS = {
-    "requestContext.domainName", "requestContext.domainPrefix", "requestContext.extendedRequestId",
-    "requestContext.requestTime", "requestContext.resourceId",
-    "requestContext.identity.accessKey", "requestContext.identity.clientCert",
-    "requestContext.identity.cognitoAuthenticationProvider", "requestContext.identity.cognitoAuthenticationType",
-    "requestContext.identity.cognitoIdentityId", "requestContext.identity.cognitoIdentityPoolId",
+    "requestContext.domainName",
+    "requestContext.domainPrefix",
+    "requestContext.extendedRequestId",
+    "requestContext.requestTime",
+    "requestContext.resourceId",
+    "requestContext.identity.accessKey",
+    "requestContext.identity.clientCert",
+    "requestContext.identity.cognitoAuthenticationProvider",
+    "requestContext.identity.cognitoAuthenticationType",
+    "requestContext.identity.cognitoIdentityId",
+    "requestContext.identity.cognitoIdentityPoolId",
     "requestContext.identity.principalOrgId",
 }
 ALWAYS_OBJECTS = {"requestContext", "requestContext.identity"}
@@ -114,15 +135,31 @@ def shape(value: Any, prefix: str = "") -> dict[str, type]:
 def test_the_local_adapter_builds_events_of_the_recorded_shape(name):
     recorded = load_event(name)
     identity = recorded["requestContext"]["identity"]
-    built = build_event(recorded["httpMethod"], recorded["path"], headers=recorded["headers"],
-                        body=(recorded["body"] or "").encode(), user="alice", source_ip=identity["sourceIp"])
+    built = build_event(
+        recorded["httpMethod"],
+        recorded["path"],
+        headers=recorded["headers"],
+        body=(recorded["body"] or "").encode(),
+        user="alice",
+        source_ip=identity["sourceIp"],
+    )
     want, got = shape(recorded), shape(built)
     assert set(got) <= set(want), f"the adapter invents fields AWS does not send: {sorted(set(got) - set(want))}"
     assert set(want) - set(got) == ADAPTER_OMITS
-    mismatched = {k: (want[k].__name__, got[k].__name__) for k in got
-                  if type(None) not in (want[k], got[k]) and want[k] is not got[k]}
+    mismatched = {
+        k: (want[k].__name__, got[k].__name__)
+        for k in got
+        if type(None) not in (want[k], got[k]) and want[k] is not got[k]
+    }
     assert not mismatched, f"(AWS type, adapter type) differ: {mismatched}"
     # The fields our handlers read have values of the same kind on both sides.
-    for path in ("httpMethod", "path", "headers", "isBase64Encoded", "requestContext.identity.userArn",
-                 "requestContext.identity.user", "requestContext.identity.sourceIp"):
+    for path in (
+        "httpMethod",
+        "path",
+        "headers",
+        "isBase64Encoded",
+        "requestContext.identity.userArn",
+        "requestContext.identity.user",
+        "requestContext.identity.sourceIp",
+    ):
         assert got[path] is want[path], path

@@ -24,16 +24,22 @@ def secrets(monkeypatch):
         configure(monkeypatch)
         client = boto3.client("secretsmanager", region_name=REGION)
         # CloudFormation creates each secret with a random string before the setup function runs.
-        arns = {name: client.create_secret(Name=name, SecretString="x7Gq!random")["ARN"]
-                for name in ("program-load", "ca-cert", "ca-key")}
+        arns = {
+            name: client.create_secret(Name=name, SecretString="x7Gq!random")["ARN"]
+            for name in ("program-load", "ca-cert", "ca-key")
+        }
         yield client, arns
 
 
 def event(kind: str, arns: dict[str, str]) -> dict:
     return {
-        "RequestType": kind, "PhysicalResourceId": setup.PHYSICAL_ID,
-        "ResourceProperties": {"ProgramLoadSecretArn": arns["program-load"], "ProxyCaCertificateSecretArn": arns["ca-cert"],
-                               "ProxyCaKeySecretArn": arns["ca-key"]},
+        "RequestType": kind,
+        "PhysicalResourceId": setup.PHYSICAL_ID,
+        "ResourceProperties": {
+            "ProgramLoadSecretArn": arns["program-load"],
+            "ProxyCaCertificateSecretArn": arns["ca-cert"],
+            "ProxyCaKeySecretArn": arns["ca-key"],
+        },
     }
 
 
@@ -69,7 +75,7 @@ def test_identities_close_to_expiry_are_renewed(secrets) -> None:
     client, arns = secrets
     setup.lambda_handler(event("Create", arns), LocalLambdaContext("setup"))
     old = value(client, arns["ca-cert"])
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=identity.CA_DAYS - 10)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=identity.CA_DAYS - 10)
     assert identity.ensure_certificate_authority(arns["ca-cert"], arns["ca-key"], now=later) is True
     assert value(client, arns["ca-cert"]) != old
     assert identity.ensure_identity(arns["program-load"], now=later) is True

@@ -3,8 +3,9 @@ against the in-memory fakes of ``tests/fakes``, so the fakes the unit tests use 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -12,9 +13,16 @@ from moto import mock_aws
 
 from ipoc.errors import Conflict, DependencyFailed
 from lambdas.shared.stores import (
-    ArtifactStorage, ArtifactStore, FunctionRecord, FunctionStorage, FunctionStore, InstanceStatus, InstanceStorage,
+    ArtifactStorage,
+    ArtifactStore,
+    FunctionRecord,
+    FunctionStorage,
+    FunctionStore,
+    InstanceStatus,
+    InstanceStorage,
     InstanceStore,
-    SlotStorage, SlotStore,
+    SlotStorage,
+    SlotStore,
 )
 from tests.fakes import FakeArtifactStore, FakeFunctionStore, FakeInstanceStore, FakeSlotStore
 from tests.support.aws import configure
@@ -46,8 +54,14 @@ def stores(request, monkeypatch) -> Iterator[Stores]:
 
 
 def record(name: str = "f", version: int = 1, **files: dict[str, Any]) -> FunctionRecord:
-    return FunctionRecord(name, {"function": name, "n": version}, files or {"/program/a.wasm": {"kind": "program",
-                          "pi_hash": "ab" * 32, "status": "missing"}}, "2026-01-01T00:00:00+00:00", version, "cd" * 32)
+    return FunctionRecord(
+        name,
+        {"function": name, "n": version},
+        files or {"/program/a.wasm": {"kind": "program", "pi_hash": "ab" * 32, "status": "missing"}},
+        "2026-01-01T00:00:00+00:00",
+        version,
+        "cd" * 32,
+    )
 
 
 # -- functions ---------------------------------------------------------------------------------------------
@@ -55,7 +69,11 @@ def record(name: str = "f", version: int = 1, **files: dict[str, Any]) -> Functi
 
 def test_version_numbers_count_per_function_and_heads_name_the_functions(stores: Stores) -> None:
     functions = stores.functions
-    assert [functions.next_version("a", "t"), functions.next_version("a", "t"), functions.next_version("b", "t")] == [1, 2, 1]
+    assert [functions.next_version("a", "t"), functions.next_version("a", "t"), functions.next_version("b", "t")] == [
+        1,
+        2,
+        1,
+    ]
     assert functions.names() == ["a", "b"]
     functions.delete_head("a")
     assert functions.names() == ["b"]
@@ -123,7 +141,10 @@ def test_objects_are_put_read_hashed_copied_and_deleted(stores: Stores) -> None:
     artifacts.put("functions/f/1", b"hello")
     assert artifacts.exists("functions/f/1") and not artifacts.exists("functions/f/2")
     assert artifacts.open("functions/f/1").read() == b"hello"
-    assert artifacts.hash_object("functions/f/1", 100) == ("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", 5)
+    assert artifacts.hash_object("functions/f/1", 100) == (
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+        5,
+    )
     artifacts.copy("functions/f/1", "functions/f/2")
     artifacts.delete("functions/f/1")
     artifacts.delete("functions/f/1")  # deleting what is gone is fine
@@ -158,8 +179,16 @@ def test_an_aborted_upload_cannot_be_finished_and_abort_is_idempotent(stores: St
 
 
 def instance(key: str, status: str = "PENDING", **extra: Any) -> dict[str, Any]:
-    return {"instance_id": key, "name": key, "function": "f", "version": 1, "owner": "alice", "status": status,
-            "ttl_seconds": 3600, **extra}
+    return {
+        "instance_id": key,
+        "name": key,
+        "function": "f",
+        "version": 1,
+        "owner": "alice",
+        "status": status,
+        "ttl_seconds": 3600,
+        **extra,
+    }
 
 
 def test_an_instance_is_created_once_and_read_back_as_written(stores: Stores) -> None:
@@ -200,7 +229,12 @@ def test_transitions_follow_the_status_rules(stores: Stores) -> None:
     assert instances.transition("i-1", InstanceStatus.READY) is False
     assert instances.transition("i-1", InstanceStatus.DELETED) is False
     stored = instances.get("i-1")
-    assert stored is not None and stored["status"] == "FAILED" and stored["reason"] == "first" and "task_token" not in stored
+    assert (
+        stored is not None
+        and stored["status"] == "FAILED"
+        and stored["reason"] == "first"
+        and "task_token" not in stored
+    )
 
 
 def test_live_instances_of_a_function_and_scans(stores: Stores) -> None:
@@ -232,4 +266,6 @@ def test_slots_are_taken_first_free_first_and_released_only_by_their_allocation(
     assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
     assert slots.release("3014", "y") is False
     assert slots.release("3014", "x") is True and slots.get("3014") is None
-    assert [s["slot"] for s in slots.all()] == ["3015"] and [s["slot"] for s in slots.matching("allocation", "y")] == ["3015"]
+    assert [s["slot"] for s in slots.all()] == ["3015"] and [s["slot"] for s in slots.matching("allocation", "y")] == [
+        "3015"
+    ]

@@ -8,12 +8,13 @@ import pytest
 
 from ipoc import errors
 from ipoc.client import VeracruzClient
-from local.runtimes import running_ports
 from lambdas.vaas.handler import lambda_handler as vaas
+from local.runtimes import running_ports
 from tests.support import policies
 from tests.support.aws import call
-from tests.support.vaas import SLOTS, aws  # noqa: F401  (aws: the fixture)
 from tests.support.settings import use_settings
+from tests.support.vaas import SLOTS, aws  # noqa: F401  (aws: the fixture)
+
 
 def user_policy(ids) -> dict:
     vaas_policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS)])
@@ -35,7 +36,9 @@ def test_create_connect_list_show_delete(aws, ids):
         client.write_file("/input/data.txt", b"hi")
     name = f"veracruz-nitro-server:{port}"
     listed = call(vaas, "GET", "/veracruz").json["veracruz"]
-    assert listed == [{name: {**listed[0][name], "instance_id": "CCFaaS", "instance_hash": reply["instance_hash"], "status": "OK"}}]
+    assert listed == [
+        {name: {**listed[0][name], "instance_id": "CCFaaS", "instance_hash": reply["instance_hash"], "status": "OK"}}
+    ]
     assert call(vaas, "GET", "/veracruz?instance_id=other").json == {"veracruz": []}
     shown = call(vaas, "GET", f"/veracruz/{name}?instance_hash={reply['instance_hash']}")
     assert shown.status == 200 and shown.json["status"] == "OK"

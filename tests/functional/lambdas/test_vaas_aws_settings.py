@@ -34,11 +34,20 @@ def test_backend_reads_the_proxy_ca_from_secrets_manager(monkeypatch) -> None:
         configure(monkeypatch)
         authority = new_certificate_authority()
         arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name="ca-cert", SecretString=authority.certificate)["ARN"]
+            Name="ca-cert", SecretString=authority.certificate
+        )["ARN"]
         cluster_ca = base64.b64encode(authority.certificate.encode()).decode()
-        use_settings(monkeypatch, IPOC_VAAS_BACKEND="kubernetes", IPOC_K8S_HOST="https://example.eks.amazonaws.com",
-                     IPOC_EKS_CLUSTER="ipoc", IPOC_K8S_CA_DATA=cluster_ca, IPOC_PROXY_CERT_SECRET_ARN=arn,
-                     IPOC_RUNTIME_HASH="ab" * 32, IPOC_PLATFORM="nitro", IPOC_ENDPOINT_HOST="nlb.example")
+        use_settings(
+            monkeypatch,
+            IPOC_VAAS_BACKEND="kubernetes",
+            IPOC_K8S_HOST="https://example.eks.amazonaws.com",
+            IPOC_EKS_CLUSTER="ipoc",
+            IPOC_K8S_CA_DATA=cluster_ca,
+            IPOC_PROXY_CERT_SECRET_ARN=arn,
+            IPOC_RUNTIME_HASH="ab" * 32,
+            IPOC_PLATFORM="nitro",
+            IPOC_ENDPOINT_HOST="nlb.example",
+        )
         backend = KubernetesBackend.from_settings()
         setup = backend.runtime_setup()
         assert setup.proxy_cert == authority.certificate

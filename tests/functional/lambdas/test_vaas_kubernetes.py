@@ -16,8 +16,7 @@ import kubernetes_validate
 import pytest
 
 from ipoc.errors import DependencyFailed
-from lambdas.vaas.backends import RuntimeSetup
-from lambdas.vaas.backends import manifests
+from lambdas.vaas.backends import RuntimeSetup, manifests
 from lambdas.vaas.backends.kubernetes import eks_token
 from tests.support.kmock_backend import LABELS, NAMESPACE, POLICY, SPEC, backend_for, kubelet, read
 
@@ -102,7 +101,7 @@ def test_eks_token_is_a_presigned_get_caller_identity_naming_the_cluster(monkeyp
     sts = boto3.client("sts", region_name="eu-west-1")
     token = eks_token("ipoc-cluster", sts)
     assert token.startswith("k8s-aws-v1.")
-    url = base64.urlsafe_b64decode(token[len("k8s-aws-v1."):] + "==").decode()
+    url = base64.urlsafe_b64decode(token[len("k8s-aws-v1.") :] + "==").decode()
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     assert parts.hostname == "sts.eu-west-1.amazonaws.com"
@@ -124,8 +123,13 @@ async def test_vaas_on_kubernetes_allocates_creates_and_deletes(kmock, monkeypat
     with mock_aws():
         configure(monkeypatch)
         backend = backend_for(kmock)
-        backend.setup = RuntimeSetup(proxy_url="proxy:3010", proxy_cert=ids.loader.certificate,
-                                       runtime_hash="00" * 32, platform="nitro", endpoint_host=SPEC.endpoint_host)
+        backend.setup = RuntimeSetup(
+            proxy_url="proxy:3010",
+            proxy_cert=ids.loader.certificate,
+            runtime_hash="00" * 32,
+            platform="nitro",
+            endpoint_host=SPEC.endpoint_host,
+        )
         vaas = VaaS(SlotStore(), backend, 3014, 3014)
         policy = policies.vaas_policy([(ids.user, policies.USER_RIGHTS)])
         kubelet_task = asyncio.create_task(kubelet(kmock, manifests.object_name(3014)))

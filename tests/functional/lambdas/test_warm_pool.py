@@ -16,14 +16,14 @@ from moto import mock_aws
 
 from ipoc import errors
 from ipoc.client import VeracruzClient
+from lambdas.vaas.handler import lambda_handler as vaas
 from local import runtimes as local  # the local VaaS backend, named as before its move to local/
 from local.runtimes import running_ports, start_pool, stop_pool
-from lambdas.vaas.handler import lambda_handler as vaas
 from runtime.measurement import measurement
 from tests.support import policies
 from tests.support.aws import call, configure
-from tests.support.waiting import free_port_range, wait_until
 from tests.support.settings import use_settings
+from tests.support.waiting import free_port_range, wait_until
 
 SLOTS = 2
 
@@ -48,9 +48,14 @@ def aws(monkeypatch, proxy, tmp_path: Path):
     with mock_aws():
         names = configure(
             monkeypatch,
-            IPOC_VAAS_BACKEND="local", IPOC_STATE_DIR=str(state_dir), IPOC_PROXY_URL=proxy.url,
-            IPOC_PROXY_CERT=proxy.ca_pem, IPOC_RUNTIME_HASH=measurement(),
-            IPOC_PORT_MIN=str(base), IPOC_PORT_MAX=str(base + SLOTS - 1), IPOC_WARM_POOL="1",
+            IPOC_VAAS_BACKEND="local",
+            IPOC_STATE_DIR=str(state_dir),
+            IPOC_PROXY_URL=proxy.url,
+            IPOC_PROXY_CERT=proxy.ca_pem,
+            IPOC_RUNTIME_HASH=measurement(),
+            IPOC_PORT_MIN=str(base),
+            IPOC_PORT_MAX=str(base + SLOTS - 1),
+            IPOC_WARM_POOL="1",
             IPOC_MAX_TTL="3600",  # the test proxy certifies for a day, as Veracruz's: instances here live at most an hour
         )
         yield SimpleNamespace(names=names, state_dir=state_dir, base=base)
@@ -163,12 +168,33 @@ def test_a_warm_runtime_refuses_a_policy_for_another_proxy(proxy, tmp_path: Path
     cert = tmp_path / "proxy.pem"
     cert.write_text(proxy.ca_pem)
     port = free_port_range(1)
-    text = policies.full_policy(policies.vaas_policy([(ids.user, policies.USER_RIGHTS)]), proxy_url="127.0.0.1:1", proxy_cert=proxy.ca_pem,
-                         measurement=measurement(), port=port)
+    text = policies.full_policy(
+        policies.vaas_policy([(ids.user, policies.USER_RIGHTS)]),
+        proxy_url="127.0.0.1:1",
+        proxy_cert=proxy.ca_pem,
+        measurement=measurement(),
+        port=port,
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "client", "runtime", "serve", "--warm", "--proxy-url", proxy.url, "--proxy-cert", str(cert),
-         "--platform-dir", str(proxy.platform_dir), "--scratch-dir", str(tmp_path / "scratch")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "client",
+            "runtime",
+            "serve",
+            "--warm",
+            "--proxy-url",
+            proxy.url,
+            "--proxy-cert",
+            str(cert),
+            "--platform-dir",
+            str(proxy.platform_dir),
+            "--scratch-dir",
+            str(tmp_path / "scratch"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
@@ -207,6 +233,9 @@ def test_a_warm_certificate_that_would_expire_before_an_instance_ends_is_not_han
     reply = created(ids)
     port = int(json.loads(reply["policy"])["veracruz_server_url"].rsplit(":", 1)[1])
     assert (aws.state_dir / str(port) / "pid").read_text() != str(warm_pid)
-    wait_until(lambda: not psutil.pid_exists(warm_pid) or psutil.Process(warm_pid).status() == psutil.STATUS_ZOMBIE,
-               timeout=30, what="the stale warm runtime to stop")
+    wait_until(
+        lambda: not psutil.pid_exists(warm_pid) or psutil.Process(warm_pid).status() == psutil.STATUS_ZOMBIE,
+        timeout=30,
+        what="the stale warm runtime to stop",
+    )
     delete(reply)

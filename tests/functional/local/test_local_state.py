@@ -13,10 +13,11 @@ import resource
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -51,15 +52,30 @@ main(sys.argv[2:])
 def local_aws(state_dir: Path, *, nofile: int | None = None, gate: Path | None = None) -> Iterator[dict[str, Any]]:
     """The local AWS on a free port until the block ends; ``nofile`` lowers its soft RLIMIT_NOFILE."""
     port = free_port()
-    args = ["--port", str(port), "--state-dir", str(state_dir), "--tables", json.dumps(TABLE_NAMES), "--buckets", BUCKET]
-    command = [sys.executable, "-c", GATED_FSYNC, str(gate), *args] if gate else [sys.executable, "-m", "local.aws_server", *args]
+    args = [
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state_dir),
+        "--tables",
+        json.dumps(TABLE_NAMES),
+        "--buckets",
+        BUCKET,
+    ]
+    command = (
+        [sys.executable, "-c", GATED_FSYNC, str(gate), *args]
+        if gate
+        else [sys.executable, "-m", "local.aws_server", *args]
+    )
 
     def limit() -> None:
         if nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
     env = {**os.environ, "IPOC_WARM_POOL": "0", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, cwd=ROOT, preexec_fn=limit)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, cwd=ROOT, preexec_fn=limit
+    )
     try:
         assert process.stdout is not None
         lines: list[bytes] = []
@@ -69,9 +85,17 @@ def local_aws(state_dir: Path, *, nofile: int | None = None, gate: Path | None =
         ready = json.loads(lines[0]) if lines and lines[0] else {}
         assert ready.get("ready"), f"the local AWS did not start (exit {process.poll()}): {lines}"
         config = Config(retries={"max_attempts": 1}, read_timeout=30, connect_timeout=10, max_pool_connections=20)
-        clients = {name: boto3.client(name, endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1", config=config,
-                                      aws_access_key_id="local", aws_secret_access_key="local")
-                   for name in ("s3", "dynamodb")}
+        clients = {
+            name: boto3.client(
+                name,
+                endpoint_url=f"http://127.0.0.1:{port}",
+                region_name="us-east-1",
+                config=config,
+                aws_access_key_id="local",
+                aws_secret_access_key="local",
+            )
+            for name in ("s3", "dynamodb")
+        }
         yield {"ready": ready, **clients}
     finally:
         process.terminate()
@@ -118,11 +142,18 @@ def test_requests_are_served_while_a_large_upload_is_being_fsynced(tmp_path: Pat
         with ThreadPoolExecutor(1) as pool:
             upload = pool.submit(s3.put_object, Bucket=BUCKET, Key="large", Body=large)
             try:
-                wait_until(lambda: (gate / "fsyncing").exists() or upload.done(), timeout=60, what="the large upload's fsync")
+                wait_until(
+                    lambda: (gate / "fsyncing").exists() or upload.done(), timeout=60, what="the large upload's fsync"
+                )
                 assert not upload.done(), upload.result()
                 assert s3.get_object(Bucket=BUCKET, Key="small")["Body"].read() == b"small"
                 s3.put_object(Bucket=BUCKET, Key="small-2", Body=b"written meanwhile")
-                assert dynamodb.get_item(TableName=TABLE_NAMES["functions"], Key={"function": {"S": "absent"}, "item": {"S": "x"}}).get("Item") is None
+                assert (
+                    dynamodb.get_item(
+                        TableName=TABLE_NAMES["functions"], Key={"function": {"S": "absent"}, "item": {"S": "x"}}
+                    ).get("Item")
+                    is None
+                )
                 assert not upload.done(), "the large upload answered before its fsync was done"
             finally:
                 (gate / "release").touch()
@@ -154,7 +185,9 @@ def test_connections_are_kept_alive_and_framed_right(tmp_path: Path) -> None:
             head = connection.getresponse()
             assert (head.status, head.getheader("Content-Length"), head.read()) == (200, "10", b"")
             first_socket = connection.sock
-            connection.request("PUT", signed("put_object", "chunked"), body=iter([b"abc", b"defg"]), encode_chunked=True)
+            connection.request(
+                "PUT", signed("put_object", "chunked"), body=iter([b"abc", b"defg"]), encode_chunked=True
+            )
             put = connection.getresponse()
             assert put.status == 200, put.read()
             put.read()

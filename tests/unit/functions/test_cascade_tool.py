@@ -25,7 +25,9 @@ def test_frontal_face_converts_with_its_stages_and_features():
     assert features == len(cascade.find("features"))
 
 
-@pytest.mark.parametrize("name", ["frontalcatface", "frontalcatface_extended", "fullbody", "upperbody", "smile", "profileface"])
+@pytest.mark.parametrize(
+    "name", ["frontalcatface", "frontalcatface_extended", "fullbody", "upperbody", "smile", "profileface"]
+)
 def test_stump_cascades_convert_tilted_features_included(name):
     assert cascade_tool.convert(cascade_tool.opencv_cascade_path(name).read_text()).startswith(b"IPOCHAAR")
 

@@ -26,7 +26,7 @@ from runtime.evidence import SimulatedNsm, cose_sign1
 
 DATA = Path(__file__).parents[2] / "data" / "nitro"
 SAMPLES = json.loads((DATA / "samples.json").read_text())["documents"]
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 PCRS = {index: bytes([index]) * 48 for index in range(16)}
 
 
@@ -54,7 +54,11 @@ def test_every_real_sample_at_its_own_time(facts):
     doc = report.document
     assert doc is not None
     # the decoded payload matches the independently recorded facts
-    assert (doc.module_id, doc.timestamp_ms, doc.pcrs[0].hex()) == (facts["module_id"], facts["timestamp_ms"], facts["pcr0"])
+    assert (doc.module_id, doc.timestamp_ms, doc.pcrs[0].hex()) == (
+        facts["module_id"],
+        facts["timestamp_ms"],
+        facts["pcr0"],
+    )
     assert len(doc.pcrs) == facts["pcr_count"]
     assert (doc.nonce.hex() if doc.nonce else None) == facts["nonce"]
     if facts["cose_signature_valid"]:
@@ -166,8 +170,9 @@ def test_malformed_payload_fields_are_refused(nsm, overrides, reason):
 
 def test_a_refused_hostile_document_still_reports_as_json(nsm):
     """`ipoc attestation verify --json` on a document whose timestamp no date can show: a report, not a crash."""
-    report = nitro.check_document(nsm.attestation_document(pcrs=PCRS, payload_overrides={"timestamp": (1 << 64) - 1}),
-                                  root=nsm.root)
+    report = nitro.check_document(
+        nsm.attestation_document(pcrs=PCRS, payload_overrides={"timestamp": (1 << 64) - 1}), root=nsm.root
+    )
     assert json.loads(json.dumps(report.to_json()))["valid"] is False
 
 
@@ -189,8 +194,14 @@ def test_report_lists_every_check_in_json(nsm):
     assert body["document"]["pcrs"]["0"] == PCRS[0].hex()
 
 
-def chain_document(nsm: SimulatedNsm, *, ca_usage: x509.KeyUsage | None, ca_path_length: int | None = 0,
-                   leaf_curve: ec.EllipticCurve = ec.SECP384R1(), algorithm: int = -35) -> bytes:
+def chain_document(
+    nsm: SimulatedNsm,
+    *,
+    ca_usage: x509.KeyUsage | None,
+    ca_path_length: int | None = 0,
+    leaf_curve: ec.EllipticCurve = ec.SECP384R1(),
+    algorithm: int = -35,
+) -> bytes:
     """A document whose root → CA → leaf chain is built here, to break one key-usage rule at a time."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
@@ -200,21 +211,41 @@ def chain_document(nsm: SimulatedNsm, *, ca_usage: x509.KeyUsage | None, ca_path
 
     start, end = NOW - dt.timedelta(minutes=5), NOW + dt.timedelta(hours=1)
     ca_key = ec.generate_private_key(ec.SECP384R1())
-    ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(nsm.root.subject)
-          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(start).not_valid_after(end)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=ca_path_length), critical=True))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("test CA"))
+        .issuer_name(nsm.root.subject)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=ca_path_length), critical=True)
+    )
     if ca_usage is not None:
         ca = ca.add_extension(ca_usage, critical=True)
     ca = ca.sign(nsm.root_key, hashes.SHA384())
     leaf_key = ec.generate_private_key(leaf_curve)
-    leaf = (x509.CertificateBuilder().subject_name(name("test leaf")).issuer_name(ca.subject)
-            .public_key(leaf_key.public_key()).serial_number(2).not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=False)
-            .sign(ca_key, hashes.SHA384()))
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name("test leaf"))
+        .issuer_name(ca.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(2)
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=False)
+        .sign(ca_key, hashes.SHA384())
+    )
     der = serialization.Encoding.DER
-    payload = {"module_id": "m", "digest": "SHA384", "timestamp": int(NOW.timestamp() * 1000), "pcrs": {0: bytes(48)},
-               "certificate": leaf.public_bytes(der), "cabundle": [nsm.root.public_bytes(der), ca.public_bytes(der)]}
+    payload = {
+        "module_id": "m",
+        "digest": "SHA384",
+        "timestamp": int(NOW.timestamp() * 1000),
+        "pcrs": {0: bytes(48)},
+        "certificate": leaf.public_bytes(der),
+        "cabundle": [nsm.root.public_bytes(der), ca.public_bytes(der)],
+    }
     return cose_sign1(cbor2.dumps(payload), leaf_key, algorithm=algorithm)
 
 

@@ -37,7 +37,10 @@ def test_invalid_sample_fails_for_its_signature():
     assert "  chain      ok" in result.stdout.splitlines()
     assert "  signature  FAILED: the COSE signature does not verify with the signing certificate's key" in result.stdout
     assert result.stdout.splitlines()[-1] == "INVALID"
-    assert result.stderr.strip() == "error: invalid: signature: the COSE signature does not verify with the signing certificate's key"
+    assert (
+        result.stderr.strip()
+        == "error: invalid: signature: the COSE signature does not verify with the signing certificate's key"
+    )
 
 
 def test_now_is_the_default_and_the_samples_have_expired():
@@ -84,8 +87,11 @@ def test_garbage_is_refused_by_name(tmp_path):
 
 
 def test_aws_mode_needs_an_allow_list(tmp_path):
-    result = processes.run(["attestation", "serve", "--mode", "aws", "--port", "0", "--state-dir", str(tmp_path)],
-                           timeout=60, env={"IPOC_PCR0_ALLOWLIST": ""})
+    result = processes.run(
+        ["attestation", "serve", "--mode", "aws", "--port", "0", "--state-dir", str(tmp_path)],
+        timeout=60,
+        env={"IPOC_PCR0_ALLOWLIST": ""},
+    )
     assert result.returncode == 1
     assert "error: the PCR0 allow-list is empty" in result.stderr
     bad = processes.run(["attestation", "serve", "--mode", "aws", "--port", "0", "--allow-pcr0", "xyz"], timeout=60)

@@ -41,19 +41,25 @@ def proxy(nsm, tmp_path) -> ProxyAttestation:
 
 def enclave_csr() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
-    csr = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "VeracruzCompute")])
-    ).sign(key, hashes.SHA256())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "VeracruzCompute")]))
+        .sign(key, hashes.SHA256())
+    )
     return key, csr.public_bytes(serialization.Encoding.DER)
 
 
 def start(proxy: ProxyAttestation) -> tuple[bytes, int]:
-    reply = proxy.start(pb.ProxyAttestationServerRequest(start_msg=pb.StartMsg(protocol="nitro", firmware_version="0.0")))
+    reply = proxy.start(
+        pb.ProxyAttestationServerRequest(start_msg=pb.StartMsg(protocol="nitro", firmware_version="0.0"))
+    )
     return reply.psa_attestation_init.challenge, reply.psa_attestation_init.device_id
 
 
 def submit(proxy: ProxyAttestation, doc: bytes, device_id: int) -> pb.CertChain:
-    request = pb.ProxyAttestationServerRequest(nitro_attestation_doc=pb.NitroAttestationDoc(doc=doc, device_id=device_id))
+    request = pb.ProxyAttestationServerRequest(
+        nitro_attestation_doc=pb.NitroAttestationDoc(doc=doc, device_id=device_id)
+    )
     return proxy.nitro_token(request).cert_chain
 
 
@@ -80,8 +86,9 @@ def test_enclave_certificate_as_veracruz_issues_it_but_well_formed(proxy, nsm, t
     ca_file.write_text(proxy.ca.certificate_pem)
     leaf_file = tmp_path / "leaf.pem"
     leaf_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    verified = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", str(ca_file), str(leaf_file)],
-                              capture_output=True, text=True)
+    verified = subprocess.run(
+        ["openssl", "verify", "-x509_strict", "-CAfile", str(ca_file), str(leaf_file)], capture_output=True, text=True
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -151,7 +158,7 @@ def test_an_expired_challenge_is_refused(proxy, nsm):
 def test_a_stale_document_is_refused(proxy, nsm):
     challenge, device = start(proxy)
     _, csr = enclave_csr()
-    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=11)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=11)
     error = refused(proxy, nsm.attestation_document(pcrs=PCRS, user_data=csr, nonce=challenge, now=old), device)
     assert "timestamp: the document was made at" in str(error)
 

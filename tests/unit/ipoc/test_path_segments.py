@@ -13,7 +13,9 @@ PATHS = ["/program/detector.wasm", "/program_data/yolov3.weights", "/program_dat
 
 
 def coreutils_base64(text: str) -> str:
-    return subprocess.run(["base64", "-w0"], input=text.encode(), capture_output=True, check=True, timeout=10).stdout.decode()
+    return subprocess.run(
+        ["base64", "-w0"], input=text.encode(), capture_output=True, check=True, timeout=10
+    ).stdout.decode()
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -30,5 +32,7 @@ def test_url_safe_and_unpadded_segments_are_accepted(path):
 
 @pytest.mark.parametrize("segment", ["not base64!", "////", "gA"])  # gA decodes to b"\x80": not UTF-8
 def test_anything_else_is_refused_with_an_example(segment):
-    with pytest.raises(ValidationError, match=r"is not the base64 of an enclave path \(e.g. L3Byb2dyYW0vZGV0ZWN0b3Iud2FzbQ==\)"):
+    with pytest.raises(
+        ValidationError, match=r"is not the base64 of an enclave path \(e.g. L3Byb2dyYW0vZGV0ZWN0b3Iud2FzbQ==\)"
+    ):
         decode_path(segment)

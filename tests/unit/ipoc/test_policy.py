@@ -27,15 +27,34 @@ from tests.support import seed
 
 P_CERT = "-----BEGIN CERTIFICATE-----\nPPPPPPPPP\n-----END CERTIFICATE-----"
 VAAS_ORDER = [
-    "ciphersuite", "debug", "enable_clock", "execution_strategy", "max_memory_mib",
-    "programs", "identities", "instance_id", "file_hashes",
+    "ciphersuite",
+    "debug",
+    "enable_clock",
+    "execution_strategy",
+    "max_memory_mib",
+    "programs",
+    "identities",
+    "instance_id",
+    "file_hashes",
 ]
 FULL_ORDER = [
-    "ciphersuite", "debug", "enable_clock", "execution_strategy", "max_memory_mib", "programs", "identities",
-    "file_hashes", "enclave_cert_expiry", "proxy_attestation_server_url", "proxy_service_cert",
-    "runtime_manager_hash_nitro", "runtime_manager_hash_sgx", "runtime_manager_hash_tz", "veracruz_server_url",
+    "ciphersuite",
+    "debug",
+    "enable_clock",
+    "execution_strategy",
+    "max_memory_mib",
+    "programs",
+    "identities",
+    "file_hashes",
+    "enclave_cert_expiry",
+    "proxy_attestation_server_url",
+    "proxy_service_cert",
+    "runtime_manager_hash_nitro",
+    "runtime_manager_hash_sgx",
+    "runtime_manager_hash_tz",
+    "veracruz_server_url",
 ]
-NOW = dt.datetime(2026, 11, 26, 15, 37, 9, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 26, 15, 37, 9, tzinfo=dt.UTC)
 
 
 def test_seed_vod_composes_into_the_seed_vaas_policy():
@@ -59,7 +78,10 @@ def test_composition_defaults_to_ccfaas_instance_id_and_skips_loader_without_upl
     assert [i["id"] for i in vaas["identities"]] == [0, 1]
     # file_hashes name every registered file, uploaded or not
     assert [h["file_path"] for h in vaas["file_hashes"]] == [
-        "/program/detector.wasm", "/program_data/coco.names", "/program_data/yolov3.cfg", "/program_data/yolov3.weights",
+        "/program/detector.wasm",
+        "/program_data/coco.names",
+        "/program_data/yolov3.cfg",
+        "/program_data/yolov3.weights",
     ]
 
 
@@ -96,7 +118,9 @@ def infra(**overrides):
 
 
 def test_vaas_completion_produces_the_full_policy_in_the_original_order():
-    vaas = compose_vaas_policy(seed.load("function_vod.json"), real_cert_user_policy(), new_identity("loader").certificate)
+    vaas = compose_vaas_policy(
+        seed.load("function_vod.json"), real_cert_user_policy(), new_identity("loader").certificate
+    )
     reply = complete_policy(vaas, infra())
     text = reply["policy"]
     document = json.loads(text)
@@ -138,7 +162,10 @@ def test_provisioning_order_is_programs_then_stable_priority():
     function = seed.load("function_vod.json")
     function["data_files"][0]["priority"] = 100  # coco.names last; the others default to 99 and keep their order
     assert provisioning_order(function) == [
-        "/program/detector.wasm", "/program_data/yolov3.cfg", "/program_data/yolov3.weights", "/program_data/coco.names",
+        "/program/detector.wasm",
+        "/program_data/yolov3.cfg",
+        "/program_data/yolov3.weights",
+        "/program_data/coco.names",
     ]
 
 
@@ -178,7 +205,9 @@ def test_full_policy_checks_like_a_runtime():
 
 certificates = st.sampled_from([normalise_certificate(new_identity(f"c{i}").certificate) for i in range(3)])
 file_rights = st.lists(
-    st.fixed_dictionaries({"file_name": st.sampled_from(["/a/", "/b/", "stdout"]), "rights": st.integers(0, 2**30 - 1)}),
+    st.fixed_dictionaries(
+        {"file_name": st.sampled_from(["/a/", "/b/", "stdout"]), "rights": st.integers(0, 2**30 - 1)}
+    ),
     max_size=3,
 )
 

@@ -11,22 +11,40 @@ from ipoc.errors import RightsError
 
 
 def test_bits_are_the_seeds_table():
-    assert rights.Rights.FD_DATASYNC == 1 and rights.Rights.SOCK_SHUTDOWN == 2**28 and rights.Rights.FILE_EXECUTE == 2**29
+    assert (
+        rights.Rights.FD_DATASYNC == 1 and rights.Rights.SOCK_SHUTDOWN == 2**28 and rights.Rights.FILE_EXECUTE == 2**29
+    )
     assert [flag.value for flag in rights.Rights] == [2**i for i in range(30)]
     assert rights.Rights.PATH_OPEN == 8192 and rights.Rights.PATH_FILESTAT_SET_SIZE == 524288
 
 
 def test_presets_match_veracruz_shared_mk():
-    assert (rights.READ, rights.WRITE, rights.READ_WRITE, rights.OPEN_EXECUTE, rights.WRITE_EXECUTE) == (24582, 534084, 550470, 536879104, 537404996)
+    assert (rights.READ, rights.WRITE, rights.READ_WRITE, rights.OPEN_EXECUTE, rights.WRITE_EXECUTE) == (
+        24582,
+        534084,
+        550470,
+        536879104,
+        537404996,
+    )
     assert rights.names(24582) == ["FD_READ", "FD_SEEK", "PATH_OPEN", "FD_READDIR"]
-    assert rights.READ_WRITE == rights.READ | rights.WRITE and rights.WRITE_EXECUTE == rights.WRITE | rights.Rights.FILE_EXECUTE
+    assert (
+        rights.READ_WRITE == rights.READ | rights.WRITE
+        and rights.WRITE_EXECUTE == rights.WRITE | rights.Rights.FILE_EXECUTE
+    )
     # the seed's worked example: 533572 has no FD_READ (the README said it did)
     assert "FD_READ" not in rights.names(533572)
 
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(0, "NONE"), (24582, "READ"), (534084, "WRITE"), (536879104, "OPEN_EXECUTE"), (24582 | 64, "READ|FD_WRITE"), (2, "FD_READ")],
+    [
+        (0, "NONE"),
+        (24582, "READ"),
+        (534084, "WRITE"),
+        (536879104, "OPEN_EXECUTE"),
+        (24582 | 64, "READ|FD_WRITE"),
+        (2, "FD_READ"),
+    ],
 )
 def test_render(value, text):
     assert rights.render(value) == text
@@ -62,12 +80,14 @@ def test_normalise_path():
 
 
 def test_covering_grant_is_the_deepest_ancestor_by_whole_components():
-    grants = rights.table([
-        {"file_name": "/", "rights": 1},
-        {"file_name": "/output/", "rights": 2},
-        {"file_name": "/output/private/", "rights": 4},
-        {"file_name": "stdout", "rights": 8},
-    ])
+    grants = rights.table(
+        [
+            {"file_name": "/", "rights": 1},
+            {"file_name": "/output/", "rights": 2},
+            {"file_name": "/output/private/", "rights": 4},
+            {"file_name": "stdout", "rights": 8},
+        ]
+    )
     assert rights.covering_grant(grants, "/output/private/x") == ("/output/private", 4)
     assert rights.covering_grant(grants, "/output/x") == ("/output", 2)
     assert rights.covering_grant(grants, "/outputs/x") == ("/", 1)  # no prefix matching inside a component

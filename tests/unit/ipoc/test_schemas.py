@@ -51,7 +51,9 @@ def test_errors_name_the_json_path():
     with pytest.raises(ValidationError) as caught:
         schemas.validate("user", user)
     assert caught.value.path == "$.identities[1].file_rights[2].rights"
-    assert "user policy is invalid at $.identities[1].file_rights[2].rights: '24582' is not of type 'integer'" in str(caught.value)
+    assert "user policy is invalid at $.identities[1].file_rights[2].rights: '24582' is not of type 'integer'" in str(
+        caught.value
+    )
 
 
 def test_additional_properties_are_refused_as_the_seed_says():

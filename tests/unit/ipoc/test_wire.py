@@ -33,11 +33,22 @@ def ld(field: int, payload: bytes) -> bytes:
         (messages.request_shutdown(), ld(8, b"")),
         (messages.request_policy_hash(), ld(10, b"")),
         (messages.read_file("stdout"), ld(11, ld(1, b"stdout"))),
-        (pb.RuntimeManagerRequest(request_pi_hash=pb.RequestPiHash(file_name="f")).SerializeToString(), ld(4, ld(1, b"f"))),
-        (pb.RuntimeManagerRequest(psa_attestation_init=pb.PsaAttestationInit(challenge=b"c", device_id=3)).SerializeToString(),
-         ld(9, ld(1, b"c") + key(2, 0) + b"\x03")),
-        (pb.RuntimeManagerRequest(context=5, request_proxy_psa_attestation_token=pb.RequestProxyPsaAttestationToken(challenge=b"q")).SerializeToString(),
-         key(1, 0) + b"\x05" + ld(6, ld(1, b"q"))),
+        (
+            pb.RuntimeManagerRequest(request_pi_hash=pb.RequestPiHash(file_name="f")).SerializeToString(),
+            ld(4, ld(1, b"f")),
+        ),
+        (
+            pb.RuntimeManagerRequest(
+                psa_attestation_init=pb.PsaAttestationInit(challenge=b"c", device_id=3)
+            ).SerializeToString(),
+            ld(9, ld(1, b"c") + key(2, 0) + b"\x03"),
+        ),
+        (
+            pb.RuntimeManagerRequest(
+                context=5, request_proxy_psa_attestation_token=pb.RequestProxyPsaAttestationToken(challenge=b"q")
+            ).SerializeToString(),
+            key(1, 0) + b"\x05" + ld(6, ld(1, b"q")),
+        ),
     ],
 )
 def test_request_encodings(built, expected):
@@ -55,15 +66,23 @@ def test_response_encodings():
         getattr(message, name).SetInParent()
         assert message.SerializeToString() == ld(field, b"")
     assert [pb.ResponseStatus.Name(i) for i in range(8)] == [
-        "UNSET", "SUCCESS", "FAILED_INVALID_ROLE", "FAILED_NOT_READY", "FAILED_GENERIC",
-        "FAILED_VM_ERROR", "FAILED_ERROR_CODE_RETURNED", "FAILED_INVALID_REQUEST",
+        "UNSET",
+        "SUCCESS",
+        "FAILED_INVALID_ROLE",
+        "FAILED_NOT_READY",
+        "FAILED_GENERIC",
+        "FAILED_VM_ERROR",
+        "FAILED_ERROR_CODE_RETURNED",
+        "FAILED_INVALID_REQUEST",
     ]
 
 
 def test_proxy_message_encodings():
     start = pb.ProxyAttestationServerRequest(start_msg=pb.StartMsg(protocol="psa", firmware_version="0.0"))
     assert start.SerializeToString() == ld(2, ld(1, b"psa") + ld(2, b"0.0"))
-    token = pb.ProxyAttestationServerRequest(native_psa_attestation_token=pb.NativePsaAttestationToken(token=b"t", device_id=1, csr=b"c"))
+    token = pb.ProxyAttestationServerRequest(
+        native_psa_attestation_token=pb.NativePsaAttestationToken(token=b"t", device_id=1, csr=b"c")
+    )
     assert token.SerializeToString() == ld(3, ld(1, b"t") + key(2, 0) + b"\x01" + ld(3, b"c"))
     nitro = pb.ProxyAttestationServerRequest(nitro_attestation_doc=pb.NitroAttestationDoc(doc=b"d", device_id=2))
     assert nitro.SerializeToString() == ld(7, ld(1, b"d") + key(2, 0) + b"\x02")

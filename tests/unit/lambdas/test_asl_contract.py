@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -165,7 +166,8 @@ def lifecycle_machine() -> dict[str, Any]:
 def test_a_removed_action_is_caught() -> None:
     actions = {name: action for name, action in ACTIONS.items() if name != "wait_ready"}
     assert problems(lifecycle_machine(), actions) == [
-        "WaitForRuntime: action 'wait_ready' is not in lambdas.ccfaas.tasks.ACTIONS"]
+        "WaitForRuntime: action 'wait_ready' is not in lambdas.ccfaas.tasks.ACTIONS"
+    ]
 
 
 def test_a_renamed_result_path_is_caught() -> None:
@@ -180,7 +182,9 @@ def test_a_result_written_on_only_one_path_is_caught() -> None:
     """Provision reads $.allocation: reaching it from a path that skipped Allocate must fail the check."""
     machine = copy.deepcopy(lifecycle_machine())
     machine["States"]["ComposePolicy"]["Next"] = "WaitForRuntime"  # skips Allocate on one path
-    assert "WaitForRuntime: action 'wait_ready' reads $.allocation, not written on every path to it" in problems(machine, ACTIONS)
+    assert "WaitForRuntime: action 'wait_ready' reads $.allocation, not written on every path to it" in problems(
+        machine, ACTIONS
+    )
 
 
 def test_a_catch_that_does_not_record_the_error_is_caught() -> None:

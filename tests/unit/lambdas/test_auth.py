@@ -28,25 +28,31 @@ def event(user_arn: str | None = None, caller_id: str | None = None, user: str |
     return {"requestContext": {"identity": {"userArn": user_arn, "caller": caller_id, "user": user}}}
 
 
-@pytest.mark.parametrize("pattern", [
-    "arn:aws:iam::123456789012:role/ipoc-admin",  # the role the session assumed
-    "arn:aws:iam::123456789012:role/ipoc-*",  # a wildcard over role names
-    SESSION,  # the session itself
-    "arn:aws:sts::123456789012:assumed-role/ipoc-admin/*",  # any session of the role
-])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "arn:aws:iam::123456789012:role/ipoc-admin",  # the role the session assumed
+        "arn:aws:iam::123456789012:role/ipoc-*",  # a wildcard over role names
+        SESSION,  # the session itself
+        "arn:aws:sts::123456789012:assumed-role/ipoc-admin/*",  # any session of the role
+    ],
+)
 def test_a_role_session_is_admin_by_its_role_or_its_session(admins, pattern):
     admins(pattern)
     assert is_admin(SESSION)
     assert require_admin(event(SESSION)) == SESSION
 
 
-@pytest.mark.parametrize("principal", [
-    "arn:aws:sts::123456789012:assumed-role/ipoc-admin-not/operator-session",  # a role whose name only starts alike
-    "arn:aws:sts::210987654321:assumed-role/ipoc-admin/operator-session",  # the same role name in another account
-    "arn:aws:sts::123456789012:federated-user/ipoc-admin",  # not a role session at all
-    "arn:aws:iam::123456789012:user/ipoc-admin",  # a user named like the role
-    "arn:aws:sts::123456789012:assumed-role",  # malformed: no role
-])
+@pytest.mark.parametrize(
+    "principal",
+    [
+        "arn:aws:sts::123456789012:assumed-role/ipoc-admin-not/operator-session",  # a role whose name only starts alike
+        "arn:aws:sts::210987654321:assumed-role/ipoc-admin/operator-session",  # the same role name in another account
+        "arn:aws:sts::123456789012:federated-user/ipoc-admin",  # not a role session at all
+        "arn:aws:iam::123456789012:user/ipoc-admin",  # a user named like the role
+        "arn:aws:sts::123456789012:assumed-role",  # malformed: no role
+    ],
+)
 def test_other_principals_do_not_become_the_role(admins, principal):
     admins("arn:aws:iam::123456789012:role/ipoc-admin")
     assert not is_admin(principal)

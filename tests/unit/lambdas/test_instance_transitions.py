@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from moto import mock_aws
@@ -14,15 +14,21 @@ from moto import mock_aws
 from lambdas.ccfaas.execution import Allocation, ExecutionState, StreamSource
 from lambdas.ccfaas.lifecycle import failure_reason
 from lambdas.shared import aws
-from lambdas.shared.config import settings
-from lambdas.shared.stores import InstanceStatus as S, InstanceStore
+from lambdas.shared.stores import InstanceStatus as S
+from lambdas.shared.stores import InstanceStore
 from tests.support.aws import configure
 
 ACTIVE = {S.PENDING, S.ALLOCATING, S.PROVISIONING, S.READY, S.RELEASING}
 # The expected rules, written out: for each target status, the statuses it may be written over.
 EXPECTED = {
-    S.ALLOCATING: ACTIVE, S.PROVISIONING: ACTIVE, S.READY: ACTIVE, S.RELEASING: ACTIVE, S.PENDING: ACTIVE,
-    S.TEARING_DOWN: ACTIVE, S.DELETED: ACTIVE, S.FAILED: {S.TEARING_DOWN},
+    S.ALLOCATING: ACTIVE,
+    S.PROVISIONING: ACTIVE,
+    S.READY: ACTIVE,
+    S.RELEASING: ACTIVE,
+    S.PENDING: ACTIVE,
+    S.TEARING_DOWN: ACTIVE,
+    S.DELETED: ACTIVE,
+    S.FAILED: {S.TEARING_DOWN},
 }
 
 
@@ -32,7 +38,6 @@ def store() -> Iterator[InstanceStore]:
     with mock_aws(), pytest.MonkeyPatch.context() as monkeypatch:
         configure(monkeypatch)
         yield InstanceStore()
-    settings.cache_clear()
     aws.reset()
 
 
@@ -63,7 +68,11 @@ def test_a_failure_reads_tearing_down_with_the_first_reason_then_failed(store: I
     assert not store.transition(key, S.DELETED)  # a release under way cannot hide the failure
     assert store.transition(key, S.FAILED, torn_down_at="now", remove=("reason_detail",))
     record = store.get(key)
-    assert record is not None and (record["status"], record["reason"], record["torn_down_at"]) == ("FAILED", "runtime died", "now")
+    assert record is not None and (record["status"], record["reason"], record["torn_down_at"]) == (
+        "FAILED",
+        "runtime died",
+        "now",
+    )
 
 
 def test_a_missing_instance_is_never_created_by_a_transition(store: InstanceStore) -> None:
@@ -91,14 +100,27 @@ def test_statuses_are_plain_strings_in_items_and_json(store: InstanceStore) -> N
 
 
 def test_the_execution_state_is_parsed_once_into_types() -> None:
-    state = ExecutionState.parse({
-        "instance_id": "i-1.ab", "function": "echo", "version": 2, "owner": "alice", "ttl_seconds": 60,
-        "user_policy": {"instanceid": "i-1"}, "stream": {"bucket": "b", "key": "k", "filename": "/in/x"},
-        "composed": {"vaas_policy": {"p": 1}},
-        "allocation": {"waiting": "", "vaas_name": "veracruz-nitro-server:3014", "instance_hash": "h",
-                       "policy": "{}", "veracruz_server_url": "h:3014"},
-        "error": {"Error": "ProvisioningFailed", "Cause": "{}"}, "runtime": {"ready": True},
-    })
+    state = ExecutionState.parse(
+        {
+            "instance_id": "i-1.ab",
+            "function": "echo",
+            "version": 2,
+            "owner": "alice",
+            "ttl_seconds": 60,
+            "user_policy": {"instanceid": "i-1"},
+            "stream": {"bucket": "b", "key": "k", "filename": "/in/x"},
+            "composed": {"vaas_policy": {"p": 1}},
+            "allocation": {
+                "waiting": "",
+                "vaas_name": "veracruz-nitro-server:3014",
+                "instance_hash": "h",
+                "policy": "{}",
+                "veracruz_server_url": "h:3014",
+            },
+            "error": {"Error": "ProvisioningFailed", "Cause": "{}"},
+            "runtime": {"ready": True},
+        }
+    )
     assert state.stream == StreamSource("b", "k", "/in/x")
     assert state.require_vaas_policy() == {"p": 1}
     assert state.require_allocation() == Allocation("veracruz-nitro-server:3014", "h", "{}", "h:3014")
@@ -108,11 +130,17 @@ def test_the_execution_state_is_parsed_once_into_types() -> None:
         ExecutionState.parse({"instance_id": "i-2", "allocation": {"waiting": "NoCapacity"}}).require_allocation()
 
 
-@pytest.mark.parametrize(("error", "reason"), [
-    ({"Error": "ProvisioningFailed", "Cause": json.dumps({"errorMessage": "denied"})}, "ProvisioningFailed: denied"),
-    ({"Error": "States.Timeout", "Cause": "timed out"}, "States.Timeout: timed out"),
-    ({"Error": "RuntimeDied", "Cause": None}, "RuntimeDied"),  # a SendTaskFailure without a cause
-    ({}, "Error"),
-])
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (
+            {"Error": "ProvisioningFailed", "Cause": json.dumps({"errorMessage": "denied"})},
+            "ProvisioningFailed: denied",
+        ),
+        ({"Error": "States.Timeout", "Cause": "timed out"}, "States.Timeout: timed out"),
+        ({"Error": "RuntimeDied", "Cause": None}, "RuntimeDied"),  # a SendTaskFailure without a cause
+        ({}, "Error"),
+    ],
+)
 def test_failure_reason(error: dict, reason: str) -> None:
     assert failure_reason(error) == reason

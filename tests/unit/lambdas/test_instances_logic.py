@@ -50,8 +50,11 @@ def instances(monkeypatch, workflow) -> Instances:
 
 
 def user_policy(name: str, function: str = "echo") -> dict[str, Any]:
-    return {"function": function, "instanceid": name,
-            "identities": [{"certificate": USER.certificate, "file_rights": policies.USER_RIGHTS}]}
+    return {
+        "function": function,
+        "instanceid": name,
+        "identities": [{"certificate": USER.certificate, "file_rights": policies.USER_RIGHTS}],
+    }
 
 
 def test_a_creation_records_a_pending_instance_under_its_owner_and_starts_its_workflow(instances, workflow) -> None:

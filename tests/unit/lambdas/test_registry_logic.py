@@ -16,8 +16,7 @@ from ipoc.errors import Conflict, HashMismatch, NotFound, PayloadTooLarge, Valid
 from ipoc.path_segments import encode_path
 from lambdas.ccfaas.registry import LOADED, Registry
 from lambdas.shared.config import Settings
-from lambdas.shared.stores import ArtifactStore
-from lambdas.shared.stores import InstanceStatus
+from lambdas.shared.stores import ArtifactStore, InstanceStatus
 from tests.fakes import FakeArtifactStore, FakeFunctionStore, FakeInstanceStore
 from tests.support import policies
 from tests.support.settings import use_settings
@@ -56,7 +55,9 @@ def test_a_new_version_reuses_files_an_earlier_version_loaded(registry: Registry
     loaded(registry)
     assert published(registry, debug=True) == 2  # other policy, same program bytes
     entry = registry.get("echo").files[policies.ECHO]
-    assert entry["status"] == LOADED and entry["key"] == ArtifactStore.artifact_key("echo", hashlib.sha256(WASM).hexdigest())
+    assert entry["status"] == LOADED and entry["key"] == ArtifactStore.artifact_key(
+        "echo", hashlib.sha256(WASM).hexdigest()
+    )
 
 
 def test_a_direct_upload_keeps_only_the_declared_bytes_and_only_once(registry: Registry) -> None:

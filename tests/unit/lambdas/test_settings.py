@@ -22,7 +22,9 @@ def test_every_setting_names_its_own_variable() -> None:
 
 
 def test_the_environment_written_reads_back_as_the_same_settings() -> None:
-    changed = Settings(functions_table="t", admin_principals=("arn:a", "arn:b"), port_min=4000, proxy_url="", warm_pool=0)
+    changed = Settings(
+        functions_table="t", admin_principals=("arn:a", "arn:b"), port_min=4000, proxy_url="", warm_pool=0
+    )
     environment = changed.to_environment()
     assert set(environment) == set(Settings.names().values())
     assert environment["IPOC_ADMIN_PRINCIPALS"] == "arn:a,arn:b" and environment["IPOC_PORT_MIN"] == "4000"
@@ -31,8 +33,15 @@ def test_the_environment_written_reads_back_as_the_same_settings() -> None:
 
 
 def test_values_are_read_as_a_deployment_writes_them() -> None:
-    read = Settings.from_environment({"IPOC_ADMIN_PRINCIPALS": " arn:a , ,arn:b ", "IPOC_PORT_MAX": "", "IPOC_STATE_DIR": "",
-                                      "IPOC_PROXY_URL": "", "UNRELATED": "x"})
+    read = Settings.from_environment(
+        {
+            "IPOC_ADMIN_PRINCIPALS": " arn:a , ,arn:b ",
+            "IPOC_PORT_MAX": "",
+            "IPOC_STATE_DIR": "",
+            "IPOC_PROXY_URL": "",
+            "UNRELATED": "x",
+        }
+    )
     assert read.admin_principals == ("arn:a", "arn:b")
     assert read.port_max == Settings().port_max  # an empty number keeps its default
     assert read.proxy_url == ""  # an empty text is a value

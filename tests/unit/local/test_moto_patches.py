@@ -31,8 +31,10 @@ def test_concurrent_conditional_puts_have_exactly_one_winner(fast_switching, mon
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
         dynamodb.create_table(
-            TableName="slots", KeySchema=[{"AttributeName": "slot", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "slot", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+            TableName="slots",
+            KeySchema=[{"AttributeName": "slot", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "slot", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
         )
         for round_ in range(20):
             winners: list[int] = []
@@ -40,7 +42,8 @@ def test_concurrent_conditional_puts_have_exactly_one_winner(fast_switching, mon
             def take(who: int) -> None:
                 try:
                     dynamodb.put_item(
-                        TableName="slots", Item={"slot": {"S": str(round_)}, "who": {"N": str(who)}},
+                        TableName="slots",
+                        Item={"slot": {"S": str(round_)}, "who": {"N": str(who)}},
                         ConditionExpression="attribute_not_exists(slot)",
                     )
                     winners.append(who)
@@ -83,16 +86,23 @@ def test_concurrent_puts_of_one_object_all_succeed(fast_switching, monkeypatch):
 
 def _attribute(rng, depth: int = 0) -> dict:
     """A random DynamoDB attribute value of every type (as moto holds it: binary as bytes)."""
-    text = lambda: "".join(rng.choice("aZ09 _-\"\\/<>\u00fc\u2028\u4e2d\U0001f600") for _ in range(rng.randrange(0, 12)))  # noqa: E731
+    text = lambda: "".join(rng.choice('aZ09 _-"\\/<>\u00fc\u2028\u4e2d\U0001f600') for _ in range(rng.randrange(0, 12)))  # noqa: E731
     blob = lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(0, 9)))  # noqa: E731
     number = lambda: rng.choice(["0", "-1", "1.50", "1e3", str(rng.randrange(10**12))])  # noqa: E731
     kinds = ["S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS"] + (["M", "L"] if depth < 3 else [])
     kind = rng.choice(kinds)
-    value = {"S": text, "N": number, "B": blob, "BOOL": lambda: rng.random() < 0.5, "NULL": lambda: True,
-             "SS": lambda: [text() + str(n) for n in range(1, 4)], "NS": lambda: [str(n) for n in range(1, 4)],
-             "BS": lambda: [blob() + bytes([n]) for n in range(3)],
-             "M": lambda: {text() + str(n): _attribute(rng, depth + 1) for n in range(rng.randrange(0, 4))},
-             "L": lambda: [_attribute(rng, depth + 1) for _ in range(rng.randrange(0, 4))]}[kind]()
+    value = {
+        "S": text,
+        "N": number,
+        "B": blob,
+        "BOOL": lambda: rng.random() < 0.5,
+        "NULL": lambda: True,
+        "SS": lambda: [text() + str(n) for n in range(1, 4)],
+        "NS": lambda: [str(n) for n in range(1, 4)],
+        "BS": lambda: [blob() + bytes([n]) for n in range(3)],
+        "M": lambda: {text() + str(n): _attribute(rng, depth + 1) for n in range(rng.randrange(0, 4))},
+        "L": lambda: [_attribute(rng, depth + 1) for _ in range(rng.randrange(0, 4))],
+    }[kind]()
     return {kind: value}
 
 
@@ -114,7 +124,9 @@ def test_fast_dynamodb_reads_answer_the_bytes_moto_serializer_gives():
     rng = random.Random(17)
     checked = 0
     for operation in ("GetItem", "Query", "Scan"):
-        context = ActionContext(service, service.operation_model(operation), get_serializer_class("dynamodb", "json"), DynamoHandler())
+        context = ActionContext(
+            service, service.operation_model(operation), get_serializer_class("dynamodb", "json"), DynamoHandler()
+        )
         for _ in range(60):
             items = [{f"a{n}": _attribute(rng) for n in range(rng.randrange(1, 8))} for _ in range(rng.randrange(0, 4))]
             if operation == "GetItem":
@@ -129,6 +141,11 @@ def test_fast_dynamodb_reads_answer_the_bytes_moto_serializer_gives():
             checked += 1
         # AND a result with more than items (consumed capacity) still goes through the serializer
         fast = DynamoResult.__new__(DynamoResult)
-        fast._result = {"Items": [], "Count": 0, "ScannedCount": 0, "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1}}
+        fast._result = {
+            "Items": [],
+            "Count": 0,
+            "ScannedCount": 0,
+            "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1},
+        }
         assert DynamoResult.execute_result(fast, context) == serialiser(fast, context)
     assert checked == 180

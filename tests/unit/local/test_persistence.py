@@ -40,15 +40,24 @@ def test_a_process_killed_while_writing_leaves_the_old_or_the_new_file(tmp_path:
     """SIGKILL a writer in the middle of a 64 MiB write: the file is the old bytes, never a prefix of the new."""
     path = tmp_path / "object"
     write_atomically(path, [b"old"])
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys; from pathlib import Path; from local.persistence import write_atomically\n"
-        "def chunks():\n"
-        "    for n in range(64):\n"
-        "        if n == 8: print('writing', flush=True)\n"
-        "        yield b'x' * 2**20\n"
-        f"write_atomically(Path({str(path)!r}), chunks())\n"
-        "sys.stdin.read()\n"
-    )], stdout=subprocess.PIPE, stdin=subprocess.PIPE, cwd=Path(__file__).resolve().parents[3])
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys; from pathlib import Path; from local.persistence import write_atomically\n"
+                "def chunks():\n"
+                "    for n in range(64):\n"
+                "        if n == 8: print('writing', flush=True)\n"
+                "        yield b'x' * 2**20\n"
+                f"write_atomically(Path({str(path)!r}), chunks())\n"
+                "sys.stdin.read()\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert writer.stdout is not None
     writer.stdout.readline()
     writer.kill()

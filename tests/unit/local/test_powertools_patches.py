@@ -26,8 +26,12 @@ def test_two_concurrent_requests_each_see_their_own_event():
     @router.get("/echo/<name>")
     def echo(name: str) -> dict:
         both_inside.wait()  # the other request has started too
-        return {"name": name, "path": router.current_event.path, "user": router.current_event.request_context.identity.user,
-                "route_args": app.context.get("_route_args")}
+        return {
+            "name": name,
+            "path": router.current_event.path,
+            "user": router.current_event.request_context.identity.user,
+            "route_args": app.context.get("_route_args"),
+        }
 
     app.include_router(router)
 

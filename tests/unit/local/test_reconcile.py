@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from moto import mock_aws
 
-from lambdas.shared.stores import InstanceStatus as S, InstanceStore, SlotStore
+from lambdas.shared.stores import InstanceStatus as S
+from lambdas.shared.stores import InstanceStore, SlotStore
 from local.reconcile import RESTART_REASON, reconcile_records
 from tests.support.aws import configure
 
@@ -16,8 +17,15 @@ def test_live_instances_end_failed_and_ended_ones_stay(monkeypatch) -> None:
         configure(monkeypatch)
         instances, slots = InstanceStore(), SlotStore()
         for status in S:
-            instances.create({"instance_id": status.value, "owner": "alice", "status": status.value, "reason": "before",
-                              "task_token": "t"})
+            instances.create(
+                {
+                    "instance_id": status.value,
+                    "owner": "alice",
+                    "status": status.value,
+                    "reason": "before",
+                    "task_token": "t",
+                }
+            )
         slots.take(["3014"], {"allocation": "a"})
         result = reconcile_records(slots, instances)
         assert result["freed_slots"] == ["3014"]
@@ -26,6 +34,7 @@ def test_live_instances_end_failed_and_ended_ones_stay(monkeypatch) -> None:
         assert ended == {
             **{s.value: ("FAILED", RESTART_REASON, False) for s in InstanceStore.LIVE if s is not S.TEARING_DOWN},
             "TEARING_DOWN": ("FAILED", "before", False),
-            "FAILED": ("FAILED", "before", True), "DELETED": ("DELETED", "before", True),
+            "FAILED": ("FAILED", "before", True),
+            "DELETED": ("DELETED", "before", True),
         }
         assert list(slots.all()) == []
