@@ -84,8 +84,8 @@ class Session:
     partial: bytes = b""  # the start of a record split across posts
     seen: set[bytes] = field(default_factory=set)  # digests of the records received (replay check)
     last_used: float = field(default_factory=time.monotonic)
-    client_random: bytes | None = None  # from the ClientHello: finds the session's traffic secret
-    keys: tls_records.ClientKeys | None = None  # set once authenticated (None: records go straight to OpenSSL)
+    # set once authenticated (None: records go straight to OpenSSL); never in a repr (it holds the traffic key)
+    keys: tls_records.ClientKeys | None = field(default=None, repr=False)
     # Once authenticated: the connection whose post last authenticated and the unfinished records it may
     # be continuing (never evicted by other connections' posts), and the candidates other connections left.
     held: tuple[object, list[bytes]] | None = None
@@ -230,26 +230,30 @@ class RuntimeManager:
         """A new session, kept only when ``data`` holds a ClientHello the TLS stack answers."""
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = self.tls_context.wrap_bio(incoming, outgoing, server_side=True)
-        session = Session(tls, incoming, outgoing, FrameDecoder(self.max_message), client_random=tls_records.client_random(data))
+        session = Session(tls, incoming, outgoing, FrameDecoder(self.max_message))
         try:
             incoming.write(b"".join(self._records(session, data)))
         except Refused as exc:
             raise Refused("HandshakeFailed", f"TLS handshake failed ({exc.message})") from None
         try:
-            tls.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError as exc:
-            reason = getattr(exc, "reason", None) or str(exc)
-            raise Refused("HandshakeFailed", f"TLS handshake failed ({reason}): speak TLS 1.3 with the policy's ciphersuite") from None
-        if not outgoing.pending:
-            raise Refused("HandshakeFailed", "TLS handshake failed: the first post of a session must carry a whole TLS ClientHello")
+            try:
+                tls.do_handshake()  # OpenSSL logs the client's traffic secret here already
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError as exc:
+                reason = getattr(exc, "reason", None) or str(exc)
+                raise Refused("HandshakeFailed", f"TLS handshake failed ({reason}): speak TLS 1.3 with the policy's ciphersuite") from None
+            if not outgoing.pending:
+                raise Refused("HandshakeFailed", "TLS handshake failed: the first post of a session must carry a whole TLS ClientHello")
+        except Refused:
+            self._forget_secret(session)
+            raise
         with self._lock:
             pending = [(s.last_used, sid) for sid, s in self.sessions.items() if not s.handshake_done]
             if len(pending) >= MAX_HANDSHAKES:
                 _, oldest = min(pending)
                 log.warning("too many TLS handshakes in progress: dropping unauthenticated session %d", oldest)
-                del self.sessions[oldest]
+                self._forget_secret(self.sessions.pop(oldest))
             session_id = secrets.randbelow(SESSION_ID_LIMIT - 1) + 1
             while session_id in self.sessions:
                 session_id = secrets.randbelow(SESSION_ID_LIMIT - 1) + 1
@@ -277,6 +281,12 @@ class RuntimeManager:
         with self._lock:
             if self.sessions.get(session_id) is session:
                 del self.sessions[session_id]
+        self._forget_secret(session)
+
+    def _forget_secret(self, session: Session) -> None:
+        """Drop the traffic secret OpenSSL logged for a session that ends before it took it (refused, evicted)."""
+        if self.secret_log is not None and not session.handshake_done:
+            self.secret_log.discard(session.tls)
 
     def _admit(self, session_id: int) -> None:
         """Make room for one more authenticated session by evicting only an idle one."""
@@ -318,7 +328,7 @@ class RuntimeManager:
         session.identity = identity
         session.handshake_done = True
         if self.secret_log is not None:
-            session.keys = self.secret_log.take(session.client_random, cipher[0])
+            session.keys = self.secret_log.take(session.tls, cipher[0])
             session.seen.clear()  # sequence numbers refuse replays from now on
         log.info("session %d: %s connected", session_id, identity[1].name)
 
