@@ -236,18 +236,14 @@ class RuntimeManager:
         except Refused as exc:
             raise Refused("HandshakeFailed", f"TLS handshake failed ({exc.message})") from None
         try:
-            try:
-                tls.do_handshake()  # OpenSSL logs the client's traffic secret here already
-            except ssl.SSLWantReadError:
-                pass
-            except ssl.SSLError as exc:
-                reason = getattr(exc, "reason", None) or str(exc)
-                raise Refused("HandshakeFailed", f"TLS handshake failed ({reason}): speak TLS 1.3 with the policy's ciphersuite") from None
-            if not outgoing.pending:
-                raise Refused("HandshakeFailed", "TLS handshake failed: the first post of a session must carry a whole TLS ClientHello")
-        except Refused:
-            self._forget_secret(session)
-            raise
+            tls.do_handshake()  # no secret is logged yet: OpenSSL logs the client's once its Finished checks out
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            raise Refused("HandshakeFailed", f"TLS handshake failed ({reason}): speak TLS 1.3 with the policy's ciphersuite") from None
+        if not outgoing.pending:
+            raise Refused("HandshakeFailed", "TLS handshake failed: the first post of a session must carry a whole TLS ClientHello")
         with self._lock:
             pending = [(s.last_used, sid) for sid, s in self.sessions.items() if not s.handshake_done]
             if len(pending) >= MAX_HANDSHAKES:
@@ -284,7 +280,12 @@ class RuntimeManager:
         self._forget_secret(session)
 
     def _forget_secret(self, session: Session) -> None:
-        """Drop the traffic secret OpenSSL logged for a session that ends before it took it (refused, evicted)."""
+        """Drop the traffic secret OpenSSL logged for a session that ends before it took it.
+
+        That is a handshake OpenSSL finished that the session then refused
+        (identity, ciphersuite, TooManySessions); kept, such secrets would pile
+        up until ``MAX_PENDING_SECRETS`` pushed out a pending client's.
+        """
         if self.secret_log is not None and not session.handshake_done:
             self.secret_log.discard(session.tls)
 
