@@ -22,7 +22,7 @@ from ipoc.policy import FullPolicy, parse_full_policy
 from ipoc.rights import normalise_path
 from ipoc.wire import messages
 from ipoc.wire import transport_protocol_pb2 as pb
-from ipoc.wire.carrier import DEFAULT_PIPELINE, MAX_RAW_PER_POST, CarrierError, HttpCarrier
+from ipoc.wire.carrier import DEFAULT_PIPELINE, MAX_RAW_PER_POST, CarrierError, HttpCarrier, record_posts
 from ipoc.wire.framing import FrameDecoder, frame
 from ipoc.wire.tls import client_context, openssl_suite
 
@@ -67,7 +67,8 @@ class VeracruzClient:
             raise ValueError(
                 f"post_bytes must be 1..{MAX_RAW_PER_POST} (bodies stay under the runtime's 256 KiB limit)"
             )
-        self._post_bytes = post_bytes  # TLS bytes per post: batched records by default
+        # TLS bytes per post: whole records batched up to this (a record is never cut across posts).
+        self._post_bytes = post_bytes
         # Posts in flight on the connection; 1 sends each post after the previous reply (as the original client).
         self._pipeline = pipeline
         self.policy: FullPolicy = parse_full_policy(policy_text)
@@ -296,15 +297,14 @@ class VeracruzClient:
             raise errors.VeracruzError(f"{what}: TLS failure: {exc}") from None
 
     def _flush(self, what: str = "handshake") -> bool:
-        """Send every queued TLS byte in posts under the body limit (pipelined on one connection);
-        True when a reply arrived."""
+        """Send every queued TLS byte in posts of whole records under the body limit (pipelined on
+        one connection); True when a reply arrived."""
         assert self._carrier is not None
         got_reply = False
         data = self._outgoing.read()
         if not data:
             return False
-        view = memoryview(data)
-        chunks = [view[start : start + self._post_bytes] for start in range(0, len(view), self._post_bytes)]
+        chunks = record_posts(data, self._post_bytes)
         try:
             if len(chunks) == 1:
                 self._session_id, reply = self._carrier.exchange(self._session_id, chunks[0])

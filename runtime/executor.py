@@ -12,6 +12,7 @@ has no clock. Runs are serialised: the epoch that stops a run is engine-wide.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -25,7 +26,9 @@ from ipoc import rights
 from ipoc.policy import Principal
 from runtime.refusal import Refused
 from runtime.vfs import Preopen
-from runtime.wasi_guard import SHIM_WAT, TimeLimitExceeded, WasiGuard, import_memory
+from runtime.wasi_guard import GUARD_MODULE, SHIM_WAT, TimeLimitExceeded, WasiGuard, import_memory
+
+log = logging.getLogger(__name__)
 
 ERRNO_NOTCAPABLE = 76  # WASI errno: "capabilities insufficient"
 MODULE_CACHE_SIZE = 16
@@ -82,6 +85,9 @@ class Executor:
         (:func:`runtime.wasi_guard.import_memory`), so the guard's wasm shim can
         share it; a binary that cannot be rewritten is compiled as it is. Returns
         the module and the type of the memory it imports (None: not rewritten).
+        A program that imports anything of the guard's module itself is refused:
+        that module is the runtime's (its only import from it is the memory the
+        rewrite adds).
         """
         key = hashlib.sha256(wasm).hexdigest()
         with self._lock:
@@ -95,6 +101,16 @@ class Executor:
             module = wasmtime.Module(self.engine, rewritten[0] if rewritten else wasm)
         except wasmtime.WasmtimeError as exc:
             raise Refused("ExecutionFailed", f"the program is not a valid WebAssembly module: {_first_line(exc)}") from None
+        own = [item.name for item in module.imports if item.module == GUARD_MODULE]
+        if rewritten:
+            own.remove("memory")  # the import the rewrite added (the last of them)
+        if own:
+            names = ", ".join(f"{GUARD_MODULE}.{name}" for name in own)
+            raise Refused(
+                "ExecutionFailed",
+                f"the program imports {names}: the {GUARD_MODULE} module is the runtime's own; import only WASI "
+                "(wasi_snapshot_preview1) and define one memory",
+            )
         compiled = (module, rewritten[1] if rewritten else None)
         with self._lock:
             self._modules[key] = compiled
@@ -217,6 +233,11 @@ class Executor:
             raise Refused("ExecutionFailed", f"the program trapped: {_first_line(exc)}") from None
         except wasmtime.WasmtimeError as exc:
             raise Refused("ExecutionFailed", f"the program could not be instantiated: {_first_line(exc)}") from None
+        except Refused:
+            raise
+        except Exception as exc:  # a host function failed: a bug of ours, but the program's run ends cleanly
+            log.exception("a host function failed while running the program")
+            raise Refused("ExecutionFailed", f"the runtime failed serving the program's WASI call ({type(exc).__name__}); the run was stopped") from None
         finally:
             finished.set()
             timer.cancel()

@@ -17,9 +17,13 @@ Sessions face anyone who reaches the port, so (issue 12, item 8):
   does not authenticate (forged with a well-formed header, replayed, bit-flipped)
   is refused and discarded, and the session carries on as if it never came. A
   stranger's bytes posted between two posts of a record the client split are
-  set aside too: unfinished records are kept per transport connection (up to
-  ``MAX_PARTIALS``), a post continues its own connection's first, and only a
-  continuation that authenticates is taken;
+  set aside too: the start of an unfinished record is kept for the transport
+  connection whose records last authenticated (the client's), apart from the
+  candidates other connections' posts leave (up to ``MAX_PARTIALS``
+  connections, the oldest going first), so strangers' posts never crowd out
+  the client's half-record. A post continues its own connection's candidates
+  first, and only a continuation that authenticates is taken. (Our client cuts
+  posts only between records; independent clients may still split them.);
 - at most ``MAX_HANDSHAKES`` unauthenticated sessions (the oldest goes first)
   and ``MAX_SESSIONS`` authenticated ones; an authenticated session is evicted
   only when idle for ``idle_seconds``, otherwise a new one is refused.
@@ -80,9 +84,12 @@ class Session:
     partial: bytes = b""  # the start of a record split across posts
     seen: set[bytes] = field(default_factory=set)  # digests of the records received (replay check)
     last_used: float = field(default_factory=time.monotonic)
-    client_random: bytes | None = None  # from the ClientHello: finds the session's traffic secret
-    keys: tls_records.ClientKeys | None = None  # set once authenticated (None: records go straight to OpenSSL)
-    partials: dict[object, list[bytes]] = field(default_factory=dict)  # candidate unfinished records per connection, once authenticated
+    # set once authenticated (None: records go straight to OpenSSL); never in a repr (it holds the traffic key)
+    keys: tls_records.ClientKeys | None = field(default=None, repr=False)
+    # Once authenticated: the connection whose post last authenticated and the unfinished records it may
+    # be continuing (never evicted by other connections' posts), and the candidates other connections left.
+    held: tuple[object, list[bytes]] | None = None
+    partials: dict[object, list[bytes]] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,6 +168,8 @@ class RuntimeManager:
                     session.incoming.write(record)
                     if not session.handshake_done:
                         self._continue_handshake(session_id, session)
+                if not checked and session.keys is not None:  # this post finished the handshake: the client's connection
+                    session.held, session.partial = (connection, [session.partial]), b""
                 if session.handshake_done:
                     self._process(session_id, session)
             except Refused:
@@ -171,35 +180,45 @@ class RuntimeManager:
     def _authenticated(self, session: Session, data: bytes, connection: object) -> list[bytes]:
         """The records ``data`` completes, each authenticated with the client's key, or a refusal that changes nothing.
 
-        ``data`` continues one of the candidate unfinished records (those its own
-        connection left first, then the others', then none): the first
-        continuation whose complete records all authenticate wins and clears
-        every candidate. A post that completes no record becomes its
-        connection's candidates, so a stranger posting on another connection
-        between two halves of a client's record never displaces the client's.
+        ``data`` continues one of the candidate unfinished records (its own
+        connection's first, then the held ones, then the others', then none):
+        the first continuation whose complete records all authenticate wins,
+        its connection becomes the held one, and every other candidate goes. A
+        post that completes no record extends the held candidates when it comes
+        on the held connection, and otherwise becomes its connection's
+        candidates among the others', whose oldest connection goes beyond
+        ``MAX_PARTIALS``: a stranger's posts, on connections of their own,
+        never displace the half-record the client's earlier records vouch for.
         """
         assert session.keys is not None
+        held_by, held = session.held if session.held is not None else (None, [])
+        on_held = connection == held_by
         own = session.partials.get(connection, [])
-        others = [c for key, held in reversed(session.partials.items()) if key != connection for c in held]
+        others = [c for key, kept in reversed(session.partials.items()) if key != connection for c in kept]
+        ordered = [*held, *own, *others, b""] if on_held else [*own, *held, *others, b""]
+        grown_held: list[bytes] = []
         grown: list[bytes] = []
-        for partial in dict.fromkeys([*own, *others, b""]):
+        for partial in dict.fromkeys(ordered):
             try:
                 complete, rest = _split(partial + data)
             except Refused:
                 continue
             if not complete:
-                grown.append(rest)
+                (grown_held if on_held and partial in held else grown).append(rest)
                 continue
             keys = session.keys.copy()
             if all(keys.open(record) for record in complete):
                 session.keys = keys
-                session.partials = {connection: [rest]} if rest else {}
+                session.held, session.partials = (connection, [rest]), {}
                 return complete
+        if grown_held:
+            session.held = (connection, grown_held[:MAX_PARTIALS])
         if grown:
             session.partials.pop(connection, None)
             session.partials[connection] = grown[:MAX_PARTIALS]
             while len(session.partials) > MAX_PARTIALS:
                 session.partials.pop(next(iter(session.partials)))
+        if grown_held or grown:
             return []
         raise Refused(
             "InvalidRecord",
@@ -211,13 +230,13 @@ class RuntimeManager:
         """A new session, kept only when ``data`` holds a ClientHello the TLS stack answers."""
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = self.tls_context.wrap_bio(incoming, outgoing, server_side=True)
-        session = Session(tls, incoming, outgoing, FrameDecoder(self.max_message), client_random=tls_records.client_random(data))
+        session = Session(tls, incoming, outgoing, FrameDecoder(self.max_message))
         try:
             incoming.write(b"".join(self._records(session, data)))
         except Refused as exc:
             raise Refused("HandshakeFailed", f"TLS handshake failed ({exc.message})") from None
         try:
-            tls.do_handshake()
+            tls.do_handshake()  # no secret is logged yet: OpenSSL logs the client's once its Finished checks out
         except ssl.SSLWantReadError:
             pass
         except ssl.SSLError as exc:
@@ -230,7 +249,7 @@ class RuntimeManager:
             if len(pending) >= MAX_HANDSHAKES:
                 _, oldest = min(pending)
                 log.warning("too many TLS handshakes in progress: dropping unauthenticated session %d", oldest)
-                del self.sessions[oldest]
+                self._forget_secret(self.sessions.pop(oldest))
             session_id = secrets.randbelow(SESSION_ID_LIMIT - 1) + 1
             while session_id in self.sessions:
                 session_id = secrets.randbelow(SESSION_ID_LIMIT - 1) + 1
@@ -258,6 +277,17 @@ class RuntimeManager:
         with self._lock:
             if self.sessions.get(session_id) is session:
                 del self.sessions[session_id]
+        self._forget_secret(session)
+
+    def _forget_secret(self, session: Session) -> None:
+        """Drop the traffic secret OpenSSL logged for a session that ends before it took it.
+
+        That is a handshake OpenSSL finished that the session then refused
+        (identity, ciphersuite, TooManySessions); kept, such secrets would pile
+        up until ``MAX_PENDING_SECRETS`` pushed out a pending client's.
+        """
+        if self.secret_log is not None and not session.handshake_done:
+            self.secret_log.discard(session.tls)
 
     def _admit(self, session_id: int) -> None:
         """Make room for one more authenticated session by evicting only an idle one."""
@@ -299,8 +329,7 @@ class RuntimeManager:
         session.identity = identity
         session.handshake_done = True
         if self.secret_log is not None:
-            session.keys = self.secret_log.take(session.client_random, cipher[0])
-            session.partials = {None: [session.partial]} if session.partial else {}
+            session.keys = self.secret_log.take(session.tls, cipher[0])
             session.seen.clear()  # sequence numbers refuse replays from now on
         log.info("session %d: %s connected", session_id, identity[1].name)
 

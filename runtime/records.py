@@ -11,9 +11,13 @@ and the session stays exactly as it was.
 The traffic secret comes from OpenSSL's key-log callback
 (``SSL_CTX_set_keylog_callback``, reached through ctypes as
 :mod:`ipoc.wire.tls` reaches ``SSL_CTX_set_ciphersuites``): it is kept in this
-process's memory only, never written anywhere, keyed by the ClientHello's
-random and taken by the session that sent that ClientHello. Key derivation and
-record protection follow RFC 8446 sections 7.1-7.3 and 5.2-5.3.
+process's memory only, never written anywhere, keyed by the TLS connection
+that derived it (the callback's ``SSL*``, through the Python object CPython
+stores as its app data) and taken by that connection's session, or dropped
+with it. Not by the ClientHello's random: a stranger who replays a client's
+ClientHello would log a secret of its own under the same random and so
+replace the client's. Key derivation and record protection follow RFC 8446
+sections 7.1-7.3 and 5.2-5.3.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import ssl
 import struct
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import _ssl
@@ -63,7 +67,7 @@ class ClientKeys:
     """The client-to-server application traffic protection of one session: secret, key, iv, next sequence number."""
 
     suite: str
-    secret: bytes
+    secret: bytes = field(repr=False)
     sequence: int = 0
 
     def __post_init__(self) -> None:
@@ -106,21 +110,19 @@ def _has_key_update(messages: bytes) -> bool:
     return False
 
 
-def client_random(client_hello: bytes) -> bytes | None:
-    """The 32-byte random of a ClientHello record (None if ``client_hello`` does not start with one)."""
-    if len(client_hello) < 5 + 4 + 2 + 32 or client_hello[0] != CONTENT_HANDSHAKE or client_hello[5] != 1:
-        return None
-    return client_hello[11:43]
-
-
 class SecretLog:
     """Collect the clients' application traffic secrets OpenSSL derives for one server context."""
 
     def __init__(self, context: ssl.SSLContext) -> None:
-        self._secrets: OrderedDict[bytes, bytes] = OrderedDict()
+        self._secrets: OrderedDict[int, bytes] = OrderedDict()  # by the address of the connection's SSLObject._sslobj
         self._lock = threading.Lock()
         self._callback = _KEYLOG(self._line)  # kept referenced for as long as the context may call it
         library = ctypes.CDLL(_ssl.__file__)
+        # CPython's _ssl sets each SSL's app data (ex_data 0) to its _ssl._SSLSocket (as its own key-log
+        # callback reads it back): that names the connection without reading CPython's structures.
+        self._owner = library.SSL_get_ex_data
+        self._owner.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        self._owner.restype = ctypes.c_void_p
         install = library.SSL_CTX_set_keylog_callback
         install.argtypes = [ctypes.c_void_p, _KEYLOG]
         install.restype = None
@@ -131,25 +133,36 @@ class SecretLog:
         install(ssl_ctx, self._callback)
         self._context = context
 
-    def _line(self, _ssl_object: int | None, line: bytes | None) -> None:
+    def _line(self, ssl_pointer: int | None, line: bytes | None) -> None:
         try:
-            label, random_hex, secret_hex = (line or b"").decode().split(" ")
+            label, _random_hex, secret_hex = (line or b"").decode().split(" ")
         except ValueError:
             return
-        if label != CLIENT_SECRET_LABEL:
+        owner = self._owner(ssl_pointer, 0) if ssl_pointer else None
+        if label != CLIENT_SECRET_LABEL or not owner:
             return
         with self._lock:
-            self._secrets[bytes.fromhex(random_hex)] = bytes.fromhex(secret_hex)
+            self._secrets.pop(owner, None)
+            self._secrets[owner] = bytes.fromhex(secret_hex)
             while len(self._secrets) > MAX_PENDING_SECRETS:
                 self._secrets.popitem(last=False)
 
-    def take(self, random: bytes | None, suite: str) -> ClientKeys | None:
-        """The client keys of the handshake whose ClientHello carried ``random`` (once), if known."""
-        if random is None or suite not in _SUITES:
-            return None
+    def take(self, tls: ssl.SSLObject, suite: str) -> ClientKeys | None:
+        """The client keys ``tls`` derived (once), if logged."""
+        secret = self._pop(tls)
+        return ClientKeys(suite, secret) if secret is not None and suite in _SUITES else None
+
+    def discard(self, tls: ssl.SSLObject) -> None:
+        """Forget the secret of a connection that ends without being authenticated (failed, refused, evicted)."""
+        self._pop(tls)
+
+    def __len__(self) -> int:
         with self._lock:
-            secret = self._secrets.pop(random, None)
-        return ClientKeys(suite, secret) if secret is not None else None
+            return len(self._secrets)
+
+    def _pop(self, tls: ssl.SSLObject) -> bytes | None:
+        with self._lock:
+            return self._secrets.pop(id(tls._sslobj), None)  # type: ignore[attr-defined]
 
 
 def install(context: ssl.SSLContext) -> SecretLog | None:

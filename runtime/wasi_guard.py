@@ -18,7 +18,8 @@ path_open              PATH_OPEN; PATH_CREATE_FILE to create;
                        to open for reading; FD_READDIR for a
                        directory; the new descriptor gets only the
                        rights the grant holds
-fd_readdir             FD_READDIR (on a pre-opened directory)
+fd_readdir             FD_READDIR (a pre-opened directory; any other
+                       was opened only with FD_READDIR)
 =====================  ==========================================
 
 ``path_open`` is checked here and then handed to wasmtime's own with the
@@ -77,7 +78,7 @@ GUARD_MODULE = "ipoc_guard"
 FIRST_PREOPEN_FD = 3  # wasmtime numbers pre-opened directories from 3, in the order they are added
 
 # WASI errno values (wasi_snapshot_preview1).
-ESUCCESS, EACCES, EBADF, EEXIST, EINVAL, EIO, EISDIR, ELOOP = 0, 2, 8, 20, 28, 29, 31, 32
+ESUCCESS, EACCES, EBADF, EEXIST, EFAULT, EINVAL, EIO, EISDIR, ELOOP = 0, 2, 8, 20, 21, 28, 29, 31, 32
 ENAMETOOLONG, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, EXDEV, ENOTCAPABLE = 37, 44, 54, 55, 63, 75, 76
 _FROM_HOST = {
     errno.EACCES: EACCES, errno.EEXIST: EEXIST, errno.EINVAL: EINVAL, errno.EISDIR: EISDIR, errno.ELOOP: ELOOP,
@@ -136,9 +137,16 @@ class WasiGuard:
         """Shadow the functions on ``linker`` (after ``define_wasi``).
 
         ``memory`` is the program's memory when :func:`import_memory` could make
-        the program import it; then ``path_open``, ``fd_close`` and ``fd_renumber``
-        go through ``shim`` (:data:`SHIM_WAT`), which checks here and calls
-        wasmtime's own with that memory. Without it ``path_open`` is refused.
+        the program import it; then ``path_open``, ``fd_close``, ``fd_renumber``
+        and ``fd_readdir`` go through ``shim`` (:data:`SHIM_WAT`), which checks
+        here and calls wasmtime's own with that memory. Without it ``path_open``
+        and ``fd_readdir`` are refused.
+
+        The shim is instantiated from a linker of its own (wasmtime's WASI, the
+        guard's checks and bookkeeping, the memory), and only its four exports
+        and the memory are put on ``linker``: were the checks on the program's
+        linker, the program could import ``ipoc_guard.fd_renumbered`` and tell
+        the guard a descriptor is another directory than wasmtime knows it as.
         """
         i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
         functions: list[tuple[str, list[wasmtime.ValType], Callable[..., int]]] = [
@@ -157,18 +165,22 @@ class WasiGuard:
             ]
         if memory is None:
             functions.append(("path_open", [i32] * 5 + [i64, i64, i32, i32], lambda caller, *args: ENOTCAPABLE))
+            functions.append(("fd_readdir", [i32, i32, i32, i64, i32], lambda caller, *args: ENOTCAPABLE))
         linker.allow_shadowing = True
         for name, params, function in functions:
             linker.define_func(MODULE, name, wasmtime.FuncType(params, [i32]), _errno_of(function), access_caller=True)
         if memory is not None:
-            linker.define(store, GUARD_MODULE, "memory", memory)
-            linker.define_func(GUARD_MODULE, "path_open_check", wasmtime.FuncType([i32] * 5 + [i64], [i64]), self.path_open_check, access_caller=True)
-            linker.define_func(GUARD_MODULE, "fd_readdir_check", wasmtime.FuncType([i32], [i32]), self.fd_readdir_check)
-            linker.define_func(GUARD_MODULE, "fd_closed", wasmtime.FuncType([i32], []), self.fd_closed)
-            linker.define_func(GUARD_MODULE, "fd_renumbered", wasmtime.FuncType([i32, i32], []), self.fd_renumbered)
-            exports = linker.instantiate(store, shim).exports(store)
+            private = wasmtime.Linker(store.engine)
+            private.define_wasi()  # the store's WASI context: the program's own descriptors
+            private.define(store, GUARD_MODULE, "memory", memory)
+            private.define_func(GUARD_MODULE, "path_open_check", wasmtime.FuncType([i32] * 5 + [i64], [i64]), self.path_open_check, access_caller=True)
+            private.define_func(GUARD_MODULE, "fd_readdir_check", wasmtime.FuncType([i32], [i32]), self.fd_readdir_check)
+            private.define_func(GUARD_MODULE, "fd_closed", wasmtime.FuncType([i32], []), self.fd_closed)
+            private.define_func(GUARD_MODULE, "fd_renumbered", wasmtime.FuncType([i32, i32], []), self.fd_renumbered)
+            exports = private.instantiate(store, shim).exports(store)
             for name in ("path_open", "fd_close", "fd_renumber", "fd_readdir"):
                 linker.define(store, MODULE, name, exports[name])
+            linker.define(store, GUARD_MODULE, "memory", memory)  # the program's own memory, imported by the rewrite
         linker.allow_shadowing = False
 
     # -- helpers -----------------------------------------------------------------
@@ -180,6 +192,14 @@ class WasiGuard:
             raise _Errno(EINVAL)
         return memory
 
+    def _write(self, caller: wasmtime.Caller, data: bytes, ptr: int) -> int:
+        """Write a result into the program's memory: EFAULT when it does not fit there (never a host exception)."""
+        memory = self._memory(caller)
+        if ptr < 0 or ptr + len(data) > memory.data_len(caller):
+            return EFAULT
+        memory.write(caller, data, ptr)
+        return ESUCCESS
+
     def _string(self, caller: wasmtime.Caller, ptr: int, length: int) -> str:
         memory = self._memory(caller)
         if ptr < 0 or length < 0 or ptr + length > memory.data_len(caller):
@@ -189,8 +209,17 @@ class WasiGuard:
         except UnicodeDecodeError:
             raise _Errno(EINVAL) from None
 
-    def _target(self, caller: wasmtime.Caller, fd: int, ptr: int, length: int, *, allow_root: bool = False) -> _Target:
-        """Resolve a path relative to a pre-opened directory, lexically, never above it."""
+    def _target(
+        self, caller: wasmtime.Caller, fd: int, ptr: int, length: int, *, allow_root: bool = False, keep_dotdot: bool = False
+    ) -> _Target:
+        """A path relative to a pre-opened directory, never lexically above it.
+
+        ``..`` is collapsed lexically, which is right for the operations done here
+        through :mod:`runtime.nofollow` (they never follow a link, so the host acts
+        on the very path checked). ``keep_dotdot`` keeps it for :meth:`_resolve`,
+        which applies it after expanding links as POSIX (and wasmtime) does:
+        ``l/../f`` names ``f`` beside ``l``'s *target*, not beside ``l``.
+        """
         preopen = self.preopens.get(fd)
         if preopen is None:
             raise _Errno(ENOTCAPABLE)
@@ -198,17 +227,23 @@ class WasiGuard:
         if path.startswith("/") or "\x00" in path:
             raise _Errno(ENOTCAPABLE)
         parts: list[str] = []
+        depth = 0
         for part in path.split("/"):
             if part in ("", "."):
                 continue
             if part == "..":
-                if not parts:
+                if not depth:
                     raise _Errno(ENOTCAPABLE)
-                parts.pop()
+                depth -= 1
+                if keep_dotdot:
+                    parts.append(part)
+                else:
+                    parts.pop()
                 continue
             if len(part.encode()) > nofollow.NAME_MAX:
                 raise _Errno(ENAMETOOLONG)
             parts.append(part)
+            depth += 1
         if not parts and not allow_root:
             raise _Errno(EINVAL)  # the pre-opened directory itself cannot be made, removed or renamed
         return _Target(preopen, parts)
@@ -304,10 +339,12 @@ class WasiGuard:
         leaves without a write right is refused here unless the grant holds
         FD_READ (Veracruz would hand back a descriptor that cannot read; the
         data stays out of reach either way). A directory is opened only with
-        FD_READDIR, which listing it needs.
+        FD_READDIR, which listing it needs, whether or not ``O_DIRECTORY`` asks
+        for one (wasmtime lists any directory descriptor).
         """
         try:
-            target = self._resolve(self._target(caller, fd, ptr, length, allow_root=True), dirflags & LOOKUPFLAGS_SYMLINK_FOLLOW)
+            target = self._target(caller, fd, ptr, length, allow_root=True, keep_dotdot=True)
+            target = self._resolve(target, dirflags & LOOKUPFLAGS_SYMLINK_FOLLOW)
         except _Errno as exc:
             return -exc.code
         grant = rights.covering_grant(self.program.grants, target.guest_path)
@@ -317,7 +354,7 @@ class WasiGuard:
             needs |= rights.Rights.PATH_CREATE_FILE
         if oflags & OFLAGS_TRUNC:
             needs |= rights.Rights.PATH_FILESTAT_SET_SIZE
-        if oflags & OFLAGS_DIRECTORY:
+        if oflags & OFLAGS_DIRECTORY or _is_directory(target):
             needs |= rights.Rights.FD_READDIR
         if needs & ~held:
             return -ENOTCAPABLE
@@ -399,8 +436,7 @@ class WasiGuard:
             return _FROM_HOST.get(exc.errno or 0, EIO)
         finally:
             os.close(directory)
-        self._memory(caller).write(caller, _filestat(info), out)
-        return ESUCCESS
+        return self._write(caller, _filestat(info), out)
 
     def fd_filestat_get(self, caller: wasmtime.Caller, fd: int, out: int) -> int:
         """``fstat`` with the clock off: streams and pre-opened directories only, timestamps zero."""
@@ -410,8 +446,7 @@ class WasiGuard:
             record = _filestat(os.stat(self.preopens[fd].host_dir, follow_symlinks=False))
         else:
             return ENOTCAPABLE  # an opened file's timestamps would tell the time; stat() it by path instead
-        self._memory(caller).write(caller, record, out)
-        return ESUCCESS
+        return self._write(caller, record, out)
 
     def poll_oneoff(self, caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int, nevents_ptr: int) -> int:
         """Files are always ready; clock waits are bounded by the time limit (then the run stops)."""
@@ -597,6 +632,14 @@ def _errno_of(function: Callable[..., int]) -> Callable[..., int]:
 def _check(code: int) -> None:
     if code != ESUCCESS:
         raise _Errno(code)
+
+
+def _is_directory(target: _Target) -> bool:
+    """Whether a resolved target names a directory (links unfollowed: they were resolved already)."""
+    try:
+        return stat.S_ISDIR(os.lstat(os.path.join(target.preopen.host_dir, *target.parts)).st_mode)
+    except OSError:
+        return False
 
 
 def _exists(target: _Target) -> bool:

@@ -28,6 +28,7 @@ _MAX_LINE, _MAX_HEADERS = 65536, 100
 # A reply is read as it arrives, never allocated from its announced length (which a hostile server picks).
 MAX_REPLY = 4 << 30
 _READ_STEP = 1 << 20
+_RECORD_HEADER = 5  # TLS record: type, version (2), length (2)
 
 
 def _read_up_to(reader: io.BufferedReader, length: int) -> bytes:
@@ -67,6 +68,35 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+def record_posts(data: Buffer, budget: int) -> list[memoryview]:
+    """``data`` (TLS records) cut into posts of whole records, each at most ``budget`` bytes where records allow.
+
+    A record is never cut: one larger than ``budget`` goes alone (TLS records
+    stay under 17 KB, far below :data:`MAX_RAW_PER_POST`). A record split
+    across posts is one the runtime must hold until its rest comes, which a
+    stranger who knows the session id can then try to crowd out; whole
+    records are authenticated the moment they arrive. Bytes that do not parse
+    as records (never from our TLS stack) are cut at ``budget``.
+    """
+    view = memoryview(data).cast("B")
+    posts: list[memoryview] = []
+    start = position = 0
+    while position < len(view):
+        whole = len(view) - position >= _RECORD_HEADER
+        end = position + _RECORD_HEADER + int.from_bytes(view[position + 3 : position + 5], "big") if whole else 0
+        if not whole or end > len(view):
+            if position > start:
+                posts.append(view[start:position])
+            return posts + [view[cut : cut + budget] for cut in range(position, len(view), budget)]
+        if end - start > budget and position > start:
+            posts.append(view[start:position])
+            start = position
+        position = end
+    if start < len(view):
+        posts.append(view[start:])
+    return posts
 
 
 def encode_body(session_id: int, data: Buffer) -> bytes:

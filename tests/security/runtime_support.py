@@ -86,3 +86,22 @@ def raw_exchange(url: str, head: bytes, body: bytes, *, timeout: float = 5.0) ->
         except (TimeoutError, ConnectionResetError):
             pass
         return b"".join(chunks)
+
+
+def cut_like_an_independent_client(monkeypatch, size: int) -> None:  # type: ignore[no-untyped-def]
+    """Make our client post its TLS bytes cut every ``size`` bytes, records or not.
+
+    Our client posts whole records only; a Veracruz v1.3 client written
+    independently (reqwest-style, fixed-size posts) may split a record across
+    posts, and the runtime must still follow it. The carrier is the real one;
+    only where the bytes are cut changes.
+    """
+    from ipoc.wire.carrier import HttpCarrier
+
+    original = HttpCarrier.exchange_all
+
+    def fixed_cuts(self, session_id, chunks):  # type: ignore[no-untyped-def]
+        data = b"".join(bytes(chunk) for chunk in chunks)
+        return original(self, session_id, [data[start : start + size] for start in range(0, len(data), size)])
+
+    monkeypatch.setattr(HttpCarrier, "exchange_all", fixed_cuts)

@@ -11,7 +11,7 @@ from ipoc import errors
 from ipoc import rights
 from ipoc.wire.carrier import HttpCarrier
 from runtime import manager as runtime_manager
-from tests.security.runtime_support import client, client_hello, fresh, post
+from tests.security.runtime_support import client, client_hello, cut_like_an_independent_client, fresh, post
 from tests.support import policies
 
 
@@ -130,6 +130,7 @@ def test_a_strangers_bytes_between_the_halves_of_a_record_are_set_aside(runtime,
     # The client cuts its TLS bytes into 700-byte posts, so records span posts; before each of its posts
     # the attacker posts the start of a record of its own (which the runtime cannot yet tell from the client's).
     rt, users = runtime
+    cut_like_an_independent_client(monkeypatch, 700)
     attacks: list[int] = []
     original = HttpCarrier._send
 
@@ -143,7 +144,7 @@ def test_a_strangers_bytes_between_the_halves_of_a_record_are_set_aside(runtime,
 
     monkeypatch.setattr(HttpCarrier, "_send", interleaving)
     data = secrets.token_bytes(12000)
-    with client(rt, users[0], post_bytes=700, pipeline=1) as victim:
+    with client(rt, users[0], pipeline=1) as victim:
         victim.write_file("/data/split", data)
         assert victim.read_file("/data/split") == data
     assert len(attacks) > 15 and set(attacks) == {200}  # kept aside as a possible start of a record
