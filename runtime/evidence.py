@@ -71,7 +71,9 @@ def ensure_platform_key(directory: Path) -> ec.EllipticCurvePrivateKey:
 
 
 def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _publish_once(path: Path, data: bytes) -> None:
@@ -120,26 +122,48 @@ def load_platform_public_key(directory: Path) -> ec.EllipticCurvePublicKey:
 ROOT_VALIDITY = _dt.timedelta(days=3650)
 LEAF_VALIDITY = _dt.timedelta(hours=3)  # AWS's leaf lives 3 hours
 _CA_USAGE = x509.KeyUsage(
-    digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-    key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
 )
 _LEAF_USAGE = x509.KeyUsage(
-    digital_signature=True, content_commitment=True, key_encipherment=False, data_encipherment=False,
-    key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+    digital_signature=True,
+    content_commitment=True,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
 )
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "i-PoC simulated NSM"),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "i-PoC simulated NSM"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 def _certificate(
-    subject: x509.Name, key: ec.EllipticCurvePublicKey, issuer: x509.Certificate | None,
-    issuer_key: ec.EllipticCurvePrivateKey, not_before: _dt.datetime, not_after: _dt.datetime, *, path_length: int | None,
+    subject: x509.Name,
+    key: ec.EllipticCurvePublicKey,
+    issuer: x509.Certificate | None,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    not_before: _dt.datetime,
+    not_after: _dt.datetime,
+    *,
+    path_length: int | None,
     ca: bool,
 ) -> x509.Certificate:
     """One certificate of the AWS profile: CAs carry SKI/AKI and critical keyCertSign, the leaf neither (like AWS's)."""
@@ -188,8 +212,16 @@ class SimulatedNsm:
     def create(cls, now: _dt.datetime | None = None, common_name: str = "ipoc.nitro-sim.root") -> SimulatedNsm:
         now = now or _dt.datetime.now(_dt.UTC)
         key = ec.generate_private_key(ec.SECP384R1())
-        root = _certificate(_name(common_name), key.public_key(), None, key, now - _dt.timedelta(minutes=5),
-                            now + ROOT_VALIDITY, path_length=None, ca=True)
+        root = _certificate(
+            _name(common_name),
+            key.public_key(),
+            None,
+            key,
+            now - _dt.timedelta(minutes=5),
+            now + ROOT_VALIDITY,
+            path_length=None,
+            ca=True,
+        )
         return cls(key, root)
 
     @classmethod
@@ -224,13 +256,27 @@ class SimulatedNsm:
         """
         now = now or _dt.datetime.now(_dt.UTC)
         instance_key = ec.generate_private_key(ec.SECP384R1())
-        instance = _certificate(_name("i-00000000000000000.nitro-sim"), instance_key.public_key(), self.root,
-                                self.root_key, now - _dt.timedelta(minutes=5), now + _dt.timedelta(days=1),
-                                path_length=0, ca=True)
+        instance = _certificate(
+            _name("i-00000000000000000.nitro-sim"),
+            instance_key.public_key(),
+            self.root,
+            self.root_key,
+            now - _dt.timedelta(minutes=5),
+            now + _dt.timedelta(days=1),
+            path_length=0,
+            ca=True,
+        )
         leaf_key = ec.generate_private_key(ec.SECP384R1())
-        leaf = _certificate(_name(f"{self.module_id}.nitro-sim"), leaf_key.public_key(), instance, instance_key,
-                            now - _dt.timedelta(seconds=1), now - _dt.timedelta(seconds=1) + leaf_validity,
-                            path_length=None, ca=False)
+        leaf = _certificate(
+            _name(f"{self.module_id}.nitro-sim"),
+            leaf_key.public_key(),
+            instance,
+            instance_key,
+            now - _dt.timedelta(seconds=1),
+            now - _dt.timedelta(seconds=1) + leaf_validity,
+            path_length=None,
+            ca=False,
+        )
         payload: dict[str, Any] = {
             "module_id": self.module_id,
             "digest": "SHA384",
@@ -268,5 +314,7 @@ def evidence_request(
         document = SimulatedNsm.load_or_create(platform_dir).attestation_document(
             pcrs=nitro_sim_pcrs(measurement), user_data=csr_der, nonce=challenge
         )
-        return pb.ProxyAttestationServerRequest(nitro_attestation_doc=pb.NitroAttestationDoc(doc=document, device_id=device_id))
+        return pb.ProxyAttestationServerRequest(
+            nitro_attestation_doc=pb.NitroAttestationDoc(doc=document, device_id=device_id)
+        )
     raise EvidenceError(f"unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")

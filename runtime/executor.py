@@ -16,9 +16,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import wasmtime
 
@@ -100,7 +100,9 @@ class Executor:
             rewritten = import_memory(wasm)
             module = wasmtime.Module(self.engine, rewritten[0] if rewritten else wasm)
         except wasmtime.WasmtimeError as exc:
-            raise Refused("ExecutionFailed", f"the program is not a valid WebAssembly module: {_first_line(exc)}") from None
+            raise Refused(
+                "ExecutionFailed", f"the program is not a valid WebAssembly module: {_first_line(exc)}"
+            ) from None
         own = [item.name for item in module.imports if item.module == GUARD_MODULE]
         if rewritten:
             own.remove("memory")  # the import the rewrite added (the last of them)
@@ -139,7 +141,8 @@ class Executor:
         module, memory_type = self._compile(wasm)
         if program is None:
             program = Principal(
-                "program", {p.guest_path: p.rights or (rights.READ_WRITE if p.writable else rights.READ) for p in preopens}
+                "program",
+                {p.guest_path: p.rights or (rights.READ_WRITE if p.writable else rights.READ) for p in preopens},
             )
         with self._run_lock:
             return self._run(module, memory_type, preopens, streams, program, monitor)
@@ -176,7 +179,13 @@ class Executor:
         cancel = threading.Event()
         linker = wasmtime.Linker(self.engine)
         linker.define_wasi()
-        guard = WasiGuard(program, preopens, deadline=time.monotonic() + self.time_limit, cancel=cancel, enable_clock=self.enable_clock)
+        guard = WasiGuard(
+            program,
+            preopens,
+            deadline=time.monotonic() + self.time_limit,
+            cancel=cancel,
+            enable_clock=self.enable_clock,
+        )
         try:
             memory = wasmtime.Memory(store, memory_type) if memory_type is not None else None
         except wasmtime.WasmtimeError as exc:
@@ -210,7 +219,9 @@ class Executor:
                 instance = linker.instantiate(store, module)
                 start = instance.exports(store).get("_start")
                 if not isinstance(start, wasmtime.Func):
-                    raise Refused("ExecutionFailed", "the program exports no _start function (build it as a WASI command)")
+                    raise Refused(
+                        "ExecutionFailed", "the program exports no _start function (build it as a WASI command)"
+                    )
                 start(store)
                 code = 0
             except wasmtime.ExitTrap as exc:
@@ -237,7 +248,10 @@ class Executor:
             raise
         except Exception as exc:  # a host function failed: a bug of ours, but the program's run ends cleanly
             log.exception("a host function failed while running the program")
-            raise Refused("ExecutionFailed", f"the runtime failed serving the program's WASI call ({type(exc).__name__}); the run was stopped") from None
+            raise Refused(
+                "ExecutionFailed",
+                f"the runtime failed serving the program's WASI call ({type(exc).__name__}); the run was stopped",
+            ) from None
         finally:
             finished.set()
             timer.cancel()
@@ -248,11 +262,15 @@ class Executor:
         linker.allow_shadowing = True
         i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
         linker.define_func(
-            "wasi_snapshot_preview1", "clock_time_get", wasmtime.FuncType([i32, i64, i32], [i32]),
+            "wasi_snapshot_preview1",
+            "clock_time_get",
+            wasmtime.FuncType([i32, i64, i32], [i32]),
             lambda clock, precision, out: ERRNO_NOTCAPABLE,
         )
         linker.define_func(
-            "wasi_snapshot_preview1", "clock_res_get", wasmtime.FuncType([i32, i32], [i32]),
+            "wasi_snapshot_preview1",
+            "clock_res_get",
+            wasmtime.FuncType([i32, i32], [i32]),
             lambda clock, out: ERRNO_NOTCAPABLE,
         )
         linker.allow_shadowing = False

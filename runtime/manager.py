@@ -44,10 +44,10 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from google.protobuf.message import DecodeError
 
@@ -121,7 +121,7 @@ class RuntimeManager:
         *,
         time_limit: float,
         max_fs_bytes: int | None = None,
-    ) -> "RuntimeManager":
+    ) -> RuntimeManager:
         """``max_fs_bytes`` caps the enclave file system (default: ``$IPOC_RUNTIME_MAX_FS_MIB`` MiB, else 2 GiB)."""
         return cls(
             policy=policy,
@@ -155,7 +155,9 @@ class RuntimeManager:
             if self.sessions.get(session_id) is not session:
                 raise Refused("InvalidSession", f"TLS session {session_id} ended meanwhile")
             if session.keys is not None:
-                fresh = self._authenticated(session, data, connection)  # refuses what the client did not send, session untouched
+                fresh = self._authenticated(
+                    session, data, connection
+                )  # refuses what the client did not send, session untouched
             else:
                 fresh = self._records(session, data)  # refuses garbage and replays, leaving the session as it was
             session.last_used = time.monotonic()
@@ -168,7 +170,9 @@ class RuntimeManager:
                     session.incoming.write(record)
                     if not session.handshake_done:
                         self._continue_handshake(session_id, session)
-                if not checked and session.keys is not None:  # this post finished the handshake: the client's connection
+                if (
+                    not checked and session.keys is not None
+                ):  # this post finished the handshake: the client's connection
                     session.held, session.partial = (connection, [session.partial]), b""
                 if session.handshake_done:
                     self._process(session_id, session)
@@ -241,9 +245,14 @@ class RuntimeManager:
             pass
         except ssl.SSLError as exc:
             reason = getattr(exc, "reason", None) or str(exc)
-            raise Refused("HandshakeFailed", f"TLS handshake failed ({reason}): speak TLS 1.3 with the policy's ciphersuite") from None
+            raise Refused(
+                "HandshakeFailed", f"TLS handshake failed ({reason}): speak TLS 1.3 with the policy's ciphersuite"
+            ) from None
         if not outgoing.pending:
-            raise Refused("HandshakeFailed", "TLS handshake failed: the first post of a session must carry a whole TLS ClientHello")
+            raise Refused(
+                "HandshakeFailed",
+                "TLS handshake failed: the first post of a session must carry a whole TLS ClientHello",
+            )
         with self._lock:
             pending = [(s.last_used, sid) for sid, s in self.sessions.items() if not s.handshake_done]
             if len(pending) >= MAX_HANDSHAKES:
@@ -268,7 +277,10 @@ class RuntimeManager:
         # differ (but for 2**-128), so they tell the two apart without hashing every byte.
         digests = [record[max(5, len(record) - 16) :] for record in complete]
         if len(set(digests)) != len(digests) or not session.seen.isdisjoint(digests):
-            raise Refused("InvalidRecord", "the post repeats a TLS record this session already received (a replay); the session is kept")
+            raise Refused(
+                "InvalidRecord",
+                "the post repeats a TLS record this session already received (a replay); the session is kept",
+            )
         session.seen.update(digests)
         session.partial = rest
         return complete
@@ -292,18 +304,27 @@ class RuntimeManager:
     def _admit(self, session_id: int) -> None:
         """Make room for one more authenticated session by evicting only an idle one."""
         with self._lock:
-            others = [(s.last_used, sid, s) for sid, s in self.sessions.items() if s.handshake_done and sid != session_id]
+            others = [
+                (s.last_used, sid, s) for sid, s in self.sessions.items() if s.handshake_done and sid != session_id
+            ]
             if len(others) < MAX_SESSIONS:
                 return
             now = time.monotonic()
-            idle = [(used, sid, s) for used, sid, s in others if now - used >= self.idle_seconds and not s.lock.locked()]
+            idle = [
+                (used, sid, s) for used, sid, s in others if now - used >= self.idle_seconds and not s.lock.locked()
+            ]
             if not idle:
                 raise Refused(
                     "TooManySessions",
-                    f"{MAX_SESSIONS} TLS sessions are in use and none has been idle for {self.idle_seconds:g} s: close one or retry later",
+                    f"{MAX_SESSIONS} TLS sessions are in use and none has been idle for {self.idle_seconds:g} s: "
+                    "close one or retry later",
                 )
             _, oldest, _ = min(idle, key=lambda item: item[0])
-            log.warning("too many TLS sessions: evicting session %d, idle for %.0f s", oldest, now - self.sessions[oldest].last_used)
+            log.warning(
+                "too many TLS sessions: evicting session %d, idle for %.0f s",
+                oldest,
+                now - self.sessions[oldest].last_used,
+            )
             del self.sessions[oldest]
 
     def _continue_handshake(self, session_id: int, session: Session) -> None:
@@ -315,9 +336,12 @@ class RuntimeManager:
             reason = getattr(exc, "reason", None) or str(exc)
             if "CERTIFICATE" in reason.upper():
                 raise Refused(
-                    "IdentityRefused", f"TLS handshake failed ({reason}): present one of the policy's identity certificates"
+                    "IdentityRefused",
+                    f"TLS handshake failed ({reason}): present one of the policy's identity certificates",
                 ) from None
-            raise Refused("HandshakeFailed", f"TLS handshake failed ({reason}): speak TLS 1.3 with the policy's ciphersuite") from None
+            raise Refused(
+                "HandshakeFailed", f"TLS handshake failed ({reason}): speak TLS 1.3 with the policy's ciphersuite"
+            ) from None
         cipher = session.tls.cipher()
         if cipher is None or cipher[0] != openssl_suite(self.policy.document["ciphersuite"]):
             raise Refused("IdentityRefused", f"ciphersuite {cipher and cipher[0]} is not the policy's")
@@ -375,7 +399,9 @@ class RuntimeManager:
         if kind == "write_file":
             with self._file_access(request.write_file.file_name):
                 self.fs.write(principal, request.write_file.file_name, request.write_file.data)
-            log.info("%s wrote %s (%d bytes)", principal.name, request.write_file.file_name, len(request.write_file.data))
+            log.info(
+                "%s wrote %s (%d bytes)", principal.name, request.write_file.file_name, len(request.write_file.data)
+            )
             return messages.response()
         if kind == "append_file":
             with self._file_access(request.append_file.file_name):
@@ -419,7 +445,11 @@ class RuntimeManager:
                         reach = [p.host_dir for p in preopens if p.writable]
                         reach += [path for path in (streams.stdout, streams.stderr) if path is not None]
                         removed = self.fs.roll_back(before, reach)
-                    log.warning("%s overflowed the file system: removed the %d files it made or changed", program.name, len(removed))
+                    log.warning(
+                        "%s overflowed the file system: removed the %d files it made or changed",
+                        program.name,
+                        len(removed),
+                    )
                 raise
             finally:
                 with self._files:
@@ -432,13 +462,19 @@ class RuntimeManager:
         program_path, wasm = self.fs.executable(participant, path)
         program = self.policy.programs.get(program_path)
         if program is None:
-            raise Refused("AccessDenied", f"{program_path} is not a program of this policy (programs[].program_file_name)")
+            raise Refused(
+                "AccessDenied", f"{program_path} is not a program of this policy (programs[].program_file_name)"
+            )
         streams = {}
         for name in ("stdout", "stderr"):
             target = self.fs.stream_path(name)
             target.write_bytes(b"")  # each execution starts with empty output streams
             streams[name] = target if name in program.grants else None
-        stdin = self.fs.stream_path("stdin") if "stdin" in program.grants and self.fs.stream_path("stdin").exists() else None
+        stdin = (
+            self.fs.stream_path("stdin")
+            if "stdin" in program.grants and self.fs.stream_path("stdin").exists()
+            else None
+        )
         preopens = self.fs.preopens(program)
         return program, wasm, preopens, Streams(stdin=stdin, stdout=streams["stdout"], stderr=streams["stderr"])
 

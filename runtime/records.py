@@ -22,16 +22,16 @@ sections 7.1-7.3 and 5.2-5.3.
 
 from __future__ import annotations
 
+import _ssl
 import ctypes
 import logging
 import ssl
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-import _ssl
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
@@ -75,7 +75,7 @@ class ClientKeys:
         self.aead = factory(hkdf_expand_label(self.secret, "key", key_length, self.algorithm))
         self.iv = hkdf_expand_label(self.secret, "iv", 12, self.algorithm)
 
-    def copy(self) -> "ClientKeys":
+    def copy(self) -> ClientKeys:
         return ClientKeys(self.suite, self.secret, self.sequence)
 
     def open(self, record: bytes) -> bool:
@@ -166,7 +166,8 @@ class SecretLog:
 
 
 def install(context: ssl.SSLContext) -> SecretLog | None:
-    """A :class:`SecretLog` on ``context``, or None where OpenSSL's callback cannot be reached (records then go straight to OpenSSL)."""
+    """A :class:`SecretLog` on ``context``, or None where OpenSSL's callback cannot be reached (records then go
+    straight to OpenSSL)."""
     try:
         return SecretLog(context)
     except (OSError, AttributeError, RuntimeError) as exc:

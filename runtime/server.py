@@ -78,22 +78,30 @@ class Attested:
         return leaf.not_valid_after_utc.timestamp()
 
 
-def _proxy_post(proxy_url: str, route: str, request: pb.ProxyAttestationServerRequest) -> pb.ProxyAttestationServerResponse:
+def _proxy_post(
+    proxy_url: str, route: str, request: pb.ProxyAttestationServerRequest
+) -> pb.ProxyAttestationServerResponse:
     host, port = split_url(proxy_url)
     conn = http.client.HTTPConnection(host, port, timeout=30)
     try:
         conn.request(
-            "POST", route, body=base64.b64encode(frame(request.SerializeToString())),
+            "POST",
+            route,
+            body=base64.b64encode(frame(request.SerializeToString())),
             headers={"Content-Type": "application/octet-stream"},
         )
         reply = conn.getresponse()
         body = reply.read()
     except OSError as exc:
-        raise StartupError(f"cannot reach the proxy attestation service at {proxy_url}: {exc}; is it running?") from None
+        raise StartupError(
+            f"cannot reach the proxy attestation service at {proxy_url}: {exc}; is it running?"
+        ) from None
     finally:
         conn.close()
     if reply.status != 200:
-        raise StartupError(f"the proxy attestation service refused {route}: HTTP {reply.status}: {body.decode(errors='replace')}")
+        raise StartupError(
+            f"the proxy attestation service refused {route}: HTTP {reply.status}: {body.decode(errors='replace')}"
+        )
     try:
         frames = FrameDecoder(MAX_BODY).feed(base64.b64decode(body, validate=True))
         response = pb.ProxyAttestationServerResponse()
@@ -112,7 +120,8 @@ def attest(proxy_url: str, proxy_cert: str, platform_dir: Path, measurement: str
     """
     protocol, route = PLATFORMS[platform]
     start = _proxy_post(
-        proxy_url, "/Start",
+        proxy_url,
+        "/Start",
         pb.ProxyAttestationServerRequest(start_msg=pb.StartMsg(protocol=protocol, firmware_version="0.0")),
     )
     if start.WhichOneof("message_oneof") != "psa_attestation_init":
@@ -138,8 +147,12 @@ def attest(proxy_url: str, proxy_cert: str, platform_dir: Path, measurement: str
         x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM).decode()
         for der in (reply.cert_chain.enclave_cert, root_der)
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return Attested(key_pem=key_pem.decode(), chain_pem=chain, measurement=measurement, proxy_url=proxy_url, root_der=root_der)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return Attested(
+        key_pem=key_pem.decode(), chain_pem=chain, measurement=measurement, proxy_url=proxy_url, root_der=root_der
+    )
 
 
 def _bundle_ders(pem: str) -> set[bytes]:
@@ -161,7 +174,7 @@ def check_attested_for(policy: FullPolicy, attested: Attested) -> None:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "RuntimeHTTPServer"
+    server: RuntimeHTTPServer
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # replies go out at once: no delayed-ACK stalls per post
 
@@ -177,7 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
         if length >= MAX_BODY:
             # Refused on the header: the body is never read (the connection closes instead).
             self.close_connection = True
-            self._reply(413, f"PayloadTooLarge: body of {length} bytes exceeds the {MAX_BODY}-byte limit; send smaller posts")
+            self._reply(
+                413, f"PayloadTooLarge: body of {length} bytes exceeds the {MAX_BODY}-byte limit; send smaller posts"
+            )
             self._linger(min(length, MAX_BODY))
             return
         # A client that stops sending mid-body frees its thread (idle keep-alive connections stay open).
@@ -305,6 +320,10 @@ def build_server(
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    log.info("runtime attested (measurement %s) and listening on %s, policy hash %s",
-             attested.measurement, policy.server_url, policy.hash)
+    log.info(
+        "runtime attested (measurement %s) and listening on %s, policy hash %s",
+        attested.measurement,
+        policy.server_url,
+        policy.hash,
+    )
     return server, scratch

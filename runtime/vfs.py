@@ -18,15 +18,15 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ipoc import rights
-from ipoc.rights import Rights
 from ipoc.errors import RightsError
 from ipoc.policy import Principal
+from ipoc.rights import Rights
 from runtime import nofollow
 from runtime.nofollow import NAME_MAX, LinkRefused
 from runtime.refusal import Refused
@@ -83,7 +83,11 @@ class FileSystem:
             raise Refused("InvalidRequest", exc.message) from None
         for part in normal.split("/"):
             if len(part.encode()) > NAME_MAX:
-                raise Refused("InvalidRequest", f"a path component of {len(part.encode())} bytes exceeds the {NAME_MAX}-byte limit: shorten the name")
+                raise Refused(
+                    "InvalidRequest",
+                    f"a path component of {len(part.encode())} bytes exceeds the {NAME_MAX}-byte limit: "
+                    "shorten the name",
+                )
         if len(normal.encode()) > PATH_MAX:
             raise Refused("InvalidRequest", f"the path is {len(normal.encode())} bytes: at most {PATH_MAX} are allowed")
         return normal
@@ -100,7 +104,8 @@ class FileSystem:
             yield
         except LinkRefused as exc:
             raise Refused(
-                "AccessDenied", f"{path} passes through the symbolic link {exc}: the runtime never follows links for clients"
+                "AccessDenied",
+                f"{path} passes through the symbolic link {exc}: the runtime never follows links for clients",
             ) from None
         except NotADirectoryError:
             raise Refused("FileNotFound", f"a component of {path} is a file, not a directory") from None
@@ -156,7 +161,8 @@ class FileSystem:
         if after > self.max_bytes:
             raise Refused(
                 "FileSystemFull",
-                f"writing {adding} bytes to {path} would make the enclave file system {after} bytes, over its {self.max_bytes}-byte cap; remove or shrink files first",
+                f"writing {adding} bytes to {path} would make the enclave file system {after} bytes, "
+                f"over its {self.max_bytes}-byte cap; remove or shrink files first",
             )
 
     def exists(self, path: str) -> bool:
@@ -184,7 +190,8 @@ class FileSystem:
         if missing:
             raise Refused(
                 "AccessDenied",
-                f"{principal.name} may not {verb} {path}: its rights on {key} ({rights.render(held)}) lack {rights.render(missing)}",
+                f"{principal.name} may not {verb} {path}: "
+                f"its rights on {key} ({rights.render(held)}) lack {rights.render(missing)}",
             )
 
     # -- client operations ------------------------------------------------------
@@ -198,7 +205,9 @@ class FileSystem:
     def append(self, principal: Principal, path: str, data: bytes) -> None:
         path = self.normalise(path)
         if path in self.file_hashes:
-            raise Refused("FileHashMismatch", f"{path} is listed in file_hashes: it must be written whole, not appended")
+            raise Refused(
+                "FileHashMismatch", f"{path} is listed in file_hashes: it must be written whole, not appended"
+            )
         self._authorise_store(principal, path, rights.APPEND_FILE_NEEDS, "append to")
         self._store(path, data, append=True)
 
@@ -227,7 +236,9 @@ class FileSystem:
             if exc.code != "FileNotFound":
                 raise
             raise Refused("FileNotFound", f"program {path} has not been written to the enclave") from None
-        self._check_hash(path, wasm, "its bytes now hash to {actual}: it was changed after it was written; write it again")
+        self._check_hash(
+            path, wasm, "its bytes now hash to {actual}: it was changed after it was written; write it again"
+        )
         return path, wasm
 
     def _check_hash(self, path: str, data: bytes, mismatch: str) -> None:
@@ -237,7 +248,10 @@ class FileSystem:
             return
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected:
-            raise Refused("FileHashMismatch", f"{path} must hash to {expected} (file_hashes) but " + mismatch.format(actual=actual))
+            raise Refused(
+                "FileHashMismatch",
+                f"{path} must hash to {expected} (file_hashes) but " + mismatch.format(actual=actual),
+            )
 
     def _load(self, path: str) -> bytes:
         parts = self.parts(path)
@@ -314,10 +328,14 @@ class FileSystem:
                 try:
                     fd = nofollow.open_dir(self.tree, self.parts(key), create=True)
                 except NotADirectoryError:
-                    raise Refused("ExecutionFailed", f"{key} is granted to {program.name} as a directory but is a file") from None
+                    raise Refused(
+                        "ExecutionFailed", f"{key} is granted to {program.name} as a directory but is a file"
+                    ) from None
             os.close(fd)
             writable = bool(held & (Rights.FD_WRITE | Rights.PATH_CREATE_FILE))
-            result.append(Preopen(host_dir=self.tree.joinpath(*self.parts(key)), guest_path=key, writable=writable, rights=held))
+            result.append(
+                Preopen(host_dir=self.tree.joinpath(*self.parts(key)), guest_path=key, writable=writable, rights=held)
+            )
         return result
 
     def stream_path(self, name: str) -> Path:

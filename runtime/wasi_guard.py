@@ -63,8 +63,8 @@ import stat
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import wasmtime
 
@@ -81,9 +81,18 @@ FIRST_PREOPEN_FD = 3  # wasmtime numbers pre-opened directories from 3, in the o
 ESUCCESS, EACCES, EBADF, EEXIST, EFAULT, EINVAL, EIO, EISDIR, ELOOP = 0, 2, 8, 20, 21, 28, 29, 31, 32
 ENAMETOOLONG, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, EXDEV, ENOTCAPABLE = 37, 44, 54, 55, 63, 75, 76
 _FROM_HOST = {
-    errno.EACCES: EACCES, errno.EEXIST: EEXIST, errno.EINVAL: EINVAL, errno.EISDIR: EISDIR, errno.ELOOP: ELOOP,
-    errno.ENAMETOOLONG: ENAMETOOLONG, errno.ENOENT: ENOENT, errno.ENOTDIR: ENOTDIR, errno.ENOTEMPTY: ENOTEMPTY,
-    errno.EPERM: EPERM, errno.EXDEV: EXDEV, errno.EBADF: EBADF,
+    errno.EACCES: EACCES,
+    errno.EEXIST: EEXIST,
+    errno.EINVAL: EINVAL,
+    errno.EISDIR: EISDIR,
+    errno.ELOOP: ELOOP,
+    errno.ENAMETOOLONG: ENAMETOOLONG,
+    errno.ENOENT: ENOENT,
+    errno.ENOTDIR: ENOTDIR,
+    errno.ENOTEMPTY: ENOTEMPTY,
+    errno.EPERM: EPERM,
+    errno.EXDEV: EXDEV,
+    errno.EBADF: EBADF,
 }
 
 EVENTTYPE_CLOCK, EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE = 0, 1, 2
@@ -91,10 +100,18 @@ SUBSCRIPTION_SIZE, EVENT_SIZE = 48, 32
 SUBCLOCKFLAG_ABSTIME = 1
 OFLAGS_CREAT, OFLAGS_DIRECTORY, OFLAGS_EXCL, OFLAGS_TRUNC = 1, 2, 4, 8
 LOOKUPFLAGS_SYMLINK_FOLLOW = 1
-WRITE_RIGHTS = int(rights.Rights.FD_DATASYNC | rights.Rights.FD_WRITE | rights.Rights.FD_ALLOCATE | rights.Rights.FD_FILESTAT_SET_SIZE)
+WRITE_RIGHTS = int(
+    rights.Rights.FD_DATASYNC | rights.Rights.FD_WRITE | rights.Rights.FD_ALLOCATE | rights.Rights.FD_FILESTAT_SET_SIZE
+)
 WASI_RIGHTS = (1 << 29) - 1  # bits a WASI descriptor can hold (FILE_EXECUTE, bit 29, is Veracruz's own)
 MAX_LINK_HOPS = 32
-FILETYPE_UNKNOWN, FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY, FILETYPE_REGULAR_FILE, FILETYPE_SYMBOLIC_LINK = 0, 2, 3, 4, 7
+FILETYPE_UNKNOWN, FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY, FILETYPE_REGULAR_FILE, FILETYPE_SYMBOLIC_LINK = (
+    0,
+    2,
+    3,
+    4,
+    7,
+)
 
 
 class TimeLimitExceeded(Exception):
@@ -125,7 +142,13 @@ class WasiGuard:
     """The shadowed host functions for one execution of ``program``."""
 
     def __init__(
-        self, program: Principal, preopens: list[Preopen], *, deadline: float, cancel: threading.Event, enable_clock: bool = True
+        self,
+        program: Principal,
+        preopens: list[Preopen],
+        *,
+        deadline: float,
+        cancel: threading.Event,
+        enable_clock: bool = True,
     ) -> None:
         self.program = program
         self.preopens = {FIRST_PREOPEN_FD + i: p for i, p in enumerate(preopens)}
@@ -133,7 +156,9 @@ class WasiGuard:
         self.cancel = cancel
         self.enable_clock = enable_clock
 
-    def install(self, linker: wasmtime.Linker, store: wasmtime.Store, shim: wasmtime.Module, memory: wasmtime.Memory | None) -> None:
+    def install(
+        self, linker: wasmtime.Linker, store: wasmtime.Store, shim: wasmtime.Module, memory: wasmtime.Memory | None
+    ) -> None:
         """Shadow the functions on ``linker`` (after ``define_wasi``).
 
         ``memory`` is the program's memory when :func:`import_memory` could make
@@ -173,8 +198,16 @@ class WasiGuard:
             private = wasmtime.Linker(store.engine)
             private.define_wasi()  # the store's WASI context: the program's own descriptors
             private.define(store, GUARD_MODULE, "memory", memory)
-            private.define_func(GUARD_MODULE, "path_open_check", wasmtime.FuncType([i32] * 5 + [i64], [i64]), self.path_open_check, access_caller=True)
-            private.define_func(GUARD_MODULE, "fd_readdir_check", wasmtime.FuncType([i32], [i32]), self.fd_readdir_check)
+            private.define_func(
+                GUARD_MODULE,
+                "path_open_check",
+                wasmtime.FuncType([i32] * 5 + [i64], [i64]),
+                self.path_open_check,
+                access_caller=True,
+            )
+            private.define_func(
+                GUARD_MODULE, "fd_readdir_check", wasmtime.FuncType([i32], [i32]), self.fd_readdir_check
+            )
             private.define_func(GUARD_MODULE, "fd_closed", wasmtime.FuncType([i32], []), self.fd_closed)
             private.define_func(GUARD_MODULE, "fd_renumbered", wasmtime.FuncType([i32, i32], []), self.fd_renumbered)
             exports = private.instantiate(store, shim).exports(store)
@@ -210,7 +243,14 @@ class WasiGuard:
             raise _Errno(EINVAL) from None
 
     def _target(
-        self, caller: wasmtime.Caller, fd: int, ptr: int, length: int, *, allow_root: bool = False, keep_dotdot: bool = False
+        self,
+        caller: wasmtime.Caller,
+        fd: int,
+        ptr: int,
+        length: int,
+        *,
+        allow_root: bool = False,
+        keep_dotdot: bool = False,
     ) -> _Target:
         """A path relative to a pre-opened directory, never lexically above it.
 
@@ -287,22 +327,42 @@ class WasiGuard:
 
         return self._in_parent(target, unlink)
 
-    def path_rename(self, caller: wasmtime.Caller, fd: int, old_ptr: int, old_len: int, new_fd: int, new_ptr: int, new_len: int) -> int:
+    def path_rename(
+        self, caller: wasmtime.Caller, fd: int, old_ptr: int, old_len: int, new_fd: int, new_ptr: int, new_len: int
+    ) -> int:
         return self._between(
-            self._target(caller, fd, old_ptr, old_len), rights.Rights.PATH_RENAME_SOURCE,
-            self._target(caller, new_fd, new_ptr, new_len), rights.Rights.PATH_RENAME_TARGET,
+            self._target(caller, fd, old_ptr, old_len),
+            rights.Rights.PATH_RENAME_SOURCE,
+            self._target(caller, new_fd, new_ptr, new_len),
+            rights.Rights.PATH_RENAME_TARGET,
             lambda a, src, b, dst: os.rename(a, b, src_dir_fd=src, dst_dir_fd=dst),
         )
 
-    def path_link(self, caller: wasmtime.Caller, old_fd: int, flags: int, old_ptr: int, old_len: int, new_fd: int, new_ptr: int, new_len: int) -> int:
+    def path_link(
+        self,
+        caller: wasmtime.Caller,
+        old_fd: int,
+        flags: int,
+        old_ptr: int,
+        old_len: int,
+        new_fd: int,
+        new_ptr: int,
+        new_len: int,
+    ) -> int:
         return self._between(
-            self._target(caller, old_fd, old_ptr, old_len), rights.Rights.PATH_LINK_SOURCE,
-            self._target(caller, new_fd, new_ptr, new_len), rights.Rights.PATH_LINK_TARGET,
+            self._target(caller, old_fd, old_ptr, old_len),
+            rights.Rights.PATH_LINK_SOURCE,
+            self._target(caller, new_fd, new_ptr, new_len),
+            rights.Rights.PATH_LINK_TARGET,
             lambda a, src, b, dst: os.link(a, b, src_dir_fd=src, dst_dir_fd=dst, follow_symlinks=False),
         )
 
     def _between(
-        self, source: _Target, source_needs: rights.Rights, target: _Target, target_needs: rights.Rights,
+        self,
+        source: _Target,
+        source_needs: rights.Rights,
+        target: _Target,
+        target_needs: rights.Rights,
         action: Callable[[str, int, str, int], None],
     ) -> int:
         """A two-path operation (rename, link): both rights checked, both parents reached without links."""
@@ -312,7 +372,9 @@ class WasiGuard:
             source, lambda src: _check(self._in_parent(target, lambda dst: action(source.name, src, target.name, dst)))
         )
 
-    def path_symlink(self, caller: wasmtime.Caller, old_ptr: int, old_len: int, fd: int, new_ptr: int, new_len: int) -> int:
+    def path_symlink(
+        self, caller: wasmtime.Caller, old_ptr: int, old_len: int, fd: int, new_ptr: int, new_len: int
+    ) -> int:
         link = self._target(caller, fd, new_ptr, new_len)
         self._require(link, rights.Rights.PATH_SYMLINK)
         contents = self._string(caller, old_ptr, old_len)
@@ -329,7 +391,9 @@ class WasiGuard:
                 depth += 1
         return self._in_parent(link, lambda parent: os.symlink(contents, link.name, dir_fd=parent))
 
-    def path_open_check(self, caller: wasmtime.Caller, fd: int, dirflags: int, ptr: int, length: int, oflags: int, base: int) -> int:
+    def path_open_check(
+        self, caller: wasmtime.Caller, fd: int, dirflags: int, ptr: int, length: int, oflags: int, base: int
+    ) -> int:
         """Veracruz's ``path_open`` rules on the grant covering the (link-resolved) path.
 
         Returns the rights mask the new descriptor may hold (the shim ANDs the
@@ -454,13 +518,18 @@ class WasiGuard:
             return EINVAL  # wasmtime requires the records aligned too
         memory = self._memory(caller)
         end = in_ptr + count * SUBSCRIPTION_SIZE
-        if in_ptr < 0 or out_ptr < 0 or end > memory.data_len(caller) or out_ptr + count * EVENT_SIZE > memory.data_len(caller):
+        if (
+            in_ptr < 0
+            or out_ptr < 0
+            or end > memory.data_len(caller)
+            or out_ptr + count * EVENT_SIZE > memory.data_len(caller)
+        ):
             return EINVAL
         raw = memory.read(caller, in_ptr, end)
         ready: list[tuple[int, int]] = []  # (userdata, event type)
         earliest: tuple[float, int] | None = None  # (seconds to wait, userdata)
         for index in range(count):
-            sub = raw[index * SUBSCRIPTION_SIZE:(index + 1) * SUBSCRIPTION_SIZE]
+            sub = raw[index * SUBSCRIPTION_SIZE : (index + 1) * SUBSCRIPTION_SIZE]
             userdata, tag = struct.unpack_from("<QB", sub, 0)
             if tag in (EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE):
                 ready.append((userdata, tag))
@@ -504,7 +573,8 @@ SHIM_WAT = f"""(module
   (func (export "path_open") (param $fd i32) (param $dirflags i32) (param $ptr i32) (param $len i32) (param $oflags i32)
       (param $base i64) (param $inheriting i64) (param $fdflags i32) (param $out i32) (result i32)
     (local $mask i64)
-    (local.set $mask (call $check (local.get $fd) (local.get $dirflags) (local.get $ptr) (local.get $len) (local.get $oflags) (local.get $base)))
+    (local.set $mask (call $check (local.get $fd) (local.get $dirflags) (local.get $ptr) (local.get $len)
+                               (local.get $oflags) (local.get $base)))
     (if (i64.lt_s (local.get $mask) (i64.const 0))
       (then (return (i32.wrap_i64 (i64.sub (i64.const 0) (local.get $mask))))))
     (call $open (local.get $fd) (local.get $dirflags) (local.get $ptr) (local.get $len) (local.get $oflags)
@@ -520,7 +590,8 @@ SHIM_WAT = f"""(module
     (local.set $code (call $renumber (local.get $fd) (local.get $to)))
     (if (i32.eqz (local.get $code)) (then (call $renumbered (local.get $fd) (local.get $to))))
     (local.get $code))
-  (func (export "fd_readdir") (param $fd i32) (param $buf i32) (param $len i32) (param $cookie i64) (param $out i32) (result i32)
+  (func (export "fd_readdir")
+        (param $fd i32) (param $buf i32) (param $len i32) (param $cookie i64) (param $out i32) (result i32)
     (local $code i32)
     (local.set $code (call $readdir_check (local.get $fd)))
     (if (local.get $code) (then (return (local.get $code))))
@@ -611,8 +682,13 @@ def _filestat(info: os.stat_result) -> bytes:
     """A WASI ``filestat`` with zero timestamps."""
     mode = info.st_mode
     kind = (
-        FILETYPE_DIRECTORY if stat.S_ISDIR(mode) else FILETYPE_REGULAR_FILE if stat.S_ISREG(mode)
-        else FILETYPE_SYMBOLIC_LINK if stat.S_ISLNK(mode) else FILETYPE_UNKNOWN
+        FILETYPE_DIRECTORY
+        if stat.S_ISDIR(mode)
+        else FILETYPE_REGULAR_FILE
+        if stat.S_ISREG(mode)
+        else FILETYPE_SYMBOLIC_LINK
+        if stat.S_ISLNK(mode)
+        else FILETYPE_UNKNOWN
     )
     return struct.pack("<QQBxxxxxxxQQQQQ", 0, info.st_ino, kind, info.st_nlink, info.st_size, 0, 0, 0)
 

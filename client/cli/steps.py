@@ -93,9 +93,7 @@ def exec_(app: Application, policy_file: Path, program: str, identity: Path, key
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write into.")
 @click.option("--result", "extra", multiple=True, metavar="ENCLAVE_PATH", help="Another file to fetch. Repeatable.")
 @click.pass_obj
-def results(
-    app: Application, policy_file: Path, identity: Path, key: Path, out: Path, extra: tuple[str, ...]
-) -> None:
+def results(app: Application, policy_file: Path, identity: Path, key: Path, out: Path, extra: tuple[str, ...]) -> None:
     """Fetch stdout, stderr, /output/detections.json and the frames it names, and any --result files."""
     try:
         with VeracruzClient(policy_file.read_text(), identity.read_text(), key.read_text()) as client:

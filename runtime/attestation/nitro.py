@@ -59,7 +59,8 @@ class NitroTrust:
         return pcr0.hex() in self.allowed_pcr0 or pcr0[:32].hex() in self.allowed_pcr0
 
     def summary(self) -> str:
-        return f"{self.description or 'root'} (sha256 {fingerprint(self.root)}), {len(self.allowed_pcr0)} allowed PCR0 value(s)"
+        name = self.description or "root"
+        return f"{name} (sha256 {fingerprint(self.root)}), {len(self.allowed_pcr0)} allowed PCR0 value(s)"
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,11 @@ def authenticate(doc: bytes, trust: NitroTrust, now: _dt.datetime | None = None)
     document = verify_document(doc, root=trust.root, at=now)
     age = now - document.timestamp
     if age > trust.max_age or age < -_dt.timedelta(seconds=60):
-        raise AttestationError("timestamp", f"the document was made at {document.timestamp.isoformat()}, "
-                               f"outside {trust.max_age} of now ({now.isoformat()})")
+        raise AttestationError(
+            "timestamp",
+            f"the document was made at {document.timestamp.isoformat()}, "
+            f"outside {trust.max_age} of now ({now.isoformat()})",
+        )
     return document
 
 
@@ -89,7 +93,8 @@ def enclave_evidence(document: AttestationDocument, challenge: bytes, trust: Nit
         raise AttestationError("pcr0", "the document carries no PCR0 of at least 32 bytes")
     if not trust.allows(pcr0):
         raise AttestationError(
-            "pcr0", f"PCR0 {pcr0.hex()} is not in the allow-list (add it to ipoc:runtimeMeasurement or ipoc:pcr0AllowList)"
+            "pcr0",
+            f"PCR0 {pcr0.hex()} is not in the allow-list (add it to ipoc:runtimeMeasurement or ipoc:pcr0AllowList)",
         )
     if not document.user_data:
         raise AttestationError("user_data", "the document's user_data is empty: it must hold the enclave's CSR (DER)")

@@ -47,7 +47,13 @@ MAX_PENDING_CHALLENGES = 1024
 CHALLENGE_TTL = 600.0  # seconds from /Start to the evidence: room for veracruz-server to boot the enclave
 
 
-ERROR_CODES = {400: "InvalidRequest", 401: "AttestationRefused", 404: "NotFound", 413: "PayloadTooLarge", 501: "NotImplemented"}
+ERROR_CODES = {
+    400: "InvalidRequest",
+    401: "AttestationRefused",
+    404: "NotFound",
+    413: "PayloadTooLarge",
+    501: "NotImplemented",
+}
 
 
 class AttestationRefused(Exception):
@@ -133,9 +139,13 @@ class ProxyAttestation:
         if challenge is None:
             raise AttestationRefused(400, f"no attestation started for device {device_id} (or already used)")
         if time.monotonic() > challenge.expires:
-            raise AttestationRefused(401, f"the challenge for device {device_id} expired ({self.challenge_ttl:.0f} s): start again")
+            raise AttestationRefused(
+                401, f"the challenge for device {device_id} expired ({self.challenge_ttl:.0f} s): start again"
+            )
         if challenge.protocol != protocol:
-            raise AttestationRefused(400, f"device {device_id} started the {challenge.protocol!r} protocol, not {protocol!r}")
+            raise AttestationRefused(
+                400, f"device {device_id} started the {challenge.protocol!r} protocol, not {protocol!r}"
+            )
         return challenge.value
 
     def _cert_chain(self, enclave_cert: bytes) -> pb.ProxyAttestationServerResponse:
@@ -167,7 +177,9 @@ class ProxyAttestation:
         return self._cert_chain(enclave_cert)
 
     def nitro_token(self, request: pb.ProxyAttestationServerRequest) -> pb.ProxyAttestationServerResponse:
-        """Certify an enclave from its Nitro attestation document (Veracruz's order: authenticate, then take the challenge)."""
+        """Certify an enclave from its Nitro attestation document.
+
+        Veracruz's order: authenticate the document, then take the challenge."""
         if self.nitro is None:
             raise AttestationRefused(501, "Nitro attestation is not enabled on this proxy")
         if request.WhichOneof("message_oneof") != "nitro_attestation_doc":
@@ -185,8 +197,12 @@ class ProxyAttestation:
             raise AttestationRefused(401, f"attestation document refused: {exc}") from None
         except CsrError as exc:
             raise AttestationRefused(401, f"attestation document refused: user_data: {exc}") from None
-        log.info("enclave certificate issued: device %d, module %s, PCR0 %s",
-                 message.device_id, document.module_id, document.pcr0.hex() if document.pcr0 else "-")
+        log.info(
+            "enclave certificate issued: device %d, module %s, PCR0 %s",
+            message.device_id,
+            document.module_id,
+            document.pcr0.hex() if document.pcr0 else "-",
+        )
         return self._cert_chain(enclave_cert)
 
 
@@ -199,8 +215,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = declared_length(self.headers)
         if length is None or length > MAX_BODY:
             self.close_connection = True  # the body is never read
-            refusal = (AttestationRefused(400, "Content-Length must be a non-negative integer") if length is None
-                       else AttestationRefused(413, f"request body over {MAX_BODY} bytes"))
+            refusal = (
+                AttestationRefused(400, "Content-Length must be a non-negative integer")
+                if length is None
+                else AttestationRefused(413, f"request body over {MAX_BODY} bytes")
+            )
             self._reply(refusal.status, refusal.body(), "application/json")
             return
         body = read_body(self.connection, self.rfile, length, BODY_TIMEOUT)
@@ -283,14 +302,24 @@ def make_server(
         ca = CertificateAuthority.load_or_create(state_dir)
     if mode == "aws":
         if not allowed_pcr0:
-            raise ValueError("the PCR0 allow-list is empty: no enclave could be certified (give --allow-pcr0 or $IPOC_PCR0_ALLOWLIST)")
-        trust = NitroTrust.aws(allowed_pcr0) if nitro_root is None else NitroTrust(nitro_root, allowed_pcr0, description="given root")
+            raise ValueError(
+                "the PCR0 allow-list is empty: no enclave could be certified "
+                "(give --allow-pcr0 or $IPOC_PCR0_ALLOWLIST)"
+            )
+        trust = (
+            NitroTrust.aws(allowed_pcr0)
+            if nitro_root is None
+            else NitroTrust(nitro_root, allowed_pcr0, description="given root")
+        )
         state = ProxyAttestation(ca=ca, platform_key=None, nitro=trust)
     else:
         platform_dir.mkdir(parents=True, exist_ok=True)
         root = nitro_root or SimulatedNsm.load_or_create(platform_dir).root
-        trust = NitroTrust(root, allowed_pcr0 | {nitro_sim_pcr0()},
-                           description="given root" if nitro_root else "simulated NSM root of this installation")
+        trust = NitroTrust(
+            root,
+            allowed_pcr0 | {nitro_sim_pcr0()},
+            description="given root" if nitro_root else "simulated NSM root of this installation",
+        )
         state = ProxyAttestation(ca=ca, platform_key=ensure_platform_key(platform_dir).public_key(), nitro=trust)
     if cert_validity is not None:
         state.cert_validity = cert_validity

@@ -27,7 +27,18 @@ def compile_programs(names: list[str]) -> dict[str, bytes]:
         if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
             continue
         partial = target.with_suffix(".tmp")
-        command = [sys.executable, "-m", "ziglang", "cc", "--target=wasm32-wasi", "-O2", "-s", "-o", str(partial), str(source)]
+        command = [
+            sys.executable,
+            "-m",
+            "ziglang",
+            "cc",
+            "--target=wasm32-wasi",
+            "-O2",
+            "-s",
+            "-o",
+            str(partial),
+            str(source),
+        ]
         jobs.append((subprocess.Popen(command), partial, target))
     try:
         for process, partial, target in jobs:

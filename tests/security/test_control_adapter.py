@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -24,8 +25,11 @@ from tests.support.waiting import free_port
 def _whoami(event: dict[str, Any], context: Any) -> dict[str, Any]:
     identity = event["requestContext"]["identity"]
     leaked = [k for k in (event.get("headers") or {}) if k.lower() == USER_HEADER.lower()]
-    return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
-            "body": json.dumps({"userArn": identity["userArn"], "leaked": leaked, "body": event.get("body")})}
+    return {
+        "statusCode": 200,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"userArn": identity["userArn"], "leaked": leaked, "body": event.get("body")}),
+    }
 
 
 @pytest.fixture
@@ -46,7 +50,9 @@ def _exchange(api: ApiServer, request: bytes) -> tuple[int, dict[str, Any]]:
         while b"\r\n\r\n" not in data:
             data += sock.recv(65536)
         head, _, body = data.partition(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        length = int(
+            next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        )
         while len(body) < length:
             body += sock.recv(65536)
     return int(head.split()[1]), json.loads(body)
@@ -66,7 +72,9 @@ def test_the_user_header_is_matched_whatever_its_case(server, spelling):
 
 @pytest.mark.parametrize("value", ["", "   "])
 def test_an_empty_user_is_refused_not_the_administrator(server, value):
-    request = f"GET /who HTTP/1.1\r\nHost: x\r\n{USER_HEADER}: {value}\r\nContent-Length: 0\r\n\r\n"  # requests drops it
+    request = (
+        f"GET /who HTTP/1.1\r\nHost: x\r\n{USER_HEADER}: {value}\r\nContent-Length: 0\r\n\r\n"  # requests drops it
+    )
     status, document = _exchange(server, request.encode())
     assert status == 403, document
     assert document["error"] == "Forbidden" and USER_HEADER in document["message"]
@@ -79,16 +87,20 @@ def test_no_header_is_the_local_administrator_and_odd_users_are_refused(server):
 
 
 def test_two_spellings_naming_two_users_are_refused(server):
-    status, document = _exchange(server, f"GET /who HTTP/1.1\r\nHost: x\r\n{USER_HEADER}: alice\r\n"
-                                         f"{USER_HEADER.lower()}: local-admin\r\nContent-Length: 0\r\n\r\n".encode())
+    status, document = _exchange(
+        server,
+        f"GET /who HTTP/1.1\r\nHost: x\r\n{USER_HEADER}: alice\r\n"
+        f"{USER_HEADER.lower()}: local-admin\r\nContent-Length: 0\r\n\r\n".encode(),
+    )
     assert status == 400 and "more than once" in document["message"]
 
 
 def test_a_content_length_larger_than_the_body_times_out_bounded(server):
     """Before the fix the server thread waited forever for bytes that never come."""
     started = time.monotonic()
-    status, document = _exchange(server, b"POST /who HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                                         b"Content-Length: 100\r\n\r\n{\"a\":")
+    status, document = _exchange(
+        server, b'POST /who HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":'
+    )
     elapsed = time.monotonic() - started
     assert status == 408 and document["error"] == "RequestTimeout"
     assert "5 of the 100 bytes" in document["message"]
@@ -105,7 +117,7 @@ def test_a_trickling_body_cannot_hold_the_connection_past_the_timeout(server):
             try:
                 sock.sendall(b"x")  # one byte at a time, always inside the per-read timeout
                 reply = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except ConnectionError:
                 break

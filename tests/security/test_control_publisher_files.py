@@ -32,13 +32,20 @@ def plane(monkeypatch, proxy, tmp_path):
 
 
 def test_a_user_cannot_read_the_program_or_the_model(plane, ids, echo_wasm):
-    plane.register_echo(echo_wasm, loader_rights=[{"file_name": "/program/", "rights": int(rights.WRITE)},
-                                                  {"file_name": "/program_data/", "rights": int(rights.WRITE)}],
-                        data={DATA: WEIGHTS})
-    for grant in ({"file_name": "/program/", "rights": int(rights.READ | rights.OPEN_EXECUTE)},
-                  {"file_name": "/", "rights": int(rights.READ)},
-                  {"file_name": "/program_data/", "rights": int(rights.READ)},
-                  {"file_name": DATA, "rights": int(rights.Rights.FD_READ)}):
+    plane.register_echo(
+        echo_wasm,
+        loader_rights=[
+            {"file_name": "/program/", "rights": int(rights.WRITE)},
+            {"file_name": "/program_data/", "rights": int(rights.WRITE)},
+        ],
+        data={DATA: WEIGHTS},
+    )
+    for grant in (
+        {"file_name": "/program/", "rights": int(rights.READ | rights.OPEN_EXECUTE)},
+        {"file_name": "/", "rights": int(rights.READ)},
+        {"file_name": "/program_data/", "rights": int(rights.READ)},
+        {"file_name": DATA, "rights": int(rights.Rights.FD_READ)},
+    ):
         reply = plane.create("thief", [(ids.user, [*policies.USER_RIGHTS[:-1], grant])], user="mallory")
         assert reply.status == 400, (grant, reply.body)  # before the fix: 202, then the bytes were readable
         assert reply.json["error"] == "InvalidPolicy" and "publisher" in reply.json["message"]
@@ -56,12 +63,23 @@ def test_the_composition_itself_refuses(ids, echo_wasm):
     function["data_files"] = [{"data_file": DATA, "pi_hash": hashlib.sha256(WEIGHTS).hexdigest()}]
 
     def user(*grants: dict) -> dict:
-        return {"function": "echo", "instanceid": "i", "identities": [{"certificate": ids.user.certificate,
-                                                                         "file_rights": list(grants)}]}
+        return {
+            "function": "echo",
+            "instanceid": "i",
+            "identities": [{"certificate": ids.user.certificate, "file_rights": list(grants)}],
+        }
 
     with pytest.raises(PolicyError):
-        compose_vaas_policy(function, user({"file_name": "/program", "rights": int(rights.READ)}), ids.loader.certificate)
+        compose_vaas_policy(
+            function, user({"file_name": "/program", "rights": int(rights.READ)}), ids.loader.certificate
+        )
     # a deeper grant without FD_READ decides for the files below it, as in Veracruz
-    compose_vaas_policy(function, user({"file_name": "/", "rights": int(rights.READ)},
-                                       {"file_name": "/program/", "rights": int(rights.OPEN_EXECUTE)},
-                                       {"file_name": "/program_data/", "rights": 0}), ids.loader.certificate)
+    compose_vaas_policy(
+        function,
+        user(
+            {"file_name": "/", "rights": int(rights.READ)},
+            {"file_name": "/program/", "rights": int(rights.OPEN_EXECUTE)},
+            {"file_name": "/program_data/", "rights": 0},
+        ),
+        ids.loader.certificate,
+    )

@@ -19,8 +19,8 @@ import pytest
 from ipoc.client import VeracruzClient
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.s3stream.handler import lambda_handler as s3stream
-from lambdas.shared.stores import ArtifactStore
 from lambdas.shared.config import settings
+from lambdas.shared.stores import ArtifactStore
 from tests.support import policies
 from tests.support.aws import call, input_key
 from tests.support.lifecycle import running_plane
@@ -36,16 +36,25 @@ def plane(monkeypatch, proxy, tmp_path):
 
 
 def _ready(plane, instance_id: str, user: str, ids) -> str:
-    assert plane.create(instance_id, [(ids.streamer, STREAMER_RIGHTS), (ids.user, policies.USER_RIGHTS)], user=user).status == 202
+    assert (
+        plane.create(instance_id, [(ids.streamer, STREAMER_RIGHTS), (ids.user, policies.USER_RIGHTS)], user=user).status
+        == 202
+    )
     record = plane.wait_status(instance_id, ("READY", "FAILED"), user=user)
     assert record["status"] == "READY", record.get("reason")
     return record["policy"]
 
 
 def _request(bucket: str, key: str, policy: str, ids, **s3_extra: str) -> dict:
-    return {"s3": {"bucket": bucket, "filename": key, **s3_extra},
-            "veracruz": {"filename": "/input/data.txt", "policy": policy,
-                         "certificate": ids.streamer.certificate, "key": ids.streamer.private_key}}
+    return {
+        "s3": {"bucket": bucket, "filename": key, **s3_extra},
+        "veracruz": {
+            "filename": "/input/data.txt",
+            "policy": policy,
+            "certificate": ids.streamer.certificate,
+            "key": ids.streamer.private_key,
+        },
+    }
 
 
 def _refused(reply) -> str:
@@ -64,44 +73,109 @@ def test_a_second_user_cannot_read_or_deliver_through_the_streamer(plane, ids, e
     bob_policy = _ready(plane, "bob-1", "bob", ids)
 
     # bob names alice's object, with the service's own role, into his own instance
-    message = _refused(call(s3stream, "POST", "/s3_stream_veracruz",
-                            _request(inputs, input_key("camera.enc", "alice"), bob_policy, ids), user="bob"))
+    message = _refused(
+        call(
+            s3stream,
+            "POST",
+            "/s3_stream_veracruz",
+            _request(inputs, input_key("camera.enc", "alice"), bob_policy, ids),
+            user="bob",
+        )
+    )
     assert f"s3://{inputs}/users/bob/" in message
     # ... a key that only looks like his prefix
-    _refused(call(s3stream, "POST", "/s3_stream_veracruz",
-                  _request(inputs, "users/bob/../alice/camera.enc", bob_policy, ids), user="bob"))
+    _refused(
+        call(
+            s3stream,
+            "POST",
+            "/s3_stream_veracruz",
+            _request(inputs, "users/bob/../alice/camera.enc", bob_policy, ids),
+            user="bob",
+        )
+    )
     # ... the artifacts bucket's program
     program = ArtifactStore.artifact_key("echo", hashlib.sha256(echo_wasm).hexdigest())
-    _refused(call(s3stream, "POST", "/s3_stream_veracruz",
-                  _request(settings().artifacts_bucket, program, bob_policy, ids), user="bob"))
+    _refused(
+        call(
+            s3stream,
+            "POST",
+            "/s3_stream_veracruz",
+            _request(settings().artifacts_bucket, program, bob_policy, ids),
+            user="bob",
+        )
+    )
     # bob delivers his own object into alice's instance, even reading with credentials of his own
-    _refused(call(s3stream, "POST", "/s3_stream_veracruz",
-                  _request(inputs, input_key("mine.enc", "bob"), alice_policy, ids), user="bob"))
-    _refused(call(s3stream, "POST", "/s3_stream_veracruz",
-                  _request(inputs, input_key("mine.enc", "bob"), alice_policy, ids,
-                           aws_access_key_id="testing", aws_secret_access_key="testing"), user="bob"))
+    _refused(
+        call(
+            s3stream,
+            "POST",
+            "/s3_stream_veracruz",
+            _request(inputs, input_key("mine.enc", "bob"), alice_policy, ids),
+            user="bob",
+        )
+    )
+    _refused(
+        call(
+            s3stream,
+            "POST",
+            "/s3_stream_veracruz",
+            _request(
+                inputs,
+                input_key("mine.enc", "bob"),
+                alice_policy,
+                ids,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            ),
+            user="bob",
+        )
+    )
     # ... or into his own instance's policy edited to point at any host:port
     forged = json.loads(bob_policy)
     forged["veracruz_server_url"] = "127.0.0.1:9"
-    message = _refused(call(s3stream, "POST", "/s3_stream_veracruz",
-                            _request(inputs, input_key("mine.enc", "bob"), json.dumps(forged, indent=4), ids), user="bob"))
+    message = _refused(
+        call(
+            s3stream,
+            "POST",
+            "/s3_stream_veracruz",
+            _request(inputs, input_key("mine.enc", "bob"), json.dumps(forged, indent=4), ids),
+            user="bob",
+        )
+    )
     assert "exact policy CCFaaS returned" in message
 
     # alice's own stream still works, and what arrived is hers
-    reply = call(s3stream, "POST", "/s3_stream_veracruz",
-                 _request(inputs, input_key("camera.enc", "alice"), alice_policy, ids), user="alice")
+    reply = call(
+        s3stream,
+        "POST",
+        "/s3_stream_veracruz",
+        _request(inputs, input_key("camera.enc", "alice"), alice_policy, ids),
+        user="alice",
+    )
     assert reply.status == 200, reply.body
     with VeracruzClient(alice_policy, ids.user.certificate, ids.user.private_key) as client:
         assert client.execute(policies.ECHO) == 0
         assert client.read_file("/output/result.txt") == f"ECHO {len(secret)}\n".encode() + secret.upper()
     # and bob's own, into his own instance
-    reply = call(s3stream, "POST", "/s3_stream_veracruz", _request(inputs, input_key("mine.enc", "bob"), bob_policy, ids),
-                 user="bob")
+    reply = call(
+        s3stream,
+        "POST",
+        "/s3_stream_veracruz",
+        _request(inputs, input_key("mine.enc", "bob"), bob_policy, ids),
+        user="bob",
+    )
     assert reply.status == 200, reply.body
     # an instance that ended is no target any more
     assert call(ccfaas, "DELETE", "/instance/bob-1", user="bob").json["status"] == "DELETED"
-    _refused(call(s3stream, "POST", "/s3_stream_veracruz", _request(inputs, input_key("mine.enc", "bob"), bob_policy, ids),
-                  user="bob"))
+    _refused(
+        call(
+            s3stream,
+            "POST",
+            "/s3_stream_veracruz",
+            _request(inputs, input_key("mine.enc", "bob"), bob_policy, ids),
+            user="bob",
+        )
+    )
     call(ccfaas, "DELETE", "/instance/alice-1", user="alice")
 
 
@@ -121,6 +195,9 @@ def test_the_workflow_stream_step_applies_the_same_rule(plane, ids, echo_wasm):
     record = plane.wait_status("alice-2", ("READY", "FAILED"), user="alice")
     assert record["status"] == "READY", record.get("reason")
     with VeracruzClient(record["policy"], ids.user.certificate, ids.user.private_key) as client:
-        wait_until(lambda: client.execute(policies.ECHO) == 0 and client.read_file("/output/result.txt") == b"ECHO 7\nALICE'S",
-                   timeout=30, what="the workflow's stream to land")
+        wait_until(
+            lambda: client.execute(policies.ECHO) == 0 and client.read_file("/output/result.txt") == b"ECHO 7\nALICE'S",
+            timeout=30,
+            what="the workflow's stream to land",
+        )
     call(ccfaas, "DELETE", "/instance/alice-2", user="alice")

@@ -17,8 +17,8 @@ import requests
 from moto import mock_aws
 
 from lambdas.ccfaas.handler import lambda_handler as ccfaas
-from tests.support.seed import WEIGHTS, small_function
 from tests.support.aws import b64, call, configure
+from tests.support.seed import WEIGHTS, small_function
 
 BASE = f"/function/vod_small/data_file/{b64('/program_data/yolov3.weights')}"
 

@@ -8,8 +8,7 @@ import time
 import pytest
 import wasmtime
 
-from ipoc import errors
-from ipoc import rights
+from ipoc import errors, rights
 from runtime.executor import Executor, Streams
 from runtime.refusal import Refused
 from tests.security.runtime_support import ADMIN_RIGHTS, client, fresh, program
@@ -89,7 +88,9 @@ def sleep_while_a_bystander_writes(start_runtime, wasm: bytes, directory: str) -
     runner = threading.Thread(target=execute)
     runner.start()
     try:
-        wait_until(lambda: (runtime.scratch / "fs" / "output" / "started").exists(), timeout=20, what="the program to start")
+        wait_until(
+            lambda: (runtime.scratch / "fs" / "output" / "started").exists(), timeout=20, what="the program to start"
+        )
         with client(runtime, bystander) as c:
             c.write_file(f"{directory}f", b"written")
             assert c.read_file(f"{directory}f") == b"written"

@@ -21,5 +21,9 @@ def test_a_bad_content_length_is_refused(start_runtime, ids):
 
     runtime = start_runtime(policies.vaas_policy([(ids.user, [])]))
     for value in (b"-5", b"lots"):
-        reply = raw_exchange(runtime.server.manager.policy.server_url, b"POST /runtime_manager HTTP/1.1\r\nHost: x\r\nContent-Length: " + value + b"\r\n\r\n", b"")
+        reply = raw_exchange(
+            runtime.server.manager.policy.server_url,
+            b"POST /runtime_manager HTTP/1.1\r\nHost: x\r\nContent-Length: " + value + b"\r\n\r\n",
+            b"",
+        )
         assert reply.startswith(b"HTTP/1.1 400"), reply[:100]

@@ -24,14 +24,20 @@ FLOOD_POSTS = 600  # per flooder: 200 each of empty opens, real ClientHellos and
 @pytest.mark.reliability
 def test_a_16_mib_stream_survives_a_flood_of_session_opens(start_runtime):
     streamer = fresh("streamer")
-    runtime = start_runtime(policies.vaas_policy([(streamer, [{"file_name": "/input/", "rights": int(rights.READ_WRITE)}])]))
+    runtime = start_runtime(
+        policies.vaas_policy([(streamer, [{"file_name": "/input/", "rights": int(rights.READ_WRITE)}])])
+    )
     payload = os.urandom(CHUNK * CHUNKS)
     refusals: dict[int, int] = {}
     lock = threading.Lock()
     hello = base64.b64encode(client_hello())
 
     def flood() -> None:
-        bodies = [b"0 AAAA", b"0 " + hello, f"{secrets.randbelow(1 << 32)} ".encode() + base64.b64encode(b"\x17\x03\x03\x00\x10" + b"\x00" * 16)]
+        bodies = [
+            b"0 AAAA",
+            b"0 " + hello,
+            f"{secrets.randbelow(1 << 32)} ".encode() + base64.b64encode(b"\x17\x03\x03\x00\x10" + b"\x00" * 16),
+        ]
         for sent in range(FLOOD_POSTS):
             status, _ = post(runtime, bodies[sent % len(bodies)])
             with lock:
@@ -43,11 +49,11 @@ def test_a_16_mib_stream_survives_a_flood_of_session_opens(start_runtime):
     try:
         with client(runtime, streamer) as c:
             for index in range(CHUNKS - 1):
-                c.append_file("/input/stream", payload[index * CHUNK:(index + 1) * CHUNK])
+                c.append_file("/input/stream", payload[index * CHUNK : (index + 1) * CHUNK])
             for thread in flooders:
                 thread.join(120)
             # after the whole flood, the same session still works
-            c.append_file("/input/stream", payload[(CHUNKS - 1) * CHUNK:])
+            c.append_file("/input/stream", payload[(CHUNKS - 1) * CHUNK :])
             assert c.read_file("/input/stream")[-CHUNK:] == payload[-CHUNK:]
     finally:
         for thread in flooders:

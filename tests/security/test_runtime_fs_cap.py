@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipoc import errors
-from ipoc import rights
+from ipoc import errors, rights
 from tests.security.runtime_support import ADMIN_RIGHTS, client, fresh, program
 from tests.support import policies
 
@@ -16,7 +15,9 @@ CAP = 8 << 20
 @pytest.fixture
 def capped(start_runtime, attacker, monkeypatch):  # type: ignore[no-untyped-def]
     admin = fresh("admin")
-    vaas = policies.vaas_policy([(admin, ADMIN_RIGHTS)], programs=[program(FILL, [("/input/", rights.READ), ("/output/", rights.READ_WRITE)])])
+    vaas = policies.vaas_policy(
+        [(admin, ADMIN_RIGHTS)], programs=[program(FILL, [("/input/", rights.READ), ("/output/", rights.READ_WRITE)])]
+    )
     monkeypatch.setenv("IPOC_RUNTIME_MAX_FS_MIB", str(CAP >> 20))  # the runtime's own setting
     runtime = start_runtime(vaas)
     with client(runtime, admin) as c:

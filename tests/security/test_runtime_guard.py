@@ -51,8 +51,18 @@ def test_dotdot_after_a_link_is_resolved_from_the_links_target(start_runtime, at
     code, out = run_program(
         start_runtime,
         attacker["dotdot_readdir"],
-        [("/rw/", rights.READ_WRITE | Rights.PATH_SYMLINK), ("/rw/private/", rights.WRITE), ("/nolist/", rights.READ & ~Rights.FD_READDIR)],
-        {"/rw/f": b"public-rw", "/rw/sub/x": b".", "/rw/private/f": b"SECRET-PRIVATE", "/nolist/hidden_name": b".", "/nolist/sub/inner": b"."},
+        [
+            ("/rw/", rights.READ_WRITE | Rights.PATH_SYMLINK),
+            ("/rw/private/", rights.WRITE),
+            ("/nolist/", rights.READ & ~Rights.FD_READDIR),
+        ],
+        {
+            "/rw/f": b"public-rw",
+            "/rw/sub/x": b".",
+            "/rw/private/f": b"SECRET-PRIVATE",
+            "/nolist/hidden_name": b".",
+            "/nolist/sub/inner": b".",
+        },
     )
     assert code == 0
     outcome = dict(line.split(" ", 1) for line in out.splitlines())
@@ -80,7 +90,9 @@ MEMORY = '(memory (export "memory") 1)'
 GUARD_IMPORTS = {
     "fd_renumbered": f'(import "ipoc_guard" "fd_renumbered" (func (param i32 i32))) {MEMORY}',
     "fd_closed with another type": f'(import "ipoc_guard" "fd_closed" (func (param i64))) {MEMORY}',
-    "path_open_check": f'(import "ipoc_guard" "path_open_check" (func (param i32 i32 i32 i32 i32 i64) (result i64))) {MEMORY}',
+    "path_open_check": (
+        f'(import "ipoc_guard" "path_open_check" (func (param i32 i32 i32 i32 i32 i64) (result i64))) {MEMORY}'
+    ),
     "memory, none defined": '(import "ipoc_guard" "memory" (memory 1))',
 }
 
@@ -91,7 +103,12 @@ def test_every_import_from_the_guards_module_is_refused(tmp_path, imports):
     (tmp_path / "in").mkdir()
     executor = Executor(max_memory_mib=64, enable_clock=True, time_limit=10)
     with pytest.raises(Refused) as info:
-        executor.run(wasm, [Preopen(tmp_path / "in", "/in", False, rights.READ)], Streams(), program=Principal("p", {"/in": rights.READ}))
+        executor.run(
+            wasm,
+            [Preopen(tmp_path / "in", "/in", False, rights.READ)],
+            Streams(),
+            program=Principal("p", {"/in": rights.READ}),
+        )
     assert info.value.code == "ExecutionFailed" and "ipoc_guard" in info.value.message
 
 
@@ -128,7 +145,8 @@ def test_an_out_of_bounds_stat_result_is_efault_and_the_session_lives(start_runt
 
 
 def test_a_host_function_failing_unexpectedly_is_a_clear_refusal(tmp_path, monkeypatch):
-    """A bug in a host function cannot be provoked on purpose once fixed, so one is injected (the only stand-in here)."""
+    """A bug in a host function cannot be provoked on purpose once fixed, so one is injected (the only stand-in
+    here)."""
 
     def broken(self, caller, fd, out):  # type: ignore[no-untyped-def]
         raise RuntimeError("injected")
@@ -137,5 +155,9 @@ def test_a_host_function_failing_unexpectedly_is_a_clear_refusal(tmp_path, monke
     (tmp_path / "in").mkdir()
     executor = Executor(max_memory_mib=64, enable_clock=False, time_limit=10)
     with pytest.raises(Refused) as info:
-        executor.run(stat_at("(call $fstat (i32.const 3) (i32.const 64))"), [Preopen(tmp_path / "in", "/in", False, rights.READ)], Streams())
+        executor.run(
+            stat_at("(call $fstat (i32.const 3) (i32.const 64))"),
+            [Preopen(tmp_path / "in", "/in", False, rights.READ)],
+            Streams(),
+        )
     assert info.value.code == "ExecutionFailed" and "RuntimeError" in info.value.message

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipoc import errors
-from ipoc import rights
+from ipoc import errors, rights
 from tests.security.runtime_support import ADMIN_RIGHTS, client, exit_with, fresh, program
 from tests.support import policies
 

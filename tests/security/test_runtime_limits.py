@@ -23,7 +23,9 @@ ATTACKS = {
     # 8 × 62.5 MiB with a 64 MiB cap (multi-memory is on by default in wasmtime)
     "eight memories": module('(memory (export "memory") 1000) ' + " ".join(f"(memory {1000})" for _ in range(7))),
     # 4 × 20 M elements: 640 MiB of table
-    "four huge tables": module(" ".join("(table 20000000 funcref)" for _ in range(4)) + ' (memory (export "memory") 1)'),
+    "four huge tables": module(
+        " ".join("(table 20000000 funcref)" for _ in range(4)) + ' (memory (export "memory") 1)'
+    ),
     "one huge table": module('(table 20000000 funcref) (memory (export "memory") 1)'),
     "two tables": module('(table 1 funcref) (table 1 funcref) (memory (export "memory") 1)'),
     "a 64-bit memory": module('(memory (export "memory") i64 1)'),

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipoc import errors
-from ipoc import rights
+from ipoc import errors, rights
 from tests.security.runtime_support import ADMIN_RIGHTS, client, fresh, program
 from tests.support import policies
 
@@ -24,7 +23,13 @@ def start(start_runtime, wasm: bytes, program_rights: list[tuple[str, int]]):  #
         [
             (admin, ADMIN_RIGHTS),
             (victim, [{"file_name": "/secret_in/", "rights": int(rights.WRITE)}]),
-            (attacker, [{"file_name": "/output/", "rights": int(rights.READ_WRITE)}, {"file_name": "/program/", "rights": int(rights.OPEN_EXECUTE)}]),
+            (
+                attacker,
+                [
+                    {"file_name": "/output/", "rights": int(rights.READ_WRITE)},
+                    {"file_name": "/program/", "rights": int(rights.OPEN_EXECUTE)},
+                ],
+            ),
         ],
         programs=[program(PLANT, program_rights)],
         file_hashes={PLANT: wasm},

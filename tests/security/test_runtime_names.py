@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipoc import errors
-from ipoc import rights
+from ipoc import errors, rights
 from tests.security.runtime_support import client, fresh
 from tests.support import policies
 

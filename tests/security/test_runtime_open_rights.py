@@ -73,6 +73,12 @@ def test_the_same_opens_work_with_the_bits(start_runtime, attacker):
     outcome = run_open_rights(
         start_runtime,
         attacker["open_rights"],
-        [("/out/", rights.READ_WRITE), ("/in/", rights.READ_WRITE), ("/rw/", everything), ("/rw/private/", everything), ("/app/", rights.READ_WRITE)],
+        [
+            ("/out/", rights.READ_WRITE),
+            ("/in/", rights.READ_WRITE),
+            ("/rw/", everything),
+            ("/rw/private/", everything),
+            ("/app/", rights.READ_WRITE),
+        ],
     )
     assert set(outcome.values()) == {"ok"}, outcome

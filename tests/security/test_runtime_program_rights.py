@@ -16,7 +16,11 @@ def run_shape(start_runtime, wasm: bytes, output_rights: rights.Rights) -> int: 
     admin = fresh("admin")
     vaas = policies.vaas_policy(
         [(admin, ADMIN_RIGHTS)],
-        programs=[program(SHAPE, [("/output/", output_rights), ("/hidden/", rights.Rights.FD_WRITE), ("/input/", rights.READ)])],
+        programs=[
+            program(
+                SHAPE, [("/output/", output_rights), ("/hidden/", rights.Rights.FD_WRITE), ("/input/", rights.READ)]
+            )
+        ],
     )
     runtime = start_runtime(vaas)
     with client(runtime, admin) as c:
@@ -33,4 +37,7 @@ def test_operations_without_their_bits_are_refused(start_runtime, attacker):
 
 
 def test_operations_with_their_bits_work(start_runtime, attacker):
-    assert run_shape(start_runtime, attacker["shape"], rights.READ_WRITE | SHAPE_BITS) == MKDIR | RENAME | UNLINK | RMDIR | SYMLINK
+    assert (
+        run_shape(start_runtime, attacker["shape"], rights.READ_WRITE | SHAPE_BITS)
+        == MKDIR | RENAME | UNLINK | RMDIR | SYMLINK
+    )

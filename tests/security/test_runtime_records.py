@@ -9,11 +9,11 @@ made up must not.
 
 from __future__ import annotations
 
+import _ssl
 import ctypes
 import secrets
 import ssl
 
-import _ssl
 import pytest
 
 from ipoc.certs import new_identity
@@ -82,7 +82,9 @@ def test_keys_follow_a_key_update_the_client_sends():
     library = ctypes.CDLL(_ssl.__file__)
     library.SSL_key_update.argtypes = [ctypes.c_void_p, ctypes.c_int]
     # A CPython _ssl._SSLSocket is PyObject_HEAD, the socket reference, then its SSL pointer.
-    ssl_pointer = ctypes.c_void_p.from_address(id(client._sslobj) + object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p)).value
+    ssl_pointer = ctypes.c_void_p.from_address(
+        id(client._sslobj) + object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p)
+    ).value
     assert library.SSL_key_update(ssl_pointer, 0) == 1  # SSL_KEY_UPDATE_NOT_REQUESTED
     client.write(b"after the update")
     complete, _ = _split(c_out.read())

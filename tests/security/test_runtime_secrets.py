@@ -79,7 +79,9 @@ def test_no_secret_outlives_a_refused_or_evicted_session(runtime, monkeypatch):
 def policy_client_hello(rt, identity) -> bytes:  # type: ignore[no-untyped-def]
     """A ClientHello as our client sends it (the policy's suite): the runtime derives a secret at once."""
     policy = rt.server.manager.policy
-    context = client_context(policy.proxy_service_cert, identity.certificate, identity.private_key, policy.document["ciphersuite"])
+    context = client_context(
+        policy.proxy_service_cert, identity.certificate, identity.private_key, policy.document["ciphersuite"]
+    )
     tls = context.wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO())
     with contextlib.suppress(ssl.SSLWantReadError):
         tls.do_handshake()

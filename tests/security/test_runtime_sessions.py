@@ -7,8 +7,7 @@ import secrets
 
 import pytest
 
-from ipoc import errors
-from ipoc import rights
+from ipoc import errors, rights
 from ipoc.wire.carrier import HttpCarrier
 from runtime import manager as runtime_manager
 from tests.security.runtime_support import client, client_hello, cut_like_an_independent_client, fresh, post
@@ -48,7 +47,10 @@ def test_garbage_and_replayed_records_do_not_end_a_session(runtime, monkeypatch)
         sid, record = [(s, d) for s, d in sent if d][-1]
         assert sid == victim._session_id
         # an attacker who learnt the id posts garbage, then replays the victim's last record
-        for body in (f"{sid} ".encode() + base64.b64encode(b"\x00" * 64), f"{sid} ".encode() + base64.b64encode(record)):
+        for body in (
+            f"{sid} ".encode() + base64.b64encode(b"\x00" * 64),
+            f"{sid} ".encode() + base64.b64encode(record),
+        ):
             status, text = post(rt, body)
             assert status == 500 and text.startswith("InvalidRecord"), text
         # the victim's session carries on

@@ -31,7 +31,9 @@ from tests.support import policies
 @pytest.fixture
 def runtime(start_runtime):  # type: ignore[no-untyped-def]
     user = fresh("user")
-    return start_runtime(policies.vaas_policy([(user, [{"file_name": "/data/", "rights": int(rights.READ_WRITE)}])])), user
+    return start_runtime(
+        policies.vaas_policy([(user, [{"file_name": "/data/", "rights": int(rights.READ_WRITE)}])])
+    ), user
 
 
 def whole_records(data: bytes) -> bool:

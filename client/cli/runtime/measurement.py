@@ -4,9 +4,16 @@ import click
 
 
 @click.command(short_help="Print this runtime's measurement")
-@click.option("--platform", type=click.Choice(["linux", "nitro-sim"]), default="linux", show_default=True,
-              help="linux: runtime_manager_hash_linux; nitro-sim: runtime_manager_hash_nitro (PCR0's first 32 bytes).")
-@click.option("--pcr0", is_flag=True, help="nitro-sim only: print the whole PCR0 (96 hex digits), as measurements.json holds it.")
+@click.option(
+    "--platform",
+    type=click.Choice(["linux", "nitro-sim"]),
+    default="linux",
+    show_default=True,
+    help="linux: runtime_manager_hash_linux; nitro-sim: runtime_manager_hash_nitro (PCR0's first 32 bytes).",
+)
+@click.option(
+    "--pcr0", is_flag=True, help="nitro-sim only: print the whole PCR0 (96 hex digits), as measurements.json holds it."
+)
 def measurement(platform: str, pcr0: bool) -> None:
     """Print the runtime measurement a policy pins as runtime_manager_hash_linux (or _nitro).
 

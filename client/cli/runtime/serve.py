@@ -31,25 +31,51 @@ MAX_POLICY_BYTES = 16 * 1024 * 1024  # a full policy with many identities is wel
 
 @click.command(short_help="Attest and serve one policy")
 @click.argument("policy_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--warm", is_flag=True,
-              help="Attest first, then read a scratch directory line and the policy from stdin (until EOF): for a "
-                   "warm pool. Needs --proxy-url and --proxy-cert; stdout reports 'attested', then 'listening <url>'.")
+@click.option(
+    "--warm",
+    is_flag=True,
+    help="Attest first, then read a scratch directory line and the policy from stdin (until EOF): for a "
+    "warm pool. Needs --proxy-url and --proxy-cert; stdout reports 'attested', then 'listening <url>'.",
+)
 @click.option("--proxy-url", default=None, help="With --warm: the proxy attestation service (host:port).")
-@click.option("--proxy-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="With --warm: PEM file of the proxy CA the policy will carry as proxy_service_cert.")
+@click.option(
+    "--proxy-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --warm: PEM file of the proxy CA the policy will carry as proxy_service_cert.",
+)
 @platform_dir_option
-@click.option("--scratch-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Parent of the runtime's private file system, removed at exit. [default: system temp]")
-@click.option("--time-limit", default=600.0, show_default=True, type=click.FloatRange(min=0.001),
-              help="Seconds one program execution may run.")
-@click.option("--platform", type=click.Choice(["linux", "nitro-sim"]), default="linux", show_default=True,
-              help="Simulated platform: linux (Veracruz's mock PSA token) or nitro-sim (Nitro attestation "
-                   "documents from a simulated NSM; the policy pins runtime_manager_hash_nitro).")
-@click.option("--simulate-measurement", callback=_hex_measurement, default=None, hidden=True,
-              help="Test hook: present this measurement (linux) or PCR0 (nitro-sim) instead of the real one.")
+@click.option(
+    "--scratch-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Parent of the runtime's private file system, removed at exit. [default: system temp]",
+)
+@click.option(
+    "--time-limit",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Seconds one program execution may run.",
+)
+@click.option(
+    "--platform",
+    type=click.Choice(["linux", "nitro-sim"]),
+    default="linux",
+    show_default=True,
+    help="Simulated platform: linux (Veracruz's mock PSA token) or nitro-sim (Nitro attestation "
+    "documents from a simulated NSM; the policy pins runtime_manager_hash_nitro).",
+)
+@click.option(
+    "--simulate-measurement",
+    callback=_hex_measurement,
+    default=None,
+    hidden=True,
+    help="Test hook: present this measurement (linux) or PCR0 (nitro-sim) instead of the real one.",
+)
 @click.pass_obj
 def serve(
-    app: "Application",
+    app: Application,
     policy_file: Path | None,
     warm: bool,
     proxy_url: str | None,
@@ -81,7 +107,9 @@ def serve(
     from runtime.server import StartupError, attest, build_server
 
     if simulate_measurement and len(simulate_measurement) != (96 if platform == "nitro-sim" else 64):
-        raise click.BadParameter("64 hex characters for linux, 96 (PCR0) for nitro-sim", param_hint="--simulate-measurement")
+        raise click.BadParameter(
+            "64 hex characters for linux, 96 (PCR0) for nitro-sim", param_hint="--simulate-measurement"
+        )
     if warm == (policy_file is not None):
         raise click.UsageError("give either POLICY_FILE or --warm (the policy then comes on stdin)")
     if warm and (not proxy_url or proxy_cert is None):
@@ -95,7 +123,9 @@ def serve(
         if warm:
             assert proxy_url is not None and proxy_cert is not None
             attested = attest(proxy_url, proxy_cert.read_text(), platform_dir, measured, platform)
-            _say(f"attested {attested.valid_until():.0f}")  # the pool hands out only certificates that outlive an instance
+            _say(
+                f"attested {attested.valid_until():.0f}"
+            )  # the pool hands out only certificates that outlive an instance
             message = sys.stdin.buffer.read(MAX_POLICY_BYTES + 1)
             if not message:
                 app.terminal.display_info("No policy came (the warm pool closed): exiting")

@@ -15,7 +15,11 @@ from tests.support import policies
 @pytest.fixture
 def echo_runtime(start_runtime, ids, echo_wasm):
     vaas = policies.vaas_policy(
-        [(ids.user, policies.USER_RIGHTS), (ids.loader, policies.LOADER_RIGHTS), (ids.streamer, [{"file_name": "/input/", "rights": 534084}])],
+        [
+            (ids.user, policies.USER_RIGHTS),
+            (ids.loader, policies.LOADER_RIGHTS),
+            (ids.streamer, [{"file_name": "/input/", "rights": 534084}]),
+        ],
         file_hashes={policies.ECHO: echo_wasm},
     )
     return start_runtime(vaas)

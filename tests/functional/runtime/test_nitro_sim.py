@@ -21,21 +21,24 @@ from cryptography.x509.oid import NameOID
 
 from ipoc.policy import Infrastructure, complete_policy
 from ipoc.wire import transport_protocol_pb2 as pb
+from ipoc.wire.carrier import port_open, split_url
 from ipoc.wire.framing import frame
 from runtime.evidence import SimulatedNsm
 from runtime.measurement import nitro_sim_pcr0, nitro_sim_pcrs
-from tests.support import policies
-from tests.support import processes
+from tests.support import policies, processes
 from tests.support.waiting import free_port, wait_until
-from ipoc.wire.carrier import port_open, split_url
 
 
-def raw_post(url: str, route: str, message: pb.ProxyAttestationServerRequest, expect_continue: bool = False) -> tuple[bytes, bytes]:
+def raw_post(
+    url: str, route: str, message: pb.ProxyAttestationServerRequest, expect_continue: bool = False
+) -> tuple[bytes, bytes]:
     """POST as veracruz-server's libcurl does, over a raw socket: returns (status line, body)."""
     host, port = split_url(url)
     body = base64.b64encode(frame(message.SerializeToString()))
-    head = (f"POST {route} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n"
-            f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n")
+    head = (
+        f"POST {route} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n"
+    )
     with socket.create_connection((host, port), timeout=10) as sock:
         if expect_continue:
             sock.sendall((head + "Expect: 100-continue\r\n\r\n").encode())
@@ -48,7 +51,9 @@ def raw_post(url: str, route: str, message: pb.ProxyAttestationServerRequest, ex
         while b"\r\n\r\n" not in reply:
             reply += sock.recv(65536)
         headers, _, rest = reply.partition(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in headers.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        length = int(
+            next(line.split(b":")[1] for line in headers.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        )
         while len(rest) < length:
             rest += sock.recv(65536)
     return headers.split(b"\r\n")[0], rest
@@ -70,16 +75,26 @@ def test_proxy_speaks_veracruz_nitro_wire(proxy):
     assert len(init.challenge) == 32 and init.device_id > 0
 
     key = ec.generate_private_key(ec.SECP256R1())
-    csr = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "VeracruzCompute")])).sign(key, hashes.SHA256())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "VeracruzCompute")]))
+        .sign(key, hashes.SHA256())
+    )
     doc = SimulatedNsm.load_or_create(proxy.platform_dir).attestation_document(
-        pcrs=nitro_sim_pcrs(), user_data=csr.public_bytes(serialization.Encoding.DER), nonce=init.challenge)
-    token = pb.ProxyAttestationServerRequest(nitro_attestation_doc=pb.NitroAttestationDoc(doc=doc, device_id=init.device_id))
+        pcrs=nitro_sim_pcrs(), user_data=csr.public_bytes(serialization.Encoding.DER), nonce=init.challenge
+    )
+    token = pb.ProxyAttestationServerRequest(
+        nitro_attestation_doc=pb.NitroAttestationDoc(doc=doc, device_id=init.device_id)
+    )
     status, body = raw_post(proxy.url, "/Nitro/AttestationToken", token, expect_continue=True)
     assert status == b"HTTP/1.1 200 OK", body
     chain = decode(body).cert_chain
-    assert chain.root_cert == x509.load_pem_x509_certificate(proxy.ca_pem.encode()).public_bytes(serialization.Encoding.DER)
-    extension = x509.load_der_x509_certificate(chain.enclave_cert).extensions.get_extension_for_oid(x509.ObjectIdentifier("2.5.30.1"))
+    assert chain.root_cert == x509.load_pem_x509_certificate(proxy.ca_pem.encode()).public_bytes(
+        serialization.Encoding.DER
+    )
+    extension = x509.load_der_x509_certificate(chain.enclave_cert).extensions.get_extension_for_oid(
+        x509.ObjectIdentifier("2.5.30.1")
+    )
     assert extension.value.value == bytes.fromhex(nitro_sim_pcr0())[:32]
 
     # the same challenge a second time: refused, with a reason
@@ -99,9 +114,16 @@ def identity_files(tmp_path: Path, ids, echo_wasm) -> Path:
 
 
 def nitro_policy(proxy, ids, echo_wasm, runtime_hash: str) -> str:
-    vaas = policies.vaas_policy([(ids.user, policies.USER_RIGHTS), (ids.loader, policies.LOADER_RIGHTS)], file_hashes={policies.ECHO: echo_wasm})
-    infra = Infrastructure(proxy_attestation_server_url=proxy.url, proxy_service_cert=proxy.ca_pem, runtime_hash=runtime_hash,
-                           veracruz_server_url=f"127.0.0.1:{free_port()}", platform="nitro")
+    vaas = policies.vaas_policy(
+        [(ids.user, policies.USER_RIGHTS), (ids.loader, policies.LOADER_RIGHTS)], file_hashes={policies.ECHO: echo_wasm}
+    )
+    infra = Infrastructure(
+        proxy_attestation_server_url=proxy.url,
+        proxy_service_cert=proxy.ca_pem,
+        runtime_hash=runtime_hash,
+        veracruz_server_url=f"127.0.0.1:{free_port()}",
+        platform="nitro",
+    )
     return complete_policy(vaas, infra)["policy"]
 
 
@@ -120,17 +142,36 @@ def test_nitro_sim_session_checks_pcr0_against_the_policy(proxy, ids, echo_wasm,
     runtime = serve(text, files, "policy")
     try:
         host, port = split_url(json.loads(text)["veracruz_server_url"])
-        wait_until(lambda: port_open(host, port) or runtime.proc.poll() is not None, timeout=60, what="the runtime's port")
+        wait_until(
+            lambda: port_open(host, port) or runtime.proc.poll() is not None, timeout=60, what="the runtime's port"
+        )
         assert runtime.proc.poll() is None, runtime.output()
 
         def veracruz(who: str, *args: str):
-            return processes.run(["veracruz", str(files / "policy.json"), "--identity", str(files / f"{who}.crt"),
-                                  "--key", str(files / f"{who}.key"), *args])
+            return processes.run(
+                [
+                    "veracruz",
+                    str(files / "policy.json"),
+                    "--identity",
+                    str(files / f"{who}.crt"),
+                    "--key",
+                    str(files / f"{who}.key"),
+                    *args,
+                ]
+            )
 
         loaded = veracruz("loader", "--program", f"{policies.ECHO}={files / 'echo.wasm'}")
         assert loaded.returncode == 0, loaded.stderr
         assert f"Verified runtime hash {nitro_sim_pcr0()[:64]}" in loaded.stderr
-        run = veracruz("user", "--data", f"/input/data.txt={files / 'data.txt'}", "--compute", policies.ECHO, "--result", "stdout=-")
+        run = veracruz(
+            "user",
+            "--data",
+            f"/input/data.txt={files / 'data.txt'}",
+            "--compute",
+            policies.ECHO,
+            "--result",
+            "stdout=-",
+        )
         assert run.returncode == 0, run.stderr
         assert run.stdout == "echo: read 11 bytes from input/data.txt\n"
         assert runtime.proc.wait(10) == 0, runtime.output()

@@ -14,8 +14,8 @@ import base64
 import select
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 
@@ -48,7 +48,11 @@ class SequentialServer:
                         return
                     buffer += chunk
                 head, buffer = buffer.split(b"\r\n\r\n", 1)
-                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
                 while len(buffer) < length:
                     buffer += conn.recv(1 << 16)
                 body, buffer = buffer[:length], buffer[length:]
@@ -145,10 +149,13 @@ def test_a_refusal_mid_pipeline_is_the_error_and_nothing_after_it_is_sent(serve,
 
 def test_chunked_and_http_1_0_replies_are_read_whole(serve):
     """Replies framed as RFC 9112 allows (chunked; HTTP/1.0 ending with the connection), not only ours."""
+
     def chunked(number: int, body: bytes) -> tuple[bytes, bool]:
         reply = b"7 " + base64.b64encode(b"reply %d;" % number)
-        return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\n\r\n"
-                % (3, reply[:3], len(reply) - 3, reply[3:])), False
+        return (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\n\r\n"
+            % (3, reply[:3], len(reply) - 3, reply[3:])
+        ), False
 
     server = serve(echo, raw=chunked)
     carrier = HttpCarrier(server.url, timeout=10, pipeline=3)
@@ -176,7 +183,9 @@ def test_a_window_of_one_sends_each_post_after_the_previous_reply(serve):
     assert server.overlapped == [False, False, False]
 
 
-@pytest.mark.parametrize("header", [b"Content-Length: 1000000000000000", b"Content-Length: -1", b"Content-Length: lots"])
+@pytest.mark.parametrize(
+    "header", [b"Content-Length: 1000000000000000", b"Content-Length: -1", b"Content-Length: lots"]
+)
 def test_a_reply_length_the_server_made_up_is_a_carrier_error(serve, header):
     """Before the runtime is authenticated its replies are a stranger's: a huge announced length must not be
     allocated (it was: MemoryError escaped the carrier, and the client kept the session), a negative one must

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipoc import errors
-from ipoc import rights
+from ipoc import errors, rights
 from ipoc.client import VeracruzClient
 from tests.support.rights_matrix import CASES, Case, matrix  # noqa: F401  (matrix: the fixture)
 

@@ -24,9 +24,19 @@ def test_one_gib_stream_keeps_client_rss_growth_under_64_mib(start_runtime, ids,
     policy.write_text(runtime.policy)
     ids.streamer.write(tmp_path / "s.crt", tmp_path / "s.key")
     completed = subprocess.run(
-        [sys.executable, "-m", "tests.support.stream_client", str(policy), str(tmp_path / "s.crt"),
-         str(tmp_path / "s.key"), "/input/big.bin", str(GIB)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "tests.support.stream_client",
+            str(policy),
+            str(tmp_path / "s.crt"),
+            str(tmp_path / "s.key"),
+            "/input/big.bin",
+            str(GIB),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout)

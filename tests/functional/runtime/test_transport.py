@@ -51,7 +51,10 @@ def test_runtime_refuses_oversized_and_malformed_bodies(streamer_runtime):
             conn.close()
 
     assert post(b"0 " + b"A" * MAX_BODY)[0] == 413
-    assert post(b"zero AAAA") == (400, "InvalidRequest: malformed body: invalid literal for int() with base 10: b'zero'")
+    assert post(b"zero AAAA") == (
+        400,
+        "InvalidRequest: malformed body: invalid literal for int() with base 10: b'zero'",
+    )
     status, text = post(b"0 !!!!")
     assert status == 400 and text.startswith("InvalidRequest: malformed body")
     assert post(b"99 AAAA") == (500, "InvalidSession: no TLS session 99 (it ended or never existed)")
@@ -65,7 +68,9 @@ def test_post_size_is_bounded_and_configurable(streamer_runtime, ids):
     with pytest.raises(ValueError, match="256 KiB"):
         VeracruzClient(streamer_runtime.policy, ids.streamer.certificate, ids.streamer.private_key, post_bytes=1 << 20)
     # one post per TLS record, as the original client: many more posts for the same message
-    client = VeracruzClient(streamer_runtime.policy, ids.streamer.certificate, ids.streamer.private_key, post_bytes=16 * 1024 + 22)
+    client = VeracruzClient(
+        streamer_runtime.policy, ids.streamer.certificate, ids.streamer.private_key, post_bytes=16 * 1024 + 22
+    )
     with client:
         before = client._carrier.posts
         client.write_file("/input/records", b"\x01" * (1 << 20))

@@ -22,9 +22,11 @@ MEASUREMENT = bytes(range(32))
 
 def csr_der(key=None) -> bytes:
     key = key or ec.generate_private_key(ec.SECP256R1())
-    csr = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "VeracruzCompute")])
-    ).sign(key, hashes.SHA256())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "VeracruzCompute")]))
+        .sign(key, hashes.SHA256())
+    )
     return csr.public_bytes(serialization.Encoding.DER)
 
 
@@ -40,7 +42,11 @@ def test_token_round_trip_and_tampering(tmp_path):
     csr = csr_der()
     token = make_token(key, b"c" * 32, MEASUREMENT, csr)
     evidence = verify_token(key.public_key(), token)
-    assert (evidence.challenge, evidence.measurement, evidence.csr_sha256) == (b"c" * 32, MEASUREMENT, hashlib.sha256(csr).digest())
+    assert (evidence.challenge, evidence.measurement, evidence.csr_sha256) == (
+        b"c" * 32,
+        MEASUREMENT,
+        hashlib.sha256(csr).digest(),
+    )
     tampered = bytearray(token)
     tampered[20] ^= 1
     with pytest.raises(EvidenceError, match="not signed"):
@@ -56,14 +62,16 @@ def test_ca_is_reused_and_certifies_the_measurement(tmp_path):
     der = ca.issue_enclave_certificate(csr_der(), MEASUREMENT, dt.timedelta(days=1))
     cert = x509.load_der_x509_certificate(der)
     assert runtime_measurement(der) == MEASUREMENT
-    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == ["ComputeEnclave.dev"]
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    ) == ["ComputeEnclave.dev"]
     assert cert.issuer == ca.certificate.subject
     cert.verify_directly_issued_by(ca.certificate)
     assert cert.not_valid_after_utc - cert.not_valid_before_utc <= dt.timedelta(days=1, minutes=5)
 
 
 def test_ca_is_replaced_when_expired(tmp_path):
-    old = CertificateAuthority.load_or_create(tmp_path, now=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
+    old = CertificateAuthority.load_or_create(tmp_path, now=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     new = CertificateAuthority.load_or_create(tmp_path)
     assert new.certificate != old.certificate
 
@@ -85,9 +93,13 @@ def test_proxy_binds_challenge_csr_and_device(tmp_path):
     csr = csr_der()
 
     def submit(token: bytes, device_id: int = device, csr_bytes: bytes = csr):
-        return proxy.psa_token(pb.ProxyAttestationServerRequest(
-            native_psa_attestation_token=pb.NativePsaAttestationToken(token=token, device_id=device_id, csr=csr_bytes)
-        ))
+        return proxy.psa_token(
+            pb.ProxyAttestationServerRequest(
+                native_psa_attestation_token=pb.NativePsaAttestationToken(
+                    token=token, device_id=device_id, csr=csr_bytes
+                )
+            )
+        )
 
     with pytest.raises(AttestationRefused, match="another challenge"):
         submit(make_token(key, b"x" * 32, MEASUREMENT, csr))

@@ -109,7 +109,9 @@ def test_read_only_preopen_refuses_creation(tmp_path):
 
 def test_traps_and_bad_modules_are_refusals():
     with pytest.raises(Refused, match="trapped"):
-        executor().run(wasm('(module (memory (export "memory") 1) (func (export "_start") unreachable))'), [], Streams())
+        executor().run(
+            wasm('(module (memory (export "memory") 1) (func (export "_start") unreachable))'), [], Streams()
+        )
     with pytest.raises(Refused, match="not a valid WebAssembly module"):
         executor().run(b"\0asm garbage", [], Streams())
     with pytest.raises(Refused, match="exports no _start"):
