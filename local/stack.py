@@ -327,7 +327,8 @@ class LocalStack:
         from local.powertools_patches import thread_local_requests
 
         thread_local_requests()  # the adapter's threads are concurrent invocations, each with its own request
-        runtimes.register()  # VaaS's API is served here (and by forked workers): IPOC_VAAS_BACKEND=local is this backend
+        # VaaS's API is served here (and by forked workers): IPOC_VAAS_BACKEND=local is this backend.
+        runtimes.register()
         from lambdas.ccfaas.handler import lambda_handler as ccfaas
         from lambdas.s3stream.handler import lambda_handler as s3stream
         from lambdas.vaas.handler import lambda_handler as vaas

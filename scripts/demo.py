@@ -174,9 +174,8 @@ def main() -> None:
                 time.sleep(0.1)
             events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
             states = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-            print(
-                f"instance demo: {record['status']}; workflow {sfn.describe_execution(executionArn=arn)['status']}: {' -> '.join(states)}"
-            )
+            workflow = sfn.describe_execution(executionArn=arn)["status"]
+            print(f"instance demo: {record['status']}; workflow {workflow}: {' -> '.join(states)}")
     finally:
         subprocess.run(IPOC + ["local", "down"])
 

@@ -146,7 +146,8 @@ class PlatformStack(Stack):
         tables["slots"].grant_read_write_data(fns["Vaas"])
 
         _objects(data.inputs, fns["S3Stream"], "s3:GetObject")
-        # The streamer delivers only into the caller's instances (lambdas/shared/stream_access.py): it reads their records.
+        # The streamer delivers only into the caller's instances (lambdas/shared/stream_access.py):
+        # it reads their records.
         tables["instances"].grant_read_data(fns["S3Stream"])
         tables["slots"].grant_read_data(fns["S3Stream"])
 

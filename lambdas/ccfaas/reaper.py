@@ -87,9 +87,7 @@ class Reaper:
     @staticmethod
     def _expired(record: dict[str, Any]) -> bool:
         deadline = ttl_deadline(record)
-        return deadline is not None and _dt.datetime.now(_dt.UTC) > deadline + _dt.timedelta(
-            seconds=GRACE_SECONDS
-        )
+        return deadline is not None and _dt.datetime.now(_dt.UTC) > deadline + _dt.timedelta(seconds=GRACE_SECONDS)
 
     def _fail(self, record: dict[str, Any], error: str, reason: str) -> str:
         if self.release_wait.fail(record["instance_id"], error, reason):

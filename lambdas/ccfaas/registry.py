@@ -246,8 +246,8 @@ class Registry:
         if entry is None or entry["kind"] != kind:
             declared = [p for p, e in record.files.items() if e["kind"] == kind]
             raise NotFound(
-                f"{kind.replace('_', ' ')} {path!r} is not declared by version {record.version} of function {record.name!r}"
-                + (f" (it declares {', '.join(declared)})" if declared else "")
+                f"{kind.replace('_', ' ')} {path!r} is not declared by version {record.version} "
+                f"of function {record.name!r}" + (f" (it declares {', '.join(declared)})" if declared else "")
             )
         return record, path, entry
 
@@ -350,7 +350,8 @@ class Registry:
         live = self.instances.live_for_function(name, record.version)
         if live:
             raise Conflict(
-                f"version {record.version} of function {name!r} has live instances ({', '.join(sorted(live))}); delete them first"
+                f"version {record.version} of function {name!r} has live instances "
+                f"({', '.join(sorted(live))}); delete them first"
             )
         cleared = {"kind": entry["kind"], "pi_hash": entry["pi_hash"], "status": NOT_LOADED}
         self.functions.update_file(name, record.version, path, cleared)

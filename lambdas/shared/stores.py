@@ -14,6 +14,7 @@ no capacity), never a half-written record.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -231,7 +232,10 @@ class FunctionStore:
     def update_file(
         self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None
     ) -> bool:
-        """Replace one file's entry of a version; with ``unless_status``, only if its status is not that. True when written."""
+        """Replace one file's entry of a version; True when written.
+
+        With ``unless_status``, only if its status is not that.
+        """
         kwargs: dict[str, Any] = {
             "Key": {"function": name, "item": version_item(version)},
             "UpdateExpression": "SET #files.#path = :entry",
@@ -566,7 +570,9 @@ class SlotStore(_ScannableTable):
         """Take the first free slot with a conditional put: two requests can never hold one."""
         for slot in candidates:
             if _conditionally(
-                lambda: self.table.put_item(Item={**item, "slot": slot}, ConditionExpression=Attr("slot").not_exists())
+                functools.partial(
+                    self.table.put_item, Item={**item, "slot": slot}, ConditionExpression=Attr("slot").not_exists()
+                )
             ):
                 return slot
         return None
