@@ -298,11 +298,11 @@ class FunctionStore:
             **({"Limit": page} if page else {}),
         }
         while True:
-            page = self.table.query(**kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
+            result = self.table.query(**kwargs)
+            yield from result.get("Items", [])
+            if "LastEvaluatedKey" not in result:
                 return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
 
 
 # ---------------------------------------------------------------------------
@@ -468,8 +468,8 @@ TRANSITIONS_FROM: dict[InstanceStatus, tuple[InstanceStatus, ...]] = {
 class InstanceStore(_ScannableTable):
     """One item per instance: owner, status, reason, the exact policy text, workflow handles."""
 
-    LIVE = (*ACTIVE, InstanceStatus.TEARING_DOWN)  # may hold a runtime and a slot
-    TERMINAL = TERMINAL
+    LIVE: ClassVar[tuple[InstanceStatus, ...]] = (*ACTIVE, InstanceStatus.TEARING_DOWN)  # may hold a runtime, a slot
+    TERMINAL: ClassVar[tuple[InstanceStatus, ...]] = TERMINAL
     ENDING = (InstanceStatus.TEARING_DOWN, *TERMINAL)  # ended or ending: no workflow wait is kept for it
 
     def __init__(self, table_name: str | None = None) -> None:
@@ -635,8 +635,8 @@ class ArtifactStorage(Protocol):
 
 
 class InstanceStorage(Protocol):
-    LIVE: ClassVar[tuple[str, ...]]
-    TERMINAL: ClassVar[tuple[str, ...]]
+    LIVE: ClassVar[tuple[InstanceStatus, ...]]
+    TERMINAL: ClassVar[tuple[InstanceStatus, ...]]
 
     def all(self) -> Iterator[dict[str, Any]]: ...
     def matching(self, attribute: str, value: str) -> Iterator[dict[str, Any]]: ...
