@@ -451,7 +451,9 @@ def _declared_files(policy: dict[str, Any]) -> dict[str, tuple[Kind, str]]:
         raise ValidationError("$.execution_strategy must be JIT or Interpretation", path="$.execution_strategy")
     files: dict[str, tuple[Kind, str]] = {}
     ids: set[int] = set()
-    entries = [("program", i, p["program_file_name"], p["pi_hash"]) for i, p in enumerate(policy["programs"])]
+    entries: list[tuple[Kind, int, str, str]] = [
+        ("program", i, p["program_file_name"], p["pi_hash"]) for i, p in enumerate(policy["programs"])
+    ]
     entries += [("data_file", i, d["data_file"], d["pi_hash"]) for i, d in enumerate(policy.get("data_files", []))]
     for kind, index, raw_path, pi_hash in entries:
         where = f"$.{kind}s[{index}]"
@@ -469,7 +471,7 @@ def _declared_files(policy: dict[str, Any]) -> dict[str, tuple[Kind, str]]:
             raise ValidationError(
                 f"{where}.pi_hash must be 64 lowercase hex characters (a sha256)", path=f"{where}.pi_hash"
             )
-        files[path] = (kind, pi_hash)  # type: ignore[assignment]
+        files[path] = (kind, pi_hash)
     for index, program in enumerate(policy["programs"]):
         if program["id"] in ids:
             raise ValidationError(
