@@ -118,6 +118,7 @@ class Lifecycle:
             policy=reply["policy"],
             veracruz_server_url=document["veracruz_server_url"],
         )
+        # remove=() said outright: mypy would otherwise try the allocation's str fields against that tuple parameter
         if not self.instances.transition(instance_id, InstanceStatus.PROVISIONING, remove=(), **allocation.fields()):
             # the instance was deleted or failed meanwhile: give the runtime back
             self.vaas.delete(allocation.vaas_name, instance_id, allocation.instance_hash)
