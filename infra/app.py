@@ -44,7 +44,7 @@ def build(app: cdk.App) -> list[cdk.Stack]:
         description="i-PoC dashboard and alarms",
     )
     stacks: list[cdk.Stack] = [network, platform, observability]
-    for stack, kind in zip(stacks, ("network", "platform", "observability")):
+    for stack, kind in zip(stacks, ("network", "platform", "observability"), strict=True):
         cdk.Tags.of(stack).add("project", "ipoc")
         suppress(stack, kind)
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))

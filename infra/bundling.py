@@ -108,7 +108,8 @@ def dependencies_directory(requirements: list[str] | None = None, cache: Path = 
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise BundlingError(f"pip could not install the Lambda dependencies:\n{result.stderr[-4000:]}")
-    # Lambda provides its own boto3 too; ours is pinned so the code runs what the tests ran. Drop what Lambda never uses.
+    # Lambda provides its own boto3 too; ours is pinned so the code runs what the tests ran.
+    # Drop what Lambda never uses.
     for junk in (staging / "python").glob("*/__pycache__"):
         shutil.rmtree(junk)
     (staging / ".complete").write_text("\n".join(requirements) + "\n")

@@ -175,7 +175,8 @@ def from_context(get: Callable[[str], Any]) -> DeploymentConfig:
     measurement = value("runtimeMeasurement")
     if not isinstance(measurement, str) or not MEASUREMENT.match(measurement):
         raise ConfigError(
-            f"context {PREFIX}runtimeMeasurement must be 64 lowercase hex digits (the image's PCR0 prefix), got {measurement!r}"
+            f"context {PREFIX}runtimeMeasurement must be 64 lowercase hex digits (the image's PCR0 prefix), "
+            f"got {measurement!r}"
         )
     extra_pcr0 = value("pcr0AllowList")
     if not isinstance(extra_pcr0, list) or not all(isinstance(e, str) and PCR0_ENTRY.match(e) for e in extra_pcr0):

@@ -16,7 +16,9 @@ MANAGED_POLICIES = {
     "AmazonEKSWorkerNodePolicy": "required by EKS managed node groups",
     "AmazonEKS_CNI_Policy": "required by the VPC CNI on the nodes",
     "AmazonEC2ContainerRegistryReadOnly": "nodes and the kubectl provider pull images from ECR",
-    "service-role/AmazonAPIGatewayPushToCloudWatchLogs": "API Gateway's account-level role for execution and access logs",
+    "service-role/AmazonAPIGatewayPushToCloudWatchLogs": (
+        "API Gateway's account-level role for execution and access logs"
+    ),
 }
 
 PLATFORM: list[NagPackSuppression] = [
@@ -31,9 +33,9 @@ PLATFORM: list[NagPackSuppression] = [
     ),
     NagPackSuppression(
         id="AwsSolutions-IAM5",
-        reason="X-Ray (PutTraceSegments, PutTelemetryRecords, sampling) and CloudWatch Logs delivery for Step Functions "
-        "support no resource-level permissions: AWS requires Resource '*' for exactly these actions (a test checks that "
-        "no other action gets '*').",
+        reason="X-Ray (PutTraceSegments, PutTelemetryRecords, sampling) and CloudWatch Logs delivery for Step "
+        "Functions support no resource-level permissions: AWS requires Resource '*' for exactly these actions "
+        "(a test checks that no other action gets '*').",
         applies_to=["Resource::*"],
     ),
     NagPackSuppression(
@@ -48,12 +50,14 @@ PLATFORM: list[NagPackSuppression] = [
     ),
     NagPackSuppression(
         id="AwsSolutions-IAM5",
-        reason="Invoking one function's versions and aliases (the state machine's task function, CDK's provider frameworks).",
+        reason="Invoking one function's versions and aliases (the state machine's task function, "
+        "CDK's provider frameworks).",
         applies_to=[RegexAppliesTo(regex="/^Resource::<[A-Za-z0-9]+\\.Arn>:\\*$/")],
     ),
     NagPackSuppression(
         id="AwsSolutions-IAM5",
-        reason="The reaper describes the executions of the one lifecycle state machine; execution names are per instance.",
+        reason="The reaper describes the executions of the one lifecycle state machine; "
+        "execution names are per instance.",
         applies_to=[
             RegexAppliesTo(
                 regex="/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:.*:\\*$/"
@@ -72,7 +76,8 @@ PLATFORM: list[NagPackSuppression] = [
     ),
     NagPackSuppression(
         id="AwsSolutions-IAM5",
-        reason="CDK's kubectl provider reads the Helm chart asset from the CDK bootstrap assets bucket (CDK-managed policy).",
+        reason="CDK's kubectl provider reads the Helm chart asset from the CDK bootstrap assets bucket "
+        "(CDK-managed policy).",
         applies_to=[
             "Action::s3:GetBucket*",
             "Action::s3:GetObject*",
@@ -84,25 +89,27 @@ PLATFORM: list[NagPackSuppression] = [
     ),
     NagPackSuppression(
         id="AwsSolutions-L1",
-        reason="CDK's kubectl provider handler: its runtime is chosen by aws-cdk-lib, not by us (our functions use the latest Python).",
+        reason="CDK's kubectl provider handler: its runtime is chosen by aws-cdk-lib, not by us "
+        "(our functions use the latest Python).",
     ),
     NagPackSuppression(
         id="AwsSolutions-SMG4",
-        reason="The secrets hold X.509 identities, not passwords: the setup function renews each one on deploy when it is "
-        "within 30 days of expiry, and never replaces a usable proxy CA under running instances.",
+        reason="The secrets hold X.509 identities, not passwords: the setup function renews each one on deploy "
+        "when it is within 30 days of expiry, and never replaces a usable proxy CA under running instances.",
     ),
     NagPackSuppression(
         id="AwsSolutions-APIG2",
-        reason="Request validators are declared in the OpenAPI body (x-amazon-apigateway-request-validators; parameters "
-        "on every method); bodies are validated by the Lambdas against the seed's JSON Schemas, which use keywords "
-        "API Gateway's draft-4 models lack, and answer in the project's JSON error shape.",
+        reason="Request validators are declared in the OpenAPI body (x-amazon-apigateway-request-validators; "
+        "parameters on every method); bodies are validated by the Lambdas against the seed's JSON Schemas, which use "
+        "keywords API Gateway's draft-4 models lack, and answer in the project's JSON error shape.",
     ),
 ]
 
 NETWORK: list[NagPackSuppression] = [
     NagPackSuppression(
         id="AwsSolutions-EC23",
-        reason="The interface endpoints' security groups allow HTTPS from the VPC's own CIDR only (cdk-nag cannot read the token).",
+        reason="The interface endpoints' security groups allow HTTPS from the VPC's own CIDR only "
+        "(cdk-nag cannot read the token).",
     ),
 ]
 

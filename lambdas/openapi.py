@@ -34,7 +34,10 @@ def api_document(api: str) -> dict[str, Any]:
 
 
 def render(api: str) -> str:
-    """The document as the checked-in file holds it: Powertools' key order (no sorting), so a diff reads as the routes."""
+    """The document as the checked-in file holds it.
+
+    Powertools' key order (no sorting), so a diff reads as the routes.
+    """
     return json.dumps(api_document(api), indent=2, ensure_ascii=False) + "\n"
 
 

@@ -131,7 +131,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         # The head and the body in one write (http.server writes them apart: two system calls a reply)
-        self._headers_buffer.append(b"\r\n" + data)  # type: ignore[attr-defined]
+        self._headers_buffer.append(b"\r\n" + data)  # type: ignore[attr-defined]  # http.server's own, untyped
         self.flush_headers()
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002

@@ -137,10 +137,10 @@ def keep_alive_server(host: str, port: int) -> Any:
     drains what the app left unread, and answers with a Content-Length.
     """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
+    from werkzeug.serving import ThreadedWSGIServer, make_server
     from werkzeug.wsgi import LimitedStream
 
-    class KeepAliveHandler(MotoRequestHandler):  # type: ignore[misc]
+    class KeepAliveHandler(MotoRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
         timeout = IDLE_TIMEOUT  # an idle kept-alive connection frees its thread after this
@@ -152,7 +152,8 @@ def keep_alive_server(host: str, port: int) -> Any:
             chunked = bool(environ.get("wsgi.input_terminated"))
             if not chunked:
                 length = int(self.headers.get("Content-Length") or 0)
-                environ["wsgi.input"] = LimitedStream(self.rfile, length)
+                # werkzeug types the stream IO[bytes]; the socket's rfile is a BufferedIOBase (only read is used)
+                environ["wsgi.input"] = LimitedStream(self.rfile, length)  # type: ignore[arg-type]
             reply: dict[str, Any] = {}
 
             def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -202,6 +203,7 @@ def keep_alive_server(host: str, port: int) -> Any:
     server = make_server(
         host, port, DomainDispatcherApplication(create_backend_app), threaded=True, request_handler=KeepAliveHandler
     )
+    assert isinstance(server, ThreadedWSGIServer)  # threaded=True
     server.daemon_threads = True
     return server
 

@@ -23,6 +23,7 @@ import traceback
 from typing import Any
 
 from local.context import LocalLambdaContext
+from local.patching import mark
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,8 @@ def install() -> None:
         payload = json.loads(event) if isinstance(event, (str, bytes)) else (event or {})
         return invoke(self.handler, payload, self.function_name)
 
-    _invoke_lambda._ipoc_runner = True  # type: ignore[attr-defined]
-    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+    mark(_invoke_lambda, "_ipoc_runner")
+    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]  # moto patched in place
     _reuse_invoke_clients()
 
 
@@ -59,7 +60,7 @@ def _reuse_invoke_clients() -> None:
         # The original ignores state_credentials (fixed test keys); the endpoint depends on these two.
         return cached(region, service, botocore_stubber.enabled, moto_server_port())
 
-    lambda_eval_utils.boto_client_for = boto_client_for  # type: ignore[assignment]
+    lambda_eval_utils.boto_client_for = boto_client_for
 
 
 def invoke(handler_path: str, payload: Any, function_name: str = "ipoc-task") -> tuple[str, bool, str]:

@@ -25,6 +25,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from local.patching import mark
+
 
 class DeferringLock:
     """moto's one lock (re-entrant), plus work its holder defers until it lets go.
@@ -101,7 +103,7 @@ def serialise_s3_object_requests() -> None:
     from moto.s3.responses import S3Response
 
     if not getattr(S3Response._key_response, "_ipoc_serialised", False):
-        S3Response._key_response = _locked(S3Response._key_response)  # type: ignore[method-assign]
+        S3Response._key_response = _locked(S3Response._key_response)  # type: ignore[method-assign]  # moto patched
 
 
 def refuse_parts_of_closed_uploads() -> None:
@@ -119,8 +121,8 @@ def refuse_parts_of_closed_uploads() -> None:
             raise NoSuchUpload(upload_id=multipart_id)
         return original(self, bucket_name, multipart_id, *args, **kwargs)
 
-    upload_part._ipoc_patched = True  # type: ignore[attr-defined]
-    S3Backend.upload_part = upload_part  # type: ignore[method-assign]
+    mark(upload_part, "_ipoc_patched")
+    S3Backend.upload_part = upload_part  # type: ignore[method-assign]  # moto patched in place
 
 
 def cache_module_list() -> None:
@@ -135,8 +137,8 @@ def cache_module_list() -> None:
     def list_of_moto_modules() -> tuple[str, ...]:
         return modules
 
-    list_of_moto_modules._ipoc_cached = True  # type: ignore[attr-defined]
-    backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+    mark(list_of_moto_modules, "_ipoc_cached")
+    backends.list_of_moto_modules = list_of_moto_modules
 
 
 def cache_action_names() -> None:
@@ -151,8 +153,8 @@ def cache_action_names() -> None:
     def method_names_from_class(clazz: object) -> list[str]:
         return names(clazz)
 
-    method_names_from_class._ipoc_cached = True  # type: ignore[attr-defined]
-    responses.method_names_from_class = method_names_from_class  # type: ignore[assignment]
+    mark(method_names_from_class, "_ipoc_cached")
+    responses.method_names_from_class = method_names_from_class
 
 
 _PLAIN_READ_KEYS = frozenset({"Item", "Items", "Count", "ScannedCount", "LastEvaluatedKey"})
@@ -186,8 +188,8 @@ def fast_dynamodb_reads() -> None:
             return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(result, default=_base64)
         return original(self, context)
 
-    execute_result._ipoc_fast = True  # type: ignore[attr-defined]
-    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+    mark(execute_result, "_ipoc_fast")
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]  # moto patched in place
 
 
 def _base64(value: Any) -> str:
@@ -217,15 +219,17 @@ def defer_batch_import() -> None:
     package = types.ModuleType(name)
     package.__spec__, package.__loader__, package.__file__, package.__package__ = spec, spec.loader, spec.origin, name
     package.__path__ = list(spec.submodule_search_locations)
+    loader = spec.loader
 
     def __getattr__(attribute: str) -> Any:  # noqa: N807  # the package's own attributes: run its __init__ now
-        del package.__getattr__  # type: ignore[attr-defined]
-        spec.loader.exec_module(package)  # type: ignore[union-attr]
+        del package.__getattr__
+        loader.exec_module(package)
         return getattr(package, attribute)
 
-    package.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    # A module-level __getattr__ (PEP 562) set from outside: typeshed declares ModuleType's as a method.
+    package.__getattr__ = __getattr__  # type: ignore[method-assign]
     sys.modules[name] = package
-    moto.batch = package  # type: ignore[attr-defined]
+    moto.batch = package
 
 
 def apply_all() -> None:
@@ -240,5 +244,5 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
         with LOCK:
             return method(*args, **kwargs)
 
-    wrapper._ipoc_serialised = True  # type: ignore[attr-defined]
+    mark(wrapper, "_ipoc_serialised")
     return wrapper

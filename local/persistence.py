@@ -40,6 +40,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from local.patching import mark
+
 log = logging.getLogger(__name__)
 
 LAYOUT = "ipoc-local-state"
@@ -256,7 +258,8 @@ class DurableState:
 
         from local.moto_patches import LOCK
 
-        def keys_of(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        def keys_of(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[Any, Any]]:
+            """The (table name, key or item) pairs a moto write touches, as moto was given them."""
             if name == "put_item":
                 return [
                     (
@@ -301,8 +304,8 @@ class DurableState:
                 state.write_item(*change)
             return result
 
-        wrapper._ipoc_durable = self  # type: ignore[attr-defined]
-        wrapper._ipoc_original = method  # type: ignore[attr-defined]
+        mark(wrapper, "_ipoc_durable", self)
+        mark(wrapper, "_ipoc_original", method)
         return wrapper
 
     # -- S3 --------------------------------------------------------------------------
@@ -341,10 +344,11 @@ class DurableState:
                 _fsync_dir(state.buckets_dir)
             return deleted
 
-        create_bucket._ipoc_original = create  # type: ignore[attr-defined]
-        delete_bucket._ipoc_original = delete  # type: ignore[attr-defined]
-        S3Backend.create_bucket = create_bucket  # type: ignore[method-assign]
-        S3Backend.delete_bucket = delete_bucket  # type: ignore[method-assign]
+        mark(create_bucket, "_ipoc_original", create)
+        mark(delete_bucket, "_ipoc_original", delete)
+        # moto patched in place (functools.wraps gives the wrappers a type of their own)
+        S3Backend.create_bucket = create_bucket  # type: ignore[method-assign,assignment]
+        S3Backend.delete_bucket = delete_bucket  # type: ignore[method-assign,assignment]
 
     def restore_buckets(self) -> dict[str, int]:
         """Create every kept bucket with its objects (bytes read from their files on demand)."""
@@ -395,7 +399,7 @@ def durable_key_store(state: DurableState, directory: Path, current: Any) -> Any
 
     from local.moto_patches import LOCK
 
-    class DurableKeyStore(_VersionedKeyStore):  # type: ignore[misc]
+    class DurableKeyStore(_VersionedKeyStore):
         """Latest versions only: our buckets are not versioned.
 
         A change swaps the key's versions in memory under moto's lock and takes its sequence number
@@ -411,7 +415,7 @@ def durable_key_store(state: DurableState, directory: Path, current: Any) -> Any
         def __setitem__(self, key: str, value: Any) -> Any:
             self._change(key, [*(self.getlist(key) or []), value])
 
-        def pop(self, key: str) -> None:  # type: ignore[override]
+        def pop(self, key: str) -> None:  # type: ignore[override]  # moto's store: pop(key), never a default
             if dict.__contains__(self, key):
                 self._change(key, None)
             else:
@@ -540,7 +544,9 @@ def _read_object(path: Path, backend: Any, bucket: Any) -> Any:
         checksum_value=header.get("checksum_value"),
     )
     key._value_buffer.close()
-    key._value_buffer = StoredBytes(path, len(line), header["size"], (facts.st_dev, facts.st_ino))
+    # moto declares a SpooledTemporaryFile; ours reads the object's file on demand (the same file-like calls)
+    stored = StoredBytes(path, len(line), header["size"], (facts.st_dev, facts.st_ino))
+    key._value_buffer = stored  # type: ignore[assignment]
     key.contentsize = header["size"]
     key.checksum_algorithm = header.get("checksum_algorithm")
     key.set_metadata(dict(header.get("metadata") or {}), replace=True)

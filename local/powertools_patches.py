@@ -17,6 +17,8 @@ import functools
 import threading
 from typing import Any
 
+from local.patching import mark
+
 _state = threading.local()
 
 
@@ -28,14 +30,19 @@ def thread_local_requests() -> None:
         return
     original_resolve = ApiGatewayResolver.resolve
 
+    def _values(resolver: Any) -> dict[str, Any]:
+        """This thread's values of one resolver."""
+        by_resolver: dict[int, dict[str, Any]] = _state.__dict__.setdefault("by_resolver", {})
+        return by_resolver.setdefault(id(resolver), {})
+
     def _get(self: Any, name: str, default: Any) -> Any:
-        values = _state.__dict__.setdefault(id(self), {})
+        values = _values(self)
         if name not in values:
             values[name] = default() if callable(default) else default
         return values[name]
 
     def _set(self: Any, name: str, value: Any) -> None:
-        _state.__dict__.setdefault(id(self), {})[name] = value
+        _values(self)[name] = value
 
     def per_thread(name: str, default: Any) -> property:
         return property(lambda self: _get(self, name, default), lambda self, value: _set(self, name, value))
@@ -48,9 +55,10 @@ def thread_local_requests() -> None:
         self.lambda_context = context
         return original_resolve(self, event, context)
 
+    # Powertools' resolver patched in place: its declared attributes become per-thread properties.
     ApiGatewayResolver.current_event = per_thread("current_event", None)  # type: ignore[assignment]
     ApiGatewayResolver.lambda_context = per_thread("lambda_context", None)  # type: ignore[assignment]
     ApiGatewayResolver.context = per_thread("context", dict)  # type: ignore[assignment]
     ApiGatewayResolver.processed_stack_frames = per_thread("processed_stack_frames", list)  # type: ignore[assignment]
-    ApiGatewayResolver.resolve = resolve  # type: ignore[method-assign]
-    ApiGatewayResolver._ipoc_thread_local = True  # type: ignore[attr-defined]
+    ApiGatewayResolver.resolve = resolve  # type: ignore[method-assign]  # Powertools patched in place
+    mark(ApiGatewayResolver, "_ipoc_thread_local")

@@ -230,7 +230,8 @@ class LocalStack:
         """The local AWS's ready line (or why it did not start)."""
         assert process.stdout is not None
         lines: list[bytes] = []
-        reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        stdout = process.stdout
+        reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(AWS_READY_TIMEOUT)
         line = lines[0] if lines else b""
@@ -327,13 +328,14 @@ class LocalStack:
         from local.powertools_patches import thread_local_requests
 
         thread_local_requests()  # the adapter's threads are concurrent invocations, each with its own request
-        runtimes.register()  # VaaS's API is served here (and by forked workers): IPOC_VAAS_BACKEND=local is this backend
+        # VaaS's API is served here (and by forked workers): IPOC_VAAS_BACKEND=local is this backend.
+        runtimes.register()
         from lambdas.ccfaas.handler import lambda_handler as ccfaas
         from lambdas.s3stream.handler import lambda_handler as s3stream
         from lambdas.vaas.handler import lambda_handler as vaas
 
         for module in ("ccfaas", "vaas", "s3stream"):  # their logs name this stack (a Lambda's, its function)
-            sys.modules[f"lambdas.{module}.handler"].logger.append_keys(service="ipoc-local")  # type: ignore[attr-defined]
+            sys.modules[f"lambdas.{module}.handler"].logger.append_keys(service="ipoc-local")
         return {"ccfaas": ccfaas, "vaas": vaas, "s3stream": s3stream}
 
     def _start_apis(self, handlers: dict[str, Any]) -> None:

@@ -24,6 +24,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from local.patching import mark
+
 ASL = Path(__file__).resolve().parent.parent / "statemachines" / "instance_lifecycle.asl.json"
 TASKS_FUNCTION = "ipoc-lifecycle-tasks"
 TASKS_HANDLER = "lambdas.ccfaas.tasks.lambda_handler"
@@ -40,7 +42,7 @@ def enforce_input_quota() -> None:
         original = backend.__dict__.get("start_execution")
         if original is None or getattr(original, "_ipoc_quota", False):
             continue
-        backend.start_execution = _within_quota(original)  # type: ignore[method-assign]
+        backend.start_execution = _within_quota(original)  # type: ignore[method-assign]  # moto patched in place
 
 
 def _within_quota(start_execution: Any) -> Any:
@@ -55,7 +57,7 @@ def _within_quota(start_execution: Any) -> Any:
             )
         return start_execution(self, state_machine_arn, name, execution_input, *args)
 
-    checked._ipoc_quota = True  # type: ignore[attr-defined]
+    mark(checked, "_ipoc_quota")
     return checked
 
 
@@ -84,8 +86,8 @@ def parse_definitions_once() -> None:
         text = self._evaluation_details.state_machine_details.definition
         return parsed_program(text) if _shareable(text) else original(self)
 
-    entrypoint._ipoc_cached = True  # type: ignore[attr-defined]
-    ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
+    mark(entrypoint, "_ipoc_cached")
+    ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]  # moto patched in place
 
 
 def _shareable(text: Any) -> bool:

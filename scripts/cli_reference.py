@@ -24,7 +24,9 @@ def sections(command: click.Command, path: list[str]) -> list[str]:
     out = [f"{'#' * min(len(path) + 1, 4)} `{' '.join(path)}`", "", "```text", command.get_help(context), "```", ""]
     if isinstance(command, click.Group):
         for name in command.list_commands(context):
-            out += sections(command.get_command(context, name), [*path, name])
+            subcommand = command.get_command(context, name)
+            assert subcommand is not None  # the group listed it
+            out += sections(subcommand, [*path, name])
     return out
 
 

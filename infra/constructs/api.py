@@ -102,7 +102,8 @@ def gateway_document(integrations: dict[str, str], title: str = "i-PoC") -> dict
             "x-amazon-apigateway-integration": {
                 "type": "aws_proxy",
                 "httpMethod": "POST",
-                "uri": f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}:lambda:path/2015-03-31/functions/{integrations[service]}/invocations",
+                "uri": f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}:lambda:path/2015-03-31/functions/"
+                f"{integrations[service]}/invocations",
                 "passthroughBehavior": "when_no_match",
                 "timeoutInMillis": 29000,
             },
@@ -151,7 +152,8 @@ class ServiceApi(Construct):
             self,
             "AdminRole",
             assumed_by=iam.AccountRootPrincipal(),
-            description="i-PoC administrators: register functions, manage VaaS (assume it, then use ipoc's aws profile)",
+            description="i-PoC administrators: register functions, manage VaaS "
+            "(assume it, then use ipoc's aws profile)",
         )
         admins = [self.admin_role.role_arn, *admin_principals]
         access_logs = log_group(self, "AccessLogs", log_retention_days)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnResource, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
@@ -137,18 +137,23 @@ class EnclaveCluster(Construct):
                 id=self.launch_template.launch_template_id or "", version=self.launch_template.latest_version_number
             ),
         )
+        # aws_eks_v2's generated Cluster class leaves out ICluster's kubectl_provider_options (jsii typing);
+        # at run time it is an ICluster.
+        as_icluster: eks.ICluster = self.cluster  # type: ignore[assignment]
         # The proxy's init container reads the CA from Secrets Manager as its service account (EKS Pod Identity).
-        eks.Addon(self, "PodIdentityAgent", cluster=self.cluster, addon_name="eks-pod-identity-agent")
+        eks.Addon(self, "PodIdentityAgent", cluster=as_icluster, addon_name="eks-pod-identity-agent")
         # The VPC CNI with its network policy agent: without it the chart's NetworkPolicies are ignored.
         # EKS installs the CNI unmanaged at cluster creation; OVERWRITE lets the managed add-on take it over.
         cni = eks.Addon(
             self,
             "VpcCni",
-            cluster=self.cluster,
+            cluster=as_icluster,
             addon_name="vpc-cni",
             configuration_values={"enableNetworkPolicy": "true"},
         )
-        cni.node.default_child.add_property_override("ResolveConflicts", "OVERWRITE")  # type: ignore[union-attr]
+        addon = cni.node.default_child
+        assert isinstance(addon, CfnResource)  # the add-on's AWS::EKS::Addon
+        addon.add_property_override("ResolveConflicts", "OVERWRITE")
         proxy_role = iam.Role(
             self,
             "ProxyRole",
@@ -199,7 +204,7 @@ class EnclaveCluster(Construct):
         host = eks.KubernetesObjectValue(
             self,
             "RuntimeHost",
-            cluster=self.cluster,
+            cluster=as_icluster,
             object_type="service",
             object_name=RUNTIME_SERVICE,
             object_namespace=RUNTIME_NAMESPACE,

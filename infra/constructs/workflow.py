@@ -1,4 +1,4 @@
-"""The instance lifecycle: the state machine from ``statemachines/instance_lifecycle.asl.json``, and the reaper's schedule.
+"""The instance lifecycle: the state machine from ``statemachines/instance_lifecycle.asl.json``; the reaper's schedule.
 
 The ASL file is inlined as it is (``DefinitionBody.from_string``, so no asset
 upload), with ``${TasksFunctionArn}`` resolved by CloudFormation's

@@ -10,6 +10,8 @@ the runtime load balancer's public address.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
@@ -30,7 +32,7 @@ INTERFACE_ENDPOINTS = {
 
 
 class NetworkStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, config: DeploymentConfig, **kwargs: object) -> None:
+    def __init__(self, scope: Construct, id: str, *, config: DeploymentConfig, **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         self.vpc = ec2.Vpc(
             self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -16,7 +18,7 @@ from infra.stacks.platform import PlatformStack
 
 class ObservabilityStack(Stack):
     def __init__(
-        self, scope: Construct, id: str, *, config: DeploymentConfig, platform: PlatformStack, **kwargs: object
+        self, scope: Construct, id: str, *, config: DeploymentConfig, platform: PlatformStack, **kwargs: Any
     ) -> None:
         super().__init__(scope, id, **kwargs)
         key = kms.Key(self, "AlarmsKey", enable_key_rotation=True, description="i-PoC alarm topic encryption")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import ArnFormat, CfnOutput, CustomResource, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -46,7 +47,7 @@ class PlatformStack(Stack):
         network: NetworkStack,
         code_dir: Path,
         dependencies_dir: Path,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
         data = DataStores(self, "Data")
@@ -146,7 +147,8 @@ class PlatformStack(Stack):
         tables["slots"].grant_read_write_data(fns["Vaas"])
 
         _objects(data.inputs, fns["S3Stream"], "s3:GetObject")
-        # The streamer delivers only into the caller's instances (lambdas/shared/stream_access.py): it reads their records.
+        # The streamer delivers only into the caller's instances (lambdas/shared/stream_access.py):
+        # it reads their records.
         tables["instances"].grant_read_data(fns["S3Stream"])
         tables["slots"].grant_read_data(fns["S3Stream"])
 
@@ -188,7 +190,9 @@ class PlatformStack(Stack):
         )
         for name in ("Vaas", "Tasks", "Reaper"):
             ca_certificate.grant_read(fns[name])
-            enclaves.grant_runtime_management(fns[name].role, f"{name}Access")  # type: ignore[arg-type]
+            role = fns[name].role
+            assert role is not None  # each function makes its own role
+            enclaves.grant_runtime_management(role, f"{name}Access")
         enclaves.allow_api_from(fns.security_group)
 
         # -- the setup custom resource fills the identity secrets on every deploy -----------------

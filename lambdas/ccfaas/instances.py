@@ -128,9 +128,9 @@ class Instances:
         size = state_size_bound(execution_input, record.policy)
         if size > STATE_QUOTA:
             raise errors.PayloadTooLarge(
-                f"this user policy ({len(user_policy['identities'])} identities) would make the instance's workflow state "
-                f"about {size} bytes, over Step Functions' {STATE_QUOTA}-byte limit: use fewer identities or fewer "
-                "file_rights entries per identity"
+                f"this user policy ({len(user_policy['identities'])} identities) would make the instance's "
+                f"workflow state about {size} bytes, over Step Functions' {STATE_QUOTA}-byte limit: "
+                "use fewer identities or fewer file_rights entries per identity"
             )
         try:
             self.instances.create(item)

@@ -42,7 +42,7 @@ from lambdas.shared import ports
 from lambdas.shared.config import settings
 from lambdas.shared.identity import program_load_identity
 from lambdas.shared.ports import Runtimes, Streamer
-from lambdas.shared.stores import ArtifactStore, InstanceStatus, InstanceStore, now_iso
+from lambdas.shared.stores import ArtifactStore, InstanceStatus, InstanceStorage, InstanceStore, now_iso
 
 
 class RuntimeNeverReady(errors.DependencyFailed):
@@ -59,7 +59,7 @@ class StreamFailed(errors.DependencyFailed):
 
 @dataclass
 class Lifecycle:
-    instances: InstanceStore
+    instances: InstanceStorage
     registry: Registry
     vaas: Runtimes
     streamer: Streamer
@@ -118,7 +118,8 @@ class Lifecycle:
             policy=reply["policy"],
             veracruz_server_url=document["veracruz_server_url"],
         )
-        if not self.instances.transition(instance_id, InstanceStatus.PROVISIONING, **allocation.fields()):
+        # remove=() said outright: mypy would otherwise try the allocation's str fields against that tuple parameter
+        if not self.instances.transition(instance_id, InstanceStatus.PROVISIONING, remove=(), **allocation.fields()):
             # the instance was deleted or failed meanwhile: give the runtime back
             self.vaas.delete(allocation.vaas_name, instance_id, allocation.instance_hash)
             raise errors.Conflict(f"instance {instance_id} ended while its runtime was being allocated")
@@ -299,7 +300,7 @@ def _parse_time(text: str | None) -> _dt.datetime | None:
 
 
 def wait_for(
-    instances: InstanceStore, instance_id: str, statuses: tuple[str, ...], seconds: float
+    instances: InstanceStorage, instance_id: str, statuses: tuple[str, ...], seconds: float
 ) -> dict[str, Any] | None:
     """Poll an instance until its status is one of ``statuses`` or ``seconds`` pass; return the last record."""
     deadline = time.monotonic() + seconds

@@ -246,8 +246,8 @@ class Registry:
         if entry is None or entry["kind"] != kind:
             declared = [p for p, e in record.files.items() if e["kind"] == kind]
             raise NotFound(
-                f"{kind.replace('_', ' ')} {path!r} is not declared by version {record.version} of function {record.name!r}"
-                + (f" (it declares {', '.join(declared)})" if declared else "")
+                f"{kind.replace('_', ' ')} {path!r} is not declared by version {record.version} "
+                f"of function {record.name!r}" + (f" (it declares {', '.join(declared)})" if declared else "")
             )
         return record, path, entry
 
@@ -350,7 +350,8 @@ class Registry:
         live = self.instances.live_for_function(name, record.version)
         if live:
             raise Conflict(
-                f"version {record.version} of function {name!r} has live instances ({', '.join(sorted(live))}); delete them first"
+                f"version {record.version} of function {name!r} has live instances "
+                f"({', '.join(sorted(live))}); delete them first"
             )
         cleared = {"kind": entry["kind"], "pi_hash": entry["pi_hash"], "status": NOT_LOADED}
         self.functions.update_file(name, record.version, path, cleared)
@@ -450,7 +451,9 @@ def _declared_files(policy: dict[str, Any]) -> dict[str, tuple[Kind, str]]:
         raise ValidationError("$.execution_strategy must be JIT or Interpretation", path="$.execution_strategy")
     files: dict[str, tuple[Kind, str]] = {}
     ids: set[int] = set()
-    entries = [("program", i, p["program_file_name"], p["pi_hash"]) for i, p in enumerate(policy["programs"])]
+    entries: list[tuple[Kind, int, str, str]] = [
+        ("program", i, p["program_file_name"], p["pi_hash"]) for i, p in enumerate(policy["programs"])
+    ]
     entries += [("data_file", i, d["data_file"], d["pi_hash"]) for i, d in enumerate(policy.get("data_files", []))]
     for kind, index, raw_path, pi_hash in entries:
         where = f"$.{kind}s[{index}]"
@@ -468,7 +471,7 @@ def _declared_files(policy: dict[str, Any]) -> dict[str, tuple[Kind, str]]:
             raise ValidationError(
                 f"{where}.pi_hash must be 64 lowercase hex characters (a sha256)", path=f"{where}.pi_hash"
             )
-        files[path] = (kind, pi_hash)  # type: ignore[assignment]
+        files[path] = (kind, pi_hash)
     for index, program in enumerate(policy["programs"]):
         if program["id"] in ids:
             raise ValidationError(

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.shared import aws
-from lambdas.shared.stores import InstanceStatus, InstanceStore
+from lambdas.shared.stores import InstanceStatus, InstanceStorage, InstanceStore
 
 GONE_TOKEN_ERRORS = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
 
@@ -33,7 +33,7 @@ class Released(enum.Enum):
 
 @dataclass
 class ReleaseWait:
-    instances: InstanceStore
+    instances: InstanceStorage
 
     def park(self, instance_id: str, token: str) -> None:
         """Keep the workflow's token with the instance. A release asked for earlier is honoured at once; an instance

@@ -81,5 +81,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def warm_up() -> None:
-    """Make the clients the actions use (a Lambda's init phase); the local stack calls it ahead of the first instance."""
+    """Make the clients the actions use (a Lambda's init phase).
+
+    The local stack calls it ahead of the first instance.
+    """
     Lifecycle.from_settings()

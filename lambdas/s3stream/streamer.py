@@ -47,7 +47,7 @@ def parse_request(document: Any) -> StreamRequest:
     """Validate with the seed's schema, plus the optional ``aws_session_token`` the seed's README promises."""
     if not isinstance(document, dict):
         raise errors.ValidationError("the body must be a JSON object with 's3' and 'veracruz'")
-    s3 = document.get("s3")
+    s3: Any = document.get("s3")  # JSON, checked below by the schema
     token = None
     if isinstance(s3, dict) and "aws_session_token" in s3:
         token = s3["aws_session_token"]
@@ -92,7 +92,9 @@ def _s3_client(request: StreamRequest) -> Any:
         "s3",
         region_name=request.region,
         config=Config(retries={"mode": "standard", "max_attempts": 3}),
-        **request.credentials,
+        aws_access_key_id=request.credentials.get("aws_access_key_id"),
+        aws_secret_access_key=request.credentials.get("aws_secret_access_key"),
+        aws_session_token=request.credentials.get("aws_session_token"),
     )
 
 

@@ -50,7 +50,9 @@ def admin_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> 
 def spec(
     success: int, *errors: int, admin: bool, request: str | None = None, success_text: str = "Success"
 ) -> dict[str, Any]:
-    """A route's declaration, spread into its decorator: ``@router.get(rule, summary=..., **spec(200, 404, admin=True))``.
+    """A route's declaration, spread into its decorator.
+
+    For example ``@router.get(rule, summary=..., **spec(200, 404, admin=True))``.
 
     ``admin`` is said once, here, and gives the route both the admin middleware (the Lambda refuses
     non-admins) and the ``x-ipoc-admin`` flag of its OpenAPI operation (API Gateway's resource policy

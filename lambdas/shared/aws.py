@@ -26,7 +26,8 @@ def session() -> boto3.session.Session:
 
 @cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)
+    # boto3-stubs type client() per service-name literal; the name here is a run-time string.
+    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
 @cache

@@ -48,7 +48,8 @@ def _program_load_identity(config: Settings) -> Identity:
             private_key=Path(config.program_load_key_file).read_text(),
         )
     raise RuntimeError(
-        "no program-load identity: set IPOC_PROGRAM_LOAD_SECRET_ARN, or IPOC_PROGRAM_LOAD_CERT_FILE and IPOC_PROGRAM_LOAD_KEY_FILE"
+        "no program-load identity: set IPOC_PROGRAM_LOAD_SECRET_ARN, "
+        "or IPOC_PROGRAM_LOAD_CERT_FILE and IPOC_PROGRAM_LOAD_KEY_FILE"
     )
 
 

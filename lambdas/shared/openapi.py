@@ -88,7 +88,7 @@ def document(app: APIGatewayRestResolver, title: str, description: str) -> dict[
                 }
             elif request is not None:
                 name = f"{request}_document"
-                schema = dict(schemas.schema(request))  # type: ignore[arg-type]
+                schema = dict(schemas.schema(request))
                 schema.pop("$schema", None)
                 components[name] = schema
                 operation["requestBody"] = {

@@ -84,7 +84,8 @@ def _build(port: str) -> Any:
     factory = _wired.get(port)
     if factory is None:
         module, _, path = DEPLOYED[port].partition(":")
-        factory = importlib.import_module(module)
+        found: Any = importlib.import_module(module)
         for attribute in path.split("."):
-            factory = getattr(factory, attribute)
+            found = getattr(found, attribute)
+        factory = found
     return factory()

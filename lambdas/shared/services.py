@@ -11,7 +11,7 @@ JSON error.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from lambdas.shared.config import Settings, settings
 
@@ -26,9 +26,12 @@ class Services:
         self.settings = config
 
     @classmethod
-    def current(cls: type[S]) -> S:
+    def current(cls) -> Self:
         """The container for this process's settings (the same object for as long as they stay the same)."""
-        return _container(cls, settings())  # type: ignore[return-value]
+        # mypy checks a type variable's class object against Hashable through its instances' methods; classes hash.
+        container = _container(cls, settings())  # type: ignore[arg-type]
+        assert isinstance(container, cls)
+        return container
 
 
 @lru_cache(maxsize=16)

@@ -14,6 +14,7 @@ no capacity), never a half-written record.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -231,7 +232,10 @@ class FunctionStore:
     def update_file(
         self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None
     ) -> bool:
-        """Replace one file's entry of a version; with ``unless_status``, only if its status is not that. True when written."""
+        """Replace one file's entry of a version; True when written.
+
+        With ``unless_status``, only if its status is not that.
+        """
         kwargs: dict[str, Any] = {
             "Key": {"function": name, "item": version_item(version)},
             "UpdateExpression": "SET #files.#path = :entry",
@@ -294,11 +298,11 @@ class FunctionStore:
             **({"Limit": page} if page else {}),
         }
         while True:
-            page = self.table.query(**kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
+            result = self.table.query(**kwargs)
+            yield from result.get("Items", [])
+            if "LastEvaluatedKey" not in result:
                 return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
 
 
 # ---------------------------------------------------------------------------
@@ -464,8 +468,8 @@ TRANSITIONS_FROM: dict[InstanceStatus, tuple[InstanceStatus, ...]] = {
 class InstanceStore(_ScannableTable):
     """One item per instance: owner, status, reason, the exact policy text, workflow handles."""
 
-    LIVE = (*ACTIVE, InstanceStatus.TEARING_DOWN)  # may hold a runtime and a slot
-    TERMINAL = TERMINAL
+    LIVE: ClassVar[tuple[InstanceStatus, ...]] = (*ACTIVE, InstanceStatus.TEARING_DOWN)  # may hold a runtime, a slot
+    TERMINAL: ClassVar[tuple[InstanceStatus, ...]] = TERMINAL
     ENDING = (InstanceStatus.TEARING_DOWN, *TERMINAL)  # ended or ending: no workflow wait is kept for it
 
     def __init__(self, table_name: str | None = None) -> None:
@@ -566,7 +570,9 @@ class SlotStore(_ScannableTable):
         """Take the first free slot with a conditional put: two requests can never hold one."""
         for slot in candidates:
             if _conditionally(
-                lambda: self.table.put_item(Item={**item, "slot": slot}, ConditionExpression=Attr("slot").not_exists())
+                functools.partial(
+                    self.table.put_item, Item={**item, "slot": slot}, ConditionExpression=Attr("slot").not_exists()
+                )
             ):
                 return slot
         return None
@@ -629,8 +635,8 @@ class ArtifactStorage(Protocol):
 
 
 class InstanceStorage(Protocol):
-    LIVE: ClassVar[tuple[str, ...]]
-    TERMINAL: ClassVar[tuple[str, ...]]
+    LIVE: ClassVar[tuple[InstanceStatus, ...]]
+    TERMINAL: ClassVar[tuple[InstanceStatus, ...]]
 
     def all(self) -> Iterator[dict[str, Any]]: ...
     def matching(self, attribute: str, value: str) -> Iterator[dict[str, Any]]: ...

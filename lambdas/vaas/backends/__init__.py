@@ -43,7 +43,10 @@ class RuntimeBackend(ABC):
 
     @abstractmethod
     def status(self, port: int, facts: dict[str, Any]) -> str:
-        """``running``, ``starting``, ``exited`` (ended cleanly, e.g. after a shutdown request), ``died`` or ``missing``."""
+        """``running``, ``starting``, ``exited``, ``died`` or ``missing``.
+
+        ``exited`` means it ended cleanly, e.g. after a shutdown request.
+        """
 
 
 def _kubernetes() -> RuntimeBackend:

@@ -188,7 +188,8 @@ class KubernetesBackend(RuntimeBackend):
                 raise DependencyFailed(f"pod {name} ended ({status.phase}) before it got an address")
             if time.monotonic() > deadline:
                 raise DependencyFailed(
-                    f"pod {name} got no IP address within {self.pod_ip_timeout:g} s (is a Nitro node with a free enclave available?)"
+                    f"pod {name} got no IP address within {self.pod_ip_timeout:g} s "
+                    "(is a Nitro node with a free enclave available?)"
                 )
             time.sleep(self.poll_interval)
 
