@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from infra.constructs.cluster import CHART, PROXY_SERVICE, RUNTIME_NAMESPACE, RUNTIME_SERVICE, VAAS_GROUP
-from tests.infra.conftest import context
+from tests.support.synth import context
 
 K8S_VERSION = context()["ipoc:kubernetesVersion"] + ".0"
 HELM = shutil.which("helm", path=str(Path(sys.executable).parent)) or shutil.which("helm")

@@ -11,7 +11,7 @@ from botocore.client import BaseClient
 from ipoc.client import VeracruzClient
 from lambdas.s3stream.handler import lambda_handler as s3stream
 from tests.support.aws import call, input_key, record_ready_instance
-from tests.support.s3stream import body, put, read_back, setup  # noqa: F401  (setup: the fixture)
+from tests.support.s3stream import body, put, read_back
 
 
 def test_streams_an_object_into_the_instance(setup, ids):
