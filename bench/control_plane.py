@@ -41,15 +41,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: the imports below (noqa: E402) need the checkout on the path
 
 import boto3  # noqa: E402
 import requests  # noqa: E402
 
-from bench.harness import (
-    policies,  # noqa: E402
-    processes,  # noqa: E402
-)
+from bench.harness import policies, processes  # noqa: E402
 from bench.harness.waiting import free_port_range, wait_until  # noqa: E402
 from ipoc.certs import new_identity  # noqa: E402
 

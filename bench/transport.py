@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: the imports below (noqa: E402) need the checkout on the path
 
 from bench.harness import policies  # noqa: E402
 from bench.harness.waiting import free_port  # noqa: E402
@@ -76,10 +76,12 @@ def main() -> None:
         "transport_per_record_posts": record_posts,
     }
     print(
-        f"FIGURE transport_batched_throughput {results['transport_batched_mib_per_s']:.1f} MiB/s ({batched_posts} posts)"
+        f"FIGURE transport_batched_throughput {results['transport_batched_mib_per_s']:.1f} MiB/s "
+        f"({batched_posts} posts)"
     )
     print(
-        f"FIGURE transport_per_record_throughput {results['transport_per_record_mib_per_s']:.1f} MiB/s ({record_posts} posts)"
+        f"FIGURE transport_per_record_throughput {results['transport_per_record_mib_per_s']:.1f} MiB/s "
+        f"({record_posts} posts)"
     )
     print(f"RATIO transport_batched_over_per_record {results['transport_batched_over_per_record']:.2f}")
     out = ROOT / "build" / "bench" / "transport.json"

@@ -164,10 +164,14 @@ def agreement(ours: list[list[list[int]]], reference: list[list[list[int]]]) -> 
     ref_total = sum(len(r) for r in reference)
     our_total = sum(len(o) for o in ours)
     ref_matched = sum(
-        any(iou(r, o) >= 0.5 for o in frame_ours) for frame_ours, frame_ref in zip(ours, reference) for r in frame_ref
+        any(iou(r, o) >= 0.5 for o in frame_ours)
+        for frame_ours, frame_ref in zip(ours, reference, strict=True)
+        for r in frame_ref
     )
     our_matched = sum(
-        any(iou(o, r) >= 0.5 for r in frame_ref) for frame_ours, frame_ref in zip(ours, reference) for o in frame_ours
+        any(iou(o, r) >= 0.5 for r in frame_ref)
+        for frame_ours, frame_ref in zip(ours, reference, strict=True)
+        for o in frame_ours
     )
     return {
         "opencv_boxes": ref_total,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, ContextManager
+from typing import TYPE_CHECKING
 
 import click
 
@@ -32,7 +33,7 @@ _key = click.option(
 )
 
 
-def streaming(app: Application, api: Api, bucket: str, key: str) -> ContextManager[None]:
+def streaming(app: Application, api: Api, bucket: str, key: str) -> AbstractContextManager[None]:
     """A spinner with the elapsed time and the object's size while the S3 streamer copies
     (it answers only when the copy ends, so there is no byte count to show before)."""
     size = object_size(api.profile, bucket, key) if app.terminal.shows_progress else None
@@ -93,9 +94,7 @@ def exec_(app: Application, policy_file: Path, program: str, identity: Path, key
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write into.")
 @click.option("--result", "extra", multiple=True, metavar="ENCLAVE_PATH", help="Another file to fetch. Repeatable.")
 @click.pass_obj
-def results(
-    app: Application, policy_file: Path, identity: Path, key: Path, out: Path, extra: tuple[str, ...]
-) -> None:
+def results(app: Application, policy_file: Path, identity: Path, key: Path, out: Path, extra: tuple[str, ...]) -> None:
     """Fetch stdout, stderr, /output/detections.json and the frames it names, and any --result files."""
     try:
         with VeracruzClient(policy_file.read_text(), identity.read_text(), key.read_text()) as client:

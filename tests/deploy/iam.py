@@ -12,9 +12,9 @@ What this does, and why (facts measured in ``/work/shared/reference/moto-iam-enf
   code's ``lambdas.shared.aws`` clients and the streamer's session), with clients cached per role.
 - moto checks the resource only for S3 (and STS, IAM); for DynamoDB, Step Functions and Secrets Manager it
   checks against ``*``, so an Allow scoped to a table would deny it. :func:`patch_moto_resources` gives those
-  requests (and Lambda's) their real ARN (the table, the state machine or execution, the secret, the function), so moto evaluates actions
-  *and* resources for every service the Lambdas use. Task-token calls carry no ARN: they are checked against
-  the state machine (as AWS does for ``states:SendTask*``), the only one here.
+  requests (and Lambda's) their real ARN (the table, the state machine or execution, the secret, the function),
+  so moto evaluates actions *and* resources for every service the Lambdas use. Task-token calls carry no ARN:
+  they are checked against the state machine (as AWS does for ``states:SendTask*``), the only one here.
 - moto names two actions differently from AWS: Lambda Invoke as ``lambda:Invoke`` (AWS:
   ``lambda:InvokeFunction``) and HeadBucket as ``s3:HeadBucket`` (AWS: ``s3:ListBucket``). The policies given
   to moto gain moto's name beside each AWS name they grant, and nothing else.

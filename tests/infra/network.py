@@ -243,7 +243,8 @@ class Network:
         return found
 
     def granted_services(self, fn: Lambda) -> dict[str, str]:
-        """The AWS services the Lambda's role is granted actions on (IAM ⊇ what the code calls: tests/deploy proves it)."""
+        """The AWS services the Lambda's role is granted actions on (IAM ⊇ what the code calls: tests/deploy proves
+        it)."""
         services: dict[str, str] = {}
         for stack, _, r in self.resources("AWS::IAM::Policy"):
             if stack != fn.stack or {"Ref": fn.role} not in r["Properties"].get("Roles", []):

@@ -20,7 +20,8 @@ SLOTS = 2
 
 @pytest.fixture
 def aws(monkeypatch, proxy, tmp_path: Path):
-    """moto with VaaS's settings and the local backend (real runtime processes on free ports); stops every runtime after."""
+    """moto with VaaS's settings and the local backend (real runtime processes on free ports); stops every runtime
+    after."""
     base = free_port_range(SLOTS)
     with mock_aws():
         names = configure(

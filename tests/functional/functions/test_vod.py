@@ -89,7 +89,8 @@ def test_a_wrong_key_fails_with_a_clear_message(instance, ids):
         assert code == 2
         stderr = user.read_file("stderr").decode()
         assert stderr.strip() == (
-            "detector: the decrypted video is not a 4:2:0 YUV4MPEG2 stream (wrong key or IV, or not an encrypted .y4m file)"
+            "detector: the decrypted video is not a 4:2:0 YUV4MPEG2 stream "
+            "(wrong key or IV, or not an encrypted .y4m file)"
         )
         with pytest.raises(errors.FileNotFound):
             user.read_file("/output/detections.json")
