@@ -126,6 +126,7 @@ def proxy(ipoc_home: Path) -> Iterator[Proxy]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
+    assert isinstance(host, str)  # an AF_INET address, not a Unix socket's bytes
     try:
         yield Proxy(url=f"{host}:{port}", ca_pem=server.state.ca.certificate_pem, platform_dir=ipoc_home / "platform")
     finally:

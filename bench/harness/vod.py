@@ -120,7 +120,8 @@ def regression_cases() -> dict[str, dict]:
     import cv2
 
     sys.path.insert(0, str(ROOT / "functions" / "vod"))
-    import cascade_tool  # type: ignore[import-not-found]  # a script of functions/vod/, put on sys.path just above
+    # a script of functions/vod/ (put on sys.path above), not a package mypy can find
+    import cascade_tool  # type: ignore[import-not-found]
 
     def model(name: str) -> bytes:
         return cascade_tool.convert(cascade_tool.opencv_cascade_path(name).read_text())

@@ -15,6 +15,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis.core.result import Err
 
 from tests.reliability.tally import TALLY
 
@@ -31,6 +32,8 @@ def operations(stack: dict) -> list[tuple[str, Any, dict]]:
         document["servers"] = [{"url": stack["url"][service]}]
         schema = schemathesis.openapi.from_dict(document)
         for result in schema.get_all_operations():
+            if isinstance(result, Err):
+                raise result.err()  # a route schemathesis cannot read: our document is wrong
             operation = result.ok()
             responses = document["paths"][operation.path][operation.method.lower()]["responses"]
             found.append((service, operation, responses))

@@ -32,7 +32,7 @@ def test_s3_failing_mid_stream_is_a_502_and_a_retry_copies_everything(setup, ids
     original = StreamingBody.read
     reads = {"n": 0}
 
-    def failing_read(self, amt=None):  # type: ignore[no-untyped-def]
+    def failing_read(self, amt=None):
         reads["n"] += 1
         if reads["n"] > after_chunks:
             raise FAULTS[fault]()

@@ -71,7 +71,7 @@ class Case:
 
 
 def build_cases() -> list[Case]:
-    cases = []
+    cases: list[Case] = []
     for operation in OPERATIONS:
         variants = [None] + [bit for bit in rights.Rights if operation.needs & bit]
         for missing in variants:

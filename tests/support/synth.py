@@ -6,19 +6,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # aws_cdk takes seconds to import: only when a test synthesizes
+    import aws_cdk as cdk
+    from aws_cdk import cx_api
+    from aws_cdk.assertions import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
 class Synth:
-    app: object
-    stacks: dict[str, object]  # stack name -> aws_cdk.Stack
-    assembly: object
+    app: cdk.App
+    stacks: dict[str, cdk.Stack]  # by stack name
+    assembly: cx_api.CloudAssembly
 
-    def template(self, name: str):  # -> aws_cdk.assertions.Template
+    def template(self, name: str) -> Template:
         from aws_cdk.assertions import Template
 
         return Template.from_stack(self.stacks[name])
