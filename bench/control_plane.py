@@ -41,17 +41,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: the imports below (noqa: E402) need the checkout on the path
 
 import boto3  # noqa: E402
 import requests  # noqa: E402
 
-from bench.harness import (
-    policies,  # noqa: E402
-    processes,  # noqa: E402
-)
+from bench.harness import policies, processes  # noqa: E402
 from bench.harness.waiting import free_port_range, wait_until  # noqa: E402
-from ipoc.certs import new_identity  # noqa: E402
+from ipoc.certs import Identity, new_identity  # noqa: E402
 
 INSTANCES = 20
 WARM_POOL = 2  # the local stack's default pool size
@@ -175,7 +172,7 @@ def register_echo(ccfaas: str) -> None:
     assert requests.post(f"{ccfaas}/function/echo_bench/program/{segment}", data=wasm, timeout=30).status_code == 201
 
 
-def user_policy(instance_id: str, user, streamer) -> dict:  # type: ignore[no-untyped-def]
+def user_policy(instance_id: str, user: Identity, streamer: Identity) -> dict:
     return {
         "function": "echo_bench",
         "instanceid": instance_id,
@@ -186,7 +183,7 @@ def user_policy(instance_id: str, user, streamer) -> dict:  # type: ignore[no-un
     }
 
 
-def create_ready(ccfaas: str, instance_id: str, user, streamer) -> tuple[float, dict]:  # type: ignore[no-untyped-def]
+def create_ready(ccfaas: str, instance_id: str, user: Identity, streamer: Identity) -> tuple[float, dict]:
     started = time.perf_counter()
     accepted = requests.post(
         f"{ccfaas}/instance?wait=0", json=user_policy(instance_id, user, streamer), headers=ALICE, timeout=30
@@ -223,7 +220,7 @@ def delete(ccfaas: str, instance_id: str) -> None:
     assert deleted["status"] == "DELETED", deleted
 
 
-def bench_instances(stacks: dict[str, dict[str, str]], user, streamer) -> None:  # type: ignore[no-untyped-def]
+def bench_instances(stacks: dict[str, dict[str, str]], user: Identity, streamer: Identity) -> None:
     """Create → READY on each stack, alternating (and alternating which goes first) so load hits both alike."""
     latencies: dict[str, list[float]] = {variant: [] for variant in stacks}
     per_state: dict[str, dict[str, list[float]]] = {variant: {} for variant in stacks}
@@ -283,7 +280,7 @@ print(json.dumps({"bytes": result["bytes"], "seconds": time.perf_counter() - sta
 """
 
 
-def bench_stream(urls: dict[str, str], user, streamer) -> None:  # type: ignore[no-untyped-def]
+def bench_stream(urls: dict[str, str], user: Identity, streamer: Identity) -> None:
     s3 = boto3.client(
         "s3",
         endpoint_url=urls["aws"],
@@ -397,7 +394,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_reads(stacks: dict[str, dict[str, Any]], user, streamer) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+def bench_reads(stacks: dict[str, dict[str, Any]], user: Identity, streamer: Identity) -> dict[str, dict[str, float]]:
     """GET /instance/<id> on each stack, ROUNDS rounds alternating the stacks (and which goes first); also the CPU
     time per read of the processes serving the APIs (the stack process or its API workers) and of the local AWS."""
     for stack in stacks.values():

@@ -30,7 +30,7 @@ import boto3
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: the imports below (noqa: E402) need the checkout on the path
 
 from bench.harness.waiting import free_port, wait_until  # noqa: E402
 from ipoc.certs import new_identity  # noqa: E402
@@ -120,7 +120,8 @@ started = time.perf_counter()
 body = s3.get_object(Bucket=sys.argv[1], Key=sys.argv[2])["Body"]
 got = sum(len(piece) for piece in body.iter_chunks(1024 * 1024))
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"bytes": got, "seconds": time.perf_counter() - started, "cpu_seconds": usage.ru_utime + usage.ru_stime}))
+cpu_seconds = usage.ru_utime + usage.ru_stime
+print(json.dumps({"bytes": got, "seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds}))
 """
 
 
@@ -258,7 +259,8 @@ def main() -> None:
         "raw_get_mib_per_s": size / median("raw", "seconds") / 2**20,
     }
     print(
-        f"FIGURE s3_raw_get_throughput {results['raw_get_mib_per_s']:.0f} MiB/s (median of {args.rounds}, {size >> 20} MiB)"
+        f"FIGURE s3_raw_get_throughput {results['raw_get_mib_per_s']:.0f} MiB/s "
+        f"(median of {args.rounds}, {size >> 20} MiB)"
     )
     for name in trees:
         prefix = f"stream_{name}"
@@ -276,7 +278,8 @@ def main() -> None:
         print(
             f"FIGURE s3_to_enclave_{name} {results[f'{prefix}_mib_per_s']:.0f} MiB/s, transfer phase "
             f"{results[f'{prefix}_transfer_mib_per_s']:.0f} MiB/s, CPU s/GiB streamer "
-            f"{results[f'{prefix}_streamer_cpu_s_per_gib']:.2f} runtime {results[f'{prefix}_runtime_cpu_s_per_gib']:.2f}, "
+            f"{results[f'{prefix}_streamer_cpu_s_per_gib']:.2f} "
+            f"runtime {results[f'{prefix}_runtime_cpu_s_per_gib']:.2f}, "
             f"peak RSS growth {results[f'{prefix}_peak_rss_growth_mib']:.0f} MiB"
         )
         print(

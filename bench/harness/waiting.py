@@ -11,9 +11,9 @@ T = TypeVar("T")
 
 
 def wait_until(
-    condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.02, what: str = "condition"
+    condition: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.02, what: str = "condition"
 ) -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    """Poll ``condition`` until it returns something truthy (that, never None); fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, ContextManager
+from typing import TYPE_CHECKING
 
 import click
 
@@ -32,7 +33,7 @@ _key = click.option(
 )
 
 
-def streaming(app: Application, api: Api, bucket: str, key: str) -> ContextManager[None]:
+def streaming(app: Application, api: Api, bucket: str, key: str) -> AbstractContextManager[None]:
     """A spinner with the elapsed time and the object's size while the S3 streamer copies
     (it answers only when the copy ends, so there is no byte count to show before)."""
     size = object_size(api.profile, bucket, key) if app.terminal.shows_progress else None

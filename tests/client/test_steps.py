@@ -70,7 +70,8 @@ def test_quiet_exec_on_a_terminal_draws_no_spinner(ipoc_cli, echo_instance: Path
 
 
 def test_veracruz_data_bar_counts_each_byte_once(ipoc_cli, echo_instance: Path):
-    # GIVEN a file of three chunks WHEN it is streamed THEN the bar ends at exactly its size (2.1 MB), not a sum of running totals
+    # GIVEN a file of three chunks WHEN it is streamed
+    # THEN the bar ends at exactly its size (2.1 MB), not a sum of running totals
     data = echo_instance / "data.txt"
     data.write_bytes(os.urandom(DATA))
     result = ipoc_cli(*_as_user(echo_instance, "veracruz", "--data", f"/input/data.txt={data}"), terminal=True)

@@ -22,7 +22,7 @@ class LosingCarrier(HttpCarrier):
     bodies: list[bytes] = []
     lose_next_reply = False
 
-    def exchange(self, session_id: int, data: bytes) -> tuple[int, bytes]:
+    def exchange(self, session_id: int, data: bytes | bytearray | memoryview) -> tuple[int, bytes]:
         LosingCarrier.bodies.append(encode_body(session_id, data))
         session, reply = super().exchange(session_id, data)
         if LosingCarrier.lose_next_reply:

@@ -24,7 +24,7 @@ from tests.support.waiting import free_port
 PROGRAM, DATA, S3, USER = (cert_conf_identity() for _ in range(4))
 
 
-def _policy(platform: str, proxy, **kwargs) -> str:  # type: ignore[no-untyped-def]
+def _policy(platform: str, proxy, **kwargs) -> str:
     return generate_policy(
         platform,
         vod_identities(PROGRAM, DATA, S3, USER),

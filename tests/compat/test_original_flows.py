@@ -27,7 +27,6 @@ import requests
 
 from ipoc.client import VeracruzClient
 from tests.compat.identities import cert_conf_identity
-from tests.support.local_stack import stack  # noqa: F401  (`ipoc local up --detach` once for this module)
 
 FILES = {
     "/program/detector.wasm": b"\0asm\x01\0\0\0 the small detector",

@@ -40,7 +40,7 @@ BASE_TEXT = json.dumps(BASE, indent=2)
 Mutation = Callable[[], str | bytes]
 
 
-def doc(change: Callable[[dict[str, Any]], None]) -> Mutation:
+def doc(change: Callable[[dict[str, Any]], object]) -> Mutation:
     """A mutation of the base document, serialised the way generate-policy writes."""
 
     def build() -> str:

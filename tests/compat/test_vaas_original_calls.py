@@ -15,7 +15,6 @@ from lambdas.vaas.handler import lambda_handler as vaas
 from local.runtimes import running_ports
 from tests.support import policies
 from tests.support.aws import call
-from tests.support.vaas import aws  # noqa: F401  (the VaaS-over-moto fixture)
 
 
 def test_original_style_delete_with_instance_id_ccfaas(aws, ids):  # noqa: F811

@@ -1,4 +1,4 @@
-"""The deployment proofs reuse the template tests' synthesis (``tests/infra/conftest.py``) and add a moto server
+"""The deployment proofs reuse the template tests' synthesis (``tests/support/synth.py``) and add a moto server
 for the synthesized code to talk to."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.infra.conftest import Synth, synth  # noqa: F401  (the one synthesis fixture)
+from tests.support.synth import Synth
 from tests.support.waiting import free_port
 
 

@@ -12,9 +12,9 @@ What this does, and why (facts measured in ``/work/shared/reference/moto-iam-enf
   code's ``lambdas.shared.aws`` clients and the streamer's session), with clients cached per role.
 - moto checks the resource only for S3 (and STS, IAM); for DynamoDB, Step Functions and Secrets Manager it
   checks against ``*``, so an Allow scoped to a table would deny it. :func:`patch_moto_resources` gives those
-  requests (and Lambda's) their real ARN (the table, the state machine or execution, the secret, the function), so moto evaluates actions
-  *and* resources for every service the Lambdas use. Task-token calls carry no ARN: they are checked against
-  the state machine (as AWS does for ``states:SendTask*``), the only one here.
+  requests (and Lambda's) their real ARN (the table, the state machine or execution, the secret, the function),
+  so moto evaluates actions *and* resources for every service the Lambdas use. Task-token calls carry no ARN:
+  they are checked against the state machine (as AWS does for ``states:SendTask*``), the only one here.
 - moto names two actions differently from AWS: Lambda Invoke as ``lambda:Invoke`` (AWS:
   ``lambda:InvokeFunction``) and HeadBucket as ``s3:HeadBucket`` (AWS: ``s3:ListBucket``). The policies given
   to moto gain moto's name beside each AWS name they grant, and nothing else.
@@ -32,7 +32,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -168,6 +168,14 @@ def for_moto(document: dict[str, Any]) -> dict[str, Any]:
 # -- who is calling: one role per thread -----------------------------------------------------------------------
 
 
+class RoleCredentials(TypedDict):
+    """A role's assumed credentials, as boto3's Session takes them."""
+
+    aws_access_key_id: str
+    aws_secret_access_key: str
+    aws_session_token: str
+
+
 @dataclass
 class Decision:
     role: str
@@ -180,7 +188,7 @@ class Roles:
     """Role credentials, the current role of each thread, and the record of moto's decisions."""
 
     def __init__(self) -> None:
-        self.credentials: dict[str, dict[str, str]] = {}
+        self.credentials: dict[str, RoleCredentials] = {}
         self.decisions: list[Decision] = []
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -250,6 +258,7 @@ def install(monkeypatch: Any, roles: Roles, state_machine_role: str) -> None:
             tables[key] = build_table(name)
         return tables[key]
 
+    # They stand in for functools.cache'd functions, which callers clear: a plain function has no such attribute.
     client.cache_clear = clients.clear  # type: ignore[attr-defined]
     table.cache_clear = tables.clear  # type: ignore[attr-defined]
     monkeypatch.setattr(aws, "client", client)
@@ -258,9 +267,10 @@ def install(monkeypatch: Any, roles: Roles, state_machine_role: str) -> None:
     def interpreter_client(region: str, service: str, state_credentials: Any = None) -> botocore.client.BaseClient:
         from botocore.config import Config
 
-        return boto3.session.Session(**roles.credentials[state_machine_role]).client(
-            service, region_name=region, config=Config(parameter_validation=False, retries={"total_max_attempts": 1})
-        )
+        config = Config(parameter_validation=False, retries={"total_max_attempts": 1})
+        session = boto3.session.Session(**roles.credentials[state_machine_role])
+        # boto3-stubs type client() per service-name literal; the name here is a run-time string.
+        return session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
     monkeypatch.setattr(lambda_eval_utils, "boto_client_for", interpreter_client)
 

@@ -69,6 +69,7 @@ class Deployment:
         self.roles["StateMachine"] = self.template.role_of(self.machine, "RoleArn")
         self.friendly = {role_id: name for name, role_id in self.roles.items()}
         self.environment = self.template.resources[self.functions["Ccfaas"]]["Properties"]["Environment"]["Variables"]
+        self.statements: list[iam.Statement] = []  # the roles' Allow statements, once deployed() made the roles
 
     def env_ref(self, variable: str) -> str:
         return self.environment[variable]["Ref"]
@@ -188,7 +189,7 @@ def deployed(template: dict[str, Any], monkeypatch, proxy, tmp_path) -> Iterator
                 function_name,
             ),
         )
-        deployment.statements = statements  # type: ignore[attr-defined]
+        deployment.statements = statements
         try:
             yield deployment, roles
         finally:
@@ -233,7 +234,7 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
         def as_role(name: str, function: Any, *args: Any, **kwargs: Any) -> Any:
             return roles.run_as(deployment.roles[name], function, *args, **kwargs)
 
-        as_role.roles = roles  # type: ignore[attr-defined]
+        as_role.roles = roles
         context = LocalLambdaContext()
         secret_arns = {
             p: deployment.template.ref(deployment.env_ref(v))
@@ -382,8 +383,8 @@ def test_every_aws_call_of_the_main_flows_is_allowed_by_the_synthesized_role_pol
         ]
         assert wait_for_status(as_role, "i-old", ("DELETED", "FAILED"))["status"] == "DELETED"
 
-    assert iam.not_granted(deployment.statements, roles.decisions) == []  # type: ignore[attr-defined]
-    unused = iam.unused_grants(deployment.statements, roles.decisions)  # type: ignore[attr-defined]
+    assert iam.not_granted(deployment.statements, roles.decisions) == []
+    unused = iam.unused_grants(deployment.statements, roles.decisions)
     used = sorted({(deployment.friendly.get(d.role, d.role), d.action) for d in roles.decisions if d.allowed})
     with capsys.disabled():
         print(f"\nIAM: {len(roles.decisions)} calls checked by moto against the synthesized policies, none refused.")

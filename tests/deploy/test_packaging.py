@@ -270,7 +270,7 @@ def test_every_lambda_imports_and_answers_from_its_asset_and_layer_alone(deploye
             f"\nLambda cold-start imports (isolated python{sys.version_info.major}.{sys.version_info.minor} -I -S, "
             f"code asset + the layer's {len(deployed['pins'])} distributions):"
         )
-        for logical_id, handler, imported, called, kubernetes in report:
+        for _logical_id, handler, imported, called, kubernetes in report:
             print(
                 f"  {handler:42} import {imported * 1000:6.0f} ms   first event {called * 1000:6.0f} ms"
                 f"{'   (loads kubernetes)' if kubernetes else ''}"

@@ -10,7 +10,6 @@ import pytest
 
 from ipoc.wire.carrier import port_open
 from tests.support import processes
-from tests.support.local_stack import SLOTS, stack  # noqa: F401  (the stack fixture; SLOTS for test_local_stack)
 from tests.support.waiting import free_port, wait_until
 
 

@@ -210,7 +210,8 @@ def test_kill_9_at_a_lifecycle_moment_then_up_reconciles(stack, ids, echo_wasm, 
 
 
 def test_every_acknowledged_registration_survives_kill_9_under_load(stack):
-    """Writers register functions and upload objects while the stack is killed; whatever got a 2xx is there after `up`."""
+    """Writers register functions and upload objects while the stack is killed; whatever got a 2xx is there after
+    `up`."""
     acknowledged: list[str] = []
     uploaded: list[str] = []
     stop = threading.Event()
@@ -304,7 +305,8 @@ def test_logs_prints_and_follows_the_stack_log(stack):
 
 
 def test_a_runtime_its_user_shut_down_is_released_by_the_stack_reaper(stack, ids, echo_wasm):
-    """The reaper runs beside the workflow's tasks, which started the runtime: a clean exit is a release, not a death."""
+    """The reaper runs beside the workflow's tasks, which started the runtime: a clean exit is a release, not a
+    death."""
     from ipoc.client import VeracruzClient
 
     register_echo(stack, "echo_done", echo_wasm)

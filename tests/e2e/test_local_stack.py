@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from ipoc.client import VeracruzClient
-from tests.e2e.conftest import SLOTS
 from tests.support import policies, processes
 from tests.support.aws import b64
+from tests.support.local_stack import SLOTS
 from tests.support.waiting import wait_until
 
 
@@ -137,7 +137,7 @@ def test_fifty_concurrent_creations_on_ten_slots(stack, ids):
     ]
     urls = [json.loads(body["policy"])["veracruz_server_url"] for body in created]
     assert len(set(urls)) == SLOTS  # no slot is shared
-    for body, url in zip(created, urls):
+    for body, url in zip(created, urls, strict=True):
         name = "veracruz-nitro-server:" + url.rsplit(":", 1)[1]
         reply = requests.delete(f"{vaas}/veracruz/{name}", params={"instance_hash": body["instance_hash"]}, timeout=60)
         assert reply.status_code == 200

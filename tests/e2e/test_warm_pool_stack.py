@@ -64,9 +64,9 @@ def register_echo(ccfaas: str, echo_wasm: bytes) -> None:
     assert requests.post(f"{ccfaas}/function/echo/program/{segment}", data=echo_wasm, timeout=30).status_code == 201
 
 
-def create_ready(ccfaas: str, name: str, ids) -> str:  # type: ignore[no-untyped-def]
+def create_ready(ccfaas: str, name: str, ids) -> str:
     """An instance through CCFaaS, waited for until READY (the original's 200); its exact policy text."""
-    body = {
+    body: dict[str, Any] = {
         "function": "echo",
         "instanceid": name,
         "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}],

@@ -232,8 +232,8 @@ class _FakeTable:
 
 class FakeInstanceStore(_FakeTable):
     key = "instance_id"
-    LIVE = InstanceStore.LIVE
-    TERMINAL = InstanceStore.TERMINAL
+    LIVE: ClassVar = InstanceStore.LIVE  # class variables, as the InstanceStorage Protocol declares them
+    TERMINAL: ClassVar = InstanceStore.TERMINAL
 
     def live_for_function(self, function: str, version: int | None = None) -> list[str]:
         return [

@@ -1,41 +1,13 @@
-"""One synthesis of the CDK app per test session (about 10 s), shared by the template tests."""
+"""The template tests read the synthesis of ``tests/support/synth.py`` (one per session) as templates."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Synth:
-    app: object
-    stacks: dict[str, object]  # stack name -> aws_cdk.Stack
-    assembly: object
-
-    def template(self, name: str):  # -> aws_cdk.assertions.Template
-        from aws_cdk.assertions import Template
-
-        return Template.from_stack(self.stacks[name])
-
-
-def context() -> dict:
-    return json.loads((ROOT / "cdk.json").read_text())["context"]
-
-
-@pytest.fixture(scope="session")
-def synth() -> Synth:
-    import aws_cdk as cdk
-
-    from infra.app import build
-
-    app = cdk.App(context=context())
-    stacks = {stack.stack_name: stack for stack in build(app)}
-    return Synth(app=app, stacks=stacks, assembly=app.synth())
+from tests.support.synth import Synth
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from dataclasses import asdict, dataclass
+from types import FrameType
 from urllib.parse import urlsplit
 
 BACKEND = os.path.join("lambdas", "vaas", "backends", "kubernetes.py")
@@ -53,7 +54,7 @@ def call_from_request(method: str, url: str, query: dict | None = None) -> Call:
 
 
 def _from_backend() -> bool:
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         if frame.f_code.co_filename.endswith(BACKEND):
             return True

@@ -174,8 +174,7 @@ class Network:
         cidr = self._cidr(peer)
         if cidr is None or not cidrs:
             return False
-        network = ipaddress.ip_network(cidr)
-        return all(ipaddress.ip_network(c).subnet_of(network) for c in cidrs)
+        return all(_subnet_of(c, cidr) for c in cidrs)
 
     def allows_out(self, source: Lambda, port: int, target_groups: list[Key], target_cidrs: list[str]) -> bool:
         return any(
@@ -243,7 +242,8 @@ class Network:
         return found
 
     def granted_services(self, fn: Lambda) -> dict[str, str]:
-        """The AWS services the Lambda's role is granted actions on (IAM ⊇ what the code calls: tests/deploy proves it)."""
+        """The AWS services the Lambda's role is granted actions on (IAM ⊇ what the code calls: tests/deploy proves
+        it)."""
         services: dict[str, str] = {}
         for stack, _, r in self.resources("AWS::IAM::Policy"):
             if stack != fn.stack or {"Ref": fn.role} not in r["Properties"].get("Roles", []):
@@ -332,3 +332,13 @@ def chart_values(templates: dict[str, dict], defaults: dict) -> dict:
         return {**base, **{k: merge(base.get(k, {}), v) if isinstance(v, dict) else v for k, v in over.items()}}
 
     return merge(defaults, json.loads(text))
+
+
+def _subnet_of(inner: str, outer: str) -> bool:
+    """``inner`` lies within ``outer`` (never, across IPv4 and IPv6)."""
+    a, b = ipaddress.ip_network(inner), ipaddress.ip_network(outer)
+    if isinstance(a, ipaddress.IPv4Network) and isinstance(b, ipaddress.IPv4Network):
+        return a.subnet_of(b)
+    if isinstance(a, ipaddress.IPv6Network) and isinstance(b, ipaddress.IPv6Network):
+        return a.subnet_of(b)
+    return False

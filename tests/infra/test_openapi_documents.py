@@ -40,7 +40,8 @@ import infra.app
 from infra.constructs.api import gateway_document, route_patterns
 gateway_document({"ccfaas": "C", "vaas": "V", "s3stream": "S"})
 route_patterns(admin=True)
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("lambdas", "client", "local", "runtime", "tests"))))
+ours = ("lambdas", "client", "local", "runtime", "tests")
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ours)))
 """
     result = subprocess.run(
         [sys.executable, "-c", program],

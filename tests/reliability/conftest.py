@@ -14,7 +14,6 @@ import pytest
 
 from tests.reliability.tally import TALLY
 from tests.support.lifecycle import running_plane
-from tests.support.local_stack import stack  # noqa: F401  (the local stack as subprocesses, per module)
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOTS = 2

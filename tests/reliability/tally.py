@@ -1,4 +1,5 @@
-"""Counts the reliability suite reports at the end (`make reliability` prints them; build/reliability.json keeps them)."""
+"""Counts the reliability suite reports at the end (`make reliability` prints them; build/reliability.json keeps
+them)."""
 
 from __future__ import annotations
 

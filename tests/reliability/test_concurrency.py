@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import boto3
 import requests
@@ -75,7 +76,7 @@ def test_fifty_instances_on_ten_slots_then_fifty_deletes_at_once(stack, echo_was
     instance_ids = [f"many-{n}" for n in range(CREATIONS)]
 
     def create(instance_id: str) -> int:
-        body = {
+        body: dict[str, Any] = {
             "function": "echo_many",
             "instanceid": instance_id,
             "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}],

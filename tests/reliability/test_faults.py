@@ -43,14 +43,14 @@ def inject(monkeypatch, action: str, fault: Callable[[Lifecycle, dict[str, Any],
     return calls
 
 
-def settle(plane, instance_id: str) -> dict:  # type: ignore[no-untyped-def]
+def settle(plane, instance_id: str) -> dict:
     record = plane.wait_status(instance_id, TERMINAL, timeout=90)
     plane.execution(record["execution_arn"], timeout=90)
     wait_until(lambda: not leaks(plane), timeout=20, interval=0.1, what="nothing left behind")
     return record
 
 
-def check_no_leaks(plane) -> None:  # type: ignore[no-untyped-def]
+def check_no_leaks(plane) -> None:
     found = leaks(plane)
     TALLY.add(leaks_found=len(found))
     assert found == []
@@ -111,7 +111,7 @@ def test_a_teardown_failing_once_is_retried_and_leaves_nothing(plane, ids, echo_
     check_no_leaks(plane)
 
 
-def kill_runtime(plane, state: dict) -> None:  # type: ignore[no-untyped-def]
+def kill_runtime(plane, state: dict) -> None:
     port = int(state["allocation"]["veracruz_server_url"].rsplit(":", 1)[1])
     pid = int((plane.runtimes / str(port) / "pid").read_text())
     os.kill(pid, signal.SIGKILL)
@@ -129,9 +129,11 @@ def test_the_runtime_killed_at_each_state_fails_the_instance_and_leaves_nothing(
     use_settings(monkeypatch, IPOC_READY_TIMEOUT="2")
     plane.register_echo(echo_wasm)
 
+    killed: list[str] = []  # the runtime is killed once, at the first step after allocation
+
     def kill_then_continue(lifecycle: Lifecycle, state: dict, original: Callable) -> Any:
-        if "allocation" in state and not getattr(kill_then_continue, "done", False):
-            kill_then_continue.done = True  # type: ignore[attr-defined]
+        if "allocation" in state and not killed:
+            killed.append(action)
             kill_runtime(plane, state)
         return original()
 

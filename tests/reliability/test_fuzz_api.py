@@ -15,6 +15,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis.core.result import Err
 
 from tests.reliability.tally import TALLY
 
@@ -31,6 +32,8 @@ def operations(stack: dict) -> list[tuple[str, Any, dict]]:
         document["servers"] = [{"url": stack["url"][service]}]
         schema = schemathesis.openapi.from_dict(document)
         for result in schema.get_all_operations():
+            if isinstance(result, Err):
+                raise result.err()  # a route schemathesis cannot read: our document is wrong
             operation = result.ok()
             responses = document["paths"][operation.path][operation.method.lower()]["responses"]
             found.append((service, operation, responses))
@@ -45,7 +48,8 @@ def check(reply: requests.Response, responses: dict, problems: list[str], label:
         else:
             TALLY.add(server_errors=1)
             problems.append(
-                f"{label}: {status} {reply.text[:300]} <- {reply.request.method} {reply.request.url} {str(reply.request.body)[:400]}"
+                f"{label}: {status} {reply.text[:300]} <- {reply.request.method} {reply.request.url} "
+                f"{str(reply.request.body)[:400]}"
             )
     if 400 <= status < 600:
         try:
@@ -58,6 +62,40 @@ def check(reply: requests.Response, responses: dict, problems: list[str], label:
             problems.append(f"{label}: {status} without the error shape: {reply.text[:300]}")
 
 
+def fuzz(
+    operation: Any,
+    mode: schemathesis.GenerationMode,
+    base_url: str,
+    responses: dict,
+    session: requests.Session,
+    problems: list[str],
+) -> int:
+    """Send ``operation``'s generated requests of one mode (valid or invalid) and check each answer; how many sent."""
+    label = f"{mode.value} {operation.method} {operation.path}"
+    sent = 0
+
+    @settings(
+        max_examples=EXAMPLES_PER_MODE,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(operation.as_strategy(generation_mode=mode))
+    def run(case: Any) -> None:
+        nonlocal sent
+        reply = case.call(base_url=base_url, session=session, timeout=60)
+        sent += 1
+        check(reply, responses, problems, label)
+
+    try:
+        run()
+    except Unsatisfiable:
+        assert mode is schemathesis.GenerationMode.NEGATIVE, label  # nothing to make invalid (no input)
+    return sent
+
+
 @pytest.mark.timeout(900)  # about 10,000 requests through the local stack take 5-6 minutes here
 def test_fuzz_every_route_with_valid_and_invalid_requests(stack):
     found = operations(stack)
@@ -67,28 +105,7 @@ def test_fuzz_every_route_with_valid_and_invalid_requests(stack):
     sent = 0
     for service, operation, responses in found:
         for mode in schemathesis.GenerationMode:
-            label = f"{mode.value} {operation.method} {operation.path}"
-            base_url = stack["url"][service]
-
-            @settings(
-                max_examples=EXAMPLES_PER_MODE,
-                deadline=None,
-                database=None,
-                derandomize=True,
-                phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=list(HealthCheck),
-            )
-            @given(operation.as_strategy(generation_mode=mode))
-            def run(case: Any) -> None:
-                nonlocal sent
-                reply = case.call(base_url=base_url, session=session, timeout=60)
-                sent += 1
-                check(reply, responses, problems, label)
-
-            try:
-                run()
-            except Unsatisfiable:
-                assert mode is schemathesis.GenerationMode.NEGATIVE, label  # nothing to make invalid (no input)
+            sent += fuzz(operation, mode, stack["url"][service], responses, session, problems)
     TALLY.add(requests_fuzzed=sent)
     assert problems == [], "\n".join(problems[:20])
     assert sent >= MINIMUM_REQUESTS

@@ -14,7 +14,7 @@ import pytest
 from ipoc import errors, rights
 from ipoc.client import VeracruzClient
 from tests.reliability.tally import TALLY
-from tests.support.rights_matrix import CASES, matrix  # noqa: F401  (the runtime fixture)
+from tests.support.rights_matrix import CASES
 
 
 def test_every_withheld_right_is_refused(matrix):  # noqa: F811

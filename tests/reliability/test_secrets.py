@@ -80,7 +80,9 @@ def test_a_full_demo_run_logs_no_secret() -> None:
         [sys.executable, str(ROOT / "scripts" / "demo.py")], cwd=ROOT, env=env, capture_output=True, timeout=600
     )
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-3000:]
-    workspace = Path(re.search(rb"Demo workspace: (\S+)", run.stdout).group(1).decode())  # type: ignore[union-attr]
+    said = re.search(rb"Demo workspace: (\S+)", run.stdout)
+    assert said, run.stdout.decode(errors="replace")[-3000:]
+    workspace = Path(said.group(1).decode())
     sources = {"the demo's stdout": run.stdout, "the demo's stderr": run.stderr}
     sources.update({str(log.relative_to(workspace)): log.read_bytes() for log in workspace.rglob("*.log")})
     assert "home/local/stack.log" in sources and len(sources["home/local/stack.log"]) > 1000

@@ -16,7 +16,7 @@ from botocore.response import StreamingBody
 from lambdas.s3stream.handler import lambda_handler as s3stream
 from tests.reliability.tally import TALLY
 from tests.support.aws import call, input_key
-from tests.support.s3stream import body, put, read_back, setup  # noqa: F401  (setup: the fixture)
+from tests.support.s3stream import body, put, read_back
 
 FAULTS = {
     "read timeout": lambda: ReadTimeoutError(endpoint_url="https://s3.amazonaws.com"),
@@ -32,7 +32,7 @@ def test_s3_failing_mid_stream_is_a_502_and_a_retry_copies_everything(setup, ids
     original = StreamingBody.read
     reads = {"n": 0}
 
-    def failing_read(self, amt=None):  # type: ignore[no-untyped-def]
+    def failing_read(self, amt=None):
         reads["n"] += 1
         if reads["n"] > after_chunks:
             raise FAULTS[fault]()

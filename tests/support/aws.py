@@ -126,7 +126,8 @@ def b64(path: str) -> str:
 
 
 def instance_table_key(name: str, user: str = "alice") -> str:
-    """The instances table's key for ``user``'s instance ``name`` (ids are scoped per owner: lambdas.ccfaas.instances)."""
+    """The instances table's key for ``user``'s instance ``name`` (ids are scoped per owner:
+    lambdas.ccfaas.instances)."""
     from lambdas.ccfaas.instances import instance_key
 
     return instance_key(principal_arn(user), name)

@@ -1,4 +1,5 @@
-"""Example policies built by the real composition code, from their home that benchmarks share (bench may not import tests)."""
+"""Example policies built by the real composition code, from their home that benchmarks share (bench may not
+import tests)."""
 
 from bench.harness.policies import (
     ECHO,

@@ -71,7 +71,7 @@ class Case:
 
 
 def build_cases() -> list[Case]:
-    cases = []
+    cases: list[Case] = []
     for operation in OPERATIONS:
         variants = [None] + [bit for bit in rights.Rights if operation.needs & bit]
         for missing in variants:
@@ -88,7 +88,7 @@ def matrix(module_launcher):
     admin = new_identity("admin")
     case_ids: list[Identity] = [new_identity(f"case{i}") for i in range(len(CASES))]
     identities = [(admin, [{"file_name": "/", "rights": int(rights.ALL)}])]
-    for case, identity in zip(CASES, case_ids):
+    for case, identity in zip(CASES, case_ids, strict=True):
         identities.append((identity, [{"file_name": case.operation.key(case.directory), "rights": int(case.granted)}]))
     programs = [
         {"file_rights": [], "id": i, "program_file_name": f"{c.directory}/f"}
@@ -100,4 +100,4 @@ def matrix(module_launcher):
         for case in CASES:
             if case.operation.prepare:
                 client.write_file(f"{case.directory}/f", EXIT0)
-    return runtime, dict(zip((c.id for c in CASES), case_ids))
+    return runtime, dict(zip((c.id for c in CASES), case_ids, strict=True))

@@ -27,6 +27,6 @@ def small_function(name: str = "vod_small") -> dict:
     policy = copy.deepcopy(load("function_vod.json"))
     policy["function"] = name
     policy["programs"][0]["pi_hash"] = hashlib.sha256(PROGRAM).hexdigest()
-    for entry, content in zip(policy["data_files"], (NAMES, CFG, WEIGHTS)):
+    for entry, content in zip(policy["data_files"], (NAMES, CFG, WEIGHTS), strict=True):
         entry["pi_hash"] = hashlib.sha256(content).hexdigest()
     return policy

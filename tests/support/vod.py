@@ -1,4 +1,5 @@
-"""The VOD build, sample media and OpenCV reference, from their home that benchmarks share (bench may not import tests)."""
+"""The VOD build, sample media and OpenCV reference, from their home that benchmarks share (bench may not import
+tests)."""
 
 from bench.harness.vod import (
     DIRECTORIES,

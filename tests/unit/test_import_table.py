@@ -65,7 +65,8 @@ TABLE = (
     Rule(
         "infra",
         ("ipoc", *SHARED_DECLARATIONS),
-        f"infra/ imports ipoc and lambdas/shared declarations only ({', '.join(SHARED_DECLARATIONS)}): no handler, no client",
+        f"infra/ imports ipoc and lambdas/shared declarations only ({', '.join(SHARED_DECLARATIONS)}): "
+        "no handler, no client",
     ),
     Rule("bench", ANYTHING_BUT_TESTS, "bench/ imports anything but tests"),
     Rule("functions", (), "functions/ (workloads and their tools) imports nothing of ours"),
@@ -129,7 +130,7 @@ def rule_for(module: str) -> tuple[Rule, str]:
     parts = module.split(".")
     for rule in TABLE:
         pattern = rule.pattern.split(".")
-        if len(parts) >= len(pattern) and all(p in ("*", m) for p, m in zip(pattern, parts)):
+        if len(parts) >= len(pattern) and all(p in ("*", m) for p, m in zip(pattern, parts, strict=False)):
             return rule, ".".join(parts[: len(pattern)])
     raise AssertionError(f"{module} matches no rule of the import table")
 

@@ -121,7 +121,8 @@ def _publish(
             app.abort(f"{', '.join(sorted(unknown))}: not a {kind.replace('_', ' ')} of {policy['function']}", code=2)
         if missing and not new_version:
             app.abort(
-                f"give the file for {', '.join(sorted(missing))} (--{'program' if kind == 'program' else 'data'} PATH=FILE)",
+                f"give the file for {', '.join(sorted(missing))} "
+                f"(--{'program' if kind == 'program' else 'data'} PATH=FILE)",
                 code=2,
             )
         for path, local in given[kind].items():

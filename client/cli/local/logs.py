@@ -33,7 +33,8 @@ def logs(app: Application, follow: bool, lines: int) -> None:
     path = ipoc_home() / "local" / "stack.log"
     if not path.exists() and not follow:
         app.abort(
-            f"no local stack log at {path}: `ipoc local up --detach` writes it (a foreground `ipoc local up` logs to its terminal)"
+            f"no local stack log at {path}: `ipoc local up --detach` writes it "
+            "(a foreground `ipoc local up` logs to its terminal)"
         )
     out = sys.stdout
     position = 0

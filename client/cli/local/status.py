@@ -48,5 +48,6 @@ def status(app: Application, as_json: bool) -> None:
     app.terminal.display_table("Tables", ["Table", "Name"], [[k, v] for k, v in state["tables"].items()])
     app.terminal.display(f"Running runtimes: {', '.join(map(str, runtimes)) if runtimes else 'none'}")
     app.terminal.display(
-        f"Local stack running: pid {state['pid']}, started {state['started_at']}, state in {state.get('state_dir', state['home'])}"
+        f"Local stack running: pid {state['pid']}, started {state['started_at']}, "
+        f"state in {state.get('state_dir', state['home'])}"
     )

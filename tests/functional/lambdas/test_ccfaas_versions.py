@@ -164,16 +164,16 @@ def test_a_version_in_use_is_kept_and_its_unshared_bytes_go_with_it(aws):
 def test_two_publishers_at_once_get_n_plus_1_and_n_plus_2(aws):
     """Real threads through the handler; moto made atomic the way DynamoDB is (local/moto_patches.py)."""
     call(ccfaas, "POST", "/function", vod(PROGRAM_V1))
+
+    def publish(content: bytes, start: threading.Barrier, replies: list) -> None:
+        start.wait(10)
+        replies.append(call(ccfaas, "POST", "/function/vod/versions", vod(content)))
+
     for round_ in range(3):
         contents = [f"\0asm publisher {who} round {round_}".encode() for who in "AB"]
         start = threading.Barrier(2)
         replies: list = []
-
-        def publish(content: bytes) -> None:
-            start.wait(10)
-            replies.append(call(ccfaas, "POST", "/function/vod/versions", vod(content)))
-
-        threads = [threading.Thread(target=publish, args=(c,)) for c in contents]
+        threads = [threading.Thread(target=publish, args=(c, start, replies)) for c in contents]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -250,7 +250,8 @@ def plane_bucket() -> str:
 
 
 def test_the_version_routes_are_documented_for_administrators_only(monkeypatch):
-    """API Gateway's routes and their admin-only resource policy are built from this document (infra/constructs/api.py)."""
+    """API Gateway's routes and their admin-only resource policy are built from this document
+    (infra/constructs/api.py)."""
     from lambdas.openapi import api_document
 
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")

@@ -455,7 +455,7 @@ def test_a_delete_racing_the_release_wait_still_releases(plane, ids, echo_wasm, 
     )
     original_get = Instances.get
 
-    def read_before_the_token(self, instance_id, caller):  # type: ignore[no-untyped-def]
+    def read_before_the_token(self, instance_id, caller):
         record = dict(original_get(self, instance_id, caller))
         record.pop("task_token", None)
         return record

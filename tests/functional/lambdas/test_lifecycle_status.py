@@ -24,6 +24,7 @@ from lambdas.ccfaas.handler import lambda_handler as ccfaas
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
 from lambdas.shared import ports
+from lambdas.shared.config import settings
 from lambdas.vaas.service import VaaS
 from local.runtimes import running_ports
 from tests.support import policies
@@ -35,9 +36,7 @@ TERMINAL = ("FAILED", "DELETED")
 
 
 def slots() -> list[str]:
-    return [
-        item["slot"]["S"] for item in boto3.client("dynamodb").scan(TableName=os.environ["IPOC_SLOTS_TABLE"])["Items"]
-    ]
+    return [item["slot"]["S"] for item in boto3.client("dynamodb").scan(TableName=settings().slots_table)["Items"]]
 
 
 @dataclass

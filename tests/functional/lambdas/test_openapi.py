@@ -12,7 +12,6 @@ from lambdas.openapi import APIS, api_document
 from lambdas.shared.openapi import ADMIN_EXTENSION
 from local.apigw import principal_arn
 from tests.support.aws import b64, call
-from tests.support.vaas import aws  # noqa: F401  (aws: moto, and VaaS on its local backend)
 
 # Written by hand, not derived: the registry, its files and VaaS are for administrators; instances and the
 # streamer for every user. A route added or a flag changed must change this list too.

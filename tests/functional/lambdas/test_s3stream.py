@@ -11,7 +11,7 @@ from botocore.client import BaseClient
 from ipoc.client import VeracruzClient
 from lambdas.s3stream.handler import lambda_handler as s3stream
 from tests.support.aws import call, input_key, record_ready_instance
-from tests.support.s3stream import body, put, read_back, setup  # noqa: F401  (setup: the fixture)
+from tests.support.s3stream import body, put, read_back
 
 
 def test_streams_an_object_into_the_instance(setup, ids):
@@ -73,7 +73,7 @@ def test_one_boto3_session_serves_every_request(setup, ids, monkeypatch):
     made: list[int] = []
     original = boto3.session.Session.__init__
 
-    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def counting(self, *args, **kwargs):
         made.append(1)
         original(self, *args, **kwargs)
 
@@ -92,7 +92,7 @@ def test_the_s3_get_overlaps_the_attestation(setup, ids, monkeypatch):
     asked = threading.Event()
     original_call = BaseClient._make_api_call
 
-    def recording(self, operation, params):  # type: ignore[no-untyped-def]
+    def recording(self, operation, params):
         if operation == "GetObject":
             asked.set()
         return original_call(self, operation, params)
@@ -100,7 +100,7 @@ def test_the_s3_get_overlaps_the_attestation(setup, ids, monkeypatch):
     original_connect = VeracruzClient.connect
     overlapped: list[bool] = []
 
-    def connect(self) -> None:  # type: ignore[no-untyped-def]
+    def connect(self) -> None:
         overlapped.append(asked.wait(timeout=5))  # bounded: before the change the GET came after connect
         original_connect(self)
 

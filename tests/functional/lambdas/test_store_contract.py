@@ -97,10 +97,12 @@ def test_versions_are_oldest_first_and_newest_skips_a_version_being_deleted(stor
     assert [r.version for r in functions.versions("f")] == [1, 2, 3]
     assert functions.set_deleting("f", 3, True) is True
     assert functions.set_deleting("f", 3, True) is False  # already marked
-    assert functions.newest("f").version == 2  # type: ignore[union-attr]
-    assert functions.get_version("f", 3).deleting is True  # type: ignore[union-attr]
+    newest, third = functions.newest("f"), functions.get_version("f", 3)
+    assert newest is not None and newest.version == 2
+    assert third is not None and third.deleting is True
     assert functions.set_deleting("f", 3, False) is True
-    assert functions.newest("f").version == 3  # type: ignore[union-attr]
+    newest = functions.newest("f")
+    assert newest is not None and newest.version == 3
     assert functions.set_deleting("f", 9, True) is False and functions.set_deleting("f", 9, False) is False
     functions.delete_version("f", 3)
     assert [r.version for r in functions.versions("f")] == [1, 2]
@@ -114,7 +116,8 @@ def test_a_file_entry_is_replaced_only_when_declared_and_not_in_the_excluded_sta
     assert functions.update_file("f", 2, "/program/a.wasm", loaded) is False  # no such version
     assert functions.update_file("f", 1, "/program/a.wasm", loaded, unless_status="loaded") is True
     assert functions.update_file("f", 1, "/program/a.wasm", {**loaded, "size": 4}, unless_status="loaded") is False
-    assert functions.get_version("f", 1).files["/program/a.wasm"] == loaded  # type: ignore[union-attr]
+    first = functions.get_version("f", 1)
+    assert first is not None and first.files["/program/a.wasm"] == loaded
 
 
 def test_aliases_move_and_a_restore_keeps_a_later_move(stores: Stores) -> None:

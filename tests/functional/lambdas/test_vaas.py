@@ -13,7 +13,7 @@ from local.runtimes import running_ports
 from tests.support import policies
 from tests.support.aws import call
 from tests.support.settings import use_settings
-from tests.support.vaas import SLOTS, aws  # noqa: F401  (aws: the fixture)
+from tests.support.vaas import SLOTS
 
 
 def user_policy(ids) -> dict:

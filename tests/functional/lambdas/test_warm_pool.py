@@ -56,7 +56,8 @@ def aws(monkeypatch, proxy, tmp_path: Path):
             IPOC_PORT_MIN=str(base),
             IPOC_PORT_MAX=str(base + SLOTS - 1),
             IPOC_WARM_POOL="1",
-            IPOC_MAX_TTL="3600",  # the test proxy certifies for a day, as Veracruz's: instances here live at most an hour
+            # the test proxy certifies for a day, as Veracruz's: instances here live at most an hour
+            IPOC_MAX_TTL="3600",
         )
         yield SimpleNamespace(names=names, state_dir=state_dir, base=base)
         stop_pool(state_dir)

@@ -77,9 +77,10 @@ def local_aws(state_dir: Path, *, nofile: int | None = None, gate: Path | None =
         command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, cwd=ROOT, preexec_fn=limit
     )
     try:
-        assert process.stdout is not None
+        stdout = process.stdout
+        assert stdout is not None
         lines: list[bytes] = []
-        reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(READY_TIMEOUT)
         ready = json.loads(lines[0]) if lines and lines[0] else {}

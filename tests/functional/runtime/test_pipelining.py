@@ -90,7 +90,7 @@ def echo(number: int, body: bytes) -> tuple[int, bytes, bool]:
 def serve():
     started: list[SequentialServer] = []
 
-    def start(answer: Answer, raw=None) -> SequentialServer:  # type: ignore[no-untyped-def]
+    def start(answer: Answer, raw=None) -> SequentialServer:
         started.append(SequentialServer(answer, raw=raw))
         return started[-1]
 

@@ -9,7 +9,7 @@ import pytest
 
 from ipoc import errors, rights
 from ipoc.client import VeracruzClient
-from tests.support.rights_matrix import CASES, Case, matrix  # noqa: F401  (matrix: the fixture)
+from tests.support.rights_matrix import CASES, Case
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

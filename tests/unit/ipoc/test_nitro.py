@@ -199,7 +199,7 @@ def chain_document(
     *,
     ca_usage: x509.KeyUsage | None,
     ca_path_length: int | None = 0,
-    leaf_curve: ec.EllipticCurve = ec.SECP384R1(),
+    leaf_curve: ec.EllipticCurve | None = None,
     algorithm: int = -35,
 ) -> bytes:
     """A document whose root → CA → leaf chain is built here, to break one key-usage rule at a time."""
@@ -211,7 +211,7 @@ def chain_document(
 
     start, end = NOW - dt.timedelta(minutes=5), NOW + dt.timedelta(hours=1)
     ca_key = ec.generate_private_key(ec.SECP384R1())
-    ca = (
+    ca_builder = (
         x509.CertificateBuilder()
         .subject_name(name("test CA"))
         .issuer_name(nsm.root.subject)
@@ -222,9 +222,9 @@ def chain_document(
         .add_extension(x509.BasicConstraints(ca=True, path_length=ca_path_length), critical=True)
     )
     if ca_usage is not None:
-        ca = ca.add_extension(ca_usage, critical=True)
-    ca = ca.sign(nsm.root_key, hashes.SHA384())
-    leaf_key = ec.generate_private_key(leaf_curve)
+        ca_builder = ca_builder.add_extension(ca_usage, critical=True)
+    ca = ca_builder.sign(nsm.root_key, hashes.SHA384())
+    leaf_key = ec.generate_private_key(leaf_curve or ec.SECP384R1())  # the NSM signs with P-384
     leaf = (
         x509.CertificateBuilder()
         .subject_name(name("test leaf"))

@@ -15,7 +15,8 @@ from tests.support import seed
 
 @pytest.mark.parametrize("kind", schemas.KINDS)
 def test_each_schema_is_valid_draft_2020_12(kind):
-    """Each schema is checked against the draft 2020-12 meta-schema (jsonschema's own), not just its ``$schema`` string."""
+    """Each schema is checked against the draft 2020-12 meta-schema (jsonschema's own), not just its ``$schema``
+    string."""
     document = schemas.schema(kind)
     assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     Draft202012Validator.check_schema(document)

@@ -131,7 +131,7 @@ def test_decoder_reassembles_any_split(payloads, rnd: random.Random):
     cuts = sorted(rnd.randint(0, len(stream)) for _ in range(rnd.randint(0, 6)))
     decoder = FrameDecoder()
     out: list[bytes] = []
-    for start, end in zip([0, *cuts], [*cuts, len(stream)]):
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         out += decoder.feed(stream[start:end])
     assert out == payloads
 

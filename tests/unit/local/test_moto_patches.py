@@ -36,21 +36,21 @@ def test_concurrent_conditional_puts_have_exactly_one_winner(fast_switching, mon
             AttributeDefinitions=[{"AttributeName": "slot", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
+
+        def take(slot: str, who: int, winners: list[int]) -> None:
+            try:
+                dynamodb.put_item(
+                    TableName="slots",
+                    Item={"slot": {"S": slot}, "who": {"N": str(who)}},
+                    ConditionExpression="attribute_not_exists(slot)",
+                )
+                winners.append(who)
+            except ClientError:
+                pass
+
         for round_ in range(20):
             winners: list[int] = []
-
-            def take(who: int) -> None:
-                try:
-                    dynamodb.put_item(
-                        TableName="slots",
-                        Item={"slot": {"S": str(round_)}, "who": {"N": str(who)}},
-                        ConditionExpression="attribute_not_exists(slot)",
-                    )
-                    winners.append(who)
-                except ClientError:
-                    pass
-
-            threads = [threading.Thread(target=take, args=(who,)) for who in range(16)]
+            threads = [threading.Thread(target=take, args=(str(round_), who, winners)) for who in range(16)]
             for thread in threads:
                 thread.start()
             for thread in threads:

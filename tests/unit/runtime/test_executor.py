@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import wasmtime
@@ -13,7 +14,7 @@ from runtime.vfs import Preopen
 
 
 def wasm(wat: str) -> bytes:
-    return wasmtime.wat2wasm(wat)
+    return bytes(wasmtime.wat2wasm(wat))
 
 
 EXIT_WITH = """
@@ -65,8 +66,8 @@ CREATE = """
 """
 
 
-def executor(**overrides) -> Executor:
-    options = dict(max_memory_mib=64, enable_clock=True, time_limit=5.0)
+def executor(**overrides: Any) -> Executor:
+    options: dict[str, Any] = dict(max_memory_mib=64, enable_clock=True, time_limit=5.0)
     options.update(overrides)
     return Executor(**options)
 
