@@ -16,15 +16,17 @@ ADMIN_RIGHTS = [{"file_name": "/", "rights": int(rights.ALL)}]
 
 def exit_with(code: int) -> bytes:
     """A valid WASI command that exits with ``code``."""
-    return wasmtime.wat2wasm(
-        f"""(module
+    return bytes(
+        wasmtime.wat2wasm(
+            f"""(module
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
   (func (export "_start") (call $exit (i32.const {code}))))"""
+        )
     )
 
 
-def client(runtime, identity: Identity, **kwargs) -> VeracruzClient:  # type: ignore[no-untyped-def]
+def client(runtime, identity: Identity, **kwargs) -> VeracruzClient:
     return VeracruzClient(runtime.policy, identity.certificate, identity.private_key, **kwargs)
 
 
@@ -41,7 +43,7 @@ def fresh(name: str) -> Identity:
     return new_identity(name)
 
 
-def post(runtime, body: bytes, *, timeout: float = 10.0) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def post(runtime, body: bytes, *, timeout: float = 10.0) -> tuple[int, str]:
     """One raw ``POST /runtime_manager`` as anyone who reaches the port could send it."""
     import http.client
 
@@ -88,7 +90,7 @@ def raw_exchange(url: str, head: bytes, body: bytes, *, timeout: float = 5.0) ->
         return b"".join(chunks)
 
 
-def cut_like_an_independent_client(monkeypatch, size: int) -> None:  # type: ignore[no-untyped-def]
+def cut_like_an_independent_client(monkeypatch, size: int) -> None:
     """Make our client post its TLS bytes cut every ``size`` bytes, records or not.
 
     Our client posts whole records only; a Veracruz v1.3 client written
@@ -100,7 +102,7 @@ def cut_like_an_independent_client(monkeypatch, size: int) -> None:  # type: ign
 
     original = HttpCarrier.exchange_all
 
-    def fixed_cuts(self, session_id, chunks):  # type: ignore[no-untyped-def]
+    def fixed_cuts(self, session_id, chunks):
         data = b"".join(bytes(chunk) for chunk in chunks)
         return original(self, session_id, [data[start : start + size] for start in range(0, len(data), size)])
 

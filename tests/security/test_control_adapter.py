@@ -44,7 +44,8 @@ def server() -> Iterator[ApiServer]:
 
 def _exchange(api: ApiServer, request: bytes) -> tuple[int, dict[str, Any]]:
     """Send raw bytes (what requests would normalise away) and read one whole JSON reply."""
-    with socket.create_connection(api.server_address, timeout=10) as sock:
+    host, port = api.server_address[:2]
+    with socket.create_connection((str(host), port), timeout=10) as sock:
         sock.sendall(request)
         data = b""
         while b"\r\n\r\n" not in data:

@@ -9,7 +9,7 @@ from tests.support import policies
 STAT = "/program/stat_time.wasm"
 
 
-def run(start_runtime, wasm: bytes, *, enable_clock: bool) -> int:  # type: ignore[no-untyped-def]
+def run(start_runtime, wasm: bytes, *, enable_clock: bool) -> int:
     admin = fresh("admin")
     vaas = policies.vaas_policy(
         [(admin, ADMIN_RIGHTS)],

@@ -13,7 +13,7 @@ CAP = 8 << 20
 
 
 @pytest.fixture
-def capped(start_runtime, attacker, monkeypatch):  # type: ignore[no-untyped-def]
+def capped(start_runtime, attacker, monkeypatch):
     admin = fresh("admin")
     vaas = policies.vaas_policy(
         [(admin, ADMIN_RIGHTS)], programs=[program(FILL, [("/input/", rights.READ), ("/output/", rights.READ_WRITE)])]

@@ -32,7 +32,7 @@ PROGRAM = "/program/attack.wasm"
 EFAULT = 21  # wasi_snapshot_preview1 errno "bad address"
 
 
-def run_program(start_runtime, wasm: bytes, grants: list[tuple[str, int]], files: dict[str, bytes]) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def run_program(start_runtime, wasm: bytes, grants: list[tuple[str, int]], files: dict[str, bytes]) -> tuple[int, str]:
     admin = fresh("admin")
     vaas = policies.vaas_policy(
         [(admin, [*ADMIN_RIGHTS, {"file_name": "stdout", "rights": int(rights.READ)}])],
@@ -121,13 +121,15 @@ OUT_OF_BOUNDS = {
 
 def stat_at(body: str) -> bytes:
     """A command that exits with the errno its one (f)stat call returned."""
-    return wasmtime.wat2wasm(f"""(module
+    return bytes(
+        wasmtime.wat2wasm(f"""(module
   (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fstat (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_filestat_get" (func $stat (param i32 i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
   (data (i32.const 0) ".")
   (func (export "_start") (call $exit {body})))""")
+    )
 
 
 @pytest.mark.parametrize("body", OUT_OF_BOUNDS.values(), ids=OUT_OF_BOUNDS.keys())
@@ -148,7 +150,7 @@ def test_a_host_function_failing_unexpectedly_is_a_clear_refusal(tmp_path, monke
     """A bug in a host function cannot be provoked on purpose once fixed, so one is injected (the only stand-in
     here)."""
 
-    def broken(self, caller, fd, out):  # type: ignore[no-untyped-def]
+    def broken(self, caller, fd, out):
         raise RuntimeError("injected")
 
     monkeypatch.setattr(WasiGuard, "fd_filestat_get", broken)

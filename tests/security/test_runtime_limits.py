@@ -16,7 +16,7 @@ CAP_MIB = 64
 
 
 def module(body: str) -> bytes:
-    return wasmtime.wat2wasm(f'(module {body} (func (export "_start")))')
+    return bytes(wasmtime.wat2wasm(f'(module {body} (func (export "_start")))'))
 
 
 ATTACKS = {

@@ -17,7 +17,7 @@ PLANT = "/program/plant_links.wasm"
 SECRET = b"the victim's secret"
 
 
-def start(start_runtime, wasm: bytes, program_rights: list[tuple[str, int]]):  # type: ignore[no-untyped-def]
+def start(start_runtime, wasm: bytes, program_rights: list[tuple[str, int]]):
     admin, victim, attacker = fresh("admin"), fresh("victim"), fresh("attacker")
     vaas = policies.vaas_policy(
         [

@@ -21,7 +21,7 @@ OPEN = "/program/open_rights.wasm"
 APPEND_ONLY = Rights.PATH_OPEN | Rights.FD_WRITE | Rights.FD_SEEK
 
 
-def run_open_rights(start_runtime, wasm: bytes, grants: list[tuple[str, int]]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def run_open_rights(start_runtime, wasm: bytes, grants: list[tuple[str, int]]) -> dict[str, str]:
     admin = fresh("admin")
     vaas = policies.vaas_policy(
         [(admin, [*ADMIN_RIGHTS, {"file_name": "stdout", "rights": int(rights.READ)}])],

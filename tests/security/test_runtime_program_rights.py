@@ -12,7 +12,7 @@ SHAPE_BITS = rights.Rights.PATH_RENAME_SOURCE | rights.Rights.PATH_RENAME_TARGET
 SHAPE_BITS |= rights.Rights.PATH_REMOVE_DIRECTORY | rights.Rights.PATH_SYMLINK
 
 
-def run_shape(start_runtime, wasm: bytes, output_rights: rights.Rights) -> int:  # type: ignore[no-untyped-def]
+def run_shape(start_runtime, wasm: bytes, output_rights: rights.Rights) -> int:
     admin = fresh("admin")
     vaas = policies.vaas_policy(
         [(admin, ADMIN_RIGHTS)],

@@ -52,8 +52,9 @@ def _handshake(suite: str) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.SSLObject,
                 break
             except ssl.SSLWantReadError:
                 continue
-    assert server.cipher()[0] == openssl_suite(suite)
-    keys = secret_log.take(server, server.cipher()[0])
+    cipher = server.cipher()
+    assert cipher is not None and cipher[0] == openssl_suite(suite)
+    keys = secret_log.take(server, cipher[0])
     assert keys is not None, "OpenSSL's key log gave no client secret"
     return client, c_out, server, s_in, keys
 

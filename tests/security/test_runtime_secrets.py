@@ -30,7 +30,7 @@ from tests.support import policies
 
 
 @pytest.fixture
-def runtime(start_runtime):  # type: ignore[no-untyped-def]
+def runtime(start_runtime):
     users = [fresh(f"user{i}") for i in range(2)]
     vaas = policies.vaas_policy([(u, [{"file_name": "/data/", "rights": int(rights.READ_WRITE)}]) for u in users])
     return start_runtime(vaas), users
@@ -41,7 +41,7 @@ def test_a_replayed_client_hello_does_not_replace_the_clients_secret(runtime, mo
     original = HttpCarrier.exchange_all
     replays: list[int] = []
 
-    def replaying(self, session_id, chunks):  # type: ignore[no-untyped-def]
+    def replaying(self, session_id, chunks):
         if session_id == 0:  # the victim's ClientHello, seen on the way: a stranger posts it again
             hello = b"".join(bytes(chunk) for chunk in chunks)
             sid, reply = original(self, session_id, chunks)
@@ -76,7 +76,7 @@ def test_no_secret_outlives_a_refused_or_evicted_session(runtime, monkeypatch):
         first.write_file("/data/b", b"still")
 
 
-def policy_client_hello(rt, identity) -> bytes:  # type: ignore[no-untyped-def]
+def policy_client_hello(rt, identity) -> bytes:
     """A ClientHello as our client sends it (the policy's suite): the runtime derives a secret at once."""
     policy = rt.server.manager.policy
     context = client_context(
@@ -91,5 +91,5 @@ def policy_client_hello(rt, identity) -> bytes:  # type: ignore[no-untyped-def]
 def test_no_repr_shows_a_secret():
     keys = ClientKeys("TLS_AES_128_GCM_SHA256", bytes(range(32)))
     assert bytes(range(32)).hex() not in repr(keys) and repr(bytes(range(32))) not in repr(keys)
-    session = runtime_manager.Session(None, None, None, None, keys=keys)  # type: ignore[arg-type]
+    session = runtime_manager.Session(None, None, None, None, keys=keys)
     assert "ClientKeys" not in repr(session) and repr(bytes(range(32))) not in repr(session)

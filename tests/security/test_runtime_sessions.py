@@ -15,7 +15,7 @@ from tests.support import policies
 
 
 @pytest.fixture
-def runtime(start_runtime):  # type: ignore[no-untyped-def]
+def runtime(start_runtime):
     users = [fresh(f"user{i}") for i in range(3)]
     vaas = policies.vaas_policy([(u, [{"file_name": "/data/", "rights": int(rights.READ_WRITE)}]) for u in users])
     return start_runtime(vaas), users
@@ -37,7 +37,7 @@ def test_garbage_and_replayed_records_do_not_end_a_session(runtime, monkeypatch)
     sent: list[tuple[int, bytes]] = []
     original = HttpCarrier.exchange
 
-    def recording(self, session_id, data):  # type: ignore[no-untyped-def]
+    def recording(self, session_id, data):
         sent.append((session_id, data))
         return original(self, session_id, data)
 
@@ -101,7 +101,7 @@ def test_forged_records_with_well_formed_headers_do_not_end_a_session(runtime, m
     sent: list[bytes] = []
     original = HttpCarrier.exchange
 
-    def recording(self, session_id, data):  # type: ignore[no-untyped-def]
+    def recording(self, session_id, data):
         sent.append(bytes(data))
         return original(self, session_id, data)
 
@@ -136,7 +136,7 @@ def test_a_strangers_bytes_between_the_halves_of_a_record_are_set_aside(runtime,
     attacks: list[int] = []
     original = HttpCarrier._send
 
-    def interleaving(self, sock, body):  # type: ignore[no-untyped-def]
+    def interleaving(self, sock, body):
         sid = int(body.split(b" ", 1)[0])
         session = rt.server.manager.sessions.get(sid)
         if session is not None and session.handshake_done:

@@ -29,7 +29,7 @@ from tests.support import policies
 
 
 @pytest.fixture
-def runtime(start_runtime):  # type: ignore[no-untyped-def]
+def runtime(start_runtime):
     user = fresh("user")
     return start_runtime(
         policies.vaas_policy([(user, [{"file_name": "/data/", "rights": int(rights.READ_WRITE)}])])
@@ -52,7 +52,7 @@ def test_the_client_posts_only_whole_records(runtime, monkeypatch, post_bytes):
     bodies: list[bytes] = []
     original = HttpCarrier._send
 
-    def recording(self, sock, body):  # type: ignore[no-untyped-def]
+    def recording(self, sock, body):
         bodies.append(base64.b64decode(body.split(b" ", 1)[1]))
         return original(self, sock, body)
 
@@ -72,7 +72,7 @@ def test_strangers_posts_do_not_crowd_out_a_split_record(runtime, monkeypatch):
     strangers: list[int] = []
     armed: list[bool] = []
 
-    def interleaving(self, sock, body):  # type: ignore[no-untyped-def]
+    def interleaving(self, sock, body):
         sid = int(body.split(b" ", 1)[0])
         session = rt.server.manager.sessions.get(sid) if sid else None
         if armed and session is not None and session.keys is not None:
