@@ -154,8 +154,8 @@ class Stack:
 @contextmanager
 def local_stack(slots: int, *extra: str, warm_pool: int = WARM_POOL, tree: Path = ROOT) -> Iterator[dict[str, Any]]:
     stack = Stack(slots, *extra, warm_pool=warm_pool, tree=tree)
-    stack.up()
     try:
+        stack.up()
         yield {"state": stack.status(), "url": stack.url}
     finally:
         stack.down()

@@ -19,6 +19,7 @@ import requests
 from ipoc.client import VeracruzClient
 from tests.support import policies, processes
 from tests.support.aws import b64
+from tests.support.lifecycle import ALL_STATES_RELEASED
 from tests.support.local_stack import SLOTS
 from tests.support.waiting import wait_until
 
@@ -209,18 +210,7 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
     history = sfn.get_execution_history(executionArn=ready["execution_arn"], maxResults=1000)["events"]
     loops = {"WaitForSlot", "WaitBeforeRuntimeCheck"}  # expected waits, as often as timing makes them
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
-    assert list(dict.fromkeys(s for s in entered if s not in loops)) == [
-        "ComposePolicy",
-        "Allocate",
-        "SlotAllocated",
-        "WaitForRuntime",
-        "RuntimeAnswers",
-        "Provision",
-        "MarkReady",
-        "StreamRequested",
-        "WaitForRelease",
-        "Teardown",
-    ]
+    assert list(dict.fromkeys(s for s in entered if s not in loops)) == ALL_STATES_RELEASED
 
     # Killing a READY instance's runtime: the reaper (1 s interval here) fails it and frees the slot.
     requests.post(f"{ccfaas}/instance?wait=0", json=user_policy("e2e-2"), headers=alice, timeout=10)

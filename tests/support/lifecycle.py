@@ -24,6 +24,19 @@ from tests.support.aws import Reply, call, configure
 from tests.support.settings import use_settings
 
 ECHO_FUNCTION = "echo"
+# The workflow's states, in order, for an instance that becomes READY and is released (loops left out).
+ALL_STATES_RELEASED = [
+    "ComposePolicy",
+    "Allocate",
+    "SlotAllocated",
+    "WaitForRuntime",
+    "RuntimeAnswers",
+    "Provision",
+    "MarkReady",
+    "StreamRequested",
+    "WaitForRelease",
+    "Teardown",
+]
 
 
 @dataclass

@@ -20,22 +20,10 @@ from lambdas.shared.config import settings
 from local.runtimes import running_ports
 from tests.support import policies
 from tests.support.aws import call, instance_table_key
-from tests.support.lifecycle import running_plane
+from tests.support.lifecycle import ALL_STATES_RELEASED, running_plane
 from tests.support.waiting import wait_until
 
 SLOTS = 2
-ALL_STATES_RELEASED = [
-    "ComposePolicy",
-    "Allocate",
-    "SlotAllocated",
-    "WaitForRuntime",
-    "RuntimeAnswers",
-    "Provision",
-    "MarkReady",
-    "StreamRequested",
-    "WaitForRelease",
-    "Teardown",
-]
 LOOPS = {"WaitForSlot", "WaitBeforeRuntimeCheck"}  # expected waits: how often they run depends on timing
 
 
