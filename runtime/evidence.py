@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from ipoc.certs import write_private
+from ipoc.certs import CA_USAGE, write_private
 from ipoc.wire import transport_protocol_pb2 as pb
 
 MAGIC = b"IPOC-SIM-1"
@@ -121,17 +121,6 @@ def load_platform_public_key(directory: Path) -> ec.EllipticCurvePublicKey:
 
 ROOT_VALIDITY = _dt.timedelta(days=3650)
 LEAF_VALIDITY = _dt.timedelta(hours=3)  # AWS's leaf lives 3 hours
-_CA_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
 _LEAF_USAGE = x509.KeyUsage(
     digital_signature=True,
     content_commitment=True,
@@ -178,7 +167,7 @@ def _certificate(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True)
     )
     if ca:
-        builder = builder.add_extension(_CA_USAGE, critical=True).add_extension(
+        builder = builder.add_extension(CA_USAGE, critical=True).add_extension(
             x509.SubjectKeyIdentifier.from_public_key(key), critical=False
         )
         if issuer is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pytest
 from ipoc.certs import Identity, new_identity
 from tests.support import policies
 from tests.support.waiting import free_port
+from tests.support.wasm import zig_wasi_command
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_SOURCE = ROOT / "functions" / "echo" / "echo.c"
@@ -73,22 +73,7 @@ def echo_wasm() -> bytes:
     """The echo test program, built by `make functions` (or here, the same way, when missing)."""
     if not ECHO_WASM.exists() or ECHO_WASM.stat().st_mtime < ECHO_SOURCE.stat().st_mtime:
         ECHO_WASM.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ziglang",
-                "cc",
-                "--target=wasm32-wasi",
-                "-O2",
-                "-s",
-                "-o",
-                str(ECHO_WASM),
-                str(ECHO_SOURCE),
-            ],
-            check=True,
-            timeout=300,
-        )
+        subprocess.run(zig_wasi_command(ECHO_SOURCE, ECHO_WASM), check=True, timeout=300)
     return ECHO_WASM.read_bytes()
 
 

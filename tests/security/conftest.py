@@ -8,10 +8,11 @@ publisher or a compromised program could try.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.wasm import zig_wasi_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = Path(__file__).resolve().parent / "programs"
@@ -27,19 +28,7 @@ def compile_programs(names: list[str]) -> dict[str, bytes]:
         if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
             continue
         partial = target.with_suffix(".tmp")
-        command = [
-            sys.executable,
-            "-m",
-            "ziglang",
-            "cc",
-            "--target=wasm32-wasi",
-            "-O2",
-            "-s",
-            "-o",
-            str(partial),
-            str(source),
-        ]
-        jobs.append((subprocess.Popen(command), partial, target))
+        jobs.append((subprocess.Popen(zig_wasi_command(source, partial)), partial, target))
     try:
         for process, partial, target in jobs:
             if process.wait(timeout=240) != 0:
