@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -9,21 +10,45 @@ import traceback
 import click
 
 from client.cli.application import Application
-from client.cli.attestation import attestation
-from client.cli.camera import camera
-from client.cli.function import function
-from client.cli.instance import instance
-from client.cli.local import local
-from client.cli.policy import policy
-from client.cli.profile import profile
-from client.cli.run import run
-from client.cli.runtime import runtime
-from client.cli.steps import exec_, results, stream
-from client.cli.veracruz import veracruz
 from ipoc import __version__
 
+# Each command group's module, imported when the command is used (or listed): `ipoc runtime serve`, which
+# the local stack starts per runtime, and `ipoc local up` do not import the publisher's and user's
+# commands (jsonschema, requests, the camera's video codecs).
+COMMANDS = {
+    "attestation": "client.cli.attestation:attestation",
+    "camera": "client.cli.camera:camera",
+    "exec": "client.cli.steps:exec_",
+    "function": "client.cli.function:function",
+    "instance": "client.cli.instance:instance",
+    "local": "client.cli.local:local",
+    "policy": "client.cli.policy:policy",
+    "profile": "client.cli.profile:profile",
+    "results": "client.cli.steps:results",
+    "run": "client.cli.run:run",
+    "runtime": "client.cli.runtime:runtime",
+    "stream": "client.cli.steps:stream",
+    "veracruz": "client.cli.veracruz:veracruz",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use; ``commands`` fills in as they are."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attribute = COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if command.name != cmd_name:
+                raise RuntimeError(f"{COMMANDS[cmd_name]} is named {command.name!r}, not {cmd_name!r}")
+            self.add_command(command)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True, help="More output; repeatable. [env: IPOC_VERBOSE]")
 @click.option(
     "-q",
@@ -61,21 +86,6 @@ def ipoc(ctx: click.Context, verbose: int, quiet: int, color: bool | None, profi
     if color is None and os.environ.get("NO_COLOR"):
         color = False
     ctx.obj = Application(verbosity=verbose - quiet, color=color, profile=profile)
-
-
-ipoc.add_command(veracruz)
-ipoc.add_command(attestation)
-ipoc.add_command(runtime)
-ipoc.add_command(policy)
-ipoc.add_command(local)
-ipoc.add_command(profile)
-ipoc.add_command(camera)
-ipoc.add_command(function)
-ipoc.add_command(instance)
-ipoc.add_command(run)
-ipoc.add_command(stream)
-ipoc.add_command(exec_)
-ipoc.add_command(results)
 
 
 def main() -> None:

@@ -17,7 +17,9 @@ def command(*path: str) -> click.Command:
     found: click.Command = ipoc
     for name in path:
         assert isinstance(found, click.Group)
-        found = found.commands[name]
+        sub = found.get_command(click.Context(found), name)
+        assert sub is not None, name
+        found = sub
     return found
 
 

@@ -27,7 +27,9 @@ def test_every_command_has_help():
     def walk(command: click.Command, path: str) -> None:
         assert command.help or command.short_help, f"{path} has no help"
         if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
+            for name in command.list_commands(click.Context(command)):
+                sub = command.get_command(click.Context(command), name)
+                assert sub is not None, f"{path} {name} is listed but does not load"
                 walk(sub, f"{path} {name}")
 
     walk(ipoc, "ipoc")
