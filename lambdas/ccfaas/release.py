@@ -43,6 +43,9 @@ class ReleaseWait:
         if not kept or record.get("status") in InstanceStore.ENDING:
             fail_task(token, "InstanceEnded", record.get("reason") or "the instance ended before it was released")
         elif record.get("release_requested"):
+            # released before the workflow reached its wait: the owner reads RELEASING from here, as after a
+            # release of a waiting workflow (only now: before the wait, MarkReady would write READY over it)
+            self.instances.transition(instance_id, InstanceStatus.RELEASING)
             release_task(token)
 
     def release(self, instance_id: str, reason: str | None = None) -> Released:

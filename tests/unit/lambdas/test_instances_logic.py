@@ -18,6 +18,7 @@ from ipoc.errors import Conflict, DependencyFailed, NotFound, ValidationError
 from ipoc.path_segments import encode_path
 from lambdas.ccfaas.instances import Instances, instance_key
 from lambdas.ccfaas.registry import Registry
+from lambdas.ccfaas.release import ReleaseWait
 from lambdas.shared import aws
 from lambdas.shared.config import Settings
 from lambdas.shared.stores import InstanceStatus
@@ -122,3 +123,14 @@ def test_a_delete_releases_a_waiting_workflow_and_ends_nothing_itself(instances,
     instances.instances.transition(key, InstanceStatus.DELETED)
     assert instances.delete("i-1", ALICE, wait_seconds=0)["status"] == "DELETED"  # idempotent once ended
     assert workflow.settled == [("success", "token-1")]
+
+
+def test_a_delete_before_the_workflow_waits_reads_releasing_once_it_parks(instances, workflow) -> None:
+    """The owner deleted while the instance was still provisioning: when the workflow reaches its wait it is
+    released at once, and the owner reads RELEASING (not READY) until teardown ends it."""
+    instances.create(user_policy("i-1"), ALICE)
+    key = instance_key(ALICE, "i-1")
+    instances.delete("i-1", ALICE, wait_seconds=0)
+    instances.instances.transition(key, InstanceStatus.READY)  # MarkReady, then the workflow parks its token
+    ReleaseWait(instances.instances).park(key, "token-1")
+    assert instances.instances.get(key)["status"] == "RELEASING" and workflow.settled == [("success", "token-1")]
