@@ -465,7 +465,46 @@ TRANSITIONS_FROM: dict[InstanceStatus, tuple[InstanceStatus, ...]] = {
 }
 
 
-class InstanceStore(_ScannableTable):
+class InstanceWrites:
+    """The status rules every instance store follows (:data:`TRANSITIONS_FROM`), over the store's one
+    conditional write ``_write`` (DynamoDB's condition expression here, a lock in ``tests/fakes``)."""
+
+    def transition(
+        self,
+        instance_id: str,
+        to: InstanceStatus,
+        reason: str | None = None,
+        *,
+        remove: tuple[str, ...] = (),
+        **fields: Any,
+    ) -> bool:
+        """Move the instance to ``to`` (with ``reason`` and ``fields``) if :data:`TRANSITIONS_FROM` allows it from
+        its stored status, in one conditional write. True when written; False leaves the item as it was."""
+        status = InstanceStatus(to)
+        if reason is not None:
+            fields["reason"] = reason
+        return self._write(instance_id, {**fields, "status": status.value}, remove, TRANSITIONS_FROM[status])
+
+    def mark(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool:
+        """Set fields other than the status (a task token, the release flag) on an instance that is live and not
+        failing; True when written."""
+        return self._write(instance_id, fields, remove, ACTIVE)
+
+    def update(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool:
+        """Set fields (and ``updated_at``) whatever the status (never the status itself: see :meth:`transition`)."""
+        if "status" in fields:
+            raise ValueError("an instance's status changes only through InstanceStore.transition")
+        return self._write(instance_id, fields, remove, ())
+
+    def _write(
+        self, instance_id: str, fields: dict[str, Any], remove: tuple[str, ...], only_from: tuple[InstanceStatus, ...]
+    ) -> bool:
+        """Set ``fields`` (and ``updated_at``) and drop ``remove`` if the instance exists and, when ``only_from``
+        is given, its status is one of them; True when written."""
+        raise NotImplementedError
+
+
+class InstanceStore(InstanceWrites, _ScannableTable):
     """One item per instance: owner, status, reason, the exact policy text, workflow handles."""
 
     LIVE: ClassVar[tuple[InstanceStatus, ...]] = (*ACTIVE, InstanceStatus.TEARING_DOWN)  # may hold a runtime, a slot
@@ -505,33 +544,6 @@ class InstanceStore(_ScannableTable):
     def delete(self, instance_id: str) -> None:
         """Remove a record outright (a creation undone before its workflow started); nothing if absent."""
         self.table.delete_item(Key={"instance_id": instance_id})
-
-    def transition(
-        self,
-        instance_id: str,
-        to: InstanceStatus,
-        reason: str | None = None,
-        *,
-        remove: tuple[str, ...] = (),
-        **fields: Any,
-    ) -> bool:
-        """Move the instance to ``to`` (with ``reason`` and ``fields``) if :data:`TRANSITIONS_FROM` allows it from
-        its stored status, in one conditional write. True when written; False leaves the item as it was."""
-        status = InstanceStatus(to)
-        if reason is not None:
-            fields["reason"] = reason
-        return self._write(instance_id, {**fields, "status": status.value}, remove, TRANSITIONS_FROM[status])
-
-    def mark(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool:
-        """Set fields other than the status (a task token, the release flag) on an instance that is live and not
-        failing; True when written."""
-        return self._write(instance_id, fields, remove, ACTIVE)
-
-    def update(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool:
-        """Set fields (and ``updated_at``) whatever the status (never the status itself: see :meth:`transition`)."""
-        if "status" in fields:
-            raise ValueError("an instance's status changes only through InstanceStore.transition")
-        return self._write(instance_id, fields, remove, ())
 
     def _write(
         self, instance_id: str, fields: dict[str, Any], remove: tuple[str, ...], only_from: tuple[InstanceStatus, ...]

@@ -15,12 +15,11 @@ from botocore.exceptions import ClientError
 
 from ipoc.errors import Conflict, DependencyFailed
 from lambdas.shared.stores import (
-    ACTIVE,
     HASH_CHUNK,
-    TRANSITIONS_FROM,
     FunctionRecord,
     InstanceStatus,
     InstanceStore,
+    InstanceWrites,
     now_iso,
 )
 
@@ -230,7 +229,7 @@ class _FakeTable:
             return copy.deepcopy(item) if item is not None else None
 
 
-class FakeInstanceStore(_FakeTable):
+class FakeInstanceStore(InstanceWrites, _FakeTable):
     key = "instance_id"
     LIVE: ClassVar = InstanceStore.LIVE  # class variables, as the InstanceStorage Protocol declares them
     TERMINAL: ClassVar = InstanceStore.TERMINAL
@@ -253,28 +252,6 @@ class FakeInstanceStore(_FakeTable):
     def delete(self, instance_id: str) -> None:
         with self._lock:
             self._items.pop(instance_id, None)
-
-    def transition(
-        self,
-        instance_id: str,
-        to: InstanceStatus,
-        reason: str | None = None,
-        *,
-        remove: tuple[str, ...] = (),
-        **fields: Any,
-    ) -> bool:
-        status = InstanceStatus(to)
-        if reason is not None:
-            fields["reason"] = reason
-        return self._write(instance_id, {**fields, "status": status.value}, remove, TRANSITIONS_FROM[status])
-
-    def mark(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool:
-        return self._write(instance_id, fields, remove, ACTIVE)
-
-    def update(self, instance_id: str, *, remove: tuple[str, ...] = (), **fields: Any) -> bool:
-        if "status" in fields:
-            raise ValueError("an instance's status changes only through InstanceStore.transition")
-        return self._write(instance_id, fields, remove, ())
 
     def _write(
         self, instance_id: str, fields: dict[str, Any], remove: tuple[str, ...], only_from: tuple[InstanceStatus, ...]
