@@ -45,11 +45,6 @@ PLATFORM: list[NagPackSuppression] = [
     ),
     NagPackSuppression(
         id="AwsSolutions-IAM5",
-        reason="Queries on the global secondary indexes of one table (by-function on the instances table).",
-        applies_to=[RegexAppliesTo(regex="/^Resource::<Data[A-Za-z]+[0-9A-F]+\\.Arn>\\/index\\/\\*$/")],
-    ),
-    NagPackSuppression(
-        id="AwsSolutions-IAM5",
         reason="Invoking one function's versions and aliases (the state machine's task function, "
         "CDK's provider frameworks).",
         applies_to=[RegexAppliesTo(regex="/^Resource::<[A-Za-z0-9]+\\.Arn>:\\*$/")],

@@ -74,10 +74,4 @@ class DataStores(Construct):
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        for index, partition_key in spec.indexes.items():
-            table.add_global_secondary_index(
-                index_name=index,
-                partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
-                projection_type=dynamodb.ProjectionType.ALL,
-            )
         return table

@@ -136,13 +136,22 @@ class Instances:
             self.instances.create(item)
         except errors.Conflict:  # only the caller's own instances share its namespace
             raise errors.Conflict(f"you already have an instance {instance_id!r}; choose another instanceid") from None
-        try:  # a deletion of this version marks it first, then looks for instances: one of the two sees the other
-            self.registry.version(record.name, record.version)
+        # A version's deletion marks it, and a file's unloading marks the file, before looking for instances;
+        # this creation wrote its record before reading the version again: one of the two sees the other.
+        try:
+            current = self.registry.version(record.name, record.version)
         except errors.NotFound:
             self.instances.delete(key)
             raise errors.Conflict(
                 f"version {record.version} of function {record.name!r} was deleted meanwhile"
             ) from None
+        unloaded = sorted(path for path, entry in current.files.items() if entry["status"] != LOADED)
+        if unloaded:
+            self.instances.delete(key)
+            raise errors.Conflict(
+                f"{', '.join(unloaded)} of function {record.name!r} version {record.version} was unloaded "
+                "meanwhile: upload it again, then retry"
+            )
         try:
             execution = aws.client("stepfunctions").start_execution(
                 stateMachineArn=config.state_machine_arn,

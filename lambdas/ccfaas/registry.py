@@ -342,19 +342,26 @@ class Registry:
 
     def delete_file(self, reference: str, kind: Kind, segment: str) -> dict[str, Any]:
         """Unload one file of a version (refused while instances use the version); its bytes go only when no
-        other file of any version uses them."""
+        other file of any version uses them.
+
+        The same handshake as a version's deletion, with the unload as the mark: the file is marked not loaded
+        first (no new instance can start from then on), then instances are looked for; an instance's creation
+        writes its record first, then checks the version is still whole. One of the two sees the other.
+        """
         record, path, entry = self._file(reference, kind, segment)
         name = record.name
         if entry["status"] != LOADED:
             raise NotFound(f"{path} of function {name!r} is not loaded")
+        cleared = {"kind": entry["kind"], "pi_hash": entry["pi_hash"], "status": NOT_LOADED}
+        if not self.functions.update_file(name, record.version, path, cleared, if_status=LOADED):
+            raise NotFound(f"{path} of function {name!r} is not loaded")  # another request unloaded it first
         live = self.instances.live_for_function(name, record.version)
         if live:
+            self.functions.update_file(name, record.version, path, entry, unless_status=LOADED)
             raise Conflict(
                 f"version {record.version} of function {name!r} has live instances "
                 f"({', '.join(sorted(live))}); delete them first"
             )
-        cleared = {"kind": entry["kind"], "pi_hash": entry["pi_hash"], "status": NOT_LOADED}
-        self.functions.update_file(name, record.version, path, cleared)
         shared = any(
             e.get("key") == entry["key"] and e["status"] == LOADED and (v.version, p) != (record.version, path)
             for v in self.functions.versions(name)

@@ -230,11 +230,18 @@ class FunctionStore:
         self.table.delete_item(Key={"function": name, "item": version_item(version)})
 
     def update_file(
-        self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None
+        self,
+        name: str,
+        version: int,
+        path: str,
+        entry: dict[str, Any],
+        *,
+        unless_status: str | None = None,
+        if_status: str | None = None,
     ) -> bool:
         """Replace one file's entry of a version; True when written.
 
-        With ``unless_status``, only if its status is not that.
+        With ``unless_status``, only if its status is not that; with ``if_status``, only if it is that.
         """
         kwargs: dict[str, Any] = {
             "Key": {"function": name, "item": version_item(version)},
@@ -247,6 +254,10 @@ class FunctionStore:
             kwargs["ExpressionAttributeNames"]["#status"] = "status"
             kwargs["ExpressionAttributeValues"][":status"] = unless_status
             kwargs["ConditionExpression"] += " AND #files.#path.#status <> :status"
+        if if_status is not None:
+            kwargs["ExpressionAttributeNames"]["#status"] = "status"
+            kwargs["ExpressionAttributeValues"][":if_status"] = if_status
+            kwargs["ConditionExpression"] += " AND #files.#path.#status = :if_status"
         return _conditionally(lambda: self.table.update_item(**kwargs))
 
     # -- aliases -----------------------------------------------------------------
@@ -515,19 +526,18 @@ class InstanceStore(InstanceWrites, _ScannableTable):
         self.table = aws.table(table_name or settings().instances_table)
 
     def live_for_function(self, function: str, version: int | None = None) -> list[str]:
-        """Live instances of a function (of one version when given; records from before versions ran version 1)."""
-        kwargs: dict[str, Any] = {"IndexName": "by-function", "KeyConditionExpression": Key("function").eq(function)}
-        live = []
-        while True:
-            page = self.table.query(**kwargs)
-            live += [
-                item["instance_id"]
-                for item in page.get("Items", [])
-                if item.get("status") in self.LIVE and (version is None or int(item.get("version", 1)) == version)
-            ]
-            if "LastEvaluatedKey" not in page:
-                return live
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        """Live instances of a function (of one version when given; records from before versions ran version 1).
+
+        A consistent scan of the table, not a query of an index: the deletion handshake (mark the version or
+        unload the file, then look for instances; an instance's creation writes, then re-reads the version)
+        holds only if this read sees every instance written before it, and DynamoDB reads a global secondary
+        index only eventually consistently (a ``ConsistentRead`` query of one is a ValidationException).
+        """
+        return [
+            item["instance_id"]
+            for item in self.matching("function", function)
+            if item.get("status") in self.LIVE and (version is None or int(item.get("version", 1)) == version)
+        ]
 
     def create(self, item: dict[str, Any]) -> None:
         try:
@@ -626,7 +636,14 @@ class FunctionStorage(Protocol):
     def set_deleting(self, name: str, version: int, deleting: bool) -> bool: ...
     def delete_version(self, name: str, version: int) -> None: ...
     def update_file(
-        self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None
+        self,
+        name: str,
+        version: int,
+        path: str,
+        entry: dict[str, Any],
+        *,
+        unless_status: str | None = None,
+        if_status: str | None = None,
     ) -> bool: ...
     def aliases(self, name: str) -> dict[str, int]: ...
     def put_alias(self, name: str, alias: str, version: int) -> int | None: ...

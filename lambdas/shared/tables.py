@@ -5,7 +5,7 @@ the tables every deployment builds have the same keys; and the one S3 layout rul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -14,12 +14,12 @@ class TableSpec:
     logical_name: str
     partition_key: str
     sort_key: str | None = None
-    indexes: dict[str, str] = field(default_factory=dict)  # index name -> partition key
     ttl_attribute: str | None = None
 
     def create_table_kwargs(self, table_name: str) -> dict[str, Any]:
-        """Arguments for boto3 ``create_table`` (on-demand billing, string keys)."""
-        attributes = {self.partition_key, *self.indexes.values()} | ({self.sort_key} if self.sort_key else set())
+        """Arguments for boto3 ``create_table`` (on-demand billing, string keys, no secondary index: the stores
+        read what they rely on consistently, which DynamoDB offers only on a table's own keys)."""
+        attributes = {self.partition_key} | ({self.sort_key} if self.sort_key else set())
         key_schema = [{"AttributeName": self.partition_key, "KeyType": "HASH"}]
         if self.sort_key:
             key_schema.append({"AttributeName": self.sort_key, "KeyType": "RANGE"})
@@ -29,23 +29,12 @@ class TableSpec:
             "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
             "BillingMode": "PAY_PER_REQUEST",
         }
-        if self.indexes:
-            kwargs["GlobalSecondaryIndexes"] = [
-                {
-                    "IndexName": name,
-                    "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-                for name, key in self.indexes.items()
-            ]
         return kwargs
 
 
 # One partition per function name: an item per version ("version#0000000001") and per alias ("alias#prod").
 FUNCTIONS = TableSpec("functions", partition_key="function", sort_key="item")
-INSTANCES = TableSpec(
-    "instances", partition_key="instance_id", indexes={"by-function": "function"}, ttl_attribute="expires_at"
-)
+INSTANCES = TableSpec("instances", partition_key="instance_id", ttl_attribute="expires_at")
 SLOTS = TableSpec("slots", partition_key="slot")
 ALL_TABLES = (FUNCTIONS, INSTANCES, SLOTS)
 

@@ -90,13 +90,23 @@ class FakeFunctionStore:
             self._versions.pop((name, version), None)
 
     def update_file(
-        self, name: str, version: int, path: str, entry: dict[str, Any], *, unless_status: str | None = None
+        self,
+        name: str,
+        version: int,
+        path: str,
+        entry: dict[str, Any],
+        *,
+        unless_status: str | None = None,
+        if_status: str | None = None,
     ) -> bool:
         with self._lock:
             item = self._versions.get((name, version))
             if item is None or path not in item["files"]:
                 return False
-            if unless_status is not None and item["files"][path].get("status") == unless_status:
+            status = item["files"][path].get("status")
+            if (unless_status is not None and status == unless_status) or (
+                if_status is not None and status != if_status
+            ):
                 return False
             item["files"][path] = copy.deepcopy(entry)
             return True

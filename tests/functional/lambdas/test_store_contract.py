@@ -118,6 +118,9 @@ def test_a_file_entry_is_replaced_only_when_declared_and_not_in_the_excluded_sta
     assert functions.update_file("f", 1, "/program/a.wasm", {**loaded, "size": 4}, unless_status="loaded") is False
     first = functions.get_version("f", 1)
     assert first is not None and first.files["/program/a.wasm"] == loaded
+    cleared = {"kind": "program", "pi_hash": "ab" * 32, "status": "missing"}
+    assert functions.update_file("f", 1, "/program/a.wasm", cleared, if_status="loaded") is True
+    assert functions.update_file("f", 1, "/program/a.wasm", cleared, if_status="loaded") is False  # not loaded now
 
 
 def test_aliases_move_and_a_restore_keeps_a_later_move(stores: Stores) -> None:
@@ -252,6 +255,26 @@ def test_live_instances_of_a_function_and_scans(stores: Stores) -> None:
     assert sorted(instances.live_for_function("f", 2)) == ["c"]
     assert sorted(i["instance_id"] for i in instances.all()) == ["a", "b", "c", "d", "e"]
     assert sorted(i["instance_id"] for i in instances.matching("status", "READY")) == ["a", "e"]
+
+
+def test_the_live_instances_a_deletion_relies_on_are_read_consistently(monkeypatch) -> None:
+    """The oracle is DynamoDB's own rule: only reads of a table's own keys can be strongly consistent, a query of
+    a global secondary index never is (``ConsistentRead`` on one is a ValidationException). A deletion that looked
+    for live instances through an index could miss one written a moment before, and delete what it runs on."""
+    with mock_aws():
+        configure(monkeypatch)
+        instances = InstanceStore()
+        instances.create(instance("a", "READY"))
+        calls: list[tuple[str, dict[str, Any]]] = []
+        events = instances.table.meta.client.meta.events
+        events.register(
+            "provide-client-params.dynamodb.*", lambda params, model, **_: calls.append((model.name, params))
+        )
+        assert instances.live_for_function("f") == ["a"]
+        assert calls, "live_for_function made no DynamoDB call"
+        for operation, params in calls:
+            assert operation in ("GetItem", "Query", "Scan"), operation
+            assert params.get("ConsistentRead") is True and "IndexName" not in params, (operation, params)
 
 
 # -- slots -------------------------------------------------------------------------------------------------

@@ -89,6 +89,68 @@ def test_a_function_not_fully_loaded_or_a_bad_ttl_starts_nothing(instances, work
     assert workflow.started == [] and list(instances.instances.all()) == []
 
 
+def test_a_file_unloaded_while_an_instance_is_being_created_stops_one_of_the_two(
+    instances, workflow, monkeypatch
+) -> None:
+    """The unloading and the creation race both ways; whichever order they interleave in, no instance starts on
+    a version whose program is gone (its provisioning would fail on missing bytes)."""
+    segment = encode_path(policies.ECHO)
+    registry, store = instances.registry, instances.instances
+    # 1. the unloading runs after the creation checked the files but before it wrote its record: nothing is live
+    #    yet, so the unloading succeeds, and the creation's second look refuses.
+    checked = registry.get
+
+    def get_then_unload(reference: str):
+        record = checked(reference)
+        monkeypatch.setattr(registry, "get", checked)  # the unloading's own lookups are plain ones
+        registry.delete_file("echo:1", "program", segment)
+        return record
+
+    monkeypatch.setattr(registry, "get", get_then_unload)
+    with pytest.raises(Conflict, match="was unloaded meanwhile"):
+        instances.create(user_policy("i-1"), ALICE)
+    assert workflow.started == [] and list(store.all()) == []
+    registry.upload("echo", "program", segment, WASM)
+    # 2. the unloading runs once the creation's record is written: it sees the instance and is refused, and the
+    #    file is loaded again as it was, so the creation goes on.
+    refusals = []
+    write = store.create
+
+    def create_then_unload(item):
+        write(item)
+        with pytest.raises(Conflict, match="has live instances") as refused:
+            registry.delete_file("echo:1", "program", segment)
+        refusals.append(refused.value)
+
+    monkeypatch.setattr(store, "create", create_then_unload)
+    instances.create(user_policy("i-2"), ALICE)
+    assert len(refusals) == 1 and len(workflow.started) == 1
+    assert registry.version("echo", 1).files[policies.ECHO]["status"] == "loaded"
+    assert registry.artifacts.exists(registry.version("echo", 1).files[policies.ECHO]["key"])
+    # 3. a whole creation runs just after the unloading looked for instances (and found none): the unloading
+    #    marked the file first, so that creation is the one refused (and the refused unloading loaded it again).
+    look = store.live_for_function
+    outcomes: list[str] = []
+
+    def look_then_create(function: str, version: int | None = None) -> list[str]:
+        found = look(function, version)
+        try:
+            instances.create(user_policy("i-3"), BOB)
+            outcomes.append("created")
+        except Conflict as refused:
+            outcomes.append(str(refused))
+        return found
+
+    monkeypatch.setattr(store, "create", write)
+    monkeypatch.setattr(store, "live_for_function", look_then_create)
+    with pytest.raises(Conflict, match="has live instances"):  # i-2 is still live
+        registry.delete_file("echo:1", "program", segment)
+    store.transition(instance_key(ALICE, "i-2"), InstanceStatus.DELETED)
+    registry.delete_file("echo:1", "program", segment)
+    assert outcomes == ["function 'echo' is not fully loaded: /program/echo.wasm still to upload"] * 2
+    assert store.get(instance_key(BOB, "i-3")) is None
+
+
 def test_a_workflow_that_cannot_start_leaves_no_record(instances, workflow) -> None:
     workflow.refuse_start = RuntimeError("throttled")
     with pytest.raises(DependencyFailed, match="throttled"):
