@@ -23,10 +23,12 @@ from ipoc.rights import normalise_path
 from ipoc.wire import messages
 from ipoc.wire import transport_protocol_pb2 as pb
 from ipoc.wire.carrier import DEFAULT_PIPELINE, MAX_RAW_PER_POST, CarrierError, HttpCarrier, record_posts
-from ipoc.wire.framing import FrameDecoder, frame
+from ipoc.wire.framing import HEADER, FrameDecoder, frame
+from ipoc.wire.messages import Buffer
 from ipoc.wire.tls import client_context, openssl_suite
 
 DEFAULT_CHUNK = 1 << 20
+TLS_RECORD = 1 << 14  # the plaintext of a full TLS record
 _RUNTIME_ERROR = re.compile(r"^([A-Za-z]+): (.*)$", re.S)
 
 
@@ -205,11 +207,11 @@ class VeracruzClient:
 
     def write_file(self, path: str, data: bytes) -> None:
         """Create or overwrite ``path`` with ``data`` (a file_hashes path must match its hash)."""
-        self._expect_success(self._request(messages.write_file(path, data), f"write_file {path}"))
+        self._expect_success(self._request(messages.data_request("write_file", path, data), f"write_file {path}"))
 
     def append_file(self, path: str, data: bytes) -> None:
         """Append to ``path``; refused by the runtime for a path listed in file_hashes."""
-        self._expect_success(self._request(messages.append_file(path, data), f"append_file {path}"))
+        self._expect_success(self._request(messages.data_request("append_file", path, data), f"append_file {path}"))
 
     def stream_file(
         self,
@@ -285,11 +287,21 @@ class VeracruzClient:
 
     # -- plumbing -------------------------------------------------------------
 
-    def _request(self, payload: bytes, what: str) -> pb.RuntimeManagerResponse:
+    def _request(self, payload: bytes | tuple[bytes, Buffer], what: str) -> pb.RuntimeManagerResponse:
+        """Send one request (serialized, or as :func:`messages.data_request`'s head and data) and read its response."""
         if self._tls is None:
             raise errors.VeracruzError("not connected: call connect() or use the client as a context manager")
         try:
-            self._tls.write(frame(payload))
+            if isinstance(payload, bytes):
+                self._tls.write(frame(payload))
+            else:  # the frame header and message head fill the first record with data; TLS copies the rest once
+                head, data = payload
+                view = memoryview(data).cast("B")
+                start = HEADER.pack(len(head) + len(view)) + head
+                first = max(0, TLS_RECORD - len(start))
+                self._tls.write(start + view[:first])
+                if len(view) > first:
+                    self._tls.write(view[first:])
             self._flush(what)
             return self._read_response(what)
         except ssl.SSLError as exc:

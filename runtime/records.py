@@ -91,7 +91,7 @@ class ClientKeys:
         self._iv = int.from_bytes(hkdf_expand_label(self.secret, "iv", 12, self.algorithm), "big")
 
     def copy(self) -> ClientKeys:
-        """An independent cursor on the same keys (the AEAD object holds only the key: it is shared, not derived again)."""
+        """An independent cursor on the same keys (the AEAD object holds only the key: shared, not derived again)."""
         return copy.copy(self)
 
     def open(self, record: bytes | memoryview) -> bool:
