@@ -194,7 +194,7 @@ class RuntimeManager:
                 raise
             return session_id, session.outgoing.read()
 
-    def _authenticated(self, session: Session, data: bytes, connection: object) -> list[tuple[int, bytes]]:
+    def _authenticated(self, session: Session, data: bytes, connection: object) -> list[tuple[int, bytes | memoryview]]:
         """The records ``data`` completes, each authenticated and opened with the client's key (content type,
         content), or a refusal that changes nothing.
 
@@ -377,7 +377,7 @@ class RuntimeManager:
             session.seen.clear()  # sequence numbers refuse replays from now on
         log.info("session %d: %s connected", session_id, identity[1].name)
 
-    def _read(self, session_id: int, session: Session, opened: list[tuple[int, bytes]]) -> None:
+    def _read(self, session_id: int, session: Session, opened: list[tuple[int, bytes | memoryview]]) -> None:
         """Act on the client's records, opened with its keys (OpenSSL, which never sees them, writes the replies)."""
         assert session.keys is not None
         for content_type, content in opened:
@@ -396,7 +396,7 @@ class RuntimeManager:
             else:
                 raise Refused("InvalidRequest", f"TLS error: unexpected record (content type {content_type})")
 
-    def _requests(self, session: Session, data: bytes) -> bool:
+    def _requests(self, session: Session, data: bytes | memoryview) -> bool:
         """Answer every request ``data`` completes; True when one shut the runtime down."""
         try:
             requests = session.decoder.feed(data)

@@ -98,7 +98,7 @@ class ClientKeys:
         """Whether ``record`` (header included) is the client's next record; advance past it if so."""
         return self.unprotect(record) is not None
 
-    def unprotect(self, record: bytes | memoryview) -> tuple[int, bytes] | None:
+    def unprotect(self, record: bytes | memoryview) -> tuple[int, bytes | memoryview] | None:
         """The content type and content of ``record`` (header included) if it is the client's next record,
         advancing past it; None (nothing changed) otherwise.
 
@@ -121,7 +121,7 @@ class ClientKeys:
                 raise RecordError("a record without a content type (unexpected_message)")
         if len(plain) > MAX_PLAINTEXT + 1:
             raise RecordError(f"a record of {len(plain) - 1} bytes of content, over 2^14 (record_overflow)")
-        content_type, content = plain[-1], plain[:-1]
+        content_type, content = plain[-1], memoryview(plain)[:-1]  # a view: the content is copied once, whole
         if content_type == CONTENT_HANDSHAKE and key_updates(content):
             self.secret = hkdf_expand_label(self.secret, "traffic upd", len(self.secret), self.algorithm)
             self.__post_init__()
@@ -133,7 +133,7 @@ class RecordError(Exception):
     """An authenticated client record that TLS 1.3 forbids: the session ends, as OpenSSL would end it."""
 
 
-def key_updates(messages: bytes) -> list[int]:
+def key_updates(messages: bytes | memoryview) -> list[int]:
     """The ``request_update`` value of each KeyUpdate among the handshake ``messages``."""
     found, position = [], 0
     while position + 4 <= len(messages):
