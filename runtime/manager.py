@@ -13,7 +13,8 @@ Sessions face anyone who reaches the port, so (issue 12, item 8):
   the session already received (a replay), is refused *without* touching the
   session: TLS state only changes on records it has not seen;
 - once the session is authenticated, every record is first opened with the
-  client's traffic key (:mod:`runtime.records`): a post holding a record that
+  client's traffic key (:mod:`runtime.records`), and its plaintext is what the
+  runtime reads (OpenSSL, past the handshake, only writes): a post holding a record that
   does not authenticate (forged with a well-formed header, replayed, bit-flipped)
   is refused and discarded, and the session carries on as if it never came. A
   stranger's bytes posted between two posts of a record the client split are
