@@ -8,10 +8,10 @@ revision's tree from ``git archive``) has its own runtime process (proxy and run
 locally) and runs the streamer's ``stream()`` in a process of its own, as in Lambda. Rounds
 alternate raw GET, baseline, this tree, so the machine's load falls on all alike. Figures are
 medians over the rounds: wall-clock MiB/s, the transfer phase alone (``stream_file``, after the GET
-and the attestation), CPU seconds per GiB of the streamer and of the runtime (and the runtime's kernel
-share), and the streamer's peak RSS growth. Each round also times a raw GET written into a file
-beside the runtimes' (what storing the bytes costs here, which the runtime pays and a raw GET does
-not). Prints ``RATIO``/``FIGURE`` lines and writes build/bench/stream.json.
+and the attestation), CPU seconds per GiB of the streamer (whole request and transfer phase) and of
+the runtime (and the runtime's kernel share), and the streamer's peak RSS growth. Each round also
+times a raw GET written into a file beside the runtimes' (what storing the bytes costs here, which
+the runtime pays and a raw GET does not). Prints ``RATIO``/``FIGURE`` lines and writes build/bench/stream.json.
 """
 
 from __future__ import annotations
@@ -92,14 +92,19 @@ def kib(field):
         if line.startswith(field + ":"):
             return int(line.split()[1])
 
-transfer = []
+def process_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+transfer, transfer_cpu = [], []
 original = VeracruzClient.stream_file
 def timed(self, *args, **kwargs):
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), process_cpu()
     try:
         return original(self, *args, **kwargs)
     finally:
         transfer.append(time.perf_counter() - started)
+        transfer_cpu.append(process_cpu() - cpu_started)
 VeracruzClient.stream_file = timed
 
 request = parse_request(json.loads(sys.stdin.read()))
@@ -110,6 +115,7 @@ result = stream(request, int(sys.argv[2]), lambda *a, **k: None)
 seconds = time.perf_counter() - started
 after = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"bytes": result["bytes"], "seconds": seconds, "transfer_seconds": transfer[0],
+                  "transfer_cpu_seconds": transfer_cpu[0],
                   "cpu_seconds": after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime,
                   "growth_kib": kib("VmHWM") - baseline}))
 """
@@ -292,6 +298,7 @@ def main() -> None:
                 f"{prefix}_over_raw_get": median("raw", "seconds") / median(name, "seconds"),
                 f"{prefix}_transfer_over_raw_get": median("raw", "seconds") / median(name, "transfer_seconds"),
                 f"{prefix}_streamer_cpu_s_per_gib": median(name, "cpu_seconds") / gib,
+                f"{prefix}_streamer_transfer_cpu_s_per_gib": median(name, "transfer_cpu_seconds") / gib,
                 f"{prefix}_runtime_cpu_s_per_gib": median(name, "runtime_cpu_seconds") / gib,
                 f"{prefix}_runtime_sys_s_per_gib": median(name, "runtime_sys_seconds") / gib,
                 f"{prefix}_peak_rss_growth_mib": max(s["growth_kib"] for s in samples[name]) / 1024,
@@ -301,6 +308,7 @@ def main() -> None:
             f"FIGURE s3_to_enclave_{name} {results[f'{prefix}_mib_per_s']:.0f} MiB/s, transfer phase "
             f"{results[f'{prefix}_transfer_mib_per_s']:.0f} MiB/s, CPU s/GiB streamer "
             f"{results[f'{prefix}_streamer_cpu_s_per_gib']:.2f} "
+            f"(transfer phase {results[f'{prefix}_streamer_transfer_cpu_s_per_gib']:.2f}) "
             f"runtime {results[f'{prefix}_runtime_cpu_s_per_gib']:.2f} "
             f"(kernel {results[f'{prefix}_runtime_sys_s_per_gib']:.2f}), "
             f"peak RSS growth {results[f'{prefix}_peak_rss_growth_mib']:.0f} MiB"
