@@ -166,7 +166,7 @@ class SecretLog:
         # (secret, SSL*) by the address of the connection's SSLObject._sslobj
         self._secrets: OrderedDict[int, tuple[bytes, int]] = OrderedDict()
         self._lock = threading.Lock()
-        self._callback = _KEYLOG(self._line)  # kept referenced for as long as the context may call it
+        self._callback = _KEYLOG(self._line)
         library = ctypes.CDLL(_ssl.__file__)
         # CPython's _ssl sets each SSL's app data (ex_data 0) to its _ssl._SSLSocket (as its own key-log
         # callback reads it back): that names the connection without reading CPython's structures.
@@ -182,6 +182,9 @@ class SecretLog:
             raise RuntimeError("no SSL_CTX behind the server context")
         install(ssl_ctx, self._callback)
         self._context = context
+        # The context owns its log: OpenSSL calls the callback for as long as the context lives (also for a
+        # KeyUpdate, CLIENT_TRAFFIC_SECRET_N), so a log dropped before it would leave OpenSSL a dangling pointer.
+        setattr(context, "_ipoc_secret_log", self)  # noqa: B010 - SSLContext declares no such attribute
 
     def _line(self, ssl_pointer: int | None, line: bytes | None) -> None:
         try:
