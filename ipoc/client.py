@@ -223,8 +223,9 @@ class VeracruzClient:
     ) -> int:
         """Copy ``reader`` into ``path`` in bounded chunks: write the first, append the rest.
 
-        Memory stays at about two chunks whatever the size (the next is read
-        while the current one is sent). A path listed in the
+        Memory stays at a few chunks whatever the size (the next is read while
+        the current one is sent, and encrypted while the runtime handles the
+        current one; it is sent only once that one succeeded). A path listed in the
         policy's file_hashes cannot be appended to, so it must go whole: it is
         read completely and sent with one ``write_file``. Returns bytes sent;
         ``progress(n)`` hears each chunk's size once the runtime has accepted it.
