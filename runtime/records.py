@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 CONTENT_ALERT, CONTENT_HANDSHAKE, CONTENT_APPLICATION_DATA = 21, 22, 23
 HANDSHAKE_KEY_UPDATE = 24
 UPDATE_REQUESTED = 1  # KeyUpdate.request_update: the peer must answer with a KeyUpdate of its own
-MAX_PLAINTEXT = 1 << 14  # RFC 8446 5.4: TLSInnerPlaintext content at most 2^14 bytes (padding aside)
+MAX_PLAINTEXT = 1 << 14  # RFC 8446 5.4: a TLSInnerPlaintext (content, type, padding) is at most 2^14 + 1 bytes
 CLIENT_SECRET_LABEL = "CLIENT_TRAFFIC_SECRET_0"
 MAX_PENDING_SECRETS = 512  # secrets of handshakes not yet finished (their sessions are bounded far below this)
 
@@ -115,12 +115,12 @@ class ClientKeys:
         except Exception:  # cryptography's InvalidTag; any failure means "not this session's record"
             return None
         self.sequence += 1
+        if len(plain) > MAX_PLAINTEXT + 1:
+            raise RecordError(f"a record of {len(plain)} bytes of plaintext, over 2^14 + 1 (record_overflow)")
         if plain[-1] == 0:  # padding: the content type is the last byte that is not zero
             plain = plain.rstrip(b"\x00")
             if not plain:
                 raise RecordError("a record without a content type (unexpected_message)")
-        if len(plain) > MAX_PLAINTEXT + 1:
-            raise RecordError(f"a record of {len(plain) - 1} bytes of content, over 2^14 (record_overflow)")
         content_type, content = plain[-1], memoryview(plain)[:-1]  # a view: the content is copied once, whole
         if content_type == CONTENT_HANDSHAKE and key_updates(content):
             self.secret = hkdf_expand_label(self.secret, "traffic upd", len(self.secret), self.algorithm)
