@@ -24,8 +24,7 @@ from ipoc.rights import normalise_path
 from ipoc.wire import messages
 from ipoc.wire import transport_protocol_pb2 as pb
 from ipoc.wire.carrier import DEFAULT_PIPELINE, MAX_RAW_PER_POST, CarrierError, HttpCarrier, record_posts
-from ipoc.wire.framing import HEADER, FrameDecoder, frame
-from ipoc.wire.messages import Buffer
+from ipoc.wire.framing import HEADER, Buffer, FrameDecoder, frame
 from ipoc.wire.tls import client_context, openssl_suite
 
 DEFAULT_CHUNK = 1 << 20

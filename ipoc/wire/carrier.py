@@ -17,12 +17,13 @@ from urllib.parse import urlsplit
 
 import pybase64
 
+from ipoc.wire.framing import Buffer
+
 MAX_BODY = 256 * 1024
 # Largest raw chunk whose base64 (4/3, rounded up to 4) plus "<sid> " stays under MAX_BODY.
 MAX_RAW_PER_POST = ((MAX_BODY - 64) // 4) * 3
 # Posts in flight on the connection before the oldest reply is read (HTTP/1.1 pipelining).
 DEFAULT_PIPELINE = 8
-Buffer = bytes | bytearray | memoryview
 _MAX_LINE, _MAX_HEADERS = 65536, 100
 # The largest reply read: a whole file of the enclave's (2 GiB by default) as base64 TLS records, with room.
 # A reply is read as it arrives, never allocated from its announced length (which a hostile server picks).

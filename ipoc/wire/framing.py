@@ -11,6 +11,7 @@ import struct
 from collections import deque
 
 HEADER = struct.Struct(">Q")
+Buffer = bytes | bytearray | memoryview  # what the wire modules accept as bytes
 DEFAULT_MAX_MESSAGE = 1 << 30  # 1 GiB: veracruz-client sends a whole file as one message
 
 

@@ -10,6 +10,7 @@ import struct
 
 from ipoc.rights import STREAMS
 from ipoc.wire import transport_protocol_pb2 as pb
+from ipoc.wire.framing import Buffer
 
 Status = pb.ResponseStatus
 
@@ -19,7 +20,6 @@ def enclave_path(path: str) -> str:
     return path if path in STREAMS or path.startswith("/") else "/" + path
 
 
-Buffer = bytes | bytearray | memoryview
 _LENGTH_DELIMITED = 2
 
 
