@@ -20,6 +20,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -205,6 +206,7 @@ def main() -> None:
     streamer = new_identity("bench-streamer")
     identity = json.dumps({"certificate": streamer.certificate, "private_key": streamer.private_key})
     processes: list[subprocess.Popen[str]] = []
+    homes = [home]  # each round leaves hundreds of MiB there: removed whatever happens
     try:
         moto = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -239,7 +241,9 @@ def main() -> None:
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(identity)
             proc.stdin.close()
-            runtimes[name] = (psutil.Process(proc.pid), json.loads(proc.stdout.readline())["policy"])
+            started = json.loads(proc.stdout.readline())
+            homes.append(Path(started["scratch"]).parent)  # the runtime's own directory, removed at the end
+            runtimes[name] = (psutil.Process(proc.pid), started["policy"])
 
         samples: dict[str, list[dict[str, float]]] = {"raw": [], "raw_to_file": [], **{name: [] for name in trees}}
         for round_number in range(args.rounds):
@@ -271,6 +275,8 @@ def main() -> None:
         for proc in processes:
             proc.kill()
             proc.wait(timeout=30)
+        for directory in homes:
+            shutil.rmtree(directory, ignore_errors=True)
 
     def median(name: str, field: str) -> float:
         return statistics.median(s[field] for s in samples[name])
