@@ -8,8 +8,10 @@ revision's tree from ``git archive``) has its own runtime process (proxy and run
 locally) and runs the streamer's ``stream()`` in a process of its own, as in Lambda. Rounds
 alternate raw GET, baseline, this tree, so the machine's load falls on all alike. Figures are
 medians over the rounds: wall-clock MiB/s, the transfer phase alone (``stream_file``, after the GET
-and the attestation), CPU seconds per GiB of the streamer and of the runtime, and the streamer's
-peak RSS growth. Prints ``RATIO``/``FIGURE`` lines and writes build/bench/stream.json.
+and the attestation), CPU seconds per GiB of the streamer (whole request and transfer phase) and of
+the runtime (and the runtime's kernel share), and the streamer's peak RSS growth. Each round also
+times a raw GET written into a file beside the runtimes' (what storing the bytes costs here, which
+the runtime pays and a raw GET does not). Prints ``RATIO``/``FIGURE`` lines and writes build/bench/stream.json.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,14 +93,19 @@ def kib(field):
         if line.startswith(field + ":"):
             return int(line.split()[1])
 
-transfer = []
+def process_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+transfer, transfer_cpu = [], []
 original = VeracruzClient.stream_file
 def timed(self, *args, **kwargs):
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), process_cpu()
     try:
         return original(self, *args, **kwargs)
     finally:
         transfer.append(time.perf_counter() - started)
+        transfer_cpu.append(process_cpu() - cpu_started)
 VeracruzClient.stream_file = timed
 
 request = parse_request(json.loads(sys.stdin.read()))
@@ -108,20 +116,31 @@ result = stream(request, int(sys.argv[2]), lambda *a, **k: None)
 seconds = time.perf_counter() - started
 after = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"bytes": result["bytes"], "seconds": seconds, "transfer_seconds": transfer[0],
+                  "transfer_cpu_seconds": transfer_cpu[0],
                   "cpu_seconds": after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime,
                   "growth_kib": kib("VmHWM") - baseline}))
 """
 )
 
+# A raw GET; given a path (argv[3]), its bytes also go into a file there (1 MiB writes, as the runtime
+# stores a streamed file), which tells what storing the bytes alone costs on this machine.
 RAW = """
-import json, sys, time, resource, boto3
+import json, os, sys, time, resource, boto3
 s3 = boto3.client("s3")
 started = time.perf_counter()
 body = s3.get_object(Bucket=sys.argv[1], Key=sys.argv[2])["Body"]
-got = sum(len(piece) for piece in body.iter_chunks(1024 * 1024))
+before = resource.getrusage(resource.RUSAGE_SELF)
+if len(sys.argv) > 3:
+    with open(sys.argv[3], "wb") as out:
+        got = sum(out.write(piece) for piece in body.iter_chunks(1024 * 1024))
+else:
+    got = sum(len(piece) for piece in body.iter_chunks(1024 * 1024))
+seconds = time.perf_counter() - started
 usage = resource.getrusage(resource.RUSAGE_SELF)
-cpu_seconds = usage.ru_utime + usage.ru_stime
-print(json.dumps({"bytes": got, "seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds}))
+if len(sys.argv) > 3:
+    os.unlink(sys.argv[3])
+print(json.dumps({"bytes": got, "seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                  "sys_seconds": usage.ru_stime - before.ru_stime}))
 """
 
 
@@ -187,6 +206,7 @@ def main() -> None:
     streamer = new_identity("bench-streamer")
     identity = json.dumps({"certificate": streamer.certificate, "private_key": streamer.private_key})
     processes: list[subprocess.Popen[str]] = []
+    homes = [home]  # each round leaves hundreds of MiB there: removed whatever happens
     try:
         moto = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -221,11 +241,16 @@ def main() -> None:
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(identity)
             proc.stdin.close()
-            runtimes[name] = (psutil.Process(proc.pid), json.loads(proc.stdout.readline())["policy"])
+            started = json.loads(proc.stdout.readline())
+            homes.append(Path(started["scratch"]).parent)  # the runtime's own directory, removed at the end
+            runtimes[name] = (psutil.Process(proc.pid), started["policy"])
 
-        samples: dict[str, list[dict[str, float]]] = {"raw": [], **{name: [] for name in trees}}
+        samples: dict[str, list[dict[str, float]]] = {"raw": [], "raw_to_file": [], **{name: [] for name in trees}}
         for round_number in range(args.rounds):
             samples["raw"].append(run_json([sys.executable, "-c", RAW, BUCKET, KEY], env))
+            samples["raw_to_file"].append(
+                run_json([sys.executable, "-c", RAW, BUCKET, KEY, str(home / f"raw{round_number}")], env)
+            )
             for name, tree in trees.items():
                 runtime, policy = runtimes[name]
                 request = {
@@ -237,17 +262,21 @@ def main() -> None:
                         "key": streamer.private_key,
                     },
                 }
-                before = sum(runtime.cpu_times()[:2])
+                before = runtime.cpu_times()
                 sample = run_json(
                     [sys.executable, "-c", STREAMER, str(tree), str(args.chunk)], env, json.dumps(request)
                 )
-                sample["runtime_cpu_seconds"] = sum(runtime.cpu_times()[:2]) - before
+                after = runtime.cpu_times()
+                sample["runtime_cpu_seconds"] = after.user + after.system - before.user - before.system
+                sample["runtime_sys_seconds"] = after.system - before.system
                 assert sample["bytes"] == size, sample
                 samples[name].append(sample)
     finally:
         for proc in processes:
             proc.kill()
             proc.wait(timeout=30)
+        for directory in homes:
+            shutil.rmtree(directory, ignore_errors=True)
 
     def median(name: str, field: str) -> float:
         return statistics.median(s[field] for s in samples[name])
@@ -258,9 +287,13 @@ def main() -> None:
         "rounds": args.rounds,
         "raw_get_mib_per_s": size / median("raw", "seconds") / 2**20,
     }
+    results["raw_get_to_file_mib_per_s"] = size / median("raw_to_file", "seconds") / 2**20
+    results["raw_get_to_file_sys_s_per_gib"] = median("raw_to_file", "sys_seconds") / gib
     print(
         f"FIGURE s3_raw_get_throughput {results['raw_get_mib_per_s']:.0f} MiB/s "
-        f"(median of {args.rounds}, {size >> 20} MiB)"
+        f"(median of {args.rounds}, {size >> 20} MiB); into a file "
+        f"{results['raw_get_to_file_mib_per_s']:.0f} MiB/s, "
+        f"kernel CPU {results['raw_get_to_file_sys_s_per_gib']:.2f} s/GiB"
     )
     for name in trees:
         prefix = f"stream_{name}"
@@ -271,7 +304,9 @@ def main() -> None:
                 f"{prefix}_over_raw_get": median("raw", "seconds") / median(name, "seconds"),
                 f"{prefix}_transfer_over_raw_get": median("raw", "seconds") / median(name, "transfer_seconds"),
                 f"{prefix}_streamer_cpu_s_per_gib": median(name, "cpu_seconds") / gib,
+                f"{prefix}_streamer_transfer_cpu_s_per_gib": median(name, "transfer_cpu_seconds") / gib,
                 f"{prefix}_runtime_cpu_s_per_gib": median(name, "runtime_cpu_seconds") / gib,
+                f"{prefix}_runtime_sys_s_per_gib": median(name, "runtime_sys_seconds") / gib,
                 f"{prefix}_peak_rss_growth_mib": max(s["growth_kib"] for s in samples[name]) / 1024,
             }
         )
@@ -279,7 +314,9 @@ def main() -> None:
             f"FIGURE s3_to_enclave_{name} {results[f'{prefix}_mib_per_s']:.0f} MiB/s, transfer phase "
             f"{results[f'{prefix}_transfer_mib_per_s']:.0f} MiB/s, CPU s/GiB streamer "
             f"{results[f'{prefix}_streamer_cpu_s_per_gib']:.2f} "
-            f"runtime {results[f'{prefix}_runtime_cpu_s_per_gib']:.2f}, "
+            f"(transfer phase {results[f'{prefix}_streamer_transfer_cpu_s_per_gib']:.2f}) "
+            f"runtime {results[f'{prefix}_runtime_cpu_s_per_gib']:.2f} "
+            f"(kernel {results[f'{prefix}_runtime_sys_s_per_gib']:.2f}), "
             f"peak RSS growth {results[f'{prefix}_peak_rss_growth_mib']:.0f} MiB"
         )
         print(

@@ -8,10 +8,11 @@ and the runtime's policy hash against the sha256 of our exact policy bytes.
 
 from __future__ import annotations
 
+import functools
 import re
 import ssl
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 from cryptography import x509
@@ -23,10 +24,11 @@ from ipoc.rights import normalise_path
 from ipoc.wire import messages
 from ipoc.wire import transport_protocol_pb2 as pb
 from ipoc.wire.carrier import DEFAULT_PIPELINE, MAX_RAW_PER_POST, CarrierError, HttpCarrier, record_posts
-from ipoc.wire.framing import FrameDecoder, frame
+from ipoc.wire.framing import HEADER, Buffer, FrameDecoder, frame
 from ipoc.wire.tls import client_context, openssl_suite
 
 DEFAULT_CHUNK = 1 << 20
+TLS_RECORD = 1 << 14  # the plaintext of a full TLS record
 _RUNTIME_ERROR = re.compile(r"^([A-Za-z]+): (.*)$", re.S)
 
 
@@ -205,11 +207,11 @@ class VeracruzClient:
 
     def write_file(self, path: str, data: bytes) -> None:
         """Create or overwrite ``path`` with ``data`` (a file_hashes path must match its hash)."""
-        self._expect_success(self._request(messages.write_file(path, data), f"write_file {path}"))
+        self._expect_success(self._request(messages.data_request("write_file", path, data), f"write_file {path}"))
 
     def append_file(self, path: str, data: bytes) -> None:
         """Append to ``path``; refused by the runtime for a path listed in file_hashes."""
-        self._expect_success(self._request(messages.append_file(path, data), f"append_file {path}"))
+        self._expect_success(self._request(messages.data_request("append_file", path, data), f"append_file {path}"))
 
     def stream_file(
         self,
@@ -220,8 +222,9 @@ class VeracruzClient:
     ) -> int:
         """Copy ``reader`` into ``path`` in bounded chunks: write the first, append the rest.
 
-        Memory stays at about two chunks whatever the size (the next is read
-        while the current one is sent). A path listed in the
+        Memory stays at a few chunks whatever the size (the next is read while
+        the current one is sent, and encrypted while the runtime handles the
+        current one; it is sent only once that one succeeded). A path listed in the
         policy's file_hashes cannot be appended to, so it must go whole: it is
         read completely and sent with one ``write_file``. Returns bytes sent;
         ``progress(n)`` hears each chunk's size once the runtime has accepted it.
@@ -235,30 +238,49 @@ class VeracruzClient:
                 progress(len(data))
             return len(data)
         total = 0
-        first = True
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-read")
         try:
-            # The next chunk is read (from S3, a file, a pipe) while this one goes to the runtime.
+            # The next chunk is read (from S3, a file, a pipe) while this one goes to the runtime, and
+            # encrypted while the runtime handles this one: it is sent only once this one succeeded.
             upcoming = pool.submit(reader.read, chunk_size)
+            chunk = upcoming.result()
+            request: tuple[bytes, Buffer] | None = messages.data_request("write_file", path, chunk)
+            what = f"write_file {path}"
             while True:
-                chunk = upcoming.result()
-                if not chunk and not first:
-                    break
                 if chunk:
                     upcoming = pool.submit(reader.read, chunk_size)
-                if first:
-                    self.write_file(path, chunk)
-                    first = False
-                else:
-                    self.append_file(path, chunk)
+                ahead: list[bytes | BaseException] = []  # the next chunk, encrypted, or why it is not
+                encrypt_next = functools.partial(self._encrypt_ahead, path, upcoming, ahead)
+                self._expect_success(self._request(request, what, then=encrypt_next if chunk else None))
                 total += len(chunk)
                 if progress:
                     progress(len(chunk))
                 if not chunk:
                     break
+                if not ahead:  # the exchange ran no work (not expected): encrypt the next chunk now
+                    self._encrypt_ahead(path, upcoming, ahead)
+                if isinstance(ahead[0], ssl.SSLError):
+                    self._abandon()
+                    raise errors.VeracruzError(f"append_file {path}: TLS failure: {ahead[0]}")
+                if isinstance(ahead[0], BaseException):
+                    raise ahead[0]  # the read failed
+                if not ahead[0]:
+                    break
+                chunk, request, what = ahead[0], None, f"append_file {path}"
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # after a refusal, a pending read must not hold us
         return total
+
+    def _encrypt_ahead(self, path: str, upcoming: Future[bytes], into: list[bytes | BaseException]) -> None:
+        """Wait for the next chunk and encrypt its append (sent after the current request succeeds);
+        ``into`` receives the chunk, or the exception to raise once the current request is answered."""
+        try:
+            following = upcoming.result()
+            if following:
+                self._write_request(messages.data_request("append_file", path, following))
+            into.append(following)
+        except BaseException as exc:  # noqa: BLE001 - raised by stream_file, after the current request
+            into.append(exc)
 
     def read_file(self, path: str) -> bytes:
         """Read a whole file (or ``stdout``/``stderr``); an empty file raises :class:`NoResult`."""
@@ -285,16 +307,43 @@ class VeracruzClient:
 
     # -- plumbing -------------------------------------------------------------
 
-    def _request(self, payload: bytes, what: str) -> pb.RuntimeManagerResponse:
+    def _request(
+        self,
+        payload: bytes | tuple[bytes, Buffer] | None,
+        what: str,
+        *,
+        then: Callable[[], None] | None = None,
+    ) -> pb.RuntimeManagerResponse:
+        """Send one request (serialized, as :func:`messages.data_request`'s head and data, or None when
+        already written) and read its response; ``then`` runs once its posts are sent, before the
+        replies are awaited (it must not raise)."""
         if self._tls is None:
             raise errors.VeracruzError("not connected: call connect() or use the client as a context manager")
         try:
-            self._tls.write(frame(payload))
+            if payload is not None:
+                self._write_request(payload)
+            if then is not None and self._carrier is not None:
+                self._carrier.after_sending(then)
             self._flush(what)
             return self._read_response(what)
         except ssl.SSLError as exc:
             self._abandon()
             raise errors.VeracruzError(f"{what}: TLS failure: {exc}") from None
+
+    def _write_request(self, payload: bytes | tuple[bytes, Buffer]) -> None:
+        """Frame and encrypt one request into the outgoing TLS bytes."""
+        assert self._tls is not None
+        if isinstance(payload, bytes):
+            self._tls.write(frame(payload))
+            return
+        # The frame header and message head fill the first record with data; TLS copies the rest once.
+        head, data = payload
+        view = memoryview(data).cast("B")
+        start = HEADER.pack(len(head) + len(view)) + head
+        first = max(0, TLS_RECORD - len(start))
+        self._tls.write(start + view[:first])
+        if len(view) > first:
+            self._tls.write(view[first:])
 
     def _flush(self, what: str = "handshake") -> bool:
         """Send every queued TLS byte in posts of whole records under the body limit (pipelined on

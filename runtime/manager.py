@@ -13,7 +13,8 @@ Sessions face anyone who reaches the port, so (issue 12, item 8):
   the session already received (a replay), is refused *without* touching the
   session: TLS state only changes on records it has not seen;
 - once the session is authenticated, every record is first opened with the
-  client's traffic key (:mod:`runtime.records`): a post holding a record that
+  client's traffic key (:mod:`runtime.records`), and its plaintext is what the
+  runtime reads (OpenSSL, past the handshake, only writes): a post holding a record that
   does not authenticate (forged with a well-formed header, replayed, bit-flipped)
   is refused and discarded, and the session carries on as if it never came. A
   stranger's bytes posted between two posts of a record the client split are
@@ -154,19 +155,27 @@ class RuntimeManager:
         with session.lock:
             if self.sessions.get(session_id) is not session:
                 raise Refused("InvalidSession", f"TLS session {session_id} ended meanwhile")
-            if session.keys is not None:
-                fresh = self._authenticated(
-                    session, data, connection
-                )  # refuses what the client did not send, session untouched
-            else:
-                fresh = self._records(session, data)  # refuses garbage and replays, leaving the session as it was
+            records: list[bytes] = []
+            try:
+                if session.keys is not None:
+                    # refuses what the client did not send, session untouched
+                    opened = self._authenticated(session, data, connection)
+                else:  # refuses garbage and replays, leaving the session as it was
+                    records, opened = self._records(session, data), []
+            except tls_records.RecordError as exc:  # the client's own record, which TLS forbids
+                self._drop(session_id, session)
+                raise Refused("InvalidRequest", f"TLS error: {exc}") from None
             session.last_used = time.monotonic()
             checked = session.keys is not None
             try:
-                for record in fresh:
-                    if not checked and session.keys is not None and not session.keys.open(record):
-                        # the post that finished the handshake (so the client's own) went on with a bad record
-                        raise Refused("InvalidRecord", "a TLS record after the handshake does not authenticate")
+                for record in records:
+                    if session.keys is not None:
+                        # the post that finished the handshake (so the client's own) goes on: read with the keys
+                        inner = session.keys.unprotect(record)
+                        if inner is None:
+                            raise Refused("InvalidRecord", "a TLS record after the handshake does not authenticate")
+                        opened.append(inner)
+                        continue
                     session.incoming.write(record)
                     if not session.handshake_done:
                         self._continue_handshake(session_id, session)
@@ -174,15 +183,21 @@ class RuntimeManager:
                     not checked and session.keys is not None
                 ):  # this post finished the handshake: the client's connection
                     session.held, session.partial = (connection, [session.partial]), b""
-                if session.handshake_done:
+                if session.keys is not None:
+                    self._read(session_id, session, opened)
+                elif session.handshake_done:
                     self._process(session_id, session)
+            except tls_records.RecordError as exc:
+                self._drop(session_id, session)
+                raise Refused("InvalidRequest", f"TLS error: {exc}") from None
             except Refused:
                 self._drop(session_id, session)
                 raise
             return session_id, session.outgoing.read()
 
-    def _authenticated(self, session: Session, data: bytes, connection: object) -> list[bytes]:
-        """The records ``data`` completes, each authenticated with the client's key, or a refusal that changes nothing.
+    def _authenticated(self, session: Session, data: bytes, connection: object) -> list[tuple[int, bytes | memoryview]]:
+        """The records ``data`` completes, each authenticated and opened with the client's key (content type,
+        content), or a refusal that changes nothing.
 
         ``data`` continues one of the candidate unfinished records (its own
         connection's first, then the held ones, then the others', then none):
@@ -204,17 +219,23 @@ class RuntimeManager:
         grown: list[bytes] = []
         for partial in dict.fromkeys(ordered):
             try:
-                complete, rest = _split(partial + data)
+                complete, rest = _split(partial + data if partial else data)
             except Refused:
                 continue
             if not complete:
                 (grown_held if on_held and partial in held else grown).append(rest)
                 continue
             keys = session.keys.copy()
-            if all(keys.open(record) for record in complete):
+            opened = []
+            for record in complete:
+                inner = keys.unprotect(record)
+                if inner is None:
+                    break
+                opened.append(inner)
+            else:
                 session.keys = keys
                 session.held, session.partials = (connection, [rest]), {}
-                return complete
+                return opened
         if grown_held:
             session.held = (connection, grown_held[:MAX_PARTIALS])
         if grown:
@@ -357,7 +378,48 @@ class RuntimeManager:
             session.seen.clear()  # sequence numbers refuse replays from now on
         log.info("session %d: %s connected", session_id, identity[1].name)
 
+    def _read(self, session_id: int, session: Session, opened: list[tuple[int, bytes | memoryview]]) -> None:
+        """Act on the client's records, opened with its keys (OpenSSL, which never sees them, writes the replies)."""
+        assert session.keys is not None
+        for content_type, content in opened:
+            if content_type == tls_records.CONTENT_APPLICATION_DATA:
+                if self._requests(session, content):
+                    return  # shut down
+            elif content_type == tls_records.CONTENT_ALERT:
+                if content[1:2] != b"\x00":  # not close_notify: the client aborted the session
+                    raise Refused("InvalidRequest", f"TLS error: the client sent alert {content[1:2].hex() or '?'}")
+                self._close(session_id, session)
+                return
+            elif content_type == tls_records.CONTENT_HANDSHAKE and (updates := tls_records.key_updates(content)):
+                # the keys already follow it; the server answers a requested update as OpenSSL would
+                if tls_records.UPDATE_REQUESTED in updates and not tls_records.answer_key_update(session.keys):
+                    raise Refused("InvalidRequest", "TLS error: cannot answer the client's KeyUpdate")
+            else:
+                raise Refused("InvalidRequest", f"TLS error: unexpected record (content type {content_type})")
+
+    def _requests(self, session: Session, data: bytes | memoryview) -> bool:
+        """Answer every request ``data`` completes; True when one shut the runtime down."""
+        try:
+            requests = session.decoder.feed(data)
+        except FrameTooLarge as exc:
+            raise Refused("InvalidRequest", str(exc)) from None
+        for request in requests:
+            session.tls.write(frame(self._dispatch(session, request)))
+            if not self.alive:
+                return True
+        return False
+
+    def _close(self, session_id: int, session: Session) -> None:
+        """close_notify: the client ended the session; answer with ours and forget it."""
+        log.info("session %d closed by the client", session_id)
+        try:
+            session.tls.unwrap()
+        except ssl.SSLError:
+            pass
+        self._drop(session_id, session)
+
     def _process(self, session_id: int, session: Session) -> None:
+        """Read the client's records through OpenSSL (no client keys: the secret log is unavailable)."""
         while True:
             try:
                 data = session.tls.read(1 << 20)
@@ -368,21 +430,10 @@ class RuntimeManager:
             except ssl.SSLError as exc:
                 raise Refused("InvalidRequest", f"TLS error: {exc}") from None
             if not data:  # close_notify: the client ended the session
-                log.info("session %d closed by the client", session_id)
-                try:
-                    session.tls.unwrap()
-                except ssl.SSLError:
-                    pass
-                self._drop(session_id, session)
+                self._close(session_id, session)
                 return
-            try:
-                requests = session.decoder.feed(data)
-            except FrameTooLarge as exc:
-                raise Refused("InvalidRequest", str(exc)) from None
-            for request in requests:
-                session.tls.write(frame(self._dispatch(session, request)))
-                if not self.alive:
-                    return
+            if self._requests(session, data):
+                return
 
     # -- requests ----------------------------------------------------------------
 

@@ -17,12 +17,20 @@ stores as its app data) and taken by that connection's session, or dropped
 with it. Not by the ClientHello's random: a stranger who replays a client's
 ClientHello would log a secret of its own under the same random and so
 replace the client's. Key derivation and record protection follow RFC 8446
-sections 7.1-7.3 and 5.2-5.3.
+sections 7.1-7.3 and 5.2-5.4.
+
+Opening a record yields its plaintext, and once a session is authenticated
+the runtime reads the client's records through these keys only: each record is
+decrypted once, here, and OpenSSL keeps the handshake and the server's side of
+the channel (its replies, and a KeyUpdate of its own when the client asks for
+one: :func:`answer_key_update`). Decrypting every record a second time in
+OpenSSL cost as much CPU as this check.
 """
 
 from __future__ import annotations
 
 import _ssl
+import copy
 import ctypes
 import logging
 import ssl
@@ -38,8 +46,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 log = logging.getLogger(__name__)
 
-CONTENT_HANDSHAKE, CONTENT_APPLICATION_DATA = 22, 23
+CONTENT_ALERT, CONTENT_HANDSHAKE, CONTENT_APPLICATION_DATA = 21, 22, 23
 HANDSHAKE_KEY_UPDATE = 24
+UPDATE_REQUESTED = 1  # KeyUpdate.request_update: the peer must answer with a KeyUpdate of its own
+MAX_PLAINTEXT = 1 << 14  # RFC 8446 5.4: a TLSInnerPlaintext (content, type, padding) is at most 2^14 + 1 bytes
 CLIENT_SECRET_LABEL = "CLIENT_TRAFFIC_SECRET_0"
 MAX_PENDING_SECRETS = 512  # secrets of handshakes not yet finished (their sessions are bounded far below this)
 
@@ -64,59 +74,99 @@ def hkdf_expand_label(secret: bytes, label: str, length: int, algorithm: type[ha
 
 @dataclass
 class ClientKeys:
-    """The client-to-server application traffic protection of one session: secret, key, iv, next sequence number."""
+    """The client-to-server application traffic protection of one session: secret, key, iv, next sequence number.
+
+    ``connection`` is the server's ``SSL*`` the secret was logged for (0 when unknown): OpenSSL is
+    asked through it to answer a KeyUpdate the client requests.
+    """
 
     suite: str
     secret: bytes = field(repr=False)
     sequence: int = 0
+    connection: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         factory, key_length, self.tag_length, self.algorithm = _SUITES[self.suite]
         self.aead = factory(hkdf_expand_label(self.secret, "key", key_length, self.algorithm))
-        self.iv = hkdf_expand_label(self.secret, "iv", 12, self.algorithm)
+        self._iv = int.from_bytes(hkdf_expand_label(self.secret, "iv", 12, self.algorithm), "big")
 
     def copy(self) -> ClientKeys:
-        return ClientKeys(self.suite, self.secret, self.sequence)
+        """An independent cursor on the same keys (the AEAD object holds only the key: shared, not derived again)."""
+        return copy.copy(self)
 
-    def open(self, record: bytes) -> bool:
-        """Whether ``record`` (header included) is the client's next record; advance past it if so.
+    def open(self, record: bytes | memoryview) -> bool:
+        """Whether ``record`` (header included) is the client's next record; advance past it if so."""
+        return self.unprotect(record) is not None
 
-        A KeyUpdate inside it moves to the next secret, as the peer will.
+    def unprotect(self, record: bytes | memoryview) -> tuple[int, bytes | memoryview] | None:
+        """The content type and content of ``record`` (header included) if it is the client's next record,
+        advancing past it; None (nothing changed) otherwise.
+
+        A KeyUpdate inside it moves to the next secret, as the peer will. A record that authenticates
+        but breaks RFC 8446 5.4 (no content type, content over 2^14 bytes) raises :class:`RecordError`:
+        the client sent it, and OpenSSL would end the session over it.
         """
         if record[0] != CONTENT_APPLICATION_DATA or len(record) < 5 + self.tag_length + 1:
-            return False
-        nonce = (int.from_bytes(self.iv, "big") ^ self.sequence).to_bytes(12, "big")
+            return None
+        nonce = (self._iv ^ self.sequence).to_bytes(12, "big")
+        view = memoryview(record)
         try:
-            plain = self.aead.decrypt(nonce, record[5:], record[:5])  # type: ignore[attr-defined]
+            plain = self.aead.decrypt(nonce, view[5:], view[:5])  # type: ignore[attr-defined]
         except Exception:  # cryptography's InvalidTag; any failure means "not this session's record"
-            return False
+            return None
         self.sequence += 1
-        inner = plain.rstrip(b"\x00")
-        if inner and inner[-1] == CONTENT_HANDSHAKE and _has_key_update(inner[:-1]):
+        if len(plain) > MAX_PLAINTEXT + 1:
+            raise RecordError(f"a record of {len(plain)} bytes of plaintext, over 2^14 + 1 (record_overflow)")
+        if plain[-1] == 0:  # padding: the content type is the last byte that is not zero
+            plain = plain.rstrip(b"\x00")
+            if not plain:
+                raise RecordError("a record without a content type (unexpected_message)")
+        content_type, content = plain[-1], memoryview(plain)[:-1]  # a view: the content is copied once, whole
+        if content_type == CONTENT_HANDSHAKE and key_updates(content):
             self.secret = hkdf_expand_label(self.secret, "traffic upd", len(self.secret), self.algorithm)
             self.__post_init__()
             self.sequence = 0
-        return True
+        return content_type, content
 
 
-def _has_key_update(messages: bytes) -> bool:
-    position = 0
+class RecordError(Exception):
+    """An authenticated client record that TLS 1.3 forbids: the session ends, as OpenSSL would end it."""
+
+
+def key_updates(messages: bytes | memoryview) -> list[int]:
+    """The ``request_update`` value of each KeyUpdate among the handshake ``messages``."""
+    found, position = [], 0
     while position + 4 <= len(messages):
         kind = messages[position]
         length = int.from_bytes(messages[position + 1 : position + 4], "big")
-        if kind == HANDSHAKE_KEY_UPDATE:
-            return True
+        if kind == HANDSHAKE_KEY_UPDATE and length >= 1 and position + 4 < len(messages):
+            found.append(messages[position + 4])
         position += 4 + length
-    return False
+    return found
+
+
+def answer_key_update(keys: ClientKeys) -> bool:
+    """Have OpenSSL send a KeyUpdate of its own before its next record (RFC 8446 4.6.3: the answer to a
+    client's ``update_requested``), which it would have done had it read the client's record itself.
+    False when OpenSSL cannot be asked (the session then cannot go on)."""
+    if not keys.connection:
+        return False
+    try:
+        update = ctypes.CDLL(_ssl.__file__).SSL_key_update
+    except (OSError, AttributeError):
+        return False
+    update.argtypes, update.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
+    return bool(update(keys.connection, 0))  # SSL_KEY_UPDATE_NOT_REQUESTED
 
 
 class SecretLog:
     """Collect the clients' application traffic secrets OpenSSL derives for one server context."""
 
     def __init__(self, context: ssl.SSLContext) -> None:
-        self._secrets: OrderedDict[int, bytes] = OrderedDict()  # by the address of the connection's SSLObject._sslobj
+        # (secret, SSL*) by the address of the connection's SSLObject._sslobj
+        self._secrets: OrderedDict[int, tuple[bytes, int]] = OrderedDict()
         self._lock = threading.Lock()
-        self._callback = _KEYLOG(self._line)  # kept referenced for as long as the context may call it
+        self._callback = _KEYLOG(self._line)
         library = ctypes.CDLL(_ssl.__file__)
         # CPython's _ssl sets each SSL's app data (ex_data 0) to its _ssl._SSLSocket (as its own key-log
         # callback reads it back): that names the connection without reading CPython's structures.
@@ -132,6 +182,9 @@ class SecretLog:
             raise RuntimeError("no SSL_CTX behind the server context")
         install(ssl_ctx, self._callback)
         self._context = context
+        # The context owns its log: OpenSSL calls the callback for as long as the context lives (also for a
+        # KeyUpdate, CLIENT_TRAFFIC_SECRET_N), so a log dropped before it would leave OpenSSL a dangling pointer.
+        setattr(context, "_ipoc_secret_log", self)  # noqa: B010 - SSLContext declares no such attribute
 
     def _line(self, ssl_pointer: int | None, line: bytes | None) -> None:
         try:
@@ -143,14 +196,17 @@ class SecretLog:
             return
         with self._lock:
             self._secrets.pop(owner, None)
-            self._secrets[owner] = bytes.fromhex(secret_hex)
+            self._secrets[owner] = (bytes.fromhex(secret_hex), ssl_pointer or 0)
             while len(self._secrets) > MAX_PENDING_SECRETS:
                 self._secrets.popitem(last=False)
 
     def take(self, tls: ssl.SSLObject, suite: str) -> ClientKeys | None:
         """The client keys ``tls`` derived (once), if logged."""
-        secret = self._pop(tls)
-        return ClientKeys(suite, secret) if secret is not None and suite in _SUITES else None
+        logged = self._pop(tls)
+        if logged is None or suite not in _SUITES:
+            return None
+        secret, connection = logged
+        return ClientKeys(suite, secret, connection=connection)
 
     def discard(self, tls: ssl.SSLObject) -> None:
         """Forget the secret of a connection that ends without being authenticated (failed, refused, evicted)."""
@@ -160,7 +216,7 @@ class SecretLog:
         with self._lock:
             return len(self._secrets)
 
-    def _pop(self, tls: ssl.SSLObject) -> bytes | None:
+    def _pop(self, tls: ssl.SSLObject) -> tuple[bytes, int] | None:
         with self._lock:
             return self._secrets.pop(id(tls._sslobj), None)  # type: ignore[attr-defined]
 

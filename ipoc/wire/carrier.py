@@ -12,17 +12,18 @@ import binascii
 import http.client
 import io
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 import pybase64
+
+from ipoc.wire.framing import Buffer
 
 MAX_BODY = 256 * 1024
 # Largest raw chunk whose base64 (4/3, rounded up to 4) plus "<sid> " stays under MAX_BODY.
 MAX_RAW_PER_POST = ((MAX_BODY - 64) // 4) * 3
 # Posts in flight on the connection before the oldest reply is read (HTTP/1.1 pipelining).
 DEFAULT_PIPELINE = 8
-Buffer = bytes | bytearray | memoryview
 _MAX_LINE, _MAX_HEADERS = 65536, 100
 # The largest reply read: a whole file of the enclave's (2 GiB by default) as base64 TLS records, with room.
 # A reply is read as it arrives, never allocated from its announced length (which a hostile server picks).
@@ -139,6 +140,13 @@ class HttpCarrier:
             "Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
         ).encode()
         self.posts = 0
+        self._after_sent: Callable[[], None] | None = None
+
+    def after_sending(self, work: Callable[[], None]) -> None:
+        """Run ``work`` once, when the next exchange's posts are all sent and before its replies are
+        awaited: the client prepares its next request while the runtime handles this one. ``work``
+        must not raise; it is dropped if the exchange fails before that."""
+        self._after_sent = work
 
     def exchange(self, session_id: int, data: Buffer) -> tuple[int, bytes]:
         """POST one body of at most :data:`MAX_RAW_PER_POST` TLS bytes; return the reply."""
@@ -153,6 +161,7 @@ class HttpCarrier:
                 raise ValueError(f"{len(data)} bytes exceed one post's {MAX_RAW_PER_POST}-byte budget")
             if not len(data):
                 raise ValueError("nothing to send: veracruz-server refuses a body without TLS bytes")
+        work, self._after_sent = self._after_sent, None
         replies: list[bytes] = []
         failure: CarrierError | None = None
         broken: Exception | None = None  # a send failed: read what the server said before it closed
@@ -172,6 +181,9 @@ class HttpCarrier:
                         broken = exc
                         continue
                     sent += 1
+                    if sent == len(chunks) and work is not None:
+                        run, work = work, None
+                        run()
                     continue
                 status, payload = self._receive()
                 received += 1

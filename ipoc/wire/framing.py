@@ -11,6 +11,7 @@ import struct
 from collections import deque
 
 HEADER = struct.Struct(">Q")
+Buffer = bytes | bytearray | memoryview  # what the wire modules accept as bytes
 DEFAULT_MAX_MESSAGE = 1 << 30  # 1 GiB: veracruz-client sends a whole file as one message
 
 
@@ -33,7 +34,7 @@ class FrameDecoder:
     """
 
     def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
-        self._pieces: deque[bytes] = deque()
+        self._pieces: deque[bytes | memoryview] = deque()
         self._have = 0  # bytes in _pieces (after the current message's header, once read)
         self._expected: int | None = None
         self._max = max_message
@@ -43,8 +44,8 @@ class FrameDecoder:
         """Bytes received that do not yet make a whole message."""
         return self._have + (HEADER.size if self._expected is not None else 0)
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add bytes; return every message they complete, in order."""
+    def feed(self, data: bytes | memoryview) -> list[bytes]:
+        """Add bytes (a view is kept as it is until its message is joined); return the messages they complete."""
         if data:
             self._pieces.append(data)
             self._have += len(data)
@@ -73,6 +74,6 @@ class FrameDecoder:
                     piece = piece[:need]
                 taken.append(piece)
                 need -= len(piece)
-            messages.append(taken[0] if len(taken) == 1 else b"".join(taken))
+            messages.append(taken[0] if len(taken) == 1 and isinstance(taken[0], bytes) else b"".join(taken))
             self._have -= self._expected
             self._expected = None

@@ -10,6 +10,7 @@ import struct
 
 from ipoc.rights import STREAMS
 from ipoc.wire import transport_protocol_pb2 as pb
+from ipoc.wire.framing import Buffer
 
 Status = pb.ResponseStatus
 
@@ -19,16 +20,43 @@ def enclave_path(path: str) -> str:
     return path if path in STREAMS or path.startswith("/") else "/" + path
 
 
-def write_file(path: str, data: bytes | bytearray | memoryview) -> bytes:
-    return pb.RuntimeManagerRequest(
-        write_file=pb.Data(file_name=enclave_path(path), data=bytes(data))
-    ).SerializeToString()
+_LENGTH_DELIMITED = 2
 
 
-def append_file(path: str, data: bytes | bytearray | memoryview) -> bytes:
-    return pb.RuntimeManagerRequest(
-        append_file=pb.Data(file_name=enclave_path(path), data=bytes(data))
-    ).SerializeToString()
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field_head(number: int, length: int) -> bytes:
+    """A length-delimited field's key and length, the bytes protobuf puts before its payload."""
+    return _varint(number << 3 | _LENGTH_DELIMITED) + _varint(length)
+
+
+def data_request(kind: str, path: str, data: Buffer) -> tuple[bytes, Buffer]:
+    """``write_file`` or ``append_file`` (``kind``) of ``data`` to ``path``, serialized as (head, data):
+    head followed by data are the bytes ``SerializeToString`` makes, without the two copies of
+    ``data`` it makes (into the message, then out of it): a streamed chunk is copied once, by TLS."""
+    field = pb.RuntimeManagerRequest.DESCRIPTOR.fields_by_name[kind].number
+    name = enclave_path(path).encode()
+    data_field = pb.Data.DESCRIPTOR.fields_by_name["data"].number
+    size = len(memoryview(data).cast("B"))
+    inner = _field_head(pb.Data.DESCRIPTOR.fields_by_name["file_name"].number, len(name)) + name if name else b""
+    if size:  # proto3 leaves an empty bytes field out
+        inner += _field_head(data_field, size)
+    return _field_head(field, len(inner) + size) + inner, data
+
+
+def write_file(path: str, data: Buffer) -> bytes:
+    return b"".join(data_request("write_file", path, data))
+
+
+def append_file(path: str, data: Buffer) -> bytes:
+    return b"".join(data_request("append_file", path, data))
 
 
 def read_file(path: str) -> bytes:

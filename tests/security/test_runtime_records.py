@@ -96,3 +96,16 @@ def test_keys_follow_a_key_update_the_client_sends():
         s_in.write(record)
     assert keys.secret != old_secret and keys.sequence == 1
     assert server.read(100) == b"after the update"
+
+
+def test_an_authenticated_record_tls_forbids_is_an_error_not_content():
+    """RFC 8446 5.4: a record with no content type, or more than 2^14 + 1 bytes of inner plaintext, ends the
+    session (OpenSSL's unexpected_message and record_overflow) even though it authenticates."""
+    _, _, _, _, keys = _handshake("TLS1-3-AES-128-GCM-SHA256")
+    for inner in (b"\x00" * 10, b"a" * (1 << 14) + b"\x17\x00"):
+        cursor = keys.copy()
+        header = bytes([23, 3, 3]) + (len(inner) + 16).to_bytes(2, "big")
+        nonce = (cursor._iv ^ cursor.sequence).to_bytes(12, "big")
+        with pytest.raises(records.RecordError):
+            cursor.unprotect(header + cursor.aead.encrypt(nonce, inner, header))
+    assert keys.copy().unprotect(b"\x17\x03\x03\x00\x20" + bytes(32)) is None  # forged: not the client's

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import _ssl
 import base64
+import ctypes
 import secrets
 
 import pytest
 
+from ipoc import client as ipoc_client
 from ipoc import errors, rights
 from ipoc.wire.carrier import HttpCarrier
 from runtime import manager as runtime_manager
+from runtime import records as tls_records
 from tests.security.runtime_support import client, client_hello, cut_like_an_independent_client, fresh, post
 from tests.support import policies
 
@@ -150,3 +154,57 @@ def test_a_strangers_bytes_between_the_halves_of_a_record_are_set_aside(runtime,
         victim.write_file("/data/split", data)
         assert victim.read_file("/data/split") == data
     assert len(attacks) > 15 and set(attacks) == {200}  # kept aside as a possible start of a record
+
+
+@pytest.mark.parametrize("requested", [0, 1])
+def test_a_session_goes_on_across_a_key_update_the_client_sends(runtime, monkeypatch, tmp_path, requested):
+    """The runtime reads a session's records with the client's keys (OpenSSL never sees them): a KeyUpdate
+    moves them on, and one that asks for an answer (RFC 8446 4.6.3) gets the server's own KeyUpdate, found
+    by opening the server's records with the server secret the client's OpenSSL logged."""
+    rt, users = runtime
+    library = ctypes.CDLL(_ssl.__file__)
+    library.SSL_key_update.argtypes, library.SSL_key_update.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
+    keylog = tmp_path / "keys.log"
+    original_context = ipoc_client.client_context
+
+    def logging_context(*args, **kwargs):
+        context = original_context(*args, **kwargs)
+        context.keylog_filename = str(keylog)
+        return context
+
+    monkeypatch.setattr(ipoc_client, "client_context", logging_context)
+    replies = bytearray()
+    original_exchange_all = HttpCarrier.exchange_all
+
+    def recording(self, session_id, chunks):
+        sid, reply = original_exchange_all(self, session_id, chunks)
+        replies.extend(reply)
+        return sid, reply
+
+    monkeypatch.setattr(HttpCarrier, "exchange_all", recording)
+    with client(rt, users[0]) as c:
+        c.write_file("/data/a", b"before")
+        # A CPython _ssl._SSLSocket is PyObject_HEAD, the socket reference, then its SSL pointer.
+        pointer = ctypes.c_void_p.from_address(
+            id(c._tls._sslobj) + object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p)
+        ).value
+        assert library.SSL_key_update(pointer, requested) == 1
+        c.write_file("/data/b", b"after")
+        for _ in range(3):
+            assert c.read_file("/data/a") == b"before" and c.read_file("/data/b") == b"after"
+        suite = c._tls.cipher()[0]
+    secret = next(
+        bytes.fromhex(line.split()[2])
+        for line in keylog.read_text().splitlines()
+        if line.startswith("SERVER_TRAFFIC_SECRET_0 ")
+    )
+    server = tls_records.ClientKeys(suite, secret)  # the same record protection, the other direction
+    types = []
+    for record in runtime_manager._split(bytes(replies))[0]:
+        opened = server.unprotect(record)  # the handshake's records (other keys) stay closed
+        if opened is not None:
+            types.append(
+                opened[0] if opened[0] != tls_records.CONTENT_HANDSHAKE else tls_records.key_updates(opened[1])
+            )
+    assert types.count([0]) == requested  # the runtime's KeyUpdate, not asking for one back
+    assert types.count(tls_records.CONTENT_APPLICATION_DATA) >= 8

@@ -154,3 +154,20 @@ def test_generated_code_is_up_to_date(tmp_path):
     assert protoc.main(["protoc", f"-I{wire}", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}", proto]) == 0
     for name in ("transport_protocol_pb2.py", "transport_protocol_pb2.pyi"):
         assert (tmp_path / name).read_text() == (wire / name).read_text(), f"{name} is stale: run make proto"
+
+
+@given(
+    kind=st.sampled_from(["write_file", "append_file"]),
+    path=st.text(min_size=0, max_size=300),
+    size=st.sampled_from([0, 1, 127, 128, 16383, 16384, 16385, (1 << 20) + 7]),
+)
+def test_data_requests_serialize_as_protobuf_does(kind, path, size):
+    """The (head, data) pieces a chunk is sent as are protobuf's own serialization (the oracle), and parse back."""
+    data = random.randbytes(size)
+    head, body = messages.data_request(kind, path, data)
+    expected = pb.RuntimeManagerRequest(
+        **{kind: pb.Data(file_name=messages.enclave_path(path), data=data)}
+    ).SerializeToString()
+    assert body is data and head + body == expected
+    parsed = getattr(messages.parse_request(head + body), kind)
+    assert (parsed.file_name, parsed.data) == (messages.enclave_path(path), data)
