@@ -192,6 +192,53 @@ def fast_dynamodb_reads() -> None:
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign]  # moto patched in place
 
 
+def direct_dynamodb(app: Callable[..., Any]) -> Callable[..., Any]:
+    """Speed only: moto's WSGI ``app`` with DynamoDB requests handed straight to moto's DynamoDB handler.
+
+    moto's server finds a request's backend (under one lock, for every request) and runs it through a
+    Flask app (request context, URL map, CORS, response wrapping) whose one DynamoDB route calls
+    ``DynamoHandler.dispatch``: about half of the local AWS's CPU per control-plane read (profiled). Here a
+    request that moto would route there (``POST /``, signed for ``dynamodb``, a ``DynamoDB_20120810``
+    target, no ``Origin``: not a browser's, whose CORS answer is flask-cors's to give) is given to that same
+    call, as moto's Flask view gives it (the same request class, recorder, ClientError answer and CORS
+    header); every other request goes to ``app``. tests/unit/local/test_direct_dynamodb.py
+    checks the answers are the Flask app's own."""
+    from botocore.exceptions import ClientError
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.moto_api import recorder
+    from moto.moto_server.werkzeug_app import DISABLE_GLOBAL_CORS, BackendRequest
+    from werkzeug.wrappers import Response
+
+    cors = {} if DISABLE_GLOBAL_CORS else {"Access-Control-Allow-Origin": "*"}  # what flask-cors adds there
+
+    def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
+        if not _routed_to_dynamodb(environ):
+            return app(environ, start_response)
+        request = BackendRequest(environ)
+        recorder._record_request(request)
+        try:
+            result = DynamoHandler.dispatch(request, request.raw_url, dict(request.headers))
+        except ClientError as exc:
+            result = 400, {}, exc.response["Error"]["Message"]
+        status, headers, content = result if len(result) == 3 else (200, {}, result)
+        return Response(response=content, status=status, headers={**headers, **cors})(environ, start_response)
+
+    return dispatch
+
+
+def _routed_to_dynamodb(environ: dict[str, Any]) -> bool:
+    """moto's server would give this request to its DynamoDB app (``DomainDispatcherApplication``'s rules)."""
+    if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != "/" or "HTTP_ORIGIN" in environ:
+        return False
+    if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_20120810."):
+        return False
+    try:  # "AWS4-HMAC-SHA256 Credential=AKID/20261129/us-east-1/dynamodb/aws4_request, ..."
+        _, _, _, service, _ = environ.get("HTTP_AUTHORIZATION", "").split(",")[0].split()[1].split("/")
+    except (IndexError, ValueError):
+        return False
+    return service.lower() == "dynamodb"
+
+
 def _base64(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return base64.b64encode(value).decode()
