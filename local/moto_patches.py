@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import io
 import json
 import threading
 from collections.abc import Callable
@@ -201,21 +202,36 @@ def direct_dynamodb(app: Callable[..., Any]) -> Callable[..., Any]:
     request that moto would route there (``POST /``, signed for ``dynamodb``, a ``DynamoDB_20120810``
     target, no ``Origin``: not a browser's, whose CORS answer is flask-cors's to give) is given to that same
     call, as moto's Flask view gives it (the same request class, recorder, ClientError answer and CORS
-    header); every other request goes to ``app``. tests/unit/local/test_direct_dynamodb.py
-    checks the answers are the Flask app's own."""
+    header); every other request goes to ``app``. A plain GetItem (a table, a key of strings or numbers, a
+    consistent read or not; nothing else) is answered from the same backend call moto's handler makes, when
+    that call succeeds: the control plane's every read, for a third of the CPU of moto's request parsing
+    and dispatch. Anything else, errors included, is moto's handler's to answer.
+    tests/unit/local/test_direct_dynamodb.py checks the answers are the Flask app's own, byte for byte."""
     from botocore.exceptions import ClientError
     from moto.dynamodb.responses import DynamoHandler
     from moto.moto_api import recorder
     from moto.moto_server.werkzeug_app import DISABLE_GLOBAL_CORS, BackendRequest
+    from moto.utilities.aws_headers import gen_amz_crc32, gen_amzn_requestid_long
     from werkzeug.wrappers import Response
 
     cors = {} if DISABLE_GLOBAL_CORS else {"Access-Control-Allow-Origin": "*"}  # what flask-cors adds there
 
     def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
-        if not _routed_to_dynamodb(environ):
+        scope = _dynamodb_scope(environ)
+        if scope is None:
             return app(environ, start_response)
+        answer = None
+        if environ["HTTP_X_AMZ_TARGET"] == "DynamoDB_20120810.GetItem" and environ.get("CONTENT_LENGTH"):
+            body = _read(environ["wsgi.input"], int(environ["CONTENT_LENGTH"]))
+            environ["wsgi.input"] = io.BytesIO(body)  # for the request moto's handler reads, if it is to answer
+            answer = _plain_get_item(body, *scope)
         request = BackendRequest(environ)
         recorder._record_request(request)
+        if answer is not None:
+            headers = {"Content-Type": "application/x-amz-json-1.0", "server": "amazon.com"}
+            gen_amzn_requestid_long(headers)
+            gen_amz_crc32(answer, headers)
+            return Response(response=answer, status=200, headers={**headers, **cors})(environ, start_response)
         try:
             result = DynamoHandler.dispatch(request, request.raw_url, dict(request.headers))
         except ClientError as exc:
@@ -226,17 +242,62 @@ def direct_dynamodb(app: Callable[..., Any]) -> Callable[..., Any]:
     return dispatch
 
 
-def _routed_to_dynamodb(environ: dict[str, Any]) -> bool:
-    """moto's server would give this request to its DynamoDB app (``DomainDispatcherApplication``'s rules)."""
+def _dynamodb_scope(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """(access key, region) of a request moto's server would give to its DynamoDB app
+    (``DomainDispatcherApplication``'s rules); None for any other."""
     if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != "/" or "HTTP_ORIGIN" in environ:
-        return False
+        return None
     if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_20120810."):
-        return False
+        return None
     try:  # "AWS4-HMAC-SHA256 Credential=AKID/20261129/us-east-1/dynamodb/aws4_request, ..."
-        _, _, _, service, _ = environ.get("HTTP_AUTHORIZATION", "").split(",")[0].split()[1].split("/")
+        credential, _, region, service, _ = environ.get("HTTP_AUTHORIZATION", "").split(",")[0].split()[1].split("/")
     except (IndexError, ValueError):
-        return False
-    return service.lower() == "dynamodb"
+        return None
+    return (credential.removeprefix("Credential="), region) if service.lower() == "dynamodb" else None
+
+
+def _read(stream: Any, length: int) -> bytes:
+    body = b""
+    while len(body) < length and (chunk := stream.read(length - len(body))):
+        body += chunk
+    return body
+
+
+_PLAIN_GET = frozenset({"TableName", "Key", "ConsistentRead"})
+
+
+def _plain_get_item(body: bytes, access_key: str, region: str) -> str | None:
+    """A plain GetItem's answer, as moto's handler gives it, or None for moto's handler to answer (anything
+    its validation might refuse, or that this does not handle)."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.responses import dynamo_to_dict
+    from moto.iam.models import get_account_id_from
+
+    try:
+        request = json.loads(body)
+        name, key = request["TableName"], request["Key"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if request.keys() - _PLAIN_GET or not isinstance(request.get("ConsistentRead", False), bool):
+        return None
+    if not isinstance(name, str) or not isinstance(key, dict) or not key:
+        return None
+    for value in key.values():  # {"S": "non-empty"} or {"N": "..."}: what moto takes as it arrives
+        if not (isinstance(value, dict) and len(value) == 1):
+            return None
+        kind, text = next(iter(value.items()))
+        if kind not in ("S", "N") or not isinstance(text, str) or not text:
+            return None
+    try:
+        backend = dynamodb_backends[get_account_id_from(access_key)][region]
+        table = backend.tables.get(name)
+        if table is None or not all(attribute in table.attribute_keys for attribute in key):
+            return None
+        item = backend.get_item(name, key, [])
+    except Exception:  # noqa: BLE001  # moto's handler answers it, with moto's error
+        return None
+    result = {"Item": item.describe_attrs(attributes=None)["Item"]} if item else {}
+    return json.dumps(dynamo_to_dict(result), default=_base64)
 
 
 def _base64(value: Any) -> str:
