@@ -8,6 +8,7 @@ The oracle is moto's server app itself, fed the same requests from the same star
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -136,6 +137,8 @@ def answers(app: Any) -> list[tuple[str, dict[str, str], bytes]]:
             chunks = app(
                 dynamodb(operation, body), lambda status, headers, *_, reply=reply: reply.update(s=status, h=headers)
             )
+            request_ids = [v for k, v in reply["h"] if k.lower() == "x-amzn-requestid"]
+            assert len(request_ids) == 1 and re.fullmatch("[A-Za-z0-9]{52}", request_ids[0])  # random: compared by form
             headers = {k.lower(): v for k, v in reply["h"] if k.lower() not in ("x-amzn-requestid", "date")}
             got.append((reply["s"], headers, b"".join(chunks)))
         return got
