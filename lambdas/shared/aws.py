@@ -53,6 +53,7 @@ def get_item(dynamodb_table: Any, key: dict[str, Any]) -> dict[str, Any] | None:
     in-process mock answers), signed with SigV4 as botocore signs it, and reads the answer with
     ``json.loads``. Anything but a 200 whose CRC32 matches is asked again through boto3, which retries and
     raises as it always does. A strongly consistent read of DynamoDB, every time: nothing is cached.
+    (botocore's ``Stubber`` answers at ``before-call``, which this does not emit: stub with moto.)
     """
     try:
         return _GetItem.of(dynamodb_table.meta.client).item(dynamodb_table.name, key)
