@@ -58,7 +58,7 @@ def get_item(dynamodb_table: Any, key: dict[str, Any]) -> dict[str, Any] | None:
     try:
         return _GetItem.of(dynamodb_table.meta.client).item(dynamodb_table.name, key)
     except (_Unanswered, BotoCoreError, ValueError, KeyError, TypeError, AttributeError):  # botocore internals moved
-        return dynamodb_table.get_item(Key=key, ConsistentRead=True).get("Item")  # type: ignore[no-any-return]
+        return dynamodb_table.get_item(Key=key, ConsistentRead=True).get("Item")
 
 
 class _Unanswered(Exception):

@@ -45,12 +45,12 @@ def dynamodb(operation: str, body: Any) -> dict[str, Any]:
         path="/",
         method="POST",
         data=json.dumps(body).encode(),
-        headers={
-            "X-Amz-Target": f"DynamoDB_20120810.{operation}",
-            "Content-Type": "application/x-amz-json-1.0",
-            "Authorization": AUTH.format(service="dynamodb"),
-            "Host": "127.0.0.1:5055",
-        },
+        headers=[
+            ("X-Amz-Target", f"DynamoDB_20120810.{operation}"),
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("Authorization", AUTH.format(service="dynamodb")),
+            ("Host", "127.0.0.1:5055"),
+        ],
     ).get_environ()
 
 
