@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import zlib
 from functools import cache
 from typing import Any
@@ -53,12 +54,22 @@ def get_item(dynamodb_table: Any, key: dict[str, Any]) -> dict[str, Any] | None:
     in-process mock answers), signed with SigV4 as botocore signs it, and reads the answer with
     ``json.loads``. Anything but a 200 whose CRC32 matches is asked again through boto3, which retries and
     raises as it always does. A strongly consistent read of DynamoDB, every time: nothing is cached.
-    (botocore's ``Stubber`` answers at ``before-call``, which this does not emit: stub with moto.)
+    (botocore's ``Stubber`` answers at ``before-call``, which this does not emit: stub with moto.) Where
+    X-Ray traces botocore (Powertools' Tracer in AWS, where tracing is on), boto3 makes the call, so that
+    traces keep their DynamoDB subsegments; the local stack does not trace.
     """
+    if _traced():  # X-Ray records each botocore call as a subsegment (with its table and operation): keep that
+        return dynamodb_table.get_item(Key=key, ConsistentRead=True).get("Item")
     try:
         return _GetItem.of(dynamodb_table.meta.client).item(dynamodb_table.name, key)
     except (_Unanswered, BotoCoreError, ValueError, KeyError, TypeError, AttributeError):  # botocore internals moved
         return dynamodb_table.get_item(Key=key, ConsistentRead=True).get("Item")
+
+
+def _traced() -> bool:
+    """X-Ray's SDK has patched botocore (it records every API call as a subsegment)."""
+    patcher = sys.modules.get("aws_xray_sdk.core.patcher")
+    return patcher is not None and "botocore" in getattr(patcher, "_PATCHED_MODULES", ())
 
 
 class _Unanswered(Exception):

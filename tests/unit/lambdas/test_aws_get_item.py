@@ -94,3 +94,15 @@ def test_errors_are_boto3s_own(table):
     with pytest.raises(ClientError) as wrong_key:
         aws.get_item(table, {"not_the_key": "x"})
     assert wrong_key.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_where_x_ray_traces_botocore_boto3_makes_the_call(table, monkeypatch):
+    """Powertools' Tracer patches botocore in AWS: each call is then an X-Ray subsegment, which the lean
+    request would not be, so boto3 makes it."""
+    from aws_xray_sdk.core import patcher
+
+    table.put_item(Item={"instance_id": "traced", "status": "READY"})
+    monkeypatch.setattr(patcher, "_PATCHED_MODULES", {"botocore"})
+    calls = full_pipeline_calls(table)
+    assert aws.get_item(table, {"instance_id": "traced"}) == {"instance_id": "traced", "status": "READY"}
+    assert calls == ["GetItem"]
