@@ -6,6 +6,7 @@ lean request at botocore's ``before-send`` hook, as botocore's own requests).
 
 from __future__ import annotations
 
+import importlib
 from decimal import Decimal
 
 import boto3
@@ -99,8 +100,7 @@ def test_errors_are_boto3s_own(table):
 def test_where_x_ray_traces_botocore_boto3_makes_the_call(table, monkeypatch):
     """Powertools' Tracer patches botocore in AWS: each call is then an X-Ray subsegment, which the lean
     request would not be, so boto3 makes it."""
-    from aws_xray_sdk.core import patcher
-
+    patcher = importlib.import_module("aws_xray_sdk.core.patcher")  # untyped: no stubs
     table.put_item(Item={"instance_id": "traced", "status": "READY"})
     monkeypatch.setattr(patcher, "_PATCHED_MODULES", {"botocore"})
     calls = full_pipeline_calls(table)
