@@ -175,31 +175,37 @@ class _Reply:
 
 class _Watchdog:
     """One thread per process that answers 504 for requests whose handler is past its deadline (a timer per
-    request cost a thread each). It looks every ``POLL`` seconds: a 504 comes at most that late."""
-
-    POLL = 0.05
+    request cost a thread each). It sleeps until the earliest deadline, woken only when a request comes with
+    an earlier one (deadlines of one server only grow, so that is rare)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._watched: dict[int, _Reply] = {}
+        self._next = float("inf")  # the deadline the thread sleeps until
         threading.Thread(target=self._run, daemon=True, name="integration-timeout").start()
 
     def watch(self, reply: _Reply) -> None:
-        with self._lock:
+        with self._changed:
             self._watched[id(reply)] = reply
+            if reply.deadline < self._next:
+                self._next = reply.deadline
+                self._changed.notify()
 
     def forget(self, reply: _Reply) -> None:
-        with self._lock:
+        with self._changed:
             self._watched.pop(id(reply), None)
 
     def _run(self) -> None:
         while True:
-            time.sleep(self.POLL)
-            now = time.monotonic()
-            with self._lock:
+            with self._changed:
+                now = time.monotonic()
                 late = [reply for reply in self._watched.values() if reply.deadline <= now]
                 for reply in late:
                     del self._watched[id(reply)]
+                if not late:
+                    self._next = min((reply.deadline for reply in self._watched.values()), default=float("inf"))
+                    self._changed.wait(None if self._next == float("inf") else self._next - now)
+                    continue
             for reply in late:
                 reply.time_out()
 
