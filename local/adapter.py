@@ -4,16 +4,15 @@ Requests become REST API proxy events (``local.apigw``); ``GET /openapi.json``
 returns the API's OpenAPI document. API Gateway's limits hold here as in AWS:
 a body over 10 MB is refused with 413, and a handler that has not answered
 within the 29 s integration timeout gets the caller a 504 (the handler runs on,
-as a Lambda does).
+as a Lambda does). Each connection (kept alive) has a thread, which runs the
+handler of each of its requests itself.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -79,21 +78,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
         event = build_event(
             self.command, self.path, headers=headers, body=body, user=user, source_ip=self.client_address[0]
         )
-        outcome = self.server.integrate(event)
-        if outcome is None:
-            self._send_error(
-                504,
-                "IntegrationTimeout",
-                f"the Lambda handler did not answer within {self.server.integration_timeout:g} s "
-                "(API Gateway's integration timeout); the request may still complete: check its status",
-            )
-            return
-        result, failed = outcome
+        reply = _Reply(self, time.monotonic() + self.server.integration_timeout)
+        _watchdog().watch(reply)
+        try:  # on this connection's thread: no hand-off to another thread and back for every request
+            result, failed = self.server.handler(event, LocalLambdaContext(function_name=self.server.name)), False
+        except Exception:
+            log.exception("%s handler raised", self.server.name)
+            result, failed = {}, True
+        finally:
+            _watchdog().forget(reply)
         if failed:  # a handler that raises is a 502 from API Gateway too
-            self._send_error(502, "BadGateway", "the Lambda handler failed; see the local stack's log")
+            reply.error(502, "BadGateway", "the Lambda handler failed; see the local stack's log")
             return
-        status, reply_headers, data = response_parts(result)
-        self._send(status, reply_headers, data)
+        reply.send(*response_parts(result))
 
     def _read_body(self, length: int) -> bytes:
         """Up to ``length`` bytes, all within one read timeout (a trickle cannot hold the thread longer)."""
@@ -138,43 +135,95 @@ class _RequestHandler(BaseHTTPRequestHandler):
         log.info("%s %s", self.server.name, format % args)
 
 
-class _Invocations:
-    """Daemon threads that run handlers, each reused once its handler returns (a thread per request cost a
-    thread start each). A handler that runs on past the integration timeout keeps its thread, as a Lambda
-    runs on; a new thread serves the next request meanwhile, so no request waits for a free thread."""
+class _Reply:
+    """A request's one answer: its handler's, or the 504 the watchdog sends once the integration timeout
+    passes (the handler runs on, as a Lambda does; what it returns then is dropped, and the connection closes,
+    since its thread is the handler's until then)."""
+
+    def __init__(self, request: _RequestHandler, deadline: float) -> None:
+        self.request, self.deadline = request, deadline
+        self._lock = threading.Lock()
+        self._sent = False
+
+    def send(self, status: int, headers: dict[str, str], data: bytes, *, close: bool = False) -> bool:
+        with self._lock:
+            if self._sent:
+                return False
+            self._sent = True
+            if close:
+                self.request.close_connection = True
+            self.request._send(status, headers, data)
+            return True
+
+    def error(self, status: int, code: str, message: str, *, close: bool = False) -> bool:
+        body = json.dumps({"error": code, "message": message}).encode()
+        return self.send(status, {"Content-Type": "application/json"}, body, close=close)
+
+    def time_out(self) -> None:
+        timeout = self.request.server.integration_timeout
+        try:
+            self.error(
+                504,
+                "IntegrationTimeout",
+                f"the Lambda handler did not answer within {timeout:g} s "
+                "(API Gateway's integration timeout); the request may still complete: check its status",
+                close=True,
+            )
+        except OSError:  # the client has gone
+            pass
+
+
+class _Watchdog:
+    """One thread per process that answers 504 for requests whose handler is past its deadline (a timer per
+    request cost a thread each). It sleeps until the earliest deadline, woken only when a request comes with
+    an earlier one (deadlines of one server only grow, so that is rare)."""
 
     def __init__(self) -> None:
-        self._idle: queue.SimpleQueue[queue.SimpleQueue[Any]] = queue.SimpleQueue()
+        self._changed = threading.Condition()
+        self._watched: dict[int, _Reply] = {}
+        self._next = float("inf")  # the deadline the thread sleeps until
+        threading.Thread(target=self._run, daemon=True, name="integration-timeout").start()
 
-    def submit(self, function: Callable[[], Any]) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            inbox = self._idle.get_nowait()
-        except queue.Empty:
-            inbox = queue.SimpleQueue()
-            threading.Thread(target=self._work, args=(inbox,), daemon=True, name="invocation").start()
-        inbox.put((function, future))
-        return future
+    def watch(self, reply: _Reply) -> None:
+        with self._changed:
+            self._watched[id(reply)] = reply
+            if reply.deadline < self._next:
+                self._next = reply.deadline
+                self._changed.notify()
 
-    def _work(self, inbox: queue.SimpleQueue[Any]) -> None:
+    def forget(self, reply: _Reply) -> None:
+        with self._changed:
+            self._watched.pop(id(reply), None)
+
+    def _run(self) -> None:
         while True:
-            function, future = inbox.get()
-            try:
-                future.set_result(function())
-            except BaseException as exc:  # noqa: BLE001  # the caller's to handle
-                future.set_exception(exc)
-            del function, future
-            self._idle.put(inbox)
+            with self._changed:
+                now = time.monotonic()
+                late = [reply for reply in self._watched.values() if reply.deadline <= now]
+                for reply in late:
+                    del self._watched[id(reply)]
+                if not late:
+                    self._next = min((reply.deadline for reply in self._watched.values()), default=float("inf"))
+                    self._changed.wait(None if self._next == float("inf") else self._next - now)
+                    continue
+            for reply in late:
+                reply.time_out()
 
 
-_invocations_lock = threading.Lock()
-_invocations_of: dict[int, _Invocations] = {}
+_watchdog_lock = threading.Lock()
+_watchdog_of: dict[int, _Watchdog] = {}
 
 
-def _invocations() -> _Invocations:
-    """This process's invocation threads (a forked API worker starts its own: threads do not survive a fork)."""
-    with _invocations_lock:
-        return _invocations_of.setdefault(os.getpid(), _Invocations())
+def _watchdog() -> _Watchdog:
+    """This process's watchdog (a forked API worker starts its own: threads do not survive a fork)."""
+    pid = os.getpid()
+    watchdog = _watchdog_of.get(pid)
+    if watchdog is None:
+        with _watchdog_lock:
+            watchdog = _watchdog_of.get(pid)
+            if watchdog is None:
+                watchdog = _watchdog_of[pid] = _Watchdog()
+    return watchdog
 
 
 class ApiServer(ThreadingHTTPServer):
@@ -202,24 +251,6 @@ class ApiServer(ThreadingHTTPServer):
 
     def start(self) -> None:
         self.thread.start()
-
-    def integrate(self, event: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
-        """Run the handler as API Gateway's integration does: (result, raised), or None past the timeout.
-
-        The handler runs on a thread of a pool (a thread per request cost a thread start each); a
-        handler past the timeout keeps its thread, as a Lambda runs on, and the pool grows instead."""
-
-        def run() -> tuple[dict[str, Any], bool]:
-            try:
-                return self.handler(event, LocalLambdaContext(function_name=self.name)), False
-            except Exception:
-                log.exception("%s handler raised", self.name)
-                return {}, True
-
-        try:
-            return _invocations().submit(run).result(self.integration_timeout)
-        except concurrent.futures.TimeoutError:
-            return None
 
     def stop(self) -> None:
         self.shutdown()

@@ -200,9 +200,10 @@ def keep_alive_server(host: str, port: int) -> Any:
         while stream.read(1 << 16):
             pass
 
-    server = make_server(
-        host, port, DomainDispatcherApplication(create_backend_app), threaded=True, request_handler=KeepAliveHandler
-    )
+    from local.moto_patches import direct_dynamodb
+
+    app = direct_dynamodb(DomainDispatcherApplication(create_backend_app))  # DynamoDB straight to its handler
+    server = make_server(host, port, app, threaded=True, request_handler=KeepAliveHandler)
     assert isinstance(server, ThreadedWSGIServer)  # threaded=True
     server.daemon_threads = True
     return server

@@ -7,11 +7,20 @@ the handlers knowing.
 
 from __future__ import annotations
 
+import base64
+import json
+import sys
+import zlib
 from functools import cache
 from typing import Any
 
 import boto3
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+from botocore.hooks import first_non_none_response
 
 # A Lambda environment makes one call at a time; the local stack's API process runs many invocations at
 # once on threads sharing these clients, and past the pool size each call would open a connection of its own.
@@ -35,8 +44,101 @@ def table(name: str) -> Any:
     return boto3.session.Session().resource("dynamodb", config=_CONFIG).Table(name)
 
 
+def get_item(dynamodb_table: Any, key: dict[str, Any]) -> dict[str, Any] | None:
+    """``dynamodb_table.get_item(Key=key, ConsistentRead=True).get("Item")``, for about half its CPU.
+
+    Every control-plane read is one such call, and boto3's pipeline was most of a read's CPU (~1.4 ms:
+    parameter validation, a dozen event hooks, endpoint rules, the retry handler, a serializer and a parser
+    that walk the shape model, boto3's type transforms). This sends the same request with the table's own
+    client's endpoint, region, credentials, connection pool and ``before-send`` hooks (where moto's
+    in-process mock answers), signed with SigV4 as botocore signs it, and reads the answer with
+    ``json.loads``. Anything but a 200 whose CRC32 matches is asked again through boto3, which retries and
+    raises as it always does. A strongly consistent read of DynamoDB, every time: nothing is cached.
+    (botocore's ``Stubber`` answers at ``before-call``, which this does not emit: stub with moto.) Where
+    X-Ray traces botocore (Powertools' Tracer in AWS, where tracing is on), boto3 makes the call, so that
+    traces keep their DynamoDB subsegments; the local stack does not trace.
+    """
+    if _traced():  # X-Ray records each botocore call as a subsegment (with its table and operation): keep that
+        return dynamodb_table.get_item(Key=key, ConsistentRead=True).get("Item")
+    try:
+        return _GetItem.of(dynamodb_table.meta.client).item(dynamodb_table.name, key)
+    except (_Unanswered, BotoCoreError, ValueError, KeyError, TypeError, AttributeError):  # botocore internals moved
+        return dynamodb_table.get_item(Key=key, ConsistentRead=True).get("Item")
+
+
+def _traced() -> bool:
+    """X-Ray's SDK has patched botocore (it records every API call as a subsegment)."""
+    patcher = sys.modules.get("aws_xray_sdk.core.patcher")
+    return patcher is not None and "botocore" in getattr(patcher, "_PATCHED_MODULES", ())
+
+
+class _Unanswered(Exception):
+    """The lean GetItem got no usable answer: boto3 asks again (and retries, and raises, as it does)."""
+
+
+class _GetItem:
+    """One client's GetItem request without botocore's per-call pipeline (built once per client)."""
+
+    _HEADERS = {"X-Amz-Target": "DynamoDB_20120810.GetItem", "Content-Type": "application/x-amz-json-1.0"}
+
+    def __init__(self, dynamodb: Any) -> None:
+        self.url = dynamodb.meta.endpoint_url.rstrip("/") + "/"
+        self.region = dynamodb.meta.region_name
+        self.events = dynamodb.meta.events
+        self.http = dynamodb._endpoint.http_session  # the client's own pool (TLS, proxies, limits as configured)
+        self.credentials = dynamodb._get_credentials()  # what the client signs with (refreshed as it refreshes)
+        self.serializer, self.deserializer = TypeSerializer(), _WireDeserializer()
+
+    @staticmethod
+    @cache
+    def of(dynamodb: Any) -> _GetItem:
+        return _GetItem(dynamodb)
+
+    def item(self, table_name: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        if self.credentials is None:
+            raise _Unanswered("no credentials")
+        body = json.dumps(
+            {
+                "TableName": table_name,
+                "Key": {name: self.serializer.serialize(value) for name, value in key.items()},
+                "ConsistentRead": True,
+            },
+            default=_base64,
+        ).encode()
+        request = AWSRequest("POST", self.url, data=body, headers=dict(self._HEADERS))
+        SigV4Auth(self.credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(request)
+        prepared = request.prepare()
+        response = first_non_none_response(self.events.emit("before-send.dynamodb.GetItem", request=prepared))
+        if response is None:
+            response = self.http.send(prepared)
+        content = response.content
+        checksum = response.headers.get("x-amz-crc32")
+        if response.status_code != 200 or (checksum is not None and int(checksum) != zlib.crc32(content)):
+            raise _Unanswered(f"GetItem answered {response.status_code}")
+        item = json.loads(content).get("Item")
+        return None if item is None else {name: self.deserializer.deserialize(v) for name, v in item.items()}
+
+
+class _WireDeserializer(TypeDeserializer):
+    """boto3's deserializer for DynamoDB JSON as it travels: binary values are base64 there (botocore's
+    parser decodes them before boto3 sees them)."""
+
+    def _deserialize_b(self, value: str) -> Binary:
+        return Binary(base64.b64decode(value))
+
+    def _deserialize_bs(self, value: list[str]) -> set[Binary]:
+        return {self._deserialize_b(v) for v in value}
+
+
+def _base64(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
+
+
 def reset() -> None:
     """Forget cached clients (tests that switch endpoints or credentials)."""
     session.cache_clear()
     client.cache_clear()
     table.cache_clear()
+    _GetItem.of.cache_clear()

@@ -121,7 +121,7 @@ def _get_item(table: Any, key: dict[str, str]) -> dict[str, Any] | None:
     so nothing can be stored under one: a caller's empty id is simply not found)."""
     if not all(key.values()):
         return None
-    return table.get_item(Key=key, ConsistentRead=True).get("Item")
+    return aws.get_item(table, key)
 
 
 def _plain(value: Any) -> Any:

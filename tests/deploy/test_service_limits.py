@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -97,6 +98,38 @@ def test_the_api_adapter_answers_504_when_the_handler_outlives_the_integration_t
             assert 0.5 <= elapsed < 10
             release.set()
             assert request(server, "GET", "/fast")[0] == 200  # a handler that answers in time is unaffected
+    finally:
+        release.set()
+
+
+def test_a_late_handlers_answer_is_dropped_and_its_connection_closes():
+    """Each request gets one answer: after the 504, the handler (which runs on, as a Lambda) finishes and
+    its result is not written to the connection; the 504 said ``Connection: close``, and the server closes it.
+    Requests on other connections are answered meanwhile."""
+    release, finished = threading.Event(), threading.Event()
+
+    def slow_then_fast(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event["path"] == "/slow":
+            release.wait(30)
+            finished.set()
+            return {"statusCode": 200, "body": '{"late": true}'}
+        return {"statusCode": 200, "body": "{}"}
+
+    try:
+        with api(slow_then_fast, integration_timeout=0.3) as server:
+            with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
+                sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += sock.recv(65536)
+                assert head.startswith(b"HTTP/1.1 504") and b"Connection: close" in head
+                assert request(server, "GET", "/fast")[0] == 200  # another connection is served meanwhile
+                release.set()
+                assert finished.wait(10)
+                rest = b""
+                while chunk := sock.recv(65536):  # ends when the server closes the connection
+                    rest += chunk
+                assert b"late" not in head + rest and b"HTTP/1.1 200" not in rest
     finally:
         release.set()
 

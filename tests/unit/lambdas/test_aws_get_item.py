@@ -1,0 +1,108 @@
+"""``lambdas.shared.aws.get_item``: the lean consistent GetItem answers exactly what boto3's ``Table.get_item`` does.
+
+The oracle is boto3's own call on the same table (moto's in-process mock answers both; it sees the
+lean request at botocore's ``before-send`` hook, as botocore's own requests).
+"""
+
+from __future__ import annotations
+
+import importlib
+from decimal import Decimal
+
+import boto3
+import pytest
+from boto3.dynamodb.types import Binary
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from lambdas.shared import aws
+from lambdas.shared.tables import INSTANCES
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def table(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        aws.reset()
+        boto3.client("dynamodb", region_name=REGION).create_table(**INSTANCES.create_table_kwargs("records"))
+        yield aws.table("records")
+        aws.reset()
+
+
+def full_pipeline_calls(table) -> list[str]:
+    """GetItem calls that went through botocore's whole pipeline (its before-call hook fires only there)."""
+    calls: list[str] = []
+    table.meta.client.meta.events.register("before-call.dynamodb.GetItem", lambda **_: calls.append("GetItem"))
+    return calls
+
+
+ITEM = {
+    "instance_id": "every-type",
+    "text": "naïve ✓",
+    "empty": "",
+    "count": 42,
+    "fraction": Decimal("3.25"),
+    "big": 10**30,
+    "negative": -7,
+    "flag": True,
+    "off": False,
+    "nothing": None,
+    "blob": b"\x00\xffbytes",
+    "nested": {"list": [1, "two", {"three": [True, None]}], "map": {"a": Decimal("0.5")}},
+    "strings": {"a", "b"},
+    "numbers": {1, 2, 3},
+    "blobs": {b"x", b"y"},
+}
+
+
+def test_every_attribute_type_reads_as_boto3_reads_it(table):
+    table.put_item(Item=ITEM)
+    calls = full_pipeline_calls(table)
+    lean = aws.get_item(table, {"instance_id": "every-type"})
+    assert calls == []  # answered by the lean request, not by boto3 asking again
+    assert lean == table.get_item(Key={"instance_id": "every-type"}, ConsistentRead=True)["Item"]
+    assert isinstance(lean["blob"], Binary) and isinstance(lean["count"], Decimal)
+
+
+def test_a_missing_item_is_none(table):
+    calls = full_pipeline_calls(table)
+    assert aws.get_item(table, {"instance_id": "nobody"}) is None
+    assert calls == []
+
+
+def test_each_read_sees_the_write_before_it(table):
+    """Nothing is cached: a read after each acknowledged write returns that write."""
+    for version in range(20):
+        table.put_item(Item={"instance_id": "changing", "version": version, "status": f"S{version}"})
+        assert aws.get_item(table, {"instance_id": "changing"}) == {
+            "instance_id": "changing",
+            "version": version,
+            "status": f"S{version}",
+        }
+    table.delete_item(Key={"instance_id": "changing"})
+    assert aws.get_item(table, {"instance_id": "changing"}) is None
+
+
+def test_errors_are_boto3s_own(table):
+    """A refused request is asked again through boto3, which raises its usual ClientError."""
+    with pytest.raises(ClientError) as missing_table:
+        aws.get_item(aws.table("no-such-table"), {"instance_id": "x"})
+    assert missing_table.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as wrong_key:
+        aws.get_item(table, {"not_the_key": "x"})
+    assert wrong_key.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_where_x_ray_traces_botocore_boto3_makes_the_call(table, monkeypatch):
+    """Powertools' Tracer patches botocore in AWS: each call is then an X-Ray subsegment, which the lean
+    request would not be, so boto3 makes it."""
+    patcher = importlib.import_module("aws_xray_sdk.core.patcher")  # untyped: no stubs
+    table.put_item(Item={"instance_id": "traced", "status": "READY"})
+    monkeypatch.setattr(patcher, "_PATCHED_MODULES", {"botocore"})
+    calls = full_pipeline_calls(table)
+    assert aws.get_item(table, {"instance_id": "traced"}) == {"instance_id": "traced", "status": "READY"}
+    assert calls == ["GetItem"]
