@@ -452,3 +452,30 @@ def test_a_delete_racing_the_release_wait_still_releases(plane, ids, echo_wasm, 
     deleted = call(ccfaas, "DELETE", "/instance/i-race", user="alice")
     monkeypatch.undo()
     assert deleted.json["status"] == "DELETED", deleted.json
+
+
+def test_the_reaper_takes_an_instance_whose_execution_never_started_for_one_without_a_workflow(plane):
+    """CCFaaS records the execution's ARN with the instance, just before starting it: a reaper that runs in
+    between, or after a crash there, treats the instance as one without a workflow (as before the ARN was
+    written first) and does not wait for that workflow to release it."""
+    from lambdas.shared.stores import InstanceStore
+    from local.apigw import principal_arn
+
+    key = instance_table_key("i-early", "alice")
+    arn = plane.state_machine.replace(":stateMachine:", ":execution:") + ":i-early-never-started"
+    InstanceStore().create(
+        {
+            "instance_id": key,
+            "name": "i-early",
+            "function": "echo",
+            "version": 1,
+            "owner": principal_arn("alice"),
+            "status": "PENDING",
+            "created_at": "2020-01-01T00:00:00+00:00",
+            "execution_arn": arn,
+            "ttl_seconds": 60,
+        }
+    )
+    # WHEN the reaper finds it past its TTL THEN it tears it down itself: no workflow will
+    assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": key, "action": "torn down (TTL expired)"}]
+    assert InstanceStore().get(key)["status"] == "DELETED"
