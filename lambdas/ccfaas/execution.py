@@ -16,7 +16,8 @@ INPUT_FIELDS = ("instance_id", "function", "version", "owner", "user_policy", "t
 # What the steps add: the top-level key each ResultPath (or Catch's ResultPath) writes, and what it holds.
 RESULT_PATHS = {
     "composed": "the VaaS policy (ComposePolicy)",
-    "allocation": "the runtime: name, hash, exact policy text, URL; or a wait for a slot (Allocate)",
+    "allocation": "the runtime: name, hash, exact policy text, URL, whether it answers yet; or a wait for a slot "
+    "(Allocate)",
     "runtime": "whether the runtime answers (WaitForRuntime)",
     "ready": "seconds the release wait may last (MarkReady, StreamInput)",
     "release": "the release wait's result (WaitForRelease)",
@@ -39,13 +40,16 @@ class StreamSource:
 
 @dataclass(frozen=True)
 class Allocation:
-    """The runtime Allocate took; ``waiting`` is "NoCapacity" (and the rest empty) while no slot is free."""
+    """The runtime Allocate took; ``waiting`` is "NoCapacity" (and the rest empty) while no slot is free.
+    ``answering``: the runtime already accepted a connection (a warm or local start returns once it listens), so
+    the workflow goes straight to Provision instead of waiting for it."""
 
     vaas_name: str
     instance_hash: str
     policy: str
     veracruz_server_url: str
     waiting: str = ""
+    answering: bool = False
 
     def fields(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in ALLOCATION_FIELDS}
@@ -81,7 +85,10 @@ class ExecutionState:
             if stream
             else None,
             vaas_policy=composed.get("vaas_policy"),
-            allocation=Allocation(**{k: allocation.get(k, "") for k in (*ALLOCATION_FIELDS, "waiting")})
+            allocation=Allocation(
+                **{k: allocation.get(k, "") for k in (*ALLOCATION_FIELDS, "waiting")},
+                answering=bool(allocation.get("answering")),
+            )
             if allocation
             else None,
             error=document.get("error"),

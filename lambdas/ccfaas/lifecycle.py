@@ -44,6 +44,10 @@ from lambdas.shared.identity import program_load_identity
 from lambdas.shared.ports import Runtimes, Streamer
 from lambdas.shared.stores import ArtifactStore, InstanceStatus, InstanceStorage, InstanceStore, now_iso
 
+# Seconds Allocate gives a just-started runtime to accept a connection before the workflow waits for it instead
+# (WaitForRuntime): a warm or local runtime listens when VaaS answers; a pod's is still starting.
+ANSWERING_TIMEOUT = 0.5
+
 
 class RuntimeNeverReady(errors.DependencyFailed):
     code = "RuntimeNeverReady"
@@ -91,7 +95,8 @@ class Lifecycle:
             uploaded_data_files=[p for p in loaded if record.files[p]["kind"] == "data_file"],
             instance_id=state.instance_id,
         )
-        self.instances.transition(state.instance_id, InstanceStatus.ALLOCATING)
+        if not self.vaas.starts_at_once():  # a warm runtime is handed over in ms: PENDING → PROVISIONING then
+            self.instances.transition(state.instance_id, InstanceStatus.ALLOCATING)
         return {"vaas_policy": vaas_policy}
 
     def allocate(self, state: ExecutionState) -> dict[str, Any]:
@@ -99,7 +104,7 @@ class Lifecycle:
         instance_id = state.instance_id
         existing = self.instances.get(instance_id) or {}
         if existing.get("vaas_name"):  # a retried task: the allocation already happened
-            return {"waiting": "", **{k: existing[k] for k in ALLOCATION_FIELDS}}
+            return {"waiting": "", "answering": False, **{k: existing[k] for k in ALLOCATION_FIELDS}}
         started = _parse_time(existing.get("created_at")) or _dt.datetime.now(_dt.UTC)
         try:
             reply = self.vaas.create(state.require_vaas_policy())
@@ -109,7 +114,9 @@ class Lifecycle:
                 raise errors.DependencyFailed(
                     f"no runtime slot became free within {settings().allocate_wait} s (waited {waited:.0f} s)"
                 ) from None
-            return {"waiting": "NoCapacity", **dict.fromkeys(ALLOCATION_FIELDS, "")}
+            if existing.get("status") == InstanceStatus.PENDING:  # ComposePolicy expected a warm runtime at once
+                self.instances.transition(instance_id, InstanceStatus.ALLOCATING)
+            return {"waiting": "NoCapacity", "answering": False, **dict.fromkeys(ALLOCATION_FIELDS, "")}
         document = json.loads(reply["policy"])
         port = document["veracruz_server_url"].rsplit(":", 1)[1]
         allocation = Allocation(
@@ -123,7 +130,8 @@ class Lifecycle:
             # the instance was deleted or failed meanwhile: give the runtime back
             self.vaas.delete(allocation.vaas_name, instance_id, allocation.instance_hash)
             raise errors.Conflict(f"instance {instance_id} ended while its runtime was being allocated")
-        return {"waiting": "", **allocation.fields()}
+        answering = port_open(*split_url(allocation.veracruz_server_url), timeout=ANSWERING_TIMEOUT)
+        return {"waiting": "", "answering": answering, **allocation.fields()}
 
     def wait_ready(self, state: ExecutionState) -> dict[str, Any]:
         """``ready``: whether the runtime answers; an error only once it has not within IPOC_READY_TIMEOUT."""
@@ -265,6 +273,7 @@ def state_size_bound(execution_input: dict[str, Any], function_policy: dict[str,
     composed = P.compose_vaas_policy(function_policy, user_policy, _stand_in_certificate())
     allocation = {
         "waiting": "",
+        "answering": False,
         "vaas_name": "",
         "instance_hash": "",
         "veracruz_server_url": "",

@@ -426,7 +426,8 @@ class _ScannableTable:
 class InstanceStatus(StrEnum):
     """An instance's status. String-valued, so stored items and the API's JSON carry the plain name.
 
-    The order of a life: PENDING → ALLOCATING → PROVISIONING → READY → RELEASING → DELETED. A failure moves
+    The order of a life: PENDING → ALLOCATING → PROVISIONING → READY → RELEASING → DELETED (ALLOCATING only
+    when a slot is waited for or a runtime started: a warm runtime is handed over at once). A failure moves
     any live instance to TEARING_DOWN (its reason recorded) while its runtime and slot are given back, then
     to FAILED. A terminal status (FAILED, DELETED) is written only once the runtime and slot are released,
     so a user who reads it can trust that nothing of the instance is left running.

@@ -72,6 +72,10 @@ class VaaS:
             raise
         return reply
 
+    def starts_at_once(self) -> bool:
+        """Whether the backend holds a runtime started and attested ahead, which a create would hand out now."""
+        return self.backend.has_warm_runtime()
+
     @staticmethod
     def _complete(vaas_policy: Any, setup: RuntimeSetup, port: int) -> dict[str, Any]:
         return complete_policy(

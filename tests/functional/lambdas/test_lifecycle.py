@@ -21,6 +21,7 @@ from local.runtimes import running_ports
 from tests.support import policies
 from tests.support.aws import call, instance_table_key
 from tests.support.lifecycle import ALL_STATES_RELEASED, running_plane
+from tests.support.settings import use_settings
 from tests.support.waiting import wait_until
 
 SLOTS = 2
@@ -452,6 +453,55 @@ def test_a_delete_racing_the_release_wait_still_releases(plane, ids, echo_wasm, 
     deleted = call(ccfaas, "DELETE", "/instance/i-race", user="alice")
     monkeypatch.undo()
     assert deleted.json["status"] == "DELETED", deleted.json
+
+
+def _statuses_written(monkeypatch) -> list[str]:
+    """Every status the lifecycle writes, in order (the store's one way to change a status, recorded)."""
+    from lambdas.shared.stores import InstanceStore
+
+    written: list[str] = []
+    original = InstanceStore.transition
+
+    def transition(self, instance_id, to, *args, **kwargs):
+        changed = original(self, instance_id, to, *args, **kwargs)
+        if changed:
+            written.append(str(to))
+        return changed
+
+    monkeypatch.setattr(InstanceStore, "transition", transition)
+    return written
+
+
+def test_allocating_is_written_unless_a_warm_runtime_is_handed_over(plane, ids, echo_wasm, monkeypatch):
+    """A cold start shows ALLOCATING while the runtime starts; a warm pool's runtime is handed over at once, so the
+    instance goes from PENDING to PROVISIONING (one durable write fewer on the path to READY)."""
+    from local.runtimes import start_pool, stop_pool
+
+    plane.register_echo(echo_wasm)
+    written = _statuses_written(monkeypatch)
+    plane.create("i-cold", [(ids.user, policies.USER_RIGHTS)])
+    plane.wait_status("i-cold", ("READY",))
+    assert written == ["ALLOCATING", "PROVISIONING", "READY"]
+    call(ccfaas, "DELETE", "/instance/i-cold", user="alice")
+    use_settings(monkeypatch, IPOC_MAX_TTL="3600")  # the test proxy certifies for a day, as Veracruz's
+    pool = start_pool(1)
+    try:
+        assert pool is not None and pool.wait_full(60)
+        written.clear()
+        plane.create("i-warm", [(ids.user, policies.USER_RIGHTS)])
+        ready = plane.wait_status("i-warm", ("READY",))
+        assert written == ["PROVISIONING", "READY"]
+        port = ready["veracruz_server_url"].rsplit(":", 1)[1]
+        assert "attested" in (plane.runtimes / port / "runtime.log").read_text()  # the warm runtime's log
+        assert dedupe(plane.states_entered(ready["execution_arn"]))[:4] == [
+            "ComposePolicy",
+            "Allocate",
+            "SlotAllocated",
+            "Provision",
+        ]
+        call(ccfaas, "DELETE", "/instance/i-warm", user="alice")
+    finally:
+        stop_pool(plane.runtimes)
 
 
 def test_the_reaper_takes_an_instance_whose_execution_never_started_for_one_without_a_workflow(plane):
