@@ -19,7 +19,7 @@ RESULT_PATHS = {
     "allocation": "the runtime: name, hash, exact policy text, URL, whether it answers yet; or a wait for a slot "
     "(Allocate)",
     "runtime": "whether the runtime answers (WaitForRuntime)",
-    "ready": "seconds the release wait may last (MarkReady, StreamInput)",
+    "ready": "seconds the release wait may last (Provision, once READY; StreamInput)",
     "release": "the release wait's result (WaitForRelease)",
     "error": "the failure a Catch caught: Error and Cause",
     "record_error": "RecordFailure's own failure",

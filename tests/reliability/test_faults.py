@@ -149,7 +149,8 @@ def test_the_runtime_killed_at_each_state_fails_the_instance_and_leaves_nothing(
     inject(monkeypatch, action, kill_then_continue)
     plane.create(f"kill-{action}", [(ids.user, policies.USER_RIGHTS)])
     if action == "mark_ready":
-        # MarkReady itself needs no runtime: the instance becomes READY, and the reaper finds the dead runtime.
+        # Marking READY (the end of Provision) needs no runtime: the instance becomes READY, and the reaper finds
+        # the dead runtime.
         plane.wait_status(f"kill-{action}", ("READY", "FAILED"))
         Reaper(Lifecycle.from_settings()).run()
     record = settle(plane, f"kill-{action}")

@@ -31,7 +31,6 @@ ALL_STATES_RELEASED = [
     "Allocate",
     "SlotAllocated",
     "Provision",
-    "MarkReady",
     "StreamRequested",
     "WaitForRelease",
     "Teardown",
