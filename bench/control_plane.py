@@ -248,7 +248,8 @@ def bench_instances(stacks: dict[str, dict[str, str]], user: Identity, streamer:
     for variant in stacks:
         report("FIGURE", f"instance_create_to_ready_p50_{variant}", percentile(latencies[variant], 0.50), "s")
         report("FIGURE", f"instance_create_to_ready_p95_{variant}", percentile(latencies[variant], 0.95), "s")
-        for name in ("ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady"):  # MarkReady: before
+        # ComposePolicy and MarkReady: a baseline's (Allocate composes, Provision marks READY now)
+        for name in ("ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady"):
             if name in per_state[variant]:  # WaitForRuntime runs only for a runtime not answering after Allocate
                 report(
                     "FIGURE", f"workflow_state_{name}_mean_{variant}", statistics.mean(per_state[variant][name]), "s"

@@ -79,7 +79,7 @@ class Lifecycle:
     # -- states ----------------------------------------------------------------
 
     def compose(self, state: ExecutionState) -> dict[str, Any]:
-        """The VaaS policy: function + user policy + program-load identity (with file_hashes)."""
+        """The VaaS policy: function + user policy + program-load identity (with file_hashes), for Allocate."""
         record = self.registry.version(state.function, state.version)
         function = dict(record.policy)
         if state.stream:
@@ -95,26 +95,31 @@ class Lifecycle:
             uploaded_data_files=[p for p in loaded if record.files[p]["kind"] == "data_file"],
             instance_id=state.instance_id,
         )
-        if not self.vaas.starts_at_once():  # a warm runtime is handed over in ms: PENDING → PROVISIONING then
-            self.instances.transition(state.instance_id, InstanceStatus.ALLOCATING)
-        return {"vaas_policy": vaas_policy}
+        return vaas_policy
 
     def allocate(self, state: ExecutionState) -> dict[str, Any]:
-        """A runtime for the instance; ``waiting`` = "NoCapacity" (and empty fields) while no slot is free."""
+        """Compose the VaaS policy (:meth:`compose`) and take a runtime for it; ``waiting`` = "NoCapacity" (and
+        empty fields) while no slot is free. ALLOCATING is written when a slot is waited for or a runtime started;
+        a warm runtime is handed over in milliseconds, and the instance goes from PENDING to PROVISIONING."""
         instance_id = state.instance_id
         existing = self.instances.get(instance_id) or {}
         if existing.get("vaas_name"):  # a retried task: the allocation already happened
             return {"waiting": "", "answering": False, **{k: existing[k] for k in ALLOCATION_FIELDS}}
+        vaas_policy = self.compose(state)  # again after each wait for a slot: one registry read
+        pending = existing.get("status") == InstanceStatus.PENDING
+        if pending and not self.vaas.starts_at_once():
+            self.instances.transition(instance_id, InstanceStatus.ALLOCATING)
+            pending = False
         started = _parse_time(existing.get("created_at")) or _dt.datetime.now(_dt.UTC)
         try:
-            reply = self.vaas.create(state.require_vaas_policy())
+            reply = self.vaas.create(vaas_policy)
         except errors.NoCapacity:
             waited = (_dt.datetime.now(_dt.UTC) - started).total_seconds()
             if waited > settings().allocate_wait:
                 raise errors.DependencyFailed(
                     f"no runtime slot became free within {settings().allocate_wait} s (waited {waited:.0f} s)"
                 ) from None
-            if existing.get("status") == InstanceStatus.PENDING:  # ComposePolicy expected a warm runtime at once
+            if pending:  # a warm runtime was ready, but no slot is free: the instance waits
                 self.instances.transition(instance_id, InstanceStatus.ALLOCATING)
             return {"waiting": "NoCapacity", "answering": False, **dict.fromkeys(ALLOCATION_FIELDS, "")}
         document = json.loads(reply["policy"])
@@ -269,7 +274,7 @@ STATE_ALLOWANCE = 16 * 1024
 
 def state_size_bound(execution_input: dict[str, Any], function_policy: dict[str, Any]) -> int:
     """An upper bound, in bytes, of the workflow's largest state for this input: the input, plus the composed
-    VaaS policy (ComposePolicy), plus the policy text that Allocate carries (JSON-escaped). CCFaaS refuses an
+    VaaS policy (which Allocate composes), plus the policy text that Allocate carries (JSON-escaped). CCFaaS refuses an
     instance over :data:`STATE_QUOTA` at the edge, where the user gets a 413, not a failed execution."""
     user_policy = {
         **execution_input["user_policy"],

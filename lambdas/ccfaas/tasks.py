@@ -54,8 +54,7 @@ class Action:
 
 
 ACTIONS: dict[str, Action] = {
-    "compose": Action(lambda lifecycle, event: lifecycle.compose(event.state)),
-    "allocate": Action(lambda lifecycle, event: lifecycle.allocate(event.state), reads=("composed",)),
+    "allocate": Action(lambda lifecycle, event: lifecycle.allocate(event.state)),
     "wait_ready": Action(lambda lifecycle, event: lifecycle.wait_ready(event.state), reads=("allocation",)),
     "provision": Action(lambda lifecycle, event: lifecycle.provision(event.state), reads=("allocation",)),
     "stream": Action(lambda lifecycle, event: lifecycle.stream(event.state), reads=("allocation",)),

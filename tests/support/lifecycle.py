@@ -27,7 +27,6 @@ ECHO_FUNCTION = "echo"
 # The workflow's states, in order, for an instance that becomes READY and is released (loops left out). A local
 # runtime answers once VaaS has started it, so Allocate goes straight to Provision (not through WaitForRuntime).
 ALL_STATES_RELEASED = [
-    "ComposePolicy",
     "Allocate",
     "SlotAllocated",
     "Provision",
