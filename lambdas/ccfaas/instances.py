@@ -57,16 +57,12 @@ def instance_key(owner: str, name: str) -> str:
     return f"{name}.{hashlib.sha256(owner.encode()).hexdigest()[:8]}"
 
 
-def execution_arn_of(state_machine_arn: str, name: str) -> str:
+def execution_arn_of(state_machine_arn: str, name: str) -> str | None:
     """The ARN Step Functions gives a standard workflow's execution ``name``:
-    ``arn:<partition>:states:<region>:<account>:execution:<state machine>:<name>``."""
+    ``arn:<partition>:states:<region>:<account>:execution:<state machine>:<name>`` (None without a state machine
+    ARN: starting the execution then fails, and says why)."""
     prefix, marker, machine = state_machine_arn.rpartition(":stateMachine:")
-    if not marker:
-        raise errors.DependencyFailed(
-            f"the lifecycle workflow is not configured: {state_machine_arn!r} is not a "
-            "state machine ARN (IPOC_STATE_MACHINE_ARN)"
-        )
-    return f"{prefix}:execution:{machine}:{name}"
+    return f"{prefix}:execution:{machine}:{name}" if marker else None
 
 
 def name_of(record: dict[str, Any]) -> str:
@@ -127,10 +123,10 @@ class Instances:
             "owner": owner,
             "status": InstanceStatus.PENDING.value,
             "created_at": now_iso(),
-            "execution_arn": execution_arn,
             "ttl_seconds": ttl_seconds,
             # DynamoDB's TTL attribute: the record itself goes a day after the instance's TTL.
             "expires_at": int(time.time()) + ttl_seconds + 86400,
+            **({"execution_arn": execution_arn} if execution_arn else {}),
         }
         execution_input = {
             "instance_id": key,
