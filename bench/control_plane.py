@@ -13,12 +13,14 @@
 - ``ipoc local up --detach`` until ready: from an empty IPOC_HOME, and with 100 registered functions and 1 GiB
   of artifacts kept (after ``down``, and after a ``kill -9`` of the stack).
 
-With ``--baseline REV`` the same reads and starts also run on that revision's stack (its tree exported
+With ``--baseline REV`` the same creates (with and without the pool), reads and starts also run on that
+revision's stack (its tree exported
 with ``git archive``, run with this checkout's virtualenv), side by side in the same rounds: ``_before``
 names, and RATIO lines of now over before.
 
     make bench            (or: .venv/bin/python bench/control_plane.py)
     .venv/bin/python bench/control_plane.py --only reads,restart --baseline db00024
+    .venv/bin/python bench/control_plane.py --only instances --baseline 3159fe1
 
 Prints ``RATIO``/``FIGURE`` lines and writes build/bench/control_plane.json.
 """
@@ -233,7 +235,7 @@ def bench_instances(stacks: dict[str, dict[str, str]], user: Identity, streamer:
         for variant, urls in stacks.items()
     }
     for n in range(INSTANCES):
-        order = list(stacks) if n % 2 == 0 else list(reversed(stacks))
+        order = list(stacks)[n % len(stacks) :] + list(stacks)[: n % len(stacks)]  # each variant goes first in turn
         for variant in order:
             urls = stacks[variant]
             elapsed, record = create_ready(urls["ccfaas"], f"bench-{n}", user, streamer)
@@ -244,8 +246,9 @@ def bench_instances(stacks: dict[str, dict[str, str]], user: Identity, streamer:
     for variant in stacks:
         report("FIGURE", f"instance_create_to_ready_p50_{variant}", percentile(latencies[variant], 0.50), "s")
         report("FIGURE", f"instance_create_to_ready_p95_{variant}", percentile(latencies[variant], 0.95), "s")
+        # ComposePolicy and MarkReady: a baseline's (Allocate composes, Provision marks READY now)
         for name in ("ComposePolicy", "Allocate", "WaitForRuntime", "Provision", "MarkReady"):
-            if name in per_state[variant]:
+            if name in per_state[variant]:  # WaitForRuntime runs only for a runtime not answering after Allocate
                 report(
                     "FIGURE", f"workflow_state_{name}_mean_{variant}", statistics.mean(per_state[variant][name]), "s"
                 )
@@ -255,6 +258,13 @@ def bench_instances(stacks: dict[str, dict[str, str]], user: Identity, streamer:
             "create_to_ready_p50_without_over_with_pool",
             percentile(latencies["without_pool"], 0.50) / percentile(latencies["with_pool"], 0.50),
         )
+    for variant in ("with_pool", "without_pool"):
+        if f"{variant}_before" in stacks:
+            report(
+                "RATIO",
+                f"create_to_ready_p50_before_over_now_{variant}",
+                percentile(latencies[f"{variant}_before"], 0.50) / percentile(latencies[variant], 0.50),
+            )
 
 
 # The S3 streamer's code in a process of its own, as in Lambda (the local stack serves moto in its
@@ -629,7 +639,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Control-plane benchmarks on the local stack.")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts to run, of {', '.join(PARTS)}")
     parser.add_argument(
-        "--baseline", metavar="REV", help="also run the reads and starts on this git revision's stack (_before)"
+        "--baseline",
+        metavar="REV",
+        help="also run the creates, reads and starts on this git revision's stack (_before)",
     )
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -642,9 +654,22 @@ def main() -> None:
             urls = stack["url"]
             register_echo(urls["ccfaas"])
             if "instances" in parts:
-                with local_stack(slots=2, warm_pool=0) as cold:
-                    register_echo(cold["url"]["ccfaas"])
-                    bench_instances({"with_pool": urls, "without_pool": cold["url"]}, user, streamer)
+                with ExitStack() as started:
+                    variants = {
+                        "with_pool": urls,
+                        "without_pool": started.enter_context(local_stack(2, warm_pool=0))["url"],
+                    }
+                    if "before" in trees:  # the baseline's stacks, in the same rounds
+                        variants["with_pool_before"] = started.enter_context(local_stack(2, tree=trees["before"]))[
+                            "url"
+                        ]
+                        variants["without_pool_before"] = started.enter_context(
+                            local_stack(2, warm_pool=0, tree=trees["before"])
+                        )["url"]
+                    for name, variant_urls in variants.items():
+                        if name != "with_pool":
+                            register_echo(variant_urls["ccfaas"])
+                    bench_instances(variants, user, streamer)
             if "stream" in parts:
                 bench_stream(urls, user, streamer)
     if "reads" in parts:

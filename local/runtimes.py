@@ -90,6 +90,9 @@ class LocalBackend(RuntimeBackend):
     def runtime_setup(self) -> RuntimeSetup:
         return self.setup
 
+    def has_warm_runtime(self) -> bool:
+        return self.pool is not None and self.pool.has_usable()
+
     def _dir(self, port: int) -> Path:
         return self.state_dir / str(port)
 
@@ -336,6 +339,11 @@ class WarmPool:
                 threading.Thread(target=_stop_directory, args=(warm.directory,), daemon=True).start()
             self._lock.notify_all()
             return None
+
+    def has_usable(self) -> bool:
+        """Whether :meth:`take` would now return a runtime."""
+        with self._lock:
+            return any(warm.usable(settings().max_ttl) for warm in self._ready)
 
     def ready_count(self) -> int:
         with self._lock:

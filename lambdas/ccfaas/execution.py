@@ -1,5 +1,5 @@
 """The lifecycle workflow's execution state, typed: what ``instances.create`` starts it with, plus what its steps
-add under their ResultPaths (``$.composed``, ``$.allocation``, ``$.error``, ...).
+add under their ResultPaths (``$.allocation``, ``$.ready``, ``$.error``, ...).
 
 The task handler parses the state once (:meth:`ExecutionState.parse`); actions read attributes, not nested
 keys. ``tests/unit/lambdas/test_asl_contract.py`` checks the ASL against :data:`INPUT_FIELDS` and
@@ -15,10 +15,10 @@ from typing import Any
 INPUT_FIELDS = ("instance_id", "function", "version", "owner", "user_policy", "ttl_seconds", "stream")
 # What the steps add: the top-level key each ResultPath (or Catch's ResultPath) writes, and what it holds.
 RESULT_PATHS = {
-    "composed": "the VaaS policy (ComposePolicy)",
-    "allocation": "the runtime: name, hash, exact policy text, URL; or a wait for a slot (Allocate)",
+    "allocation": "the runtime: name, hash, exact policy text, URL, whether it answers yet; or a wait for a slot "
+    "(Allocate)",
     "runtime": "whether the runtime answers (WaitForRuntime)",
-    "ready": "seconds the release wait may last (MarkReady, StreamInput)",
+    "ready": "seconds the release wait may last (Provision, once READY; StreamInput)",
     "release": "the release wait's result (WaitForRelease)",
     "error": "the failure a Catch caught: Error and Cause",
     "record_error": "RecordFailure's own failure",
@@ -39,13 +39,16 @@ class StreamSource:
 
 @dataclass(frozen=True)
 class Allocation:
-    """The runtime Allocate took; ``waiting`` is "NoCapacity" (and the rest empty) while no slot is free."""
+    """The runtime Allocate took; ``waiting`` is "NoCapacity" (and the rest empty) while no slot is free.
+    ``answering``: the runtime already accepted a connection (a warm or local start returns once it listens), so
+    the workflow goes straight to Provision instead of waiting for it."""
 
     vaas_name: str
     instance_hash: str
     policy: str
     veracruz_server_url: str
     waiting: str = ""
+    answering: bool = False
 
     def fields(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in ALLOCATION_FIELDS}
@@ -60,7 +63,6 @@ class ExecutionState:
     user_policy: dict[str, Any] = field(default_factory=dict)
     ttl_seconds: int | None = None
     stream: StreamSource | None = None
-    vaas_policy: dict[str, Any] | None = None  # $.composed.vaas_policy
     allocation: Allocation | None = None  # $.allocation
     error: dict[str, Any] | None = None  # $.error: {"Error": ..., "Cause": ...}
 
@@ -68,7 +70,6 @@ class ExecutionState:
     def parse(cls, document: dict[str, Any]) -> ExecutionState:
         """The state as Step Functions passes it (``"state.$": "$"``); unknown keys are the workflow's own."""
         stream = document.get("stream")
-        composed = document.get("composed") or {}
         allocation = document.get("allocation")
         return cls(
             instance_id=document["instance_id"],
@@ -80,8 +81,10 @@ class ExecutionState:
             stream=StreamSource(stream["bucket"], stream["key"], stream["filename"], stream.get("region"))
             if stream
             else None,
-            vaas_policy=composed.get("vaas_policy"),
-            allocation=Allocation(**{k: allocation.get(k, "") for k in (*ALLOCATION_FIELDS, "waiting")})
+            allocation=Allocation(
+                **{k: allocation.get(k, "") for k in (*ALLOCATION_FIELDS, "waiting")},
+                answering=bool(allocation.get("answering")),
+            )
             if allocation
             else None,
             error=document.get("error"),
@@ -91,8 +94,3 @@ class ExecutionState:
         if self.allocation is None or not self.allocation.vaas_name:
             raise ValueError(f"the workflow state of {self.instance_id} has no allocation ($.allocation)")
         return self.allocation
-
-    def require_vaas_policy(self) -> dict[str, Any]:
-        if self.vaas_policy is None:
-            raise ValueError(f"the workflow state of {self.instance_id} has no composed policy ($.composed)")
-        return self.vaas_policy

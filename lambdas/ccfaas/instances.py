@@ -57,6 +57,14 @@ def instance_key(owner: str, name: str) -> str:
     return f"{name}.{hashlib.sha256(owner.encode()).hexdigest()[:8]}"
 
 
+def execution_arn_of(state_machine_arn: str, name: str) -> str | None:
+    """The ARN Step Functions gives a standard workflow's execution ``name``:
+    ``arn:<partition>:states:<region>:<account>:execution:<state machine>:<name>`` (None without a state machine
+    ARN: starting the execution then fails, and says why)."""
+    prefix, marker, machine = state_machine_arn.rpartition(":stateMachine:")
+    return f"{prefix}:execution:{machine}:{name}" if marker else None
+
+
 def name_of(record: dict[str, Any]) -> str:
     """The instance id its owner chose (records made before ids were scoped have only their key)."""
     return record.get("name") or record["instance_id"]
@@ -104,6 +112,9 @@ class Instances:
         if not 60 <= ttl_seconds <= config.max_ttl:
             raise errors.ValidationError(f"ttl must be between 60 and {config.max_ttl} seconds")
         key = instance_key(owner, instance_id)
+        execution_name = f"{re.sub(r'[^A-Za-z0-9_-]', '-', instance_id)[:40]}-{uuid.uuid4().hex[:12]}"
+        # The execution's ARN follows from its name, so the record carries it from its first (durable) write.
+        execution_arn = execution_arn_of(config.state_machine_arn, execution_name)
         item = {
             "instance_id": key,
             "name": instance_id,
@@ -115,6 +126,7 @@ class Instances:
             "ttl_seconds": ttl_seconds,
             # DynamoDB's TTL attribute: the record itself goes a day after the instance's TTL.
             "expires_at": int(time.time()) + ttl_seconds + 86400,
+            **({"execution_arn": execution_arn} if execution_arn else {}),
         }
         execution_input = {
             "instance_id": key,
@@ -154,14 +166,13 @@ class Instances:
             )
         try:
             execution = aws.client("stepfunctions").start_execution(
-                stateMachineArn=config.state_machine_arn,
-                name=f"{re.sub(r'[^A-Za-z0-9_-]', '-', instance_id)[:40]}-{uuid.uuid4().hex[:12]}",
-                input=json.dumps(execution_input),
+                stateMachineArn=config.state_machine_arn, name=execution_name, input=json.dumps(execution_input)
             )
         except Exception as exc:
             self.instances.delete(key)
             raise errors.DependencyFailed(f"could not start the instance's workflow: {exc}") from None
-        self.instances.update(key, execution_arn=execution["executionArn"])
+        if execution["executionArn"] != execution_arn:  # not for a standard workflow; kept right if ever
+            self.instances.update(key, execution_arn=execution["executionArn"])
         return {**item, "execution_arn": execution["executionArn"]}
 
     def get(self, instance_id: str, caller: str) -> dict[str, Any]:

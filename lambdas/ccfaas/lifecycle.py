@@ -44,6 +44,10 @@ from lambdas.shared.identity import program_load_identity
 from lambdas.shared.ports import Runtimes, Streamer
 from lambdas.shared.stores import ArtifactStore, InstanceStatus, InstanceStorage, InstanceStore, now_iso
 
+# Seconds Allocate gives a just-started runtime to accept a connection before the workflow waits for it instead
+# (WaitForRuntime): a warm or local runtime listens when VaaS answers; a pod's is still starting.
+ANSWERING_TIMEOUT = 0.5
+
 
 class RuntimeNeverReady(errors.DependencyFailed):
     code = "RuntimeNeverReady"
@@ -75,7 +79,7 @@ class Lifecycle:
     # -- states ----------------------------------------------------------------
 
     def compose(self, state: ExecutionState) -> dict[str, Any]:
-        """The VaaS policy: function + user policy + program-load identity (with file_hashes)."""
+        """The VaaS policy: function + user policy + program-load identity (with file_hashes), for Allocate."""
         record = self.registry.version(state.function, state.version)
         function = dict(record.policy)
         if state.stream:
@@ -91,25 +95,33 @@ class Lifecycle:
             uploaded_data_files=[p for p in loaded if record.files[p]["kind"] == "data_file"],
             instance_id=state.instance_id,
         )
-        self.instances.transition(state.instance_id, InstanceStatus.ALLOCATING)
-        return {"vaas_policy": vaas_policy}
+        return vaas_policy
 
     def allocate(self, state: ExecutionState) -> dict[str, Any]:
-        """A runtime for the instance; ``waiting`` = "NoCapacity" (and empty fields) while no slot is free."""
+        """Compose the VaaS policy (:meth:`compose`) and take a runtime for it; ``waiting`` = "NoCapacity" (and
+        empty fields) while no slot is free. ALLOCATING is written when a slot is waited for or a runtime started;
+        a warm runtime is handed over in milliseconds, and the instance goes from PENDING to PROVISIONING."""
         instance_id = state.instance_id
         existing = self.instances.get(instance_id) or {}
         if existing.get("vaas_name"):  # a retried task: the allocation already happened
-            return {"waiting": "", **{k: existing[k] for k in ALLOCATION_FIELDS}}
+            return {"waiting": "", "answering": False, **{k: existing[k] for k in ALLOCATION_FIELDS}}
+        vaas_policy = self.compose(state)  # again after each wait for a slot: one registry read
+        pending = existing.get("status") == InstanceStatus.PENDING
+        if pending and not self.vaas.starts_at_once():
+            self.instances.transition(instance_id, InstanceStatus.ALLOCATING)
+            pending = False
         started = _parse_time(existing.get("created_at")) or _dt.datetime.now(_dt.UTC)
         try:
-            reply = self.vaas.create(state.require_vaas_policy())
+            reply = self.vaas.create(vaas_policy)
         except errors.NoCapacity:
             waited = (_dt.datetime.now(_dt.UTC) - started).total_seconds()
             if waited > settings().allocate_wait:
                 raise errors.DependencyFailed(
                     f"no runtime slot became free within {settings().allocate_wait} s (waited {waited:.0f} s)"
                 ) from None
-            return {"waiting": "NoCapacity", **dict.fromkeys(ALLOCATION_FIELDS, "")}
+            if pending:  # a warm runtime was ready, but no slot is free: the instance waits
+                self.instances.transition(instance_id, InstanceStatus.ALLOCATING)
+            return {"waiting": "NoCapacity", "answering": False, **dict.fromkeys(ALLOCATION_FIELDS, "")}
         document = json.loads(reply["policy"])
         port = document["veracruz_server_url"].rsplit(":", 1)[1]
         allocation = Allocation(
@@ -123,7 +135,8 @@ class Lifecycle:
             # the instance was deleted or failed meanwhile: give the runtime back
             self.vaas.delete(allocation.vaas_name, instance_id, allocation.instance_hash)
             raise errors.Conflict(f"instance {instance_id} ended while its runtime was being allocated")
-        return {"waiting": "", **allocation.fields()}
+        answering = port_open(*split_url(allocation.veracruz_server_url), timeout=ANSWERING_TIMEOUT)
+        return {"waiting": "", "answering": answering, **allocation.fields()}
 
     def wait_ready(self, state: ExecutionState) -> dict[str, Any]:
         """``ready``: whether the runtime answers; an error only once it has not within IPOC_READY_TIMEOUT."""
@@ -137,7 +150,12 @@ class Lifecycle:
         return {"ready": False}
 
     def provision(self, state: ExecutionState) -> dict[str, Any]:
-        """Programs first, then data files by priority, as the program-load identity, hash-checked by the runtime."""
+        """Programs first, then data files by priority, as the program-load identity, hash-checked by the runtime;
+        then READY (:meth:`mark_ready`, in the same task: one workflow step fewer before the user may connect).
+        Idempotent: the runtime accepts the same bytes again."""
+        return {"provisioned": self._provision(state), **self.mark_ready(state)}
+
+    def _provision(self, state: ExecutionState) -> list[str]:
         record = self.registry.version(state.function, state.version)
         artifacts = ArtifactStore()
         identity = program_load_identity()
@@ -162,7 +180,7 @@ class Lifecycle:
                 loaded.append(path)
         finally:
             client.close()
-        return {"provisioned": loaded}
+        return loaded
 
     def mark_ready(self, state: ExecutionState) -> dict[str, Any]:
         """READY; ``ttl_remaining`` is what the release wait may last (its timeout), up to the instance's deadline."""
@@ -256,7 +274,7 @@ STATE_ALLOWANCE = 16 * 1024
 
 def state_size_bound(execution_input: dict[str, Any], function_policy: dict[str, Any]) -> int:
     """An upper bound, in bytes, of the workflow's largest state for this input: the input, plus the composed
-    VaaS policy (ComposePolicy), plus the policy text that Allocate carries (JSON-escaped). CCFaaS refuses an
+    VaaS policy (which Allocate composes), plus the policy text that Allocate carries (JSON-escaped). CCFaaS refuses an
     instance over :data:`STATE_QUOTA` at the edge, where the user gets a 413, not a failed execution."""
     user_policy = {
         **execution_input["user_policy"],
@@ -265,6 +283,7 @@ def state_size_bound(execution_input: dict[str, Any], function_policy: dict[str,
     composed = P.compose_vaas_policy(function_policy, user_policy, _stand_in_certificate())
     allocation = {
         "waiting": "",
+        "answering": False,
         "vaas_name": "",
         "instance_hash": "",
         "veracruz_server_url": "",

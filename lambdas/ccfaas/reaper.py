@@ -57,11 +57,12 @@ class Reaper:
 
     def _check(self, record: dict[str, Any]) -> str | None:
         execution = record.get("execution_arn")
-        if execution:
-            state = aws.client("stepfunctions").describe_execution(executionArn=execution)["status"]
-            if state != "RUNNING":
-                self._teardown(record, f"its workflow ended ({state}) without tearing it down")
-                return "torn down"
+        state = _execution_status(execution) if execution else None
+        if state is None:
+            execution = None  # recorded before its start, which has not happened (or never will): as without one
+        elif state != "RUNNING":
+            self._teardown(record, f"its workflow ended ({state}) without tearing it down")
+            return "torn down"
         if record.get("status") == InstanceStatus.TEARING_DOWN:
             if execution:
                 return None  # its running workflow is tearing it down
@@ -70,7 +71,9 @@ class Reaper:
             )  # a teardown of ours that stopped
             return "torn down"
         if self._expired(record):
-            return self._release(record, f"its TTL of {record.get('ttl_seconds')} s expired", "TTL expired")
+            return self._release(
+                record, f"its TTL of {record.get('ttl_seconds')} s expired", "TTL expired", workflow=bool(execution)
+            )
         if record.get("status") == InstanceStatus.READY and record.get("vaas_name"):
             try:
                 runtime = self.lifecycle.vaas.show(record["vaas_name"], instance_hash=record.get("instance_hash"))[
@@ -79,7 +82,7 @@ class Reaper:
             except errors.NotFound:
                 runtime = "MISSING"
             if runtime == "EXITED":
-                return self._release(record, "the runtime shut down", "runtime shut down")
+                return self._release(record, "the runtime shut down", "runtime shut down", workflow=bool(execution))
             if runtime not in ("OK", "STARTING"):
                 return self._fail(record, "RuntimeDied", "runtime died")
         return None
@@ -95,13 +98,13 @@ class Reaper:
         self._teardown(record, reason)
         return f"failed ({reason}); torn down"
 
-    def _release(self, record: dict[str, Any], reason: str, label: str) -> str:
+    def _release(self, record: dict[str, Any], reason: str, label: str, *, workflow: bool) -> str:
         """An ordinary end (the runtime shut down cleanly, or the TTL passed): release the instance as a
-        delete would, so it ends DELETED."""
+        delete would, so it ends DELETED. ``workflow``: its execution runs (and will release it at its wait)."""
         released = self.release_wait.release(record["instance_id"], reason)
         if released is Released.SENT:
             return f"released ({label})"
-        if released is Released.NOT_YET_WAITING and record.get("execution_arn"):
+        if released is Released.NOT_YET_WAITING and workflow:
             return f"release requested ({label})"  # the live workflow releases itself when it reaches its wait
         self.lifecycle.teardown(ExecutionState(record["instance_id"]))
         return f"torn down ({label})"
@@ -112,6 +115,15 @@ class Reaper:
         self.lifecycle.teardown(
             ExecutionState(record["instance_id"], error={"Error": "Reaped", "Cause": reason}), failed=True
         )
+
+
+def _execution_status(arn: str) -> str | None:
+    """The execution's status; None when it does not exist (CCFaaS records the ARN just before starting it)."""
+    client = aws.client("stepfunctions")
+    try:
+        return str(client.describe_execution(executionArn=arn)["status"])
+    except client.exceptions.ExecutionDoesNotExist:
+        return None
 
 
 @logger.inject_lambda_context

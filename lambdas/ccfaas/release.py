@@ -44,7 +44,7 @@ class ReleaseWait:
             fail_task(token, "InstanceEnded", record.get("reason") or "the instance ended before it was released")
         elif record.get("release_requested"):
             # released before the workflow reached its wait: the owner reads RELEASING from here, as after a
-            # release of a waiting workflow (only now: before the wait, MarkReady would write READY over it)
+            # release of a waiting workflow (only now: before the wait, Provision would write READY over it)
             self.instances.transition(instance_id, InstanceStatus.RELEASING)
             release_task(token)
 

@@ -54,11 +54,9 @@ class Action:
 
 
 ACTIONS: dict[str, Action] = {
-    "compose": Action(lambda lifecycle, event: lifecycle.compose(event.state)),
-    "allocate": Action(lambda lifecycle, event: lifecycle.allocate(event.state), reads=("composed",)),
+    "allocate": Action(lambda lifecycle, event: lifecycle.allocate(event.state)),
     "wait_ready": Action(lambda lifecycle, event: lifecycle.wait_ready(event.state), reads=("allocation",)),
     "provision": Action(lambda lifecycle, event: lifecycle.provision(event.state), reads=("allocation",)),
-    "mark_ready": Action(lambda lifecycle, event: lifecycle.mark_ready(event.state)),
     "stream": Action(lambda lifecycle, event: lifecycle.stream(event.state), reads=("allocation",)),
     "await_release": Action(lambda lifecycle, event: lifecycle.await_release(event.state, event.require_token())),
     "expire": Action(lambda lifecycle, event: lifecycle.expire(event.state)),

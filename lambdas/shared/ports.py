@@ -23,6 +23,10 @@ class Runtimes(Protocol):
         """Take a slot and start a runtime; the reply carries ``policy`` (the exact text) and ``instance_hash``."""
         ...
 
+    def starts_at_once(self) -> bool:
+        """Whether a runtime started and attested ahead (a warm pool's) is ready to be handed out now."""
+        ...
+
     def show(self, name: str, instance_id: str | None = None, instance_hash: str | None = None) -> dict[str, Any]:
         """The runtime's ``status`` (``OK``, ``STARTING``, ``EXITED``, ...); NotFound when it is gone."""
         ...

@@ -437,7 +437,8 @@ class _ScannableTable:
 class InstanceStatus(StrEnum):
     """An instance's status. String-valued, so stored items and the API's JSON carry the plain name.
 
-    The order of a life: PENDING → ALLOCATING → PROVISIONING → READY → RELEASING → DELETED. A failure moves
+    The order of a life: PENDING → ALLOCATING → PROVISIONING → READY → RELEASING → DELETED (ALLOCATING only
+    when a slot is waited for or a runtime started: a warm runtime is handed over at once). A failure moves
     any live instance to TEARING_DOWN (its reason recorded) while its runtime and slot are given back, then
     to FAILED. A terminal status (FAILED, DELETED) is written only once the runtime and slot are released,
     so a user who reads it can trust that nothing of the instance is left running.
@@ -588,12 +589,18 @@ class SlotStore(_ScannableTable):
     def __init__(self, table_name: str | None = None) -> None:
         self.table = aws.table(table_name or settings().slots_table)
 
-    def take(self, candidates: list[str], item: dict[str, Any]) -> str | None:
-        """Take the first free slot with a conditional put: two requests can never hold one."""
+    def take(
+        self, candidates: list[str], item: dict[str, Any], fields_for: Callable[[str], dict[str, Any]] | None = None
+    ) -> str | None:
+        """Take the first free slot with a conditional put: two requests can never hold one. ``fields_for(slot)``
+        adds what depends on the slot (asked for each candidate tried)."""
         for slot in candidates:
+            fields = fields_for(slot) if fields_for is not None else {}
             if _conditionally(
                 functools.partial(
-                    self.table.put_item, Item={**item, "slot": slot}, ConditionExpression=Attr("slot").not_exists()
+                    self.table.put_item,
+                    Item={**item, **fields, "slot": slot},
+                    ConditionExpression=Attr("slot").not_exists(),
                 )
             ):
                 return slot
@@ -689,7 +696,9 @@ class InstanceStorage(Protocol):
 class SlotStorage(Protocol):
     def all(self) -> Iterator[dict[str, Any]]: ...
     def matching(self, attribute: str, value: str) -> Iterator[dict[str, Any]]: ...
-    def take(self, candidates: list[str], item: dict[str, Any]) -> str | None: ...
+    def take(
+        self, candidates: list[str], item: dict[str, Any], fields_for: Callable[[str], dict[str, Any]] | None = None
+    ) -> str | None: ...
     def get(self, slot: str) -> dict[str, Any] | None: ...
     def update(self, slot: str, **fields: Any) -> None: ...
     def release(self, slot: str, allocation: str) -> bool: ...

@@ -39,7 +39,20 @@ class VaaS:
         self._complete(vaas_policy, setup, self.port_min)  # refuse a bad policy before taking a slot
         allocation = uuid.uuid4().hex
         candidates = [str(port) for port in range(self.port_min, self.port_max + 1)]
-        slot = self.slots.take(candidates, {"allocation": allocation, "state": "ALLOCATING", "created_at": now_iso()})
+        replies: dict[str, dict[str, Any]] = {}
+
+        def starting(slot: str) -> dict[str, Any]:
+            """The slot's item as it is taken: already STARTING, with the policy completed for its port (one
+            durable write where taking, then naming the runtime, were two)."""
+            reply = replies[slot] = self._complete(vaas_policy, setup, int(slot))
+            return {
+                "state": "STARTING",
+                "instance_hash": reply["instance_hash"],
+                "veracruz_server_url": f"{setup.endpoint_host}:{slot}",
+                **_optional_id(reply),
+            }
+
+        slot = self.slots.take(candidates, {"allocation": allocation, "created_at": now_iso()}, fields_for=starting)
         if slot is None:
             raise NoCapacity(
                 f"all {len(candidates)} runtime slots (ports {self.port_min}-{self.port_max}) are in use; "
@@ -47,17 +60,10 @@ class VaaS:
             )
         port = int(slot)
         try:
-            reply = self._complete(vaas_policy, setup, port)
+            reply = replies[slot]
             labels = {"veracruz-nitro": "server", "veracruz-hash": reply["instance_hash"]}
             if "instance_id" in reply:
                 labels["veracruz-id"] = reply["instance_id"]
-            self.slots.update(
-                slot,
-                state="STARTING",
-                instance_hash=reply["instance_hash"],
-                veracruz_server_url=f"{setup.endpoint_host}:{port}",
-                **_optional_id(reply),
-            )
             facts = self.backend.start(port, reply["policy"], labels)
             self.slots.update(slot, state="RUNNING", facts=facts)
         except BaseException:
@@ -65,6 +71,10 @@ class VaaS:
             self.slots.release(slot, allocation)
             raise
         return reply
+
+    def starts_at_once(self) -> bool:
+        """Whether the backend holds a runtime started and attested ahead, which a create would hand out now."""
+        return self.backend.has_warm_runtime()
 
     @staticmethod
     def _complete(vaas_policy: Any, setup: RuntimeSetup, port: int) -> dict[str, Any]:

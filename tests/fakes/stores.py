@@ -8,7 +8,7 @@ import io
 import itertools
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, ClassVar
 
 from botocore.exceptions import ClientError
@@ -279,11 +279,14 @@ class FakeInstanceStore(InstanceWrites, _FakeTable):
 class FakeSlotStore(_FakeTable):
     key = "slot"
 
-    def take(self, candidates: list[str], item: dict[str, Any]) -> str | None:
+    def take(
+        self, candidates: list[str], item: dict[str, Any], fields_for: Callable[[str], dict[str, Any]] | None = None
+    ) -> str | None:
         with self._lock:
             slot = next((s for s in candidates if s not in self._items), None)
             if slot is not None:
-                self._items[slot] = {**copy.deepcopy(item), "slot": slot}
+                fields = fields_for(slot) if fields_for is not None else {}
+                self._items[slot] = {**copy.deepcopy(item), **copy.deepcopy(fields), "slot": slot}
             return slot
 
     def update(self, slot: str, **fields: Any) -> None:

@@ -265,7 +265,7 @@ def test_the_state_machine_is_the_asl_file_with_its_substitutions(platform_json)
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     states = set(json.loads(props["DefinitionString"])["States"])
-    assert {"ComposePolicy", "Allocate", "Provision", "WaitForRelease", "Teardown", "Failed"} <= states
+    assert {"Allocate", "Provision", "WaitForRelease", "Teardown", "Failed"} <= states
 
 
 def test_the_reaper_runs_on_a_schedule(platform) -> None:

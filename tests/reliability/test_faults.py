@@ -43,6 +43,13 @@ def inject(monkeypatch, action: str, fault: Callable[[Lifecycle, dict[str, Any],
     return calls
 
 
+def through_wait_for_runtime(monkeypatch, action: str) -> None:
+    """A local runtime answers once allocated, so the workflow skips WaitForRuntime; for a fault in that state,
+    make Allocate report it not answering yet (as a pod still starting would be), so the state runs."""
+    if action == "wait_ready":
+        inject(monkeypatch, "allocate", lambda lifecycle, state, original: {**original(), "answering": False})
+
+
 def settle(plane, instance_id: str) -> dict:
     record = plane.wait_status(instance_id, TERMINAL, timeout=90)
     plane.execution(record["execution_arn"], timeout=90)
@@ -66,6 +73,7 @@ def raise_fault(message: str) -> Callable:
 @pytest.mark.parametrize("action", ["compose", "allocate", "wait_ready", "provision", "mark_ready"])
 def test_a_task_raising_at_each_state_fails_the_instance_and_leaves_nothing(plane, ids, echo_wasm, monkeypatch, action):
     plane.register_echo(echo_wasm)
+    through_wait_for_runtime(monkeypatch, action)
     inject(monkeypatch, action, raise_fault(f"injected fault in {action}"))
     assert plane.create(f"raise-{action}", [(ids.user, policies.USER_RIGHTS)]).status == 202
     record = settle(plane, f"raise-{action}")
@@ -137,10 +145,12 @@ def test_the_runtime_killed_at_each_state_fails_the_instance_and_leaves_nothing(
             kill_runtime(plane, state)
         return original()
 
+    through_wait_for_runtime(monkeypatch, action)
     inject(monkeypatch, action, kill_then_continue)
     plane.create(f"kill-{action}", [(ids.user, policies.USER_RIGHTS)])
     if action == "mark_ready":
-        # MarkReady itself needs no runtime: the instance becomes READY, and the reaper finds the dead runtime.
+        # Marking READY (the end of Provision) needs no runtime: the instance becomes READY, and the reaper finds
+        # the dead runtime.
         plane.wait_status(f"kill-{action}", ("READY", "FAILED"))
         Reaper(Lifecycle.from_settings()).run()
     record = settle(plane, f"kill-{action}")

@@ -41,6 +41,10 @@ class RuntimeBackend(ABC):
     def stop(self, port: int, facts: dict[str, Any]) -> None:
         """Stop the slot's runtime and remove everything start created; fine if already gone."""
 
+    def has_warm_runtime(self) -> bool:
+        """Whether :meth:`start` would now hand over a runtime started and attested ahead (a warm pool's)."""
+        return False
+
     @abstractmethod
     def status(self, port: int, facts: dict[str, Any]) -> str:
         """``running``, ``starting``, ``exited``, ``died`` or ``missing``.

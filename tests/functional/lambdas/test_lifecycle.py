@@ -21,6 +21,7 @@ from local.runtimes import running_ports
 from tests.support import policies
 from tests.support.aws import call, instance_table_key
 from tests.support.lifecycle import ALL_STATES_RELEASED, running_plane
+from tests.support.settings import use_settings
 from tests.support.waiting import wait_until
 
 SLOTS = 2
@@ -178,7 +179,7 @@ def test_tasks_are_idempotent(plane, ids, echo_wasm):
     lifecycle = Lifecycle.from_settings()
     state = {"instance_id": record["key"], "function": "echo"}  # the workflow sees the owner-scoped key
     # a retried Allocate: same allocation, no new slot
-    allocation = lifecycle.allocate(ExecutionState.parse({**state, "composed": {}}))
+    allocation = lifecycle.allocate(ExecutionState.parse(state))
     assert allocation["policy"] == record["policy"]
     assert len(running_ports(plane.runtimes)) == 1
     # same bytes again
@@ -261,11 +262,12 @@ def failed_tasks(plane, arn: str) -> list[str]:
 
 
 def test_no_free_slot_and_a_starting_runtime_are_waits_not_errors(plane, ids, echo_wasm, function_errors, monkeypatch):
-    """Defect 5: ordinary starts must not trip the task-errors alarm. The runtime's first two readiness probes are
-    made to say "not yet" (a runtime that starts slowly; patched because a local runtime starts too fast to see it)."""
+    """Defect 5: ordinary starts must not trip the task-errors alarm. The runtime's first four probes are made to
+    say "not yet" (a runtime that starts slowly; patched because a local runtime starts too fast to see it): each
+    of the two Allocates probes once, so at least two readiness probes of WaitForRuntime answer "not yet"."""
     from lambdas.ccfaas import lifecycle
 
-    not_yet = [2]  # probes left to answer "not yet"
+    not_yet = [4]  # probes left to answer "not yet"
     real_probe = lifecycle.port_open
 
     def slow_probe(host: str, port: int, timeout: float) -> bool:
@@ -452,3 +454,78 @@ def test_a_delete_racing_the_release_wait_still_releases(plane, ids, echo_wasm, 
     deleted = call(ccfaas, "DELETE", "/instance/i-race", user="alice")
     monkeypatch.undo()
     assert deleted.json["status"] == "DELETED", deleted.json
+
+
+def _statuses_written(monkeypatch) -> list[str]:
+    """Every status the lifecycle writes, in order (the store's one way to change a status, recorded)."""
+    from lambdas.shared.stores import InstanceStore
+
+    written: list[str] = []
+    original = InstanceStore.transition
+
+    def transition(self, instance_id, to, *args, **kwargs):
+        changed = original(self, instance_id, to, *args, **kwargs)
+        if changed:
+            written.append(str(to))
+        return changed
+
+    monkeypatch.setattr(InstanceStore, "transition", transition)
+    return written
+
+
+def test_allocating_is_written_unless_a_warm_runtime_is_handed_over(plane, ids, echo_wasm, monkeypatch):
+    """A cold start shows ALLOCATING while the runtime starts; a warm pool's runtime is handed over at once, so the
+    instance goes from PENDING to PROVISIONING (one durable write fewer on the path to READY)."""
+    from local.runtimes import start_pool, stop_pool
+
+    plane.register_echo(echo_wasm)
+    written = _statuses_written(monkeypatch)
+    plane.create("i-cold", [(ids.user, policies.USER_RIGHTS)])
+    plane.wait_status("i-cold", ("READY",))
+    assert written == ["ALLOCATING", "PROVISIONING", "READY"]
+    call(ccfaas, "DELETE", "/instance/i-cold", user="alice")
+    use_settings(monkeypatch, IPOC_MAX_TTL="3600")  # the test proxy certifies for a day, as Veracruz's
+    pool = start_pool(1)
+    try:
+        assert pool is not None and pool.wait_full(60)
+        written.clear()
+        plane.create("i-warm", [(ids.user, policies.USER_RIGHTS)])
+        ready = plane.wait_status("i-warm", ("READY",))
+        assert written == ["PROVISIONING", "READY"]
+        port = ready["veracruz_server_url"].rsplit(":", 1)[1]
+        assert "attested" in (plane.runtimes / port / "runtime.log").read_text()  # the warm runtime's log
+        assert dedupe(plane.states_entered(ready["execution_arn"]))[:3] == [
+            "Allocate",
+            "SlotAllocated",
+            "Provision",
+        ]
+        call(ccfaas, "DELETE", "/instance/i-warm", user="alice")
+    finally:
+        stop_pool(plane.runtimes)
+
+
+def test_the_reaper_takes_an_instance_whose_execution_never_started_for_one_without_a_workflow(plane):
+    """CCFaaS records the execution's ARN with the instance, just before starting it: a reaper that runs in
+    between, or after a crash there, treats the instance as one without a workflow (as before the ARN was
+    written first) and does not wait for that workflow to release it."""
+    from lambdas.shared.stores import InstanceStore
+    from local.apigw import principal_arn
+
+    key = instance_table_key("i-early", "alice")
+    arn = plane.state_machine.replace(":stateMachine:", ":execution:") + ":i-early-never-started"
+    InstanceStore().create(
+        {
+            "instance_id": key,
+            "name": "i-early",
+            "function": "echo",
+            "version": 1,
+            "owner": principal_arn("alice"),
+            "status": "PENDING",
+            "created_at": "2020-01-01T00:00:00+00:00",
+            "execution_arn": arn,
+            "ttl_seconds": 60,
+        }
+    )
+    # WHEN the reaper finds it past its TTL THEN it tears it down itself: no workflow will
+    assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": key, "action": "torn down (TTL expired)"}]
+    assert InstanceStore().get(key)["status"] == "DELETED"

@@ -59,6 +59,9 @@ class Watched:
     def create(self, vaas_policy: Any) -> dict[str, Any]:
         return self.vaas.create(vaas_policy)
 
+    def starts_at_once(self) -> bool:
+        return self.vaas.starts_at_once()
+
     def show(self, name: str, instance_id: str | None = None, instance_hash: str | None = None) -> dict[str, Any]:
         return self.vaas.show(name, instance_id, instance_hash)
 

@@ -295,3 +295,12 @@ def test_slots_are_taken_first_free_first_and_released_only_by_their_allocation(
     assert [s["slot"] for s in slots.all()] == ["3015"] and [s["slot"] for s in slots.matching("allocation", "y")] == [
         "3015"
     ]
+
+
+def test_a_slot_is_taken_with_the_fields_of_the_slot_it_gets(stores: Stores) -> None:
+    """VaaS writes the runtime's hash and URL, which depend on the port, in the take itself."""
+    slots = stores.slots
+    slots.take(["3020"], {"allocation": "x"})
+    taken = slots.take(["3020", "3021"], {"allocation": "y"}, fields_for=lambda slot: {"url": f"host:{slot}"})
+    assert taken == "3021"
+    assert slots.get("3021") == {"slot": "3021", "allocation": "y", "url": "host:3021"}

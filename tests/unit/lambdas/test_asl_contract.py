@@ -1,5 +1,5 @@
 """The ASL and the task handler agree: every Task's action is a row of the dispatch table, and every result a
-step reads (``$.composed``, ``$.allocation``, ``$.error``, ...) has been written on every path that reaches it.
+step reads (``$.allocation``, ``$.ready``, ``$.error``, ...) has been written on every path that reaches it.
 
 The graph is walked as Step Functions runs it: ``Next``, ``Default``, each Choice rule, and each Catch (which
 adds its own ResultPath, not the Task's). A key is available at a state when every path from ``StartAt`` wrote
@@ -172,16 +172,16 @@ def test_a_removed_action_is_caught() -> None:
 
 def test_a_renamed_result_path_is_caught() -> None:
     machine = copy.deepcopy(lifecycle_machine())
-    machine["States"]["ComposePolicy"]["ResultPath"] = "$.composition"
+    machine["States"]["Allocate"]["ResultPath"] = "$.allocations"
     found = problems(machine, ACTIONS)
-    assert "ComposePolicy: writes $.composition, which lambdas.ccfaas.execution.RESULT_PATHS does not know" in found
-    assert "Allocate: action 'allocate' reads $.composed, not written on every path to it" in found
+    assert "Allocate: writes $.allocations, which lambdas.ccfaas.execution.RESULT_PATHS does not know" in found
+    assert "Provision: action 'provision' reads $.allocation, not written on every path to it" in found
 
 
 def test_a_result_written_on_only_one_path_is_caught() -> None:
     """Provision reads $.allocation: reaching it from a path that skipped Allocate must fail the check."""
     machine = copy.deepcopy(lifecycle_machine())
-    machine["States"]["ComposePolicy"]["Next"] = "WaitForRuntime"  # skips Allocate on one path
+    machine["States"]["Allocate"]["Catch"][0]["Next"] = "WaitForRuntime"  # a failed Allocate, then onwards
     assert "WaitForRuntime: action 'wait_ready' reads $.allocation, not written on every path to it" in problems(
         machine, ACTIONS
     )

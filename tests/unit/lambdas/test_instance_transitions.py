@@ -109,21 +109,20 @@ def test_the_execution_state_is_parsed_once_into_types() -> None:
             "ttl_seconds": 60,
             "user_policy": {"instanceid": "i-1"},
             "stream": {"bucket": "b", "key": "k", "filename": "/in/x"},
-            "composed": {"vaas_policy": {"p": 1}},
             "allocation": {
                 "waiting": "",
                 "vaas_name": "veracruz-nitro-server:3014",
                 "instance_hash": "h",
                 "policy": "{}",
                 "veracruz_server_url": "h:3014",
+                "answering": True,
             },
             "error": {"Error": "ProvisioningFailed", "Cause": "{}"},
             "runtime": {"ready": True},
         }
     )
     assert state.stream == StreamSource("b", "k", "/in/x")
-    assert state.require_vaas_policy() == {"p": 1}
-    assert state.require_allocation() == Allocation("veracruz-nitro-server:3014", "h", "{}", "h:3014")
+    assert state.require_allocation() == Allocation("veracruz-nitro-server:3014", "h", "{}", "h:3014", answering=True)
     with pytest.raises(ValueError, match=r"\$\.allocation"):
         ExecutionState.parse({"instance_id": "i-2"}).require_allocation()
     with pytest.raises(ValueError, match=r"\$\.allocation"):  # a wait for a slot is not an allocation
