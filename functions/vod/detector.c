@@ -505,8 +505,10 @@ static inline int run_at(const Cascade *c, const LevelTable *t, const int32_t *p
 #undef AT
 #undef ATU
 
-/* Every window position of one pyramid level (scaled by factor) that passes the whole cascade. */
-static void scan_level(const Cascade *c, const LevelTable *t, const Integral *ii, double factor, int step, Boxes *out) {
+/* Every window position of one pyramid level (scaled by factor) that passes the whole cascade.
+ * Kept out of main (noinline): wasmtime allocates registers per function, and inside main's many
+ * live values the scan's hot loop kept the wasm heap base and its own pointers in stack slots. */
+__attribute__((noinline)) static void scan_level(const Cascade *c, const LevelTable *t, const Integral *ii, double factor, int step, Boxes *out) {
     int range_w = ii->w - c->width, range_h = ii->h - c->height;
     int win_w = round_half_even(c->width * factor), win_h = round_half_even(c->height * factor);
     double area = (double)(c->width - 2) * (c->height - 2);
