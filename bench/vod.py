@@ -12,8 +12,9 @@ shared, and CPU time is what a busy neighbour changes least (on an idle machine 
 every build being single-threaded). Per-frame times are (time for N frames - time for 1 frame)
 / (N - 1), which cancels start-up (module compilation, model loading); each figure is the median of
 --rounds rounds, every round running all the builds in turn, so a busy machine slows them alike.
-With --baseline, the builds of that revision's source run in the same rounds (``before_`` names)
-and their outputs must be byte-identical to this build's.
+With --baseline, the builds of that revision run in the same rounds (``before_`` names): its
+detector.c natively with this checkout's flags, its detector.wasm as that revision's Makefile builds
+it; their outputs must be byte-identical to this build's.
 """
 
 from __future__ import annotations
@@ -100,8 +101,17 @@ def upscale(frames: list[Frame], width: int, height: int) -> list[Frame]:
     ]
 
 
+# What a revision's own Makefile needs to build its detector.wasm (this checkout's .venv and
+# node_modules serve it, and their install stamps are never remade from that tree).
+REVISION_FILES = ("Makefile", "pyproject.toml", "package.json", "package-lock.json", "functions")
+INSTALL_STAMPS = (".venv/.installed", "node_modules/.installed")
+WASM = "build/functions/vod/detector.wasm"
+
+
 def build_baseline(revision: str) -> None:
-    """Another revision's detector.c, built by the Makefile's rules for this one."""
+    """Another revision's detector: its detector.c built natively by this checkout's rules (the same
+    flags as this build), its detector.wasm by that revision's own Makefile, as that revision ships it
+    (a post-link pass, say, is part of what a before/after compares)."""
     source = subprocess.run(
         ["git", "show", f"{revision}:functions/vod/detector.c"], cwd=ROOT, check=True, capture_output=True
     ).stdout
@@ -109,16 +119,26 @@ def build_baseline(revision: str) -> None:
     target = BASELINE / "detector.c"
     if not target.exists() or target.read_bytes() != source:
         target.write_bytes(source)
-    subprocess.run(
-        [
-            "make",
-            "-s",
-            *(str((BASELINE / name).relative_to(ROOT)) for name in ("detector.wasm", "detector", "detector-zig")),
-        ],
+    natives = (str((BASELINE / name).relative_to(ROOT)) for name in ("detector", "detector-zig"))
+    subprocess.run(["make", "-s", *natives], cwd=ROOT, check=True, timeout=900)
+
+    tree = BASELINE / "tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir()
+    present = subprocess.run(
+        ["git", "ls-tree", "--name-only", revision, "--", *REVISION_FILES],
         cwd=ROOT,
         check=True,
-        timeout=900,
-    )
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    archive = subprocess.run(["git", "archive", revision, *present], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    for shared in (".venv", "node_modules"):
+        (tree / shared).symlink_to(ROOT / shared)
+    old = [arg for stamp in INSTALL_STAMPS for arg in ("-o", stamp)]
+    subprocess.run(["make", "-s", "-C", str(tree), *old, WASM], check=True, timeout=900)
+    shutil.copyfile(tree / WASM, BASELINE / "detector.wasm")
 
 
 def builds(executor: Executor, baseline: bool) -> dict[str, Callable[[Path], float]]:
