@@ -284,7 +284,8 @@ static Cascade load_cascade(const char *path) {
 /* The per-frame hot loops each get a function of their own instead of being inlined into main:
  * wasmtime's compiler allocates registers per function, and inside main (many live values, and an
  * epoch check on every loop whose slow path is a call) it kept the wasm heap base and the loops'
- * pointers in stack slots, reloaded on every pixel and every stump. Native builds: no change. */
+ * pointers in stack slots, reloaded on every pixel (the integral) and every table load (the stump
+ * loop, once the build's post-link pass folds its field offsets). Native builds: no change. */
 #define HOT_LOOP __attribute__((noinline))
 
 static int round_half_even(double v) { return (int)lrint(v); } /* cvRound */
