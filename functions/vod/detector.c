@@ -281,6 +281,13 @@ static Cascade load_cascade(const char *path) {
 /* ------------------------------------------------------------------------------------------ */
 /* Image pyramid and integral images                                                          */
 
+/* The per-frame hot loops each get a function of their own instead of being inlined into main:
+ * wasmtime's compiler allocates registers per function, and inside main (many live values, and an
+ * epoch check on every loop whose slow path is a call) it kept the wasm heap base and the loops'
+ * pointers in stack slots, reloaded on every pixel (the integral) and every table load (the stump
+ * loop, once the build's post-link pass folds its field offsets). Native builds: no change. */
+#define HOT_LOOP __attribute__((noinline))
+
 static int round_half_even(double v) { return (int)lrint(v); } /* cvRound */
 
 /* Bilinear resize of an 8-bit plane with OpenCV's pixel-centre mapping and 11-bit fixed-point
@@ -289,7 +296,7 @@ static int round_half_even(double v) { return (int)lrint(v); } /* cvRound */
  * OpenCV's resize does). a * (ONE - w) + b * w is computed as a * ONE + (b - a) * w, the same
  * integer with one multiplication less; every step fits in 32 bits (255 * 2^22 + 2^21 < 2^31).
  * src must have one readable byte past its end (read with weight 0 at the right edge). */
-static void resize_bilinear(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh) {
+HOT_LOOP static void resize_bilinear(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh) {
     enum { BITS = 11, ONE = 1 << BITS };
     double sx = (double)sw / dw, sy = (double)sh / dh;
     int *xofs = malloc(sizeof(int) * (size_t)dw * 2), *xw = xofs + dw;
@@ -355,7 +362,7 @@ typedef struct {
     int tilted_at;    /* offset of the tilted integral from sum, 0 when the cascade has none */
 } Integral;
 
-static void integral(const uint8_t *img, int w, int h, Integral *ii) {
+HOT_LOOP static void integral(const uint8_t *img, int w, int h, Integral *ii) {
     int s = ii->stride = w + 1;
     ii->w = w; ii->h = h;
     memset(ii->sum, 0, sizeof(int32_t) * (size_t)s);
@@ -368,13 +375,23 @@ static void integral(const uint8_t *img, int w, int h, Integral *ii) {
         uint32_t *sqsum = ii->sqsum + (size_t)(y + 1) * s;
         sum[0] = 0;
         sqsum[0] = 0;
-        for (int x = 0; x < w; x++) {
-            int v = src[x];
-            row += v;
-            rowsq += (uint32_t)(v * v);
-            sum[x + 1] = sum[x + 1 - s] + row;
-            sqsum[x + 1] = sqsum[x + 1 - s] + rowsq;
+        /* Two pixels per iteration: under wasmtime each loop iteration also checks the epoch (and
+         * reloads what that check's call may clobber); natively this measured the same. */
+#define INTEGRAL_PIXEL(X)                                       \
+    do {                                                        \
+        int v = src[X];                                         \
+        row += v;                                               \
+        rowsq += (uint32_t)(v * v);                             \
+        sum[(X) + 1] = sum[(X) + 1 - s] + row;                  \
+        sqsum[(X) + 1] = sqsum[(X) + 1 - s] + rowsq;            \
+    } while (0)
+        int x = 0;
+        for (; x + 1 < w; x += 2) {
+            INTEGRAL_PIXEL(x);
+            INTEGRAL_PIXEL(x + 1);
         }
+        if (x < w) INTEGRAL_PIXEL(x);
+#undef INTEGRAL_PIXEL
     }
 }
 
@@ -505,8 +522,9 @@ static inline int run_at(const Cascade *c, const LevelTable *t, const int32_t *p
 #undef AT
 #undef ATU
 
-/* Every window position of one pyramid level (scaled by factor) that passes the whole cascade. */
-static void scan_level(const Cascade *c, const LevelTable *t, const Integral *ii, double factor, int step, Boxes *out) {
+/* Every window position of one pyramid level (scaled by factor) that passes the whole cascade.
+ * Out of line (HOT_LOOP), like integral() and resize_bilinear(). */
+HOT_LOOP static void scan_level(const Cascade *c, const LevelTable *t, const Integral *ii, double factor, int step, Boxes *out) {
     int range_w = ii->w - c->width, range_h = ii->h - c->height;
     int win_w = round_half_even(c->width * factor), win_h = round_half_even(c->height * factor);
     double area = (double)(c->width - 2) * (c->height - 2);
