@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 CONTENT_ALERT, CONTENT_HANDSHAKE, CONTENT_APPLICATION_DATA = 21, 22, 23
 HANDSHAKE_KEY_UPDATE = 24
 UPDATE_REQUESTED = 1  # KeyUpdate.request_update: the peer must answer with a KeyUpdate of its own
+KEY_UPDATE_NONE = -1  # OpenSSL's SSL_get_key_update_type when no KeyUpdate of its own is pending
 MAX_PLAINTEXT = 1 << 14  # RFC 8446 5.4: a TLSInnerPlaintext (content, type, padding) is at most 2^14 + 1 bytes
 CLIENT_SECRET_LABEL = "CLIENT_TRAFFIC_SECRET_0"
 MAX_PENDING_SECRETS = 512  # secrets of handshakes not yet finished (their sessions are bounded far below this)
@@ -152,9 +153,15 @@ def answer_key_update(keys: ClientKeys) -> bool:
     if not keys.connection:
         return False
     try:
-        update = ctypes.CDLL(_ssl.__file__).SSL_key_update
+        library = ctypes.CDLL(_ssl.__file__)
+        update, pending = library.SSL_key_update, library.SSL_get_key_update_type
     except (OSError, AttributeError):
         return False
+    pending.argtypes, pending.restype = [ctypes.c_void_p], ctypes.c_int
+    if pending(keys.connection) != KEY_UPDATE_NONE:
+        # An answer not yet sent covers this request too: a receiver of several requests while silent
+        # answers once (RFC 8446 4.6.3); OpenSSL refuses a second SSL_key_update until the first is sent.
+        return True
     update.argtypes, update.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
     return bool(update(keys.connection, 0))  # SSL_KEY_UPDATE_NOT_REQUESTED
 
