@@ -8,12 +8,14 @@ same records.
 from __future__ import annotations
 
 import _ssl
+import base64
 import ctypes
 
 import pytest
 
 from ipoc import rights
-from tests.security.runtime_support import client, fresh
+from ipoc.wire.carrier import HttpCarrier
+from tests.security.runtime_support import client, fresh, post
 from tests.support import policies
 
 _LIB = ctypes.CDLL(_ssl.__file__)
@@ -39,6 +41,13 @@ def _queue_key_update(tls, kind: int) -> None:
     tls.do_handshake()  # writes the pending KeyUpdate and finishes the "handshake" it started
 
 
+def _seal(keys, inner: bytes) -> bytes:
+    """A record the client's next one would be (RFC 8446 5.2), sealed with the keys the runtime holds for it."""
+    header = bytes([23, 3, 3]) + (len(inner) + keys.tag_length).to_bytes(2, "big")
+    nonce = (keys._iv ^ keys.sequence).to_bytes(12, "big")
+    return header + keys.aead.encrypt(nonce, inner, header)
+
+
 def test_two_requested_key_updates_while_the_server_is_silent_get_one_answer(runtime):
     """RFC 8446 4.6.3: a receiver of several KeyUpdates with update_requested while it is silent answers
     with a single update. Two in one post must not end the session (OpenSSL as server merely notes one
@@ -50,3 +59,49 @@ def test_two_requested_key_updates_while_the_server_is_silent_get_one_answer(run
         _queue_key_update(c._tls, KEY_UPDATE_REQUESTED)
         c.write_file("/data/b", b"after")
         assert c.read_file("/data/a") == b"before" and c.read_file("/data/b") == b"after"
+
+
+def test_one_sessions_records_posted_to_another_session_are_refused(runtime, monkeypatch):
+    """Session confusion: an attacker who holds A's next (not yet delivered) post and B's session id posts
+    A's records to B. They do not authenticate under B's keys: refused, and both sessions go on."""
+    rt, users = runtime
+    original = HttpCarrier.exchange
+    target: dict[str, int] = {}
+    refused: list[tuple[int, str]] = []
+
+    def diverting(self, session_id, data):
+        if data and target.get("other") and session_id == target.get("victim"):
+            refused.append(post(rt, f"{target['other']} ".encode() + base64.b64encode(bytes(data))))
+        return original(self, session_id, data)
+
+    monkeypatch.setattr(HttpCarrier, "exchange", diverting)
+    with client(rt, users[0]) as a, client(rt, users[1]) as b:
+        a.write_file("/data/a", b"from a")
+        b.write_file("/data/b", b"from b")
+        target.update(victim=a._session_id, other=b._session_id)
+        a.write_file("/data/a2", b"again from a")
+        assert a.read_file("/data/a") == b"from a"
+        target.clear()
+        assert b.read_file("/data/b") == b"from b" and b.read_file("/data/a2") == b"again from a"
+    assert len(refused) >= 2 and all(s == 500 and t.startswith("InvalidRecord") for s, t in refused), refused
+
+
+@pytest.mark.parametrize(("alert", "ends"), [(b"\x01\x00", "closed"), (b"\x02\x28", "refused")])
+def test_an_alert_ends_the_session_and_only_its_own(runtime, alert, ends):
+    """An encrypted alert from the client: close_notify closes the session (the runtime answers with its own),
+    any other ends it with an error; either way later posts to that id find no session, others go on."""
+    rt, users = runtime
+    with client(rt, users[0]) as other, client(rt, users[0]) as c:
+        c.write_file("/data/x", b"x")
+        # The client's OpenSSL writes the alert record; python's ssl sends close_notify through unwrap only,
+        # so any other alert is sealed with the client's keys here (RFC 8446 5.2: inner type 21).
+        record = _seal(rt.server.manager.sessions[c._session_id].keys.copy(), alert + bytes([21]))
+        status, text = post(rt, f"{c._session_id} ".encode() + base64.b64encode(record))
+        if ends == "closed":
+            assert status == 200, text
+        else:
+            assert status == 500 and "alert 28" in text, text
+        status, text = post(rt, f"{c._session_id} ".encode() + base64.b64encode(b"\x17\x03\x03\x00\x20" + bytes(32)))
+        assert status == 500 and text.startswith("InvalidSession"), text
+        other.write_file("/data/y", b"y")
+        c._abandon()
