@@ -104,7 +104,8 @@ class ClientKeys:
         advancing past it; None (nothing changed) otherwise.
 
         A KeyUpdate inside it moves to the next secret, as the peer will. A record that authenticates
-        but breaks RFC 8446 5.4 (no content type, content over 2^14 bytes) raises :class:`RecordError`:
+        but breaks RFC 8446 (no content type, content over 2^14 bytes, a malformed KeyUpdate or one that does not
+        end its record) raises :class:`RecordError`:
         the client sent it, and OpenSSL would end the session over it.
         """
         if record[0] != CONTENT_APPLICATION_DATA or len(record) < 5 + self.tag_length + 1:
@@ -124,6 +125,10 @@ class ClientKeys:
                 raise RecordError("a record without a content type (unexpected_message)")
         content_type, content = plain[-1], memoryview(plain)[:-1]  # a view: the content is copied once, whole
         if content_type == CONTENT_HANDSHAKE and key_updates(content):
+            if len(content) != 5 or content[:4] != b"\x18\x00\x00\x01" or content[4] > UPDATE_REQUESTED:
+                # OpenSSL ends the session over these (RFC 8446 4.6.3: illegal_parameter; 5.1: a KeyUpdate
+                # ends its record): moving the keys on for them would leave the two ends out of step.
+                raise RecordError("a KeyUpdate not alone in its record, or malformed (request_update 0 or 1)")
             self.secret = hkdf_expand_label(self.secret, "traffic upd", len(self.secret), self.algorithm)
             self.__post_init__()
             self.sequence = 0

@@ -105,3 +105,26 @@ def test_an_alert_ends_the_session_and_only_its_own(runtime, alert, ends):
         assert status == 500 and text.startswith("InvalidSession"), text
         other.write_file("/data/y", b"y")
         c._abandon()
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        b"\x18\x00\x00\x01\x02",  # request_update 2: illegal_parameter (RFC 8446 4.6.3)
+        b"\x18\x00\x00\x01\x00" * 2,  # two KeyUpdates: the first does not end its record (RFC 8446 5.1)
+        b"\x18\x00\x00\x01\x00\x14\x00\x00\x00",  # a KeyUpdate, then another handshake message
+        b"\x18\x00\x00\x02\x00\x00",  # a KeyUpdate longer than its one byte
+    ],
+)
+def test_a_malformed_key_update_ends_the_session_as_openssl_ends_it(runtime, messages):
+    """OpenSSL, reading these records itself, ends the session (illegal_parameter, unexpected_message
+    NOT_ON_RECORD_BOUNDARY, decode_error): the runtime, reading them in its place, must not move its keys on
+    and carry on, out of step with what the record layer allows."""
+    rt, users = runtime
+    with client(rt, users[0]) as c:
+        c.write_file("/data/x", b"x")
+        record = _seal(rt.server.manager.sessions[c._session_id].keys.copy(), messages + bytes([22]))
+        status, text = post(rt, f"{c._session_id} ".encode() + base64.b64encode(record))
+        assert status == 500 and text.startswith("InvalidRequest") and "KeyUpdate" in text, (status, text)
+        assert c._session_id not in rt.server.manager.sessions
+        c._abandon()
