@@ -125,7 +125,7 @@ class ClientKeys:
                 raise RecordError("a record without a content type (unexpected_message)")
         content_type, content = plain[-1], memoryview(plain)[:-1]  # a view: the content is copied once, whole
         if content_type == CONTENT_HANDSHAKE and key_updates(content):
-            if len(content) != 5 or content[:4] != b"\x18\x00\x00\x01" or content[4] > UPDATE_REQUESTED:
+            if len(content) != 5 or bytes(content[:4]) != b"\x18\x00\x00\x01" or content[4] > UPDATE_REQUESTED:
                 # OpenSSL ends the session over these (RFC 8446 4.6.3: illegal_parameter; 5.1: a KeyUpdate
                 # ends its record): moving the keys on for them would leave the two ends out of step.
                 raise RecordError("a KeyUpdate not alone in its record, or malformed (request_update 0 or 1)")
