@@ -10,11 +10,16 @@ from __future__ import annotations
 import _ssl
 import base64
 import ctypes
+import ssl
 
 import pytest
 
 from ipoc import rights
+from ipoc.wire import messages
 from ipoc.wire.carrier import HttpCarrier
+from ipoc.wire.framing import FrameDecoder, frame
+from ipoc.wire.tls import client_context
+from runtime.refusal import Refused
 from tests.security.runtime_support import client, fresh, post
 from tests.support import policies
 
@@ -128,3 +133,37 @@ def test_a_malformed_key_update_ends_the_session_as_openssl_ends_it(runtime, mes
         assert status == 500 and text.startswith("InvalidRequest") and "KeyUpdate" in text, (status, text)
         assert c._session_id not in rt.server.manager.sessions
         c._abandon()
+
+
+def test_a_request_in_the_post_that_finishes_the_handshake_is_answered_and_then_its_records_are_the_runtimes(runtime):
+    """An independent client may send its first request in the post that carries its Finished: the runtime
+    reads it with the keys OpenSSL has just logged (OpenSSL never sees it), and the session goes on, each
+    later record read in sequence, a replay of that first post refused."""
+    rt, users = runtime
+    manager = rt.server.manager
+    identity = users[0]
+    context = client_context(
+        manager.policy.document["proxy_service_cert"],
+        identity.certificate,
+        identity.private_key,
+        manager.policy.document["ciphersuite"],
+    )
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    session_id, reply = manager.handle(0, outgoing.read())
+    incoming.write(reply)
+    tls.do_handshake()  # the client's Finished is now in ``outgoing``
+    tls.write(frame(messages.write_file("/data/first", b"in the Finished post")))
+    finishing = outgoing.read()
+    _, reply = manager.handle(session_id, finishing, "conn")
+    incoming.write(reply)
+    assert messages.parse_response(FrameDecoder().feed(tls.read(1 << 16))[0]).status == 1
+    with pytest.raises(Refused):
+        manager.handle(session_id, finishing, "conn")  # the same post again
+    tls.write(frame(messages.read_file("/data/first")))
+    _, reply = manager.handle(session_id, outgoing.read(), "conn")
+    incoming.write(reply)
+    answer = messages.parse_response(FrameDecoder().feed(tls.read(1 << 16))[0])
+    assert answer.result.data == b"in the Finished post"
