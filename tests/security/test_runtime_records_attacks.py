@@ -37,7 +37,9 @@ def runtime(start_runtime):
 
 def _ssl_pointer(tls) -> int:
     """The ``SSL*`` behind a Python SSLObject (a CPython _ssl._SSLSocket is PyObject_HEAD, the socket, the SSL)."""
-    return ctypes.c_void_p.from_address(id(tls._sslobj) + object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p)).value
+    pointer = ctypes.c_void_p.from_address(id(tls._sslobj) + object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p))
+    assert pointer.value is not None
+    return pointer.value
 
 
 def _queue_key_update(tls, kind: int) -> None:
