@@ -43,6 +43,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command == "GET" and self.path.split("?")[0] == "/openapi.json":
             self._send(200, {"Content-Type": "application/json"}, json.dumps(self.server.openapi(), indent=2).encode())
             return
+        if "Transfer-Encoding" in self.headers:  # bodies are framed by Content-Length only: no second framing
+            self.close_connection = True  # to disagree on (request smuggling); what follows is not read
+            self._send_error(
+                400, "ValidationError", "Transfer-Encoding bodies are not supported: send a Content-Length"
+            )
+            return
         length = declared_length(self.headers)
         if length is None:
             self.close_connection = True

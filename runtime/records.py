@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 CONTENT_ALERT, CONTENT_HANDSHAKE, CONTENT_APPLICATION_DATA = 21, 22, 23
 HANDSHAKE_KEY_UPDATE = 24
 UPDATE_REQUESTED = 1  # KeyUpdate.request_update: the peer must answer with a KeyUpdate of its own
+KEY_UPDATE_NONE = -1  # OpenSSL's SSL_get_key_update_type when no KeyUpdate of its own is pending
 MAX_PLAINTEXT = 1 << 14  # RFC 8446 5.4: a TLSInnerPlaintext (content, type, padding) is at most 2^14 + 1 bytes
 CLIENT_SECRET_LABEL = "CLIENT_TRAFFIC_SECRET_0"
 MAX_PENDING_SECRETS = 512  # secrets of handshakes not yet finished (their sessions are bounded far below this)
@@ -103,7 +104,8 @@ class ClientKeys:
         advancing past it; None (nothing changed) otherwise.
 
         A KeyUpdate inside it moves to the next secret, as the peer will. A record that authenticates
-        but breaks RFC 8446 5.4 (no content type, content over 2^14 bytes) raises :class:`RecordError`:
+        but breaks RFC 8446 (no content type, content over 2^14 bytes, a malformed KeyUpdate or one that does not
+        end its record) raises :class:`RecordError`:
         the client sent it, and OpenSSL would end the session over it.
         """
         if record[0] != CONTENT_APPLICATION_DATA or len(record) < 5 + self.tag_length + 1:
@@ -123,6 +125,10 @@ class ClientKeys:
                 raise RecordError("a record without a content type (unexpected_message)")
         content_type, content = plain[-1], memoryview(plain)[:-1]  # a view: the content is copied once, whole
         if content_type == CONTENT_HANDSHAKE and key_updates(content):
+            if len(content) != 5 or bytes(content[:4]) != b"\x18\x00\x00\x01" or content[4] > UPDATE_REQUESTED:
+                # OpenSSL ends the session over these (RFC 8446 4.6.3: illegal_parameter; 5.1: a KeyUpdate
+                # ends its record): moving the keys on for them would leave the two ends out of step.
+                raise RecordError("a KeyUpdate not alone in its record, or malformed (request_update 0 or 1)")
             self.secret = hkdf_expand_label(self.secret, "traffic upd", len(self.secret), self.algorithm)
             self.__post_init__()
             self.sequence = 0
@@ -152,9 +158,15 @@ def answer_key_update(keys: ClientKeys) -> bool:
     if not keys.connection:
         return False
     try:
-        update = ctypes.CDLL(_ssl.__file__).SSL_key_update
+        library = ctypes.CDLL(_ssl.__file__)
+        update, pending = library.SSL_key_update, library.SSL_get_key_update_type
     except (OSError, AttributeError):
         return False
+    pending.argtypes, pending.restype = [ctypes.c_void_p], ctypes.c_int
+    if pending(keys.connection) != KEY_UPDATE_NONE:
+        # An answer not yet sent covers this request too: a receiver of several requests while silent
+        # answers once (RFC 8446 4.6.3); OpenSSL refuses a second SSL_key_update until the first is sent.
+        return True
     update.argtypes, update.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
     return bool(update(keys.connection, 0))  # SSL_KEY_UPDATE_NOT_REQUESTED
 

@@ -273,9 +273,10 @@ STATE_ALLOWANCE = 16 * 1024
 
 
 def state_size_bound(execution_input: dict[str, Any], function_policy: dict[str, Any]) -> int:
-    """An upper bound, in bytes, of the workflow's largest state for this input: the input, plus the composed
-    VaaS policy (which Allocate composes), plus the policy text that Allocate carries (JSON-escaped). CCFaaS refuses an
-    instance over :data:`STATE_QUOTA` at the edge, where the user gets a 413, not a failed execution."""
+    """An upper bound, in bytes, of the workflow's largest state for this input: the input plus the composed
+    policy's text that Allocate returns (JSON-escaped); the composed policy itself no longer travels in the state
+    (Allocate composes it). CCFaaS refuses an instance over :data:`STATE_QUOTA` at the edge, where the user gets a
+    413, not a failed execution."""
     user_policy = {
         **execution_input["user_policy"],
         "function": function_policy["function"],
@@ -289,7 +290,7 @@ def state_size_bound(execution_input: dict[str, Any], function_policy: dict[str,
         "veracruz_server_url": "",
         "policy": P.serialise(composed),
     }
-    parts = (execution_input, {"vaas_policy": composed}, allocation)
+    parts = (execution_input, allocation)
     return sum(len(json.dumps(part).encode("utf-8")) for part in parts) + STATE_ALLOWANCE
 
 

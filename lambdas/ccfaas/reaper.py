@@ -49,7 +49,11 @@ class Reaper:
         for record in self.lifecycle.instances.all():
             if record.get("status") in InstanceStore.TERMINAL:
                 continue
-            action = self._check(record)
+            try:
+                action = self._check(record)
+            except Exception as exc:  # one record's failure must not keep the others' runtimes and slots held
+                logger.exception("reaper check failed", extra={"instance_id": record["instance_id"]})
+                action = f"check failed ({type(exc).__name__}); tried again next run"
             if action:
                 actions.append({"instance_id": record["instance_id"], "action": action})
                 logger.info("reaped", extra={"instance_id": record["instance_id"], "reaper_action": action})

@@ -82,7 +82,9 @@ class _GetItem:
     _HEADERS = {"X-Amz-Target": "DynamoDB_20120810.GetItem", "Content-Type": "application/x-amz-json-1.0"}
 
     def __init__(self, dynamodb: Any) -> None:
-        self.url = dynamodb.meta.endpoint_url.rstrip("/") + "/"
+        self.client = dynamodb
+        self.operation = dynamodb.meta.service_model.operation_model("GetItem")
+        self.urls: dict[str, str] = {}  # by table: the endpoint rules' answer (account-based, FIPS, dual-stack)
         self.region = dynamodb.meta.region_name
         self.events = dynamodb.meta.events
         self.http = dynamodb._endpoint.http_session  # the client's own pool (TLS, proxies, limits as configured)
@@ -105,7 +107,7 @@ class _GetItem:
             },
             default=_base64,
         ).encode()
-        request = AWSRequest("POST", self.url, data=body, headers=dict(self._HEADERS))
+        request = AWSRequest("POST", self.url(table_name), data=body, headers=dict(self._HEADERS))
         SigV4Auth(self.credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(request)
         prepared = request.prepare()
         response = first_non_none_response(self.events.emit("before-send.dynamodb.GetItem", request=prepared))
@@ -117,6 +119,15 @@ class _GetItem:
             raise _Unanswered(f"GetItem answered {response.status_code}")
         item = json.loads(content).get("Item")
         return None if item is None else {name: self.deserializer.deserialize(v) for name, v in item.items()}
+
+    def url(self, table_name: str) -> str:
+        """Where boto3 sends this table's GetItem: the client's endpoint rules decide (with an account id in
+        the credentials that is ``<account>.ddb.<region>...``, not ``meta.endpoint_url``); resolved once."""
+        url = self.urls.get(table_name)
+        if url is None:
+            resolved = self.client._resolve_endpoint_ruleset(self.operation, {"TableName": table_name}, {})
+            url = self.urls[table_name] = resolved[0].rstrip("/") + "/"
+        return url
 
 
 class _WireDeserializer(TypeDeserializer):

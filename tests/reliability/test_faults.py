@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ipoc.errors import DependencyFailed
+from lambdas.ccfaas.execution import ExecutionState
 from lambdas.ccfaas.lifecycle import Lifecycle
 from lambdas.ccfaas.reaper import Reaper
 from lambdas.vaas.backends import manifests
@@ -139,7 +140,7 @@ def test_the_runtime_killed_at_each_state_fails_the_instance_and_leaves_nothing(
 
     killed: list[str] = []  # the runtime is killed once, at the first step after allocation
 
-    def kill_then_continue(lifecycle: Lifecycle, state: dict, original: Callable) -> Any:
+    def kill_then_continue(lifecycle: Lifecycle, state: ExecutionState, original: Callable) -> Any:
         if state.allocation is not None and not killed:
             killed.append(action)
             kill_runtime(plane, {"allocation": {"veracruz_server_url": state.allocation.veracruz_server_url}})

@@ -134,3 +134,22 @@ def test_a_malformed_content_length_is_a_clear_400(server):
 def test_a_complete_body_still_arrives(server):
     reply = requests.post(_url(server), json={"a": 1}, headers={USER_HEADER: "alice"}, timeout=10)
     assert reply.status_code == 200 and json.loads(reply.json()["body"]) == {"a": 1}
+
+
+@pytest.mark.parametrize("length", [b"", b"Content-Length: 4\r\n"])
+def test_a_chunked_body_is_refused_not_read_as_the_next_request(server, length):
+    """Request smuggling (TE.CL): the adapter ignored Transfer-Encoding and framed the body by its
+    Content-Length (0 when absent), so what a proxy in front takes as one chunked body carried a second
+    request to the adapter, one the proxy never saw. A body framed by Transfer-Encoding is refused (400)
+    and the connection closed: nothing after the head is read as a request."""
+    smuggled = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled)
+    request = b"POST /whoami HTTP/1.1\r\nHost: x\r\n" + length + b"Transfer-Encoding: chunked\r\n\r\n" + chunked
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), port), timeout=10) as sock:
+        sock.sendall(request)
+        replies = b""
+        while chunk := sock.recv(65536):
+            replies += chunk
+    assert replies.count(b"HTTP/1.") == 1, replies
+    assert replies.startswith(b"HTTP/1.1 400 ") and b"Transfer-Encoding" in replies, replies

@@ -529,3 +529,33 @@ def test_the_reaper_takes_an_instance_whose_execution_never_started_for_one_with
     # WHEN the reaper finds it past its TTL THEN it tears it down itself: no workflow will
     assert Reaper(Lifecycle.from_settings()).run() == [{"instance_id": key, "action": "torn down (TTL expired)"}]
     assert InstanceStore().get(key)["status"] == "DELETED"
+
+
+def test_one_record_the_reaper_cannot_check_does_not_stop_it_reaping_the_others(plane):
+    """The reaper's run goes on past a record whose check fails (here its execution ARN is not one Step
+    Functions takes: InvalidArn), so one bad record cannot keep every other expired instance's runtime and
+    slot held; that record is reported, and tried again next run."""
+    from lambdas.shared.stores import InstanceStore
+    from local.apigw import principal_arn
+
+    keys = []
+    for name, arn in (("i-bad-arn", "arn:aws:states:not-an-execution"), ("i-expired", None)):
+        keys.append(instance_table_key(name, "alice"))
+        InstanceStore().create(
+            {
+                "instance_id": keys[-1],
+                "name": name,
+                "function": "echo",
+                "version": 1,
+                "owner": principal_arn("alice"),
+                "status": "PENDING",
+                "created_at": "2020-01-01T00:00:00+00:00",
+                **({"execution_arn": arn} if arn else {}),
+                "ttl_seconds": 60,
+            }
+        )
+    actions = Reaper(Lifecycle.from_settings()).run()
+    assert {"instance_id": keys[1], "action": "torn down (TTL expired)"} in actions, actions
+    assert InstanceStore().get(keys[1])["status"] == "DELETED"
+    failed = [a for a in actions if a["instance_id"] == keys[0]]
+    assert len(failed) == 1 and failed[0]["action"].startswith("check failed"), actions

@@ -106,3 +106,21 @@ def test_where_x_ray_traces_botocore_boto3_makes_the_call(table, monkeypatch):
     calls = full_pipeline_calls(table)
     assert aws.get_item(table, {"instance_id": "traced"}) == {"instance_id": "traced", "status": "READY"}
     assert calls == ["GetItem"]
+
+
+def test_the_lean_request_goes_where_boto3s_goes(table, monkeypatch):
+    """The endpoint is the client's endpoint rules' answer for the call, not the client's base URL: with an
+    account id in the credentials (botocore's account-based endpoints, ``<account>.ddb.<region>...``, which
+    ``account_id_endpoint_mode`` may require) boto3 sends GetItem elsewhere than ``meta.endpoint_url``."""
+    monkeypatch.setenv("AWS_ACCOUNT_ID", "123456789012")
+    aws.reset()
+    accounted = aws.table("records")
+    accounted.put_item(Item={"instance_id": "where", "status": "READY"})
+    urls: list[str] = []
+    accounted.meta.client.meta.events.register(
+        "before-send.dynamodb.GetItem", lambda request, **_: urls.append(request.url)
+    )
+    assert aws.get_item(accounted, {"instance_id": "where"}) == {"instance_id": "where", "status": "READY"}
+    accounted.get_item(Key={"instance_id": "where"}, ConsistentRead=True)
+    assert len(urls) == 2 and urls[0] == urls[1], urls
+    assert urls[1].startswith("https://123456789012.ddb.")  # the oracle: where boto3 went
