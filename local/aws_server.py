@@ -1,13 +1,15 @@
 """The local AWS: moto's server in a process of its own, with the stack's durable state.
 
-``ipoc local up`` starts it (``python -m local.aws_server``) so that moto's
-request handling does not share a GIL with the API adapters. It restores the
-kept state (``local.persistence``), creates the tables, buckets and lifecycle
-workflow the AWS deployment creates, then prints one JSON line on stdout
-(``{"ready": true, ...}``) and serves until SIGTERM. It dies with the stack
-process (``PR_SET_PDEATHSIG``): a stack killed with ``kill -9`` leaves no moto
-holding its port. The workflow's task Lambdas run here, in process
-(``local.lambda_runner``), with the environment the stack gave this process.
+``ipoc local up`` starts it (``python -m local.aws_server --from-stack``) first of all, so that its
+imports overlap the stack's and moto's request handling does not share a GIL with the API adapters.
+It restores the kept state (``local.persistence``), creates the tables, buckets and lifecycle
+workflow the AWS deployment creates, then prints one JSON line on stdout (``{"ready": true, ...}``)
+and serves until SIGTERM. It dies with the stack process (``PR_SET_PDEATHSIG``): a stack killed with
+``kill -9`` leaves no moto holding its port. The workflow's task Lambdas run here, in process
+(``local.lambda_runner``), with the environment the stack gave this process: its settings come on
+stdin (they need the proxy's CA, made while this process imports moto). The warm-up (the warm pool,
+the task Lambda's imports and clients, the workflow's parse: seconds of CPU) starts when the stack
+says it is ready, on the same pipe, so that it does not slow the start down.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 REGION = "us-east-1"
+GO_AHEAD = b"warm-up"  # the stack's line that starts the warm-up (``--from-stack``)
 log = logging.getLogger(__name__)
 
 
@@ -73,7 +76,7 @@ def create_resources(tables: dict[str, str], buckets: list[str]) -> str:
     for bucket in buckets:
         if bucket not in s3.buckets:
             s3.create_bucket(bucket, REGION)
-    return register(_Iam(), _Lambda(), STEP_FUNCTIONS, warm=True)  # the executions run in this process
+    return register(_Iam(), _Lambda(), STEP_FUNCTIONS)  # the executions run in this process (warmed up: WarmUp)
 
 
 class _Iam:
@@ -235,7 +238,11 @@ def serve(
     tables: dict[str, str],
     buckets: list[str],
     reaper_interval: float | None = None,
+    control: BinaryIO | None = None,
 ) -> None:
+    """Serve until SIGTERM. ``control``: the stack's pipe (a binary stream), whose first line is the task
+    Lambdas' settings (a JSON object of environment variables: the stack makes them while this process
+    imports moto) and whose second line starts the warm-up; None: start it once ready."""
     from moto.core.config import default_user_config
 
     from local import lambda_runner, moto_patches, runtimes
@@ -248,6 +255,11 @@ def serve(
     moto_patches.fast_dynamodb_reads()
     lambda_runner.install()
     runtimes.register()  # the workflow's Allocate and teardown tasks run here, with IPOC_VAAS_BACKEND=local
+    if control is not None:
+        line = control.readline()
+        if not line:
+            raise SystemExit("the stack closed its pipe before giving the settings: it stopped")
+        os.environ.update(json.loads(line))
     default_user_config["stepfunctions"]["execute_state_machine"] = True  # the lifecycle workflow runs for real
     state = None
     if state_dir is not None:
@@ -282,18 +294,61 @@ def serve(
             "state_machine": arn,
             "restored": restored,
             "seconds": round(time.perf_counter() - started, 3),
+            "cpu_seconds": round(time.process_time(), 3),
         }
     )
-    threading.Thread(target=STEP_FUNCTIONS.check_definition, daemon=True, name="workflow-check").start()
     if reaper_interval:
         threading.Thread(target=reap, args=(reaper_interval, stop), daemon=True, name="reaper").start()
-    # The warm pool lives here, beside the workflow's Allocate task that takes from it (IPOC_WARM_POOL; 0: none).
-    pool = runtimes.start_pool()
+    warm = WarmUp()
+    if control is None:
+        warm.start()
+    else:  # once the stack is ready: until then the warm-up's CPU would delay the stack's own start
+        threading.Thread(target=warm.start_when_told, args=(control,), daemon=True, name="warm-up-signal").start()
     stop.wait()
-    if pool is not None:
-        runtimes.stop_pool(pool.state_dir)
+    warm.stop()
     server.shutdown()
     server.server_close()
+
+
+class WarmUp:
+    """What makes the first instance fast, started once the stack is ready (not before: on two cores its
+    seconds of CPU would delay the stack's start, and the warm runtimes attest with the stack's proxy):
+    the warm pool (``IPOC_WARM_POOL``; it lives here, beside the workflow's Allocate task that takes
+    from it), then the workflow's warm-up (the task handler's imports and clients, the definition's
+    parse) and the definition's check."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._pool: Any = None
+
+    def start(self) -> None:
+        from local import runtimes, workflow
+
+        with self._lock:
+            if self._stopped:
+                return
+            self._pool = runtimes.start_pool()
+            parsed = workflow.warm_up(STEP_FUNCTIONS.definition)
+
+        def check() -> None:
+            parsed.join()  # one parse at a time: the check's is then quick
+            STEP_FUNCTIONS.check_definition()
+
+        threading.Thread(target=check, daemon=True, name="workflow-check").start()
+
+    def start_when_told(self, control: BinaryIO) -> None:
+        """Start on the stack's go-ahead line; end of input (the stack stopped or died) starts nothing."""
+        if control.readline().strip() == GO_AHEAD:
+            self.start()
+
+    def stop(self) -> None:
+        from local import runtimes
+
+        with self._lock:
+            self._stopped = True
+            if self._pool is not None:
+                runtimes.stop_pool(self._pool.state_dir)
 
 
 _ready_fd: int | None = None
@@ -321,6 +376,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tables", default="{}", help="JSON: logical name -> table name")
     parser.add_argument("--buckets", default="", help="comma-separated bucket names")
     parser.add_argument("--reaper-interval", type=float, help="seconds between reaper rounds (default: no reaper)")
+    parser.add_argument(
+        "--from-stack",
+        action="store_true",
+        help="read the settings (a JSON line) and then the go-ahead for the warm-up (a line) on stdin",
+    )
     args = parser.parse_args(argv)
     global _ready_fd
     sys.stdout.flush()
@@ -345,6 +405,7 @@ def main(argv: list[str] | None = None) -> None:
             json.loads(args.tables),
             [b for b in args.buckets.split(",") if b],
             args.reaper_interval,
+            sys.stdin.buffer if args.from_stack else None,
         )
     except StateLayoutError as exc:
         announce({"ready": False, "error": str(exc)})
