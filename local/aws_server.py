@@ -130,6 +130,26 @@ class _StepFunctions:
             log.exception("the lifecycle workflow's definition does not parse: instances cannot start")
 
 
+def left_held(tables: dict[str, str]) -> dict[str, int] | None:
+    """What a previous stack left held, that the stack's reconciliation ends (``local.reconcile``): slots taken
+    and live instances, counted in the restored tables. When both are 0 the stack skips the reconciliation's
+    scans (and the clients they need) before it is ready. None: this process does not hold those tables."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    from lambdas.shared.stores import InstanceStore
+
+    if "slots" not in tables or "instances" not in tables:
+        return None
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION]
+    live = {status.value for status in InstanceStore.LIVE}
+    instances = backend.get_table(tables["instances"]).all_items()
+    return {
+        "slots": len(backend.get_table(tables["slots"]).all_items()),
+        "live_instances": sum(1 for item in instances if getattr(item.attrs.get("status"), "value", None) in live),
+    }
+
+
 def keep_alive_server(host: str, port: int) -> Any:
     """moto's WSGI app behind werkzeug's threaded server, with HTTP/1.1 keep-alive.
 
@@ -293,6 +313,7 @@ def serve(
             "pid": os.getpid(),
             "state_machine": arn,
             "restored": restored,
+            "held": left_held(tables),
             "seconds": round(time.perf_counter() - started, 3),
             "cpu_seconds": round(time.process_time(), 3),
         }

@@ -116,14 +116,15 @@ class LocalStack:
             from local.reconcile import reconcile_records, stop_leftover_runtimes
 
             self.reconciled: dict[str, Any] = {"stopped_runtimes": stop_leftover_runtimes(config.runtimes_dir)}
-            # While the local AWS restores its state: the handlers' imports and the clients they and the
-            # reconciliation use (boto3 models loaded; no request made yet).
-            handlers = self._import_handlers()
-            from lambdas.shared.stores import InstanceStore, SlotStore
-
-            stores = SlotStore(), InstanceStore()
+            handlers = self._import_handlers()  # while the local AWS restores its state
             self.aws_ready = self._wait_aws(aws)
-            self.reconciled.update(reconcile_records(*stores))
+            held = self.aws_ready.get("held")
+            if held is None or any(held.values()):  # else nothing to end: no scans, no clients made for them
+                from lambdas.shared.stores import InstanceStore, SlotStore
+
+                self.reconciled.update(reconcile_records(SlotStore(), InstanceStore()))
+            else:
+                self.reconciled.update({"freed_slots": [], "failed_instances": []})
             self._start_apis(handlers)  # forks the API workers: before this process starts any thread
             self._serve_proxy()
         except BaseException:
