@@ -223,3 +223,17 @@ def test_the_ready_line_counts_what_a_previous_stack_left_held(tmp_path: Path) -
         aws["dynamodb"].put_item(TableName=TABLE_NAMES["slots"], Item=slot)
     with local_aws(state) as aws:
         assert aws["ready"]["held"] == {"slots": 1, "live_instances": 1}
+
+
+def test_a_restart_restores_buckets_without_writing_their_files_again(tmp_path: Path) -> None:
+    """A restored bucket's BUCKET.json is already on disk: the start does not write (and fsync) it again."""
+    state = tmp_path / "state"
+    with local_aws(state) as aws:
+        aws["s3"].put_object(Bucket=BUCKET, Key="kept", Body=b"kept")
+    marker = state / "s3" / BUCKET / "BUCKET.json"
+    written = os.stat(marker)
+    with local_aws(state) as aws:
+        assert aws["ready"]["restored"]["objects"][BUCKET] == 1
+        assert aws["s3"].get_object(Bucket=BUCKET, Key="kept")["Body"].read() == b"kept"
+    again = os.stat(marker)
+    assert (again.st_ino, again.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
