@@ -3,13 +3,14 @@
 ``ipoc local up`` starts it (``python -m local.aws_server --from-stack``) first of all, so that its
 imports overlap the stack's and moto's request handling does not share a GIL with the API adapters.
 It restores the kept state (``local.persistence``), creates the tables and buckets the AWS
-deployment creates, then prints one JSON line on stdout (``{"ready": true, ...}``), registers the
-lifecycle workflow (Step Functions requests wait for it: :class:`Workflow`) and serves until SIGTERM. It dies with the stack process (``PR_SET_PDEATHSIG``): a stack killed with
-``kill -9`` leaves no moto holding its port. The workflow's task Lambdas run here, in process
-(``local.lambda_runner``), with the environment the stack gave this process: its settings come on
-stdin (they need the proxy's CA, made while this process imports moto). The warm-up (the warm pool,
-the task Lambda's imports and clients, the workflow's parse: seconds of CPU) starts when the stack
-says it is ready, on the same pipe, so that it does not slow the start down.
+deployment creates, then prints one JSON line on stdout (``{"ready": true, ...}``), registers
+the lifecycle workflow (Step Functions requests wait for it: :class:`Workflow`) and serves until
+SIGTERM. It dies with the stack process (``PR_SET_PDEATHSIG``): a stack killed with ``kill -9``
+leaves no moto holding its port. The workflow's task Lambdas run here, in process
+(``local.lambda_runner``), with the environment the stack gave this process: its settings come
+on stdin (they need the proxy's CA, made while this process imports moto). The warm-up (the warm
+pool, the task Lambda's imports and clients, the workflow's parse: seconds of CPU) starts when
+the stack says it is ready, on the same pipe, so that it does not slow the start down.
 """
 
 from __future__ import annotations
