@@ -11,7 +11,8 @@
   APIs served by the stack process (the default) and by two forked API workers (``--api-workers 2``), the
   variants' rounds alternating so that the machine's load hits them alike;
 - ``ipoc local up --detach`` until ready: from an empty IPOC_HOME, and with 100 registered functions and 1 GiB
-  of artifacts kept (after ``down``, and after a ``kill -9`` of the stack).
+  of artifacts kept (after ``down``, and after a ``kill -9`` of the stack); wall time and the CPU time of
+  the start's processes.
 
 With ``--baseline REV`` the same creates (with and without the pool), reads and starts also run on that
 revision's stack (its tree exported
@@ -569,22 +570,45 @@ def populate(stack: Stack) -> None:
         s3.put_object(Bucket="ipoc-artifacts", Key=f"functions/{name}/weights", Body=blob)
 
 
+def timed_up(stack: Stack) -> tuple[float, float]:
+    """`ipoc local up --detach` until ready: (wall seconds, CPU seconds of the CLI, the stack and the local AWS).
+
+    The CPU is read from /proc as soon as `up` returns (the same for every revision), so it includes the few ms
+    the processes ran between ready and that read; with the warm-up deferred until ready, that is some of it."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    elapsed = stack.up()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cli = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)  # `up` itself (waited for)
+    state = json.loads((stack.home / "local" / "stack.json").read_text())
+    return elapsed, cli + sum(cpu_seconds(int(state[key])) for key in ("pid", "aws_pid") if state.get(key))
+
+
 def bench_restart(trees: dict[str, Path]) -> dict[str, dict[str, float]]:
     """`ipoc local up` until ready, for each variant: empty, then with FUNCTIONS functions and ARTIFACT_MIB MiB of
     artifacts kept (made once, through the first variant's stack; the others start from hard-linked copies of
-    that state: layout 1 on both sides, and files are only ever replaced, never written in place)."""
+    that state: layout 1 on both sides, and files are only ever replaced, never written in place). Wall time
+    (what a developer waits) and CPU time (all processes of the start: the machine's load changes it far less)."""
     import shutil
 
+    def start(stack: Stack, walls: list[float], cpus: list[float]) -> None:
+        wall, cpu = timed_up(stack)
+        walls.append(wall)
+        cpus.append(cpu)
+
+    variants = list(trees)
     empty: dict[str, list[float]] = {variant: [] for variant in trees}
+    empty_cpu: dict[str, list[float]] = {variant: [] for variant in trees}
     for n in range(STARTS):
-        for variant in list(trees) if n % 2 == 0 else list(reversed(trees)):
+        for variant in variants if n % 2 == 0 else list(reversed(variants)):
             stack = Stack(2, tree=trees[variant])
             try:
-                empty[variant].append(stack.up())
+                start(stack, empty[variant], empty_cpu[variant])
             finally:
                 stack.down()
                 stack.remove()
-    source = Stack(2, tree=trees[next(iter(trees))])
+    source = Stack(2, tree=trees[variants[0]])
     stacks: dict[str, Stack] = {}
     try:
         source.up()
@@ -595,38 +619,38 @@ def bench_restart(trees: dict[str, Path]) -> dict[str, dict[str, float]]:
             shutil.rmtree(stacks[variant].home)
             subprocess.run(["cp", "-al", str(source.home), str(stacks[variant].home)], check=True)
         kept: dict[str, list[float]] = {variant: [] for variant in trees}
+        kept_cpu: dict[str, list[float]] = {variant: [] for variant in trees}
         killed: dict[str, list[float]] = {variant: [] for variant in trees}
+        killed_cpu: dict[str, list[float]] = {variant: [] for variant in trees}
         for n in range(STARTS):
-            for variant in list(trees) if n % 2 == 0 else list(reversed(trees)):
+            for variant in variants if n % 2 == 0 else list(reversed(variants)):
                 stack = stacks[variant]
-                kept[variant].append(stack.up())
+                start(stack, kept[variant], kept_cpu[variant])
                 names = requests.get(f"{stack.url['ccfaas']}/function", timeout=60).json()["functions"]
                 assert len(names) == FUNCTIONS, (variant, len(names))
                 stack.kill()
-                killed[variant].append(stack.up())
+                start(stack, killed[variant], killed_cpu[variant])
                 stack.down()
     finally:
         for stack in [source, *stacks.values()]:
             stack.down()
             stack.remove()
     result = {}
+    kept_name = f"{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB"
     for variant in trees:
         label = "" if variant == "now" else f"_{variant}"
         result[variant] = {
             "empty": statistics.median(empty[variant]),
             "kept": statistics.median(kept[variant]),
             "killed": statistics.median(killed[variant]),
+            "empty_cpu": statistics.median(empty_cpu[variant]),
+            "kept_cpu": statistics.median(kept_cpu[variant]),
+            "killed_cpu": statistics.median(killed_cpu[variant]),
         }
-        report("FIGURE", f"local_up_ready_empty{label}", result[variant]["empty"], "s")
-        report(
-            "FIGURE", f"local_up_ready_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB{label}", result[variant]["kept"], "s"
-        )
-        report(
-            "FIGURE",
-            f"local_up_ready_after_kill_9_{FUNCTIONS}_functions_{ARTIFACT_MIB}_MiB{label}",
-            result[variant]["killed"],
-            "s",
-        )
+        for state, name in (("empty", "empty"), ("kept", kept_name), ("killed", f"after_kill_9_{kept_name}")):
+            report("FIGURE", f"local_up_ready_{name}{label}", result[variant][state], "s")
+            report("FIGURE", f"local_up_cpu_{name}{label}", result[variant][f"{state}_cpu"], "s")
+    report("FIGURE", "load_average_1min", os.getloadavg()[0])
     return result
 
 
@@ -699,7 +723,7 @@ def main() -> None:
     if "restart" in parts:
         started_up = bench_restart(trees)
         if "before" in started_up:
-            for state in ("empty", "kept"):
+            for state in ("empty", "kept", "empty_cpu", "kept_cpu"):
                 report(
                     "RATIO",
                     f"local_up_ready_{state}_before_over_now",

@@ -1,13 +1,16 @@
 """The local AWS: moto's server in a process of its own, with the stack's durable state.
 
-``ipoc local up`` starts it (``python -m local.aws_server``) so that moto's
-request handling does not share a GIL with the API adapters. It restores the
-kept state (``local.persistence``), creates the tables, buckets and lifecycle
-workflow the AWS deployment creates, then prints one JSON line on stdout
-(``{"ready": true, ...}``) and serves until SIGTERM. It dies with the stack
-process (``PR_SET_PDEATHSIG``): a stack killed with ``kill -9`` leaves no moto
-holding its port. The workflow's task Lambdas run here, in process
-(``local.lambda_runner``), with the environment the stack gave this process.
+``ipoc local up`` starts it (``python -m local.aws_server --from-stack``) first of all, so that its
+imports overlap the stack's and moto's request handling does not share a GIL with the API adapters.
+It restores the kept state (``local.persistence``), creates the tables and buckets the AWS
+deployment creates, then prints one JSON line on stdout (``{"ready": true, ...}``), registers
+the lifecycle workflow (Step Functions requests wait for it: :class:`Workflow`) and serves until
+SIGTERM. It dies with the stack process (``PR_SET_PDEATHSIG``): a stack killed with ``kill -9``
+leaves no moto holding its port. The workflow's task Lambdas run here, in process
+(``local.lambda_runner``), with the environment the stack gave this process: its settings come
+on stdin (they need the proxy's CA, made while this process imports moto). The warm-up (the warm
+pool, the task Lambda's imports and clients, the workflow's parse: seconds of CPU) starts when
+the stack says it is ready, on the same pipe, so that it does not slow the start down.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 REGION = "us-east-1"
+GO_AHEAD = b"warm-up"  # the stack's line that starts the warm-up (``--from-stack``)
 log = logging.getLogger(__name__)
 
 
@@ -39,8 +43,9 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def create_resources(tables: dict[str, str], buckets: list[str]) -> str:
-    """The tables, buckets and workflow the AWS deployment creates (those the restore did not bring back).
+def create_resources(tables: dict[str, str], buckets: list[str]) -> None:
+    """The tables and buckets the AWS deployment creates (those the restore did not bring back); the
+    workflow follows in the background (:class:`Workflow`).
 
     Made through moto's backends in this process, not its HTTP API: no boto3 clients to build and
     no per-service web app to set up before the stack is ready (the quickest part of ``up``).
@@ -50,7 +55,6 @@ def create_resources(tables: dict[str, str], buckets: list[str]) -> str:
     from moto.s3.models import s3_backends
 
     from lambdas.shared.tables import ALL_TABLES
-    from local.workflow import register
 
     dynamodb = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION]
     for spec in ALL_TABLES:
@@ -73,7 +77,61 @@ def create_resources(tables: dict[str, str], buckets: list[str]) -> str:
     for bucket in buckets:
         if bucket not in s3.buckets:
             s3.create_bucket(bucket, REGION)
-    return register(_Iam(), _Lambda(), STEP_FUNCTIONS, warm=True)  # the executions run in this process
+
+
+class Workflow:
+    """The lifecycle workflow, registered in a thread once this process is ready, not before: registering
+    imports moto's Step Functions interpreter (ANTLR's parser) and makes the IAM and Lambda backends, about
+    a third of this process's CPU until ready, which the stack would otherwise wait for. Its ARN is known
+    before (moto's, from the name), so the stack's settings have it; a Step Functions request waits until
+    the workflow is registered (:meth:`wait`: the keep-alive handler calls it), so an instance created right
+    after ``up`` starts its execution as before."""
+
+    TIMEOUT = 120.0
+
+    def __init__(self) -> None:
+        self._registered = threading.Event()
+        self.arn = ""
+
+    def expected_arn(self) -> str:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.utilities.utils import get_partition
+
+        from local.workflow import STATE_MACHINE
+
+        return f"arn:{get_partition(REGION)}:states:{REGION}:{DEFAULT_ACCOUNT_ID}:stateMachine:{STATE_MACHINE}"
+
+    def register_in_background(self) -> str:
+        """Start registering; return the ARN it will have."""
+        self.arn = self.expected_arn()
+        threading.Thread(target=self.register, daemon=True, name="workflow-register").start()
+        return self.arn
+
+    def register(self) -> None:
+        from local.workflow import register
+
+        try:
+            # the executions run in this process (warmed up by WarmUp)
+            arn = register(_Iam(), _Lambda(), STEP_FUNCTIONS)
+            if arn != self.arn:
+                log.error(
+                    "the lifecycle workflow is %s, not %s as the stack was told: instances cannot start", arn, self.arn
+                )
+        except Exception:
+            log.exception("the lifecycle workflow could not be registered: instances cannot start")
+        finally:
+            self._registered.set()
+
+    def wait(self) -> bool:
+        """Until it is registered (or its registration failed); False: not within :attr:`TIMEOUT`."""
+        return self._registered.wait(self.TIMEOUT)
+
+    @property
+    def registered(self) -> bool:
+        return self._registered.is_set()
+
+
+WORKFLOW = Workflow()
 
 
 class _Iam:
@@ -127,6 +185,26 @@ class _StepFunctions:
             log.exception("the lifecycle workflow's definition does not parse: instances cannot start")
 
 
+def left_held(tables: dict[str, str]) -> dict[str, int] | None:
+    """What a previous stack left held, that the stack's reconciliation ends (``local.reconcile``): slots taken
+    and live instances, counted in the restored tables. When both are 0 the stack skips the reconciliation's
+    scans (and the clients they need) before it is ready. None: this process does not hold those tables."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    from lambdas.shared.stores import InstanceStore
+
+    if "slots" not in tables or "instances" not in tables:
+        return None
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION]
+    live = {status.value for status in InstanceStore.LIVE}
+    instances = backend.get_table(tables["instances"]).all_items()
+    return {
+        "slots": len(backend.get_table(tables["slots"]).all_items()),
+        "live_instances": sum(1 for item in instances if getattr(item.attrs.get("status"), "value", None) in live),
+    }
+
+
 def keep_alive_server(host: str, port: int) -> Any:
     """moto's WSGI app behind werkzeug's threaded server, with HTTP/1.1 keep-alive.
 
@@ -146,6 +224,8 @@ def keep_alive_server(host: str, port: int) -> Any:
         timeout = IDLE_TIMEOUT  # an idle kept-alive connection frees its thread after this
 
         def run_wsgi(self) -> None:
+            if not WORKFLOW.registered and self.headers.get("X-Amz-Target", "").startswith("AWSStepFunctions."):
+                WORKFLOW.wait()  # the workflow is registered right after ready (Workflow)
             if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
                 self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.environ = environ = self.make_environ()
@@ -236,10 +316,14 @@ def serve(
     tables: dict[str, str],
     buckets: list[str],
     reaper_interval: float | None = None,
+    control: BinaryIO | None = None,
 ) -> None:
+    """Serve until SIGTERM. ``control``: the stack's pipe (a binary stream), whose first line is the task
+    Lambdas' settings (a JSON object of environment variables: the stack makes them while this process
+    imports moto) and whose second line starts the warm-up; None: start it once ready."""
     from moto.core.config import default_user_config
 
-    from local import lambda_runner, moto_patches, runtimes
+    from local import moto_patches, runtimes
 
     started = time.perf_counter()
     moto_patches.defer_batch_import()  # first: before anything imports moto's Step Functions
@@ -247,8 +331,12 @@ def serve(
     moto_patches.cache_module_list()
     moto_patches.cache_action_names()
     moto_patches.fast_dynamodb_reads()
-    lambda_runner.install()
     runtimes.register()  # the workflow's Allocate and teardown tasks run here, with IPOC_VAAS_BACKEND=local
+    if control is not None:
+        line = control.readline()
+        if not line:
+            raise SystemExit("the stack closed its pipe before giving the settings: it stopped")
+        os.environ.update(json.loads(line))
     default_user_config["stepfunctions"]["execute_state_machine"] = True  # the lifecycle workflow runs for real
     state = None
     if state_dir is not None:
@@ -270,31 +358,78 @@ def serve(
     restored: dict[str, Any] = {}
     if state is not None:
         restored["objects"] = state.restore_buckets()
-    arn = create_resources(tables, buckets)
+    create_resources(tables, buckets)
     if state is not None:
         restored["items"] = state.restore_items()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    arn = WORKFLOW.expected_arn()
     announce(
         {
             "ready": True,
             "pid": os.getpid(),
             "state_machine": arn,
             "restored": restored,
+            "held": left_held(tables),
             "seconds": round(time.perf_counter() - started, 3),
+            "cpu_seconds": round(time.process_time(), 3),
         }
     )
-    threading.Thread(target=STEP_FUNCTIONS.check_definition, daemon=True, name="workflow-check").start()
+    WORKFLOW.register_in_background()
     if reaper_interval:
         threading.Thread(target=reap, args=(reaper_interval, stop), daemon=True, name="reaper").start()
-    # The warm pool lives here, beside the workflow's Allocate task that takes from it (IPOC_WARM_POOL; 0: none).
-    pool = runtimes.start_pool()
+    warm = WarmUp()
+    if control is None:
+        warm.start()
+    else:  # once the stack is ready: until then the warm-up's CPU would delay the stack's own start
+        threading.Thread(target=warm.start_when_told, args=(control,), daemon=True, name="warm-up-signal").start()
     stop.wait()
-    if pool is not None:
-        runtimes.stop_pool(pool.state_dir)
+    warm.stop()
     server.shutdown()
     server.server_close()
+
+
+class WarmUp:
+    """What makes the first instance fast, started once the stack is ready (not before: on two cores its
+    seconds of CPU would delay the stack's start, and the warm runtimes attest with the stack's proxy):
+    the warm pool (``IPOC_WARM_POOL``; it lives here, beside the workflow's Allocate task that takes
+    from it), then, once the workflow is registered, its warm-up (the task handler's imports and clients,
+    the definition's parse) and the definition's check."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._pool: Any = None
+
+    def start(self) -> None:
+        from local import runtimes, workflow
+
+        with self._lock:
+            if self._stopped:
+                return
+            self._pool = runtimes.start_pool()
+
+        def workflow_warm_up() -> None:
+            if not WORKFLOW.wait() or not STEP_FUNCTIONS.definition:
+                return  # its registration said why
+            workflow.warm_up(STEP_FUNCTIONS.definition).join()  # one parse at a time: the check's is then quick
+            STEP_FUNCTIONS.check_definition()
+
+        threading.Thread(target=workflow_warm_up, daemon=True, name="workflow-warm-up").start()
+
+    def start_when_told(self, control: BinaryIO) -> None:
+        """Start on the stack's go-ahead line; end of input (the stack stopped or died) starts nothing."""
+        if control.readline().strip() == GO_AHEAD:
+            self.start()
+
+    def stop(self) -> None:
+        from local import runtimes
+
+        with self._lock:
+            self._stopped = True
+            if self._pool is not None:
+                runtimes.stop_pool(self._pool.state_dir)
 
 
 _ready_fd: int | None = None
@@ -322,6 +457,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tables", default="{}", help="JSON: logical name -> table name")
     parser.add_argument("--buckets", default="", help="comma-separated bucket names")
     parser.add_argument("--reaper-interval", type=float, help="seconds between reaper rounds (default: no reaper)")
+    parser.add_argument(
+        "--from-stack",
+        action="store_true",
+        help="read the settings (a JSON line) and then the go-ahead for the warm-up (a line) on stdin",
+    )
     args = parser.parse_args(argv)
     global _ready_fd
     sys.stdout.flush()
@@ -346,6 +486,7 @@ def main(argv: list[str] | None = None) -> None:
             json.loads(args.tables),
             [b for b in args.buckets.split(",") if b],
             args.reaper_interval,
+            sys.stdin.buffer if args.from_stack else None,
         )
     except StateLayoutError as exc:
         announce({"ready": False, "error": str(exc)})

@@ -330,9 +330,9 @@ class DurableState:
             bucket = create(backend, bucket_name, region_name, *args, **kwargs)
             directory = state.buckets_dir / bucket_name
             directory.mkdir(exist_ok=True)
-            write_atomically(
-                directory / BUCKET_FILE, [json.dumps({"name": bucket_name, "region": region_name}).encode()]
-            )
+            marker, facts = directory / BUCKET_FILE, json.dumps({"name": bucket_name, "region": region_name}).encode()
+            if not _holds(marker, facts):  # a restored bucket's is already on disk (no fsyncs at every start)
+                write_atomically(marker, [facts])
             bucket.keys = durable_key_store(state, directory, bucket.keys)
             return bucket
 
@@ -359,6 +359,13 @@ class DurableState:
             bucket = backend.create_bucket(facts["name"], facts["region"])
             counts[facts["name"]] = bucket.keys.restore(backend, bucket)
         return counts
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        return path.read_bytes() == data
+    except FileNotFoundError:
+        return False
 
 
 def remove_partial_writes(root: Path) -> int:

@@ -5,7 +5,9 @@ the S3 streamer on the seed's ports, each behind the API Gateway adapter; the
 local AWS (moto's server: S3, DynamoDB, the Step Functions interpreter, with
 the tables, buckets and workflow the AWS deployment creates) runs in a process
 of its own (``local.aws_server``, with the workflow's tasks and the reaper) and keeps its state under
-``$IPOC_HOME/local/state`` (``local.persistence``). The handlers are the same
+``$IPOC_HOME/local/state`` (``local.persistence``). It is started first, and
+both processes start side by side (its imports and restore; the proxy, the
+handlers' imports and clients here); its warm-up waits until the stack is ready. The handlers are the same
 code that runs in Lambda: only their settings (the local backend, this stack's
 tables and ports) and AWS endpoint (``AWS_ENDPOINT_URL`` pointing at moto)
 differ. The handlers in this process get their :class:`~lambdas.shared.config.Settings`
@@ -102,30 +104,38 @@ class LocalStack:
 
     def start(self) -> dict[str, Any]:
         """Start every part; on any failure stop what already started and re-raise."""
+        started = time.perf_counter()
         config = self.config
         config.local_dir.mkdir(parents=True, exist_ok=True)
         self._check_ports()
         try:
+            aws = self._spawn_aws()  # first: its imports are the longest part of the start
             ca_pem = self._start_proxy()
             self._configure_handlers(ca_pem)
-            aws = self._spawn_aws()
+            self._give_settings(aws)
             from local.reconcile import reconcile_records, stop_leftover_runtimes
 
             self.reconciled: dict[str, Any] = {"stopped_runtimes": stop_leftover_runtimes(config.runtimes_dir)}
             handlers = self._import_handlers()  # while the local AWS restores its state
             self.aws_ready = self._wait_aws(aws)
-            from lambdas.shared.stores import InstanceStore, SlotStore
+            held = self.aws_ready.get("held")
+            if held is None or any(held.values()):  # else nothing to end: no scans, no clients made for them
+                from lambdas.shared.stores import InstanceStore, SlotStore
 
-            self.reconciled.update(reconcile_records(SlotStore(), InstanceStore()))
+                self.reconciled.update(reconcile_records(SlotStore(), InstanceStore()))
+            else:
+                self.reconciled.update({"freed_slots": [], "failed_instances": []})
             self._start_apis(handlers)  # forks the API workers: before this process starts any thread
             self._serve_proxy()
         except BaseException:
             self.stop()
             raise
+        self.start_cost = {"seconds": round(time.perf_counter() - started, 3), "cpu_seconds": _cpu_seconds()}
         description = self.describe()
         tmp = config.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(description, indent=2))
         tmp.replace(config.state_file)
+        self._go_ahead(aws)
         return description
 
     def wait(self) -> None:
@@ -179,8 +189,9 @@ class LocalStack:
                     ) from None
 
     def _spawn_aws(self) -> subprocess.Popen[bytes]:
-        """Start the local AWS process (it restores the kept state) with the task Lambdas' environment; point
-        this process's AWS SDK at it (the SDK's own configuration: this process is a client too, see reconcile)."""
+        """Start the local AWS process (it restores the kept state); point this process's AWS SDK at it (the
+        SDK's own configuration: this process is a client too, see reconcile). The task Lambdas' settings
+        follow on its stdin (``_give_settings``): it imports moto meanwhile."""
         config = self.config
         sdk = {
             "AWS_ENDPOINT_URL": f"http://{config.host}:{config.moto_port}",
@@ -191,13 +202,8 @@ class LocalStack:
         os.environ.update(sdk)
         os.environ.pop("AWS_PROFILE", None)
         os.environ.pop("AWS_SESSION_TOKEN", None)
-        from lambdas.shared import aws
-
-        aws.reset()
         environment = {
             **os.environ,
-            **self.settings.to_environment(),
-            **sdk,
             "MOTO_PORT": str(config.moto_port),
             "POWERTOOLS_TRACE_DISABLED": "1",
             "POWERTOOLS_SERVICE_NAME": "ipoc-local",
@@ -220,11 +226,35 @@ class LocalStack:
             f"{ARTIFACTS_BUCKET},{INPUT_BUCKET}",
             "--reaper-interval",
             str(config.reaper_interval),
+            "--from-stack",
             *(["--fresh"] if config.fresh else []),
         ]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=environment)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.PIPE, env=environment)
         self._stoppers.append(("local AWS", lambda: _terminate(process)))
+        from lambdas.shared import aws
+
+        aws.reset()
         return process
+
+    def _give_settings(self, process: subprocess.Popen[bytes]) -> None:
+        """The task Lambdas' environment, as a Lambda's: the handlers' settings (with the SDK's, given at spawn)."""
+        assert process.stdin is not None
+        try:
+            process.stdin.write(json.dumps(self.settings.to_environment()).encode() + b"\n")
+            process.stdin.flush()
+        except BrokenPipeError:
+            pass  # it exited: _wait_aws says why
+
+    def _go_ahead(self, process: subprocess.Popen[bytes]) -> None:
+        """The stack is ready: the local AWS may start its warm-up (the warm pool, the workflow's parse)."""
+        from local.aws_server import GO_AHEAD
+
+        assert process.stdin is not None
+        try:
+            process.stdin.write(GO_AHEAD + b"\n")
+            process.stdin.close()
+        except BrokenPipeError:
+            log.warning("the local AWS exited right after the start; `ipoc local status` tells more")
 
     def _wait_aws(self, process: subprocess.Popen[bytes]) -> dict[str, Any]:
         """The local AWS's ready line (or why it did not start)."""
@@ -387,6 +417,12 @@ class LocalStack:
             "state_dir": str(config.state_dir),
             "restored": (getattr(self, "aws_ready", None) or {}).get("restored"),
             "reconciled": getattr(self, "reconciled", None),
+            # until ready: this process's wall and CPU time (its CPU since it was started or forked), the local AWS's
+            "start": {
+                **getattr(self, "start_cost", {}),
+                "aws_seconds": (getattr(self, "aws_ready", None) or {}).get("seconds"),
+                "aws_cpu_seconds": (getattr(self, "aws_ready", None) or {}).get("cpu_seconds"),
+            },
             "tables": dict(TABLE_NAMES),
             "state_machine": getattr(self, "state_machine_arn", None),
             "buckets": {"artifacts": ARTIFACTS_BUCKET, "inputs": INPUT_BUCKET},
@@ -395,6 +431,12 @@ class LocalStack:
             "ca_cert": str(config.home / "attestation" / "ca-cert.pem"),
             "config": {k: str(v) for k, v in asdict(config).items()},
         }
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU time (user and system; a forked process's starts at 0)."""
+    times = os.times()
+    return round(times.user + times.system, 3)
 
 
 def _fork_worker(servers: list[Any]) -> int:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import select
 import signal
-import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 if TYPE_CHECKING:
     from client.cli.application import Application
+    from local.stack import StackConfig
 
 READY_TIMEOUT = 120.0
 
@@ -92,33 +97,11 @@ def up(
     X-Ipoc-Local-User header to act as someone else).
     """
     from ipoc.paths import ipoc_home
-    from local.stack import LocalStack, PortInUse, StackConfig, StartFailed, read_state
+    from local.stack import StackConfig, read_state
 
     running = read_state()
     if running is not None:
         app.abort(f"a local stack is already running (pid {running['pid']}); `ipoc local down` stops it")
-    options = [
-        "--ccfaas-port",
-        str(ccfaas_port),
-        "--vaas-port",
-        str(vaas_port),
-        "--s3stream-port",
-        str(s3stream_port),
-        "--proxy-port",
-        str(proxy_port),
-        "--aws-port",
-        str(aws_port),
-        "--runtime-ports",
-        f"{runtime_ports[0]}-{runtime_ports[1]}",
-        "--reaper-interval",
-        str(reaper_interval),
-        "--api-workers",
-        str(api_workers),
-        *(["--fresh"] if fresh else []),
-    ]
-    if detach:
-        _detach(app, options, ipoc_home())
-        return
     config = StackConfig(
         ccfaas_port=ccfaas_port,
         vaas_port=vaas_port,
@@ -131,6 +114,17 @@ def up(
         fresh=fresh,
         api_workers=api_workers,
     )
+    if detach:
+        _detach(app, config, ipoc_home())
+        return
+    _serve(app, config)
+
+
+def _serve(app: Application, config: StackConfig, ready: Callable[[], None] | None = None) -> None:
+    """Run the stack in this process until it is asked to stop; ``ready`` is called once it serves (and the
+    profile is written)."""
+    from local.stack import LocalStack, PortInUse, StartFailed
+
     app.configure_logging()
     stack = LocalStack(config)
     try:
@@ -151,6 +145,8 @@ def up(
             s3_endpoint=endpoints["aws"],
         )
     )
+    if ready is not None:
+        ready()
     app.terminal.display_info(f"Profile 'local' written to {saved}")
     show_endpoints(app, description)
     app.terminal.display_info("Local stack is up; Ctrl-C or `ipoc local down` stops it.")
@@ -159,33 +155,95 @@ def up(
     stack.stop()
 
 
-def _detach(app: Application, options: list[str], home: Any) -> None:
+READY = b"ready\n"
+
+
+def _detach(app: Application, config: StackConfig, home: Path) -> None:
+    """Fork the stack into a session of its own (logging to $IPOC_HOME/local/stack.log) and return once it
+    says it is ready on a pipe, or say why it exited. Forked, not a new interpreter: this process's imports
+    are the stack's, so the stack starts a few hundred ms sooner."""
     from local.stack import read_state
 
     log_path = home / "local" / "stack.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:  # appended: the log of a stack that crashed stays readable
-        child = subprocess.Popen(
-            [sys.executable, "-m", "client", "local", "up", *options],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + READY_TIMEOUT
-    with app.terminal.status("Starting the local stack"):
-        while time.monotonic() < deadline:
-            if child.poll() is not None:
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                app.abort(f"the local stack exited while starting: {tail[0]} (log: {log_path})")
-            state = read_state(home)
-            if state is not None and state.get("pid") == child.pid:
-                show_endpoints(app, state)
-                app.terminal.display_info(f"Local stack is up in the background (pid {child.pid}, log {log_path}).")
-                return
-            time.sleep(0.1)
-    child.terminate()
-    app.abort(f"the local stack did not become ready within {READY_TIMEOUT:g} s (log: {log_path})")
+    readable, writable = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the stack
+        os.close(readable)
+        _run_detached(app, config, log_path, writable)
+    os.close(writable)
+    try:
+        with app.terminal.status("Starting the local stack"):
+            told = _read_until(readable, time.monotonic() + READY_TIMEOUT)
+    finally:
+        os.close(readable)
+    if told == READY:
+        state = read_state(home)
+        if state is None or state.get("pid") != pid:
+            app.abort(f"the local stack (pid {pid}) said it was ready but does not run as described (log: {log_path})")
+        show_endpoints(app, state)
+        app.terminal.display_info(f"Local stack is up in the background (pid {pid}, log {log_path}).")
+        return
+    if told is None:  # no word in time
+        os.kill(pid, signal.SIGTERM)
+        app.abort(f"the local stack did not become ready within {READY_TIMEOUT:g} s (log: {log_path})")
+    os.waitpid(pid, 0)  # its end of the pipe closed without a word: it exited
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+    app.abort(f"the local stack exited while starting: {tail[0]} (log: {log_path})")
+
+
+def _read_until(fd: int, deadline: float) -> bytes | None:
+    """What the stack wrote on the pipe before closing it (``READY``, or nothing if it exited); None: time out."""
+    received = b""
+    while not received.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return None
+        chunk = os.read(fd, 64)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def _run_detached(app: Application, config: StackConfig, log_path: Path, ready_fd: int) -> NoReturn:
+    """The forked stack: a session of its own, its output in the log, until it stops; never returns."""
+    from client.cli.terminal import Terminal
+
+    code = 1
+    try:
+        os.setsid()  # Ctrl-C in the terminal that started it does not reach it
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # the log of a crash stays readable
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        app.terminal = Terminal(verbosity=app.verbosity)  # for the log, not the terminal it was forked from
+
+        def ready() -> None:
+            try:
+                os.write(ready_fd, READY)
+            except BrokenPipeError:  # `up` was interrupted; the stack runs on, as it would have
+                pass
+            os.close(ready_fd)
+
+        _serve(app, config, ready)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: S110  # nothing is left to report it to
+                pass
+        os._exit(code)
 
 
 def show_endpoints(app: Application, state: dict[str, Any]) -> None:

@@ -202,3 +202,38 @@ def test_connections_are_kept_alive_and_framed_right(tmp_path: Path) -> None:
             assert connection.sock is first_socket, "the connection was not kept"
         finally:
             connection.close()
+
+
+def test_the_ready_line_counts_what_a_previous_stack_left_held(tmp_path: Path) -> None:
+    """The stack reconciles (scans, frees, fails) only when the restored tables hold a slot or a live instance:
+    the local AWS counts them from its restored items, with the instance statuses InstanceStore calls live."""
+    from lambdas.shared.stores import InstanceStatus
+
+    state = tmp_path / "state"
+    with local_aws(state) as aws:
+        assert aws["ready"]["held"] == {"slots": 0, "live_instances": 0}
+        for name, status in (("gone", InstanceStatus.DELETED), ("failed", InstanceStatus.FAILED)):
+            item = {"instance_id": {"S": name}, "function": {"S": "echo"}, "status": {"S": status.value}}
+            aws["dynamodb"].put_item(TableName=TABLE_NAMES["instances"], Item=item)
+    with local_aws(state) as aws:
+        assert aws["ready"]["held"] == {"slots": 0, "live_instances": 0}  # ended ones hold nothing
+        item = {"instance_id": {"S": "live"}, "function": {"S": "echo"}, "status": {"S": InstanceStatus.READY.value}}
+        aws["dynamodb"].put_item(TableName=TABLE_NAMES["instances"], Item=item)
+        slot = {"slot": {"S": "3014"}, "allocation": {"S": "live"}}
+        aws["dynamodb"].put_item(TableName=TABLE_NAMES["slots"], Item=slot)
+    with local_aws(state) as aws:
+        assert aws["ready"]["held"] == {"slots": 1, "live_instances": 1}
+
+
+def test_a_restart_restores_buckets_without_writing_their_files_again(tmp_path: Path) -> None:
+    """A restored bucket's BUCKET.json is already on disk: the start does not write (and fsync) it again."""
+    state = tmp_path / "state"
+    with local_aws(state) as aws:
+        aws["s3"].put_object(Bucket=BUCKET, Key="kept", Body=b"kept")
+    marker = state / "s3" / BUCKET / "BUCKET.json"
+    written = os.stat(marker)
+    with local_aws(state) as aws:
+        assert aws["ready"]["restored"]["objects"][BUCKET] == 1
+        assert aws["s3"].get_object(Bucket=BUCKET, Key="kept")["Body"].read() == b"kept"
+    again = os.stat(marker)
+    assert (again.st_ino, again.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
