@@ -25,7 +25,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    from lambdas.shared.tables import TableSpec
 
 REGION = "us-east-1"
 GO_AHEAD = b"warm-up"  # the stack's line that starts the warm-up (``--from-stack``)
@@ -43,6 +46,25 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def create_table(backend: Any, spec: TableSpec, name: str) -> None:
+    """Create table ``name`` as ``spec`` says, through moto's DynamoDB ``backend`` (what its CreateTable does)."""
+    kwargs = spec.create_table_kwargs(name)
+    backend.create_table(
+        kwargs["TableName"],
+        schema=kwargs["KeySchema"],
+        throughput=None,
+        attr=kwargs["AttributeDefinitions"],
+        global_indexes=kwargs.get("GlobalSecondaryIndexes"),
+        indexes=None,
+        streams=None,
+        billing_mode=kwargs["BillingMode"],
+        sse_specification=None,
+        tags=[],
+        deletion_protection_enabled=False,
+        warm_throughput=None,
+    )
+
+
 def create_resources(tables: dict[str, str], buckets: list[str]) -> None:
     """The tables and buckets the AWS deployment creates (those the restore did not bring back); the
     workflow follows in the background (:class:`Workflow`).
@@ -58,21 +80,7 @@ def create_resources(tables: dict[str, str], buckets: list[str]) -> None:
 
     dynamodb = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION]
     for spec in ALL_TABLES:
-        kwargs = spec.create_table_kwargs(tables[spec.logical_name])
-        dynamodb.create_table(
-            kwargs["TableName"],
-            schema=kwargs["KeySchema"],
-            throughput=None,
-            attr=kwargs["AttributeDefinitions"],
-            global_indexes=kwargs.get("GlobalSecondaryIndexes"),
-            indexes=None,
-            streams=None,
-            billing_mode=kwargs["BillingMode"],
-            sse_specification=None,
-            tags=[],
-            deletion_protection_enabled=False,
-            warm_throughput=None,
-        )
+        create_table(dynamodb, spec, tables[spec.logical_name])
     s3 = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
     for bucket in buckets:
         if bucket not in s3.buckets:

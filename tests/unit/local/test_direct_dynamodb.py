@@ -20,6 +20,7 @@ from werkzeug.test import EnvironBuilder
 
 from lambdas.shared.tables import FUNCTIONS, INSTANCES
 from local import moto_patches
+from local.aws_server import create_table
 
 AUTH = "AWS4-HMAC-SHA256 Credential=local/20261129/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
 KEY = {"instance_id": {"S": "i-1"}}
@@ -116,21 +117,7 @@ def answers(app: Any) -> list[tuple[str, dict[str, str], bytes]]:
 
         backend = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
         for spec, name in ((INSTANCES, "records"), (FUNCTIONS, "versions")):
-            kwargs = spec.create_table_kwargs(name)
-            backend.create_table(
-                name,
-                schema=kwargs["KeySchema"],
-                throughput=None,
-                attr=kwargs["AttributeDefinitions"],
-                global_indexes=kwargs.get("GlobalSecondaryIndexes"),
-                indexes=None,
-                streams=None,
-                billing_mode=kwargs["BillingMode"],
-                sse_specification=None,
-                tags=[],
-                deletion_protection_enabled=False,
-                warm_throughput=None,
-            )
+            create_table(backend, spec, name)
         got = []
         for operation, body, _ in REQUESTS:
             reply: dict[str, Any] = {}
