@@ -88,7 +88,7 @@ def parse_request(document: Any) -> StreamRequest:
 
 def _s3_client(request: StreamRequest) -> Any:
     # The caller's credentials when given, else the function's own (its role, or the local stack's).
-    return aws.session().client(
+    return aws.new_client(
         "s3",
         region_name=request.region,
         config=Config(retries={"mode": "standard", "max_attempts": 3}),

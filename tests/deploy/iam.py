@@ -242,6 +242,17 @@ def install(monkeypatch: Any, roles: Roles, state_machine_role: str) -> None:
 
     monkeypatch.setattr(boto3.session.Session, "__init__", session_init)
 
+    sessions: dict[str | None, Any] = {}
+
+    def session() -> Any:
+        """One Session per role (the Lambdas share one Session per process, as each role's Lambda would)."""
+        if roles.current not in sessions:
+            sessions[roles.current] = boto3.session.Session()
+        return sessions[roles.current]
+
+    session.cache_clear = sessions.clear  # type: ignore[attr-defined]
+    monkeypatch.setattr(aws, "session", session)
+
     clients: dict[tuple[str | None, str], Any] = {}
     tables: dict[tuple[str | None, str], Any] = {}
     build_client, build_table = aws.client.__wrapped__, aws.table.__wrapped__
