@@ -57,6 +57,11 @@ def _request(bucket: str, key: str, policy: str, ids, **s3_extra: str) -> dict:
     }
 
 
+def _stream(request: dict, user: str):
+    """``user`` asks the streamer's API for ``request``."""
+    return call(s3stream, "POST", "/s3_stream_veracruz", request, user=user)
+
+
 def _refused(reply) -> str:
     assert reply.status == 403, reply.body
     assert reply.json["error"] == "Forbidden"
@@ -73,52 +78,17 @@ def test_a_second_user_cannot_read_or_deliver_through_the_streamer(plane, ids, e
     bob_policy = _ready(plane, "bob-1", "bob", ids)
 
     # bob names alice's object, with the service's own role, into his own instance
-    message = _refused(
-        call(
-            s3stream,
-            "POST",
-            "/s3_stream_veracruz",
-            _request(inputs, input_key("camera.enc", "alice"), bob_policy, ids),
-            user="bob",
-        )
-    )
+    message = _refused(_stream(_request(inputs, input_key("camera.enc", "alice"), bob_policy, ids), "bob"))
     assert f"s3://{inputs}/users/bob/" in message
     # ... a key that only looks like his prefix
-    _refused(
-        call(
-            s3stream,
-            "POST",
-            "/s3_stream_veracruz",
-            _request(inputs, "users/bob/../alice/camera.enc", bob_policy, ids),
-            user="bob",
-        )
-    )
+    _refused(_stream(_request(inputs, "users/bob/../alice/camera.enc", bob_policy, ids), "bob"))
     # ... the artifacts bucket's program
     program = ArtifactStore.artifact_key("echo", hashlib.sha256(echo_wasm).hexdigest())
-    _refused(
-        call(
-            s3stream,
-            "POST",
-            "/s3_stream_veracruz",
-            _request(settings().artifacts_bucket, program, bob_policy, ids),
-            user="bob",
-        )
-    )
+    _refused(_stream(_request(settings().artifacts_bucket, program, bob_policy, ids), "bob"))
     # bob delivers his own object into alice's instance, even reading with credentials of his own
+    _refused(_stream(_request(inputs, input_key("mine.enc", "bob"), alice_policy, ids), "bob"))
     _refused(
-        call(
-            s3stream,
-            "POST",
-            "/s3_stream_veracruz",
-            _request(inputs, input_key("mine.enc", "bob"), alice_policy, ids),
-            user="bob",
-        )
-    )
-    _refused(
-        call(
-            s3stream,
-            "POST",
-            "/s3_stream_veracruz",
+        _stream(
             _request(
                 inputs,
                 input_key("mine.enc", "bob"),
@@ -127,55 +97,29 @@ def test_a_second_user_cannot_read_or_deliver_through_the_streamer(plane, ids, e
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
             ),
-            user="bob",
+            "bob",
         )
     )
     # ... or into his own instance's policy edited to point at any host:port
     forged = json.loads(bob_policy)
     forged["veracruz_server_url"] = "127.0.0.1:9"
     message = _refused(
-        call(
-            s3stream,
-            "POST",
-            "/s3_stream_veracruz",
-            _request(inputs, input_key("mine.enc", "bob"), json.dumps(forged, indent=4), ids),
-            user="bob",
-        )
+        _stream(_request(inputs, input_key("mine.enc", "bob"), json.dumps(forged, indent=4), ids), "bob")
     )
     assert "exact policy CCFaaS returned" in message
 
     # alice's own stream still works, and what arrived is hers
-    reply = call(
-        s3stream,
-        "POST",
-        "/s3_stream_veracruz",
-        _request(inputs, input_key("camera.enc", "alice"), alice_policy, ids),
-        user="alice",
-    )
+    reply = _stream(_request(inputs, input_key("camera.enc", "alice"), alice_policy, ids), "alice")
     assert reply.status == 200, reply.body
     with VeracruzClient(alice_policy, ids.user.certificate, ids.user.private_key) as client:
         assert client.execute(policies.ECHO) == 0
         assert client.read_file("/output/result.txt") == f"ECHO {len(secret)}\n".encode() + secret.upper()
     # and bob's own, into his own instance
-    reply = call(
-        s3stream,
-        "POST",
-        "/s3_stream_veracruz",
-        _request(inputs, input_key("mine.enc", "bob"), bob_policy, ids),
-        user="bob",
-    )
+    reply = _stream(_request(inputs, input_key("mine.enc", "bob"), bob_policy, ids), "bob")
     assert reply.status == 200, reply.body
     # an instance that ended is no target any more
     assert call(ccfaas, "DELETE", "/instance/bob-1", user="bob").json["status"] == "DELETED"
-    _refused(
-        call(
-            s3stream,
-            "POST",
-            "/s3_stream_veracruz",
-            _request(inputs, input_key("mine.enc", "bob"), bob_policy, ids),
-            user="bob",
-        )
-    )
+    _refused(_stream(_request(inputs, input_key("mine.enc", "bob"), bob_policy, ids), "bob"))
     call(ccfaas, "DELETE", "/instance/alice-1", user="alice")
 
 
