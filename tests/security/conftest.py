@@ -20,12 +20,14 @@ BUILD = ROOT / "build" / "security"
 
 
 def compile_programs(names: list[str]) -> dict[str, bytes]:
-    """Build ``programs/<name>.c`` to wasm32-wasi, in parallel, each only when its source is newer."""
+    """Build ``programs/<name>.c`` to wasm32-wasi, in parallel, each only when its source (or a shared header) is
+    newer."""
     BUILD.mkdir(parents=True, exist_ok=True)
     jobs = []
+    headers = [header.stat().st_mtime for header in SOURCES.glob("*.h")]  # every program may include them
     for name in names:
         source, target = SOURCES / f"{name}.c", BUILD / f"{name}.wasm"
-        if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        if target.exists() and target.stat().st_mtime >= max([source.stat().st_mtime, *headers]):
             continue
         partial = target.with_suffix(".tmp")
         jobs.append((subprocess.Popen(zig_wasi_command(source, partial)), partial, target))

@@ -9,22 +9,13 @@
 #include <unistd.h>
 #include <wasi/api.h>
 
+#include "preopen.h"
+
 static void report(const char *name, int fd) {
     char buf[64] = {0};
     int n = fd >= 0 ? (int)read(fd, buf, sizeof buf - 1) : -1;
     printf("%s %s%s%s\n", name, n > 0 ? "ok" : "refused", n > 0 ? " " : "", n > 0 ? buf : "");
     if (fd >= 0) close(fd);
-}
-
-static int preopen_fd(const char *want) {
-    for (int fd = 3; fd < 32; fd++) {
-        __wasi_prestat_t st;
-        if (__wasi_fd_prestat_get(fd, &st) != 0) continue;
-        char name[256] = {0};
-        __wasi_fd_prestat_dir_name(fd, (uint8_t *)name, st.u.dir.pr_name_len);
-        if (strcmp(name, want) == 0) return fd;
-    }
-    return -1;
 }
 
 static int lists(__wasi_fd_t fd, const char *wanted) {

@@ -6,19 +6,10 @@
 #include <unistd.h>
 #include <wasi/api.h>
 
+#include "preopen.h"
+
 __attribute__((import_module("ipoc_guard"), import_name("fd_renumbered")))
 void guard_fd_renumbered(int from, int to);
-
-static int preopen_fd(const char *want) {
-    for (int fd = 3; fd < 32; fd++) {
-        __wasi_prestat_t st;
-        if (__wasi_fd_prestat_get(fd, &st) != 0) continue;
-        char name[256] = {0};
-        __wasi_fd_prestat_dir_name(fd, (uint8_t *)name, st.u.dir.pr_name_len);
-        if (strcmp(name, want) == 0) return fd;
-    }
-    return -1;
-}
 
 int main(void) {
     int in = preopen_fd("/in"), out = preopen_fd("/out");
