@@ -193,6 +193,6 @@ def test_a_delete_before_the_workflow_waits_reads_releasing_once_it_parks(instan
     instances.create(user_policy("i-1"), ALICE)
     key = instance_key(ALICE, "i-1")
     instances.delete("i-1", ALICE, wait_seconds=0)
-    instances.instances.transition(key, InstanceStatus.READY)  # MarkReady, then the workflow parks its token
+    instances.instances.transition(key, InstanceStatus.READY)  # Provision marked READY; the workflow parks its token
     ReleaseWait(instances.instances).park(key, "token-1")
     assert instances.instances.get(key)["status"] == "RELEASING" and workflow.settled == [("success", "token-1")]
