@@ -23,7 +23,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, BinaryIO, ClassVar, Protocol
 
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from botocore.exceptions import ClientError
 
 from ipoc.errors import Conflict, DependencyFailed
@@ -610,15 +610,22 @@ class SlotStore(_ScannableTable):
         item = _get_item(self.table, {"slot": slot})
         return _plain(item) if item else None
 
-    def update(self, slot: str, **fields: Any) -> None:
+    def update(self, slot: str, allocation: str, *, only_from: str | None = None, **fields: Any) -> bool:
+        """Set fields on the slot only while it holds this allocation (and, with ``only_from``, is in that state):
+        a start that outlived its slot's deletion must not write over the next allocation. False when it did not."""
         names = {f"#{k}": k for k in fields}
         values = {f":{k}": v for k, v in fields.items()}
-        self.table.update_item(
-            Key={"slot": slot},
-            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ConditionExpression=Attr("slot").exists(),
+        condition: ConditionBase = Attr("allocation").eq(allocation)
+        if only_from is not None:
+            condition = condition & Attr("state").eq(only_from)
+        return _conditionally(
+            lambda: self.table.update_item(
+                Key={"slot": slot},
+                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ConditionExpression=condition,
+            )
         )
 
     def release(self, slot: str, allocation: str) -> bool:
@@ -700,5 +707,5 @@ class SlotStorage(Protocol):
         self, candidates: list[str], item: dict[str, Any], fields_for: Callable[[str], dict[str, Any]] | None = None
     ) -> str | None: ...
     def get(self, slot: str) -> dict[str, Any] | None: ...
-    def update(self, slot: str, **fields: Any) -> None: ...
+    def update(self, slot: str, allocation: str, *, only_from: str | None = None, **fields: Any) -> bool: ...
     def release(self, slot: str, allocation: str) -> bool: ...

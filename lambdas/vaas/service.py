@@ -2,23 +2,30 @@
 
 A slot is a runtime port. Taking one is a conditional write, so concurrent
 requests never share a slot; every failure after that releases it, so a
-failed request leaves nothing allocated.
+failed request leaves nothing allocated. A slot is released only by its own
+allocation: a delete that comes while the runtime is starting marks the slot,
+and the create that holds it stops the runtime and frees it (review F7).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from ipoc import schemas
-from ipoc.errors import NoCapacity, NotFound, ValidationError
+from ipoc.errors import Conflict, NoCapacity, NotFound, ValidationError
 from ipoc.policy import CCFAAS_INSTANCE_ID, Infrastructure, complete_policy
 from lambdas.shared.config import settings
 from lambdas.shared.stores import SlotStorage, SlotStore, now_iso
 from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup, backend_from_settings
 
 NAME_HOST = "veracruz-nitro-server"  # instance names are "veracruz-nitro-server:<port>", as the original
+STARTING, DELETING = "STARTING", "DELETING"  # a slot's states before RUNNING (DELETING: deleted while starting)
+# Lambda ends every invocation within 15 minutes (its largest timeout, which the workflow's tasks use), so a
+# slot still STARTING after that lost its create, and a delete frees it at once.
+STARTS_END_WITHIN = _dt.timedelta(seconds=900)
 
 
 @dataclass
@@ -46,7 +53,7 @@ class VaaS:
             durable write where taking, then naming the runtime, were two)."""
             reply = replies[slot] = self._complete(vaas_policy, setup, int(slot))
             return {
-                "state": "STARTING",
+                "state": STARTING,
                 "instance_hash": reply["instance_hash"],
                 "veracruz_server_url": f"{setup.endpoint_host}:{slot}",
                 **_optional_id(reply),
@@ -59,17 +66,24 @@ class VaaS:
                 "delete an instance or retry later"
             )
         port = int(slot)
+        facts: dict[str, Any] = {}
         try:
             reply = replies[slot]
             labels = {"veracruz-nitro": "server", "veracruz-hash": reply["instance_hash"]}
             if "instance_id" in reply:
                 labels["veracruz-id"] = reply["instance_id"]
             facts = self.backend.start(port, reply["policy"], labels)
-            self.slots.update(slot, state="RUNNING", facts=facts)
+            running = self.slots.update(slot, allocation, only_from=STARTING, state="RUNNING", facts=facts)
         except BaseException:
-            self.backend.stop(port, {})
+            self.backend.stop(port, facts)
             self.slots.release(slot, allocation)
             raise
+        if not running:  # deleted while starting: the slot waited for this start, which now gives it back
+            self.backend.stop(port, facts)
+            self.slots.release(slot, allocation)
+            raise Conflict(
+                f"Veracruz instance {NAME_HOST}:{slot} was deleted while its runtime was starting; create it again"
+            )
         return reply
 
     def starts_at_once(self) -> bool:
@@ -106,9 +120,18 @@ class VaaS:
                 "instance_hash is required to delete an instance (it was returned when it was created)"
             )
         item = self._find(name, instance_id, instance_hash)
+        deleted = {"deleted": f"{NAME_HOST}:{item['slot']}"}
+        if item.get("state") in (STARTING, DELETING) and _start_may_be_running(item):
+            # Its create is still starting the runtime. Stopping it and freeing the slot now would let that start
+            # finish into the next allocation of the port; mark it instead, and the create gives the slot back.
+            if item["state"] == DELETING or self.slots.update(
+                item["slot"], item["allocation"], only_from=STARTING, state=DELETING
+            ):
+                return deleted
+            item = self._find(name, instance_id, instance_hash)  # the start ended meanwhile: delete as usual
         self.backend.stop(int(item["slot"]), item.get("facts") or {})
         self.slots.release(item["slot"], item["allocation"])
-        return {"deleted": f"{NAME_HOST}:{item['slot']}"}
+        return deleted
 
     def _find(self, name: str, instance_id: str | None, instance_hash: str | None) -> dict[str, Any]:
         slot = self._slot_of(name)
@@ -143,6 +166,14 @@ class VaaS:
             view["veracruz_server_url"] = item["veracruz_server_url"]
         view["created_at"] = item.get("created_at")
         return view
+
+
+def _start_may_be_running(item: dict[str, Any]) -> bool:
+    try:
+        taken = _dt.datetime.fromisoformat(item["created_at"])
+    except (KeyError, TypeError, ValueError):
+        return False  # no readable start time: nothing to wait for
+    return _dt.datetime.now(_dt.UTC) - taken < STARTS_END_WITHIN
 
 
 def _optional_id(reply: dict[str, Any]) -> dict[str, Any]:

@@ -289,11 +289,15 @@ class FakeSlotStore(_FakeTable):
                 self._items[slot] = {**copy.deepcopy(item), **copy.deepcopy(fields), "slot": slot}
             return slot
 
-    def update(self, slot: str, **fields: Any) -> None:
+    def update(self, slot: str, allocation: str, *, only_from: str | None = None, **fields: Any) -> bool:
         with self._lock:
-            if slot not in self._items:
-                raise _condition_failed("UpdateItem")
-            self._items[slot].update(copy.deepcopy(fields))
+            item = self._items.get(slot)
+            if item is None or item.get("allocation") != allocation:
+                return False
+            if only_from is not None and item.get("state") != only_from:
+                return False
+            item.update(copy.deepcopy(fields))
+            return True
 
     def release(self, slot: str, allocation: str) -> bool:
         with self._lock:

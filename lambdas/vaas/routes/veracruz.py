@@ -26,7 +26,7 @@ def _filters() -> dict[str, str | None]:
     "/veracruz",
     summary="Create a Veracruz instance from a VaaS policy",
     tags=["veracruz"],
-    **spec(201, 400, 403, 502, 507, admin=True, request="vaas"),
+    **spec(201, 400, 403, 409, 502, 507, admin=True, request="vaas"),
 )
 def create() -> Response[dict[str, Any]]:
     return json_response(201, services(router).vaas.create(json_body(router.current_event)))
@@ -51,4 +51,6 @@ def show(name: str) -> Response[dict[str, Any]]:
     **spec(200, 400, 403, 404, 502, admin=True),
 )
 def delete(name: str) -> Response[dict[str, Any]]:
+    """An instance still starting shows DELETING until its start ends; its create then frees the slot (and
+    answers 409), so the start cannot finish into the port's next instance."""
     return json_response(200, services(router).vaas.delete(name, **_filters()))

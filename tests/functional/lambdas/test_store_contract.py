@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from ipoc.errors import Conflict, DependencyFailed
@@ -285,11 +284,11 @@ def test_slots_are_taken_first_free_first_and_released_only_by_their_allocation(
     assert slots.take(["3014", "3015"], {"allocation": "x", "state": "ALLOCATING"}) == "3014"
     assert slots.take(["3014", "3015"], {"allocation": "y", "state": "ALLOCATING"}) == "3015"
     assert slots.take(["3014", "3015"], {"allocation": "z", "state": "ALLOCATING"}) is None
-    slots.update("3014", state="RUNNING", facts={"pid": 12})
+    assert slots.update("3014", "y", state="RUNNING") is False  # another allocation's slot
+    assert slots.update("3014", "x", only_from="STARTING", state="RUNNING") is False  # not in that state
+    assert slots.update("3016", "x", state="RUNNING") is False and slots.get("3016") is None  # no such slot
+    assert slots.update("3014", "x", only_from="ALLOCATING", state="RUNNING", facts={"pid": 12}) is True
     assert slots.get("3014") == {"slot": "3014", "allocation": "x", "state": "RUNNING", "facts": {"pid": 12}}
-    with pytest.raises(ClientError) as refused:
-        slots.update("3016", state="RUNNING")
-    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
     assert slots.release("3014", "y") is False
     assert slots.release("3014", "x") is True and slots.get("3014") is None
     assert [s["slot"] for s in slots.all()] == ["3015"] and [s["slot"] for s in slots.matching("allocation", "y")] == [
