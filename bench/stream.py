@@ -6,7 +6,8 @@ and after issue 16's streaming work, side by side in one run.
 One moto S3 server process holds the object. Each variant (this tree, and the ``--baseline``
 revision's tree from ``git archive``) has its own runtime process (proxy and runtime, as attested
 locally) and runs the streamer's ``stream()`` in a process of its own, as in Lambda. Rounds
-alternate raw GET, baseline, this tree, so the machine's load falls on all alike. Figures are
+alternate raw GET, baseline, this tree (the two trees taking turns to go first), so the machine's load
+falls on all alike. Figures are
 medians over the rounds: wall-clock MiB/s, the transfer phase alone (``stream_file``, after the GET
 and the attestation), CPU seconds per GiB of the streamer (whole request and transfer phase) and of
 the runtime (and the runtime's kernel share), and the streamer's peak RSS growth. Each round also
@@ -256,7 +257,10 @@ def main() -> None:
             samples["raw_to_file"].append(
                 run_json([sys.executable, "-c", RAW, BUCKET, KEY, str(home / f"raw{round_number}")], env)
             )
-            for name, tree in trees.items():
+            # Each variant goes first in turn: the one right after the raw GET into a file (whose deleted file
+            # leaves the page cache memory it has just touched) writes into warmer memory than the next.
+            order = list(trees.items())
+            for name, tree in order if round_number % 2 == 0 else order[::-1]:
                 runtime, policy = runtimes[name]
                 request = {
                     "s3": {"bucket": BUCKET, "filename": KEY},
