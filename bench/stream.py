@@ -6,7 +6,8 @@ and after issue 16's streaming work, side by side in one run.
 One moto S3 server process holds the object. Each variant (this tree, and the ``--baseline``
 revision's tree from ``git archive``) has its own runtime process (proxy and runtime, as attested
 locally) and runs the streamer's ``stream()`` in a process of its own, as in Lambda. Rounds
-alternate raw GET, baseline, this tree, so the machine's load falls on all alike. Figures are
+alternate raw GET, baseline, this tree (the two trees taking turns to go first), so the machine's load
+falls on all alike. Figures are
 medians over the rounds: wall-clock MiB/s, the transfer phase alone (``stream_file``, after the GET
 and the attestation), CPU seconds per GiB of the streamer (whole request and transfer phase) and of
 the runtime (and the runtime's kernel share), and the streamer's peak RSS growth. Each round also
@@ -97,10 +98,11 @@ def process_cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
-transfer, transfer_cpu = [], []
+transfer, transfer_cpu, transfer_start = [], [], []
 original = VeracruzClient.stream_file
 def timed(self, *args, **kwargs):
     started, cpu_started = time.perf_counter(), process_cpu()
+    transfer_start.append(started)
     try:
         return original(self, *args, **kwargs)
     finally:
@@ -116,6 +118,7 @@ result = stream(request, int(sys.argv[2]), lambda *a, **k: None)
 seconds = time.perf_counter() - started
 after = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"bytes": result["bytes"], "seconds": seconds, "transfer_seconds": transfer[0],
+                  "setup_seconds": transfer_start[0] - started,
                   "transfer_cpu_seconds": transfer_cpu[0],
                   "cpu_seconds": after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime,
                   "growth_kib": kib("VmHWM") - baseline}))
@@ -129,6 +132,7 @@ import json, os, sys, time, resource, boto3
 s3 = boto3.client("s3")
 started = time.perf_counter()
 body = s3.get_object(Bucket=sys.argv[1], Key=sys.argv[2])["Body"]
+first_byte = time.perf_counter() - started
 before = resource.getrusage(resource.RUSAGE_SELF)
 if len(sys.argv) > 3:
     with open(sys.argv[3], "wb") as out:
@@ -139,7 +143,8 @@ seconds = time.perf_counter() - started
 usage = resource.getrusage(resource.RUSAGE_SELF)
 if len(sys.argv) > 3:
     os.unlink(sys.argv[3])
-print(json.dumps({"bytes": got, "seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+print(json.dumps({"bytes": got, "seconds": seconds, "first_byte_seconds": first_byte,
+                  "cpu_seconds": usage.ru_utime + usage.ru_stime,
                   "sys_seconds": usage.ru_stime - before.ru_stime}))
 """
 
@@ -216,6 +221,7 @@ def main() -> None:
             text=True,
         )
         processes.append(moto)
+        s3_server = psutil.Process(moto.pid)
         wait_until(lambda: port_open("127.0.0.1", port), timeout=60, what="moto server")
         size = put_object(
             boto3.client(
@@ -251,7 +257,10 @@ def main() -> None:
             samples["raw_to_file"].append(
                 run_json([sys.executable, "-c", RAW, BUCKET, KEY, str(home / f"raw{round_number}")], env)
             )
-            for name, tree in trees.items():
+            # Each variant goes first in turn: the one right after the raw GET into a file (whose deleted file
+            # leaves the page cache memory it has just touched) writes into warmer memory than the next.
+            order = list(trees.items())
+            for name, tree in order if round_number % 2 == 0 else order[::-1]:
                 runtime, policy = runtimes[name]
                 request = {
                     "s3": {"bucket": BUCKET, "filename": KEY},
@@ -262,13 +271,14 @@ def main() -> None:
                         "key": streamer.private_key,
                     },
                 }
-                before = runtime.cpu_times()
+                before, s3_before = runtime.cpu_times(), s3_server.cpu_times()
                 sample = run_json(
                     [sys.executable, "-c", STREAMER, str(tree), str(args.chunk)], env, json.dumps(request)
                 )
-                after = runtime.cpu_times()
+                after, s3_after = runtime.cpu_times(), s3_server.cpu_times()
                 sample["runtime_cpu_seconds"] = after.user + after.system - before.user - before.system
                 sample["runtime_sys_seconds"] = after.system - before.system
+                sample["s3_server_cpu_seconds"] = s3_after.user + s3_after.system - s3_before.user - s3_before.system
                 assert sample["bytes"] == size, sample
                 samples[name].append(sample)
     finally:
@@ -287,11 +297,13 @@ def main() -> None:
         "rounds": args.rounds,
         "raw_get_mib_per_s": size / median("raw", "seconds") / 2**20,
     }
+    results["raw_get_first_byte_ms"] = median("raw", "first_byte_seconds") * 1000
     results["raw_get_to_file_mib_per_s"] = size / median("raw_to_file", "seconds") / 2**20
     results["raw_get_to_file_sys_s_per_gib"] = median("raw_to_file", "sys_seconds") / gib
     print(
         f"FIGURE s3_raw_get_throughput {results['raw_get_mib_per_s']:.0f} MiB/s "
-        f"(median of {args.rounds}, {size >> 20} MiB); into a file "
+        f"(median of {args.rounds}, {size >> 20} MiB; its first byte after {results['raw_get_first_byte_ms']:.0f} ms, "
+        "the S3 server's own preparation); into a file "
         f"{results['raw_get_to_file_mib_per_s']:.0f} MiB/s, "
         f"kernel CPU {results['raw_get_to_file_sys_s_per_gib']:.2f} s/GiB"
     )
@@ -308,6 +320,8 @@ def main() -> None:
                 f"{prefix}_runtime_cpu_s_per_gib": median(name, "runtime_cpu_seconds") / gib,
                 f"{prefix}_runtime_sys_s_per_gib": median(name, "runtime_sys_seconds") / gib,
                 f"{prefix}_peak_rss_growth_mib": max(s["growth_kib"] for s in samples[name]) / 1024,
+                f"{prefix}_before_transfer_ms": median(name, "setup_seconds") * 1000,
+                f"{prefix}_s3_server_cpu_s_per_gib": median(name, "s3_server_cpu_seconds") / gib,
             }
         )
         print(
@@ -317,7 +331,9 @@ def main() -> None:
             f"(transfer phase {results[f'{prefix}_streamer_transfer_cpu_s_per_gib']:.2f}) "
             f"runtime {results[f'{prefix}_runtime_cpu_s_per_gib']:.2f} "
             f"(kernel {results[f'{prefix}_runtime_sys_s_per_gib']:.2f}), "
-            f"peak RSS growth {results[f'{prefix}_peak_rss_growth_mib']:.0f} MiB"
+            f"peak RSS growth {results[f'{prefix}_peak_rss_growth_mib']:.0f} MiB; "
+            f"{results[f'{prefix}_before_transfer_ms']:.0f} ms before the transfer (the GET's first byte, "
+            f"attestation beside it); S3 server CPU {results[f'{prefix}_s3_server_cpu_s_per_gib']:.2f} s/GiB"
         )
         print(
             f"RATIO s3_stream_over_raw_get_{name} {results[f'{prefix}_over_raw_get']:.3f} "

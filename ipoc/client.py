@@ -92,6 +92,8 @@ class VeracruzClient:
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._session_id = 0
+        # TLS bytes already taken from the outgoing BIO and cut into posts, sent first by the next flush
+        self._queued: list[memoryview] = []
         self.verified: dict[str, str] = {}
 
     # -- connection -----------------------------------------------------------
@@ -202,6 +204,7 @@ class VeracruzClient:
             self._carrier.close()
         self._carrier = None
         self._tls = None
+        self._queued = []
 
     # -- operations -----------------------------------------------------------
 
@@ -251,7 +254,14 @@ class VeracruzClient:
                     upcoming = pool.submit(reader.read, chunk_size)
                 ahead: list[bytes | BaseException] = []  # the next chunk, encrypted, or why it is not
                 encrypt_next = functools.partial(self._encrypt_ahead, path, upcoming, ahead)
-                self._expect_success(self._request(request, what, then=encrypt_next if chunk else None))
+                try:
+                    self._expect_success(self._request(request, what, then=encrypt_next if chunk else None))
+                except BaseException:
+                    if ahead and isinstance(ahead[0], bytes) and ahead[0]:
+                        # The next append is encrypted and cannot be taken back (TLS has counted its records):
+                        # end the session unsent, or closing it would send the append after the refusal.
+                        self._abandon()
+                    raise
                 total += len(chunk)
                 if progress:
                     progress(len(chunk))
@@ -278,6 +288,7 @@ class VeracruzClient:
             following = upcoming.result()
             if following:
                 self._write_request(messages.data_request("append_file", path, following))
+                self._queue_posts()  # cut into posts now, while the runtime works, not once it has answered
             into.append(following)
         except BaseException as exc:  # noqa: BLE001 - raised by stream_file, after the current request
             into.append(exc)
@@ -345,15 +356,21 @@ class VeracruzClient:
         if len(view) > first:
             self._tls.write(view[first:])
 
+    def _queue_posts(self) -> None:
+        """Take the TLS bytes written so far out of the outgoing BIO, cut into posts for the next flush."""
+        data = self._outgoing.read()
+        if data:
+            self._queued += record_posts(data, self._post_bytes)
+
     def _flush(self, what: str = "handshake") -> bool:
         """Send every queued TLS byte in posts of whole records under the body limit (pipelined on
         one connection); True when a reply arrived."""
         assert self._carrier is not None
         got_reply = False
-        data = self._outgoing.read()
-        if not data:
+        self._queue_posts()
+        chunks, self._queued = self._queued, []
+        if not chunks:
             return False
-        chunks = record_posts(data, self._post_bytes)
         try:
             if len(chunks) == 1:
                 self._session_id, reply = self._carrier.exchange(self._session_id, chunks[0])

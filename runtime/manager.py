@@ -155,7 +155,7 @@ class RuntimeManager:
         with session.lock:
             if self.sessions.get(session_id) is not session:
                 raise Refused("InvalidSession", f"TLS session {session_id} ended meanwhile")
-            records: list[bytes] = []
+            records: list[memoryview] = []
             try:
                 if session.keys is not None:
                     # refuses what the client did not send, session untouched
@@ -287,7 +287,7 @@ class RuntimeManager:
         return session_id, outgoing.read()
 
     @staticmethod
-    def _records(session: Session, data: bytes) -> list[bytes]:
+    def _records(session: Session, data: bytes) -> list[memoryview]:
         """The whole TLS records ``data`` completes, after checking they are new records of this session.
 
         Nothing about the session changes when this refuses, so a stranger's post
@@ -296,7 +296,7 @@ class RuntimeManager:
         complete, rest = _split(session.partial + data if session.partial else data)
         # A record's last 16 bytes are its AEAD tag once encrypted: a replay repeats them, a new record's
         # differ (but for 2**-128), so they tell the two apart without hashing every byte.
-        digests = [record[max(5, len(record) - 16) :] for record in complete]
+        digests = [bytes(record[max(5, len(record) - 16) :]) for record in complete]
         if len(set(digests)) != len(digests) or not session.seen.isdisjoint(digests):
             raise Refused(
                 "InvalidRecord",
@@ -400,7 +400,7 @@ class RuntimeManager:
     def _requests(self, session: Session, data: bytes | memoryview) -> bool:
         """Answer every request ``data`` completes; True when one shut the runtime down."""
         try:
-            requests = session.decoder.feed(data)
+            requests = session.decoder.feed_pieces(data)
         except FrameTooLarge as exc:
             raise Refused("InvalidRequest", str(exc)) from None
         for request in requests:
@@ -437,26 +437,33 @@ class RuntimeManager:
 
     # -- requests ----------------------------------------------------------------
 
-    def _dispatch(self, session: Session, raw: bytes) -> bytes:
+    def _dispatch(self, session: Session, pieces: list[bytes | memoryview]) -> bytes:
+        """Answer one request, given as the pieces its message arrived in: a write or append of a file
+        goes to the file as those pieces (no copy); anything else is parsed whole by protobuf."""
         assert session.identity is not None
         identity_id, principal = session.identity
-        try:
-            request = messages.parse_request(raw)
-        except DecodeError as exc:
-            raise Refused("InvalidRequest", f"cannot parse the request: {exc}") from None
-        kind = request.WhichOneof("message_oneof")
+        store = messages.parse_data_request(pieces)
+        if store is not None:
+            kind, path, content = store
+        else:
+            try:
+                request = messages.parse_request(b"".join(pieces))
+            except DecodeError as exc:
+                raise Refused("InvalidRequest", f"cannot parse the request: {exc}") from None
+            kind = request.WhichOneof("message_oneof")
+            if kind in ("write_file", "append_file"):
+                stored = getattr(request, kind)
+                path, content = stored.file_name, [stored.data]
         if kind == "request_policy_hash":
             return messages.response(policy_hash=self.policy.hash)
         if kind == "write_file":
-            with self._file_access(request.write_file.file_name):
-                self.fs.write(principal, request.write_file.file_name, request.write_file.data)
-            log.info(
-                "%s wrote %s (%d bytes)", principal.name, request.write_file.file_name, len(request.write_file.data)
-            )
+            with self._file_access(path):
+                self.fs.write(principal, path, content)
+            log.info("%s wrote %s (%d bytes)", principal.name, path, sum(len(piece) for piece in content))
             return messages.response()
         if kind == "append_file":
-            with self._file_access(request.append_file.file_name):
-                self.fs.append(principal, request.append_file.file_name, request.append_file.data)
+            with self._file_access(path):
+                self.fs.append(principal, path, content)
             return messages.response()
         if kind == "read_file":
             with self._file_access(request.read_file.file_name):
@@ -530,9 +537,10 @@ class RuntimeManager:
         return program, wasm, preopens, Streams(stdin=stdin, stdout=streams["stdout"], stderr=streams["stderr"])
 
 
-def _split(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """``buffer`` cut into whole TLS records and the start of an unfinished one; refuse what is not TLS records."""
-    complete, position, size = [], 0, len(buffer)
+def _split(buffer: bytes) -> tuple[list[memoryview], bytes]:
+    """``buffer`` cut into whole TLS records (views of it, not copies) and the start of an unfinished one;
+    refuse what is not TLS records."""
+    complete, position, size, view = [], 0, len(buffer), memoryview(buffer)
     while size - position >= 5:
         kind, major, minor, length = struct.unpack_from(">BBBH", buffer, position)
         if kind not in TLS_RECORD_TYPES or major != 3 or minor > 4 or not 0 < length <= TLS_MAX_RECORD:
@@ -540,7 +548,7 @@ def _split(buffer: bytes) -> tuple[list[bytes], bytes]:
         end = position + 5 + length
         if end > size:
             break
-        complete.append(buffer[position:end])
+        complete.append(view[position:end])
         position = end
     return complete, buffer[position:]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,36 @@ from ipoc.rights import Rights
 from runtime import nofollow
 from runtime.nofollow import NAME_MAX, LinkRefused
 from runtime.refusal import Refused
+
+Pieces = Sequence[bytes | bytearray | memoryview]  # a file's new bytes, in order (a message as it arrived)
+WRITEV_MAX = 1024  # IOV_MAX on Linux: buffers one writev may take
+# Bytes one write system call carries at most. Writing a file 2 MiB or more at a time cost ten times the CPU
+# of 1 MiB here (2.5 against 0.25 s/GiB: the kernel then fills the page cache with large folios, whose fresh
+# memory this VM's host faults in page by page); smaller calls cost the same as 1 MiB.
+WRITE_STEP = 512 << 10
+
+
+def write_all(fd: int, pieces: Pieces) -> None:
+    """Write every byte of ``pieces`` to ``fd`` in order, copying none, in system calls of at most
+    :data:`WRITE_STEP` bytes (a piece longer than that goes in parts)."""
+    pending = [
+        memoryview(piece).cast("B")[start : start + WRITE_STEP]
+        for piece in pieces
+        for start in range(0, memoryview(piece).nbytes, WRITE_STEP)
+    ]
+    first = 0
+    while first < len(pending):
+        batch, size = first, 0
+        while batch < len(pending) and batch - first < WRITEV_MAX and size + len(pending[batch]) <= WRITE_STEP:
+            size += len(pending[batch])
+            batch += 1
+        written = os.writev(fd, pending[first : max(batch, first + 1)])
+        while first < len(pending) and written >= len(pending[first]):
+            written -= len(pending[first])
+            first += 1
+        if written:  # a short write ended inside this piece
+            pending[first] = pending[first][written:]
+
 
 PATH_MAX = 4096
 DEFAULT_MAX_FS_BYTES = 2 << 30  # Veracruz's file system lives in enclave memory: bounded by it
@@ -196,13 +226,14 @@ class FileSystem:
 
     # -- client operations ------------------------------------------------------
 
-    def write(self, principal: Principal, path: str, data: bytes) -> None:
+    def write(self, principal: Principal, path: str, data: Pieces) -> None:
+        """Create or replace ``path`` with the bytes of ``data`` (pieces, in order: a message as it arrived)."""
         path = self.normalise(path)
         self._check_hash(path, data, "the data written hashes to {actual}")
         self._authorise_store(principal, path, rights.WRITE_FILE_NEEDS, "write")
         self._store(path, data, append=False)
 
-    def append(self, principal: Principal, path: str, data: bytes) -> None:
+    def append(self, principal: Principal, path: str, data: Pieces) -> None:
         path = self.normalise(path)
         if path in self.file_hashes:
             raise Refused(
@@ -237,16 +268,19 @@ class FileSystem:
                 raise
             raise Refused("FileNotFound", f"program {path} has not been written to the enclave") from None
         self._check_hash(
-            path, wasm, "its bytes now hash to {actual}: it was changed after it was written; write it again"
+            path, [wasm], "its bytes now hash to {actual}: it was changed after it was written; write it again"
         )
         return path, wasm
 
-    def _check_hash(self, path: str, data: bytes, mismatch: str) -> None:
+    def _check_hash(self, path: str, data: Pieces, mismatch: str) -> None:
         """Refuse ``data`` for ``path`` when file_hashes names other bytes (``mismatch`` may use ``{actual}``)."""
         expected = self.file_hashes.get(path)
         if expected is None:
             return
-        actual = hashlib.sha256(data).hexdigest()
+        digest = hashlib.sha256()
+        for piece in data:
+            digest.update(piece)
+        actual = digest.hexdigest()
         if actual != expected:
             raise Refused(
                 "FileHashMismatch",
@@ -292,11 +326,15 @@ class FileSystem:
             return 0
         return info.st_size if stat.S_ISREG(info.st_mode) else 0
 
-    def _store(self, path: str, data: bytes, *, append: bool) -> None:
-        self._check_room(path, len(data), 0 if append else self._size(path))
+    def _store(self, path: str, data: Pieces, *, append: bool) -> None:
+        self._check_room(path, sum(memoryview(piece).nbytes for piece in data), 0 if append else self._size(path))
         if path in rights.STREAMS:
-            with open(self.streams / path, "ab" if append else "wb") as handle:
-                handle.write(data)
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+            fd = os.open(self.streams / path, flags, 0o666)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
             return
         parts = self.parts(path)
         if not parts:
@@ -308,8 +346,10 @@ class FileSystem:
                     fd = nofollow.open_file(parent, parts[-1], flags)
                 except IsADirectoryError:
                     raise Refused("InvalidRequest", f"{path} is a directory") from None
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
 
     # -- what a program sees -----------------------------------------------------
 

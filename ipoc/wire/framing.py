@@ -46,10 +46,18 @@ class FrameDecoder:
 
     def feed(self, data: bytes | memoryview) -> list[bytes]:
         """Add bytes (a view is kept as it is until its message is joined); return the messages they complete."""
+        return [
+            taken[0] if len(taken) == 1 and isinstance(taken[0], bytes) else b"".join(taken)
+            for taken in self.feed_pieces(data)
+        ]
+
+    def feed_pieces(self, data: bytes | memoryview) -> list[list[bytes | memoryview]]:
+        """:meth:`feed`, each message given as the pieces it arrived in (in order, never empty lists), not
+        joined: a receiver that can use the pieces as they are (a file write) copies nothing."""
         if data:
             self._pieces.append(data)
             self._have += len(data)
-        messages: list[bytes] = []
+        messages: list[list[bytes | memoryview]] = []
         while True:
             if self._expected is None:
                 if self._have < HEADER.size:
@@ -66,7 +74,9 @@ class FrameDecoder:
                 self._expected = length
             if self._have < self._expected:
                 return messages
-            need, taken = self._expected, []
+            need, taken = self._expected, list[bytes | memoryview]()
+            if not need:
+                taken.append(b"")
             while need:
                 piece = self._pieces.popleft()
                 if len(piece) > need:  # the next message starts in this piece
@@ -74,6 +84,6 @@ class FrameDecoder:
                     piece = piece[:need]
                 taken.append(piece)
                 need -= len(piece)
-            messages.append(taken[0] if len(taken) == 1 and isinstance(taken[0], bytes) else b"".join(taken))
+            messages.append(taken)
             self._have -= self._expected
             self._expected = None

@@ -7,6 +7,7 @@ Paths follow veracruz-client: every path except ``stdin``, ``stdout`` and
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from ipoc.rights import STREAMS
 from ipoc.wire import transport_protocol_pb2 as pb
@@ -49,6 +50,67 @@ def data_request(kind: str, path: str, data: Buffer) -> tuple[bytes, Buffer]:
     if size:  # proto3 leaves an empty bytes field out
         inner += _field_head(data_field, size)
     return _field_head(field, len(inner) + size) + inner, data
+
+
+def _read_varint(buffer: Buffer, position: int) -> tuple[int, int]:
+    """The varint at ``position`` and the position after it; ValueError past the buffer or 10 bytes."""
+    value = shift = 0
+    for index in range(position, min(position + 10, len(buffer))):
+        byte = buffer[index]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, index + 1
+        shift += 7
+    raise ValueError("no whole varint")
+
+
+_STORES = {
+    _field_head(pb.RuntimeManagerRequest.DESCRIPTOR.fields_by_name[kind].number, 0)[:1]: kind
+    for kind in ("write_file", "append_file")
+}
+_NAME_KEY = _field_head(pb.Data.DESCRIPTOR.fields_by_name["file_name"].number, 0)[:1]
+_DATA_KEY = _field_head(pb.Data.DESCRIPTOR.fields_by_name["data"].number, 0)[:1]
+_HEAD_SPAN = 4096  # the bytes read for a request's head: keys, lengths and a path (NAME_MAX 255, PATH_MAX 4096)
+
+
+def parse_data_request(pieces: Sequence[Buffer]) -> tuple[str, str, list[Buffer]] | None:
+    """A ``write_file`` or ``append_file`` in the layout :func:`data_request` makes (file name, then data),
+    given as the pieces its message arrived in: (kind, path, data as views of those pieces), copying no
+    data. None for any other request or layout, which :func:`parse_request` then reads (protobuf's
+    result for this layout is the same: the tests hold the two side by side); a file name that is not
+    UTF-8 is left to protobuf to refuse."""
+    total = sum(len(piece) for piece in pieces)
+    head = pieces[0] if pieces and len(pieces[0]) >= min(total, _HEAD_SPAN) else b"".join(pieces)[:_HEAD_SPAN]
+    try:
+        kind = _STORES.get(bytes(head[:1]))
+        if kind is None:
+            return None
+        inner, position = _read_varint(head, 1)
+        if position + inner != total or head[position : position + 1] != _NAME_KEY:
+            return None
+        length, position = _read_varint(head, position + 1)
+        raw_name = bytes(head[position : position + length])
+        if not raw_name or len(raw_name) != length:
+            return None
+        name = raw_name.decode("utf-8")
+        position += length
+        if position == total:
+            return None  # no data field (an empty write): protobuf's reading is as quick
+        if head[position : position + 1] != _DATA_KEY:
+            return None
+        size, position = _read_varint(head, position + 1)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if position + size != total or size == 0:
+        return None
+    data: list[Buffer] = []
+    for piece in pieces:  # skip the head's ``position`` bytes, keep the rest as views
+        if position >= len(piece):
+            position -= len(piece)
+            continue
+        data.append(memoryview(piece)[position:] if position else piece)
+        position = 0
+    return kind, name, data
 
 
 def write_file(path: str, data: Buffer) -> bytes:

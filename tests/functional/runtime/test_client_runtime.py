@@ -142,6 +142,34 @@ def test_stream_file_appends_chunks(echo_runtime, ids):
     assert (echo_runtime.scratch / "fs" / "input" / "big.bin").read_bytes() == payload
 
 
+def test_a_chunk_refused_by_status_ends_the_stream_with_nothing_after_it(echo_runtime, ids, monkeypatch):
+    """A runtime may refuse an append with a status and keep the session (Veracruz answers FAILED_* so); the
+    next chunk, already encrypted while the runtime worked, must then never reach it, not even on close."""
+    import io
+
+    from ipoc.wire import messages
+    from runtime.manager import RuntimeManager
+
+    appends = []
+    dispatch = RuntimeManager._dispatch
+
+    def refuse_the_third_append(self, session, pieces):
+        if messages.parse_request(b"".join(pieces)).WhichOneof("message_oneof") == "append_file":
+            appends.append(len(appends))
+            if len(appends) == 3:
+                return messages.response(messages.Status.FAILED_GENERIC)
+        return dispatch(self, session, pieces)
+
+    monkeypatch.setattr(RuntimeManager, "_dispatch", refuse_the_third_append)
+    payload = bytes(range(256)) * 400  # 100 KiB: a write and nine appends of 10,000 bytes
+    with pytest.raises(errors.RequestRefused) as refused:
+        with client_for(echo_runtime, ids.streamer) as streamer:
+            streamer.stream_file("/input/cut.bin", io.BytesIO(payload), chunk_size=10_000)
+    assert refused.value.reason == "FAILED_GENERIC"
+    assert appends == [0, 1, 2]  # nothing after the refused append, not even when the client closed
+    assert (echo_runtime.scratch / "fs" / "input" / "cut.bin").read_bytes() == payload[:30_000]
+
+
 def test_stream_file_sends_a_hashed_path_whole(echo_runtime, ids, echo_wasm):
     import io
 

@@ -171,3 +171,78 @@ def test_data_requests_serialize_as_protobuf_does(kind, path, size):
     assert body is data and head + body == expected
     parsed = getattr(messages.parse_request(head + body), kind)
     assert (parsed.file_name, parsed.data) == (messages.enclave_path(path), data)
+
+
+def _cut(raw: bytes, rnd: random.Random) -> list[bytes | memoryview]:
+    """``raw`` in random pieces, some bytes and some views, as a message arrives in TLS records."""
+    cuts = sorted({rnd.randint(1, max(1, len(raw) - 1)) for _ in range(rnd.randint(0, 6))} - {len(raw)})
+    pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    return [memoryview(p) if rnd.random() < 0.5 else p for p in pieces]
+
+
+def _protobuf_reading(raw: bytes) -> tuple[str | None, str, bytes] | str:
+    """What protobuf (the oracle) makes of ``raw``: (kind, file name, data), or "refused"."""
+    try:
+        request = messages.parse_request(raw)
+    except Exception:  # noqa: BLE001 - DecodeError, whatever protobuf raises
+        return "refused"
+    kind = request.WhichOneof("message_oneof")
+    if kind not in ("write_file", "append_file"):
+        return kind, "", b""
+    return kind, getattr(request, kind).file_name, getattr(request, kind).data
+
+
+@given(
+    kind=st.sampled_from(["write_file", "append_file"]),
+    path=st.text(min_size=0, max_size=300),
+    size=st.sampled_from([0, 1, 127, 128, 16383, 16385, 70000]),
+    rnd=st.randoms(),
+)
+def test_data_requests_read_from_their_pieces_as_protobuf_reads_them(kind, path, size, rnd):
+    """A write or append, serialized by protobuf itself and cut anywhere, reads as protobuf reads it."""
+    data = random.randbytes(size)
+    raw = pb.RuntimeManagerRequest(**{kind: pb.Data(file_name=path, data=data)}).SerializeToString()
+    pieces = _cut(raw, rnd)
+    got = messages.parse_data_request(pieces)
+    if got is None:  # left to protobuf: only an empty name or empty data, which it reads as quickly
+        assert not path or not size
+        return
+    assert (got[0], got[1], b"".join(got[2])) == _protobuf_reading(raw)
+    assert all(isinstance(p, memoryview) or any(p is q for q in pieces) for p in got[2])  # views, no copies
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        ld(2, ld(2, b"xy") + ld(1, b"/in/a")),  # data before the name
+        key(1, 0) + b"\x07" + ld(2, ld(1, b"/in/a") + ld(2, b"xy")),  # a context field first
+        ld(2, ld(1, b"/in/a") + ld(2, b"xy")) + key(1, 0) + b"\x07",  # a context field after
+        ld(2, ld(1, b"/in/a") + ld(2, b"xy") + ld(2, b"zz")),  # data twice (protobuf keeps the last)
+        ld(2, ld(1, b"/in/a") + ld(2, b"xy") + ld(9, b"?")),  # an unknown field
+        ld(2, ld(1, b"/in/\xff") + ld(2, b"xy")),  # a name that is not UTF-8
+        ld(2, ld(1, b"/in/a") + ld(2, b"xy"))[:-1],  # cut short
+        ld(2, ld(1, b"/in/a") + ld(2, b"xy")) + ld(3, ld(1, b"/in/b") + ld(2, b"q")),  # two requests in one
+        ld(2, ld(1, b"/in/a") + key(2, 2) + b"\x82\x00" + b"xy"),  # an over-long varint (protobuf accepts it)
+        ld(11, ld(1, b"stdout")),  # a read
+    ],
+)
+def test_other_layouts_read_as_protobuf_reads_them(raw):
+    """Whatever the fast reading takes, it reads as protobuf does; the rest it leaves to protobuf."""
+    for pieces in ([raw], [raw[:3], memoryview(raw)[3:]], [bytes([b]) for b in raw]):
+        got = messages.parse_data_request(pieces)
+        if got is not None:
+            assert (got[0], got[1], b"".join(got[2])) == _protobuf_reading(raw)
+
+
+@given(st.lists(st.binary(max_size=300), max_size=8), st.randoms())
+def test_decoder_pieces_join_to_the_messages(payloads, rnd: random.Random):
+    stream = b"".join(frame(p) for p in payloads)
+    cuts = sorted(rnd.randint(0, len(stream)) for _ in range(rnd.randint(0, 6)))
+    decoder = FrameDecoder()
+    out: list[bytes] = []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        piece = stream[start:end]
+        for message in decoder.feed_pieces(memoryview(piece) if rnd.random() < 0.5 else piece):
+            assert message  # never an empty list, even for an empty message
+            out.append(b"".join(message))
+    assert out == payloads
