@@ -234,6 +234,10 @@ class _Handler(BaseHTTPRequestHandler):
             if len(lines) > _MAX_HEADERS:
                 self.send_error(431, "Too many headers", f"got more than {_MAX_HEADERS} headers")
                 return False
+        if any(b"\0" in line or b"\r" in line.rstrip(b"\r\n") for line in lines):
+            # RFC 9112 2.2: a bare CR is invalid; the standard parser would split the line there, ours not.
+            self.send_error(400, "Bad header", "a header line holds a bare CR or a NUL")
+            return False
         headers = http.client.HTTPMessage()
         for line in lines:
             name, colon, value = line.partition(b":")

@@ -73,6 +73,18 @@ _DATA_KEY = _field_head(pb.Data.DESCRIPTOR.fields_by_name["data"].number, 0)[:1]
 _HEAD_SPAN = 4096  # the bytes read for a request's head: keys, lengths and a path (NAME_MAX 255, PATH_MAX 4096)
 
 
+def _first_bytes(pieces: Sequence[Buffer], count: int) -> bytes:
+    """The first ``count`` bytes of the pieces, joining only as many pieces as they span."""
+    taken: list[Buffer] = []
+    held = 0
+    for piece in pieces:
+        if held >= count:
+            break
+        taken.append(piece)
+        held += len(piece)
+    return b"".join(taken)[:count]
+
+
 def parse_data_request(pieces: Sequence[Buffer]) -> tuple[str, str, list[Buffer]] | None:
     """A ``write_file`` or ``append_file`` in the layout :func:`data_request` makes (file name, then data),
     given as the pieces its message arrived in: (kind, path, data as views of those pieces), copying no
@@ -80,7 +92,7 @@ def parse_data_request(pieces: Sequence[Buffer]) -> tuple[str, str, list[Buffer]
     result for this layout is the same: the tests hold the two side by side); a file name that is not
     UTF-8 is left to protobuf to refuse."""
     total = sum(len(piece) for piece in pieces)
-    head = pieces[0] if pieces and len(pieces[0]) >= min(total, _HEAD_SPAN) else b"".join(pieces)[:_HEAD_SPAN]
+    head = pieces[0] if pieces and len(pieces[0]) >= min(total, _HEAD_SPAN) else _first_bytes(pieces, _HEAD_SPAN)
     try:
         kind = _STORES.get(bytes(head[:1]))
         if kind is None:

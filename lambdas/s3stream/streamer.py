@@ -102,11 +102,11 @@ def _s3_client(request: StreamRequest) -> Any:
 
 def load_s3_model() -> None:
     """Have the shared Session load S3's model and endpoint rules now, so that no request pays for them
-    (the first S3 client of a Session costs ~85 ms of CPU, later ones ~5 ms). Credentials are not
-    looked up here (a client resolves them at its first call); a failure only leaves the cost to the
-    first request."""
+    (the first S3 client of a Session costs ~85 ms of CPU, later ones ~5 ms). The client gets placeholder
+    keys, so botocore does not run the credential chain at import (off Lambda that would probe instance
+    metadata); each request's client has its own. A failure only leaves the cost to the first request."""
     try:
-        aws.new_client("s3", region_name="us-east-1")
+        aws.new_client("s3", region_name="us-east-1", aws_access_key_id="model", aws_secret_access_key="model")
     except BotoCoreError:
         pass
 
