@@ -355,9 +355,11 @@ class LocalStack:
     @staticmethod
     def _import_handlers() -> dict[str, Any]:
         from local import runtimes
+        from local.dynamodb_transport import install_for_handlers
         from local.powertools_patches import thread_local_requests
 
         thread_local_requests()  # the adapter's threads are concurrent invocations, each with its own request
+        install_for_handlers()  # their DynamoDB reads to the local AWS over kept sockets, not urllib3
         # VaaS's API is served here (and by forked workers): IPOC_VAAS_BACKEND=local is this backend.
         runtimes.register()
         from lambdas.ccfaas.handler import lambda_handler as ccfaas
