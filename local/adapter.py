@@ -19,6 +19,7 @@ past :data:`SLOW` the pool starts another thread in its place.
 from __future__ import annotations
 
 import collections
+import contextlib
 import http
 import json
 import logging
@@ -215,7 +216,7 @@ class _Connection:
         if close:
             head.append("Connection: close")
         self.sock.sendall("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + data)
-        log.info('%s "%s" %s -', self.server.name, line, status)
+        self.server.access.note(line, status)
 
     def close(self) -> None:
         self.closed = True
@@ -236,6 +237,51 @@ def _date() -> str:
     if _dates[0] != now:
         _dates = (now, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)))
     return _dates[1]
+
+
+class _AccessLog:
+    """The access log's lines (``ccfaas "GET /instance/x HTTP/1.1" 200 -``), made by the thread that answered and
+    written by the loop's thread every :meth:`ApiServer._check_interval`: handler threads logging each line
+    themselves contended for the log handler's lock and its write (~0.2 ms of CPU per read under 50 clients)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._pending: collections.deque[logging.LogRecord] = collections.deque()
+
+    def note(self, line: str, status: int) -> None:
+        if log.isEnabledFor(logging.INFO):  # the record's time is now: the line says when the answer left
+            self._pending.append(
+                log.makeRecord(log.name, logging.INFO, __file__, 0, '%s "%s" %s -', (self.name, line, status), None)
+            )
+
+    def flush(self) -> None:
+        """Hand the pending lines to the log's handlers, as ``Logger.handle`` would; a plain StreamHandler (the
+        stack's log) gets them in one write."""
+        records = []
+        while self._pending:
+            records.append(self._pending.popleft())
+        records = [record for record in records if log.filter(record)]
+        if not records or log.disabled:
+            return
+        logger: logging.Logger | None = log
+        while logger is not None:
+            for handler in logger.handlers:
+                if type(handler).emit is not logging.StreamHandler.emit:
+                    for record in records:
+                        if record.levelno >= handler.level:
+                            handler.handle(record)
+                    continue
+                stream = cast(logging.StreamHandler[Any], handler)
+                chosen = [r for r in records if r.levelno >= handler.level and handler.filter(r)]
+                lines = [stream.format(r) + stream.terminator for r in chosen]
+                if lines:
+                    with handler.lock or contextlib.nullcontext():
+                        try:
+                            stream.stream.write("".join(lines))
+                            stream.flush()
+                        except Exception:  # as Handler.handleError: a log that cannot be written stops nothing
+                            handler.handleError(records[0])
+            logger = logger.parent if logger.propagate else None
 
 
 class _Pool:
@@ -426,6 +472,7 @@ class ApiServer:
         self.server_address = self.socket.getsockname()
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
+        self.access = _AccessLog(name)
 
     def start(self) -> None:
         self._pool = _Pool(self)
@@ -470,7 +517,9 @@ class ApiServer:
                     next_check = now + self._check_interval()
                     self._expire(now)
                     self._pool.check()
+                    self.access.flush()
         finally:
+            self.access.flush()
             for connection in list(self._connections):
                 connection.close()
             selector.close()
