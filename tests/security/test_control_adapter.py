@@ -9,7 +9,9 @@ principal API Gateway's event carries.
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +21,7 @@ import requests
 
 from local.adapter import ApiServer
 from local.apigw import LOCAL_ADMIN, USER_HEADER, principal_arn
-from tests.support.waiting import free_port
+from tests.support.waiting import free_port, wait_until
 
 
 def _whoami(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -153,3 +155,101 @@ def test_a_chunked_body_is_refused_not_read_as_the_next_request(server, length):
             replies += chunk
     assert replies.count(b"HTTP/1.") == 1, replies
     assert replies.startswith(b"HTTP/1.1 400 ") and b"Transfer-Encoding" in replies, replies
+
+
+def _replies(api: ApiServer, request: bytes, count: int) -> list[bytes]:
+    """Send raw bytes, read ``count`` whole replies (heads and bodies) off the connection."""
+    host, port = api.server_address[:2]
+    with socket.create_connection((str(host), port), timeout=10) as sock:
+        sock.sendall(request)
+        data, replies = b"", []
+        while len(replies) < count:
+            chunk = sock.recv(65536)
+            assert chunk, (data, replies)
+            data += chunk
+            while b"\r\n\r\n" in data:
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int(
+                    next(
+                        line.split(b":")[1]
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    )
+                )
+                if len(rest) < length:
+                    break
+                replies.append(head + b"\r\n\r\n" + rest[:length])
+                data = rest[length:]
+    return replies
+
+
+def test_pipelined_requests_are_answered_in_order(server):
+    """Requests sent back to back on one connection (before any answer) are each answered, in order."""
+    bodies = [b'{"n": %d}' % n for n in range(3)]
+    request = b"".join(
+        b"POST /who HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(b), b)
+        for b in bodies
+    )
+    replies = _replies(server, request, 3)
+    assert [json.loads(json.loads(r.partition(b"\r\n\r\n")[2])["body"]) for r in replies] == [
+        {"n": n} for n in range(3)
+    ]
+
+
+def test_two_different_content_lengths_are_refused(server):
+    """Which one frames the body is what a proxy and the adapter could disagree on (request smuggling)."""
+    status, document = _exchange(
+        server, b"POST /who HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 20\r\n\r\n{}"
+    )
+    assert status == 400 and "Content-Length" in document["message"]
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(server):
+    """curl sends large bodies (``--data-binary @detector.wasm``) only after ``100 Continue`` (or a second)."""
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), port), timeout=10) as sock:
+        sock.sendall(b"POST /who HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"{}")
+        reply = b""
+        while b'"body"' not in reply:
+            reply += sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+
+
+def test_long_running_handlers_do_not_hold_up_the_others():
+    """More handlers running long (an instance create waiting for READY, a stream) than the pool keeps ready:
+    a quick request is still answered at once."""
+    from local import adapter
+
+    release = threading.Event()
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event["path"] == "/slow":
+            release.wait(30)
+        return {"statusCode": 200, "body": "{}"}
+
+    api = ApiServer("127.0.0.1", free_port(), "pool", handler, lambda: {})
+    api.start()
+    slow = []
+    try:
+        for _ in range(adapter.WORKERS + 2):
+            sock = socket.create_connection(api.server_address[:2], timeout=10)
+            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            slow.append(sock)
+        started = time.monotonic()
+        assert requests.get(f"http://127.0.0.1:{api.server_address[1]}/fast", timeout=10).status_code == 200
+        assert time.monotonic() - started < 3  # a new handler thread past SLOW (0.25 s), not after the slow ones
+    finally:
+        release.set()
+        for sock in slow:
+            sock.close()
+        api.stop()
+
+
+def test_every_answer_has_its_access_log_line(server, caplog):
+    caplog.set_level(logging.INFO, logger="local.adapter")
+    requests.get(_url(server), timeout=10)
+    requests.get(_url(server) + "/nowhere?x=1", headers={USER_HEADER: ""}, timeout=10)
+    wanted = ['whoami "GET /who HTTP/1.1" 200 -', 'whoami "GET /who/nowhere?x=1 HTTP/1.1" 403 -']
+    wait_until(lambda: all(line in caplog.messages for line in wanted), timeout=10, what="the access log lines")
