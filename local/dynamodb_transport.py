@@ -86,9 +86,8 @@ class Transport:
                 return None
             if close:
                 self._forget(endpoint)
-            response = AWSResponse(request.url, status, answer_headers, _Raw(content))
-            response._content = content  # botocore reads it from here (``AWSResponse.content``)
-            return response
+            # a dict, as urllib3's HTTPHeaderDict that botocore passes (the stubs say HTTPHeaders)
+            return AWSResponse(request.url, status, answer_headers, _Raw(content))  # type: ignore[arg-type]
         return None
 
     def _connection(self, endpoint: tuple[str, int]) -> tuple[bool, socket.socket]:

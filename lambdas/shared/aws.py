@@ -16,16 +16,17 @@ import threading
 import zlib
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import boto3
 import botocore.auth
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
-from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
+from botocore.auth import SIGV4_TIMESTAMP
 from botocore.awsrequest import AWSPreparedRequest, HeadersDict
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 from botocore.hooks import first_non_none_response
+from botocore.utils import normalize_url_path
 
 # A Lambda environment makes one call at a time; the local stack's API process runs many invocations at
 # once on threads sharing these clients, and past the pool size each call would open a connection of its own.
@@ -144,7 +145,8 @@ class _GetItem:
         depends only on the secret, the day, the region and the service, is derived once a day, not per call.
         tests/unit/lambdas/test_aws_get_item.py checks the bytes against botocore's own."""
         credentials = self.credentials.get_frozen_credentials()
-        timestamp = botocore.auth.get_current_datetime().strftime(SIGV4_TIMESTAMP)
+        now = botocore.auth.get_current_datetime()  # type: ignore[attr-defined]  # botocore's clock (not in its stubs)
+        timestamp = now.strftime(SIGV4_TIMESTAMP)
         day = timestamp[:8]
         headers = {**self._HEADERS, "X-Amz-Date": timestamp}
         if credentials.token:
@@ -171,7 +173,8 @@ class _GetItem:
             f"SignedHeaders={';'.join(names)}, Signature={signature.hexdigest()}"
         )
         headers["Content-Length"] = str(len(body))
-        return AWSPreparedRequest("POST", url, HeadersDict(headers), body, False)
+        # AWSRequest.prepare gives a HeadersDict too (the stubs say HTTPHeaders)
+        return AWSPreparedRequest("POST", url, HeadersDict(headers), body, False)  # type: ignore[arg-type]
 
     def _signing_key(self, secret: str, day: str) -> bytes:
         """SigV4's derived key (four HMACs), kept for the day it was made for."""
@@ -188,11 +191,11 @@ class _GetItem:
     @cache
     def _where(url: str) -> tuple[str, str]:
         """The Host header and canonical path botocore signs for ``url`` (the same functions it uses)."""
-        signer = SigV4Auth(None, "dynamodb", "")
-        path = urlsplit(url)
-        if path.query:
+        parts = urlsplit(url)
+        if parts.query:
             raise _Unanswered("an endpoint with a query string")  # never made by the endpoint rules
-        return botocore.auth._host_from_url(url), signer._normalize_url_path(path.path)
+        host = botocore.auth._host_from_url(url)  # type: ignore[attr-defined]  # botocore's own (private)
+        return host, quote(normalize_url_path(parts.path), safe="/~")  # as SigV4Auth._normalize_url_path
 
     def url(self, table_name: str) -> str:
         """Where boto3 sends this table's GetItem: the client's endpoint rules decide (with an account id in

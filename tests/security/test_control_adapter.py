@@ -162,7 +162,7 @@ def _replies(api: ApiServer, request: bytes, count: int) -> list[bytes]:
     host, port = api.server_address[:2]
     with socket.create_connection((str(host), port), timeout=10) as sock:
         sock.sendall(request)
-        data, replies = b"", []
+        data, replies = b"", list[bytes]()
         while len(replies) < count:
             chunk = sock.recv(65536)
             assert chunk, (data, replies)
