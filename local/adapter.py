@@ -23,6 +23,7 @@ import contextlib
 import http
 import json
 import logging
+import mmap
 import os
 import selectors
 import socket
@@ -219,7 +220,11 @@ class _Connection:
         self.server.access.note(line, status)
 
     def close(self) -> None:
+        if self.closed:
+            return
         self.closed = True
+        if self.server.balance is not None:
+            self.server.balance.add(-1)
         try:
             self.sock.close()
         except OSError:
@@ -237,6 +242,39 @@ def _date() -> str:
     if _dates[0] != now:
         _dates = (now, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)))
     return _dates[1]
+
+
+class _Balance:
+    """How many connections each API process sharing a listening socket holds, in memory they share (made
+    before the fork; each process writes only its own count). A process takes a connection only while it
+    holds no more than the others (one more at most): accepting whoever woke first had split 50 clients
+    10/40 between two processes, and the clients of the busier one waited four times as long."""
+
+    SLACK = 1
+    PAUSE = 0.002  # seconds a process that holds more leaves the listening socket alone
+    PATIENCE = 0.02  # seconds a waiting connection is left to the others before this process takes it anyway
+
+    def __init__(self, processes: int) -> None:
+        self._memory = mmap.mmap(-1, 8 * processes)  # anonymous and shared: the forked processes see one
+        self.counts = memoryview(self._memory).cast("q")
+        self.me = 0
+        self._lock = threading.Lock()  # this process's threads change its count: the loop's and the handlers'
+        self._declined_since = self._declined_last = 0.0  # when this process began and last left one waiting
+
+    def may_accept(self) -> bool:
+        """Whether to take a waiting connection now; False: leave it to the others for a moment. A process
+        that stops accepting (stuck or dead) leaves its count behind: past PATIENCE, this one takes it."""
+        if self.counts[self.me] <= min(self.counts) + self.SLACK:
+            return True
+        now = time.monotonic()
+        if now - self._declined_last > 5 * self.PAUSE:  # a connection waiting since: the last one was taken
+            self._declined_since = now
+        self._declined_last = now
+        return now - self._declined_since > self.PATIENCE
+
+    def add(self, change: int) -> None:
+        with self._lock:
+            self.counts[self.me] += change
 
 
 class _AccessLog:
@@ -473,6 +511,17 @@ class ApiServer:
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
         self.access = _AccessLog(name)
+        self.balance: _Balance | None = None
+
+    def share_among(self, processes: int) -> None:
+        """Before forking ``processes`` processes that will serve this socket: they share its connections evenly."""
+        self.balance = _Balance(processes)
+
+    def serve_as(self, index: int) -> None:
+        """In the forked process ``index`` (of :meth:`share_among`'s): start serving."""
+        if self.balance is not None:
+            self.balance.me = index
+        self.start()
 
     def start(self) -> None:
         self._pool = _Pool(self)
@@ -503,9 +552,13 @@ class ApiServer:
         selector.register(self.socket, selectors.EVENT_READ, None)
         selector.register(self._wake_end, selectors.EVENT_READ, self._wake_end)
         next_check = time.monotonic() + self._check_interval()
+        self._accept_paused_until = 0.0
         try:
             while not self._stop.is_set():
-                for key, _ in selector.select(self._check_interval()):
+                timeout = self._check_interval()
+                if self._accept_paused_until:
+                    timeout = max(0.0, min(timeout, self._accept_paused_until - time.monotonic()))
+                for key, _ in selector.select(timeout):
                     if key.data is None:
                         self._accept()
                     elif key.data is self._wake_end:
@@ -513,6 +566,9 @@ class ApiServer:
                     else:
                         self._read(key.data)
                 now = time.monotonic()
+                if self._accept_paused_until and now >= self._accept_paused_until:
+                    self._accept_paused_until = 0.0
+                    selector.register(self.socket, selectors.EVENT_READ, None)
                 if now >= next_check:
                     next_check = now + self._check_interval()
                     self._expire(now)
@@ -530,6 +586,10 @@ class ApiServer:
         return min(0.1, self.read_timeout / 8)
 
     def _accept(self) -> None:
+        if self.balance is not None and not self.balance.may_accept():  # another process holds fewer: its turn
+            self._selector.unregister(self.socket)
+            self._accept_paused_until = time.monotonic() + self.balance.PAUSE
+            return
         try:
             sock, address = self.socket.accept()
         except (BlockingIOError, InterruptedError):  # another process took it
@@ -538,6 +598,8 @@ class ApiServer:
             if self._stop.is_set():
                 return
             raise
+        if self.balance is not None:
+            self.balance.add(1)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection = _Connection(self, sock, address)

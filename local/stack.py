@@ -402,7 +402,9 @@ class LocalStack:
                 server.start()
                 self._stoppers.append((f"{server.name} API", server.stop))
             return
-        self.worker_pids = [_fork_worker(servers) for _ in range(workers)]
+        for server in servers:
+            server.share_among(workers)
+        self.worker_pids = [_fork_worker(servers, index) for index in range(workers)]
         self._stoppers.append(("API workers", lambda: _stop_workers(self.worker_pids)))
 
     # -- description -------------------------------------------------------------
@@ -459,8 +461,9 @@ def _cpu_seconds() -> float:
     return round(times.user + times.system, 3)
 
 
-def _fork_worker(servers: list[Any]) -> int:
-    """A process serving ``servers`` (already listening) until SIGTERM, or until the stack process dies."""
+def _fork_worker(servers: list[Any], index: int) -> int:
+    """The ``index``-th process serving ``servers`` (already listening) until SIGTERM, or until the stack process
+    dies."""
     parent = os.getpid()
     pid = os.fork()
     if pid:
@@ -477,7 +480,7 @@ def _fork_worker(servers: list[Any]) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the stack, which stops its workers
         aws.reset()  # no connection pools shared with the parent
         for server in servers:
-            server.start()
+            server.serve_as(index)
         threading.Event().wait()
     except BaseException:
         log.exception("API worker %d failed", os.getpid())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -253,3 +254,51 @@ def test_every_answer_has_its_access_log_line(server, caplog):
     requests.get(_url(server) + "/nowhere?x=1", headers={USER_HEADER: ""}, timeout=10)
     wanted = ['whoami "GET /who HTTP/1.1" 200 -', 'whoami "GET /who/nowhere?x=1 HTTP/1.1" 403 -']
     wait_until(lambda: all(line in caplog.messages for line in wanted), timeout=10, what="the access log lines")
+
+
+def _pid_of(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"statusCode": 200, "body": json.dumps({"pid": os.getpid()})}
+
+
+def _served_by(port: int, connections: list[socket.socket]) -> list[int]:
+    """The pid of the process answering on each connection (one GET each, the connection kept)."""
+    pids = []
+    for sock in connections:
+        sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while not data.endswith(b"}"):
+            data += sock.recv(65536)
+        pids.append(json.loads(data.partition(b"\r\n\r\n")[2])["pid"])
+    return pids
+
+
+def test_processes_sharing_the_socket_share_its_connections_evenly():
+    """Forked API processes (the stack's default) each take about as many kept-alive connections as the others
+    (whoever woke first took them: 10/40 was seen under 50 clients); and when one stops accepting (stopped, or
+    stuck), the other still takes new connections after a moment."""
+    import signal
+
+    from local.stack import _fork_worker, _stop_workers
+
+    api = ApiServer("127.0.0.1", free_port(), "pids", _pid_of, lambda: {})
+    api.share_among(2)
+    workers = [_fork_worker([api], index) for index in range(2)]
+    port = api.server_address[1]
+    connections: list[socket.socket] = []
+    try:
+        connections = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+        pids = _served_by(port, connections)
+        assert set(pids) == set(workers)
+        assert all(9 <= pids.count(pid) <= 11 for pid in workers), pids
+        os.kill(workers[0], signal.SIGSTOP)
+        try:
+            more = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(6)]
+            connections += more
+            assert _served_by(port, more) == [workers[1]] * 6
+        finally:
+            os.kill(workers[0], signal.SIGCONT)
+    finally:
+        for sock in connections:
+            sock.close()
+        _stop_workers(workers)
+        api.server_close()
