@@ -393,6 +393,7 @@ class LocalStack:
             servers.append(server)
             self._stoppers.append((f"{name} API socket", server.server_close))
         workers = default_api_workers() if config.api_workers is None else config.api_workers
+        config.api_workers = workers  # what `ipoc local status --json` shows
         # The imports (botocore's models, Powertools, the handlers) live as long as the process: frozen, the
         # collector no longer walks them (a full collection took 80-90 ms under 50 readers, every request in
         # the process waiting), and forked workers share their pages instead of touching them.
