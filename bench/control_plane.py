@@ -7,15 +7,17 @@
   process of its own, as in Lambda), divided by a raw S3 GET of the same object from the same local S3
   (RATIO), the streamer process's peak RSS growth, and the same copy through the local API;
 - control-plane reads (GET /instance/<id>) from 50 concurrent clients: p50, p99, throughput, errors and the CPU
-  time per read of the API processes and of the local AWS, with the
-  APIs served by the stack process (the default) and by two forked API workers (``--api-workers 2``), the
-  variants' rounds alternating so that the machine's load hits them alike;
+  time per read of the API processes and of the local AWS, in a closed loop (each client sends its next read
+  once its last is answered), then paced (the 50 clients offering 1,000 reads/s together, each latency from
+  the time its request was due), with the APIs served as ``ipoc local up`` serves them by default (a forked
+  process per core) and by the stack process alone (``--api-workers 0``), the variants' rounds alternating so
+  that the machine's load hits them alike;
 - ``ipoc local up --detach`` until ready: from an empty IPOC_HOME, and with 100 registered functions and 1 GiB
   of artifacts kept (after ``down``, and after a ``kill -9`` of the stack); wall time and the CPU time of
   the start's processes.
 
-With ``--baseline REV`` the same creates (with and without the pool), reads and starts also run on that
-revision's stack (its tree exported
+With ``--baseline REV`` the same creates (with and without the pool), reads (its default and
+``--api-workers 2``) and starts also run on that revision's stack (its tree exported
 with ``git archive``, run with this checkout's virtualenv), side by side in the same rounds: ``_before``
 names, and RATIO lines of now over before.
 
@@ -369,18 +371,24 @@ def bench_stream(urls: dict[str, str], user: Identity, streamer: Identity) -> No
 
 
 ROUNDS = 3  # rounds of reads per variant, alternating between the variants
+PACED_RATE = 1000.0  # reads/s the paced load offers, all clients together
 
 # The read load in a process of its own, on the same 2 cores as the stack, so it must cost little: CLIENTS
-# clients, each on its own kept-alive connection sending its next GET once its last answer is in (closed loop),
-# served by one thread over non-blocking sockets (`requests` cost ~1 ms of CPU per read, http.client threads
-# ~0.23 ms). Every answer is checked: status 200 and a body that is the instance's JSON, READY; a refused,
-# malformed or late answer counts as an error and the client reconnects. Prints the latencies, the errors, the
-# wall time and the process's own CPU time.
+# clients, each on its own kept-alive connection, served by one thread over non-blocking sockets (`requests` cost
+# ~1 ms of CPU per read, http.client threads ~0.23 ms). Closed loop ("closed"): each client sends its next GET
+# once its last answer is in; a latency runs from sending to the whole answer. Paced ("paced:RATE"): together
+# the clients offer RATE reads/s, each client's requests due at fixed times (CLIENTS/RATE apart, the clients
+# spread over that interval); a request whose time comes while its client still waits for an answer is sent
+# once that answer is in, and its latency runs from the time it was due, not from when it could be sent (as
+# wrk2 measures: a slow answer is not hidden by the requests it delayed). Every answer is checked: status 200
+# and a body that is the instance's JSON, READY; a refused, malformed or late answer counts as an error and the
+# client reconnects. Prints the latencies, the errors, the wall time and the process's own CPU time.
 READER = """
 import json, selectors, socket, sys, time
 
-host, port, path, user, clients, reads = sys.argv[1:7]
+host, port, path, user, clients, reads, mode = sys.argv[1:8]
 clients, reads, name = int(clients), int(reads), path.rsplit("/", 1)[1]
+period = clients / float(mode.split(":")[1]) if mode.startswith("paced:") else 0.0  # one client's, paced
 request = f"GET {path} HTTP/1.1\\r\\nHost: {host}:{port}\\r\\nX-Ipoc-Local-User: {user}\\r\\n\\r\\n".encode()
 selector = selectors.DefaultSelector()
 latencies, errors = [], 0
@@ -392,8 +400,8 @@ def judge(head, body):
     return record.get("instance") == name and record.get("status") == "READY", fields.get(b"connection") == b"close"
 
 class Client:
-    def __init__(self):
-        self.left, self.sock = reads, None
+    def __init__(self, due):
+        self.left, self.sock, self.due, self.waiting = reads, None, due, False
         self.connect()
 
     def connect(self):
@@ -404,8 +412,9 @@ class Client:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         selector.register(self.sock, selectors.EVENT_READ, self)
 
-    def send(self):
-        self.buffer, self.started = b"", time.perf_counter()
+    def send(self, now):
+        self.buffer, self.waiting = b"", True
+        self.started = self.due if period else now  # paced: from the time it was due
         self.sock.sendall(request)
 
     def answer(self):
@@ -421,15 +430,27 @@ class Client:
                       if k.strip().lower() == b"content-length")
         return judge(head, body[:length]) if len(body) >= length else None
 
-everyone = [Client() for _ in range(clients)]
 cpu, started = time.process_time(), time.perf_counter()
-for client in everyone:
-    client.send()
-running = clients
+everyone = [Client(started + n * period / clients) for n in range(clients)]
+running, sweep = clients, True
 while running:
-    ready = selector.select(timeout=60)
-    if not ready:
-        errors += running  # nothing answered for 60 s
+    if sweep:  # the first requests; paced: every request whose time has come, if its client is free
+        now = time.perf_counter()
+        for client in everyone:
+            if client.left and not client.waiting and client.due <= now:
+                try:
+                    client.send(now)
+                except OSError:
+                    errors += client.left
+                    client.left = 0
+                    running -= 1
+        if not running:
+            break
+    sweep = bool(period)
+    upcoming = [c.due for c in everyone if c.left and not c.waiting] if period else []
+    ready = selector.select(timeout=max(0.0, min(upcoming) - time.perf_counter()) if upcoming else 60)
+    if not ready and not upcoming:
+        errors += sum(c.left for c in everyone)  # nothing answered for 60 s
         break
     for key, _ in ready:
         client = key.data
@@ -443,29 +464,33 @@ while running:
         latencies.append(time.perf_counter() - client.started)
         errors += not ok
         client.left -= 1
+        client.waiting = False
+        client.due += period  # paced: the next one's time; closed: 0, always due
         try:
             if close and client.left:
                 client.connect()
-            if client.left:
-                client.send()
-                continue
+            if client.left and not period:  # closed loop: at once
+                client.send(time.perf_counter())
         except OSError:
             errors += client.left
-        running -= 1
+            client.left = 0
+        if not client.left:
+            running -= 1
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
 print(json.dumps({"latencies": latencies, "errors": errors, "seconds": seconds, "cpu": cpu}))
 """
 
 
-def read_round(url: str) -> tuple[list[float], int, float, float]:
+def read_round(url: str, mode: str = "closed") -> tuple[list[float], int, float, float]:
     """CLIENTS clients, each READS_PER_CLIENT reads on its own kept-alive connection, from a process of their
-    own: (latencies, errors, seconds, the load generator's CPU seconds)."""
+    own, in a closed loop or paced (``paced:RATE``): (latencies, errors, seconds, the load generator's CPU
+    seconds)."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     ran = subprocess.run(
         [sys.executable, "-c", READER, parts.hostname or "", str(parts.port), parts.path, ALICE["X-Ipoc-Local-User"]]
-        + [str(CLIENTS), str(READS_PER_CLIENT)],
+        + [str(CLIENTS), str(READS_PER_CLIENT), mode],
         capture_output=True,
         text=True,
         timeout=600,
@@ -483,29 +508,50 @@ def cpu_seconds(pid: int) -> float:
 
 
 def bench_reads(stacks: dict[str, dict[str, Any]], user: Identity, streamer: Identity) -> dict[str, dict[str, float]]:
-    """GET /instance/<id> on each stack, ROUNDS rounds alternating the stacks (and which goes first); also the CPU
-    time per read of the processes serving the APIs (the stack process or its API workers) and of the local AWS."""
+    """GET /instance/<id> on each stack, ROUNDS rounds alternating the stacks (and which goes first), each round a
+    closed loop, then the same clients paced at PACED_RATE; also the CPU time per read (closed loop) of the
+    processes serving the APIs (the stack process or its API workers) and of the local AWS. One closed round per
+    stack first warms it up, unmeasured."""
     for stack in stacks.values():
         create_ready(stack["url"]["ccfaas"], "bench-reads", user, streamer)
+        # not measured: each API process's first requests make its clients (a boto3 Session, ~0.1 s of CPU each)
+        read_round(f"{stack['url']['ccfaas']}/instance/bench-reads")
     measured: dict[str, dict[str, Any]] = {
-        variant: {"latencies": [], "errors": 0, "seconds": 0.0, "api_cpu": 0.0, "aws_cpu": 0.0, "client_cpu": 0.0}
+        variant: {
+            "latencies": [],
+            "errors": 0,
+            "seconds": 0.0,
+            "api_cpu": 0.0,
+            "aws_cpu": 0.0,
+            "client_cpu": 0.0,
+            "paced": [],
+            "paced_errors": 0,
+            "paced_seconds": 0.0,
+        }
         for variant in stacks
     }
+    loads = []
     for n in range(ROUNDS):
         for variant in list(stacks) if n % 2 == 0 else list(reversed(stacks)):
             state = stacks[variant]["state"]
+            url = f"{stacks[variant]['url']['ccfaas']}/instance/bench-reads"
             api_pids = state.get("api_worker_pids") or [state["pid"]]
             before = sum(map(cpu_seconds, api_pids)), cpu_seconds(state["aws_pid"])
-            latencies, errors, seconds, client_cpu = read_round(
-                f"{stacks[variant]['url']['ccfaas']}/instance/bench-reads"
-            )
-            measured[variant]["client_cpu"] += client_cpu
-            measured[variant]["api_cpu"] += sum(map(cpu_seconds, api_pids)) - before[0]
-            measured[variant]["aws_cpu"] += cpu_seconds(state["aws_pid"]) - before[1]
-            measured[variant]["latencies"] += latencies
-            measured[variant]["errors"] += errors
-            measured[variant]["seconds"] += seconds
+            latencies, errors, seconds, client_cpu = read_round(url)
+            m = measured[variant]
+            m["client_cpu"] += client_cpu
+            m["api_cpu"] += sum(map(cpu_seconds, api_pids)) - before[0]
+            m["aws_cpu"] += cpu_seconds(state["aws_pid"]) - before[1]
+            m["latencies"] += latencies
+            m["errors"] += errors
+            m["seconds"] += seconds
+            latencies, errors, seconds, _ = read_round(url, f"paced:{PACED_RATE:g}")
+            m["paced"] += latencies
+            m["paced_errors"] += errors
+            m["paced_seconds"] += seconds
+            loads.append(os.getloadavg()[0])
     report("FIGURE", "control_plane_read_load_average_1min", os.getloadavg()[0])  # the other work on the machine
+    report("FIGURE", "control_plane_read_load_average_1min_max", max(loads))
     figures_by_variant = {}
     for variant, stack in stacks.items():
         delete(stack["url"]["ccfaas"], "bench-reads")
@@ -515,10 +561,14 @@ def bench_reads(stacks: dict[str, dict[str, Any]], user: Identity, streamer: Ide
             "p50": percentile(m["latencies"], 0.50) * 1000,
             "p99": percentile(m["latencies"], 0.99) * 1000,
             "throughput": len(m["latencies"]) / m["seconds"],
+            "paced_p50": percentile(m["paced"], 0.50) * 1000,
+            "paced_p99": percentile(m["paced"], 0.99) * 1000,
+            "paced_throughput": len(m["paced"]) / m["paced_seconds"],
         }
-        report("FIGURE", f"control_plane_read_p50{label}", figures_by_variant[variant]["p50"], "ms")
-        report("FIGURE", f"control_plane_read_p99{label}", figures_by_variant[variant]["p99"], "ms")
-        report("FIGURE", f"control_plane_read_throughput{label}", figures_by_variant[variant]["throughput"], "req/s")
+        figures = figures_by_variant[variant]
+        report("FIGURE", f"control_plane_read_p50{label}", figures["p50"], "ms")
+        report("FIGURE", f"control_plane_read_p99{label}", figures["p99"], "ms")
+        report("FIGURE", f"control_plane_read_throughput{label}", figures["throughput"], "req/s")
         report("FIGURE", f"control_plane_read_errors{label}", m["errors"], "errors")
         report(
             "FIGURE",
@@ -535,6 +585,11 @@ def bench_reads(stacks: dict[str, dict[str, Any]], user: Identity, streamer: Ide
             m["client_cpu"] / len(m["latencies"]) * 1000,
             "ms/read",
         )
+        paced = f"control_plane_read_paced_{PACED_RATE:g}_per_s"
+        report("FIGURE", f"{paced}_p50{label}", figures["paced_p50"], "ms")
+        report("FIGURE", f"{paced}_p99{label}", figures["paced_p99"], "ms")
+        report("FIGURE", f"{paced}_throughput{label}", figures["paced_throughput"], "req/s")
+        report("FIGURE", f"{paced}_errors{label}", m["paced_errors"], "errors")
     return figures_by_variant
 
 
@@ -698,28 +753,31 @@ def main() -> None:
                 bench_stream(urls, user, streamer)
     if "reads" in parts:
         with ExitStack() as started:
-            stacks = {
+            stacks = {  # now: the default, one API process per core; stack_process: --api-workers 0
                 "now": started.enter_context(local_stack(2, warm_pool=0)),
-                "two_api_workers": started.enter_context(local_stack(2, "--api-workers", "2", warm_pool=0)),
+                "stack_process": started.enter_context(local_stack(2, "--api-workers", "0", warm_pool=0)),
             }
-            if "before" in trees:
+            if "before" in trees:  # the baseline's default (the stack process) and its --api-workers 2
                 stacks["before"] = started.enter_context(local_stack(2, warm_pool=0, tree=trees["before"]))
+                stacks["before_two_api_workers"] = started.enter_context(
+                    local_stack(2, "--api-workers", "2", warm_pool=0, tree=trees["before"])
+                )
             for stack in stacks.values():
                 register_echo(stack["url"]["ccfaas"])
             reads = bench_reads(stacks, user, streamer)
         report(
             "RATIO",
-            "control_plane_read_throughput_two_api_workers_over_stack_process",
-            reads["two_api_workers"]["throughput"] / reads["now"]["throughput"],
+            "control_plane_read_throughput_now_over_stack_process",
+            reads["now"]["throughput"] / reads["stack_process"]["throughput"],
         )
         if "before" in reads:
-            best = max(("now", "two_api_workers"), key=lambda variant: reads[variant]["throughput"])
+            best = max(("before", "before_two_api_workers"), key=lambda variant: reads[variant]["throughput"])
             report(
                 "RATIO",
-                "control_plane_read_throughput_now_over_before",
-                reads[best]["throughput"] / reads["before"]["throughput"],
+                "control_plane_read_throughput_now_over_best_before",
+                reads["now"]["throughput"] / reads[best]["throughput"],
             )
-            report("RATIO", "control_plane_read_p99_before_over_now", reads["before"]["p99"] / reads[best]["p99"])
+            report("RATIO", "control_plane_read_p99_best_before_over_now", reads[best]["p99"] / reads["now"]["p99"])
     if "restart" in parts:
         started_up = bench_restart(trees)
         if "before" in started_up:

@@ -4,20 +4,34 @@ Requests become REST API proxy events (``local.apigw``); ``GET /openapi.json``
 returns the API's OpenAPI document. API Gateway's limits hold here as in AWS:
 a body over 10 MB is refused with 413, and a handler that has not answered
 within the 29 s integration timeout gets the caller a 504 (the handler runs on,
-as a Lambda does). Each connection (kept alive) has a thread, which runs the
-handler of each of its requests itself.
+as a Lambda does).
+
+One thread per process reads every connection (kept alive, non-blocking, a
+selector) until a request is whole, then hands it to a small pool of handler
+threads in arrival order; the handler's thread answers on the connection and
+gives it back. A thread per connection (``http.server``) had 50 threads
+contending for one GIL under 50 clients, which served them unfairly (long
+tails) and parsed each head with the email parser. A handler that runs long
+(an instance create waiting for READY, a stream) does not hold the others up:
+past :data:`SLOW` the pool starts another thread in its place.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import http
 import json
 import logging
+import mmap
 import os
+import selectors
+import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from email.message import Message
+from typing import Any, cast
 
 from local.apigw import INTEGRATION_TIMEOUT, MAX_PAYLOAD, IdentityRefused, build_event, response_parts, take_user
 from local.context import LocalLambdaContext
@@ -27,118 +41,351 @@ log = logging.getLogger(__name__)
 
 _DRAIN_LIMIT = 8 * MAX_PAYLOAD  # an oversized body up to this is read and dropped; beyond, the connection is closed
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-READ_TIMEOUT = 30.0  # seconds a connection may sit silent mid-request (a body shorter than its Content-Length)
+READ_TIMEOUT = 30.0  # seconds a request may take to arrive, and an idle kept-alive connection may stay silent
+WORKERS = 4  # handler threads per process kept ready; more start while some run past SLOW
+SLOW = 0.25  # seconds after which a running handler no longer counts as one of the ready WORKERS
+MAX_WORKERS = 64
+MAX_HEAD = 65536  # bytes of request line and headers (http.server's line limit)
+MAX_HEADERS = 100  # http.server's limit
+_PHRASES = {status.value: status.phrase for status in http.HTTPStatus}
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    server: ApiServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Request:
+    """One whole request, or the error answer the reader already decided on (``error``)."""
 
-    @property
-    def timeout(self) -> float:  # type: ignore[override]  # socketserver applies it to the connection's socket
-        return self.server.read_timeout
+    __slots__ = ("method", "target", "version", "headers", "body", "close", "error", "line")
 
-    def _handle(self) -> None:
-        if self.command == "GET" and self.path.split("?")[0] == "/openapi.json":
-            self._send(200, {"Content-Type": "application/json"}, json.dumps(self.server.openapi(), indent=2).encode())
-            return
-        if "Transfer-Encoding" in self.headers:  # bodies are framed by Content-Length only: no second framing
-            self.close_connection = True  # to disagree on (request smuggling); what follows is not read
-            self._send_error(
-                400, "ValidationError", "Transfer-Encoding bodies are not supported: send a Content-Length"
+    def __init__(self, method: str, target: str, version: str, headers: list[tuple[str, str]], close: bool) -> None:
+        self.method, self.target, self.version, self.headers, self.close = method, target, version, headers, close
+        self.line = f"{method} {target} {version}"
+        self.body = b""
+        self.error: tuple[int, str, str] | None = None
+
+
+class _Malformed(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _parse_head(head: bytes) -> _Request:
+    """The request line and headers (without the blank line), as http.server reads them, stricter where
+    framing is at stake: a folded or nameless header line is refused, not guessed at."""
+    lines = head.split(b"\r\n")
+    if len(lines) - 1 > MAX_HEADERS:
+        raise _Malformed(431, "Too many headers")
+    words = lines[0].decode("latin-1").split()
+    if len(words) != 3 or not words[2].startswith("HTTP/"):
+        raise _Malformed(400, f"Bad request syntax ({lines[0][:80]!r})")
+    method, target, version = words
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        raise _Malformed(505, f"Invalid HTTP version ({version[:20]})")
+    headers: list[tuple[str, str]] = []
+    connection = ""
+    for raw in lines[1:]:
+        name, colon, value = raw.partition(b":")
+        if not colon or not name or name != name.strip() or b" " in name or b"\t" in name:
+            raise _Malformed(400, "Malformed header line")
+        text = name.decode("latin-1"), value.lstrip(b" \t").decode("latin-1")
+        headers.append(text)
+        if text[0].lower() == "connection":
+            connection = text[1].lower()
+    close = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
+    return _Request(method, target, version, headers, close)
+
+
+def _header(request: _Request, name: str) -> list[str]:
+    lowered = name.lower()
+    return [value for key, value in request.headers if key.lower() == lowered]
+
+
+class _Connection:
+    """A client's connection: read by the loop until a request is whole, then owned by one handler thread."""
+
+    def __init__(self, server: ApiServer, sock: socket.socket, address: Any) -> None:
+        self.server, self.sock, self.address = server, sock, address
+        self.buffer = bytearray()
+        self.request: _Request | None = None  # its head is in, its body is still coming
+        self.length = 0  # of the body coming (or being drained)
+        self.draining = False  # an oversized body read and dropped before the 413
+        self.deadline = time.monotonic() + server.read_timeout
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def readable(self) -> _Request | None:
+        """Read what arrived; the next whole request, if there is one now. Raises OSError when it closed."""
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionResetError("closed by the client")
+        if self.draining:
+            self.length -= len(chunk)
+        else:
+            self.buffer += chunk
+        return self.next_request()
+
+    def next_request(self) -> _Request | None:
+        """The next whole request in the buffer, or an error answer for a request that cannot be served."""
+        if self.draining:
+            return self.request if self.length <= 0 else None
+        if self.request is None:
+            while self.buffer.startswith(b"\r\n"):  # blank lines before a request are ignored (RFC 9112 2.2)
+                del self.buffer[:2]
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > MAX_HEAD:
+                    return self._refused(431, "RequestHeaderFieldsTooLarge", "the request head is too large")
+                return None
+            try:
+                request = _parse_head(bytes(self.buffer[:end]))
+            except _Malformed as malformed:
+                return self._refused(malformed.status, "ValidationError", malformed.message)
+            del self.buffer[: end + 4]
+            self.deadline = time.monotonic() + self.server.read_timeout  # the body has this long to arrive
+            framing = self._framing(request)
+            if framing is not None:
+                return framing
+            self.request = request
+        request = self.request
+        if len(self.buffer) < self.length:
+            return None
+        request.body, self.buffer[: self.length] = bytes(self.buffer[: self.length]), b""
+        self.request, self.length = None, 0
+        return request
+
+    def _framing(self, request: _Request) -> _Request | None:
+        """Decide how the body is framed; an error answer when it cannot be read safely."""
+        if _header(request, "Transfer-Encoding"):  # bodies are framed by Content-Length only: no second framing
+            return self._refused(  # to disagree on (request smuggling); what follows is not read
+                400, "ValidationError", "Transfer-Encoding bodies are not supported: send a Content-Length", request
             )
-            return
-        length = declared_length(self.headers)
-        if length is None:
-            self.close_connection = True
-            raw_length = (self.headers.get("Content-Length") or "").strip()
-            self._send_error(
-                400, "ValidationError", f"Content-Length must be a whole number of bytes, got {raw_length[:40]!r}"
+        lengths = _header(request, "Content-Length")
+        length = declared_length(cast(Message, {"Content-Length": lengths[0]} if lengths else {}))
+        if length is None or len({value.strip() for value in lengths}) > 1:
+            raw = lengths[0].strip() if lengths else ""
+            return self._refused(
+                400, "ValidationError", f"Content-Length must be a whole number of bytes, got {raw[:40]!r}", request
             )
-            return
+        if length and request.version == "HTTP/1.1" and len(self.buffer) < length:
+            if any(value.strip(" \t").lower() == "100-continue" for value in _header(request, "Expect")):
+                self.send_interim()
         if length > MAX_PAYLOAD:
-            self.close_connection = True
-            if length <= _DRAIN_LIMIT:  # read what the client sends first, so it sees the answer, not a reset
-                while length > 0:
-                    length -= len(self.rfile.read(min(length, 1 << 16)) or b"\0" * length)
-            self._send_error(
-                413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD} bytes (as API Gateway)"
+            refused = self._refused(
+                413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD} bytes (as API Gateway)", request
             )
-            return
-        body = self._read_body(length)
-        if len(body) < length:  # the client announced more than it sent, then went quiet (or hung up)
-            self.close_connection = True
-            self._send_error(
-                408,
-                "RequestTimeout",
-                f"the body ended after {len(body)} of the {length} bytes its "
-                f"Content-Length announced (bodies must arrive within {self.server.read_timeout:g} s)",
-            )
-            return
-        try:
-            user, headers = take_user(self.headers.items())
-        except IdentityRefused as refused:
-            self._send_error(refused.status, refused.code, refused.message)
-            return
-        event = build_event(
-            self.command, self.path, headers=headers, body=body, user=user, source_ip=self.client_address[0]
-        )
-        reply = _Reply(self, time.monotonic() + self.server.integration_timeout)
-        _watchdog().watch(reply)
-        try:  # on this connection's thread: no hand-off to another thread and back for every request
-            result, failed = self.server.handler(event, LocalLambdaContext(function_name=self.server.name)), False
-        except Exception:
-            log.exception("%s handler raised", self.server.name)
-            result, failed = {}, True
-        finally:
-            _watchdog().forget(reply)
-        if failed:  # a handler that raises is a 502 from API Gateway too
-            reply.error(502, "BadGateway", "the Lambda handler failed; see the local stack's log")
-            return
-        reply.send(*response_parts(result))
+            if length > _DRAIN_LIMIT:
+                return refused
+            # read what the client sends first, so it sees the answer, not a reset
+            self.draining, self.request, self.length = True, refused, length - len(self.buffer)
+            self.buffer.clear()
+            return refused if self.length <= 0 else None
+        self.length = length
+        return None
 
-    def _read_body(self, length: int) -> bytes:
-        """Up to ``length`` bytes, all within one read timeout (a trickle cannot hold the thread longer)."""
-        body = bytearray()
-        deadline = time.monotonic() + self.server.read_timeout
+    def _refused(self, status: int, code: str, message: str, request: _Request | None = None) -> _Request:
+        refused = request or _Request("-", "-", "HTTP/1.1", [], True)
+        refused.error, refused.close = (status, code, message), True
+        self.draining = False
+        return refused
+
+    def timed_out(self) -> _Request | None:
+        """Past the read deadline: the 408 for a body that did not all come, or None (just close)."""
+        request = self.request
+        if request is None or self.draining:
+            return None
+        got = len(self.buffer)
+        return self._refused(
+            408,
+            "RequestTimeout",
+            f"the body ended after {got} of the {self.length} bytes its "
+            f"Content-Length announced (bodies must arrive within {self.server.read_timeout:g} s)",
+            request,
+        )
+
+    def send_interim(self) -> None:
         try:
-            while len(body) < length:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self.connection.settimeout(remaining)
-                chunk = self.rfile.read1(length - len(body))
-                if not chunk:
-                    break
-                body += chunk
-        except (TimeoutError, ConnectionError):
+            self.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        except OSError:
             pass
-        finally:
-            self.connection.settimeout(self.server.read_timeout)
-        return bytes(body)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815
+    def send(self, status: int, headers: dict[str, str], data: bytes, close: bool, line: str) -> None:
+        """The answer, head and body in one write (from the thread that owns the connection)."""
+        head = [f"HTTP/1.1 {status} {_PHRASES.get(status, '')}", f"Date: {_date()}"]
+        head += [f"{key}: {value}" for key, value in headers.items() if key.lower() not in _FRAMING_HEADERS]
+        head.append(f"Content-Length: {len(data)}")
+        if close:
+            head.append("Connection: close")
+        self.sock.sendall("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + data)
+        self.server.access.note(line, status)
 
-    def _send_error(self, status: int, code: str, message: str) -> None:
-        self._send(
-            status, {"Content-Type": "application/json"}, json.dumps({"error": code, "message": message}).encode()
-        )
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.server.balance is not None:
+            self.server.balance.add(-1)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
-    def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            if key.lower() not in ("content-length", "connection"):
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        # The head and the body in one write (http.server writes them apart: two system calls a reply)
-        self._headers_buffer.append(b"\r\n" + data)  # type: ignore[attr-defined]  # http.server's own, untyped
-        self.flush_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        log.info("%s %s", self.server.name, format % args)
+_FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"})
+_dates: tuple[int, str] = (0, "")
+
+
+def _date() -> str:
+    """The Date header's value, made once a second."""
+    global _dates
+    now = int(time.time())
+    if _dates[0] != now:
+        _dates = (now, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)))
+    return _dates[1]
+
+
+class _Balance:
+    """How many connections each API process sharing a listening socket holds, in memory they share (made
+    before the fork; each process writes only its own count). A process takes a connection only while it
+    holds no more than the others (one more at most): accepting whoever woke first had split 50 clients
+    10/40 between two processes, and the clients of the busier one waited four times as long."""
+
+    SLACK = 1
+    PAUSE = 0.002  # seconds a process that holds more leaves the listening socket alone
+    PATIENCE = 0.02  # seconds a waiting connection is left to the others before this process takes it anyway
+
+    def __init__(self, processes: int) -> None:
+        self._memory = mmap.mmap(-1, 8 * processes)  # anonymous and shared: the forked processes see one
+        self.counts = memoryview(self._memory).cast("q")
+        self.me = 0
+        self._lock = threading.Lock()  # this process's threads change its count: the loop's and the handlers'
+        self._declined_since = self._declined_last = 0.0  # when this process began and last left one waiting
+
+    def may_accept(self) -> bool:
+        """Whether to take a waiting connection now; False: leave it to the others for a moment. A process
+        that stops accepting (stuck or dead) leaves its count behind: past PATIENCE, this one takes it."""
+        if self.counts[self.me] <= min(self.counts) + self.SLACK:
+            return True
+        now = time.monotonic()
+        if now - self._declined_last > 5 * self.PAUSE:  # a connection waiting since: the last one was taken
+            self._declined_since = now
+        self._declined_last = now
+        return now - self._declined_since > self.PATIENCE
+
+    def add(self, change: int) -> None:
+        with self._lock:
+            self.counts[self.me] += change
+
+
+class _AccessLog:
+    """The access log's lines (``ccfaas "GET /instance/x HTTP/1.1" 200 -``), made by the thread that answered and
+    written by the loop's thread every :meth:`ApiServer._check_interval`: handler threads logging each line
+    themselves contended for the log handler's lock and its write (~0.2 ms of CPU per read under 50 clients)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._pending: collections.deque[logging.LogRecord] = collections.deque()
+
+    def note(self, line: str, status: int) -> None:
+        if log.isEnabledFor(logging.INFO):  # the record's time is now: the line says when the answer left
+            self._pending.append(
+                log.makeRecord(log.name, logging.INFO, __file__, 0, '%s "%s" %s -', (self.name, line, status), None)
+            )
+
+    def flush(self) -> None:
+        """Hand the pending lines to the log's handlers, as ``Logger.handle`` would; a plain StreamHandler (the
+        stack's log) gets them in one write."""
+        records = []
+        while self._pending:
+            records.append(self._pending.popleft())
+        records = [record for record in records if log.filter(record)]
+        if not records or log.disabled:
+            return
+        logger: logging.Logger | None = log
+        while logger is not None:
+            for handler in logger.handlers:
+                if type(handler).emit is not logging.StreamHandler.emit:
+                    for record in records:
+                        if record.levelno >= handler.level:
+                            handler.handle(record)
+                    continue
+                stream = cast(logging.StreamHandler[Any], handler)
+                chosen = [r for r in records if r.levelno >= handler.level and handler.filter(r)]
+                lines = [stream.format(r) + stream.terminator for r in chosen]
+                if lines:
+                    with handler.lock or contextlib.nullcontext():
+                        try:
+                            stream.stream.write("".join(lines))
+                            stream.flush()
+                        except Exception:  # as Handler.handleError: a log that cannot be written stops nothing
+                            handler.handleError(records[0])
+            logger = logger.parent if logger.propagate else None
+
+
+class _Pool:
+    """Handler threads taking whole requests in arrival order. :data:`WORKERS` are kept ready: a thread whose
+    handler has run past :data:`SLOW` no longer counts, and another starts (up to :data:`MAX_WORKERS`)."""
+
+    def __init__(self, server: ApiServer) -> None:
+        self.server = server
+        self._work: collections.deque[tuple[_Connection, _Request]] = collections.deque()
+        self._ready = threading.Condition(threading.Lock())
+        self._idle = 0
+        self._busy_since: dict[int, float] = {}  # thread ident -> when its current request started
+        self._threads = 0
+        self._stopped = False
+
+    def put(self, connection: _Connection, request: _Request) -> None:
+        with self._ready:
+            self._work.append((connection, request))
+            if self._idle:
+                self._idle -= 1  # that thread is no longer idle from now: the next request wakes another
+                self._ready.notify()
+            elif self._threads < MAX_WORKERS and self._threads - self._slow() < WORKERS:
+                self._start()
+
+    def check(self) -> None:
+        """Start a thread if work waits while every thread is slow (the loop calls this periodically)."""
+        with self._ready:
+            if self._work and not self._idle and self._threads < MAX_WORKERS and self._threads - self._slow() < WORKERS:
+                self._start()
+
+    def stop(self) -> None:
+        with self._ready:
+            self._stopped = True
+            self._ready.notify_all()
+
+    def _slow(self) -> int:
+        limit = time.monotonic() - SLOW
+        return sum(1 for since in self._busy_since.values() if since < limit)
+
+    def _start(self) -> None:
+        self._threads += 1
+        threading.Thread(target=self._run, daemon=True, name=f"{self.server.name}-handler").start()
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while True:
+            with self._ready:
+                while not self._work and not self._stopped:
+                    if self._idle >= WORKERS:  # enough threads wait already: this one ends
+                        self._threads -= 1
+                        return
+                    self._idle += 1
+                    self._ready.wait()  # put() took it off the idle count when it woke this thread
+                if self._stopped:
+                    self._threads -= 1
+                    return
+                connection, request = self._work.popleft()
+                self._busy_since[me] = time.monotonic()
+            try:
+                self.server.serve(connection, request)
+            except Exception:
+                log.exception("%s: serving a request failed", self.server.name)
+                connection.close()
+            finally:
+                with self._ready:
+                    self._busy_since.pop(me, None)
 
 
 class _Reply:
@@ -146,8 +393,9 @@ class _Reply:
     passes (the handler runs on, as a Lambda does; what it returns then is dropped, and the connection closes,
     since its thread is the handler's until then)."""
 
-    def __init__(self, request: _RequestHandler, deadline: float) -> None:
-        self.request, self.deadline = request, deadline
+    def __init__(self, connection: _Connection, request: _Request, deadline: float) -> None:
+        self.connection, self.request, self.deadline = connection, request, deadline
+        self.close = request.close  # after this answer: a late handler's connection closes too
         self._lock = threading.Lock()
         self._sent = False
 
@@ -156,9 +404,8 @@ class _Reply:
             if self._sent:
                 return False
             self._sent = True
-            if close:
-                self.request.close_connection = True
-            self.request._send(status, headers, data)
+            self.close = self.close or close
+            self.connection.send(status, headers, data, self.close, self.request.line)
             return True
 
     def error(self, status: int, code: str, message: str, *, close: bool = False) -> bool:
@@ -166,7 +413,7 @@ class _Reply:
         return self.send(status, {"Content-Type": "application/json"}, body, close=close)
 
     def time_out(self) -> None:
-        timeout = self.request.server.integration_timeout
+        timeout = self.connection.server.integration_timeout
         try:
             self.error(
                 504,
@@ -232,10 +479,9 @@ def _watchdog() -> _Watchdog:
     return watchdog
 
 
-class ApiServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # socketserver's default of 5 resets bursts of clients
-    allow_reuse_address = True
+class ApiServer:
+    """One API on ``host:port``: :meth:`start` serves it from this process (a forked API worker calls it on the
+    socket its parent bound: several processes then share the listening socket)."""
 
     def __init__(
         self,
@@ -252,13 +498,219 @@ class ApiServer(ThreadingHTTPServer):
         self.handler = handler
         self.openapi = openapi
         self.integration_timeout = integration_timeout
-        super().__init__((host, port), _RequestHandler)
-        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name=name)
+        self.socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.socket.bind((host, port))
+            self.socket.listen(128)  # a burst of clients connecting at once is queued, not reset
+        except OSError:
+            self.socket.close()
+            raise
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+        self._stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.access = _AccessLog(name)
+        self.balance: _Balance | None = None
+
+    def share_among(self, processes: int) -> None:
+        """Before forking ``processes`` processes that will serve this socket: they share its connections evenly."""
+        self.balance = _Balance(processes)
+
+    def serve_as(self, index: int) -> None:
+        """In the forked process ``index`` (of :meth:`share_among`'s): start serving."""
+        if self.balance is not None:
+            self.balance.me = index
+        self.start()
 
     def start(self) -> None:
+        self._pool = _Pool(self)
+        self._selector = selectors.DefaultSelector()
+        self._waker, self._wake_end = socket.socketpair()
+        self._waker.setblocking(False)
+        self._wake_end.setblocking(False)
+        self._returned: collections.deque[_Connection] = collections.deque()
+        self._connections: set[_Connection] = set()
+        self.thread = threading.Thread(target=self._serve, daemon=True, name=self.name)
         self.thread.start()
 
     def stop(self) -> None:
-        self.shutdown()
+        self._stop.set()
+        if self.thread is not None:
+            self._wake()
+            self.thread.join(10)
+            self._pool.stop()
         self.server_close()
-        self.thread.join(10)
+
+    def server_close(self) -> None:
+        self.socket.close()
+
+    # -- the loop: reads connections until a request is whole ----------------------------------------------
+
+    def _serve(self) -> None:
+        selector = self._selector
+        selector.register(self.socket, selectors.EVENT_READ, None)
+        selector.register(self._wake_end, selectors.EVENT_READ, self._wake_end)
+        next_check = time.monotonic() + self._check_interval()
+        self._accept_paused_until = 0.0
+        try:
+            while not self._stop.is_set():
+                timeout = self._check_interval()
+                if self._accept_paused_until:
+                    timeout = max(0.0, min(timeout, self._accept_paused_until - time.monotonic()))
+                for key, _ in selector.select(timeout):
+                    if key.data is None:
+                        self._accept()
+                    elif key.data is self._wake_end:
+                        self._take_back()
+                    else:
+                        self._read(key.data)
+                now = time.monotonic()
+                if self._accept_paused_until and now >= self._accept_paused_until:
+                    self._accept_paused_until = 0.0
+                    selector.register(self.socket, selectors.EVENT_READ, None)
+                if now >= next_check:
+                    next_check = now + self._check_interval()
+                    self._expire(now)
+                    self._pool.check()
+                    self.access.flush()
+        finally:
+            self.access.flush()
+            for connection in list(self._connections):
+                connection.close()
+            selector.close()
+            self._waker.close()
+            self._wake_end.close()
+
+    def _check_interval(self) -> float:
+        return min(0.1, self.read_timeout / 8)
+
+    def _accept(self) -> None:
+        if self.balance is not None and not self.balance.may_accept():  # another process holds fewer: its turn
+            self._selector.unregister(self.socket)
+            self._accept_paused_until = time.monotonic() + self.balance.PAUSE
+            return
+        try:
+            sock, address = self.socket.accept()
+        except (BlockingIOError, InterruptedError):  # another process took it
+            return
+        except OSError:
+            if self._stop.is_set():
+                return
+            raise
+        if self.balance is not None:
+            self.balance.add(1)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = _Connection(self, sock, address)
+        self._connections.add(connection)
+        self._selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _read(self, connection: _Connection) -> None:
+        try:
+            request = connection.readable()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(connection)
+            return
+        if request is not None:
+            self._hand_over(connection, request)
+
+    def _hand_over(self, connection: _Connection, request: _Request) -> None:
+        self._selector.unregister(connection.sock)
+        self._connections.discard(connection)
+        self._pool.put(connection, request)
+
+    def _drop(self, connection: _Connection) -> None:
+        self._selector.unregister(connection.sock)
+        self._connections.discard(connection)
+        connection.close()
+
+    def _expire(self, now: float) -> None:
+        for connection in [c for c in self._connections if c.deadline <= now]:
+            late = connection.timed_out()
+            if late is None:
+                self._drop(connection)
+            else:
+                self._hand_over(connection, late)
+
+    def _wake(self) -> None:
+        try:
+            self._waker.send(b"\0")
+        except (BlockingIOError, OSError):  # already woken (a full buffer) or stopped
+            pass
+
+    def _take_back(self) -> None:
+        try:
+            while self._wake_end.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        while self._returned:
+            connection = self._returned.popleft()
+            if self._stop.is_set():
+                connection.close()
+                continue
+            connection.deadline = time.monotonic() + self.read_timeout
+            self._connections.add(connection)
+            self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+
+    # -- a handler thread: answers, then gives the connection back --------------------------------------------
+
+    def serve(self, connection: _Connection, request: _Request | None) -> None:
+        """Answer ``request`` and any whole request already behind it, then give the connection to the loop."""
+        connection.sock.settimeout(self.read_timeout)  # a client that does not read its answer is dropped
+        try:
+            while request is not None:
+                closing = self._answer(connection, request)
+                if closing or connection.closed:
+                    connection.close()
+                    return
+                request = connection.next_request()
+            connection.sock.setblocking(False)
+        except OSError:
+            connection.close()
+            return
+        self._returned.append(connection)
+        self._wake()
+
+    def _answer(self, connection: _Connection, request: _Request) -> bool:
+        """Answer one request; True when the connection closes after it."""
+        if request.error is not None:
+            status, code, message = request.error
+            body = json.dumps({"error": code, "message": message}).encode()
+            connection.send(status, {"Content-Type": "application/json"}, body, True, request.line)
+            return True
+        if request.method == "GET" and request.target.split("?")[0] == "/openapi.json":
+            document = json.dumps(self.openapi(), indent=2).encode()
+            connection.send(200, {"Content-Type": "application/json"}, document, request.close, request.line)
+            return request.close
+        try:
+            user, headers = take_user(request.headers)
+        except IdentityRefused as refused:
+            body = json.dumps({"error": refused.code, "message": refused.message}).encode()
+            connection.send(refused.status, {"Content-Type": "application/json"}, body, request.close, request.line)
+            return request.close
+        event = build_event(
+            request.method,
+            request.target,
+            headers=headers,
+            body=request.body,
+            user=user,
+            source_ip=connection.address[0],
+        )
+        reply = _Reply(connection, request, time.monotonic() + self.integration_timeout)
+        _watchdog().watch(reply)
+        try:  # on this thread: the handler's answer is written here, no hand-off back to another thread
+            result, failed = self.handler(event, LocalLambdaContext(function_name=self.name)), False
+        except Exception:
+            log.exception("%s handler raised", self.name)
+            result, failed = {}, True
+        finally:
+            _watchdog().forget(reply)
+        if failed:  # a handler that raises is a 502 from API Gateway too
+            reply.error(502, "BadGateway", "the Lambda handler failed; see the local stack's log")
+        else:
+            reply.send(*response_parts(result))
+        return reply.close

@@ -27,6 +27,7 @@ execution did not survive (``local.reconcile``).
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import io
@@ -209,7 +210,12 @@ class DurableState:
         directory = self.tables_dir / table_name
         directory.mkdir(exist_ok=True)
         item = backend.get_item(table_name, key)
-        data = None if item is None else json.dumps({"key": key, "item": item.to_json()["Attributes"]}).encode()
+        # binary values are bytes in moto's item: kept as DynamoDB JSON has them (base64), which restoring takes
+        data = (
+            None
+            if item is None
+            else json.dumps({"key": key, "item": item.to_json()["Attributes"]}, default=_b64).encode()
+        )
         return directory / f"{_digest(key)}.json", next(self._sequence), data
 
     def write_item(self, path: Path, sequence: int, data: bytes | None) -> None:
@@ -559,3 +565,9 @@ def _read_object(path: Path, backend: Any, bucket: Any) -> Any:
     key.set_metadata(dict(header.get("metadata") or {}), replace=True)
     key.last_modified = _dt.datetime.fromisoformat(header["last_modified"])
     return key
+
+
+def _b64(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")

@@ -63,10 +63,9 @@ def _port_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 )
 @click.option(
     "--api-workers",
-    default=0,
-    show_default=True,
+    default=None,
     type=click.IntRange(0, 64),
-    help="Processes serving the APIs (0: the stack process itself).",
+    help="Processes serving the APIs (0: the stack process itself)  [default: one per core, 0 on one core]",
 )
 @click.option(
     "--fresh",
@@ -84,7 +83,7 @@ def up(
     aws_port: int,
     runtime_ports: tuple[int, int],
     reaper_interval: float,
-    api_workers: int,
+    api_workers: int | None,
     fresh: bool,
 ) -> None:
     """Start the local stack; it runs until Ctrl-C, SIGTERM or `ipoc local down`.

@@ -1,7 +1,8 @@
 """Reads reflect every acknowledged write on the real local AWS, under concurrency.
 
 The control plane's reads take a lean path at both ends (``lambdas.shared.aws.get_item`` in the API
-process; ``local.moto_patches.direct_dynamodb`` answering plain GetItems in the local AWS). Here the real
+process, sent over ``local.dynamodb_transport``'s kept sockets; ``local.moto_patches.direct_dynamodb``
+answering plain GetItems in the local AWS). Here the real
 local AWS (``python -m local.aws_server``, with its durable state) serves writers that each update their own
 record and at once read it back through the stores the handlers use, while readers follow every record: a
 read never misses the write acknowledged before it, and never goes back to an older version.
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from lambdas.shared import aws
 from lambdas.shared.stores import InstanceStore
+from local.dynamodb_transport import install_for_handlers
 from local.stack import TABLE_NAMES
 from tests.functional.local.test_local_state import local_aws
 
@@ -30,6 +32,8 @@ def test_every_read_sees_the_last_acknowledged_write(tmp_path: Path, monkeypatch
             "AWS_DEFAULT_REGION": "us-east-1",
         }.items():
             monkeypatch.setenv(name, value)
+        monkeypatch.setattr(aws, "session", aws.session)  # restored after the test
+        install_for_handlers()  # the API processes' reads go over the local transport, as here
         aws.reset()
         try:
             store = InstanceStore(TABLE_NAMES["instances"])

@@ -124,3 +124,38 @@ def test_the_lean_request_goes_where_boto3s_goes(table, monkeypatch):
     accounted.get_item(Key={"instance_id": "where"}, ConsistentRead=True)
     assert len(urls) == 2 and urls[0] == urls[1], urls
     assert urls[1].startswith("https://123456789012.ddb.")  # the oracle: where boto3 went
+
+
+@pytest.mark.parametrize("token", [None, "session token/with+odd=chars"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://dynamodb.us-east-1.amazonaws.com/",
+        "https://123456789012.ddb.us-east-1.amazonaws.com/",
+        "http://127.0.0.1:5055/",
+        "http://LocalHost:80/",
+        "https://[::1]:8443/",
+    ],
+)
+def test_the_lean_signature_is_botocores_own(table, monkeypatch, url, token):
+    """The oracle is botocore's SigV4Auth and AWSRequest.prepare on the same request at the same instant:
+    the prepared request must be the same, header for header, byte for byte (two days apart, so a signing
+    key kept from one day is not used on the next)."""
+    import datetime
+
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    lean = aws._GetItem.of(table.meta.client)
+    credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    monkeypatch.setattr(lean, "credentials", credentials)
+    body = b'{"TableName": "records", "Key": {"instance_id": {"S": "x"}}, "ConsistentRead": true}'
+    for now in (datetime.datetime(2026, 11, 29, 23, 59, 58), datetime.datetime(2026, 11, 30, 0, 0, 1)):
+        monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda now=now: now)
+        request = AWSRequest("POST", url, data=body, headers=dict(lean._HEADERS))
+        botocore.auth.SigV4Auth(credentials, "dynamodb", REGION).add_auth(request)
+        want = request.prepare()
+        got = lean.signed(url, body)
+        assert (got.method, got.url, got.body, got.stream_output) == (want.method, want.url, want.body, False)
+        assert list(got.headers.items()) == list(want.headers.items())

@@ -7,6 +7,7 @@ The oracle is moto's server app itself, fed the same requests from the same star
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from typing import Any
@@ -194,3 +195,75 @@ def test_other_requests_reach_moto_servers_app(moto_app):
         "DynamoDB_20120810.ListTables",
         "/",
     ]
+
+
+def test_the_local_aws_answers_over_http_as_moto_servers_app(moto_app, monkeypatch):
+    """The local AWS's HTTP server answers plain GetItems itself (``aws_server.keep_alive_server``: no
+    http.server parsing, no WSGI app) and everything else through the app: over a real kept-alive connection,
+    every answer is moto's server app's own (status, headers but the request id and date, body)."""
+    import socket
+    import threading
+
+    from local import aws_server
+
+    want = answers(moto_app)
+    reached_app: list[str] = []
+    original = moto_patches.direct_dynamodb
+
+    def spied(app: Any) -> Any:
+        direct = original(app)
+
+        def spy(environ: dict[str, Any], start_response: Any) -> Any:
+            data = environ["wsgi.input"].read()
+            reached_app.append(json.loads(data or b"{}").get("TableName", "?"))
+            environ["wsgi.input"] = io.BytesIO(data)
+            return direct(environ, start_response)
+
+        return spy
+
+    monkeypatch.setattr(moto_patches, "direct_dynamodb", spied)
+    with mock_aws():
+        from moto.dynamodb.models import dynamodb_backends
+
+        backend = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        for spec, name in ((INSTANCES, "records"), (FUNCTIONS, "versions")):
+            create_table(backend, spec, name)
+        server = aws_server.keep_alive_server("127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        got = []
+        try:
+            with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as sock:
+                for operation, body, _ in REQUESTS:
+                    data = json.dumps(body).encode()
+                    sock.sendall(
+                        (
+                            "POST / HTTP/1.1\r\nHost: 127.0.0.1:5055\r\n"
+                            f"X-Amz-Target: DynamoDB_20120810.{operation}\r\n"
+                            f"Content-Type: application/x-amz-json-1.0\r\n"
+                            f"Authorization: {AUTH.format(service='dynamodb')}\r\nContent-Length: {len(data)}\r\n\r\n"
+                        ).encode()
+                        + data
+                    )
+                    got.append(_http_answer(sock))
+        finally:
+            server.shutdown()
+            server.server_close()
+    for (operation, body, _), mine, theirs in zip(REQUESTS, got, want, strict=True):
+        assert mine == theirs, (operation, body)
+    through_app = [body.get("TableName") for operation, body, by_handler in REQUESTS if by_handler]
+    assert reached_app == through_app  # the plain GetItems were answered before the app
+
+
+def _http_answer(sock: Any) -> tuple[str, dict[str, str], bytes]:
+    """One answer off a kept-alive connection, as ``answers`` gives them."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = [line.split(": ", 1) for line in lines[1:]]
+    headers = {k.lower(): v for k, v in fields if k.lower() not in ("x-amzn-requestid", "date")}
+    while len(body) < int(headers["content-length"]):
+        body += sock.recv(65536)
+    assert re.fullmatch("[A-Za-z0-9]{52}", dict((k.lower(), v) for k, v in fields)["x-amzn-requestid"])
+    return lines[0].split(" ", 1)[1], headers, body
