@@ -648,8 +648,16 @@ class ApiServer:
                 return
             if error.errno not in _ACCEPT_PRESSURE:
                 raise
-            # out of descriptors or memory: the waiting connections stay queued until some close
-            log.warning("%s: cannot accept (%s); pausing %g s", self.name, error.strerror, ACCEPT_PAUSE)
+            # out of descriptors or memory: the longest idle kept-alive connections make room (their clients
+            # reconnect), the waiting ones stay queued meanwhile
+            shed = self._shed_idle()
+            log.warning(
+                "%s: cannot accept (%s); closed %d idle connections, pausing %g s",
+                self.name,
+                error.strerror,
+                shed,
+                ACCEPT_PAUSE,
+            )
             self._pause_accepting(ACCEPT_PAUSE)
             return
         if self.balance is not None:
@@ -670,6 +678,15 @@ class ApiServer:
             return
         if request is not None:
             self._hand_over(connection, request)
+
+    def _shed_idle(self) -> int:
+        """Close a quarter of the idle kept-alive connections (nothing of a request read, no answer pending),
+        those idle longest first; how many closed."""
+        idle = [c for c in self._connections if c.request is None and not c.buffer and not c.output]
+        idle.sort(key=lambda connection: connection.deadline)
+        for connection in idle[: max(1, len(idle) // 4)]:
+            self._drop(connection)
+        return min(len(idle), max(1, len(idle) // 4))
 
     def _write(self, connection: _Connection) -> None:
         """Write what is left of an answer; once written, read (or hand over) the next request."""
