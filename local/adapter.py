@@ -8,8 +8,10 @@ as a Lambda does).
 
 One thread per process reads every connection (kept alive, non-blocking, a
 selector) until a request is whole, then hands it to a small pool of handler
-threads in arrival order; the handler's thread answers on the connection and
-gives it back. A thread per connection (``http.server``) had 50 threads
+threads in arrival order (at most :data:`MAX_QUEUED` wait: past that, 503); the
+handler's thread writes the answer without blocking and gives the connection
+back, the selector thread writing what the client has not taken yet (a client
+that does not read holds no handler thread). A thread per connection (``http.server``) had 50 threads
 contending for one GIL under 50 clients, which served them unfairly (long
 tails) and parsed each head with the email parser. A handler that runs long
 (an instance create waiting for READY, a stream) does not hold the others up:
@@ -421,8 +423,8 @@ class _Pool:
 class _Reply:
     """A request's one answer: its handler's, or the 504 the watchdog sends once the integration timeout
     passes, counted from when the request was whole (a request still queued for a handler thread gets its 504
-    in time too; the handler runs on, as a Lambda does; what it returns then is dropped, and the connection closes,
-    since its thread is the handler's until then)."""
+    in time too). The handler runs on, as a Lambda does; what it returns then is dropped, and the connection
+    closes, since its thread is the handler's until then."""
 
     def __init__(self, connection: _Connection, request: _Request, deadline: float) -> None:
         self.connection, self.request, self.deadline = connection, request, deadline
