@@ -662,10 +662,14 @@ class ApiServer:
             )
             self._pause_accepting(ACCEPT_PAUSE)
             return
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # reset already
+            sock.close()
+            return
         if self.balance is not None:
             self.balance.add(1)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection = _Connection(self, sock, address)
         self._connections.add(connection)
         self._selector.register(sock, selectors.EVENT_READ, connection)
