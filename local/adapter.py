@@ -8,8 +8,10 @@ as a Lambda does).
 
 One thread per process reads every connection (kept alive, non-blocking, a
 selector) until a request is whole, then hands it to a small pool of handler
-threads in arrival order; the handler's thread answers on the connection and
-gives it back. A thread per connection (``http.server``) had 50 threads
+threads in arrival order (at most :data:`MAX_QUEUED` wait: past that, 503); the
+handler's thread writes the answer without blocking and gives the connection
+back, the selector thread writing what the client has not taken yet (a client
+that does not read holds no handler thread). A thread per connection (``http.server``) had 50 threads
 contending for one GIL under 50 clients, which served them unfairly (long
 tails) and parsed each head with the email parser. A handler that runs long
 (an instance create waiting for READY, a stream) does not hold the others up:
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import http
 import json
 import logging
@@ -45,6 +48,9 @@ READ_TIMEOUT = 30.0  # seconds a request may take to arrive, and an idle kept-al
 WORKERS = 4  # handler threads per process kept ready; more start while some run past SLOW
 SLOW = 0.25  # seconds after which a running handler no longer counts as one of the ready WORKERS
 MAX_WORKERS = 64
+MAX_QUEUED = 256  # whole requests waiting for a handler thread; past this a request is answered 503 at once
+ACCEPT_PAUSE = 0.1  # seconds the process stops accepting when the system is out of descriptors or buffers
+_ACCEPT_PRESSURE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 MAX_HEAD = 65536  # bytes of request line and headers (http.server's line limit)
 MAX_HEADERS = 100  # http.server's limit
 _PHRASES = {status.value: status.phrase for status in http.HTTPStatus}
@@ -71,6 +77,8 @@ class _Malformed(Exception):
 def _parse_head(head: bytes) -> _Request:
     """The request line and headers (without the blank line), as http.server reads them, stricter where
     framing is at stake: a folded or nameless header line is refused, not guessed at."""
+    if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\r\n"):
+        raise _Malformed(400, "Bare LF or CR in the request head: lines end with CRLF")  # RFC 9112 2.2
     lines = head.split(b"\r\n")
     if len(lines) - 1 > MAX_HEADERS:
         raise _Malformed(431, "Too many headers")
@@ -99,6 +107,10 @@ def _header(request: _Request, name: str) -> list[str]:
     return [value for key, value in request.headers if key.lower() == lowered]
 
 
+def _expects_continue(request: _Request) -> bool:
+    return any(value.strip(" \t").lower() == "100-continue" for value in _header(request, "Expect"))
+
+
 class _Connection:
     """A client's connection: read by the loop until a request is whole, then owned by one handler thread."""
 
@@ -110,6 +122,9 @@ class _Connection:
         self.draining = False  # an oversized body read and dropped before the 413
         self.deadline = time.monotonic() + server.read_timeout
         self.closed = False
+        self.output = b""  # of an answer the socket did not take at once: the loop writes it (from ``sent``)
+        self.sent = 0
+        self.close_after = False  # the connection closes once ``output`` is written
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -134,6 +149,8 @@ class _Connection:
                 del self.buffer[:2]
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
+                if b"\n\n" in self.buffer or b"\n\r\n" in self.buffer:  # a head ended by bare LFs: not waited for
+                    return self._refused(400, "ValidationError", "Bare LF in the request head: lines end with CRLF")
                 if len(self.buffer) > MAX_HEAD:
                     return self._refused(431, "RequestHeaderFieldsTooLarge", "the request head is too large")
                 return None
@@ -167,19 +184,18 @@ class _Connection:
             return self._refused(
                 400, "ValidationError", f"Content-Length must be a whole number of bytes, got {raw[:40]!r}", request
             )
-        if length and request.version == "HTTP/1.1" and len(self.buffer) < length:
-            if any(value.strip(" \t").lower() == "100-continue" for value in _header(request, "Expect")):
-                self.send_interim()
-        if length > MAX_PAYLOAD:
+        if length > MAX_PAYLOAD:  # decided before any 100 Continue: the client is not invited to send it
             refused = self._refused(
                 413, "PayloadTooLarge", f"request bodies are limited to {MAX_PAYLOAD} bytes (as API Gateway)", request
             )
-            if length > _DRAIN_LIMIT:
+            if length > _DRAIN_LIMIT or _expects_continue(request):  # (that client sends no body now)
                 return refused
             # read what the client sends first, so it sees the answer, not a reset
             self.draining, self.request, self.length = True, refused, length - len(self.buffer)
             self.buffer.clear()
             return refused if self.length <= 0 else None
+        if length and request.version == "HTTP/1.1" and len(self.buffer) < length and _expects_continue(request):
+            self.send_interim()
         self.length = length
         return None
 
@@ -209,15 +225,27 @@ class _Connection:
         except OSError:
             pass
 
-    def send(self, status: int, headers: dict[str, str], data: bytes, close: bool, line: str) -> None:
-        """The answer, head and body in one write (from the thread that owns the connection)."""
+    def send(self, status: int, headers: dict[str, str], data: bytes, close: bool, line: str, head_only: bool) -> None:
+        """The answer, head and body in one non-blocking write (from the thread that owns the connection); what
+        the socket does not take is left in ``output`` for the loop: a client that does not read its answers
+        holds no handler thread. ``head_only``: a HEAD's answer (its Content-Length as a GET's), or a status
+        that has no content (RFC 9110 6.4.1): bytes after it would be read as the next answer."""
         head = [f"HTTP/1.1 {status} {_PHRASES.get(status, '')}", f"Date: {_date()}"]
         head += [f"{key}: {value}" for key, value in headers.items() if key.lower() not in _FRAMING_HEADERS]
-        head.append(f"Content-Length: {len(data)}")
+        if status >= 200 and status != 204:
+            head.append(f"Content-Length: {len(data)}")
         if close:
             head.append("Connection: close")
-        self.sock.sendall("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + data)
+        answer = "\r\n".join(head).encode("latin-1") + b"\r\n\r\n"
+        if not (head_only or status < 200 or status in (204, 304)):
+            answer += data
         self.server.access.note(line, status)
+        try:
+            sent = self.sock.send(answer)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(answer):
+            self.output, self.sent = answer, sent
 
     def close(self) -> None:
         if self.closed:
@@ -328,21 +356,25 @@ class _Pool:
 
     def __init__(self, server: ApiServer) -> None:
         self.server = server
-        self._work: collections.deque[tuple[_Connection, _Request]] = collections.deque()
+        self._work: collections.deque[_Reply] = collections.deque()
         self._ready = threading.Condition(threading.Lock())
         self._idle = 0
         self._busy_since: dict[int, float] = {}  # thread ident -> when its current request started
         self._threads = 0
         self._stopped = False
 
-    def put(self, connection: _Connection, request: _Request) -> None:
+    def put(self, reply: _Reply) -> bool:
+        """Queue a whole request for a handler thread; False when :data:`MAX_QUEUED` wait already."""
         with self._ready:
-            self._work.append((connection, request))
+            if len(self._work) >= MAX_QUEUED:
+                return False
+            self._work.append(reply)
             if self._idle:
                 self._idle -= 1  # that thread is no longer idle from now: the next request wakes another
                 self._ready.notify()
             elif self._threads < MAX_WORKERS and self._threads - self._slow() < WORKERS:
                 self._start()
+            return True
 
     def check(self) -> None:
         """Start a thread if work waits while every thread is slow (the loop calls this periodically)."""
@@ -376,13 +408,13 @@ class _Pool:
                 if self._stopped:
                     self._threads -= 1
                     return
-                connection, request = self._work.popleft()
+                reply = self._work.popleft()
                 self._busy_since[me] = time.monotonic()
             try:
-                self.server.serve(connection, request)
+                self.server.serve(reply)
             except Exception:
                 log.exception("%s: serving a request failed", self.server.name)
-                connection.close()
+                reply.connection.close()
             finally:
                 with self._ready:
                     self._busy_since.pop(me, None)
@@ -390,22 +422,24 @@ class _Pool:
 
 class _Reply:
     """A request's one answer: its handler's, or the 504 the watchdog sends once the integration timeout
-    passes (the handler runs on, as a Lambda does; what it returns then is dropped, and the connection closes,
-    since its thread is the handler's until then)."""
+    passes, counted from when the request was whole (a request still queued for a handler thread gets its 504
+    in time too). The handler runs on, as a Lambda does; what it returns then is dropped, and the connection
+    closes, since its thread is the handler's until then."""
 
     def __init__(self, connection: _Connection, request: _Request, deadline: float) -> None:
         self.connection, self.request, self.deadline = connection, request, deadline
         self.close = request.close  # after this answer: a late handler's connection closes too
         self._lock = threading.Lock()
-        self._sent = False
+        self.sent = False
 
     def send(self, status: int, headers: dict[str, str], data: bytes, *, close: bool = False) -> bool:
         with self._lock:
-            if self._sent:
+            if self.sent:
                 return False
-            self._sent = True
+            self.sent = True
             self.close = self.close or close
-            self.connection.send(status, headers, data, self.close, self.request.line)
+            request = self.request
+            self.connection.send(status, headers, data, self.close, request.line, request.method == "HEAD")
             return True
 
     def error(self, status: int, code: str, message: str, *, close: bool = False) -> bool:
@@ -558,22 +592,34 @@ class ApiServer:
                 timeout = self._check_interval()
                 if self._accept_paused_until:
                     timeout = max(0.0, min(timeout, self._accept_paused_until - time.monotonic()))
-                for key, _ in selector.select(timeout):
-                    if key.data is None:
-                        self._accept()
-                    elif key.data is self._wake_end:
-                        self._take_back()
-                    else:
-                        self._read(key.data)
+                for key, events in selector.select(timeout):
+                    try:
+                        if key.data is None:
+                            self._accept()
+                        elif key.data is self._wake_end:
+                            self._take_back()
+                        elif events & selectors.EVENT_WRITE:
+                            self._write(key.data)
+                        else:
+                            self._read(key.data)
+                    except Exception:  # one connection's trouble (or accept's) ends neither the loop nor the others
+                        log.exception("%s: serving a connection failed", self.name)
+                        if key.data is None:
+                            self._pause_accepting(ACCEPT_PAUSE)
+                        elif key.data is not self._wake_end:
+                            self._drop(key.data)
                 now = time.monotonic()
                 if self._accept_paused_until and now >= self._accept_paused_until:
                     self._accept_paused_until = 0.0
                     selector.register(self.socket, selectors.EVENT_READ, None)
                 if now >= next_check:
                     next_check = now + self._check_interval()
-                    self._expire(now)
-                    self._pool.check()
-                    self.access.flush()
+                    try:
+                        self._expire(now)
+                        self._pool.check()
+                        self.access.flush()
+                    except Exception:
+                        log.exception("%s: the periodic check failed", self.name)
         finally:
             self.access.flush()
             for connection in list(self._connections):
@@ -585,23 +631,45 @@ class ApiServer:
     def _check_interval(self) -> float:
         return min(0.1, self.read_timeout / 8)
 
+    def _pause_accepting(self, seconds: float) -> None:
+        """Leave the listening socket alone for ``seconds`` (the loop registers it again)."""
+        if not self._accept_paused_until:
+            self._selector.unregister(self.socket)
+        self._accept_paused_until = time.monotonic() + seconds
+
     def _accept(self) -> None:
         if self.balance is not None and not self.balance.may_accept():  # another process holds fewer: its turn
-            self._selector.unregister(self.socket)
-            self._accept_paused_until = time.monotonic() + self.balance.PAUSE
+            self._pause_accepting(self.balance.PAUSE)
             return
         try:
             sock, address = self.socket.accept()
-        except (BlockingIOError, InterruptedError):  # another process took it
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):  # taken by another process, or gone
             return
-        except OSError:
+        except OSError as error:
             if self._stop.is_set():
                 return
-            raise
+            if error.errno not in _ACCEPT_PRESSURE:
+                raise
+            # out of descriptors or memory: the longest idle kept-alive connections make room (their clients
+            # reconnect), the waiting ones stay queued meanwhile
+            shed = self._shed_idle()
+            log.warning(
+                "%s: cannot accept (%s); closed %d idle connections, pausing %g s",
+                self.name,
+                error.strerror,
+                shed,
+                ACCEPT_PAUSE,
+            )
+            self._pause_accepting(ACCEPT_PAUSE)
+            return
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # reset already
+            sock.close()
+            return
         if self.balance is not None:
             self.balance.add(1)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection = _Connection(self, sock, address)
         self._connections.add(connection)
         self._selector.register(sock, selectors.EVENT_READ, connection)
@@ -617,13 +685,73 @@ class ApiServer:
         if request is not None:
             self._hand_over(connection, request)
 
+    def _shed_idle(self) -> int:
+        """Close a quarter of the idle kept-alive connections (nothing of a request read, no answer pending),
+        those idle longest first; how many closed."""
+        idle = [c for c in self._connections if c.request is None and not c.buffer and not c.output]
+        idle.sort(key=lambda connection: connection.deadline)
+        for connection in idle[: max(1, len(idle) // 4)]:
+            self._drop(connection)
+        return min(len(idle), max(1, len(idle) // 4))
+
+    def _write(self, connection: _Connection) -> None:
+        """Write what is left of an answer; once written, read (or hand over) the next request."""
+        try:
+            connection.sent += connection.sock.send(memoryview(connection.output)[connection.sent :])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(connection)
+            return
+        if connection.sent < len(connection.output):
+            return
+        connection.output, connection.sent = b"", 0
+        if connection.close_after:
+            self._drop(connection)
+            return
+        connection.deadline = time.monotonic() + self.read_timeout
+        request = connection.next_request()
+        if request is not None:
+            self._hand_over(connection, request)
+        else:
+            self._selector.modify(connection.sock, selectors.EVENT_READ, connection)
+
+    def _reply(self, connection: _Connection, request: _Request) -> _Reply:
+        """The request's answer-to-be; its integration timeout runs from now (the request is whole)."""
+        reply = _Reply(connection, request, time.monotonic() + self.integration_timeout)
+        _watchdog().watch(reply)
+        return reply
+
     def _hand_over(self, connection: _Connection, request: _Request) -> None:
         self._selector.unregister(connection.sock)
         self._connections.discard(connection)
-        self._pool.put(connection, request)
+        reply = self._reply(connection, request)
+        if self._pool.put(reply):
+            return
+        _watchdog().forget(reply)
+        reply.error(
+            503,
+            "ServiceUnavailable",
+            f"{MAX_QUEUED} requests are waiting for a handler already: try again shortly",
+            close=True,
+        )
+        self._give_back(connection, closing=True)
+
+    def _give_back(self, connection: _Connection, closing: bool) -> None:
+        """After an answer (from any thread): close the connection, or have the loop write the rest of the answer
+        and read the next request."""
+        if connection.closed:
+            return
+        if closing and not connection.output:
+            connection.close()
+            return
+        connection.close_after = closing
+        self._returned.append(connection)
+        self._wake()
 
     def _drop(self, connection: _Connection) -> None:
-        self._selector.unregister(connection.sock)
+        with contextlib.suppress(KeyError, ValueError):  # not registered (handed over, or its socket closed)
+            self._selector.unregister(connection.sock)
         self._connections.discard(connection)
         connection.close()
 
@@ -652,63 +780,70 @@ class ApiServer:
             if self._stop.is_set():
                 connection.close()
                 continue
-            connection.deadline = time.monotonic() + self.read_timeout
+            connection.deadline = time.monotonic() + self.read_timeout  # to read its next request, or take its answer
             self._connections.add(connection)
-            self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+            events = selectors.EVENT_WRITE if connection.output else selectors.EVENT_READ
+            try:
+                self._selector.register(connection.sock, events, connection)
+            except (KeyError, ValueError, OSError):
+                log.exception("%s: taking a connection back failed", self.name)
+                self._drop(connection)
 
     # -- a handler thread: answers, then gives the connection back --------------------------------------------
 
-    def serve(self, connection: _Connection, request: _Request | None) -> None:
-        """Answer ``request`` and any whole request already behind it, then give the connection to the loop."""
-        connection.sock.settimeout(self.read_timeout)  # a client that does not read its answer is dropped
+    def serve(self, reply: _Reply) -> None:
+        """Answer ``reply``'s request and any whole request already behind it, then give the connection back to the
+        loop (with the rest of an answer the client has not taken yet). Never waits on the client's socket."""
+        connection = reply.connection
         try:
-            while request is not None:
-                closing = self._answer(connection, request)
-                if closing or connection.closed:
-                    connection.close()
-                    return
+            while True:
+                closing = self._answer(reply)
+                if closing or connection.output or connection.closed:
+                    break
                 request = connection.next_request()
-            connection.sock.setblocking(False)
+                if request is None:
+                    break
+                reply = self._reply(connection, request)
         except OSError:
             connection.close()
             return
-        self._returned.append(connection)
-        self._wake()
+        self._give_back(connection, closing)
 
-    def _answer(self, connection: _Connection, request: _Request) -> bool:
+    def _answer(self, reply: _Reply) -> bool:
         """Answer one request; True when the connection closes after it."""
-        if request.error is not None:
-            status, code, message = request.error
-            body = json.dumps({"error": code, "message": message}).encode()
-            connection.send(status, {"Content-Type": "application/json"}, body, True, request.line)
+        try:
+            return self._respond(reply)
+        finally:
+            _watchdog().forget(reply)
+
+    def _respond(self, reply: _Reply) -> bool:
+        request = reply.request
+        if reply.sent:  # its 504 went while it waited for a handler thread
             return True
-        if request.method == "GET" and request.target.split("?")[0] == "/openapi.json":
-            document = json.dumps(self.openapi(), indent=2).encode()
-            connection.send(200, {"Content-Type": "application/json"}, document, request.close, request.line)
-            return request.close
+        if request.error is not None:
+            reply.error(*request.error, close=True)
+            return True
+        if request.method in ("GET", "HEAD") and request.target.split("?")[0] == "/openapi.json":
+            reply.send(200, {"Content-Type": "application/json"}, json.dumps(self.openapi(), indent=2).encode())
+            return reply.close
         try:
             user, headers = take_user(request.headers)
         except IdentityRefused as refused:
-            body = json.dumps({"error": refused.code, "message": refused.message}).encode()
-            connection.send(refused.status, {"Content-Type": "application/json"}, body, request.close, request.line)
-            return request.close
+            reply.error(refused.status, refused.code, refused.message)
+            return reply.close
         event = build_event(
             request.method,
             request.target,
             headers=headers,
             body=request.body,
             user=user,
-            source_ip=connection.address[0],
+            source_ip=reply.connection.address[0],
         )
-        reply = _Reply(connection, request, time.monotonic() + self.integration_timeout)
-        _watchdog().watch(reply)
         try:  # on this thread: the handler's answer is written here, no hand-off back to another thread
             result, failed = self.handler(event, LocalLambdaContext(function_name=self.name)), False
         except Exception:
             log.exception("%s handler raised", self.name)
             result, failed = {}, True
-        finally:
-            _watchdog().forget(reply)
         if failed:  # a handler that raises is a 502 from API Gateway too
             reply.error(502, "BadGateway", "the Lambda handler failed; see the local stack's log")
         else:

@@ -15,9 +15,10 @@ BODY_TIMEOUT = 60.0  # seconds a connection may stay silent in the middle of a r
 
 
 def declared_length(headers: Message) -> int | None:
-    """The Content-Length as a non-negative integer (0 when absent); None when malformed or negative."""
+    """The Content-Length as a non-negative integer (0 when absent); None when malformed, negative or absurd
+    (over 18 digits: int() raises past 4300, and no body here comes near 10**18 bytes)."""
     raw = (headers.get("Content-Length") or "0").strip()
-    return int(raw) if raw.isascii() and raw.isdigit() else None
+    return int(raw) if len(raw) <= 18 and raw.isascii() and raw.isdigit() else None
 
 
 def read_body(connection: socket.socket, rfile: io.BufferedIOBase, length: int, timeout: float) -> bytes | None:
