@@ -127,13 +127,18 @@ def test_decoder_refuses_oversized_messages():
 
 @given(st.lists(st.binary(max_size=300), max_size=8), st.randoms())
 def test_decoder_reassembles_any_split(payloads, rnd: random.Random):
-    stream = b"".join(frame(p) for p in payloads)
-    cuts = sorted(rnd.randint(0, len(stream)) for _ in range(rnd.randint(0, 6)))
     decoder = FrameDecoder()
     out: list[bytes] = []
-    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
-        out += decoder.feed(stream[start:end])
+    for piece in _framed_in_random_pieces(payloads, rnd):
+        out += decoder.feed(piece)
     assert out == payloads
+
+
+def _framed_in_random_pieces(payloads: list[bytes], rnd: random.Random) -> list[bytes]:
+    """The payloads framed one after the other, cut at up to six random places (as a socket may deliver them)."""
+    stream = b"".join(frame(p) for p in payloads)
+    cuts = sorted(rnd.randint(0, len(stream)) for _ in range(rnd.randint(0, 6)))
+    return [stream[start:end] for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
 
 
 def test_post_bodies_stay_under_the_limit():
@@ -236,12 +241,9 @@ def test_other_layouts_read_as_protobuf_reads_them(raw):
 
 @given(st.lists(st.binary(max_size=300), max_size=8), st.randoms())
 def test_decoder_pieces_join_to_the_messages(payloads, rnd: random.Random):
-    stream = b"".join(frame(p) for p in payloads)
-    cuts = sorted(rnd.randint(0, len(stream)) for _ in range(rnd.randint(0, 6)))
     decoder = FrameDecoder()
     out: list[bytes] = []
-    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
-        piece = stream[start:end]
+    for piece in _framed_in_random_pieces(payloads, rnd):
         for message in decoder.feed_pieces(memoryview(piece) if rnd.random() < 0.5 else piece):
             assert message  # never an empty list, even for an empty message
             out.append(b"".join(message))
