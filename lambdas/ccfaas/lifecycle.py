@@ -80,7 +80,7 @@ class Lifecycle:
 
     def compose(self, state: ExecutionState) -> dict[str, Any]:
         """The VaaS policy: function + user policy + program-load identity (with file_hashes), for Allocate."""
-        record = self.registry.version(state.function, state.version)
+        record = self.registry.of_instance(state.function, state.version)
         function = dict(record.policy)
         if state.stream:
             # The workflow streams as the program-load identity: grant it write on the target's directory.
@@ -156,7 +156,7 @@ class Lifecycle:
         return {"provisioned": self._provision(state), **self.mark_ready(state)}
 
     def _provision(self, state: ExecutionState) -> list[str]:
-        record = self.registry.version(state.function, state.version)
+        record = self.registry.of_instance(state.function, state.version)
         artifacts = ArtifactStore()
         identity = program_load_identity()
         loaded = []

@@ -131,6 +131,18 @@ class Registry:
             raise NotFound(f"function {name!r} has no version {version}")
         return record
 
+    def of_instance(self, name: str, version: int | None) -> FunctionRecord:
+        """The exact version an instance was created with, for its workflow (``None``, a state written before
+        versions: the latest). A deletion's mark does not hide it: the instance's record exists, so that deletion
+        finds it and is refused (a refused deletion's mark, held for a moment, used to fail the instances it was
+        refused for)."""
+        if version is None:
+            return self.get(name)
+        record = self.functions.get_version(name, int(version))
+        if record is None:
+            raise NotFound(f"version {version} of function {name!r} is not registered")
+        return record
+
     def versions(self, name: str) -> list[FunctionRecord]:
         versions = [v for v in self.functions.versions(name) if not v.deleting]
         if not versions:
