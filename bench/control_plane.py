@@ -24,6 +24,7 @@ names, and RATIO lines of now over before.
     make bench            (or: .venv/bin/python bench/control_plane.py)
     .venv/bin/python bench/control_plane.py --only reads,restart --baseline db00024
     .venv/bin/python bench/control_plane.py --only instances --baseline 3159fe1
+    .venv/bin/python bench/control_plane.py --only reads --api-workers 3
 
 Prints ``RATIO``/``FIGURE`` lines and writes build/bench/control_plane.json.
 """
@@ -722,6 +723,12 @@ def main() -> None:
         metavar="REV",
         help="also run the creates, reads and starts on this git revision's stack (_before)",
     )
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        metavar="N",
+        help="also run the reads on a stack of N API processes (_api_workers_N), alternating with the default",
+    )
     args = parser.parse_args()
     parts = set(args.only.split(","))
     if not ECHO_WASM.exists():
@@ -757,6 +764,10 @@ def main() -> None:
                 "now": started.enter_context(local_stack(2, warm_pool=0)),
                 "stack_process": started.enter_context(local_stack(2, "--api-workers", "0", warm_pool=0)),
             }
+            if args.api_workers is not None:  # more processes than cores: do they absorb the GIL and I/O waits?
+                stacks[f"api_workers_{args.api_workers}"] = started.enter_context(
+                    local_stack(2, "--api-workers", str(args.api_workers), warm_pool=0)
+                )
             if "before" in trees:  # the baseline's default (the stack process) and its --api-workers 2
                 stacks["before"] = started.enter_context(local_stack(2, warm_pool=0, tree=trees["before"]))
                 stacks["before_two_api_workers"] = started.enter_context(
