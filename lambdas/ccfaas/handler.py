@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.ccfaas.routes import files, functions, instances
 from lambdas.ccfaas.services import CcfaasServices
-from lambdas.shared.api import make_resolver
+from lambdas.shared.api import capture_lambda_handler, make_resolver
 
 logger = Logger()
 tracer = Tracer()
@@ -21,7 +21,7 @@ app.include_router(instances.router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+@capture_lambda_handler(tracer)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     app.append_context(services=CcfaasServices.current())  # built once per process, not per route
     return app.resolve(event, context)

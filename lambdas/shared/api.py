@@ -4,10 +4,12 @@ the resolver itself."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
@@ -21,6 +23,29 @@ def make_resolver(logger: Logger) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(strip_prefixes=None)
     install_error_handlers(app, logger)
     return app
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def capture_lambda_handler(tracer: Tracer) -> Callable[[Handler], Handler]:
+    """``@tracer.capture_lambda_handler``, bypassed while ``tracer.disabled`` (POWERTOOLS_TRACE_DISABLED, or
+    outside Lambda: the local stack). A disabled Tracer records nothing, yet its wrapper still builds and
+    annotates X-Ray dummy segments: ~15 µs of a control-plane read's ~0.1 ms in the handler. Checked per call,
+    as the Tracer's own methods check it; where tracing is on, the handler runs inside Powertools' wrapper."""
+
+    def decorate(handler: Handler) -> Handler:
+        traced = tracer.capture_lambda_handler(handler)
+
+        @functools.wraps(handler)
+        def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            if tracer.disabled:
+                return handler(event, context)
+            return traced(event, context)
+
+        return run
+
+    return decorate
 
 
 def raw_body(event: Any) -> bytes:
