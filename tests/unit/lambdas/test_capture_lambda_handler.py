@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools import Tracer
-from aws_xray_sdk import global_sdk_config
-from aws_xray_sdk.core import xray_recorder
+from aws_xray_sdk import global_sdk_config  # type: ignore[import-untyped]  # no stubs
+from aws_xray_sdk.core import xray_recorder  # type: ignore[import-untyped]  # no stubs
 
 from lambdas.shared.api import capture_lambda_handler
 
