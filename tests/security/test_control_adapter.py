@@ -289,7 +289,9 @@ def test_processes_sharing_the_socket_share_its_connections_evenly():
         connections = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
         pids = _served_by(port, connections)
         assert set(pids) == set(workers)
-        assert all(9 <= pids.count(pid) <= 11 for pid in workers), pids
+        # 10/10 when both are scheduled promptly; a process the machine's load keeps off the CPU for 20 ms lets
+        # the other take a connection meanwhile (by design), so a loaded run may end 8/12. Unbalanced was 4/16.
+        assert all(7 <= pids.count(pid) <= 13 for pid in workers), pids
         os.kill(workers[0], signal.SIGSTOP)
         try:
             more = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(6)]
