@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.ccfaas.execution import ExecutionState
 from lambdas.ccfaas.lifecycle import Lifecycle
+from lambdas.shared.api import capture_lambda_handler
 
 logger = Logger()
 tracer = Tracer()
@@ -66,7 +67,7 @@ ACTIONS: dict[str, Action] = {
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@capture_lambda_handler(tracer)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = TaskEvent.parse(event)
     logger.append_keys(instance_id=task.state.instance_id, action=task.action)

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.shared.api import make_resolver
+from lambdas.shared.api import capture_lambda_handler, make_resolver
 from lambdas.vaas.routes import veracruz
 from lambdas.vaas.services import VaasServices
 
@@ -19,7 +19,7 @@ app.include_router(veracruz.router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+@capture_lambda_handler(tracer)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     app.append_context(services=VaasServices.current())  # built once per process, not per route
     return app.resolve(event, context)
