@@ -43,15 +43,15 @@ class VaaS:
     def create(self, vaas_policy: Any) -> dict[str, Any]:
         schemas.validate("vaas", vaas_policy)
         setup = self.backend.runtime_setup()
-        self._complete(vaas_policy, setup, self.port_min)  # refuse a bad policy before taking a slot
+        # Refuse a bad policy before taking a slot; the completion is kept for the first slot, the one usually free.
+        replies = {str(self.port_min): self._complete(vaas_policy, setup, self.port_min)}
         allocation = uuid.uuid4().hex
         candidates = [str(port) for port in range(self.port_min, self.port_max + 1)]
-        replies: dict[str, dict[str, Any]] = {}
 
         def starting(slot: str) -> dict[str, Any]:
             """The slot's item as it is taken: already STARTING, with the policy completed for its port (one
             durable write where taking, then naming the runtime, were two)."""
-            reply = replies[slot] = self._complete(vaas_policy, setup, int(slot))
+            reply = replies.get(slot) or replies.setdefault(slot, self._complete(vaas_policy, setup, int(slot)))
             return {
                 "state": STARTING,
                 "instance_hash": reply["instance_hash"],
