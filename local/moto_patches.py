@@ -188,7 +188,11 @@ def fast_dynamodb_reads() -> None:
             and result.keys() <= _PLAIN_READ_KEYS
             and not settings.PRETTIFY_RESPONSES
         ):
-            return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(result, default=_base64)
+            return (
+                200,
+                {"Content-Type": "application/x-amz-json-1.0"},
+                json.dumps(result, default=dynamodb_json_default),
+            )
         return original(self, context)
 
     mark(execute_result, "_ipoc_fast")
@@ -333,10 +337,11 @@ def _plain_get_item(body: bytes, access_key: str, region: str) -> str | None:
     except Exception:  # noqa: BLE001  # moto's handler answers it, with moto's error
         return None
     result = {"Item": item.describe_attrs(attributes=None)["Item"]} if item else {}
-    return json.dumps(dynamo_to_dict(result), default=_base64)
+    return json.dumps(dynamo_to_dict(result), default=dynamodb_json_default)
 
 
-def _base64(value: Any) -> str:
+def dynamodb_json_default(value: Any) -> str:
+    """``json.dumps``'s default for DynamoDB JSON: binary values travel as base64."""
     if isinstance(value, (bytes, bytearray)):
         return base64.b64encode(value).decode()
     raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")

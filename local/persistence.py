@@ -27,7 +27,6 @@ execution did not survive (``local.reconcile``).
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import io
@@ -41,6 +40,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from local.moto_patches import dynamodb_json_default
 from local.patching import mark
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class DurableState:
         data = (
             None
             if item is None
-            else json.dumps({"key": key, "item": item.to_json()["Attributes"]}, default=_b64).encode()
+            else json.dumps({"key": key, "item": item.to_json()["Attributes"]}, default=dynamodb_json_default).encode()
         )
         return directory / f"{_digest(key)}.json", next(self._sequence), data
 
@@ -565,9 +565,3 @@ def _read_object(path: Path, backend: Any, bucket: Any) -> Any:
     key.set_metadata(dict(header.get("metadata") or {}), replace=True)
     key.last_modified = _dt.datetime.fromisoformat(header["last_modified"])
     return key
-
-
-def _b64(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode()
-    raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
