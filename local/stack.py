@@ -131,7 +131,10 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
-        self.start_cost = {"seconds": round(time.perf_counter() - started, 3), "cpu_seconds": _cpu_seconds()}
+        self.start_cost = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "cpu_seconds": round(time.process_time(), 3),
+        }
         description = self.describe()
         tmp = config.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(description, indent=2))
@@ -454,12 +457,6 @@ def default_api_workers() -> int:
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
     return cores if cores > 1 else 0
-
-
-def _cpu_seconds() -> float:
-    """This process's CPU time (user and system; a forked process's starts at 0)."""
-    times = os.times()
-    return round(times.user + times.system, 3)
 
 
 def _fork_worker(servers: list[Any], index: int) -> int:
