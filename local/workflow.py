@@ -168,11 +168,10 @@ def register(
     function_name: str = TASKS_FUNCTION,
     state_machine_name: str = STATE_MACHINE,
     role_arn: str | None = None,
-    warm: bool = False,
 ) -> str:
     """Create the role (unless given), the task function and the state machine; return the state machine's ARN.
-    The IAM tests pass the synthesized names and the state machine's role. ``warm``: this process runs the
-    executions (the local AWS); start :func:`warm_up`."""
+    The IAM tests pass the synthesized names and the state machine's role. The local AWS, which runs the
+    executions, starts :func:`warm_up` itself once it is ready."""
     from local import lambda_runner
 
     lambda_runner.install()
@@ -196,6 +195,4 @@ def register(
     )
     text = definition({"TasksFunctionArn": function["FunctionArn"]})
     machine = sfn.create_state_machine(name=state_machine_name, roleArn=role_arn, definition=text)
-    if warm:
-        warm_up(text)
     return machine["stateMachineArn"]
