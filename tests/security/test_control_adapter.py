@@ -22,6 +22,7 @@ import requests
 
 from local.adapter import ApiServer
 from local.apigw import LOCAL_ADMIN, USER_HEADER, principal_arn
+from tests.support.sockets import received
 from tests.support.waiting import free_port, wait_until
 
 
@@ -52,13 +53,13 @@ def _exchange(api: ApiServer, request: bytes) -> tuple[int, dict[str, Any]]:
         sock.sendall(request)
         data = b""
         while b"\r\n\r\n" not in data:
-            data += sock.recv(65536)
+            data += received(sock)
         head, _, body = data.partition(b"\r\n\r\n")
         length = int(
             next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
         )
         while len(body) < length:
-            body += sock.recv(65536)
+            body += received(sock)
     return int(head.split()[1]), json.loads(body)
 
 
@@ -214,7 +215,7 @@ def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(serv
         sock.sendall(b"{}")
         reply = b""
         while b'"body"' not in reply:
-            reply += sock.recv(65536)
+            reply += received(sock)
     assert reply.startswith(b"HTTP/1.1 200 ")
 
 
@@ -267,7 +268,7 @@ def _served_by(port: int, connections: list[socket.socket]) -> list[int]:
         sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
         data = b""
         while not data.endswith(b"}"):
-            data += sock.recv(65536)
+            data += received(sock)
         pids.append(json.loads(data.partition(b"\r\n\r\n")[2])["pid"])
     return pids
 

@@ -22,6 +22,7 @@ import pytest
 from local import adapter
 from local.adapter import ApiServer
 from runtime.http_body import declared_length
+from tests.support.sockets import received
 from tests.support.waiting import free_port, wait_until
 
 _DOC = {"paths": {f"/p{i}": {"get": {"description": "x" * 200}} for i in range(500)}}  # ~130 KB of OpenAPI
@@ -210,7 +211,7 @@ def test_large_pipelined_answers_arrive_whole_to_a_slow_reader(server):
         wait_until(lambda: _writing(server), timeout=10, what="an answer left to the loop")
         data = b""
         while data.count(b"HTTP/1.1 200 ") < 41 or not data.endswith(b"}"):
-            data += sock.recv(4096)
+            data += received(sock, 4096)
     replies = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
     assert [reply.partition(b"\r\n\r\n")[2] for reply in replies[:40]] == [want] * 40
     assert json.loads(replies[40].partition(b"\r\n\r\n")[2]) == {"method": "GET", "path": "/last"}

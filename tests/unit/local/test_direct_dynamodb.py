@@ -22,6 +22,7 @@ from werkzeug.test import EnvironBuilder
 from lambdas.shared.tables import FUNCTIONS, INSTANCES
 from local import moto_patches
 from local.aws_server import create_table
+from tests.support.sockets import received
 
 AUTH = "AWS4-HMAC-SHA256 Credential=local/20261129/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
 KEY = {"instance_id": {"S": "i-1"}}
@@ -258,12 +259,12 @@ def _http_answer(sock: Any) -> tuple[str, dict[str, str], bytes]:
     """One answer off a kept-alive connection, as ``answers`` gives them."""
     data = b""
     while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
+        data += received(sock)
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     fields = [line.split(": ", 1) for line in lines[1:]]
     headers = {k.lower(): v for k, v in fields if k.lower() not in ("x-amzn-requestid", "date")}
     while len(body) < int(headers["content-length"]):
-        body += sock.recv(65536)
+        body += received(sock)
     assert re.fullmatch("[A-Za-z0-9]{52}", dict((k.lower(), v) for k, v in fields)["x-amzn-requestid"])
     return lines[0].split(" ", 1)[1], headers, body
