@@ -38,7 +38,7 @@ from typing import Any, cast
 
 from local.apigw import INTEGRATION_TIMEOUT, MAX_PAYLOAD, IdentityRefused, build_event, response_parts, take_user
 from local.context import LocalLambdaContext
-from runtime.http_body import declared_length
+from runtime.http_body import declared_length, http_date
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ class _Connection:
         the socket does not take is left in ``output`` for the loop: a client that does not read its answers
         holds no handler thread. ``head_only``: a HEAD's answer (its Content-Length as a GET's), or a status
         that has no content (RFC 9110 6.4.1): bytes after it would be read as the next answer."""
-        head = [f"HTTP/1.1 {status} {_PHRASES.get(status, '')}", f"Date: {_date()}"]
+        head = [f"HTTP/1.1 {status} {_PHRASES.get(status, '')}", f"Date: {http_date()}"]
         head += [f"{key}: {value}" for key, value in headers.items() if key.lower() not in _FRAMING_HEADERS]
         if status >= 200 and status != 204:
             head.append(f"Content-Length: {len(data)}")
@@ -260,16 +260,6 @@ class _Connection:
 
 
 _FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"})
-_dates: tuple[int, str] = (0, "")
-
-
-def _date() -> str:
-    """The Date header's value, made once a second."""
-    global _dates
-    now = int(time.time())
-    if _dates[0] != now:
-        _dates = (now, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)))
-    return _dates[1]
 
 
 class _Balance:

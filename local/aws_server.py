@@ -228,6 +228,8 @@ def keep_alive_server(host: str, port: int) -> Any:
     from werkzeug.serving import ThreadedWSGIServer, make_server
     from werkzeug.wsgi import LimitedStream
 
+    from runtime.http_body import http_date
+
     class KeepAliveHandler(MotoRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
@@ -284,7 +286,7 @@ def keep_alive_server(host: str, port: int) -> Any:
                 return False
             headers, data = answer
             self.close_connection = fields.get("connection", "").lower() == "close"
-            lines = ["HTTP/1.1 200 OK", f"Date: {_http_date()}"]
+            lines = ["HTTP/1.1 200 OK", f"Date: {http_date()}"]
             lines += [f"{name}: {value}" for name, value in headers if name.lower() != "content-length"]
             lines.append(f"Content-Length: {len(data)}")
             if self.close_connection:
@@ -322,7 +324,7 @@ def keep_alive_server(host: str, port: int) -> Any:
                 self._body = None
 
         def date_time_string(self, timestamp: float | None = None) -> str:
-            return _http_date() if timestamp is None else super().date_time_string(timestamp)
+            return http_date() if timestamp is None else super().date_time_string(timestamp)
 
         def run_wsgi(self) -> None:
             if not WORKFLOW.registered and self.headers.get("X-Amz-Target", "").startswith("AWSStepFunctions."):
@@ -395,20 +397,6 @@ def keep_alive_server(host: str, port: int) -> Any:
 
 
 IDLE_TIMEOUT = 120.0
-_dates: tuple[int, str] = (0, "")
-
-
-def _http_date() -> str:
-    """The Date header's value (``email.utils.formatdate``, as http.server's), made once a second."""
-    global _dates
-    now = int(time.time())
-    if _dates[0] != now:
-        from email.utils import formatdate
-
-        _dates = (now, formatdate(now, usegmt=True))
-    return _dates[1]
-
-
 STEP_FUNCTIONS = _StepFunctions()
 
 

@@ -1,4 +1,5 @@
-"""Reading a request body by its Content-Length, shared by the runtime and the proxy attestation service.
+"""Reading a request body by its Content-Length, shared by the runtime and the proxy attestation service
+(and the local stack's servers, with the Date header they send).
 
 Both face untrusted clients (in AWS the proxy is reachable from the runtime pods, which the Nitro model
 does not trust): a body is refused on its header before a byte is read, and a client that stalls
@@ -9,9 +10,22 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 from email.message import Message
+from email.utils import formatdate
 
 BODY_TIMEOUT = 60.0  # seconds a connection may stay silent in the middle of a request
+
+_dates: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The Date header's value (``email.utils.formatdate``, as http.server's), made once a second."""
+    global _dates
+    now = int(time.time())
+    if _dates[0] != now:
+        _dates = (now, formatdate(now, usegmt=True))
+    return _dates[1]
 
 
 def declared_length(headers: Message) -> int | None:
