@@ -263,32 +263,42 @@ _FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding
 
 
 class _Balance:
-    """How many connections each API process sharing a listening socket holds, in memory they share (made
-    before the fork; each process writes only its own count). A process takes a connection only while it
-    holds no more than the others (one more at most): accepting whoever woke first had split 50 clients
-    10/40 between two processes, and the clients of the busier one waited four times as long."""
+    """How many connections each API process sharing a listening socket holds, and when its loop last ran, in
+    memory they share (made before the fork; each process writes only its own slots). A process takes a
+    connection only while it holds no more than the fewest any live process holds: accepting whoever woke first
+    had split 50 clients 10/40 between two processes, and the clients of the busier one waited four times as
+    long. A process whose loop has not run for :data:`LIVE` seconds (stopped, stuck, dead) is left out, so the
+    others take its share."""
 
-    SLACK = 1
     PAUSE = 0.002  # seconds a process that holds more leaves the listening socket alone
-    PATIENCE = 0.02  # seconds a waiting connection is left to the others before this process takes it anyway
+    LIVE = 1.0  # seconds without a loop turn after which a process no longer counts (a loaded loop turns in ms)
 
     def __init__(self, processes: int) -> None:
-        self._memory = mmap.mmap(-1, 8 * processes)  # anonymous and shared: the forked processes see one
-        self.counts = memoryview(self._memory).cast("q")
+        self._memory = mmap.mmap(-1, 16 * processes)  # anonymous and shared: the forked processes see one
+        slots = memoryview(self._memory).cast("q")
+        self.counts, self.beats = slots[:processes], slots[processes:]  # connections; last loop turn (ns)
+        for index in range(processes):  # each counts as live from its fork: one still starting gets its share
+            self.beats[index] = time.monotonic_ns()
         self.me = 0
         self._lock = threading.Lock()  # this process's threads change its count: the loop's and the handlers'
-        self._declined_since = self._declined_last = 0.0  # when this process began and last left one waiting
+
+    def beat(self) -> None:
+        """The loop turned (CLOCK_MONOTONIC is one clock for every process)."""
+        self.beats[self.me] = time.monotonic_ns()
 
     def may_accept(self) -> bool:
-        """Whether to take a waiting connection now; False: leave it to the others for a moment. A process
-        that stops accepting (stuck or dead) leaves its count behind: past PATIENCE, this one takes it."""
-        if self.counts[self.me] <= min(self.counts) + self.SLACK:
-            return True
-        now = time.monotonic()
-        if now - self._declined_last > 5 * self.PAUSE:  # a connection waiting since: the last one was taken
-            self._declined_since = now
-        self._declined_last = now
-        return now - self._declined_since > self.PATIENCE
+        """Whether to take a waiting connection now; False: leave it to a live process that holds fewer.
+
+        The patience this replaced (take one anyway after 20 ms of declining) never started over once it
+        ran out: a process kept off the CPU for 20 ms at the start of a burst lost the rest of the burst,
+        and 50 clients split 36/14."""
+        mine = self.counts[self.me]
+        stale = time.monotonic_ns() - int(self.LIVE * 1e9)
+        return all(
+            count >= mine or beat < stale
+            for index, (count, beat) in enumerate(zip(self.counts, self.beats, strict=True))
+            if index != self.me
+        )
 
     def add(self, change: int) -> None:
         with self._lock:
@@ -545,6 +555,7 @@ class ApiServer:
         """In the forked process ``index`` (of :meth:`share_among`'s): start serving."""
         if self.balance is not None:
             self.balance.me = index
+            self.balance.beat()
         self.start()
 
     def start(self) -> None:
@@ -577,8 +588,11 @@ class ApiServer:
         selector.register(self._wake_end, selectors.EVENT_READ, self._wake_end)
         next_check = time.monotonic() + self._check_interval()
         self._accept_paused_until = 0.0
+        self._cramped_until = 0.0  # out of descriptors or buffers until then: not live to the other processes
         try:
             while not self._stop.is_set():
+                if self.balance is not None and time.monotonic() >= self._cramped_until:
+                    self.balance.beat()
                 timeout = self._check_interval()
                 if self._accept_paused_until:
                     timeout = max(0.0, min(timeout, self._accept_paused_until - time.monotonic()))
@@ -651,6 +665,8 @@ class ApiServer:
                 ACCEPT_PAUSE,
             )
             self._pause_accepting(ACCEPT_PAUSE)
+            if self.balance is not None:  # the others stop leaving connections to this process
+                self._cramped_until = time.monotonic() + 2 * self.balance.LIVE
             return
         try:
             sock.setblocking(False)
