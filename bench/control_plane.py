@@ -8,10 +8,11 @@
   (RATIO), the streamer process's peak RSS growth, and the same copy through the local API;
 - control-plane reads (GET /instance/<id>) from 50 concurrent clients: p50, p99, throughput, errors and the CPU
   time per read of the API processes and of the local AWS, in a closed loop (each client sends its next read
-  once its last is answered), then paced (the 50 clients offering 1,000 reads/s together, each latency from
-  the time its request was due), with the APIs served as ``ipoc local up`` serves them by default (a forked
-  process per core) and by the stack process alone (``--api-workers 0``), the variants' rounds alternating so
-  that the machine's load hits them alike;
+  once its last is answered: the stack's capacity; its mean latency is then 50 clients / throughput, Little's
+  law), then paced (the 50 clients offering 1,000 and then 1,500 reads/s together, each latency from the time
+  its request was due: latency at a stated load, and at half as much again), with the APIs served as
+  ``ipoc local up`` serves them by default (a forked process per core) and by the stack process alone
+  (``--api-workers 0``), the variants' rounds alternating so that the machine's load hits them alike;
 - ``ipoc local up --detach`` until ready: from an empty IPOC_HOME, and with 100 registered functions and 1 GiB
   of artifacts kept (after ``down``, and after a ``kill -9`` of the stack); wall time and the CPU time of
   the start's processes.
@@ -372,7 +373,7 @@ def bench_stream(urls: dict[str, str], user: Identity, streamer: Identity) -> No
 
 
 ROUNDS = 3  # rounds of reads per variant, alternating between the variants
-PACED_RATE = 1000.0  # reads/s the paced load offers, all clients together
+PACED_RATES = (1000.0, 1500.0)  # reads/s the paced loads offer, all clients together: the goal's, and 1.5 times it
 
 # The read load in a process of its own, on the same 2 cores as the stack, so it must cost little: CLIENTS
 # clients, each on its own kept-alive connection, served by one thread over non-blocking sockets (`requests` cost
@@ -510,7 +511,7 @@ def cpu_seconds(pid: int) -> float:
 
 def bench_reads(stacks: dict[str, dict[str, Any]], user: Identity, streamer: Identity) -> dict[str, dict[str, float]]:
     """GET /instance/<id> on each stack, ROUNDS rounds alternating the stacks (and which goes first), each round a
-    closed loop, then the same clients paced at PACED_RATE; also the CPU time per read (closed loop) of the
+    closed loop, then the same clients paced at each of PACED_RATES; also the CPU time per read (closed loop) of the
     processes serving the APIs (the stack process or its API workers) and of the local AWS. One closed round per
     stack first warms it up, unmeasured."""
     for stack in stacks.values():
@@ -525,9 +526,9 @@ def bench_reads(stacks: dict[str, dict[str, Any]], user: Identity, streamer: Ide
             "api_cpu": 0.0,
             "aws_cpu": 0.0,
             "client_cpu": 0.0,
-            "paced": [],
-            "paced_errors": 0,
-            "paced_seconds": 0.0,
+            **{f"paced_{rate:g}": [] for rate in PACED_RATES},
+            **{f"paced_{rate:g}_errors": 0 for rate in PACED_RATES},
+            **{f"paced_{rate:g}_seconds": 0.0 for rate in PACED_RATES},
         }
         for variant in stacks
     }
@@ -546,10 +547,11 @@ def bench_reads(stacks: dict[str, dict[str, Any]], user: Identity, streamer: Ide
             m["latencies"] += latencies
             m["errors"] += errors
             m["seconds"] += seconds
-            latencies, errors, seconds, _ = read_round(url, f"paced:{PACED_RATE:g}")
-            m["paced"] += latencies
-            m["paced_errors"] += errors
-            m["paced_seconds"] += seconds
+            for rate in PACED_RATES:
+                latencies, errors, seconds, _ = read_round(url, f"paced:{rate:g}")
+                m[f"paced_{rate:g}"] += latencies
+                m[f"paced_{rate:g}_errors"] += errors
+                m[f"paced_{rate:g}_seconds"] += seconds
             loads.append(os.getloadavg()[0])
     report("FIGURE", "control_plane_read_load_average_1min", os.getloadavg()[0])  # the other work on the machine
     report("FIGURE", "control_plane_read_load_average_1min_max", max(loads))
@@ -562,9 +564,15 @@ def bench_reads(stacks: dict[str, dict[str, Any]], user: Identity, streamer: Ide
             "p50": percentile(m["latencies"], 0.50) * 1000,
             "p99": percentile(m["latencies"], 0.99) * 1000,
             "throughput": len(m["latencies"]) / m["seconds"],
-            "paced_p50": percentile(m["paced"], 0.50) * 1000,
-            "paced_p99": percentile(m["paced"], 0.99) * 1000,
-            "paced_throughput": len(m["paced"]) / m["paced_seconds"],
+            **{
+                f"paced_{rate:g}_{name}": value
+                for rate in PACED_RATES
+                for name, value in (
+                    ("p50", percentile(m[f"paced_{rate:g}"], 0.50) * 1000),
+                    ("p99", percentile(m[f"paced_{rate:g}"], 0.99) * 1000),
+                    ("throughput", len(m[f"paced_{rate:g}"]) / m[f"paced_{rate:g}_seconds"]),
+                )
+            },
         }
         figures = figures_by_variant[variant]
         report("FIGURE", f"control_plane_read_p50{label}", figures["p50"], "ms")
@@ -586,11 +594,12 @@ def bench_reads(stacks: dict[str, dict[str, Any]], user: Identity, streamer: Ide
             m["client_cpu"] / len(m["latencies"]) * 1000,
             "ms/read",
         )
-        paced = f"control_plane_read_paced_{PACED_RATE:g}_per_s"
-        report("FIGURE", f"{paced}_p50{label}", figures["paced_p50"], "ms")
-        report("FIGURE", f"{paced}_p99{label}", figures["paced_p99"], "ms")
-        report("FIGURE", f"{paced}_throughput{label}", figures["paced_throughput"], "req/s")
-        report("FIGURE", f"{paced}_errors{label}", m["paced_errors"], "errors")
+        for rate in PACED_RATES:
+            paced = f"control_plane_read_paced_{rate:g}_per_s"
+            report("FIGURE", f"{paced}_p50{label}", figures[f"paced_{rate:g}_p50"], "ms")
+            report("FIGURE", f"{paced}_p99{label}", figures[f"paced_{rate:g}_p99"], "ms")
+            report("FIGURE", f"{paced}_throughput{label}", figures[f"paced_{rate:g}_throughput"], "req/s")
+            report("FIGURE", f"{paced}_errors{label}", m[f"paced_{rate:g}_errors"], "errors")
     return figures_by_variant
 
 
