@@ -33,12 +33,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from email.message import Message
 from typing import Any, cast
 
 from local.apigw import INTEGRATION_TIMEOUT, MAX_PAYLOAD, IdentityRefused, build_event, response_parts, take_user
 from local.context import LocalLambdaContext
-from runtime.http_body import declared_length, http_date
+from runtime.http_body import http_date, parse_length
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +177,7 @@ class _Connection:
                 400, "ValidationError", "Transfer-Encoding bodies are not supported: send a Content-Length", request
             )
         lengths = _header(request, "Content-Length")
-        length = declared_length(cast(Message, {"Content-Length": lengths[0]} if lengths else {}))
+        length = parse_length(lengths[0] if lengths else None)
         if length is None or len({value.strip() for value in lengths}) > 1:
             raw = lengths[0].strip() if lengths else ""
             return self._refused(

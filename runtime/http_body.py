@@ -29,9 +29,14 @@ def http_date() -> str:
 
 
 def declared_length(headers: Message) -> int | None:
-    """The Content-Length as a non-negative integer (0 when absent); None when malformed, negative or absurd
+    """The Content-Length as a non-negative integer (0 when absent); None when malformed, negative or absurd."""
+    return parse_length(headers.get("Content-Length"))
+
+
+def parse_length(raw: str | None) -> int | None:
+    """A Content-Length value as a non-negative integer (0 when absent); None when malformed, negative or absurd
     (over 18 digits: int() raises past 4300, and no body here comes near 10**18 bytes)."""
-    raw = (headers.get("Content-Length") or "0").strip()
+    raw = (raw or "0").strip()
     return int(raw) if len(raw) <= 18 and raw.isascii() and raw.isdigit() else None
 
 

@@ -29,7 +29,6 @@ OpenSSL cost as much CPU as this check.
 
 from __future__ import annotations
 
-import _ssl
 import copy
 import ctypes
 import logging
@@ -43,6 +42,8 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from ipoc.wire.tls import openssl_function, ssl_ctx_pointer
 
 log = logging.getLogger(__name__)
 
@@ -158,16 +159,14 @@ def answer_key_update(keys: ClientKeys) -> bool:
     if not keys.connection:
         return False
     try:
-        library = ctypes.CDLL(_ssl.__file__)
-        update, pending = library.SSL_key_update, library.SSL_get_key_update_type
+        update = openssl_function("SSL_key_update", ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+        pending = openssl_function("SSL_get_key_update_type", ctypes.c_int, ctypes.c_void_p)
     except (OSError, AttributeError):
         return False
-    pending.argtypes, pending.restype = [ctypes.c_void_p], ctypes.c_int
     if pending(keys.connection) != KEY_UPDATE_NONE:
         # An answer not yet sent covers this request too: a receiver of several requests while silent
         # answers once (RFC 8446 4.6.3); OpenSSL refuses a second SSL_key_update until the first is sent.
         return True
-    update.argtypes, update.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
     return bool(update(keys.connection, 0))  # SSL_KEY_UPDATE_NOT_REQUESTED
 
 
@@ -179,17 +178,11 @@ class SecretLog:
         self._secrets: OrderedDict[int, tuple[bytes, int]] = OrderedDict()
         self._lock = threading.Lock()
         self._callback = _KEYLOG(self._line)
-        library = ctypes.CDLL(_ssl.__file__)
         # CPython's _ssl sets each SSL's app data (ex_data 0) to its _ssl._SSLSocket (as its own key-log
         # callback reads it back): that names the connection without reading CPython's structures.
-        self._owner = library.SSL_get_ex_data
-        self._owner.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        self._owner.restype = ctypes.c_void_p
-        install = library.SSL_CTX_set_keylog_callback
-        install.argtypes = [ctypes.c_void_p, _KEYLOG]
-        install.restype = None
-        # A CPython SSLContext object is PyObject_HEAD followed by its SSL_CTX pointer (as in ipoc.wire.tls).
-        ssl_ctx = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
+        self._owner = openssl_function("SSL_get_ex_data", ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
+        install = openssl_function("SSL_CTX_set_keylog_callback", None, ctypes.c_void_p, _KEYLOG)
+        ssl_ctx = ssl_ctx_pointer(context)
         if not ssl_ctx:
             raise RuntimeError("no SSL_CTX behind the server context")
         install(ssl_ctx, self._callback)

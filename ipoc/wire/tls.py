@@ -16,22 +16,46 @@ import os
 import ssl
 import tempfile
 from collections.abc import Iterator
+from functools import cache
+from typing import Any
 
 from ipoc.certs import split_pem_certificates, standard_pem
 from ipoc.errors import CertificateError
 from ipoc.policy_serde import openssl_suite
 
-__all__ = ["client_context", "openssl_suite", "restrict_tls13_ciphersuites", "server_context"]
+__all__ = [
+    "client_context",
+    "openssl_function",
+    "openssl_suite",
+    "restrict_tls13_ciphersuites",
+    "server_context",
+    "ssl_ctx_pointer",
+]
+
+
+@cache
+def _openssl() -> ctypes.CDLL:
+    return ctypes.CDLL(_ssl.__file__)  # the OpenSSL CPython's ssl module is linked with
+
+
+@cache
+def openssl_function(name: str, restype: Any, *argtypes: Any) -> Any:
+    """OpenSSL's C function ``name``, typed, looked up once (a KeyUpdate answered per session had loaded the
+    library and looked the functions up on every call). Raises AttributeError when OpenSSL lacks it."""
+    function = _openssl()[name]  # a pointer of its own: callers that type the same function alike share it
+    function.restype, function.argtypes = restype, list(argtypes)
+    return function
+
+
+def ssl_ctx_pointer(ctx: ssl.SSLContext) -> int:
+    """The ``SSL_CTX*`` behind ``ctx``: a CPython SSLContext object is PyObject_HEAD followed by it (0: none)."""
+    return ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value or 0
 
 
 def restrict_tls13_ciphersuites(ctx: ssl.SSLContext, openssl_name: str) -> None:
     """Allow only ``openssl_name`` for TLS 1.3 on ``ctx`` (CPython + OpenSSL only)."""
-    library = ctypes.CDLL(_ssl.__file__)
-    set_suites = library.SSL_CTX_set_ciphersuites
-    set_suites.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    set_suites.restype = ctypes.c_int
-    # A CPython SSLContext object is PyObject_HEAD followed by its SSL_CTX pointer.
-    ssl_ctx = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+    set_suites = openssl_function("SSL_CTX_set_ciphersuites", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
+    ssl_ctx = ssl_ctx_pointer(ctx)
     if not ssl_ctx or set_suites(ssl_ctx, openssl_name.encode()) != 1:
         raise RuntimeError(f"OpenSSL refused TLS 1.3 ciphersuite {openssl_name}")
     offered = [c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.3"]
