@@ -25,10 +25,9 @@ from ipoc.wire import messages
 from ipoc.wire import transport_protocol_pb2 as pb
 from ipoc.wire.carrier import DEFAULT_PIPELINE, MAX_RAW_PER_POST, CarrierError, HttpCarrier, record_posts
 from ipoc.wire.framing import HEADER, Buffer, FrameDecoder, frame
-from ipoc.wire.tls import client_context, openssl_suite
+from ipoc.wire.tls import MAX_PLAINTEXT, client_context, openssl_suite
 
 DEFAULT_CHUNK = 1 << 20
-TLS_RECORD = 1 << 14  # the plaintext of a full TLS record
 _RUNTIME_ERROR = re.compile(r"^([A-Za-z]+): (.*)$", re.S)
 
 
@@ -351,7 +350,7 @@ class VeracruzClient:
         head, data = payload
         view = memoryview(data).cast("B")
         start = HEADER.pack(len(head) + len(view)) + head
-        first = max(0, TLS_RECORD - len(start))
+        first = max(0, MAX_PLAINTEXT - len(start))
         self._tls.write(start + view[:first])
         if len(view) > first:
             self._tls.write(view[first:])

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-from ipoc.wire.tls import openssl_function, ssl_ctx_pointer
+from ipoc.wire.tls import MAX_PLAINTEXT, openssl_function, ssl_ctx_pointer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,6 @@ CONTENT_ALERT, CONTENT_HANDSHAKE, CONTENT_APPLICATION_DATA = 21, 22, 23
 HANDSHAKE_KEY_UPDATE = 24
 UPDATE_REQUESTED = 1  # KeyUpdate.request_update: the peer must answer with a KeyUpdate of its own
 KEY_UPDATE_NONE = -1  # OpenSSL's SSL_get_key_update_type when no KeyUpdate of its own is pending
-MAX_PLAINTEXT = 1 << 14  # RFC 8446 5.4: a TLSInnerPlaintext (content, type, padding) is at most 2^14 + 1 bytes
 CLIENT_SECRET_LABEL = "CLIENT_TRAFFIC_SECRET_0"
 MAX_PENDING_SECRETS = 512  # secrets of handshakes not yet finished (their sessions are bounded far below this)
 
@@ -118,7 +117,7 @@ class ClientKeys:
         except Exception:  # cryptography's InvalidTag; any failure means "not this session's record"
             return None
         self.sequence += 1
-        if len(plain) > MAX_PLAINTEXT + 1:
+        if len(plain) > MAX_PLAINTEXT + 1:  # RFC 8446 5.4: TLSInnerPlaintext is at most 2^14 + 1 bytes
             raise RecordError(f"a record of {len(plain)} bytes of plaintext, over 2^14 + 1 (record_overflow)")
         if plain[-1] == 0:  # padding: the content type is the last byte that is not zero
             plain = plain.rstrip(b"\x00")

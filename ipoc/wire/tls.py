@@ -24,6 +24,7 @@ from ipoc.errors import CertificateError
 from ipoc.policy_serde import openssl_suite
 
 __all__ = [
+    "MAX_PLAINTEXT",
     "client_context",
     "openssl_function",
     "openssl_suite",
@@ -31,6 +32,8 @@ __all__ = [
     "server_context",
     "ssl_ctx_pointer",
 ]
+
+MAX_PLAINTEXT = 1 << 14  # RFC 8446 5.1: a record's plaintext is at most 2^14 bytes (its inner content type aside)
 
 
 @cache
