@@ -32,6 +32,7 @@ from local.runtimes import running_ports
 from tests.support import policies
 from tests.support.aws import call
 from tests.support.lifecycle import running_plane
+from tests.support.sockets import read_http_answer, until_closed
 from tests.support.waiting import wait_until
 
 
@@ -119,16 +120,12 @@ def test_a_late_handlers_answer_is_dropped_and_its_connection_closes():
         with api(slow_then_fast, integration_timeout=0.3) as server:
             with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
                 sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += sock.recv(65536)
+                head = read_http_answer(sock).raw
                 assert head.startswith(b"HTTP/1.1 504") and b"Connection: close" in head
                 assert request(server, "GET", "/fast")[0] == 200  # another connection is served meanwhile
                 release.set()
                 assert finished.wait(10)
-                rest = b""
-                while chunk := sock.recv(65536):  # ends when the server closes the connection
-                    rest += chunk
+                rest = until_closed(sock)  # ends when the server closes the connection
                 assert b"late" not in head + rest and b"HTTP/1.1 200" not in rest
     finally:
         release.set()
