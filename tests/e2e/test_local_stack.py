@@ -20,7 +20,7 @@ from ipoc.client import VeracruzClient
 from tests.support import policies, processes
 from tests.support.aws import b64
 from tests.support.lifecycle import ALL_STATES_RELEASED
-from tests.support.local_stack import SLOTS
+from tests.support.local_stack import SLOTS, register_echo
 from tests.support.waiting import wait_until
 
 
@@ -154,15 +154,11 @@ def test_fifty_concurrent_creations_on_ten_slots(stack, ids):
 
 def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
     """POST /instance → READY → the user executes → DELETE → DELETED; the execution SUCCEEDED through every state."""
-    import base64
     import signal
     import time
 
     ccfaas = stack["url"]["ccfaas"]
-    function = policies.echo_function("echo_e2e", echo_wasm)
-    assert requests.post(f"{ccfaas}/function", json=function, timeout=10).status_code == 201
-    segment = base64.b64encode(policies.ECHO.encode()).decode()
-    assert requests.post(f"{ccfaas}/function/echo_e2e/program/{segment}", data=echo_wasm, timeout=10).status_code == 201
+    register_echo(ccfaas, "echo_e2e", echo_wasm)
     alice = {"X-Ipoc-Local-User": "alice"}
 
     def user_policy(instance_id: str) -> dict:
