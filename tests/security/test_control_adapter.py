@@ -22,6 +22,7 @@ import requests
 
 from local.adapter import ApiServer
 from local.apigw import LOCAL_ADMIN, USER_HEADER, principal_arn
+from tests.support.adapter import running_api
 from tests.support.sockets import HttpReader, exchange, read_http_answer, until_closed
 from tests.support.waiting import free_port, wait_until
 
@@ -38,12 +39,8 @@ def _whoami(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def server() -> Iterator[ApiServer]:
-    api = ApiServer("127.0.0.1", free_port(), "whoami", _whoami, lambda: {}, read_timeout=1.5)
-    api.start()
-    try:
+    with running_api("whoami", _whoami, read_timeout=1.5) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def _exchange(api: ApiServer, request: bytes) -> tuple[int, dict[str, Any]]:
@@ -205,22 +202,20 @@ def test_long_running_handlers_do_not_hold_up_the_others():
             release.wait(30)
         return {"statusCode": 200, "body": "{}"}
 
-    api = ApiServer("127.0.0.1", free_port(), "pool", handler, lambda: {})
-    api.start()
-    slow = []
-    try:
-        for _ in range(adapter.WORKERS + 2):
-            sock = socket.create_connection(api.server_address[:2], timeout=10)
-            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-            slow.append(sock)
-        started = time.monotonic()
-        assert requests.get(f"http://127.0.0.1:{api.server_address[1]}/fast", timeout=10).status_code == 200
-        assert time.monotonic() - started < 3  # a new handler thread past SLOW (0.25 s), not after the slow ones
-    finally:
-        release.set()
-        for sock in slow:
-            sock.close()
-        api.stop()
+    with running_api("pool", handler) as api:
+        slow = []
+        try:
+            for _ in range(adapter.WORKERS + 2):
+                sock = socket.create_connection(api.server_address[:2], timeout=10)
+                sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                slow.append(sock)
+            started = time.monotonic()
+            assert requests.get(f"http://127.0.0.1:{api.server_address[1]}/fast", timeout=10).status_code == 200
+            assert time.monotonic() - started < 3  # a new handler thread past SLOW (0.25 s), not after the slow ones
+        finally:
+            release.set()
+            for sock in slow:
+                sock.close()
 
 
 def test_every_answer_has_its_access_log_line(server, caplog):

@@ -22,8 +22,9 @@ import pytest
 from local import adapter
 from local.adapter import ApiServer
 from runtime.http_body import declared_length
+from tests.support.adapter import running_api
 from tests.support.sockets import HttpReader, read_http_answer, until_closed
-from tests.support.waiting import free_port, wait_until
+from tests.support.waiting import wait_until
 
 _DOC = {"paths": {f"/p{i}": {"get": {"description": "x" * 200}} for i in range(500)}}  # ~130 KB of OpenAPI
 
@@ -38,12 +39,8 @@ def _echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def server() -> Iterator[ApiServer]:
-    api = ApiServer("127.0.0.1", free_port(), "abuse", _echo, lambda: _DOC, read_timeout=2)
-    api.start()
-    try:
+    with running_api("abuse", _echo, lambda: _DOC, read_timeout=2) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def _status_line(api: ApiServer | int, request: bytes, timeout: float = 5) -> bytes:
@@ -224,13 +221,11 @@ def hanging() -> Iterator[tuple[ApiServer, threading.Event]]:
             release.wait(30)
         return _echo(event, context)
 
-    api = ApiServer("127.0.0.1", free_port(), "hung", handler, dict, integration_timeout=1)
-    api.start()
-    try:
-        yield api, release
-    finally:
-        release.set()
-        api.stop()
+    with running_api("hung", handler, integration_timeout=1) as api:
+        try:
+            yield api, release
+        finally:
+            release.set()
 
 
 def _hang(api: ApiServer, count: int) -> list[socket.socket]:
