@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -57,7 +58,7 @@ def register_echo(ccfaas: str, name: str, wasm: bytes) -> None:
 def create_ready(ccfaas: str, instance_id: str, user: Identity, function: str = "echo") -> str:
     """An instance of ``function`` for ``user`` through CCFaaS, waited for until READY (the original's 200); its
     exact policy text."""
-    body = {
+    body: dict[str, Any] = {
         "function": function,
         "instanceid": instance_id,
         "identities": [{"certificate": user.certificate, "file_rights": policies.USER_RIGHTS}],
