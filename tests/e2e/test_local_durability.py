@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
 from local.persistence import LAYOUT_VERSION
 from local.reconcile import RESTART_REASON
 from tests.support import policies, processes
-from tests.support.local_stack import register_echo, stack_env, stack_ports, up_args
+from tests.support.local_stack import aws_client, register_echo, stack_env, stack_ports, up_args
 from tests.support.waiting import free_port_range, wait_until
 
 SLOTS = 2
@@ -64,13 +63,7 @@ class Stack:
         assert processes.run(["local", "down"], env=self.env, timeout=120).returncode == 0
 
     def s3(self) -> Any:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.url["aws"],
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        return aws_client(self.url["aws"], "s3")
 
 
 def _alive(pid: int) -> bool:

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -46,6 +47,19 @@ def up_args(base: int, slots: int, *extra: str) -> list[str]:
 def stack_env(home: Path, **extra: str) -> dict[str, str]:
     """A stack's own IPOC_HOME and profile file (nothing of the developer's), plus ``extra`` settings."""
     return {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml"), **extra}
+
+
+def aws_client(endpoint: str, service: str, **options: Any) -> Any:
+    """A boto3 client of a local AWS (a stack's ``url["aws"]``), as the stack's own processes reach it: moto checks
+    no signature, so any key signs; ``options`` go to boto3 (a ``config``)."""
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        **options,
+    )
 
 
 def register_echo(ccfaas: str, name: str, wasm: bytes) -> None:
