@@ -69,6 +69,7 @@ class HttpReader:
         status_line, *lines = head.decode("latin-1").split("\r\n")
         version, status, reason = (status_line.split(" ", 2) + ["", ""])[:3]
         assert version.startswith("HTTP/1.") and status.isdigit(), f"not an HTTP answer: {head[:400]!r}"
+        assert all(":" in line for line in lines), f"a header line without a colon: {head[:400]!r}"
         headers = [(name, value.strip(" \t")) for name, _, value in (line.partition(":") for line in lines)]
         answer = HttpAnswer(int(status), reason, headers, b"", head + b"\r\n\r\n")
         assert answer.header("Transfer-Encoding") is None, f"a chunked answer is not read here: {head[:400]!r}"

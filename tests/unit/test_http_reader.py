@@ -57,6 +57,7 @@ def test_an_answer_cut_short_by_a_close_is_an_error_not_a_hang(pair):
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",  # two framings
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",  # not read here
         b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length 0\r\n\r\n",  # a header line without its colon
     ],
 )
 def test_what_is_not_one_whole_answer_fails_the_test(pair, wire):
