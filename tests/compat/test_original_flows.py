@@ -22,11 +22,11 @@ import re
 import subprocess
 from pathlib import Path
 
-import boto3
 import requests
 
 from ipoc.client import VeracruzClient
 from tests.compat.identities import cert_conf_identity
+from tests.support.local_stack import aws_client
 
 FILES = {
     "/program/detector.wasm": b"\0asm\x01\0\0\0 the small detector",
@@ -145,13 +145,7 @@ def test_register_function_small_then_the_user_apps_calls(stack, tmp_path: Path)
     (tmp_path / "policy_0").write_text(policy)  # "Writing policy to policy_0"
 
     # the video, encrypted, in S3 (moto's server here)
-    s3_client = boto3.client(
-        "s3",
-        endpoint_url=stack["url"]["aws"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    s3_client = aws_client(stack["url"]["aws"], "s3")
     video = bytes(range(251)) * 4099
     s3_client.put_object(Bucket="ipoc-local-inputs", Key="in_enc.h264", Body=video)
     streamed = requests.post(

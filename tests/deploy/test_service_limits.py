@@ -13,8 +13,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -30,19 +28,11 @@ from local import apigw, workflow
 from local.adapter import ApiServer
 from local.runtimes import running_ports
 from tests.support import policies
+from tests.support.adapter import running_api
 from tests.support.aws import call
 from tests.support.lifecycle import running_plane
+from tests.support.sockets import read_http_answer, until_closed
 from tests.support.waiting import wait_until
-
-
-@contextmanager
-def api(handler: Any, **kwargs: Any) -> Iterator[ApiServer]:
-    server = ApiServer("127.0.0.1", 0, "limits-test", handler, dict, **kwargs)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def request(
@@ -72,7 +62,7 @@ def test_the_api_adapter_refuses_a_body_over_api_gateways_10_mb():
         return {"statusCode": 200, "body": "{}"}
 
     assert apigw.MAX_PAYLOAD == 10 * 1024 * 1024
-    with api(handler) as server:
+    with running_api("limits-test", handler) as server:
         at_limit = b"a" * apigw.MAX_PAYLOAD
         assert request(server, "POST", "/x", at_limit, {"Content-Type": "text/plain"})[0] == 200
         status, body, _ = request(server, "POST", "/x", at_limit + b"a", {"Content-Type": "text/plain"})
@@ -89,10 +79,10 @@ def test_the_api_adapter_answers_504_when_the_handler_outlives_the_integration_t
         return {"statusCode": 200, "body": "{}"}
 
     assert apigw.INTEGRATION_TIMEOUT == 29.0
-    with api(slow) as default:
+    with running_api("limits-test", slow) as default:
         assert default.integration_timeout == 29.0
     try:
-        with api(slow, integration_timeout=0.5) as server:
+        with running_api("limits-test", slow, integration_timeout=0.5) as server:
             status, body, elapsed = request(server, "GET", "/slow")
             assert status == 504 and body["error"] == "IntegrationTimeout" and "0.5 s" in body["message"]
             assert 0.5 <= elapsed < 10
@@ -116,19 +106,15 @@ def test_a_late_handlers_answer_is_dropped_and_its_connection_closes():
         return {"statusCode": 200, "body": "{}"}
 
     try:
-        with api(slow_then_fast, integration_timeout=0.3) as server:
+        with running_api("limits-test", slow_then_fast, integration_timeout=0.3) as server:
             with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
                 sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += sock.recv(65536)
+                head = read_http_answer(sock).raw
                 assert head.startswith(b"HTTP/1.1 504") and b"Connection: close" in head
                 assert request(server, "GET", "/fast")[0] == 200  # another connection is served meanwhile
                 release.set()
                 assert finished.wait(10)
-                rest = b""
-                while chunk := sock.recv(65536):  # ends when the server closes the connection
-                    rest += chunk
+                rest = until_closed(sock)  # ends when the server closes the connection
                 assert b"late" not in head + rest and b"HTTP/1.1 200" not in rest
     finally:
         release.set()
@@ -185,7 +171,7 @@ def test_a_user_policy_too_large_for_the_workflow_gets_a_413_not_a_failed_execut
     )
     assert fits + 1 < len(pool), "the pool is too small to reach the limit"
     sfn = boto3.client("stepfunctions")
-    with api(ccfaas) as server:
+    with running_api("limits-test", ccfaas) as server:
 
         def post(instance_id: str, identities: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
             body = json.dumps({"function": "echo", "instanceid": instance_id, "identities": identities}).encode()

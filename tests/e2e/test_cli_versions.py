@@ -6,9 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-import boto3
-
 from tests.support import processes, vod
+from tests.support.local_stack import aws_client
 from tests.support.wasm import custom_section
 
 WASM = "/program/detector.wasm"
@@ -23,13 +22,7 @@ def wasm_hash(policy_text: str) -> str:
 
 
 def artifacts(stack) -> set[str]:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack["url"]["aws"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = aws_client(stack["url"]["aws"], "s3")
     return {o["Key"] for o in s3.list_objects_v2(Bucket="ipoc-artifacts").get("Contents", [])}
 
 

@@ -7,7 +7,6 @@ moments and starts it again. The oracle for "acknowledged" is the 2xx the client
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -16,13 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
 from local.persistence import LAYOUT_VERSION
 from local.reconcile import RESTART_REASON
 from tests.support import policies, processes
+from tests.support.local_stack import aws_client, register_echo, stack_env, stack_ports, up_args
 from tests.support.waiting import free_port_range, wait_until
 
 SLOTS = 2
@@ -34,29 +33,14 @@ class Stack:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        base = free_port_range(5 + SLOTS)
-        self.ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
-        self.runtime_ports = f"{base + 5}-{base + 4 + SLOTS}"
+        self.base = free_port_range(5 + SLOTS)
         # No warm pool: every runtime found after a restart must then be an orphan of the killed stack (the warm
         # pool's own kill and restart paths are tests/e2e/test_warm_pool_stack.py's).
-        self.env = {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml"), "IPOC_WARM_POOL": "0"}
-        self.url = {k: f"http://127.0.0.1:{p}" for k, p in self.ports.items()}
+        self.env = stack_env(home, IPOC_WARM_POOL="0")
+        self.url = {k: f"http://127.0.0.1:{p}" for k, p in stack_ports(self.base).items()}
 
     def up(self, *extra: str, check: bool = True) -> Any:
-        args = [
-            "local",
-            "up",
-            "--detach",
-            "--reaper-interval",
-            "1",
-            "--api-workers",
-            "2",
-            "--runtime-ports",
-            self.runtime_ports,
-            *extra,
-        ]
-        for name, port in self.ports.items():
-            args += [f"--{name}-port", str(port)]
+        args = up_args(self.base, SLOTS, "--reaper-interval", "1", "--api-workers", "2", *extra)
         started = processes.run(args, env=self.env, timeout=180)
         if check:
             assert started.returncode == 0, started.stderr
@@ -79,13 +63,7 @@ class Stack:
         assert processes.run(["local", "down"], env=self.env, timeout=120).returncode == 0
 
     def s3(self) -> Any:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.url["aws"],
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        return aws_client(self.url["aws"], "s3")
 
 
 def _alive(pid: int) -> bool:
@@ -120,13 +98,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         assert runtime_processes(stack.home) == []
 
 
-def register_echo(stack: Stack, name: str, wasm: bytes) -> None:
-    ccfaas = stack.url["ccfaas"]
-    assert requests.post(f"{ccfaas}/function", json=policies.echo_function(name, wasm), timeout=30).status_code == 201
-    segment = base64.b64encode(policies.ECHO.encode()).decode()
-    assert requests.post(f"{ccfaas}/function/{name}/program/{segment}", data=wasm, timeout=30).status_code == 201
-
-
 def user_policy(function: str, instance_id: str, ids: Any) -> dict[str, Any]:
     return {
         "function": function,
@@ -143,7 +114,7 @@ def instance(stack: Stack, instance_id: str) -> dict[str, Any]:
 
 
 def test_down_up_keeps_functions_artifacts_and_objects(stack, echo_wasm):
-    register_echo(stack, "kept", echo_wasm)
+    register_echo(stack.url["ccfaas"], "kept", echo_wasm)
     payload = os.urandom(9 * 1024 * 1024 + 5)  # above moto's in-memory buffer: a spooled file
     stack.s3().put_object(Bucket="ipoc-local-inputs", Key="camera/video.enc", Body=payload)
     stack.s3().put_object(Bucket="ipoc-local-inputs", Key="camera/deleted.enc", Body=b"gone")
@@ -166,7 +137,7 @@ def test_down_up_keeps_functions_artifacts_and_objects(stack, echo_wasm):
 def test_kill_9_at_a_lifecycle_moment_then_up_reconciles(stack, ids, echo_wasm, moment):
     """After the crash: the function is still registered, the instance ended, no runtime runs, every slot is free,
     and a new instance becomes READY."""
-    register_echo(stack, "echo_crash", echo_wasm)
+    register_echo(stack.url["ccfaas"], "echo_crash", echo_wasm)
     ccfaas = stack.url["ccfaas"]
     accepted = requests.post(
         f"{ccfaas}/instance?wait=0", json=user_policy("echo_crash", "crash-1", ids), headers=ALICE, timeout=30
@@ -265,7 +236,7 @@ def test_every_acknowledged_registration_survives_kill_9_under_load(stack):
 
 
 def test_fresh_starts_empty_and_another_layout_is_refused(stack, echo_wasm):
-    register_echo(stack, "old", echo_wasm)
+    register_echo(stack.url["ccfaas"], "old", echo_wasm)
     stack.down()
     marker = stack.home / "local" / "state" / "FORMAT"
     marker.write_text(json.dumps({"layout": "ipoc-local-state", "version": LAYOUT_VERSION + 1}))
@@ -278,7 +249,7 @@ def test_fresh_starts_empty_and_another_layout_is_refused(stack, echo_wasm):
 
 
 def test_reset_asks_before_deleting(stack, echo_wasm):
-    register_echo(stack, "kept", echo_wasm)
+    register_echo(stack.url["ccfaas"], "kept", echo_wasm)
     running = processes.run(["local", "reset", "--yes"], env=stack.env)
     assert running.returncode == 1 and "ipoc local down" in running.stderr
     stack.down()
@@ -309,7 +280,7 @@ def test_a_runtime_its_user_shut_down_is_released_by_the_stack_reaper(stack, ids
     death."""
     from ipoc.client import VeracruzClient
 
-    register_echo(stack, "echo_done", echo_wasm)
+    register_echo(stack.url["ccfaas"], "echo_done", echo_wasm)
     ccfaas = stack.url["ccfaas"]
     assert (
         requests.post(

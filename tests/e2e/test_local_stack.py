@@ -12,7 +12,6 @@ import json
 import os
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 
@@ -20,7 +19,7 @@ from ipoc.client import VeracruzClient
 from tests.support import policies, processes
 from tests.support.aws import b64
 from tests.support.lifecycle import ALL_STATES_RELEASED
-from tests.support.local_stack import SLOTS
+from tests.support.local_stack import SLOTS, aws_client, register_echo
 from tests.support.waiting import wait_until
 
 
@@ -72,13 +71,7 @@ def test_vaas_and_streamer(stack, ids):
     assert [next(iter(entry)) for entry in requests.get(f"{vaas}/veracruz", timeout=10).json()["veracruz"]] == [name]
 
     # an object put into the local S3 streams into the instance
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack["url"]["aws"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    s3 = aws_client(stack["url"]["aws"], "s3")
     payload = os.urandom(2 * 1024 * 1024 + 3)
     s3.put_object(Bucket="ipoc-local-inputs", Key="users/local-admin/camera/video.enc", Body=payload)
     request = {
@@ -154,15 +147,11 @@ def test_fifty_concurrent_creations_on_ten_slots(stack, ids):
 
 def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
     """POST /instance → READY → the user executes → DELETE → DELETED; the execution SUCCEEDED through every state."""
-    import base64
     import signal
     import time
 
     ccfaas = stack["url"]["ccfaas"]
-    function = policies.echo_function("echo_e2e", echo_wasm)
-    assert requests.post(f"{ccfaas}/function", json=function, timeout=10).status_code == 201
-    segment = base64.b64encode(policies.ECHO.encode()).decode()
-    assert requests.post(f"{ccfaas}/function/echo_e2e/program/{segment}", data=echo_wasm, timeout=10).status_code == 201
+    register_echo(ccfaas, "echo_e2e", echo_wasm)
     alice = {"X-Ipoc-Local-User": "alice"}
 
     def user_policy(instance_id: str) -> dict:
@@ -193,13 +182,7 @@ def test_instance_lifecycle_over_http(stack, ids, echo_wasm):
         assert client.execute(policies.ECHO) == 0
     deleted = requests.delete(f"{ccfaas}/instance/e2e-1", headers=alice, timeout=60).json()
     assert deleted["status"] == "DELETED"
-    sfn = boto3.client(
-        "stepfunctions",
-        endpoint_url=stack["url"]["aws"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    sfn = aws_client(stack["url"]["aws"], "stepfunctions")
 
     def ended() -> dict | None:
         description = sfn.describe_execution(executionArn=ready["execution_arn"])

@@ -8,54 +8,31 @@ The stack runs as real detached processes with their own IPOC_HOME and free port
 
 from __future__ import annotations
 
-import base64
 import json
 import socket
 from pathlib import Path
 
-import requests
-
-from tests.support import policies, processes
+from tests.support import processes
+from tests.support.local_stack import create_ready, register_echo, stack_env, up_args
 from tests.support.waiting import free_port_range
 
 SLOTS = 2
 
 
-def up_args(base: int) -> list[str]:
-    ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
-    return [
-        "local",
-        "up",
-        "--detach",
-        *[arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))],
-        "--runtime-ports",
-        f"{base + 5}-{base + 4 + SLOTS}",
-    ]
-
-
 def env_for(home: Path) -> dict[str, str]:
-    return {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml"), "IPOC_WARM_POOL": "0"}
+    return stack_env(home, IPOC_WARM_POOL="0")
 
 
 def test_register_and_create_work_as_soon_as_up_returns(tmp_path, ids, echo_wasm):
     env, base = env_for(tmp_path / "home"), free_port_range(5 + SLOTS)
-    started = processes.run(up_args(base), env=env, timeout=180)
+    started = processes.run(up_args(base, SLOTS), env=env, timeout=180)
     assert started.returncode == 0, started.stderr
     try:
         listed = processes.run(["function", "list"], env=env)  # through the profile `up` wrote
         assert listed.returncode == 0, listed.stderr
         ccfaas = f"http://127.0.0.1:{base}"
-        assert requests.post(f"{ccfaas}/function", json=policies.echo_function("echo", echo_wasm), timeout=60).ok
-        segment = base64.b64encode(policies.ECHO.encode()).decode()
-        assert requests.post(f"{ccfaas}/function/echo/program/{segment}", data=echo_wasm, timeout=60).ok
-        body = {
-            "function": "echo",
-            "instanceid": "first",
-            "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}],
-        }
-        created = requests.post(f"{ccfaas}/instance", json=body, timeout=120)  # waits for READY
-        assert created.status_code == 200, created.text
-        assert json.loads(created.json()["policy"])["veracruz_server_url"]
+        register_echo(ccfaas, "echo", echo_wasm)
+        assert json.loads(create_ready(ccfaas, "first", ids.user))["veracruz_server_url"]  # waits for READY
     finally:
         stopped = processes.run(["local", "down"], env=env, timeout=120)
     assert stopped.returncode == 0, stopped.stderr
@@ -66,7 +43,7 @@ def test_a_stack_that_cannot_start_makes_up_fail_with_the_reason(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", base + 4))  # the local AWS's port
         taken.listen()
-        started = processes.run(up_args(base), env=env, timeout=180)
+        started = processes.run(up_args(base, SLOTS), env=env, timeout=180)
     assert started.returncode == 1
     assert f"port {base + 4} for moto (AWS) is in use" in started.stderr
     assert "stack.log" in started.stderr

@@ -6,7 +6,6 @@ are created as users create them: through CCFaaS and the lifecycle workflow."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -14,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import requests
 
 from ipoc.client import VeracruzClient
-from tests.support import policies, processes
+from tests.support import processes
+from tests.support.local_stack import create_ready, register_echo, stack_env, up_args
 from tests.support.waiting import free_port_range, wait_until
 
 SLOTS = 2
@@ -36,44 +35,11 @@ def runtimes_of(home: Path) -> dict[int, list[str]]:
 def up(tmp_path: Path) -> dict[str, Any]:
     home = tmp_path / "home"
     base = free_port_range(5 + SLOTS)
-    ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
-    env = {"IPOC_HOME": str(home), "IPOC_CONFIG": str(home / "config.toml"), "IPOC_WARM_POOL": "1"}
-    started = processes.run(
-        [
-            "local",
-            "up",
-            "--detach",
-            *[arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))],
-            "--runtime-ports",
-            f"{base + 5}-{base + 4 + SLOTS}",
-        ],
-        env=env,
-        timeout=180,
-    )
+    env = stack_env(home, IPOC_WARM_POOL="1")
+    started = processes.run(up_args(base, SLOTS), env=env, timeout=180)
     assert started.returncode == 0, started.stderr
     state = json.loads(processes.run(["local", "status", "--json"], env=env).stdout)
-    return {"env": env, "home": home, "pid": int(state["pid"]), "ccfaas": f"http://127.0.0.1:{ports['ccfaas']}"}
-
-
-def register_echo(ccfaas: str, echo_wasm: bytes) -> None:
-    assert (
-        requests.post(f"{ccfaas}/function", json=policies.echo_function("echo", echo_wasm), timeout=30).status_code
-        == 201
-    )
-    segment = base64.b64encode(policies.ECHO.encode()).decode()
-    assert requests.post(f"{ccfaas}/function/echo/program/{segment}", data=echo_wasm, timeout=30).status_code == 201
-
-
-def create_ready(ccfaas: str, name: str, ids) -> str:
-    """An instance through CCFaaS, waited for until READY (the original's 200); its exact policy text."""
-    body: dict[str, Any] = {
-        "function": "echo",
-        "instanceid": name,
-        "identities": [{"certificate": ids.user.certificate, "file_rights": policies.USER_RIGHTS}],
-    }
-    created = requests.post(f"{ccfaas}/instance", json=body, timeout=60)
-    assert created.status_code == 200, created.text
-    return created.json()["policy"]
+    return {"env": env, "home": home, "pid": int(state["pid"]), "ccfaas": f"http://127.0.0.1:{base}"}
 
 
 def warm_pids(home: Path) -> set[int]:
@@ -83,9 +49,9 @@ def warm_pids(home: Path) -> set[int]:
 def test_a_stack_serves_from_its_pool_and_down_leaves_no_runtime(tmp_path, ids, echo_wasm):
     stack = up(tmp_path)
     try:
-        register_echo(stack["ccfaas"], echo_wasm)
+        register_echo(stack["ccfaas"], "echo", echo_wasm)
         [warm] = wait_until(lambda: warm_pids(stack["home"]) or None, timeout=60, what="a warm runtime")
-        policy = create_ready(stack["ccfaas"], "pooled", ids)
+        policy = create_ready(stack["ccfaas"], "pooled", ids.user)
         port = json.loads(policy)["veracruz_server_url"].rsplit(":", 1)[1]
         assert int((stack["home"] / "local" / "runtimes" / port / "pid").read_text()) == warm
         with VeracruzClient(policy, ids.user.certificate, ids.user.private_key) as client:
@@ -100,9 +66,9 @@ def test_a_stack_serves_from_its_pool_and_down_leaves_no_runtime(tmp_path, ids, 
 def test_killing_the_stack_ends_its_waiting_runtimes_and_down_the_rest(tmp_path, ids, echo_wasm):
     stack = up(tmp_path)
     try:
-        register_echo(stack["ccfaas"], echo_wasm)
+        register_echo(stack["ccfaas"], "echo", echo_wasm)
         waiting = wait_until(lambda: warm_pids(stack["home"]) or None, timeout=60, what="a warm runtime")
-        create_ready(stack["ccfaas"], "pooled", ids)
+        create_ready(stack["ccfaas"], "pooled", ids.user)
         refilled = wait_until(lambda: warm_pids(stack["home"]) - waiting or None, timeout=60, what="the pool to refill")
         # WHEN the stack process dies without stopping anything
         os.kill(stack["pid"], signal.SIGKILL)

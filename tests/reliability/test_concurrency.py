@@ -12,12 +12,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import requests
 
 from tests.reliability.tally import TALLY
 from tests.support import policies, processes
-from tests.support.local_stack import SLOTS
+from tests.support.local_stack import SLOTS, aws_client
 from tests.support.waiting import wait_until
 
 ALICE = {"X-Ipoc-Local-User": "alice"}
@@ -46,13 +45,7 @@ def test_concurrent_uploads_of_one_program_keep_exactly_one_artifact(stack, echo
     TALLY.add(concurrent_operations=UPLOADS)
     assert set(statuses) <= {201, 409} and 201 in statuses, statuses
     assert requests.get(f"{ccfaas}/function/echo_uploads/status", timeout=30).json()["loaded"] is True
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack["url"]["aws"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    s3 = aws_client(stack["url"]["aws"], "s3")
     bucket = stack["state"]["buckets"]["artifacts"]
     kept = s3.list_objects_v2(Bucket=bucket, Prefix="functions/echo_uploads/").get("KeyCount", 0)
     staged = s3.list_objects_v2(Bucket=bucket, Prefix="uploads/echo_uploads/").get("KeyCount", 0)

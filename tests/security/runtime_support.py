@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-
 import wasmtime
 
 from ipoc import rights
 from ipoc.certs import Identity, new_identity
 from ipoc.client import VeracruzClient
 from ipoc.wire.carrier import split_url
+from tests.support.sockets import HttpAnswer, exchange
 
 ADMIN_RIGHTS = [{"file_name": "/", "rights": int(rights.ALL)}]
 
@@ -76,18 +75,9 @@ def client_hello() -> bytes:
     return outgoing.read()
 
 
-def raw_exchange(url: str, head: bytes, body: bytes, *, timeout: float = 5.0) -> bytes:
-    """Send raw bytes to ``host:port`` and read until the server closes (or ``timeout`` of silence)."""
-    host, port = split_url(url)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(head + body)
-        chunks = []
-        try:
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        except (TimeoutError, ConnectionResetError):
-            pass
-        return b"".join(chunks)
+def raw_exchange(url: str, head: bytes, body: bytes, *, timeout: float = 5.0) -> HttpAnswer:
+    """Send raw bytes to ``host:port`` and read the one whole answer (``timeout`` bounds each wait)."""
+    return exchange(split_url(url), head + body, timeout)
 
 
 def cut_like_an_independent_client(monkeypatch, size: int) -> None:

@@ -22,7 +22,8 @@ import requests
 
 from local.adapter import ApiServer
 from local.apigw import LOCAL_ADMIN, USER_HEADER, principal_arn
-from tests.support.sockets import received
+from tests.support.adapter import running_api
+from tests.support.sockets import HttpReader, exchange, read_http_answer, until_closed
 from tests.support.waiting import free_port, wait_until
 
 
@@ -38,29 +39,15 @@ def _whoami(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def server() -> Iterator[ApiServer]:
-    api = ApiServer("127.0.0.1", free_port(), "whoami", _whoami, lambda: {}, read_timeout=1.5)
-    api.start()
-    try:
+    with running_api("whoami", _whoami, read_timeout=1.5) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def _exchange(api: ApiServer, request: bytes) -> tuple[int, dict[str, Any]]:
     """Send raw bytes (what requests would normalise away) and read one whole JSON reply."""
     host, port = api.server_address[:2]
-    with socket.create_connection((str(host), port), timeout=10) as sock:
-        sock.sendall(request)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += received(sock)
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = int(
-            next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
-        )
-        while len(body) < length:
-            body += received(sock)
-    return int(head.split()[1]), json.loads(body)
+    answer = exchange((str(host), port), request)
+    return answer.status, answer.json()
 
 
 def _url(api: ApiServer) -> str:
@@ -152,9 +139,7 @@ def test_a_chunked_body_is_refused_not_read_as_the_next_request(server, length):
     host, port = server.server_address[:2]
     with socket.create_connection((str(host), port), timeout=10) as sock:
         sock.sendall(request)
-        replies = b""
-        while chunk := sock.recv(65536):
-            replies += chunk
+        replies = until_closed(sock)
     assert replies.count(b"HTTP/1.") == 1, replies
     assert replies.startswith(b"HTTP/1.1 400 ") and b"Transfer-Encoding" in replies, replies
 
@@ -164,24 +149,9 @@ def _replies(api: ApiServer, request: bytes, count: int) -> list[bytes]:
     host, port = api.server_address[:2]
     with socket.create_connection((str(host), port), timeout=10) as sock:
         sock.sendall(request)
-        data, replies = b"", list[bytes]()
-        while len(replies) < count:
-            chunk = sock.recv(65536)
-            assert chunk, (data, replies)
-            data += chunk
-            while b"\r\n\r\n" in data:
-                head, _, rest = data.partition(b"\r\n\r\n")
-                length = int(
-                    next(
-                        line.split(b":")[1]
-                        for line in head.split(b"\r\n")
-                        if line.lower().startswith(b"content-length")
-                    )
-                )
-                if len(rest) < length:
-                    break
-                replies.append(head + b"\r\n\r\n" + rest[:length])
-                data = rest[length:]
+        reader = HttpReader(sock)
+        replies = [reader.answer().raw for _ in range(count)]
+        assert not reader.pending, reader.pending  # no answer past the requests'
     return replies
 
 
@@ -211,12 +181,13 @@ def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(serv
     host, port = server.server_address[:2]
     with socket.create_connection((str(host), port), timeout=10) as sock:
         sock.sendall(b"POST /who HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
-        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        reader = HttpReader(sock)
+        assert reader.answer().raw == b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert not reader.pending  # nothing but the 100 before the body is sent
         sock.sendall(b"{}")
-        reply = b""
-        while b'"body"' not in reply:
-            reply += received(sock)
-    assert reply.startswith(b"HTTP/1.1 200 ")
+        reply = read_http_answer(sock)
+    assert reply.raw.startswith(b"HTTP/1.1 200 ")
+    assert "body" in reply.json()
 
 
 def test_long_running_handlers_do_not_hold_up_the_others():
@@ -231,22 +202,20 @@ def test_long_running_handlers_do_not_hold_up_the_others():
             release.wait(30)
         return {"statusCode": 200, "body": "{}"}
 
-    api = ApiServer("127.0.0.1", free_port(), "pool", handler, lambda: {})
-    api.start()
-    slow = []
-    try:
-        for _ in range(adapter.WORKERS + 2):
-            sock = socket.create_connection(api.server_address[:2], timeout=10)
-            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-            slow.append(sock)
-        started = time.monotonic()
-        assert requests.get(f"http://127.0.0.1:{api.server_address[1]}/fast", timeout=10).status_code == 200
-        assert time.monotonic() - started < 3  # a new handler thread past SLOW (0.25 s), not after the slow ones
-    finally:
-        release.set()
-        for sock in slow:
-            sock.close()
-        api.stop()
+    with running_api("pool", handler) as api:
+        slow = []
+        try:
+            for _ in range(adapter.WORKERS + 2):
+                sock = socket.create_connection(api.server_address[:2], timeout=10)
+                sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                slow.append(sock)
+            started = time.monotonic()
+            assert requests.get(f"http://127.0.0.1:{api.server_address[1]}/fast", timeout=10).status_code == 200
+            assert time.monotonic() - started < 3  # a new handler thread past SLOW (0.25 s), not after the slow ones
+        finally:
+            release.set()
+            for sock in slow:
+                sock.close()
 
 
 def test_every_answer_has_its_access_log_line(server, caplog):
@@ -266,10 +235,7 @@ def _served_by(port: int, connections: list[socket.socket]) -> list[int]:
     pids = []
     for sock in connections:
         sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = b""
-        while not data.endswith(b"}"):
-            data += received(sock)
-        pids.append(json.loads(data.partition(b"\r\n\r\n")[2])["pid"])
+        pids.append(read_http_answer(sock).json()["pid"])
     return pids
 
 

@@ -22,8 +22,9 @@ import pytest
 from local import adapter
 from local.adapter import ApiServer
 from runtime.http_body import declared_length
-from tests.support.sockets import received
-from tests.support.waiting import free_port, wait_until
+from tests.support.adapter import running_api
+from tests.support.sockets import HttpReader, read_http_answer, until_closed
+from tests.support.waiting import wait_until
 
 _DOC = {"paths": {f"/p{i}": {"get": {"description": "x" * 200}} for i in range(500)}}  # ~130 KB of OpenAPI
 
@@ -38,26 +39,20 @@ def _echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def server() -> Iterator[ApiServer]:
-    api = ApiServer("127.0.0.1", free_port(), "abuse", _echo, lambda: _DOC, read_timeout=2)
-    api.start()
-    try:
+    with running_api("abuse", _echo, lambda: _DOC, read_timeout=2) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def _status_line(api: ApiServer | int, request: bytes, timeout: float = 5) -> bytes:
-    """Send raw bytes on a new connection; the first line of what comes back (b"" when nothing does)."""
+    """Send raw bytes on a new connection; the status line of the whole answer that comes back (b"" when the
+    server closes or resets the connection without one)."""
     port = api if isinstance(api, int) else api.server_address[1]
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(request)
-        data = b""
         try:
-            while b"\r\n" not in data and (chunk := sock.recv(65536)):
-                data += chunk
-        except OSError:
-            pass
-    return data.split(b"\r\n")[0]
+            return read_http_answer(sock, request.split(b" ", 1)[0].decode()).status_line
+        except OSError:  # closed, reset or timed out
+            return b""
 
 
 _GET = b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
@@ -98,10 +93,10 @@ def test_an_unexpected_error_on_one_connection_closes_only_that_one(server, monk
     monkeypatch.setattr(adapter, "_parse_head", failing)
     with socket.create_connection(server.server_address, timeout=5) as kept:
         kept.sendall(b"GET /before HTTP/1.1\r\nHost: a\r\n\r\n")
-        assert kept.recv(65536).startswith(b"HTTP/1.1 200 ")
+        assert read_http_answer(kept).raw.startswith(b"HTTP/1.1 200 ")
         assert _status_line(server, b"GET /boom HTTP/1.1\r\nHost: a\r\n\r\n") == b""  # closed, no answer
         kept.sendall(b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n")  # another connection, and new ones, still served
-        assert kept.recv(65536).startswith(b"HTTP/1.1 200 ")
+        assert read_http_answer(kept).raw.startswith(b"HTTP/1.1 200 ")
     assert _status_line(server, _GET) == b"HTTP/1.1 200 OK"
     assert "a bug in the head parser" in caplog.text
 
@@ -140,7 +135,7 @@ def test_running_out_of_descriptors_pauses_accepting_and_then_serves_on():
         kept = socket.create_connection(("127.0.0.1", port), timeout=5)
         held.append(kept)
         kept.sendall(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
-        assert kept.recv(65536).startswith(b"HTTP/1.1 200 ")
+        assert read_http_answer(kept).raw.startswith(b"HTTP/1.1 200 ")
         errors: list[str] = []
         assert child.stderr is not None
         threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True).start()
@@ -209,12 +204,12 @@ def test_large_pipelined_answers_arrive_whole_to_a_slow_reader(server):
         sock.connect(server.server_address)
         sock.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: a\r\n\r\n" * 40 + b"GET /last HTTP/1.1\r\nHost: a\r\n\r\n")
         wait_until(lambda: _writing(server), timeout=10, what="an answer left to the loop")
-        data = b""
-        while data.count(b"HTTP/1.1 200 ") < 41 or not data.endswith(b"}"):
-            data += received(sock, 4096)
-    replies = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
-    assert [reply.partition(b"\r\n\r\n")[2] for reply in replies[:40]] == [want] * 40
-    assert json.loads(replies[40].partition(b"\r\n\r\n")[2]) == {"method": "GET", "path": "/last"}
+        reader = HttpReader(sock, 4096)
+        replies = [reader.answer() for _ in range(41)]
+        assert not reader.pending
+    assert [reply.status_line for reply in replies] == [b"HTTP/1.1 200 OK"] * 41
+    assert [reply.body for reply in replies[:40]] == [want] * 40
+    assert replies[40].json() == {"method": "GET", "path": "/last"}
 
 
 @pytest.fixture
@@ -226,13 +221,11 @@ def hanging() -> Iterator[tuple[ApiServer, threading.Event]]:
             release.wait(30)
         return _echo(event, context)
 
-    api = ApiServer("127.0.0.1", free_port(), "hung", handler, dict, integration_timeout=1)
-    api.start()
-    try:
-        yield api, release
-    finally:
-        release.set()
-        api.stop()
+    with running_api("hung", handler, integration_timeout=1) as api:
+        try:
+            yield api, release
+        finally:
+            release.set()
 
 
 def _hang(api: ApiServer, count: int) -> list[socket.socket]:
@@ -252,7 +245,7 @@ def test_a_request_queued_behind_hung_handlers_gets_its_504_in_time(hanging, mon
     hung = _hang(api, 2)
     try:
         for sock in hung:  # their 504s: every handler thread is taken now
-            assert sock.recv(65536).startswith(b"HTTP/1.1 504 ")
+            assert read_http_answer(sock).raw.startswith(b"HTTP/1.1 504 ")
         started = time.monotonic()
         assert _status_line(api, _GET, timeout=10) == b"HTTP/1.1 504 Gateway Timeout"
         assert time.monotonic() - started < 3
@@ -273,9 +266,7 @@ def test_a_full_queue_is_answered_503_at_once(hanging, monkeypatch):
         wait_until(lambda: len(api._pool._work) == 2, timeout=5, what="two queued requests")
         with socket.create_connection(api.server_address, timeout=5) as sock:
             sock.sendall(_GET)
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
+            data = until_closed(sock)
         head, _, body = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 503 ")
         assert json.loads(body)["error"] == "ServiceUnavailable"
@@ -310,8 +301,7 @@ def test_a_head_answer_has_no_body_and_the_connection_stays_in_step(server):
         sock.sendall(b"HEAD /a HTTP/1.1\r\nHost: a\r\n\r\n")
         data = sock.recv(65536)
         sock.sendall(_GET)
-        while chunk := sock.recv(65536):
-            data += chunk
+        data += until_closed(sock)
     assert data.partition(b"\r\n\r\n")[2].startswith(b"HTTP/1.1 200 OK\r\n"), data
 
 
@@ -319,11 +309,9 @@ def test_a_head_answer_has_no_body_and_the_connection_stays_in_step(server):
 
 
 def test_expect_100_continue_with_a_too_large_body_gets_413_and_no_100(server):
-    data = b""
     with socket.create_connection(server.server_address, timeout=5) as sock:
         sock.sendall(b"POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 50000000\r\n\r\n")
-        while chunk := sock.recv(65536):
-            data += chunk
+        data = until_closed(sock)
     assert data.startswith(b"HTTP/1.1 413 "), data[:80]
     assert b"100 Continue" not in data
 

@@ -9,8 +9,6 @@ made up must not.
 
 from __future__ import annotations
 
-import _ssl
-import ctypes
 import secrets
 import ssl
 
@@ -21,6 +19,7 @@ from ipoc.policy_serde import TLS13_SUITES
 from ipoc.wire.tls import client_context, openssl_suite, server_context
 from runtime import records
 from runtime.manager import _split
+from tests.support.tls import request_key_update
 
 
 def _pump(source: ssl.SSLObject, source_out: ssl.MemoryBIO, sink_in: ssl.MemoryBIO) -> bytes:
@@ -80,13 +79,7 @@ def test_openssl_client_records_authenticate_and_forgeries_do_not(suite):
 
 def test_keys_follow_a_key_update_the_client_sends():
     client, c_out, server, s_in, keys = _handshake("TLS1-3-AES-128-GCM-SHA256")
-    library = ctypes.CDLL(_ssl.__file__)
-    library.SSL_key_update.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    # A CPython _ssl._SSLSocket is PyObject_HEAD, the socket reference, then its SSL pointer.
-    ssl_pointer = ctypes.c_void_p.from_address(
-        id(client._sslobj) + object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p)
-    ).value
-    assert library.SSL_key_update(ssl_pointer, 0) == 1  # SSL_KEY_UPDATE_NOT_REQUESTED
+    request_key_update(client, requested=False)
     client.write(b"after the update")
     complete, _ = _split(c_out.read())
     assert len(complete) == 2  # the KeyUpdate, then data under the next key

@@ -7,9 +7,7 @@ same records.
 
 from __future__ import annotations
 
-import _ssl
 import base64
-import ctypes
 import ssl
 
 import pytest
@@ -22,10 +20,7 @@ from ipoc.wire.tls import client_context
 from runtime.refusal import Refused
 from tests.security.runtime_support import client, fresh, post
 from tests.support import policies
-
-_LIB = ctypes.CDLL(_ssl.__file__)
-_LIB.SSL_key_update.argtypes, _LIB.SSL_key_update.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
-KEY_UPDATE_REQUESTED = 1
+from tests.support.tls import request_key_update
 
 
 @pytest.fixture
@@ -35,16 +30,10 @@ def runtime(start_runtime):
     return start_runtime(vaas), users
 
 
-def _ssl_pointer(tls) -> int:
-    """The ``SSL*`` behind a Python SSLObject (a CPython _ssl._SSLSocket is PyObject_HEAD, the socket, the SSL)."""
-    pointer = ctypes.c_void_p.from_address(id(tls._sslobj) + object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p))
-    assert pointer.value is not None
-    return pointer.value
-
-
-def _queue_key_update(tls, kind: int) -> None:
-    """Have the client's OpenSSL write a KeyUpdate now (into its outgoing BIO, sent with the next post)."""
-    assert _LIB.SSL_key_update(_ssl_pointer(tls), kind) == 1
+def _queue_key_update(tls) -> None:
+    """Have the client's OpenSSL write a KeyUpdate asking for one back now (into its outgoing BIO, sent with
+    the next post)."""
+    request_key_update(tls, requested=True)
     tls.do_handshake()  # writes the pending KeyUpdate and finishes the "handshake" it started
 
 
@@ -62,8 +51,8 @@ def test_two_requested_key_updates_while_the_server_is_silent_get_one_answer(run
     rt, users = runtime
     with client(rt, users[0]) as c:
         c.write_file("/data/a", b"before")
-        _queue_key_update(c._tls, KEY_UPDATE_REQUESTED)
-        _queue_key_update(c._tls, KEY_UPDATE_REQUESTED)
+        _queue_key_update(c._tls)
+        _queue_key_update(c._tls)
         c.write_file("/data/b", b"after")
         assert c.read_file("/data/a") == b"before" and c.read_file("/data/b") == b"after"
 

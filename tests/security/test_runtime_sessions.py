@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import _ssl
 import base64
-import ctypes
 import secrets
 
 import pytest
@@ -16,6 +14,7 @@ from runtime import manager as runtime_manager
 from runtime import records as tls_records
 from tests.security.runtime_support import client, client_hello, cut_like_an_independent_client, fresh, post
 from tests.support import policies
+from tests.support.tls import request_key_update
 
 
 @pytest.fixture
@@ -162,8 +161,6 @@ def test_a_session_goes_on_across_a_key_update_the_client_sends(runtime, monkeyp
     moves them on, and one that asks for an answer (RFC 8446 4.6.3) gets the server's own KeyUpdate, found
     by opening the server's records with the server secret the client's OpenSSL logged."""
     rt, users = runtime
-    library = ctypes.CDLL(_ssl.__file__)
-    library.SSL_key_update.argtypes, library.SSL_key_update.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
     keylog = tmp_path / "keys.log"
     original_context = ipoc_client.client_context
 
@@ -184,11 +181,7 @@ def test_a_session_goes_on_across_a_key_update_the_client_sends(runtime, monkeyp
     monkeypatch.setattr(HttpCarrier, "exchange_all", recording)
     with client(rt, users[0]) as c:
         c.write_file("/data/a", b"before")
-        # A CPython _ssl._SSLSocket is PyObject_HEAD, the socket reference, then its SSL pointer.
-        pointer = ctypes.c_void_p.from_address(
-            id(c._tls._sslobj) + object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p)
-        ).value
-        assert library.SSL_key_update(pointer, requested) == 1
+        request_key_update(c._tls, bool(requested))
         c.write_file("/data/b", b"after")
         for _ in range(3):
             assert c.read_file("/data/a") == b"before" and c.read_file("/data/b") == b"after"

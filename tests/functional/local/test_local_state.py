@@ -19,10 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from local.stack import TABLE_NAMES
+from tests.support.local_stack import aws_client
 from tests.support.waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -86,17 +86,7 @@ def local_aws(state_dir: Path, *, nofile: int | None = None, gate: Path | None =
         ready = json.loads(lines[0]) if lines and lines[0] else {}
         assert ready.get("ready"), f"the local AWS did not start (exit {process.poll()}): {lines}"
         config = Config(retries={"max_attempts": 1}, read_timeout=30, connect_timeout=10, max_pool_connections=20)
-        clients = {
-            name: boto3.client(
-                name,
-                endpoint_url=f"http://127.0.0.1:{port}",
-                region_name="us-east-1",
-                config=config,
-                aws_access_key_id="local",
-                aws_secret_access_key="local",
-            )
-            for name in ("s3", "dynamodb")
-        }
+        clients = {name: aws_client(f"http://127.0.0.1:{port}", name, config=config) for name in ("s3", "dynamodb")}
         yield {"ready": ready, **clients}
     finally:
         process.terminate()

@@ -26,6 +26,7 @@ from ipoc.wire.framing import frame
 from runtime.evidence import SimulatedNsm
 from runtime.measurement import nitro_sim_pcr0, nitro_sim_pcrs
 from tests.support import policies, processes
+from tests.support.sockets import read_http_answer
 from tests.support.waiting import free_port, wait_until
 
 
@@ -42,21 +43,13 @@ def raw_post(
     with socket.create_connection((host, port), timeout=10) as sock:
         if expect_continue:
             sock.sendall((head + "Expect: 100-continue\r\n\r\n").encode())
-            interim = sock.recv(1024)
-            assert interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim
+            interim = read_http_answer(sock)
+            assert interim.raw.startswith(b"HTTP/1.1 100 Continue\r\n"), interim.raw
             sock.sendall(body)
         else:
             sock.sendall(head.encode() + b"\r\n" + body)
-        reply = b""
-        while b"\r\n\r\n" not in reply:
-            reply += sock.recv(65536)
-        headers, _, rest = reply.partition(b"\r\n\r\n")
-        length = int(
-            next(line.split(b":")[1] for line in headers.split(b"\r\n") if line.lower().startswith(b"content-length"))
-        )
-        while len(rest) < length:
-            rest += sock.recv(65536)
-    return headers.split(b"\r\n")[0], rest
+        reply = read_http_answer(sock)
+    return reply.status_line, reply.body
 
 
 def decode(body: bytes) -> pb.ProxyAttestationServerResponse:

@@ -22,7 +22,7 @@ from werkzeug.test import EnvironBuilder
 from lambdas.shared.tables import FUNCTIONS, INSTANCES
 from local import moto_patches
 from local.aws_server import create_table
-from tests.support.sockets import received
+from tests.support.sockets import read_http_answer
 
 AUTH = "AWS4-HMAC-SHA256 Credential=local/20261129/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
 KEY = {"instance_id": {"S": "i-1"}}
@@ -257,14 +257,9 @@ def test_the_local_aws_answers_over_http_as_moto_servers_app(moto_app, monkeypat
 
 def _http_answer(sock: Any) -> tuple[str, dict[str, str], bytes]:
     """One answer off a kept-alive connection, as ``answers`` gives them."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += received(sock)
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    fields = [line.split(": ", 1) for line in lines[1:]]
-    headers = {k.lower(): v for k, v in fields if k.lower() not in ("x-amzn-requestid", "date")}
-    while len(body) < int(headers["content-length"]):
-        body += received(sock)
-    assert re.fullmatch("[A-Za-z0-9]{52}", dict((k.lower(), v) for k, v in fields)["x-amzn-requestid"])
-    return lines[0].split(" ", 1)[1], headers, body
+    answer = read_http_answer(sock)
+    assert answer.header("Content-Length") is not None  # framed as moto's app frames it, not by a close
+    request_id = answer.header("X-Amzn-RequestId")
+    assert request_id is not None and re.fullmatch("[A-Za-z0-9]{52}", request_id)
+    headers = {k.lower(): v for k, v in answer.headers if k.lower() not in ("x-amzn-requestid", "date")}
+    return f"{answer.status} {answer.reason}", headers, answer.body
