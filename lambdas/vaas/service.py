@@ -105,16 +105,7 @@ class VaaS:
 
     @staticmethod
     def _complete(vaas_policy: Any, setup: RuntimeSetup, port: int) -> dict[str, Any]:
-        return complete_policy(
-            vaas_policy,
-            Infrastructure(
-                proxy_attestation_server_url=setup.proxy_url,
-                proxy_service_cert=setup.proxy_cert,
-                runtime_hash=setup.runtime_hash,
-                veracruz_server_url=f"{setup.endpoint_host}:{port}",
-                platform=setup.platform,
-            ),
-        )
+        return complete_policy(vaas_policy, infrastructure(setup, port))
 
     def list(self, instance_id: str | None = None, instance_hash: str | None = None) -> dict[str, Any]:
         entries = []
@@ -203,3 +194,14 @@ def _matches(item: dict[str, Any], instance_id: str | None, instance_hash: str |
     if instance_hash is not None and item.get("instance_hash") != instance_hash[:59]:
         return False
     return True
+
+
+def infrastructure(setup: RuntimeSetup, port: int) -> Infrastructure:
+    """What a policy completed for the runtime on ``port`` names: the full policy differs per port."""
+    return Infrastructure(
+        proxy_attestation_server_url=setup.proxy_url,
+        proxy_service_cert=setup.proxy_cert,
+        runtime_hash=setup.runtime_hash,
+        veracruz_server_url=f"{setup.endpoint_host}:{port}",
+        platform=setup.platform,
+    )

@@ -71,18 +71,9 @@ def _fill(slots: Slots, count: int) -> None:
 
 
 def _fresh(slots: Slots, vaas_policy: dict[str, Any], port: int) -> dict[str, Any]:
-    """The oracle: ipoc.policy.complete_policy itself, for the port, with the backend's infrastructure."""
-    setup = slots.backend.runtime_setup()
-    return complete_policy(
-        vaas_policy,
-        Infrastructure(
-            proxy_attestation_server_url=setup.proxy_url,
-            proxy_service_cert=setup.proxy_cert,
-            runtime_hash=setup.runtime_hash,
-            veracruz_server_url=f"{setup.endpoint_host}:{port}",
-            platform=setup.platform,
-        ),
-    )
+    """The oracle: ipoc.policy.complete_policy itself (not the counted one VaaS calls here), made now for the
+    port, not a completion a create kept from another port."""
+    return complete_policy(vaas_policy, service.infrastructure(slots.backend.runtime_setup(), port))
 
 
 def test_a_create_that_finds_every_slot_busy_completes_the_policy_once_and_writes_nothing(slots: Slots) -> None:
