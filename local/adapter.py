@@ -266,11 +266,11 @@ class _Balance:
     memory they share (made before the fork; each process writes only its own slots). A process takes a
     connection only while it holds no more than the fewest any live process holds: accepting whoever woke first
     had split 50 clients 10/40 between two processes, and the clients of the busier one waited four times as
-    long. A process whose loop has not run for :data:`LIVE` seconds (stopped, stuck, dead) is left out, so the
-    others take its share."""
+    long. A process whose loop has not run for :data:`LIVE` seconds (stopped, stuck, dead), or that is out of
+    descriptors, is left out, so the others take its share."""
 
     PAUSE = 0.002  # seconds a process that holds more leaves the listening socket alone
-    LIVE = 1.0  # seconds without a loop turn after which a process no longer counts (a loaded loop turns in ms)
+    LIVE = 0.3  # seconds without a loop turn after which a process no longer counts (an idle loop turns every 0.1 s)
 
     def __init__(self, processes: int) -> None:
         self._memory = mmap.mmap(-1, 16 * processes)  # anonymous and shared: the forked processes see one
@@ -280,10 +280,24 @@ class _Balance:
             self.beats[index] = time.monotonic_ns()
         self.me = 0
         self._lock = threading.Lock()  # this process's threads change its count: the loop's and the handlers'
+        self._cramped_until = 0.0
+
+    def serve_as(self, index: int) -> None:
+        """This process is ``index``: a fresh one, holding no connection yet."""
+        self.me = index
+        self.counts[index] = 0
+        self.beat()
 
     def beat(self) -> None:
-        """The loop turned (CLOCK_MONOTONIC is one clock for every process)."""
-        self.beats[self.me] = time.monotonic_ns()
+        """The loop turned (CLOCK_MONOTONIC is one clock for every process); not while cramped."""
+        if time.monotonic() >= self._cramped_until:
+            self.beats[self.me] = time.monotonic_ns()
+
+    def cramp(self, seconds: float) -> None:
+        """Out of descriptors or buffers: for ``seconds`` the others stop leaving connections to this process,
+        and it takes one only when no other process is live."""
+        self._cramped_until = time.monotonic() + seconds
+        self.beats[self.me] = 0
 
     def may_accept(self) -> bool:
         """Whether to take a waiting connection now; False: leave it to a live process that holds fewer.
@@ -291,13 +305,15 @@ class _Balance:
         The patience this replaced (take one anyway after 20 ms of declining) never started over once it
         ran out: a process kept off the CPU for 20 ms at the start of a burst lost the rest of the burst,
         and 50 clients split 36/14."""
-        mine = self.counts[self.me]
         stale = time.monotonic_ns() - int(self.LIVE * 1e9)
-        return all(
-            count >= mine or beat < stale
+        live = [
+            count
             for index, (count, beat) in enumerate(zip(self.counts, self.beats, strict=True))
-            if index != self.me
-        )
+            if index != self.me and beat >= stale
+        ]
+        if time.monotonic() < self._cramped_until:
+            return not live
+        return all(count >= self.counts[self.me] for count in live)
 
     def add(self, change: int) -> None:
         with self._lock:
@@ -553,8 +569,7 @@ class ApiServer:
     def serve_as(self, index: int) -> None:
         """In the forked process ``index`` (of :meth:`share_among`'s): start serving."""
         if self.balance is not None:
-            self.balance.me = index
-            self.balance.beat()
+            self.balance.serve_as(index)
         self.start()
 
     def start(self) -> None:
@@ -587,10 +602,9 @@ class ApiServer:
         selector.register(self._wake_end, selectors.EVENT_READ, self._wake_end)
         next_check = time.monotonic() + self._check_interval()
         self._accept_paused_until = 0.0
-        self._cramped_until = 0.0  # out of descriptors or buffers until then: not live to the other processes
         try:
             while not self._stop.is_set():
-                if self.balance is not None and time.monotonic() >= self._cramped_until:
+                if self.balance is not None:
                     self.balance.beat()
                 timeout = self._check_interval()
                 if self._accept_paused_until:
@@ -665,7 +679,7 @@ class ApiServer:
             )
             self._pause_accepting(ACCEPT_PAUSE)
             if self.balance is not None:  # the others stop leaving connections to this process
-                self._cramped_until = time.monotonic() + 2 * self.balance.LIVE
+                self.balance.cramp(2 * self.balance.LIVE)
             return
         try:
             sock.setblocking(False)

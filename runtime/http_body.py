@@ -35,8 +35,10 @@ def declared_length(headers: Message) -> int | None:
 
 def parse_length(raw: str | None) -> int | None:
     """A Content-Length value as a non-negative integer (0 when absent); None when malformed, negative or absurd
-    (over 18 digits: int() raises past 4300, and no body here comes near 10**18 bytes)."""
-    raw = (raw or "0").strip()
+    (over 18 digits: int() raises past 4300, and no body here comes near 10**18 bytes). Only spaces and tabs
+    may surround it (RFC 9110 5.6.3): ``str.strip()`` also took form feeds and the like, which another parser
+    on the way might read otherwise."""
+    raw = (raw or "0").strip(" \t")
     return int(raw) if len(raw) <= 18 and raw.isascii() and raw.isdigit() else None
 
 

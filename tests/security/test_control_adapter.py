@@ -239,6 +239,12 @@ def _served_by(port: int, connections: list[socket.socket]) -> list[int]:
     return pids
 
 
+def _state(pid: int) -> str:
+    """A process's state letter (/proc/<pid>/stat: R running, S sleeping, T stopped, ...)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
 def test_processes_sharing_the_socket_share_its_connections_evenly():
     """Forked API processes (the stack's default) each take about as many kept-alive connections as the others
     (whoever woke first took them: 10/40 was seen under 50 clients); and when one stops accepting (stopped, or
@@ -253,6 +259,14 @@ def test_processes_sharing_the_socket_share_its_connections_evenly():
     port = api.server_address[1]
     connections: list[socket.socket] = []
     try:
+        # both serving (their loops turned since the fork: the shared memory is this process's too), so that a
+        # worker slow to start on a loaded machine is not taken for a dead one
+        started = [api.balance.beats[index] for index in range(2)]
+        wait_until(
+            lambda: all(api.balance.beats[index] > started[index] for index in range(2)),
+            timeout=30,
+            what="both workers serving",
+        )
         connections = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
         pids = _served_by(port, connections)
         assert set(pids) == set(workers)
@@ -261,9 +275,14 @@ def test_processes_sharing_the_socket_share_its_connections_evenly():
         assert all(9 <= pids.count(pid) <= 11 for pid in workers), pids
         os.kill(workers[0], signal.SIGSTOP)
         try:
+            # stopped for real before the connections come (kill() returns before a running process stops: it
+            # could still accept one it will never answer)
+            wait_until(lambda: _state(workers[0]) == "T", timeout=10, what="worker 0 stopped")
+            stopped = time.monotonic()
             more = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(6)]
             connections += more
             assert _served_by(port, more) == [workers[1]] * 6
+            assert time.monotonic() - stopped < 10 * api.balance.LIVE  # taken over once its beat is LIVE old
         finally:
             os.kill(workers[0], signal.SIGCONT)
     finally:
@@ -291,3 +310,22 @@ def test_a_process_late_to_a_burst_still_gets_its_share():
     assert not balance.may_accept()
     balance.beats[other] = time.monotonic_ns() - int(1.5 * balance.LIVE * 1e9)  # its loop stopped turning
     assert balance.may_accept()
+
+
+def test_a_process_out_of_descriptors_leaves_new_connections_to_the_others():
+    """Out of descriptors (EMFILE), a process stops counting as live at once for the others (they take what it
+    would have been left), and it takes a connection itself only when no other process is live."""
+    from local.adapter import _Balance
+
+    mine, other = _Balance(2), _Balance(2)  # two processes' views of one shared memory
+    other._memory, other.counts, other.beats = mine._memory, mine.counts, mine.beats
+    mine.serve_as(0)
+    other.serve_as(1)
+    mine.counts[0], mine.counts[1] = 0, 5
+    assert mine.may_accept() and not other.may_accept()  # process 0 holds fewer: its turn
+    mine.cramp(2 * mine.LIVE)
+    mine.beat()  # its loop goes on turning, but does not count as live while cramped
+    assert other.may_accept()  # process 1 takes them, without waiting LIVE
+    assert not mine.may_accept()  # and the cramped one leaves them to it
+    other.beats[1] = time.monotonic_ns() - int(2 * other.LIVE * 1e9)  # process 1 stopped too
+    assert mine.may_accept()  # then the cramped one is all there is
