@@ -21,7 +21,7 @@ import pytest
 
 from local import adapter
 from local.adapter import ApiServer
-from runtime.http_body import declared_length
+from runtime.http_body import declared_length, parse_length
 from tests.support.adapter import running_api
 from tests.support.sockets import HttpReader, read_http_answer, until_closed
 from tests.support.waiting import wait_until
@@ -72,6 +72,16 @@ def test_declared_length_refuses_more_than_18_digits():
     assert length("9" * 18) == 10**18 - 1
     assert length("1" * 19) is None
     assert length("1" * 5000) is None
+
+
+def test_a_content_length_is_surrounded_only_by_spaces_and_tabs():
+    """RFC 9110 5.6.3 (OWS is SP / HTAB): str.strip() also took a form feed or a vertical tab, which a proxy in
+    front may read differently (a framing disagreement); both parsers, the runtime's and the adapter's, refuse."""
+    headers = Message()
+    headers["Content-Length"] = " 5\t"
+    assert declared_length(headers) == 5
+    for odd in ("5\x0c", "\x0b5", "5\x85", "5\xa0"):
+        assert parse_length(odd) is None, repr(odd)
 
 
 def test_a_content_length_of_5000_digits_is_a_400_and_the_process_serves_on(server):
