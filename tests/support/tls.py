@@ -3,12 +3,10 @@ client initiates, through the ``SSL_key_update`` of the very OpenSSL that ``_ssl
 
 from __future__ import annotations
 
-import _ssl
 import ctypes
 import ssl
 
-_LIB = ctypes.CDLL(_ssl.__file__)
-_LIB.SSL_key_update.argtypes, _LIB.SSL_key_update.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
+from ipoc.wire.tls import openssl_function
 
 
 def _ssl_pointer(tls: ssl.SSLObject | ssl.SSLSocket) -> int:
@@ -24,4 +22,5 @@ def request_key_update(tls: ssl.SSLObject | ssl.SSLSocket, requested: bool) -> N
     """Have the client's OpenSSL schedule a KeyUpdate, asking the peer to update its own keys too when
     ``requested`` (SSL_KEY_UPDATE_REQUESTED, else NOT_REQUESTED); OpenSSL writes it with the next write (or
     ``do_handshake``). Fails the test when OpenSSL refuses it (not TLS 1.3, or one already pending)."""
-    assert _LIB.SSL_key_update(_ssl_pointer(tls), int(requested)) == 1, "OpenSSL refused SSL_key_update"
+    key_update = openssl_function("SSL_key_update", ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+    assert key_update(_ssl_pointer(tls), int(requested)) == 1, "OpenSSL refused SSL_key_update"
