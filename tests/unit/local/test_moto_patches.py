@@ -66,6 +66,11 @@ def test_concurrent_puts_of_one_object_all_succeed(fast_switching, monkeypatch):
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
         s3.create_bucket(Bucket="artifacts")
+        # moto imports moto.s3.urls lazily on the first object request; twelve threads importing it at once can
+        # see it half-made ("module moto.s3.urls not in sys.modules", seen once in CI): that is an import race in
+        # the test's first round, not the concurrent PUTs this test is about (the local AWS runs moto's server,
+        # which makes each service's app, importing its urls module, under a lock)
+        s3.put_object(Bucket="artifacts", Key="warm", Body=b"")
         failures: list[Exception] = []
 
         def put() -> None:
