@@ -178,7 +178,7 @@ class _Connection:
             )
         lengths = _header(request, "Content-Length")
         length = parse_length(lengths[0] if lengths else None)
-        if length is None or len({value.strip() for value in lengths}) > 1:
+        if length is None or len({value.strip(" \t") for value in lengths}) > 1:  # blanks as parse_length strips
             raw = lengths[0].strip() if lengths else ""
             return self._refused(
                 400, "ValidationError", f"Content-Length must be a whole number of bytes, got {raw[:40]!r}", request
@@ -709,9 +709,10 @@ class ApiServer:
         those idle longest first; how many closed."""
         idle = [c for c in self._connections if c.request is None and not c.buffer and not c.output]
         idle.sort(key=lambda connection: connection.deadline)
-        for connection in idle[: max(1, len(idle) // 4)]:
+        shed = idle[: max(1, len(idle) // 4)]
+        for connection in shed:
             self._drop(connection)
-        return min(len(idle), max(1, len(idle) // 4))
+        return len(shed)
 
     def _write(self, connection: _Connection) -> None:
         """Write what is left of an answer; once written, read (or hand over) the next request."""

@@ -176,6 +176,15 @@ def test_two_different_content_lengths_are_refused(server):
     assert status == 400 and "Content-Length" in document["message"]
 
 
+def test_a_repeated_content_length_with_a_form_feed_is_refused(server):
+    """The second copy is "2" with a form feed after it: the first alone frames the body here, but a proxy that
+    reads the second differently would not; the copies are compared as parse_length reads each (blanks only)."""
+    status, document = _exchange(
+        server, b"POST /who HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\x0c\r\n\r\n{}"
+    )
+    assert status == 400 and "Content-Length" in document["message"]
+
+
 def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(server):
     """curl sends large bodies (``--data-binary @detector.wasm``) only after ``100 Continue`` (or a second)."""
     host, port = server.server_address[:2]
