@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from local.moto_patches import dynamodb_json_default
+from local.moto_patches import LOCK, dynamodb_json_default
 from local.patching import mark
 
 log = logging.getLogger(__name__)
@@ -262,8 +262,6 @@ class DurableState:
         """Wrap moto's DynamoDB writes: the change reaches the file before moto answers."""
         from moto.dynamodb.models import DynamoDBBackend
 
-        from local.moto_patches import LOCK
-
         def keys_of(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[Any, Any]]:
             """The (table name, key or item) pairs a moto write touches, as moto was given them."""
             if name == "put_item":
@@ -409,8 +407,6 @@ def check_layout(root: Path) -> None:
 def durable_key_store(state: DurableState, directory: Path, current: Any) -> Any:
     """A bucket's key store (moto's ``_VersionedKeyStore``) that writes objects through to ``directory``."""
     from moto.s3.utils import _VersionedKeyStore
-
-    from local.moto_patches import LOCK
 
     class DurableKeyStore(_VersionedKeyStore):
         """Latest versions only: our buckets are not versioned.

@@ -42,7 +42,7 @@ from lambdas.shared import ports
 from lambdas.shared.config import settings
 from lambdas.shared.identity import program_load_identity
 from lambdas.shared.ports import Runtimes, Streamer
-from lambdas.shared.stores import ArtifactStore, InstanceStatus, InstanceStorage, InstanceStore, now_iso
+from lambdas.shared.stores import ArtifactStore, InstanceStatus, InstanceStorage, InstanceStore, now_iso, parse_iso
 
 # Seconds Allocate gives a just-started runtime to accept a connection before the workflow waits for it instead
 # (WaitForRuntime): a warm or local runtime listens when VaaS answers; a pod's is still starting.
@@ -110,7 +110,7 @@ class Lifecycle:
         if pending and not self.vaas.starts_at_once():
             self.instances.transition(instance_id, InstanceStatus.ALLOCATING)
             pending = False
-        started = _parse_time(existing.get("created_at")) or _dt.datetime.now(_dt.UTC)
+        started = parse_iso(existing.get("created_at")) or _dt.datetime.now(_dt.UTC)
         try:
             reply = self.vaas.create(vaas_policy)
         except errors.NoCapacity:
@@ -144,7 +144,7 @@ class Lifecycle:
         if port_open(host, port, timeout=2):
             return {"ready": True}
         record = self.instances.get(state.instance_id) or {}
-        started = _parse_time(record.get("updated_at")) or _dt.datetime.now(_dt.UTC)
+        started = parse_iso(record.get("updated_at")) or _dt.datetime.now(_dt.UTC)
         if (_dt.datetime.now(_dt.UTC) - started).total_seconds() > settings().ready_timeout:
             raise RuntimeNeverReady(f"the runtime at {host}:{port} did not answer within {settings().ready_timeout} s")
         return {"ready": False}
@@ -303,20 +303,11 @@ def _stand_in_certificate() -> str:
 
 def ttl_deadline(record: dict[str, Any]) -> _dt.datetime | None:
     """The instance's one deadline: created_at + ttl_seconds (None when the record lacks either)."""
-    created = _parse_time(record.get("created_at"))
+    created = parse_iso(record.get("created_at"))
     ttl = record.get("ttl_seconds")
     if created is None or ttl is None:
         return None
     return created + _dt.timedelta(seconds=int(ttl))
-
-
-def _parse_time(text: str | None) -> _dt.datetime | None:
-    if not text:
-        return None
-    try:
-        return _dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def wait_for(

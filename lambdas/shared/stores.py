@@ -38,6 +38,16 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
+def parse_iso(text: Any) -> _dt.datetime | None:
+    """A time :func:`now_iso` wrote; None when there is none, or it is not one."""
+    if not text or not isinstance(text, str):
+        return None
+    try:
+        return _dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def _scan(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item of a table, page by page."""
     while True:

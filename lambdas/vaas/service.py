@@ -20,7 +20,7 @@ from ipoc import schemas
 from ipoc.errors import Conflict, NoCapacity, NotFound, ValidationError
 from ipoc.policy import CCFAAS_INSTANCE_ID, Infrastructure, complete_policy
 from lambdas.shared.config import settings
-from lambdas.shared.stores import SlotStorage, SlotStore, now_iso
+from lambdas.shared.stores import SlotStorage, SlotStore, now_iso, parse_iso
 from lambdas.vaas.backends import RuntimeBackend, RuntimeSetup, backend_from_settings
 
 NAME_HOST = "veracruz-nitro-server"  # instance names are "veracruz-nitro-server:<port>", as the original
@@ -55,7 +55,9 @@ class VaaS:
         def starting(slot: str) -> dict[str, Any]:
             """The slot's item as it is taken: already STARTING, with the policy completed for its port (one
             durable write where taking, then naming the runtime, were two)."""
-            reply = replies.get(slot) or replies.setdefault(slot, self._complete(vaas_policy, setup, int(slot)))
+            if slot not in replies:
+                replies[slot] = self._complete(vaas_policy, setup, int(slot))
+            reply = replies[slot]
             return {
                 "state": STARTING,
                 "instance_hash": reply["instance_hash"],
@@ -174,9 +176,8 @@ class VaaS:
 
 
 def _start_may_be_running(item: dict[str, Any]) -> bool:
-    try:
-        taken = _dt.datetime.fromisoformat(item["created_at"])
-    except (KeyError, TypeError, ValueError):
+    taken = parse_iso(item.get("created_at"))
+    if taken is None:
         return False  # no readable start time: nothing to wait for
     return _dt.datetime.now(_dt.UTC) - taken < STARTS_END_WITHIN
 
