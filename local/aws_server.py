@@ -247,7 +247,7 @@ def keep_alive_server(host: str, port: int) -> Any:
                     self._through_app(line, None)
                     return
                 head: list[bytes] = []
-                while len(head) <= 100:  # http.server's header count limit
+                while len(head) < 100:  # http.server's limit, the blank line counted (http.client._read_headers)
                     field = self.rfile.readline(65537)
                     head.append(field)
                     if field in (b"\r\n", b"\n", b"") or len(field) > 65536:
@@ -298,16 +298,14 @@ def keep_alive_server(host: str, port: int) -> Any:
             """http.server's handle_one_request for a request line (and head) already read."""
             self.raw_requestline = line
             if len(line) > 65536:
-                self.requestline, self.request_version, self.command = "", "", ""
-                self.send_error(414)
+                self._refuse(414)
                 return
             if not line:
                 self.close_connection = True
                 return
             if head is not None:
                 if head[-1] not in (b"\r\n", b"\n", b""):  # too many or too long header lines
-                    self.close_connection = True
-                    self.send_error(431, "Line too long" if len(head[-1]) > 65536 else "Too many headers")
+                    self._refuse(431, "Line too long" if len(head[-1]) > 65536 else "Too many headers")
                     return
                 real, self.rfile = self.rfile, io.BytesIO(b"".join(head))  # parse_request reads the head from it
                 try:
@@ -322,6 +320,13 @@ def keep_alive_server(host: str, port: int) -> Any:
                     self.wfile.flush()
             finally:
                 self._body = None
+
+        def _refuse(self, status: int, message: str | None = None) -> None:
+            """An error answer before the request line is parsed, as http.server sends it; the request's fields
+            are blank (werkzeug's access log reads ``path``: without it the error was a dropped connection)."""
+            self.requestline = self.request_version = self.command = self.path = ""
+            self.close_connection = True
+            self.send_error(status, message)
 
         def date_time_string(self, timestamp: float | None = None) -> str:
             return http_date() if timestamp is None else super().date_time_string(timestamp)

@@ -223,17 +223,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.requestline = _RUNTIME_REQUEST[:-2].decode()
         self.close_connection = True  # until the headers are read
         lines: list[bytes] = []
-        while True:
+        while True:  # as http.client._read_headers, which counts the blank line that ends them too
             line = self.rfile.readline(_MAX_HEADER_LINE + 1)
             if len(line) > _MAX_HEADER_LINE:
                 self.send_error(431, "Line too long", "header line")
                 return False
-            if line in (b"\r\n", b"\n", b""):
-                break
             lines.append(line)
             if len(lines) > _MAX_HEADERS:
                 self.send_error(431, "Too many headers", f"got more than {_MAX_HEADERS} headers")
                 return False
+            if line in (b"\r\n", b"\n", b""):
+                break
+        lines.pop()  # the blank line (or the end of the stream)
         if any(b"\0" in line or b"\r" in line.rstrip(b"\r\n") for line in lines):
             # RFC 9112 2.2: a bare CR is invalid; the standard parser would split the line there, ours not.
             self.send_error(400, "Bad header", "a header line holds a bare CR or a NUL")

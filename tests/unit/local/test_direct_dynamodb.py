@@ -263,3 +263,43 @@ def _http_answer(sock: Any) -> tuple[str, dict[str, str], bytes]:
     assert request_id is not None and re.fullmatch("[A-Za-z0-9]{52}", request_id)
     headers = {k.lower(): v for k, v in answer.headers if k.lower() not in ("x-amzn-requestid", "date")}
     return f"{answer.status} {answer.reason}", headers, answer.body
+
+
+@pytest.mark.parametrize("padding", [95, 96])  # with Host, X-Amz-Target, Authorization, Content-Length: 99, 100
+def test_the_local_aws_counts_header_lines_as_the_standard_parser(padding):
+    """A plain GetItem's head is read by the local AWS's own loop; how many lines it takes is the standard
+    library's rule (http.client counts the blank line that ends the head: 99 header lines, not 100), the
+    oracle here being http.client.parse_headers on the same head. Too many is a 431 (it was a dropped
+    connection: the error answer failed in werkzeug's access log)."""
+    import http.client
+    import socket
+    import threading
+
+    from local import aws_server
+
+    data = json.dumps({"TableName": "records", "Key": {"instance_id": {"S": "nobody"}}}).encode()  # its handler's
+    head = (
+        "Host: 127.0.0.1\r\nX-Amz-Target: DynamoDB_20120810.GetItem\r\n"
+        f"Authorization: {AUTH.format(service='dynamodb')}\r\nContent-Length: {len(data)}\r\n"
+        + "".join(f"X-Pad-{n}: p\r\n" for n in range(padding))  # each its own name: a repeated one goes the app's way
+        + "\r\n"
+    ).encode()
+    try:
+        http.client.parse_headers(io.BytesIO(head))
+        refused = False
+    except http.client.HTTPException:
+        refused = True
+    with mock_aws():
+        from moto.dynamodb.models import dynamodb_backends
+
+        create_table(dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"], INSTANCES, "records")
+        server = aws_server.keep_alive_server("127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        try:
+            with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as sock:
+                sock.sendall(b"POST / HTTP/1.1\r\n" + head + data)
+                status = read_http_answer(sock).status
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert (status == 431) == refused, (padding, status)

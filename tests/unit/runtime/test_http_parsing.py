@@ -46,6 +46,8 @@ HEADS = [
     b"no colon here\r\nContent-Length: 12\r\n\r\n",
     b"Expect: 100-continue\r\nContent-Length: 12\r\n\r\n",
     b"Content-Length: 12\r\n" + b"X-A: b\r\n" * 101 + b"\r\n",  # too many headers
+    b"Content-Length: 12\r\n" + b"X-A: b\r\n" * 99 + b"\r\n",  # 100 lines: the standard parser counts the blank
+    b"Content-Length: 12\r\n" + b"X-A: b\r\n" * 98 + b"\r\n",  # 99 lines and the blank: the most it takes
     b"X-Long: " + b"a" * 70000 + b"\r\n\r\n",  # a line too long
     b"Content-Length: 12\r\n",  # the connection ends inside the headers
     b"X-Latin: caf\xe9\r\nContent-Length: 3\r\n\r\n",
