@@ -253,14 +253,7 @@ class VeracruzClient:
                     upcoming = pool.submit(reader.read, chunk_size)
                 ahead: list[bytes | BaseException] = []  # the next chunk, encrypted, or why it is not
                 encrypt_next = functools.partial(self._encrypt_ahead, path, upcoming, ahead)
-                try:
-                    self._expect_success(self._request(request, what, then=encrypt_next if chunk else None))
-                except BaseException:
-                    if ahead and isinstance(ahead[0], bytes) and ahead[0]:
-                        # The next append is encrypted and cannot be taken back (TLS has counted its records):
-                        # end the session unsent, or closing it would send the append after the refusal.
-                        self._abandon()
-                    raise
+                self._expect_success(self._request(request, what, then=encrypt_next if chunk else None))
                 total += len(chunk)
                 if progress:
                     progress(len(chunk))
@@ -276,6 +269,13 @@ class VeracruzClient:
                 if not ahead[0]:
                     break
                 chunk, request, what = ahead[0], None, f"append_file {path}"
+        except BaseException:
+            if self._queued:
+                # The next append is encrypted and cannot be taken back (TLS has counted its records): end the
+                # session unsent, or closing it would send the append after the refusal (or whatever else
+                # stopped the stream: a read, the caller's progress callback) the caller has seen.
+                self._abandon()
+            raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # after a refusal, a pending read must not hold us
         return total

@@ -170,6 +170,26 @@ def test_a_chunk_refused_by_status_ends_the_stream_with_nothing_after_it(echo_ru
     assert (echo_runtime.scratch / "fs" / "input" / "cut.bin").read_bytes() == payload[:30_000]
 
 
+def test_a_progress_callback_that_raises_ends_the_stream_with_nothing_after_it(echo_runtime, ids):
+    """The caller's progress callback raising (an interrupt, say) after the third chunk was stored: the fourth,
+    already encrypted meanwhile, must not reach the runtime when the client closes, since the caller has seen
+    the stream fail there."""
+    import io
+
+    payload = bytes(range(256)) * 400
+    calls = []
+
+    def progress(sent: int) -> None:
+        calls.append(sent)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with client_for(echo_runtime, ids.streamer) as streamer:
+            streamer.stream_file("/input/cut.bin", io.BytesIO(payload), chunk_size=10_000, progress=progress)
+    assert (echo_runtime.scratch / "fs" / "input" / "cut.bin").read_bytes() == payload[:30_000]
+
+
 def test_stream_file_sends_a_hashed_path_whole(echo_runtime, ids, echo_wasm):
     import io
 
