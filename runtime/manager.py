@@ -56,7 +56,7 @@ from ipoc import rights
 from ipoc.policy import FullPolicy, Principal
 from ipoc.wire import messages
 from ipoc.wire.framing import DEFAULT_MAX_MESSAGE, FrameDecoder, FrameTooLarge, frame
-from ipoc.wire.tls import openssl_suite
+from ipoc.wire.tls import MAX_PLAINTEXT, openssl_suite
 from runtime import records as tls_records
 from runtime.executor import Executor, Streams
 from runtime.refusal import Refused
@@ -69,7 +69,7 @@ MAX_HANDSHAKES = 64  # sessions still in their handshake
 SESSION_IDLE_SECONDS = 60.0
 SESSION_ID_LIMIT = 1 << 32  # Veracruz's session ids are u32
 TLS_RECORD_TYPES = (20, 21, 22, 23)  # change_cipher_spec, alert, handshake, application_data
-TLS_MAX_RECORD = (1 << 14) + 256  # TLS 1.3 ciphertext limit
+TLS_MAX_RECORD = MAX_PLAINTEXT + 256  # TLS 1.3 ciphertext limit (RFC 8446 5.2)
 MAX_PARTIALS = 4  # connections with unfinished records, and candidates per connection (see the module docstring)
 
 

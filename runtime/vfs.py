@@ -328,24 +328,19 @@ class FileSystem:
 
     def _store(self, path: str, data: Pieces, *, append: bool) -> None:
         self._check_room(path, sum(memoryview(piece).nbytes for piece in data), 0 if append else self._size(path))
-        if path in rights.STREAMS:
-            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-            fd = os.open(self.streams / path, flags, 0o666)
-            try:
-                write_all(fd, data)
-            finally:
-                os.close(fd)
-            return
-        parts = self.parts(path)
-        if not parts:
-            raise Refused("InvalidRequest", "/ is a directory")
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-        with self._no_links(path):
-            with nofollow.parent_dir(self.tree, parts, create=True) as parent:
-                try:
-                    fd = nofollow.open_file(parent, parts[-1], flags)
-                except IsADirectoryError:
-                    raise Refused("InvalidRequest", f"{path} is a directory") from None
+        if path in rights.STREAMS:
+            fd = os.open(self.streams / path, flags, 0o666)
+        else:
+            parts = self.parts(path)
+            if not parts:
+                raise Refused("InvalidRequest", "/ is a directory")
+            with self._no_links(path):
+                with nofollow.parent_dir(self.tree, parts, create=True) as parent:
+                    try:
+                        fd = nofollow.open_file(parent, parts[-1], flags)
+                    except IsADirectoryError:
+                        raise Refused("InvalidRequest", f"{path} is a directory") from None
         try:
             write_all(fd, data)
         finally:
