@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
@@ -224,9 +224,13 @@ class VeracruzClient:
     ) -> int:
         """Copy ``reader`` into ``path`` in bounded chunks: write the first, append the rest.
 
-        Memory stays at a few chunks whatever the size (the next is read while
-        the current one is sent, and encrypted while the runtime handles the
-        current one; it is sent only once that one succeeded). A path listed in the
+        Memory stays at a few chunks whatever the size. The next chunk is read
+        while the current one is sent, and encrypted while the runtime handles
+        the current one; its posts but the last then go at once, so the runtime
+        has them to decrypt when it has answered the current one. The last post,
+        without which the runtime never acts on the append (a message acts only
+        once whole), goes only once the current one succeeded: after a refusal
+        the session is dropped with the append incomplete. A path listed in the
         policy's file_hashes cannot be appended to, so it must go whole: it is
         read completely and sent with one ``write_file``. Returns bytes sent;
         ``progress(n)`` hears each chunk's size once the runtime has accepted it.
@@ -243,7 +247,7 @@ class VeracruzClient:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-read")
         try:
             # The next chunk is read (from S3, a file, a pipe) while this one goes to the runtime, and
-            # encrypted while the runtime handles this one: it is sent only once this one succeeded.
+            # encrypted while the runtime handles this one: it is completed only once this one succeeded.
             upcoming = pool.submit(reader.read, chunk_size)
             chunk = upcoming.result()
             request: tuple[bytes, Buffer] | None = messages.data_request("write_file", path, chunk)
@@ -259,8 +263,8 @@ class VeracruzClient:
                     progress(len(chunk))
                 if not chunk:
                     break
-                if not ahead:  # the exchange ran no work (not expected): encrypt the next chunk now
-                    self._encrypt_ahead(path, upcoming, ahead)
+                if not ahead:  # the exchange ran no work (not expected): encrypt the next chunk now, send it whole
+                    self._queued[:0] = self._encrypt_ahead(path, upcoming, ahead)
                 if isinstance(ahead[0], ssl.SSLError):
                     self._abandon()
                     raise errors.VeracruzError(f"append_file {path}: TLS failure: {ahead[0]}")
@@ -280,9 +284,10 @@ class VeracruzClient:
             pool.shutdown(wait=False, cancel_futures=True)  # after a refusal, a pending read must not hold us
         return total
 
-    def _encrypt_ahead(self, path: str, upcoming: Future[bytes], into: list[bytes | BaseException]) -> None:
-        """Wait for the next chunk and encrypt its append (sent after the current request succeeds);
-        ``into`` receives the chunk, or the exception to raise once the current request is answered."""
+    def _encrypt_ahead(self, path: str, upcoming: Future[bytes], into: list[bytes | BaseException]) -> list[memoryview]:
+        """Wait for the next chunk and encrypt its append; return its posts but the last, to send early
+        (the last is sent after the current request succeeds). ``into`` receives the chunk, or the
+        exception to raise once the current request is answered."""
         try:
             following = upcoming.result()
             if following:
@@ -291,6 +296,9 @@ class VeracruzClient:
             into.append(following)
         except BaseException as exc:  # noqa: BLE001 - raised by stream_file, after the current request
             into.append(exc)
+            return []
+        early, self._queued = self._queued[:-1], self._queued[-1:]
+        return early
 
     def read_file(self, path: str) -> bytes:
         """Read a whole file (or ``stdout``/``stderr``); an empty file raises :class:`NoResult`."""
@@ -322,11 +330,12 @@ class VeracruzClient:
         payload: bytes | tuple[bytes, Buffer] | None,
         what: str,
         *,
-        then: Callable[[], None] | None = None,
+        then: Callable[[], Sequence[memoryview]] | None = None,
     ) -> pb.RuntimeManagerResponse:
         """Send one request (serialized, as :func:`messages.data_request`'s head and data, or None when
         already written) and read its response; ``then`` runs once its posts are sent, before the
-        replies are awaited (it must not raise)."""
+        replies are awaited, and returns posts to send early (:meth:`HttpCarrier.after_sending`; it
+        must not raise)."""
         if self._tls is None:
             raise errors.VeracruzError("not connected: call connect() or use the client as a context manager")
         try:

@@ -22,8 +22,9 @@ from ipoc.wire.framing import Buffer
 MAX_BODY = 256 * 1024
 # Largest raw chunk whose base64 (4/3, rounded up to 4) plus "<sid> " stays under MAX_BODY.
 MAX_RAW_PER_POST = ((MAX_BODY - 64) // 4) * 3
-# Posts in flight on the connection before the oldest reply is read (HTTP/1.1 pipelining).
-DEFAULT_PIPELINE = 8
+# Posts in flight on the connection before the oldest reply is read (HTTP/1.1 pipelining): room for a
+# streamed chunk's posts (about six per MiB) and the next chunk's, sent early (see after_sending).
+DEFAULT_PIPELINE = 16
 _MAX_LINE, _MAX_HEADERS = 65536, 100
 # The largest reply read: a whole file of the enclave's (2 GiB by default) as base64 TLS records, with room.
 # A reply is read as it arrives, never allocated from its announced length (which a hostile server picks).
@@ -43,6 +44,14 @@ def _read_up_to(reader: io.BufferedReader, length: int) -> bytes:
             break
         received += piece
     return bytes(received)
+
+
+def _check_posts(chunks: Sequence[Buffer]) -> None:
+    for data in chunks:
+        if len(data) > MAX_RAW_PER_POST:
+            raise ValueError(f"{len(data)} bytes exceed one post's {MAX_RAW_PER_POST}-byte budget")
+        if not len(data):
+            raise ValueError("nothing to send: veracruz-server refuses a body without TLS bytes")
 
 
 class CarrierError(Exception):
@@ -100,8 +109,14 @@ def record_posts(data: Buffer, budget: int) -> list[memoryview]:
     return posts
 
 
+def encode_body_parts(session_id: int, data: Buffer) -> tuple[bytes, bytes]:
+    """A post's body as its two parts, ``b"<session_id> "`` and the base64 of ``data``."""
+    return b"%d " % session_id, pybase64.b64encode(data)
+
+
 def encode_body(session_id: int, data: Buffer) -> bytes:
-    return b"%d " % session_id + pybase64.b64encode(data)
+    """A post's body, ``"<session_id> <base64>"``."""
+    return b"".join(encode_body_parts(session_id, data))
 
 
 def decode_reply(body: bytes) -> tuple[int | None, bytes]:
@@ -140,12 +155,23 @@ class HttpCarrier:
             "Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
         ).encode()
         self.posts = 0
-        self._after_sent: Callable[[], None] | None = None
+        self._after_sent: Callable[[], Sequence[Buffer]] | None = None
+        # Posts of the next request sent early (see after_sending) whose replies the next exchange reads
+        # first, and those the window had no room for, which it sends first.
+        self._unread = 0
+        self._early: list[Buffer] = []
 
-    def after_sending(self, work: Callable[[], None]) -> None:
+    def after_sending(self, work: Callable[[], Sequence[Buffer]]) -> None:
         """Run ``work`` once, when the next exchange's posts are all sent and before its replies are
         awaited: the client prepares its next request while the runtime handles this one. ``work``
-        must not raise; it is dropped if the exchange fails before that."""
+        must not raise; it is dropped if the exchange fails before that.
+
+        The posts ``work`` returns are sent at once, after the exchange's own, and their replies are
+        left to the next exchange, which reads them first (a failure among them is its failure):
+        they must belong to the next request and must not complete it, so that the runtime, which
+        acts on a message only once it is whole, has work queued while the client waits for this
+        exchange's replies, yet acts on the next request only once its last post is sent, after
+        this one was answered."""
         self._after_sent = work
 
     def exchange(self, session_id: int, data: Buffer) -> tuple[int, bytes]:
@@ -154,37 +180,48 @@ class HttpCarrier:
 
     def exchange_all(self, session_id: int, chunks: Sequence[Buffer]) -> tuple[int, bytes]:
         """POST each chunk in order on one connection, pipelined; return the session id and all
-        reply bytes in order. Every reply is awaited and its status checked before this returns;
-        the first failure is raised (later posts of the session fail after it, not before it)."""
-        for data in chunks:
-            if len(data) > MAX_RAW_PER_POST:
-                raise ValueError(f"{len(data)} bytes exceed one post's {MAX_RAW_PER_POST}-byte budget")
-            if not len(data):
-                raise ValueError("nothing to send: veracruz-server refuses a body without TLS bytes")
+        reply bytes in order. Posts the previous exchange sent early (:meth:`after_sending`) come
+        first: their replies, then any of them the window had no room for, go before ``chunks``.
+        Every reply is awaited and its status checked before this returns, but those of the posts
+        sent early now; the first failure is raised (later posts of the session fail after it, not
+        before it)."""
+        _check_posts(chunks)
+        if session_id == 0 and (self._unread or self._early):
+            raise ValueError("a new session cannot start while posts of this one await sending or replies")
         work, self._after_sent = self._after_sent, None
         replies: list[bytes] = []
         failure: CarrierError | None = None
         broken: Exception | None = None  # a send failed: read what the server said before it closed
-        sent = received = 0
+        # ``received`` counts from the early posts' replies still to read; all of ``posts`` up to
+        # ``awaited`` are this exchange's, the ones ``work`` adds after them are sent early.
+        posts, self._early = [*self._early, *chunks], []
+        sent, received, awaited = 0, -self._unread, len(posts)
+        self._unread = 0
         # No retry: a post the runtime may have fed to TLS cannot be replayed safely.
         try:
             sock = self._connection()
-            if session_id == 0 and len(chunks) > 1:  # the first reply names the session: wait for it
-                session_id, first = self.exchange_all(0, chunks[:1])
+            if session_id == 0 and len(posts) > 1:  # the first reply names the session: wait for it
+                session_id, first = self.exchange_all(0, posts[:1])
                 replies.append(first)
-                chunks, sock = chunks[1:], self._connection()
-            while received < sent or (sent < len(chunks) and failure is None and broken is None):
-                if sent < len(chunks) and sent - received < self._pipeline and failure is None and broken is None:
+                posts, awaited, sock = posts[1:], awaited - 1, self._connection()
+            while True:
+                going = failure is None and broken is None
+                if going and sent < len(posts) and sent - received < self._pipeline:
                     try:
-                        self._send(sock, encode_body(session_id, chunks[sent]))
+                        self._send(sock, session_id, posts[sent])
                     except OSError as exc:  # e.g. the server refused an earlier post and closed
                         broken = exc
                         continue
                     sent += 1
-                    if sent == len(chunks) and work is not None:
+                    if sent == awaited and work is not None:
                         run, work = work, None
-                        run()
+                        early = run()
+                        _check_posts(early)
+                        posts += early
                     continue
+                # This exchange's replies, or after a failure every reply in flight (or the connection's end).
+                if received >= sent or (going and received >= awaited):
+                    break
                 status, payload = self._receive()
                 received += 1
                 self.posts += 1
@@ -202,10 +239,14 @@ class HttpCarrier:
             if failure is not None:
                 raise failure
             raise CarrierError(f"cannot reach runtime at {self.host}:{self.port}: {broken}") from None
+        self._unread, self._early = sent - received, posts[sent:]
         return session_id, b"".join(replies)
 
-    def _send(self, sock: socket.socket, body: bytes) -> None:
-        parts = [memoryview(self._head % len(body)), memoryview(body)]
+    def _send(self, sock: socket.socket, session_id: int, data: Buffer) -> None:
+        """One post: head, session id and base64 go out in one system call, not joined first (a copy of
+        the whole body, which costs as much as its base64 here)."""
+        prefix, body = encode_body_parts(session_id, data)
+        parts = [memoryview(self._head % (len(prefix) + len(body))), memoryview(prefix), memoryview(body)]
         while parts:  # sendmsg may send part of the list: send the rest
             sent = sock.sendmsg(parts)
             while parts and sent >= len(parts[0]):
@@ -287,7 +328,13 @@ class HttpCarrier:
         return self._sock
 
     def close(self) -> None:
+        # Posts sent early on this connection are never completed, and those unsent never sent: they go with it.
+        self._unread, self._early = 0, []
+        if self._reader is not None:
+            # The reader holds the socket open (makefile) for as long as anything holds the reader, such as
+            # the traceback of the failure that closes us: close it, so the connection ends now.
+            self._reader.close()
+            self._reader = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-            self._reader = None

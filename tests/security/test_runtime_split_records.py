@@ -52,9 +52,9 @@ def test_the_client_posts_only_whole_records(runtime, monkeypatch, post_bytes):
     bodies: list[bytes] = []
     original = HttpCarrier._send
 
-    def recording(self, sock, body):
-        bodies.append(base64.b64decode(body.split(b" ", 1)[1]))
-        return original(self, sock, body)
+    def recording(self, sock, sid, data):
+        bodies.append(bytes(data))
+        return original(self, sock, sid, data)
 
     monkeypatch.setattr(HttpCarrier, "_send", recording)
     data = secrets.token_bytes(1 << 20)  # over 190 KB: more than one post
@@ -72,14 +72,13 @@ def test_strangers_posts_do_not_crowd_out_a_split_record(runtime, monkeypatch):
     strangers: list[int] = []
     armed: list[bool] = []
 
-    def interleaving(self, sock, body):
-        sid = int(body.split(b" ", 1)[0])
+    def interleaving(self, sock, sid, data):
         session = rt.server.manager.sessions.get(sid) if sid else None
         if armed and session is not None and session.keys is not None:
             for _ in range(runtime_manager.MAX_PARTIALS + 2):  # each a new connection: a header of a record "to come"
                 status, _ = post(rt, f"{sid} ".encode() + base64.b64encode(bytes([23, 3, 3, 0, 200])))
                 strangers.append(status)
-        return original(self, sock, body)
+        return original(self, sock, sid, data)
 
     monkeypatch.setattr(HttpCarrier, "_send", interleaving)
     data = secrets.token_bytes(12000)

@@ -9,6 +9,7 @@ import pytest
 
 from ipoc import errors
 from ipoc.client import VeracruzClient
+from ipoc.wire.carrier import MAX_RAW_PER_POST
 from tests.support import policies
 
 
@@ -142,16 +143,20 @@ def test_stream_file_appends_chunks(echo_runtime, ids):
     assert (echo_runtime.scratch / "fs" / "input" / "big.bin").read_bytes() == payload
 
 
-def test_a_chunk_refused_by_status_ends_the_stream_with_nothing_after_it(echo_runtime, ids, monkeypatch):
+@pytest.mark.parametrize("chunk_size", [10_000, 300_000], ids=["one post a chunk", "two posts a chunk"])
+def test_a_chunk_refused_by_status_ends_the_stream_with_nothing_after_it(echo_runtime, ids, monkeypatch, chunk_size):
     """A runtime may refuse an append with a status and keep the session (Veracruz answers FAILED_* so); the
-    next chunk, already encrypted while the runtime worked, must then never reach it, not even on close."""
+    next chunk, already encrypted while the runtime worked, must then never take effect, not even on close.
+    A chunk over one post (190 KB) has its first post sent early, before the refusal is read: the runtime
+    has it, but never the last post that would complete the append."""
     import io
 
     from ipoc.wire import messages
     from runtime.manager import RuntimeManager
 
     appends = []
-    dispatch = RuntimeManager._dispatch
+    posts_after_the_refusal = []
+    dispatch, handle = RuntimeManager._dispatch, RuntimeManager.handle
 
     def refuse_the_third_append(self, session, pieces):
         if messages.parse_request(b"".join(pieces)).WhichOneof("message_oneof") == "append_file":
@@ -160,23 +165,34 @@ def test_a_chunk_refused_by_status_ends_the_stream_with_nothing_after_it(echo_ru
                 return messages.response(messages.Status.FAILED_GENERIC)
         return dispatch(self, session, pieces)
 
+    def counting(self, session_id, data, connection=None):
+        if len(appends) == 3:
+            posts_after_the_refusal.append(len(data))
+        return handle(self, session_id, data, connection)
+
     monkeypatch.setattr(RuntimeManager, "_dispatch", refuse_the_third_append)
-    payload = bytes(range(256)) * 400  # 100 KiB: a write and nine appends of 10,000 bytes
+    monkeypatch.setattr(RuntimeManager, "handle", counting)
+    payload = bytes(range(256)) * (chunk_size * 10 // 256)  # a write and about nine appends
     with pytest.raises(errors.RequestRefused) as refused:
         with client_for(echo_runtime, ids.streamer) as streamer:
-            streamer.stream_file("/input/cut.bin", io.BytesIO(payload), chunk_size=10_000)
+            streamer.stream_file("/input/cut.bin", io.BytesIO(payload), chunk_size=chunk_size)
     assert refused.value.reason == "FAILED_GENERIC"
     assert appends == [0, 1, 2]  # nothing after the refused append, not even when the client closed
-    assert (echo_runtime.scratch / "fs" / "input" / "cut.bin").read_bytes() == payload[:30_000]
+    assert (echo_runtime.scratch / "fs" / "input" / "cut.bin").read_bytes() == payload[: 3 * chunk_size]
+    if chunk_size > MAX_RAW_PER_POST:  # the fourth append's first post came, early, and was never completed
+        assert len(posts_after_the_refusal) == 1 and posts_after_the_refusal[0] > 100_000, posts_after_the_refusal
+    else:
+        assert posts_after_the_refusal == []
 
 
-def test_a_progress_callback_that_raises_ends_the_stream_with_nothing_after_it(echo_runtime, ids):
+@pytest.mark.parametrize("chunk_size", [10_000, 300_000], ids=["one post a chunk", "two posts a chunk"])
+def test_a_progress_callback_that_raises_ends_the_stream_with_nothing_after_it(echo_runtime, ids, chunk_size):
     """The caller's progress callback raising (an interrupt, say) after the third chunk was stored: the fourth,
-    already encrypted meanwhile, must not reach the runtime when the client closes, since the caller has seen
-    the stream fail there."""
+    already encrypted meanwhile (and its first post sent, when it needs two), must not take effect when the
+    client closes, since the caller has seen the stream fail there."""
     import io
 
-    payload = bytes(range(256)) * 400
+    payload = bytes(range(256)) * (chunk_size * 10 // 256)
     calls = []
 
     def progress(sent: int) -> None:
@@ -186,8 +202,8 @@ def test_a_progress_callback_that_raises_ends_the_stream_with_nothing_after_it(e
 
     with pytest.raises(KeyboardInterrupt):
         with client_for(echo_runtime, ids.streamer) as streamer:
-            streamer.stream_file("/input/cut.bin", io.BytesIO(payload), chunk_size=10_000, progress=progress)
-    assert (echo_runtime.scratch / "fs" / "input" / "cut.bin").read_bytes() == payload[:30_000]
+            streamer.stream_file("/input/cut.bin", io.BytesIO(payload), chunk_size=chunk_size, progress=progress)
+    assert (echo_runtime.scratch / "fs" / "input" / "cut.bin").read_bytes() == payload[: 3 * chunk_size]
 
 
 def test_stream_file_sends_a_hashed_path_whole(echo_runtime, ids, echo_wasm):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from ipoc.wire.carrier import CarrierError, HttpCarrier
+from tests.support.waiting import wait_until
 
 Answer = Callable[[int, bytes], tuple[int, bytes, bool]]  # (post number, body) -> (status, reply, close after)
 
@@ -192,8 +193,71 @@ def test_a_reply_length_the_server_made_up_is_a_carrier_error(serve, header):
     not read to the end of the stream."""
     server = serve(echo, raw=lambda n, body: (b"HTTP/1.1 200 OK\r\n" + header + b"\r\n\r\n7 AAAA", False))
     carrier = HttpCarrier(server.url, timeout=5)
+    with pytest.raises(CarrierError) as raised:
+        carrier.exchange_all(7, [b"x"])
+    # The carrier closed the connection as it failed, although the failure's traceback (kept here) holds
+    # its reader: the server reads the end of the stream now, not once the traceback is gone.
+    wait_until(lambda: not server.thread.is_alive(), timeout=3, what="the server to see the connection end")
+    assert raised.value is not None
+
+
+def bodies_of(server: SequentialServer) -> list[bytes]:
+    return [base64.b64decode(body.split()[1]) for body in server.bodies]
+
+
+def test_posts_sent_early_go_before_the_replies_are_awaited_and_are_answered_in_the_next_exchange(serve):
+    """``after_sending``: the next request's posts but its last go out while this exchange's replies are
+    awaited (the runtime has them to work on meanwhile); this exchange returns without their replies, and the
+    next one reads them first, in order, before its own."""
+    server = serve(echo)
+    carrier = HttpCarrier(server.url, timeout=10, pipeline=8)
     try:
-        with pytest.raises(CarrierError):
-            carrier.exchange_all(7, [b"x"])
+        carrier.after_sending(lambda: [b"early 1", b"early 2"])
+        assert carrier.exchange_all(7, [b"a", b"b"]) == (7, b"reply 1;reply 2;")
+        # Nothing more is sent until the next exchange: both early posts went during the first.
+        wait_until(lambda: len(server.bodies) == 4, timeout=10, what="the early posts at the server")
+        assert carrier.exchange_all(7, [b"last"]) == (7, b"reply 3;reply 4;reply 5;")
+    finally:
+        carrier.close()
+    assert bodies_of(server) == [b"a", b"b", b"early 1", b"early 2", b"last"]
+
+
+def test_a_refused_early_post_is_the_next_exchanges_failure(serve):
+    """An early post belongs to the next request: its refusal is that request's error, not this one's."""
+    server = serve(lambda n, body: (500, b"InvalidRecord: forged", False) if n == 2 else echo(n, body))
+    carrier = HttpCarrier(server.url, timeout=10)
+    try:
+        carrier.after_sending(lambda: [b"early"])
+        assert carrier.exchange_all(7, [b"a"]) == (7, b"reply 1;")
+        with pytest.raises(CarrierError) as raised:
+            carrier.exchange_all(7, [b"last"])
+    finally:
+        carrier.close()
+    assert raised.value.body == "InvalidRecord: forged"
+
+
+def test_early_posts_the_window_has_no_room_for_go_first_in_the_next_exchange(serve):
+    """With every slot of the window taken, the early posts left over wait for the next exchange, which sends
+    them before its own: order on the wire is request order whatever the window."""
+    server = serve(echo)
+    carrier = HttpCarrier(server.url, timeout=10, pipeline=2)
+    try:
+        carrier.after_sending(lambda: [b"e1", b"e2", b"e3", b"e4"])
+        assert carrier.exchange_all(7, [b"a", b"b"]) == (7, b"reply 1;reply 2;")
+        assert carrier.exchange_all(7, [b"last"]) == (7, b"".join(b"reply %d;" % n for n in range(3, 8)))
+    finally:
+        carrier.close()
+    assert bodies_of(server) == [b"a", b"b", b"e1", b"e2", b"e3", b"e4", b"last"]
+    assert carrier.posts == 7
+
+
+def test_a_new_session_cannot_start_behind_posts_sent_early(serve):
+    server = serve(echo)
+    carrier = HttpCarrier(server.url, timeout=10)
+    try:
+        carrier.after_sending(lambda: [b"early"])
+        carrier.exchange_all(7, [b"a"])
+        with pytest.raises(ValueError, match="new session"):
+            carrier.exchange_all(0, [b"hello"])
     finally:
         carrier.close()

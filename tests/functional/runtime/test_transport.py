@@ -9,7 +9,7 @@ import pytest
 
 from ipoc.client import VeracruzClient
 from ipoc.wire import carrier as carrier_module
-from ipoc.wire.carrier import MAX_BODY, encode_body, split_url
+from ipoc.wire.carrier import MAX_BODY, encode_body_parts, split_url
 from tests.support import policies
 
 
@@ -22,11 +22,11 @@ def test_large_messages_are_batched_into_posts_under_the_limit(streamer_runtime,
     bodies: list[int] = []
 
     def recording(session_id, data):
-        body = encode_body(session_id, data)
-        bodies.append(len(body))
-        return body
+        parts = encode_body_parts(session_id, data)
+        bodies.append(len(b"".join(parts)))
+        return parts
 
-    monkeypatch.setattr(carrier_module, "encode_body", recording)
+    monkeypatch.setattr(carrier_module, "encode_body_parts", recording)
     payload = b"\x5a" * (3 << 20)  # one 3 MiB message: about 190 TLS records
     with VeracruzClient(streamer_runtime.policy, ids.streamer.certificate, ids.streamer.private_key) as client:
         before = len(bodies)
