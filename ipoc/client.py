@@ -199,11 +199,15 @@ class VeracruzClient:
         self._abandon()
 
     def _abandon(self) -> None:
+        """Drop the session unsent: the connection, the TLS state and every byte encrypted or queued for it
+        (a later :meth:`connect` starts a new session from nothing)."""
         if self._carrier is not None:
             self._carrier.close()
         self._carrier = None
         self._tls = None
         self._queued = []
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._session_id = 0
 
     # -- operations -----------------------------------------------------------
 
@@ -274,10 +278,11 @@ class VeracruzClient:
                     break
                 chunk, request, what = ahead[0], None, f"append_file {path}"
         except BaseException:
-            if self._queued:
-                # The next append is encrypted and cannot be taken back (TLS has counted its records): end the
-                # session unsent, or closing it would send the append after the refusal (or whatever else
-                # stopped the stream: a read, the caller's progress callback) the caller has seen.
+            if self._queued or self._outgoing.pending:
+                # The next append is encrypted (whole, or but for its last post) and cannot be taken back (TLS
+                # has counted its records): end the session unsent, or closing it would send the append
+                # after the refusal (or whatever else stopped the stream: a read, the caller's progress
+                # callback, an interrupt while the append was being encrypted) the caller has seen.
                 self._abandon()
             raise
         finally:
@@ -348,6 +353,11 @@ class VeracruzClient:
         except ssl.SSLError as exc:
             self._abandon()
             raise errors.VeracruzError(f"{what}: TLS failure: {exc}") from None
+        except BaseException:
+            # Stopped halfway (an interrupt, say): which posts the runtime has, and which replies are still
+            # on their way, is unknown, so the session cannot go on (nor end with a close_notify).
+            self._abandon()
+            raise
 
     def _write_request(self, payload: bytes | tuple[bytes, Buffer]) -> None:
         """Frame and encrypt one request into the outgoing TLS bytes."""

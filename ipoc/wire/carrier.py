@@ -160,6 +160,7 @@ class HttpCarrier:
         # first, and those the window had no room for, which it sends first.
         self._unread = 0
         self._early: list[Buffer] = []
+        self._lost = False  # the connection ended with posts sent early on it unanswered (until close())
 
     def after_sending(self, work: Callable[[], Sequence[Buffer]]) -> None:
         """Run ``work`` once, when the next exchange's posts are all sent and before its replies are
@@ -188,6 +189,12 @@ class HttpCarrier:
         _check_posts(chunks)
         if session_id == 0 and (self._unread or self._early):
             raise ValueError("a new session cannot start while posts of this one await sending or replies")
+        if self._lost:
+            self._after_sent = None
+            raise CarrierError(
+                "the runtime closed the connection while posts of this request were on it, unanswered; "
+                "they cannot be sent again (TLS has counted them): the session cannot go on"
+            )
         work, self._after_sent = self._after_sent, None
         replies: list[bytes] = []
         failure: CarrierError | None = None
@@ -206,7 +213,9 @@ class HttpCarrier:
                 posts, awaited, sock = posts[1:], awaited - 1, self._connection()
             while True:
                 going = failure is None and broken is None
-                if going and sent < len(posts) and sent - received < self._pipeline:
+                # (early posts wait for the next exchange once the server has closed the connection)
+                open_to_send = sent < awaited or self._sock is not None
+                if going and sent < len(posts) and sent - received < self._pipeline and open_to_send:
                     try:
                         self._send(sock, session_id, posts[sent])
                     except OSError as exc:  # e.g. the server refused an earlier post and closed
@@ -234,12 +243,20 @@ class HttpCarrier:
                     replies.append(tls_bytes)
         except (OSError, ValueError, http.client.HTTPException) as exc:  # ValueError: a malformed length
             broken = broken or exc
+        except BaseException:  # stopped halfway (an interrupt): which replies are on their way is unknown
+            self.close()
+            raise
         if failure is not None or broken is not None:
             self.close()
             if failure is not None:
                 raise failure
             raise CarrierError(f"cannot reach runtime at {self.host}:{self.port}: {broken}") from None
         self._unread, self._early = sent - received, posts[sent:]
+        if self._sock is None and (self._unread or self._early):
+            # The server ended the connection after this exchange's last reply (Connection: close) with
+            # posts sent early still unanswered: the next request cannot be completed on a new one.
+            self.close()
+            self._lost = True
         return session_id, b"".join(replies)
 
     def _send(self, sock: socket.socket, session_id: int, data: Buffer) -> None:
@@ -329,7 +346,7 @@ class HttpCarrier:
 
     def close(self) -> None:
         # Posts sent early on this connection are never completed, and those unsent never sent: they go with it.
-        self._unread, self._early = 0, []
+        self._unread, self._early, self._lost = 0, [], False
         if self._reader is not None:
             # The reader holds the socket open (makefile) for as long as anything holds the reader, such as
             # the traceback of the failure that closes us: close it, so the connection ends now.

@@ -261,3 +261,42 @@ def test_a_new_session_cannot_start_behind_posts_sent_early(serve):
             carrier.exchange_all(0, [b"hello"])
     finally:
         carrier.close()
+
+
+def test_a_connection_the_server_closes_behind_posts_sent_early_fails_the_next_exchange_at_once(serve):
+    """The server answers this exchange's last post with ``Connection: close`` while a post sent early is on
+    the connection: that post is lost with it, so the next request cannot be completed. The next exchange
+    says so at once, sending nothing (it used to send the last post on a new connection and wait out the
+    timeout for a reply that could never come)."""
+    server = serve(lambda n, body: (200, b"7 " + base64.b64encode(b"r%d;" % n), n == 2))
+    carrier = HttpCarrier(server.url, timeout=10)
+    try:
+        carrier.after_sending(lambda: [b"early"])
+        assert carrier.exchange_all(7, [b"a", b"b"]) == (7, b"r1;r2;")
+        with pytest.raises(CarrierError, match="closed the connection while posts of this request"):
+            carrier.exchange_all(7, [b"last"])
+    finally:
+        carrier.close()
+    assert b"last" not in bodies_of(server)
+
+
+def test_an_interrupt_inside_an_exchange_closes_the_connection(serve, monkeypatch):
+    """Stopped halfway (Ctrl-C while a reply is read), the carrier cannot know which replies are still on
+    their way: it closes the connection rather than hand them to the next exchange as its own."""
+    server = serve(echo)
+    carrier = HttpCarrier(server.url, timeout=10)
+    receive = HttpCarrier._receive
+
+    def interrupted(self):
+        if self.posts == 1:
+            raise KeyboardInterrupt
+        return receive(self)
+
+    monkeypatch.setattr(HttpCarrier, "_receive", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            carrier.exchange_all(7, [b"a", b"b", b"c"])
+        assert carrier._sock is None
+        monkeypatch.setattr(HttpCarrier, "_receive", receive)
+    finally:
+        carrier.close()
