@@ -260,8 +260,8 @@ class HttpCarrier:
         return session_id, b"".join(replies)
 
     def _send(self, sock: socket.socket, session_id: int, data: Buffer) -> None:
-        """One post: head, session id and base64 go out in one system call, not joined first (a copy of
-        the whole body, which costs as much as its base64 here)."""
+        """One post: head, session id and base64 go out in one system call, not joined first (which
+        copied the whole body once more)."""
         prefix, body = encode_body_parts(session_id, data)
         parts = [memoryview(self._head % (len(prefix) + len(body))), memoryview(prefix), memoryview(body)]
         while parts:  # sendmsg may send part of the list: send the rest
