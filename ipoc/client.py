@@ -86,13 +86,15 @@ class VeracruzClient:
             )
         if match is not None:
             self.identity_id = match[0]
-        self._carrier: HttpCarrier | None = None
-        self._tls: ssl.SSLObject | None = None
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._session_id = 0
+        # The session's state, set (and set again when a session is dropped) by _forget_session alone.
+        self._carrier: HttpCarrier | None
+        self._tls: ssl.SSLObject | None
+        self._incoming: ssl.MemoryBIO
+        self._outgoing: ssl.MemoryBIO
+        self._session_id: int
         # TLS bytes already taken from the outgoing BIO and cut into posts, sent first by the next flush
-        self._queued: list[memoryview] = []
+        self._queued: list[memoryview]
+        self._forget_session()
         self.verified: dict[str, str] = {}
 
     # -- connection -----------------------------------------------------------
@@ -199,15 +201,18 @@ class VeracruzClient:
         self._abandon()
 
     def _abandon(self) -> None:
-        """Drop the session unsent: the connection, the TLS state and every byte encrypted or queued for it
-        (a later :meth:`connect` starts a new session from nothing)."""
+        """Drop the session unsent: the connection, the TLS state and every byte encrypted or queued for it."""
         if self._carrier is not None:
             self._carrier.close()
+        self._forget_session()
+
+    def _forget_session(self) -> None:
+        """No session: nothing connected, encrypted or queued (a :meth:`connect` starts one from nothing)."""
         self._carrier = None
         self._tls = None
-        self._queued = []
         self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._session_id = 0
+        self._queued = []
 
     # -- operations -----------------------------------------------------------
 

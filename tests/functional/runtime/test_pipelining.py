@@ -82,6 +82,11 @@ class SequentialServer:
         self.thread.join(timeout=10)
 
 
+def bodies_of(server: SequentialServer) -> list[bytes]:
+    """The TLS bytes of each post the server read, in order."""
+    return [base64.b64decode(body.split()[1]) for body in server.bodies]
+
+
 def echo(number: int, body: bytes) -> tuple[int, bytes, bool]:
     """Answer post n with session 7 and the TLS bytes 'reply n'."""
     return 200, b"7 " + base64.b64encode(b"reply %d;" % number), False
@@ -110,7 +115,7 @@ def test_posts_are_pipelined_and_replies_matched_in_order(serve):
         carrier.close()
     assert session == 7
     assert replies == b"".join(b"reply %d;" % n for n in range(1, 11))
-    assert [base64.b64decode(body.split()[1]) for body in server.bodies] == chunks
+    assert bodies_of(server) == chunks
     assert carrier.posts == 10
     # The client did not wait for each reply: the next post was on the wire before the previous answer.
     assert all(server.overlapped[:-1]), server.overlapped
@@ -199,10 +204,6 @@ def test_a_reply_length_the_server_made_up_is_a_carrier_error(serve, header):
     # its reader: the server reads the end of the stream now, not once the traceback is gone.
     wait_until(lambda: not server.thread.is_alive(), timeout=3, what="the server to see the connection end")
     assert raised.value is not None
-
-
-def bodies_of(server: SequentialServer) -> list[bytes]:
-    return [base64.b64decode(body.split()[1]) for body in server.bodies]
 
 
 def test_posts_sent_early_go_before_the_replies_are_awaited_and_are_answered_in_the_next_exchange(serve):
