@@ -32,7 +32,6 @@ Prints ``RATIO``/``FIGURE`` lines and writes build/bench/control_plane.json.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import statistics
@@ -48,10 +47,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the imports below (noqa: E402) need the checkout on the path
 
-import boto3  # noqa: E402
 import requests  # noqa: E402
 
 from bench.harness import policies, processes  # noqa: E402
+from bench.harness.stack import aws_client, register_echo, stack_env, stack_ports, up_args  # noqa: E402
 from bench.harness.waiting import free_port_range, wait_until  # noqa: E402
 from ipoc.certs import Identity, new_identity  # noqa: E402
 
@@ -61,6 +60,7 @@ STREAM_MIB = 256
 CLIENTS = 50
 READS_PER_CLIENT = 40
 ECHO_WASM = ROOT / "build" / "functions" / "echo" / "echo.wasm"
+ECHO_BENCH = "echo_bench"  # the function the benchmarks register
 ALICE = {"X-Ipoc-Local-User": "alice"}
 figures: list[tuple[str, str, float, str]] = []
 
@@ -111,19 +111,9 @@ class Stack:
         self.tree = tree
         self.home = Path(tempfile.mkdtemp(prefix="ipoc-bench-stack-"))
         base = free_port_range(5 + slots)
-        self.ports = {"ccfaas": base, "vaas": base + 1, "s3stream": base + 2, "proxy": base + 3, "aws": base + 4}
-        self.args = [
-            "local",
-            "up",
-            "--detach",
-            *[arg for name, port in self.ports.items() for arg in (f"--{name}-port", str(port))],
-            "--runtime-ports",
-            f"{base + 5}-{base + 4 + slots}",
-            *extra,
-        ]
-        self.env = {"IPOC_HOME": str(self.home), "IPOC_CONFIG": str(self.home / "config.toml")}
-        if warm_pool is not None:
-            self.env["IPOC_WARM_POOL"] = str(warm_pool)
+        self.ports = stack_ports(base)
+        self.args = up_args(base, slots, *extra)
+        self.env = stack_env(self.home, **({} if warm_pool is None else {"IPOC_WARM_POOL": str(warm_pool)}))
         self.url = {k: f"http://127.0.0.1:{p}" for k, p in self.ports.items()}
 
     def up(self) -> float:
@@ -167,19 +157,9 @@ def local_stack(slots: int, *extra: str, warm_pool: int = WARM_POOL, tree: Path 
         stack.remove()
 
 
-def register_echo(ccfaas: str) -> None:
-    wasm = ECHO_WASM.read_bytes()
-    assert (
-        requests.post(f"{ccfaas}/function", json=policies.echo_function("echo_bench", wasm), timeout=30).status_code
-        == 201
-    )
-    segment = base64.b64encode(policies.ECHO.encode()).decode()
-    assert requests.post(f"{ccfaas}/function/echo_bench/program/{segment}", data=wasm, timeout=30).status_code == 201
-
-
 def user_policy(instance_id: str, user: Identity, streamer: Identity) -> dict:
     return {
-        "function": "echo_bench",
+        "function": ECHO_BENCH,
         "instanceid": instance_id,
         "identities": [
             {"certificate": streamer.certificate, "file_rights": [{"file_name": "/input/", "rights": 534084}]},
@@ -229,16 +209,7 @@ def bench_instances(stacks: dict[str, dict[str, str]], user: Identity, streamer:
     """Create → READY on each stack, alternating (and alternating which goes first) so load hits both alike."""
     latencies: dict[str, list[float]] = {variant: [] for variant in stacks}
     per_state: dict[str, dict[str, list[float]]] = {variant: {} for variant in stacks}
-    sfns = {
-        variant: boto3.client(
-            "stepfunctions",
-            endpoint_url=urls["aws"],
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-        for variant, urls in stacks.items()
-    }
+    sfns = {variant: aws_client(urls["aws"], "stepfunctions") for variant, urls in stacks.items()}
     for n in range(INSTANCES):
         order = list(stacks)[n % len(stacks) :] + list(stacks)[: n % len(stacks)]  # each variant goes first in turn
         for variant in order:
@@ -294,13 +265,7 @@ print(json.dumps({"bytes": result["bytes"], "seconds": time.perf_counter() - sta
 
 
 def bench_stream(urls: dict[str, str], user: Identity, streamer: Identity) -> None:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=urls["aws"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    s3 = aws_client(urls["aws"], "s3")
     size = STREAM_MIB * 1024 * 1024
     chunk = os.urandom(1024 * 1024)
     upload = s3.create_multipart_upload(Bucket="ipoc-local-inputs", Key="users/local-admin/bench/blob")
@@ -602,28 +567,12 @@ STARTS = 3  # starts per variant and state; figures are medians
 
 def populate(stack: Stack) -> None:
     """FUNCTIONS registered functions and ARTIFACT_MIB MiB of artifacts, through the stack's APIs and S3."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.url["aws"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    s3 = aws_client(stack.url["aws"], "s3")
     blob = os.urandom(ARTIFACT_MIB * 2**20 // FUNCTIONS)
     for n in range(FUNCTIONS):
         wasm = f"\0asm bench {n}".encode()
         name = f"bench_{n}"
-        assert (
-            requests.post(
-                f"{stack.url['ccfaas']}/function", json=policies.echo_function(name, wasm), timeout=60
-            ).status_code
-            == 201
-        )
-        segment = base64.b64encode(policies.ECHO.encode()).decode()
-        assert (
-            requests.post(f"{stack.url['ccfaas']}/function/{name}/program/{segment}", data=wasm, timeout=60).status_code
-            == 201
-        )
+        register_echo(stack.url["ccfaas"], name, wasm)
         s3.put_object(Bucket="ipoc-artifacts", Key=f"functions/{name}/weights", Body=blob)
 
 
@@ -739,7 +688,7 @@ def main() -> None:
     if parts & {"instances", "stream"}:
         with local_stack(slots=2) as stack:
             urls = stack["url"]
-            register_echo(urls["ccfaas"])
+            register_echo(urls["ccfaas"], ECHO_BENCH, ECHO_WASM.read_bytes())
             if "instances" in parts:
                 with ExitStack() as started:
                     variants = {
@@ -755,7 +704,7 @@ def main() -> None:
                         )["url"]
                     for name, variant_urls in variants.items():
                         if name != "with_pool":
-                            register_echo(variant_urls["ccfaas"])
+                            register_echo(variant_urls["ccfaas"], ECHO_BENCH, ECHO_WASM.read_bytes())
                     bench_instances(variants, user, streamer)
             if "stream" in parts:
                 bench_stream(urls, user, streamer)
@@ -775,7 +724,7 @@ def main() -> None:
                     local_stack(2, "--api-workers", "2", warm_pool=0, tree=trees["before"])
                 )
             for stack in stacks.values():
-                register_echo(stack["url"]["ccfaas"])
+                register_echo(stack["url"]["ccfaas"], ECHO_BENCH, ECHO_WASM.read_bytes())
             reads = bench_reads(stacks, user, streamer)
         report(
             "RATIO",
