@@ -616,6 +616,15 @@ class SlotStore(_ScannableTable):
                 return slot
         return None
 
+    def held(self) -> set[str]:
+        """The slots held, read consistently: their keys alone. A create polled while every slot is busy reads
+        this; the whole items (hashes, URL, the runtime's facts as a map) cost ~4x the CPU to read (in-process
+        moto, ten slots: 9.6-10.2 against 2.5-2.8 ms)."""
+        items = _scan(
+            self.table, ConsistentRead=True, ProjectionExpression="#s", ExpressionAttributeNames={"#s": "slot"}
+        )
+        return {str(item["slot"]) for item in items}
+
     def get(self, slot: str) -> dict[str, Any] | None:
         item = _get_item(self.table, {"slot": slot})
         return _plain(item) if item else None
@@ -712,6 +721,7 @@ class InstanceStorage(Protocol):
 
 class SlotStorage(Protocol):
     def all(self) -> Iterator[dict[str, Any]]: ...
+    def held(self) -> set[str]: ...
     def matching(self, attribute: str, value: str) -> Iterator[dict[str, Any]]: ...
     def take(
         self, candidates: list[str], item: dict[str, Any], fields_for: Callable[[str], dict[str, Any]] | None = None

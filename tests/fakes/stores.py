@@ -279,6 +279,10 @@ class FakeInstanceStore(InstanceWrites, _FakeTable):
 class FakeSlotStore(_FakeTable):
     key = "slot"
 
+    def held(self) -> set[str]:
+        with self._lock:
+            return set(self._items)
+
     def take(
         self, candidates: list[str], item: dict[str, Any], fields_for: Callable[[str], dict[str, Any]] | None = None
     ) -> str | None:

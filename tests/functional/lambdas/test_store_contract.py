@@ -296,6 +296,28 @@ def test_slots_are_taken_first_free_first_and_released_only_by_their_allocation(
     ]
 
 
+def test_the_slots_held_are_their_keys_read_consistently_without_their_items(stores: Stores) -> None:
+    """A create polled while every slot is busy reads ``held``: the keys of the slots taken and no more (on
+    DynamoDB a consistent scan projected to the key, not the items with their facts)."""
+    slots = stores.slots
+    assert slots.held() == set()
+    for slot in ("3014", "3016"):
+        slots.take([slot], {"allocation": slot, "state": "RUNNING", "facts": {"pid": 12, "home": "/tmp/x"}})
+    assert slots.held() == {"3014", "3016"}
+    slots.release("3014", "3014")
+    assert slots.held() == {"3016"}
+    if isinstance(slots, SlotStore):
+        calls: list[dict[str, Any]] = []
+        slots.table.meta.client.meta.events.register(
+            "provide-client-params.dynamodb.Scan", lambda params, **_: calls.append(params)
+        )
+        assert slots.held() == {"3016"}
+        [params] = calls
+        assert params["ConsistentRead"] is True and "IndexName" not in params
+        projected = params["ProjectionExpression"]
+        assert params.get("ExpressionAttributeNames", {}).get(projected, projected) == "slot"
+
+
 def test_a_slot_is_taken_with_the_fields_of_the_slot_it_gets(stores: Stores) -> None:
     """VaaS writes the runtime's hash and URL, which depend on the port, in the take itself."""
     slots = stores.slots

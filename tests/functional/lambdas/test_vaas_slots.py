@@ -117,16 +117,16 @@ def test_a_slot_taken_after_the_create_read_it_free_goes_to_the_next_free_one(sl
     """The read of the slots only picks candidates: the conditional put decides. A slot another create takes in
     between is skipped (its put fails), and the policy is completed again, for the port the create gets."""
     _fill(slots, 7)
-    read = SlotStore.all
+    read = SlotStore.held
 
-    def read_then_another_create_takes(store: SlotStore) -> Iterator[dict[str, Any]]:
-        items = list(read(store))
-        monkeypatch.setattr(SlotStore, "all", read)
+    def read_then_another_create_takes(store: SlotStore) -> set[str]:
+        held = read(store)
+        monkeypatch.setattr(SlotStore, "held", read)
         other = slots.store.take([str(PORT_MIN + 7)], {"allocation": "other", "created_at": "now", "state": "STARTING"})
         assert other == str(PORT_MIN + 7)
-        return iter(items)
+        return held
 
-    monkeypatch.setattr(SlotStore, "all", read_then_another_create_takes)
+    monkeypatch.setattr(SlotStore, "held", read_then_another_create_takes)
     vaas_policy = _policy("raced")
     reply = slots.vaas.create(vaas_policy)
     assert reply == _fresh(slots, vaas_policy, PORT_MIN + 8)
