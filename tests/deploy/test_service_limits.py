@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -33,6 +34,8 @@ from tests.support.aws import call
 from tests.support.lifecycle import running_plane
 from tests.support.sockets import read_http_answer, until_closed
 from tests.support.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def request(
@@ -183,6 +186,9 @@ def test_a_user_policy_too_large_for_the_workflow_gets_a_413_not_a_failed_execut
         status, refused = post("i-over", pool[: fits + 1])
         assert status == 413 and refused["error"] == "PayloadTooLarge", refused
         assert f"{fits + 1} identities" in refused["message"] and "fewer identities" in refused["message"]
+        # AND the API's OpenAPI document, which API Gateway is built from, declares that answer
+        document = json.loads((ROOT / "infra" / "openapi" / "ccfaas.json").read_text())
+        assert "413" in document["paths"]["/instance"]["post"]["responses"]
         assert call(ccfaas, "GET", "/instance/i-over", user="alice").status == 404
         assert len(sfn.list_executions(stateMachineArn=plane.state_machine)["executions"]) == before
         # AND at the limit the instance runs through the real workflow, whose states stay under the quota

@@ -57,6 +57,7 @@ def _stream() -> dict[str, str] | None:
         403,
         404,
         409,
+        413,
         502,
         admin=False,
         request="user",
