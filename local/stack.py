@@ -90,6 +90,28 @@ AWS_READY_TIMEOUT = 60.0
 
 
 TABLE_NAMES = {"functions": "ipoc-functions", "instances": "ipoc-instances", "slots": "ipoc-slots"}
+# The settings the stack gives its handlers itself, whatever its environment says (it reads the others from it).
+STACK_SETS = (
+    "functions_table",
+    "instances_table",
+    "slots_table",
+    "artifacts_bucket",
+    "inputs_bucket",
+    "admin_principals",
+    "backend",
+    "state_dir",
+    "port_min",
+    "port_max",
+    "endpoint_host",
+    "proxy_url",
+    "proxy_cert",
+    "runtime_hash",
+    "platform",
+    "program_load_cert_file",
+    "program_load_key_file",
+    "program_load_secret_arn",  # empty: the identity is the files above, never a secret of the developer's AWS
+    "state_machine_arn",  # the workflow the local AWS made
+)
 ARTIFACTS_BUCKET = "ipoc-artifacts"
 
 
@@ -322,8 +344,7 @@ class LocalStack:
 
         config = self.config
         loader_cert, loader_key = self._program_load_identity()
-        self.settings = replace(
-            self.settings,
+        own = dict(
             functions_table=TABLE_NAMES["functions"],
             instances_table=TABLE_NAMES["instances"],
             slots_table=TABLE_NAMES["slots"],
@@ -341,7 +362,11 @@ class LocalStack:
             platform="linux",
             program_load_cert_file=str(loader_cert),
             program_load_key_file=str(loader_key),
+            program_load_secret_arn="",
         )
+        # STACK_SETS (docs/settings.md) names what the stack sets: these, and the workflow's ARN once it is made
+        assert set(own) | {"state_machine_arn"} == set(STACK_SETS), "keep STACK_SETS what the stack sets"
+        self.settings = replace(self.settings, **own)
         self._given_settings = settings_config.use(self.settings)
         self._stoppers.append(("the handlers' settings", lambda: settings_config.use(self._given_settings)))
 

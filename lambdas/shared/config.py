@@ -24,63 +24,139 @@ from ipoc.limits import DIRECT_UPLOAD_LIMIT
 POD_IP_TIMEOUT = 20
 
 
-def _setting(env: str, default: Any) -> Any:
-    """A field of :class:`Settings` read from (and written to) the environment variable ``env``."""
-    return field(default=default, metadata={"env": env})
+def _setting(env: str, default: Any, what: str) -> Any:
+    """A field of :class:`Settings` read from (and written to) the environment variable ``env``; ``what`` it sets
+    (docs/settings.md is generated from it)."""
+    return field(default=default, metadata={"env": env, "what": what})
 
 
 @dataclass(frozen=True)
 class Settings:
     """The deployment's settings (frozen and hashable: a value to build services from, and to cache them by)."""
 
-    functions_table: str = _setting("IPOC_FUNCTIONS_TABLE", "ipoc-functions")
-    instances_table: str = _setting("IPOC_INSTANCES_TABLE", "ipoc-instances")
-    slots_table: str = _setting("IPOC_SLOTS_TABLE", "ipoc-slots")
-    artifacts_bucket: str = _setting("IPOC_ARTIFACTS_BUCKET", "ipoc-artifacts")
-    # The users' encrypted inputs; the S3 streamer's own role reads only the caller's prefix of it.
-    inputs_bucket: str = _setting("IPOC_INPUTS_BUCKET", "ipoc-inputs")
-    admin_principals: tuple[str, ...] = _setting("IPOC_ADMIN_PRINCIPALS", ())
-    direct_upload_limit: int = _setting("IPOC_DIRECT_UPLOAD_LIMIT", DIRECT_UPLOAD_LIMIT)
-    max_program_size: int = _setting("IPOC_MAX_PROGRAM_SIZE", 64 * 1024 * 1024)
-    max_data_file_size: int = _setting("IPOC_MAX_DATA_FILE_SIZE", 2 * 1024 * 1024 * 1024)
-    presigned_expiry: int = _setting("IPOC_PRESIGNED_EXPIRY", 3600)
+    functions_table: str = _setting("IPOC_FUNCTIONS_TABLE", "ipoc-functions", "DynamoDB table of the functions")
+    instances_table: str = _setting("IPOC_INSTANCES_TABLE", "ipoc-instances", "DynamoDB table of the instances")
+    slots_table: str = _setting("IPOC_SLOTS_TABLE", "ipoc-slots", "DynamoDB table of the runtime slots (one per port)")
+    artifacts_bucket: str = _setting(
+        "IPOC_ARTIFACTS_BUCKET", "ipoc-artifacts", "S3 bucket of the functions' programs and data files"
+    )
+    inputs_bucket: str = _setting(
+        "IPOC_INPUTS_BUCKET",
+        "ipoc-inputs",
+        "S3 bucket of the users' encrypted inputs; without credentials of their own, a user's stream reads only "
+        "`users/<principal id>/` of it",
+    )
+    admin_principals: tuple[str, ...] = _setting(
+        "IPOC_ADMIN_PRINCIPALS", (), "comma-separated principal ARNs (`fnmatch` patterns) that may use the admin routes"
+    )
+    direct_upload_limit: int = _setting(
+        "IPOC_DIRECT_UPLOAD_LIMIT",
+        DIRECT_UPLOAD_LIMIT,
+        "largest program or data file (bytes) uploaded in the request body; larger ones go through a presigned URL",
+    )
+    max_program_size: int = _setting(
+        "IPOC_MAX_PROGRAM_SIZE", 64 * 1024 * 1024, "largest program (bytes) a function may upload (413 above)"
+    )
+    max_data_file_size: int = _setting(
+        "IPOC_MAX_DATA_FILE_SIZE",
+        2 * 1024 * 1024 * 1024,
+        "largest data file (bytes) a function may upload (413 above)",
+    )
+    presigned_expiry: int = _setting("IPOC_PRESIGNED_EXPIRY", 3600, "seconds a presigned upload URL stays valid")
     # VaaS
-    backend: str = _setting("IPOC_VAAS_BACKEND", "local")
-    port_min: int = _setting("IPOC_PORT_MIN", 3014)
-    port_max: int = _setting("IPOC_PORT_MAX", 3023)
-    endpoint_host: str = _setting("IPOC_ENDPOINT_HOST", "127.0.0.1")
-    proxy_url: str = _setting("IPOC_PROXY_URL", "127.0.0.1:3010")
-    proxy_cert: str = _setting("IPOC_PROXY_CERT", "")
+    backend: str = _setting("IPOC_VAAS_BACKEND", "local", "VaaS backend: `local` (runtime processes) or `kubernetes`")
+    port_min: int = _setting("IPOC_PORT_MIN", 3014, "first runtime port (one slot per port)")
+    port_max: int = _setting("IPOC_PORT_MAX", 3023, "last runtime port")
+    endpoint_host: str = _setting(
+        "IPOC_ENDPOINT_HOST",
+        "127.0.0.1",
+        "host the policies' `veracruz_server_url` names (clients reach runtimes there)",
+    )
+    proxy_url: str = _setting(
+        "IPOC_PROXY_URL",
+        "127.0.0.1:3010",
+        "the proxy attestation service, as the policies' `proxy_attestation_server_url`",
+    )
+    proxy_cert: str = _setting(
+        "IPOC_PROXY_CERT", "", "the proxy's CA certificate (PEM), as the policies' `proxy_service_cert`"
+    )
     # In AWS the proxy CA lives in Secrets Manager (made by the deployment's setup function).
-    proxy_cert_secret_arn: str = _setting("IPOC_PROXY_CERT_SECRET_ARN", "")
-    runtime_hash: str = _setting("IPOC_RUNTIME_HASH", "")
-    platform: str = _setting("IPOC_PLATFORM", "linux")
-    state_dir: str = _setting("IPOC_STATE_DIR", "")
-    # Local backend: runtimes kept started and attested ahead of their policy (0 disables the pool).
-    warm_pool: int = _setting("IPOC_WARM_POOL", 2)
-    kube_namespace: str = _setting("IPOC_K8S_NAMESPACE", "veracruz")
-    runtime_image: str = _setting("IPOC_RUNTIME_IMAGE", "veracruz/veracruz-nitro:v1.3.3")
-    runtime_pod_mib: int = _setting("IPOC_RUNTIME_POD_MIB", 500)
-    runtime_cpu_millis: int = _setting("IPOC_RUNTIME_CPU_MILLIS", 1000)
-    eks_cluster: str = _setting("IPOC_EKS_CLUSTER", "")
-    kube_host: str = _setting("IPOC_K8S_HOST", "")
-    kube_ca_file: str = _setting("IPOC_K8S_CA_FILE", "")
-    # The cluster CA as EKS reports it (base64 PEM), when there is no file (Lambda).
-    kube_ca_data: str = _setting("IPOC_K8S_CA_DATA", "")
-    pod_ip_timeout: int = _setting("IPOC_POD_IP_TIMEOUT", POD_IP_TIMEOUT)
+    proxy_cert_secret_arn: str = _setting(
+        "IPOC_PROXY_CERT_SECRET_ARN",
+        "",
+        "kubernetes backend: Secrets Manager secret of the proxy's CA certificate, when `IPOC_PROXY_CERT` is empty",
+    )
+    runtime_hash: str = _setting(
+        "IPOC_RUNTIME_HASH",
+        "",
+        "the runtime's measurement (64 hex digits: PCR0's first 32 bytes on Nitro) the policies pin",
+    )
+    platform: str = _setting(
+        "IPOC_PLATFORM", "linux", "the platform whose runtime hash the policies name: `linux` or `nitro`"
+    )
+    state_dir: str = _setting(
+        "IPOC_STATE_DIR", "", "the local backend's directory of runtime processes (pids, scratch)"
+    )
+    warm_pool: int = _setting(
+        "IPOC_WARM_POOL",
+        2,
+        "local backend: runtimes kept started and attested ahead of their policy (0 disables the pool)",
+    )
+    kube_namespace: str = _setting("IPOC_K8S_NAMESPACE", "veracruz", "kubernetes backend: the runtime pods' namespace")
+    runtime_image: str = _setting(
+        "IPOC_RUNTIME_IMAGE", "veracruz/veracruz-nitro:v1.3.3", "kubernetes backend: the runtime pods' image"
+    )
+    runtime_pod_mib: int = _setting("IPOC_RUNTIME_POD_MIB", 500, "kubernetes backend: a runtime pod's memory (MiB)")
+    runtime_cpu_millis: int = _setting(
+        "IPOC_RUNTIME_CPU_MILLIS", 1000, "kubernetes backend: a runtime pod's CPU (millicores)"
+    )
+    eks_cluster: str = _setting(
+        "IPOC_EKS_CLUSTER", "", "kubernetes backend: the EKS cluster's name (its tokens are signed for it)"
+    )
+    kube_host: str = _setting("IPOC_K8S_HOST", "", "kubernetes backend: the cluster API's URL")
+    kube_ca_file: str = _setting("IPOC_K8S_CA_FILE", "", "kubernetes backend: the cluster CA's file")
+    kube_ca_data: str = _setting(
+        "IPOC_K8S_CA_DATA",
+        "",
+        "kubernetes backend: the cluster CA as EKS reports it (base64 PEM), when there is no file",
+    )
+    pod_ip_timeout: int = _setting(
+        "IPOC_POD_IP_TIMEOUT", POD_IP_TIMEOUT, "kubernetes backend: seconds a create waits for a new pod's IP"
+    )
     # S3 streamer
-    stream_chunk: int = _setting("IPOC_STREAM_CHUNK", 1024 * 1024)
+    stream_chunk: int = _setting("IPOC_STREAM_CHUNK", 1024 * 1024, "bytes the S3 streamer sends a runtime per append")
     # Instance lifecycle
-    state_machine_arn: str = _setting("IPOC_STATE_MACHINE_ARN", "")
-    program_load_cert_file: str = _setting("IPOC_PROGRAM_LOAD_CERT_FILE", "")
-    program_load_key_file: str = _setting("IPOC_PROGRAM_LOAD_KEY_FILE", "")
-    program_load_secret_arn: str = _setting("IPOC_PROGRAM_LOAD_SECRET_ARN", "")
-    default_ttl: int = _setting("IPOC_DEFAULT_TTL", 3600)
-    max_ttl: int = _setting("IPOC_MAX_TTL", 24 * 3600)
-    allocate_wait: int = _setting("IPOC_ALLOCATE_WAIT", 120)
-    ready_timeout: int = _setting("IPOC_READY_TIMEOUT", 120)
-    # POST /instance waits this long for READY unless ?wait= says otherwise (capped under API Gateway's 29 s).
-    instance_wait: int = _setting("IPOC_INSTANCE_WAIT", 25)
+    state_machine_arn: str = _setting("IPOC_STATE_MACHINE_ARN", "", "the instance lifecycle's state machine")
+    program_load_cert_file: str = _setting(
+        "IPOC_PROGRAM_LOAD_CERT_FILE", "", "CCFaaS's program-load identity: its certificate's file"
+    )
+    program_load_key_file: str = _setting(
+        "IPOC_PROGRAM_LOAD_KEY_FILE", "", "CCFaaS's program-load identity: its key's file"
+    )
+    program_load_secret_arn: str = _setting(
+        "IPOC_PROGRAM_LOAD_SECRET_ARN",
+        "",
+        "Secrets Manager secret holding the program-load identity, in place of the files",
+    )
+    default_ttl: int = _setting(
+        "IPOC_DEFAULT_TTL", 3600, "an instance's lifetime (seconds) when `POST /instance` gives no `ttl`"
+    )
+    max_ttl: int = _setting(
+        "IPOC_MAX_TTL", 24 * 3600, "the longest `ttl` (seconds) `POST /instance` accepts (the shortest: 60)"
+    )
+    allocate_wait: int = _setting(
+        "IPOC_ALLOCATE_WAIT", 120, "seconds the workflow waits for a free runtime slot before the instance fails"
+    )
+    ready_timeout: int = _setting(
+        "IPOC_READY_TIMEOUT",
+        120,
+        "seconds the workflow waits for an allocated runtime to answer before the instance fails",
+    )
+    instance_wait: int = _setting(
+        "IPOC_INSTANCE_WAIT",
+        25,
+        "seconds `POST /instance` waits for READY unless `?wait=` says (at most 25: API Gateway's 29 s)",
+    )
 
     @staticmethod
     def names() -> dict[str, str]:
