@@ -344,7 +344,7 @@ class LocalStack:
 
         config = self.config
         loader_cert, loader_key = self._program_load_identity()
-        own = dict(
+        own: dict[str, Any] = dict(
             functions_table=TABLE_NAMES["functions"],
             instances_table=TABLE_NAMES["instances"],
             slots_table=TABLE_NAMES["slots"],
