@@ -10,7 +10,7 @@ from typing import Any
 from ipoc import rights
 from ipoc.certs import Identity, new_identity
 from ipoc.client import VeracruzClient
-from ipoc.errors import NoResult
+from ipoc.errors import FileNotFound, NoResult
 from ipoc.paths import ipoc_home
 
 
@@ -66,20 +66,29 @@ def run_user_policy(
     }
 
 
+DETECTIONS = "/output/detections.json"  # the VOD detector's report: fetched when the program wrote one
+
+
 def fetch_results(client: VeracruzClient, out: Path, extra: list[str]) -> list[str]:
-    """stdout, stderr, detections.json and the annotated frames it names, plus any extra paths, into ``out``."""
+    """stdout, stderr and the ``extra`` paths into ``out``; and the VOD detector's detections.json with the
+    annotated frames it names, when the program wrote one (any other program writes none: not an error,
+    while an ``extra`` path that is missing is)."""
     out.mkdir(parents=True, exist_ok=True)
     fetched = []
-    wanted = ["stdout", "stderr", "/output/detections.json", *extra]
-    for path in wanted:
+    for path in dict.fromkeys(["stdout", "stderr", DETECTIONS, *extra]):
         try:
             data = client.read_file(path)
         except NoResult:
             continue  # an empty stream or file: nothing to save
+        except FileNotFound:
+            if path != DETECTIONS or path in extra:
+                raise
+            client.connect()  # the refused read ended the session: a new one for the paths asked for
+            continue
         target = out / (f"{path}.txt" if path in ("stdout", "stderr") else posixpath.basename(path))
         target.write_bytes(data)
         fetched.append(str(target))
-        if path == "/output/detections.json":
+        if path == DETECTIONS:
             for frame in json.loads(data).get("frames", []):
                 if frame.get("boxes"):
                     image = f"/output/prediction.{frame['index']}.png"

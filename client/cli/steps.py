@@ -95,7 +95,8 @@ def exec_(app: Application, policy_file: Path, program: str, identity: Path, key
 @click.option("--result", "extra", multiple=True, metavar="ENCLAVE_PATH", help="Another file to fetch. Repeatable.")
 @click.pass_obj
 def results(app: Application, policy_file: Path, identity: Path, key: Path, out: Path, extra: tuple[str, ...]) -> None:
-    """Fetch stdout, stderr, /output/detections.json and the frames it names, and any --result files."""
+    """Fetch stdout, stderr and any --result files; and /output/detections.json with the frames it names,
+    when the program wrote one (the VOD detector does)."""
     try:
         with VeracruzClient(policy_file.read_text(), identity.read_text(), key.read_text()) as client:
             fetched = fetch_results(client, out, list(extra))

@@ -80,3 +80,17 @@ def test_veracruz_data_bar_counts_each_byte_once(ipoc_cli, echo_instance: Path):
     assert bars, result.stderr
     assert re.search(r" 2\.1/2\.1 MB [\d.]+ [kMG]?B/s \d+:\d\d:\d\d$", bars[-1]), bars[-1]
     assert f"({DATA} bytes," in result.stderr
+
+
+def test_results_of_a_program_that_writes_no_detections_fetch_what_was_asked(ipoc_cli, echo_instance: Path):
+    """`ipoc results` (and `ipoc run`'s last step) also look for the VOD detector's detections.json; echo writes
+    none, and that used to fail the fetch (FileNotFound) before the --result files were read."""
+    assert ipoc_cli(*_as_user(echo_instance, "exec", policies.ECHO)).exit_code == 0
+    out = echo_instance / "results"
+    result = ipoc_cli(*_as_user(echo_instance, "results", "--out", str(out), "--result", "/output/result.txt"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["result.txt", "stderr.txt", "stdout.txt"]
+    assert (out / "result.txt").read_bytes() == b"ECHO 5\nHELLO"
+    # a --result path that is not there is still an error, named
+    missing = ipoc_cli(*_as_user(echo_instance, "results", "--out", str(out), "--result", "/output/none.txt"))
+    assert missing.exit_code == 1 and "/output/none.txt" in missing.stderr and "FileNotFound" in missing.stderr
