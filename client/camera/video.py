@@ -7,7 +7,6 @@ the input's length. It streams: memory stays at one frame whatever the video's s
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -54,10 +53,6 @@ def _split(planes: np.ndarray, width: int, height: int) -> Frame:
     u = flat[width * height : width * height + cw * ch].reshape(ch, cw)
     v = flat[width * height + cw * ch : width * height + 2 * cw * ch].reshape(ch, cw)
     return Frame(y.copy(), u.copy(), v.copy())
-
-
-def new_key_material() -> tuple[bytes, bytes]:
-    return os.urandom(16), os.urandom(16)
 
 
 def encrypt_frames(

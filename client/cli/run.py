@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from client.api import Api, ApiError
+from client.camera.keys import key_material
 from client.cli.params import s3_url
 from client.cli.steps import streaming
 from client.user import fetch_results, run_user_policy, user_identity
@@ -112,9 +113,12 @@ def run(
     and exits 1.
     """
     bucket, object_key = s3_url(source)
-    for name, path in (("--key", key_file), ("--iv", iv_file)):
-        if path.stat().st_size < 16:
-            raise click.BadParameter(f"{path} holds {path.stat().st_size} bytes; a key or IV is 16", param_hint=name)
+    material = {}
+    for name, path, what in (("--key", key_file, "key"), ("--iv", iv_file, "IV")):
+        try:
+            material[name] = key_material(path, what)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=name) from None
     api = app.api()
     timeline = Timeline(app)
     instance_id = instance_id or f"{function.replace(':', '-')}-{uuid.uuid4().hex[:8]}"  # FUNCTION may be NAME:ALIAS
@@ -153,8 +157,8 @@ def run(
             )
         try:
             with timeline.step("Write the key and IV"):
-                client.write_file(key_path, key_file.read_bytes()[:16])
-                client.write_file(iv_path, iv_file.read_bytes()[:16])
+                client.write_file(key_path, material["--key"])
+                client.write_file(iv_path, material["--iv"])
             with timeline.step(f"Stream {source} into {input_path}"):
                 body = {
                     "s3": {"bucket": bucket, "filename": object_key},

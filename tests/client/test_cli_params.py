@@ -57,3 +57,19 @@ def test_both_commands_refuse_a_malformed_pair_alike(tmp_path):
         result = runner.invoke(ipoc, args)
         assert result.exit_code == 2, (args, result.output)
         assert "expected ENCLAVE_PATH=FILE, got 'p.wasm'" in result.output
+
+
+@pytest.mark.parametrize(("size", "option"), [(17, "--key"), (4_500_000, "--key"), (15, "--iv")])
+def test_run_refuses_a_key_or_iv_file_of_another_size_before_any_instance(tmp_path, size, option):
+    """`ipoc run` took the first 16 bytes of any longer file (the video passed as --key, say): the mistake showed
+    only at Execute, after an instance was made, attested and fed. The camera's files hold exactly 16 bytes."""
+    files = {"--key": tmp_path / "in.key", "--iv": tmp_path / "in.iv"}
+    for path in files.values():
+        path.write_bytes(bytes(16))
+    files[option].write_bytes(bytes(size))
+    args = ["run", "echo", "--input", "s3://b/users/me/in", "--out", str(tmp_path / "out")]
+    args += ["--key", str(files["--key"]), "--iv", str(files["--iv"])]
+    result = CliRunner().invoke(ipoc, args)
+    assert result.exit_code == 2, result.output
+    assert f"{files[option]} holds {size} bytes" in result.output and "exactly 16" in result.output
+    assert not (tmp_path / "out").exists()

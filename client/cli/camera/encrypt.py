@@ -42,23 +42,29 @@ def encrypt(
 
     Key and IV files are reused when they exist and created (private, random) when not.
     """
-    from client.camera.video import decode_frames, encrypt_frames, frame_count, new_key_material
+    from client.camera.keys import key_material, new_key_material
+    from client.camera.video import decode_frames, encrypt_frames, frame_count
 
     key_file = key_file or out.with_name(out.name + ".key")
     iv_file = iv_file or out.with_name(out.name + ".iv")
     fresh_key, fresh_iv = new_key_material()
+    material = {}
     for path, fresh, what in ((key_file, fresh_key, "key"), (iv_file, fresh_iv, "IV")):
-        if not path.exists():
-            write_private(path, fresh)
-            app.terminal.display_info(f"New random {what} written to {path}")
-    key, iv = key_file.read_bytes()[:16], iv_file.read_bytes()[:16]
-    if len(key) != 16 or len(iv) != 16:
-        app.abort("the key and the IV files must hold at least 16 bytes each")
+        try:
+            material[what] = key_material(path, what) if path.exists() else fresh
+        except ValueError as exc:
+            app.abort(str(exc))
     try:
         width, height, frames = decode_frames(video, max_frames=max_frames)
         declared = frame_count(video)
     except Exception as exc:  # PyAV's errors have no common base worth naming here
-        app.abort(f"cannot decode {video}: {exc}")
+        app.abort(f"cannot decode {video}: {getattr(exc, 'strerror', None) or exc}")  # FFmpeg's text, not its errno
+    # written once the video decodes: a failed run leaves no new key files behind
+    for path, what in ((key_file, "key"), (iv_file, "IV")):
+        if not path.exists():
+            write_private(path, material[what])
+            app.terminal.display_info(f"New random {what} written to {path}")
+    key, iv = material["key"], material["IV"]
     total = min(filter(None, (declared, max_frames)), default=None)
     with app.terminal.progress(f"encrypt {video.name}", total, unit="frames") as advance, open(out, "wb") as handle:
         count = encrypt_frames(width, height, frames, handle, key, iv, progress=advance)

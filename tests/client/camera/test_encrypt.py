@@ -42,3 +42,24 @@ def test_without_a_limit_the_total_is_the_frames_the_file_declares(ipoc_cli, tmp
     assert result.exit_code == 0, result.output
     assert " 0/120 frames " in plain(result.stderr)
     assert "Encrypted 120 frames of 176x144" in result.stderr
+
+
+def test_a_key_file_of_another_size_is_refused_by_name_before_anything_is_written(ipoc_cli, tmp_path: Path):
+    """A longer file (the video itself, say) used to be cut to its first 16 bytes: the mistake showed only once
+    the enclave failed to decrypt."""
+    out, key = tmp_path / "in_enc.y4m", tmp_path / "long.key"
+    key.write_bytes(bytes(17))
+    result = ipoc_cli("camera", "encrypt", str(vod.carphone()), "--out", str(out), "--key", str(key))
+    assert result.exit_code == 1
+    assert f"{key} holds 17 bytes; a key file holds exactly 16" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.key"]  # no IV, no output
+
+
+def test_a_file_that_is_not_a_video_leaves_no_new_key_files(ipoc_cli, tmp_path: Path):
+    not_video = tmp_path / "notes.txt"
+    not_video.write_text("not a video\n")
+    result = ipoc_cli("camera", "encrypt", str(not_video), "--out", str(tmp_path / "in_enc.y4m"))
+    assert result.exit_code == 1
+    assert f"cannot decode {not_video}: Invalid data found when processing input" in result.stderr
+    assert "Errno" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
