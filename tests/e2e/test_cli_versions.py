@@ -4,9 +4,14 @@ the acceptance of issue 19, on the real VOD detector."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 
-from tests.support import processes, vod
+from click.testing import CliRunner
+
+from client.api import ApiError
+from client.cli import ipoc as ipoc_command
+from tests.support import policies, processes, vod
 from tests.support.local_stack import aws_client
 from tests.support.wasm import custom_section
 
@@ -134,3 +139,44 @@ def test_publish_pin_roll_back_and_delete_a_version(stack, tmp_path):
     assert [v["version"] for v in listing["versions"]] == [2] and listing["aliases"] == {"latest": 2, "prod": 2}
     table = ipoc(stack, "function", "versions", "vod")
     assert table.returncode == 0 and "latest, prod" in table.stdout
+
+
+def test_a_publish_that_cannot_load_its_files_withdraws_its_version(stack, tmp_path, echo_wasm, monkeypatch):
+    """New-user QA: a publish whose program was neither given nor held by an earlier version left that version as
+    `latest`, which no instance can start from, until someone deleted it by hand; a failed first registration
+    likewise left a function without its program."""
+    v1 = policies.echo_function("echo_pub", echo_wasm)
+    (tmp_path / "v1.json").write_text(json.dumps(v1))
+    (tmp_path / "echo.wasm").write_bytes(echo_wasm)
+    program = f"{policies.ECHO}={tmp_path / 'echo.wasm'}"
+    assert ipoc(stack, "function", "register", str(tmp_path / "v1.json"), "--program", program).returncode == 0
+    v2 = json.loads(json.dumps(v1))
+    v2["programs"][0]["pi_hash"] = hashlib.sha256(echo_wasm + custom_section(b"ipoc-build", b"v2")).hexdigest()
+    (tmp_path / "v2.json").write_text(json.dumps(v2))
+
+    refused = ipoc(stack, "function", "publish", str(tmp_path / "v2.json"))  # its program not given
+    assert refused.returncode == 1
+    assert f"needs {policies.ECHO}: no earlier version holds it" in refused.stderr, refused.stderr
+    assert "Version 2 of echo_pub withdrawn: `latest` is the version before it again" in refused.stderr
+    listing = json.loads(ipoc(stack, "function", "versions", "echo_pub", "--json").stdout)
+    assert listing["latest"] == 1 and [v["version"] for v in listing["versions"]] == [1]
+
+    # a first registration that fails after the API made it (its upload refused: mocked here, as the stack's
+    # limits are too large to reach in a test) goes whole, not left without its program
+    def refused_upload(*args, **kwargs):
+        raise ApiError(413, "PayloadTooLarge", "the upload was refused")
+
+    # the module, not the command the package exports under the same name
+    monkeypatch.setattr(importlib.import_module("client.cli.function.register"), "_upload", refused_upload)
+    (tmp_path / "never.json").write_text(json.dumps(policies.echo_function("never", echo_wasm)))
+    env = {**stack["env"], "COLUMNS": "120"}
+    failed = CliRunner(env=env).invoke(
+        ipoc_command, ["function", "register", str(tmp_path / "never.json"), "--program", program]
+    )
+    assert failed.exit_code == 1, failed.output
+    assert (
+        "the upload was refused" in failed.output
+        and "Function never withdrawn: nothing was registered" in failed.output
+    )
+    gone = ipoc(stack, "function", "show", "never")
+    assert gone.returncode == 1 and "not registered" in gone.stderr, gone.stderr

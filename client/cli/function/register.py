@@ -73,6 +73,7 @@ def register(
     a function already registered with the same policy is kept, and files
     already loaded are not uploaded again. A function registered with another
     policy is left alone: `ipoc function publish` makes that policy its next version.
+    A new function whose upload fails is withdrawn: nothing is left half-registered.
     """
     _publish(app, policy_file, programs, data_files, as_json, new_version=False)
 
@@ -90,7 +91,9 @@ def publish(
     so they need not be given again; every other declared file must be. The
     `latest` alias follows the new version at once; other aliases stay where
     they are (`ipoc function alias` moves them), and running instances keep
-    the version they were started from.
+    the version they were started from. When a file cannot be loaded (not
+    given and held by no earlier version, refused, interrupted), the new
+    version is withdrawn: nothing is published.
     """
     _publish(app, policy_file, programs, data_files, as_json, new_version=True)
 
@@ -153,24 +156,29 @@ def _publish(
         else:
             app.terminal.display_info(f"Function {name} is already registered with this policy (version {version})")
         status = {f["path"]: f["status"] for f in published["files"]}
-        for kind, files in declared.items():
-            for path in files:
-                local_file = given[kind].get(path)
-                if local_file is None:
-                    if status[path] != "loaded":
-                        app.abort(
-                            f"version {version} of {name} needs {path}: no earlier version holds it; give it "
-                            f"(--{'program' if kind == 'program' else 'data'} PATH=FILE) and publish again"
-                        )
-                    outcomes.append({"path": path, "kind": kind, "result": "shared with an earlier version"})
-                    continue
-                outcomes.append(
-                    {
-                        "path": path,
-                        "kind": kind,
-                        "result": _upload(app, api, f"{name}:{version}", kind, path, local_file),
-                    }
-                )
+        try:
+            for kind, files in declared.items():
+                for path in files:
+                    local_file = given[kind].get(path)
+                    if local_file is None:
+                        if status[path] != "loaded":
+                            app.abort(
+                                f"version {version} of {name} needs {path}: no earlier version holds it; give it "
+                                f"(--{'program' if kind == 'program' else 'data'} PATH=FILE) and publish again"
+                            )
+                        outcomes.append({"path": path, "kind": kind, "result": "shared with an earlier version"})
+                        continue
+                    outcomes.append(
+                        {
+                            "path": path,
+                            "kind": kind,
+                            "result": _upload(app, api, f"{name}:{version}", kind, path, local_file),
+                        }
+                    )
+        except BaseException:  # an abort, an API error, an interrupt: each goes on once the version is withdrawn
+            if published["created"]:
+                _withdraw(app, api, name, version)
+            raise
     except ApiError as exc:
         app.abort(exc.message)
     if as_json:
@@ -183,6 +191,25 @@ def _publish(
             ["Path", "Kind", "Result"],
             [[o["path"], o["kind"].replace("_", " "), o["result"]] for o in outcomes],
         )
+
+
+def _withdraw(app: Application, api: Api, name: str, version: int) -> None:
+    """Take back the version this command created and could not load: left, it would be `latest`, which no
+    instance can start from until every file is loaded (a failed publish leaves nothing half-published). A
+    first version goes with its function. Version numbers are not reused."""
+    try:
+        api.call("ccfaas", "DELETE", f"/function/{name}" if version == 1 else f"/function/{name}/versions/{version}")
+    except ApiError as exc:
+        app.terminal.display_error(
+            f"version {version} of {name} stays, not loaded ({exc.message}); "
+            f"`ipoc function delete {name}:{version}` takes it back"
+        )
+        return
+    app.terminal.display_info(
+        f"Function {name} withdrawn: nothing was registered"
+        if version == 1
+        else f"Version {version} of {name} withdrawn: `latest` is the version before it again"
+    )
 
 
 def _upload(app: Application, api: Api, name: str, kind: str, path: str, local: Path) -> str:
