@@ -10,6 +10,7 @@ import click
 
 from client.api import Api, ApiError
 from client.cli.params import s3_url
+from client.cli.policy.loading import load_credentials
 from client.s3 import object_size
 from client.user import fetch_results
 from ipoc.client import VeracruzClient
@@ -50,14 +51,13 @@ def streaming(app: Application, api: Api, bucket: str, key: str) -> AbstractCont
 def stream(app: Application, policy_file: Path, source: str, target: str, identity: Path, key: Path) -> None:
     """Ask the S3 streamer to copy SOURCE into the instance POLICY_FILE describes, as the given identity."""
     bucket, object_key = s3_url(source)
+    try:
+        policy, certificate, private_key = load_credentials(policy_file, identity, key)
+    except IpocError as exc:
+        app.abort(exc.message)
     body = {
         "s3": {"bucket": bucket, "filename": object_key},
-        "veracruz": {
-            "filename": target,
-            "policy": policy_file.read_text(),
-            "certificate": identity.read_text(),
-            "key": key.read_text(),
-        },
+        "veracruz": {"filename": target, "policy": policy, "certificate": certificate, "key": private_key},
     }
     api = app.api()
     try:
@@ -77,7 +77,7 @@ def stream(app: Application, policy_file: Path, source: str, target: str, identi
 def exec_(app: Application, policy_file: Path, program: str, identity: Path, key: Path) -> None:
     """Execute PROGRAM (an enclave path) in the instance POLICY_FILE describes; exit 1 if it fails."""
     try:
-        with VeracruzClient(policy_file.read_text(), identity.read_text(), key.read_text()) as client:
+        with VeracruzClient(*load_credentials(policy_file, identity, key)) as client:
             with app.terminal.status(f"running {program}"):
                 code = client.execute(program)
     except IpocError as exc:
@@ -98,7 +98,7 @@ def results(app: Application, policy_file: Path, identity: Path, key: Path, out:
     """Fetch stdout, stderr and any --result files; and /output/detections.json with the frames it names,
     when the program wrote one (the VOD detector does)."""
     try:
-        with VeracruzClient(policy_file.read_text(), identity.read_text(), key.read_text()) as client:
+        with VeracruzClient(*load_credentials(policy_file, identity, key)) as client:
             fetched = fetch_results(client, out, list(extra))
     except IpocError as exc:
         app.abort(exc.message)

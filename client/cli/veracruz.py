@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import click
 
 from client.cli.params import enclave_file_pair
+from client.cli.policy.loading import load_credentials
 from ipoc.client import VeracruzClient
 from ipoc.errors import IpocError
 from ipoc.policy import policy_hash
@@ -107,7 +108,8 @@ def veracruz(
     policy_bytes = policy_file.read_bytes()
     terminal.display_info(f"Loaded policy {policy_file} {policy_hash(policy_bytes)}")
     try:
-        client = VeracruzClient(policy_bytes.decode("utf-8"), identity.read_text(), key.read_text(), timeout=timeout)
+        policy, certificate, private_key = load_credentials(policy_file, identity, key)
+        client = VeracruzClient(policy, certificate, private_key, timeout=timeout)
         terminal.display_info(f"Connecting to {client.policy.server_url} as identity {client.identity_id}")
         with client:
             terminal.display_info(f"Verified runtime hash {client.verified['runtime_hash']}")

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 def upload(app: Application, file: Path, target: str, use_local: bool, endpoint_url: str | None) -> None:
     """Upload FILE to s3://BUCKET/KEY with a progress bar (multipart for large files)."""
     import boto3
+    from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
     bucket, key = s3_url(target, param_hint="TARGET")
@@ -55,6 +56,6 @@ def upload(app: Application, file: Path, target: str, use_local: bool, endpoint_
 
             app.abort(STACK_DOWN)  # the profile's stack has stopped
         app.abort(f"upload to {target} failed: {exc}")
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
         app.abort(f"upload to {target} failed: {exc}")
     app.terminal.display_success(f"Uploaded {file} ({size} bytes) to {target}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -13,6 +12,7 @@ import requests
 
 from client.api import Api, ApiError
 from client.cli.params import enclave_file_pair
+from client.cli.policy.loading import load_json
 from ipoc import schemas
 from ipoc.errors import IpocError
 from ipoc.limits import DIRECT_UPLOAD_LIMIT
@@ -108,10 +108,13 @@ def _publish(
     new_version: bool,
 ) -> None:
     try:
-        policy = json.loads(policy_file.read_text())
+        policy = load_json(policy_file)  # its errors name the file
+    except IpocError as exc:
+        app.abort(exc.message)
+    try:
         schemas.validate("function", policy)
-    except (json.JSONDecodeError, IpocError) as exc:
-        app.abort(f"{policy_file}: {getattr(exc, 'message', exc)}")
+    except IpocError as exc:
+        app.abort(f"{policy_file}: {exc.message}")
     given = {"program": _pairs(programs, "--program"), "data_file": _pairs(data_files, "--data")}
     declared = {
         "program": {p["program_file_name"]: p["pi_hash"] for p in policy["programs"]},

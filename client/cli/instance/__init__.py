@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from client.api import ApiError
+from client.cli.policy.loading import load_json
+from ipoc.errors import IpocError
 
 if TYPE_CHECKING:
     from client.cli.application import Application
@@ -43,13 +44,17 @@ def create(
 ) -> None:
     """Create an instance from USER_POLICY (the seed's user policy: function, instanceid, identities)."""
     params = {"wait": str(wait), **({"ttl": str(ttl)} if ttl else {})}
+    try:
+        body = load_json(user_policy)
+    except IpocError as exc:
+        app.abort(exc.message)
     api = app.api()
     try:
-        reply = api.call("ccfaas", "POST", "/instance", body=json.loads(user_policy.read_text()), params=params)
+        reply = api.call("ccfaas", "POST", "/instance", body=body, params=params)
         instance_id = reply.get("instance") or reply["instance_id"]
         record = api.call("ccfaas", "GET", f"/instance/{instance_id}")
-    except (ApiError, json.JSONDecodeError) as exc:
-        app.abort(getattr(exc, "message", str(exc)))
+    except ApiError as exc:
+        app.abort(exc.message)
     if policy_out and record.get("policy"):
         policy_out.write_text(record["policy"])
     if as_json:

@@ -1,4 +1,5 @@
-"""Read a policy file for the policy commands, turning every failure into one clear line."""
+"""Read the files commands are given (policies, PEM identities and keys), turning every failure into one clear
+line (a ValidationError naming the file) instead of a decoder's exception."""
 
 from __future__ import annotations
 
@@ -18,7 +19,15 @@ def load_json(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         raise ValidationError(f"{path} is not JSON: {exc}") from None
     except UnicodeDecodeError:
-        raise ValidationError(f"{path} is not UTF-8 text") from None
+        raise ValidationError(f"{path} is not UTF-8 text: a policy is a JSON file") from None
+
+
+def load_text(path: Path, what: str) -> str:
+    """The text of ``path``, which holds ``what`` (for example "a PEM private key")."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(f"{path} is not UTF-8 text: it should hold {what}") from None
 
 
 def detect_kind(document: Any) -> PolicyKind:
@@ -34,3 +43,12 @@ def detect_kind(document: Any) -> PolicyKind:
     if "ciphersuite" in document:
         return "vaas"
     raise ValidationError("cannot tell which kind of policy this is; pass --kind")
+
+
+def load_credentials(policy_file: Path, identity: Path, key: Path) -> tuple[str, str, str]:
+    """The policy, certificate and private key texts a command talks to an instance with."""
+    return (
+        load_text(policy_file, "the instance's policy (JSON)"),
+        load_text(identity, "a PEM certificate"),
+        load_text(key, "a PEM private key"),
+    )

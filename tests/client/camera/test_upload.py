@@ -70,3 +70,12 @@ def test_color_on_a_pipe_colors_lines_but_draws_no_bar(ipoc_cli, bucket, video: 
     assert result.exit_code == 0, result.output
     assert "\x1b[" in result.stderr
     assert plain(result.stderr) == f"Uploaded {video} ({SIZE} bytes) to s3://inputs/cam/in_enc.y4m\n"
+
+
+def test_a_bucket_that_does_not_exist_is_one_clear_line(ipoc_cli, bucket, video: Path):
+    """boto3's transfer manager raises its own S3UploadFailedError (not a botocore error): it used to reach the
+    user as "unexpected S3UploadFailedError"."""
+    result = ipoc_cli("camera", "upload", str(video), "s3://no-such-bucket/in_enc.y4m")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: upload to s3://no-such-bucket/in_enc.y4m failed: ")
+    assert "NoSuchBucket" in result.stderr and "unexpected" not in result.stderr
