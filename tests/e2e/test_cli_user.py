@@ -138,6 +138,11 @@ def test_run_with_a_wrong_iv_fails_at_compute_and_leaves_nothing(stack, vod_regi
     )
     assert "(instance cli-wrong-iv deleted)" in last
     assert json.loads(ipoc(stack, "instance", "show", "cli-wrong-iv", "--json").stdout)["status"] == "DELETED"
+    # asked for its policy, an instance that has none says so and exits 1 (it used to write nothing, exit 0)
+    shown = ipoc(stack, "instance", "show", "cli-wrong-iv", "--policy-out", str(tmp_path / "p.json"))
+    assert shown.returncode == 1 and "cli-wrong-iv is DELETED" in shown.stderr, shown.stderr
+    assert f"it has no policy; nothing written to {tmp_path / 'p.json'}" in shown.stderr
+    assert not (tmp_path / "p.json").exists()
     assert json.loads(ipoc(stack, "local", "status", "--json").stdout)["running_runtimes"] == []
 
 

@@ -63,6 +63,11 @@ def create(
         app.terminal.display(
             f"Instance {instance_id}: {record['status']}" + (f" ({record['reason']})" if record.get("reason") else "")
         )
+    if policy_out and not record.get("policy"):
+        app.terminal.display_warning(
+            f"no policy written to {policy_out}: instance {instance_id} is not READY yet; "
+            f"`ipoc instance show {instance_id} --policy-out {policy_out}` writes it once READY"
+        )
         if policy_out and record.get("policy"):
             app.terminal.display(f"Policy written to {policy_out}")
     if record["status"] in ("TEARING_DOWN", "FAILED"):  # failed: tearing down, or torn down
@@ -100,7 +105,19 @@ def show(app: Application, instance_id: str, policy_out: Path | None, as_json: b
         policy_out.write_text(record["policy"])
     if as_json:
         app.terminal.display_json(record)
-        return
+    else:
+        _display(app, instance_id, record)
+    if policy_out and not record.get("policy"):  # asked for, and not there: a script must not go on without it
+        ended = record["status"] in ("TEARING_DOWN", "FAILED", "DELETED")
+        app.abort(
+            f"instance {instance_id} is {record['status']}"
+            + (f" ({record['reason']})" if record.get("reason") else "")
+            + (": it has no policy" if ended else ": it has a policy once READY")
+            + f"; nothing written to {policy_out}"
+        )
+
+
+def _display(app: Application, instance_id: str, record: dict[str, Any]) -> None:
     fields = [
         "status",
         "reason",
