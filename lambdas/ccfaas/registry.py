@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from ipoc import schemas
 from ipoc.errors import Conflict, HashMismatch, NotFound, PayloadTooLarge, ValidationError
+from ipoc.function_names import check_function_name
 from ipoc.path_segments import decode_path, encode_path
 from ipoc.rights import normalise_path
 from lambdas.shared.config import settings
@@ -36,7 +37,6 @@ from lambdas.shared.stores import (
 Kind = Literal["program", "data_file"]
 KINDS: tuple[Kind, ...] = ("program", "data_file")
 NOT_LOADED, UPLOADING, LOADED = "not loaded", "uploading", "loaded"
-_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -458,12 +458,7 @@ def _check_hash(path: str, expected: str, actual: str) -> None:
 
 def _declared_files(policy: dict[str, Any]) -> dict[str, tuple[Kind, str]]:
     """Check the semantic rules the schema cannot express; return {path: (kind, pi_hash)}."""
-    name = policy["function"]
-    if not _FUNCTION_NAME.match(name):
-        raise ValidationError(
-            "$.function must be 1-128 characters of letters, digits, '_', '.' or '-', starting with a letter or digit",
-            path="$.function",
-        )
+    check_function_name(policy["function"])
     if policy["max_memory_mib"] <= 0:
         raise ValidationError("$.max_memory_mib must be positive", path="$.max_memory_mib")
     if policy["execution_strategy"] not in ("JIT", "Interpretation"):

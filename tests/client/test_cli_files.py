@@ -4,6 +4,7 @@ The commands stop before any network call: no stack or runtime is needed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,14 @@ def test_a_pem_file_that_is_not_text_is_named(ipoc_cli, binary: Path, tmp_path: 
     assert result.exit_code == 1, result.output
     expected = "a PEM certificate" if which == "--identity" else "a PEM private key"
     assert result.stderr == f"error: {binary} is not UTF-8 text: it should hold {expected}\n"
+
+
+@pytest.mark.parametrize("name", ["a/b", "vod y", ""])
+def test_a_function_name_the_registry_refuses_is_refused_before_any_route_is_built(ipoc_cli, tmp_path, name):
+    """With '/' the name reached another route ("no route POST /function/a/b/versions"); empty, the list route
+    (a false "already registered with another policy")."""
+    policy = policies.echo_function(name, b"\0asm")
+    (tmp_path / "f.json").write_text(json.dumps(policy))
+    result = ipoc_cli("function", "register", str(tmp_path / "f.json"), "--program", f"{policies.ECHO}=x")
+    assert result.exit_code == 1, result.output
+    assert "$.function must be 1-128 characters of letters, digits" in result.stderr

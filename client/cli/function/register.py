@@ -15,6 +15,7 @@ from client.cli.params import enclave_file_pair
 from client.cli.policy.loading import load_json
 from ipoc import schemas
 from ipoc.errors import IpocError
+from ipoc.function_names import check_function_name
 from ipoc.limits import DIRECT_UPLOAD_LIMIT
 from ipoc.path_segments import encode_path
 
@@ -113,6 +114,7 @@ def _publish(
         app.abort(exc.message)
     try:
         schemas.validate("function", policy)
+        check_function_name(policy["function"])  # before it goes into the routes' paths
     except IpocError as exc:
         app.abort(f"{policy_file}: {exc.message}")
     given = {"program": _pairs(programs, "--program"), "data_file": _pairs(data_files, "--data")}

@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from ipoc.errors import ValidationError
+from ipoc.function_names import check_function_name
 from lambdas.ccfaas.registry import LOADED, MAX_VERSION, Registry, describe, parse_reference, version_view
 from lambdas.ccfaas.services import services
 from lambdas.shared.api import json_body, spec
@@ -95,7 +96,9 @@ def delete(name: str) -> Response[dict[str, Any]]:
 )
 def publish(name: str) -> Response[dict[str, Any]]:
     policy = json_body(router.current_event)
-    if not isinstance(policy, dict) or policy.get("function") != name:
+    if not isinstance(policy, dict):
+        raise ValidationError("the body must be a function policy (a JSON object)")
+    if check_function_name(policy.get("function")) != name:  # a name the rule refuses is told so first
         raise ValidationError(f"$.function must be {name!r}, the function this route publishes", path="$.function")
     service = registry()
     record, created = service.publish(policy)

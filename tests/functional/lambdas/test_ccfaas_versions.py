@@ -93,6 +93,15 @@ def test_publishing_makes_immutable_versions_sharing_their_bytes(aws):
     assert other.status == 400 and other.json["error"] == "ValidationError"
 
 
+def test_a_name_the_rule_refuses_is_told_the_rule_not_a_mismatch_with_the_route(aws):
+    """New-user QA: "vod y" in the policy, POSTed (as the CLI quotes it) to /function/vod%20y/versions, was told
+    "$.function must be 'vod%20y'", which no policy can satisfy."""
+    refused = call(ccfaas, "POST", "/function/vod%20y/versions", vod(PROGRAM_V1, name="vod y"))
+    assert refused.status == 400 and refused.json["error"] == "ValidationError"
+    assert refused.json["message"].startswith("$.function must be 1-128 characters of letters, digits")
+    assert "'vod y'" in refused.json["message"]
+
+
 def test_aliases_name_versions_and_moving_one_is_the_rollback(aws):
     call(ccfaas, "POST", "/function", vod(PROGRAM_V1))
     call(ccfaas, "POST", "/function", vod(PROGRAM_V2))
