@@ -124,12 +124,13 @@ def run(
     instance_id = instance_id or f"{function.replace(':', '-')}-{uuid.uuid4().hex[:8]}"  # FUNCTION may be NAME:ALIAS
     created = False
     try:
+        with timeline.step(f"Look up function {function}"):
+            policy_doc = api.call("ccfaas", "GET", f"/function/{function}")
+            program = policy_doc["programs"][0]["program_file_name"]
         with timeline.step("Prepare identities"):
             user, user_cert, _, made = user_identity()
             streamer = new_identity(f"ipoc-streamer-{instance_id}")  # temporary: lives only in this process
             app.terminal.display_info(f"  user identity {'created' if made else 'reused'}: {user_cert}")
-            policy_doc = api.call("ccfaas", "GET", f"/function/{function}")
-            program = policy_doc["programs"][0]["program_file_name"]
         with timeline.step(f"Create instance {instance_id} and wait until READY"):
             user_policy = run_user_policy(
                 function,

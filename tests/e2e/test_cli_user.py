@@ -113,6 +113,16 @@ def test_run_end_to_end(stack, vod_registered, encrypted_input, tmp_path):
     assert shown["status"] == "DELETED"
 
 
+def test_run_of_a_function_that_is_not_registered_names_that_step(stack, encrypted_input, tmp_path):
+    """New-user QA: the lookup ran inside "Prepare identities", which the error then blamed."""
+    args = ["run", "nosuchfn", "--input", "s3://ipoc-local-inputs/users/local-admin/cli/in.y4m"]
+    args += ["--key", str(encrypted_input / "in.y4m.key"), "--iv", str(encrypted_input / "in.y4m.iv")]
+    result = ipoc(stack, *args, "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "error: Look up function nosuchfn failed: function 'nosuchfn' is not registered", last
+
+
 def test_run_with_a_wrong_iv_fails_at_compute_and_leaves_nothing(stack, vod_registered, encrypted_input, tmp_path):
     wrong = tmp_path / "wrong.iv"
     wrong.write_bytes(os.urandom(16))
