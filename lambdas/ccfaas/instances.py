@@ -13,6 +13,7 @@ reaper and VaaS see; users see their name (and the key, for administrators).
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import re
@@ -147,7 +148,7 @@ class Instances:
         try:
             self.instances.create(item)
         except errors.Conflict:  # only the caller's own instances share its namespace
-            raise errors.Conflict(f"you already have an instance {instance_id!r}; choose another instanceid") from None
+            raise errors.Conflict(_name_taken(instance_id, self.instances.get(key))) from None
         # A version's deletion marks it, and a file's unloading marks the file, before looking for instances;
         # this creation wrote its record before reading the version again: one of the two sees the other.
         try:
@@ -217,3 +218,20 @@ class Instances:
         key = record["instance_id"]
         ReleaseWait(self.instances).release(key)  # without a waiting workflow yet, it releases itself at its wait
         return self.wait(key, InstanceStore.TERMINAL, wait_seconds)
+
+
+def _name_taken(instance_id: str, existing: dict[str, Any] | None) -> str:
+    """Why ``instance_id`` is taken: by a live instance, or by the record an ended one keeps (its name with it)
+    until the record's TTL."""
+    status = (existing or {}).get("status")
+    if status in InstanceStore.TERMINAL and existing and existing.get("expires_at"):
+        until = _dt.datetime.fromtimestamp(int(existing["expires_at"]), _dt.UTC).isoformat(timespec="seconds")
+        return (
+            f"you already have an instance {instance_id!r}: it is {status}, and its record keeps the name until "
+            f"about {until}; choose another instanceid"
+        )
+    return (
+        f"you already have an instance {instance_id!r}"
+        + (f" ({status})" if status else "")
+        + ("; choose another instanceid")
+    )

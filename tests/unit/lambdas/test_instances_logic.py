@@ -8,6 +8,7 @@ runs for real in tests/functional/lambdas/test_lifecycle.py.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from typing import Any
 
@@ -75,6 +76,20 @@ def test_an_id_is_the_owners_own(instances) -> None:
         instances.create(user_policy("i-1"), ALICE)
     instances.create(user_policy("i-1"), BOB)  # another owner, another key
     assert instance_key(ALICE, "i-1") != instance_key(BOB, "i-1")
+
+
+def test_an_ended_instance_keeps_its_name_until_its_record_expires_and_says_so(instances) -> None:
+    """New-user QA: after `ipoc instance delete e1`, creating e1 again was refused with no word of why."""
+    record = instances.create(user_policy("e1"), ALICE, ttl=600)
+    assert instances.instances.transition(record["instance_id"], InstanceStatus.TEARING_DOWN, "the workflow failed")
+    assert instances.instances.transition(record["instance_id"], InstanceStatus.FAILED, "the workflow failed")
+    until = _dt.datetime.fromtimestamp(record["expires_at"], _dt.UTC).isoformat(timespec="seconds")
+    with pytest.raises(Conflict) as refused:
+        instances.create(user_policy("e1"), ALICE)
+    assert refused.value.message == (
+        f"you already have an instance 'e1': it is FAILED, and its record keeps the name until about {until}; "
+        "choose another instanceid"
+    )
 
 
 def test_a_function_not_fully_loaded_or_a_bad_ttl_starts_nothing(instances, workflow) -> None:
