@@ -55,16 +55,20 @@ def json_path(error: _SchemaError) -> str:
     return path
 
 
+def problems(kind: SchemaKind, document: Any) -> list[tuple[str, str]]:
+    """Every way ``document`` breaks the schema, as (JSON path, message), in document order (stable run to run)."""
+    errors = sorted(_validator(kind).iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
+    return [(json_path(error), error.message) for error in errors]
+
+
 def validate(kind: SchemaKind, document: Any) -> None:
     """Raise :class:`ValidationError` naming the offending JSON path, or return quietly.
 
-    When several errors exist, the first one in document order is reported so
-    that the message is stable from run to run.
+    When several errors exist, the first one in document order is reported (``problems`` lists them all).
     """
-    errors = sorted(_validator(kind).iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
-    if not errors:
+    found = problems(kind, document)
+    if not found:
         return
-    first = errors[0]
-    where = json_path(first)
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    raise ValidationError(f"{LABELS[kind]} is invalid at {where}: {first.message}{more}", path=where)
+    where, message = found[0]
+    more = f" (and {len(found) - 1} more problem{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+    raise ValidationError(f"{LABELS[kind]} is invalid at {where}: {message}{more}", path=where)

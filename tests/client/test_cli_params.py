@@ -73,3 +73,19 @@ def test_run_refuses_a_key_or_iv_file_of_another_size_before_any_instance(tmp_pa
     assert result.exit_code == 2, result.output
     assert f"{files[option]} holds {size} bytes" in result.output and "exactly 16" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("reference", "hint"),
+    [
+        ("vod:prod", "aliases are deleted with `ipoc function alias vod prod --delete`"),
+        ("vod:latest", "`latest` is not an alias to delete: it always names the newest version"),
+        ("vod:", "give a version number after ':', or none to delete every version"),
+    ],
+)
+def test_function_delete_refuses_a_reference_that_is_not_a_version_with_advice_that_works(reference, hint):
+    """New-user QA: `vod:latest` was told to delete the alias `latest`, which the API then refused; `vod:` deleted
+    the whole function."""
+    result = CliRunner().invoke(ipoc, ["function", "delete", reference])
+    assert result.exit_code == 2, result.output
+    assert hint in " ".join(result.output.split())

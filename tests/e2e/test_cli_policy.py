@@ -33,6 +33,17 @@ def test_validate_names_the_offending_path(tmp_path: Path):
     assert result.stderr.strip() == (
         "error: user policy is invalid at $.identities[0].file_rights[0].rights: 'lots' is not of type 'integer'"
     )
+    # several problems: each on its line, in document order (it used to say "and N more" and show none)
+    broken["identities"][1]["certificate"] = 7
+    del broken["instanceid"]
+    path.write_text(json.dumps(broken))
+    several = processes.run(["policy", "validate", str(path), "--kind", "user"])
+    assert several.returncode == 1
+    assert several.stderr.strip().splitlines() == [
+        "error: user policy is invalid at $: 'instanceid' is a required property",
+        "error: user policy is invalid at $.identities[0].file_rights[0].rights: 'lots' is not of type 'integer'",
+        "error: user policy is invalid at $.identities[1].certificate: 7 is not of type 'string'",
+    ]
 
 
 def test_explain_shows_rights_as_names():

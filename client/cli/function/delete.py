@@ -19,13 +19,17 @@ def delete(app: Application, reference: str) -> None:
     Refused while instances use a version being deleted or an alias points at it:
     the message names them.
     """
-    name, _, version = reference.partition(":")
-    if version and not version.isdigit():
-        raise click.BadParameter(
-            f"{version!r} is not a version number (aliases are deleted with `ipoc function alias "
-            f"{name} {version} --delete`)",
-            param_hint="NAME[:VERSION]",
+    name, separator, version = reference.partition(":")
+    if separator and not version.isdigit():
+        hint = (
+            "`latest` is not an alias to delete: it always names the newest version; delete that version "
+            f"by its number (`ipoc function versions {name}` lists them)"
+            if version == "latest"
+            else f"aliases are deleted with `ipoc function alias {name} {version} --delete`"
+            if version
+            else "give a version number after ':', or none to delete every version"
         )
+        raise click.BadParameter(f"{version!r} is not a version number ({hint})", param_hint="NAME[:VERSION]")
     app.call("ccfaas", "DELETE", f"/function/{name}/versions/{version}" if version else f"/function/{name}")
     app.terminal.display_success(
         f"Deleted version {version} of function {name}" if version else f"Deleted function {name}"
