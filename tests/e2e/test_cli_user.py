@@ -218,3 +218,12 @@ def test_instance_commands_one_by_one(stack, vod_registered, encrypted_input, tm
     listed = json.loads(ipoc(stack, "instance", "list", "--json").stdout)
     assert "cli-steps" in [d["instance_id"] for d in listed]
     assert json.loads(ipoc(stack, "instance", "delete", "cli-steps", "--json").stdout)["status"] == "DELETED"
+    # asked for the policy but not waiting for READY: created, and told where the policy will come from
+    policy["instanceid"] = "cli-nowait"
+    (tmp_path / "nowait.json").write_text(json.dumps(policy))
+    out = tmp_path / "nowait-policy.json"
+    nowait = ipoc(stack, "instance", "create", str(tmp_path / "nowait.json"), "--wait", "0", "--policy-out", str(out))
+    assert nowait.returncode == 0, nowait.stderr
+    assert f"no policy written to {out}: instance cli-nowait is not READY yet" in nowait.stderr
+    assert not out.exists()
+    assert json.loads(ipoc(stack, "instance", "delete", "cli-nowait", "--json").stdout)["status"] == "DELETED"

@@ -63,13 +63,13 @@ def create(
         app.terminal.display(
             f"Instance {instance_id}: {record['status']}" + (f" ({record['reason']})" if record.get("reason") else "")
         )
-    if policy_out and not record.get("policy"):
+        if policy_out and record.get("policy"):
+            app.terminal.display(f"Policy written to {policy_out}")
+    if policy_out and not record.get("policy") and record["status"] not in ("TEARING_DOWN", "FAILED"):
         app.terminal.display_warning(
             f"no policy written to {policy_out}: instance {instance_id} is not READY yet; "
             f"`ipoc instance show {instance_id} --policy-out {policy_out}` writes it once READY"
         )
-        if policy_out and record.get("policy"):
-            app.terminal.display(f"Policy written to {policy_out}")
     if record["status"] in ("TEARING_DOWN", "FAILED"):  # failed: tearing down, or torn down
         raise SystemExit(1)
 
