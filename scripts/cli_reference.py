@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from client.cli import ipoc  # noqa: E402
+from scripts.generated_docs import write_or_check  # noqa: E402
 
 TARGET = ROOT / "docs" / "cli.md"
 
@@ -41,15 +42,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print("docs/cli.md is stale: run .venv/bin/python scripts/cli_reference.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.parent.mkdir(exist_ok=True)
-    TARGET.write_text(text)
-    return 0
+    return write_or_check(TARGET, render(), "cli_reference.py", sys.argv)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from lambdas.shared.config import Settings  # noqa: E402
 from local.stack import STACK_SETS  # noqa: E402
+from scripts.generated_docs import write_or_check  # noqa: E402
 
 TARGET = ROOT / "docs" / "settings.md"
 
@@ -57,15 +58,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print("docs/settings.md is stale: run .venv/bin/python scripts/settings_reference.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.parent.mkdir(exist_ok=True)
-    TARGET.write_text(text)
-    return 0
+    return write_or_check(TARGET, render(), "settings_reference.py", sys.argv)
 
 
 if __name__ == "__main__":
