@@ -148,6 +148,7 @@ def test_run_on_a_pipe_has_no_spinner_lines(stack, vod_input, tmp_path):
     assert "\r" not in result.stderr and "\x1b" not in result.stderr
     steps = [line for line in result.stderr.splitlines() if line.startswith("»")]
     assert [s.split(" ")[1] for s in steps] == [
+        "Look",
         "Prepare",
         "Create",
         "Verify",
