@@ -183,11 +183,13 @@ class Registry:
 
     def delete_version(self, name: str, version: int) -> None:
         """Delete one version, refused while instances use it or an alias points at it; bytes no other version
-        uses go with it."""
+        uses go with it, and the function with its last version (as :meth:`delete` ends)."""
         record = self.version(name, version)
         self._take_for_deletion(name, [record])
         self.functions.delete_version(name, record.version)
         self._drop_unreferenced(name, [record])
+        if not self.functions.versions(name):
+            self.functions.delete_head(name)
 
     def delete(self, name: str) -> None:
         """Delete a function: every version, under the rule each version's deletion follows."""

@@ -161,13 +161,15 @@ def test_a_publish_that_cannot_load_its_files_withdraws_its_version(stack, tmp_p
     listing = json.loads(ipoc(stack, "function", "versions", "echo_pub", "--json").stdout)
     assert listing["latest"] == 1 and [v["version"] for v in listing["versions"]] == [1]
 
+    register_module = importlib.import_module("client.cli.function.register")  # not the command of that name
+    real_upload = register_module._upload
+
     # a first registration that fails after the API made it (its upload refused: mocked here, as the stack's
     # limits are too large to reach in a test) goes whole, not left without its program
     def refused_upload(*args, **kwargs):
         raise ApiError(413, "PayloadTooLarge", "the upload was refused")
 
-    # the module, not the command the package exports under the same name
-    monkeypatch.setattr(importlib.import_module("client.cli.function.register"), "_upload", refused_upload)
+    monkeypatch.setattr(register_module, "_upload", refused_upload)
     (tmp_path / "never.json").write_text(json.dumps(policies.echo_function("never", echo_wasm)))
     env = {**stack["env"], "COLUMNS": "120"}
     failed = CliRunner(env=env).invoke(
@@ -180,3 +182,17 @@ def test_a_publish_that_cannot_load_its_files_withdraws_its_version(stack, tmp_p
     )
     gone = ipoc(stack, "function", "show", "never")
     assert gone.returncode == 1 and "not registered" in gone.stderr, gone.stderr
+    listed = ipoc(stack, "function", "list", "--json")  # a function left without versions made the list fail
+    assert listed.returncode == 0 and "never" not in [f["function"] for f in json.loads(listed.stdout)]
+
+    # a version loaded meanwhile (another publish of the same policy completed it) is kept, not withdrawn
+    def upload_then_fail(*args, **kwargs):
+        real_upload(*args, **kwargs)
+        raise ApiError(0, "UploadFailed", "the connection dropped after the upload")
+
+    monkeypatch.setattr(register_module, "_upload", upload_then_fail)
+    (tmp_path / "kept.json").write_text(json.dumps(policies.echo_function("kept_meanwhile", echo_wasm)))
+    args = ["function", "register", str(tmp_path / "kept.json"), "--program", program]
+    kept = CliRunner(env=env).invoke(ipoc_command, args)
+    assert kept.exit_code == 1 and "Version 1 of kept_meanwhile was loaded meanwhile" in kept.output, kept.output
+    assert json.loads(ipoc(stack, "function", "versions", "kept_meanwhile", "--json").stdout)["versions"][0]["loaded"]

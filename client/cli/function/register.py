@@ -154,14 +154,14 @@ def _publish(
                     raise
         published = api.call("ccfaas", "POST", f"/function/{name}/versions", body=policy, expect=(200, 201))
         version = published["version"]
-        if published["created"]:
-            app.terminal.display_info(
-                f"Registered function {name}" if version == 1 else f"Published version {version} of {name}"
-            )
-        else:
-            app.terminal.display_info(f"Function {name} is already registered with this policy (version {version})")
-        status = {f["path"]: f["status"] for f in published["files"]}
         try:
+            if published["created"]:
+                app.terminal.display_info(
+                    f"Registered function {name}" if version == 1 else f"Published version {version} of {name}"
+                )
+            else:
+                app.terminal.display_info(f"Function {name} is already registered with this policy (version {version})")
+            status = {f["path"]: f["status"] for f in published["files"]}
             for kind, files in declared.items():
                 for path in files:
                     local_file = given[kind].get(path)
@@ -200,14 +200,18 @@ def _publish(
 
 def _withdraw(app: Application, api: Api, name: str, version: int) -> None:
     """Take back the version this command created and could not load: left, it would be `latest`, which no
-    instance can start from until every file is loaded (a failed publish leaves nothing half-published). A
-    first version goes with its function. Version numbers are not reused."""
+    instance can start from until every file is loaded (a failed publish leaves nothing half-published). Only
+    that version, and only while it is not loaded: another publisher of the same policy may have completed it
+    meanwhile. The API ends a function with its last version. Version numbers are not reused."""
     try:
-        api.call("ccfaas", "DELETE", f"/function/{name}" if version == 1 else f"/function/{name}/versions/{version}")
+        if api.call("ccfaas", "GET", f"/function/{name}/versions/{version}").get("loaded"):
+            app.terminal.display_info(f"Version {version} of {name} was loaded meanwhile by another publish: kept")
+            return
+        api.call("ccfaas", "DELETE", f"/function/{name}/versions/{version}")
     except ApiError as exc:
         app.terminal.display_error(
-            f"version {version} of {name} stays, not loaded ({exc.message}); "
-            f"`ipoc function delete {name}:{version}` takes it back"
+            f"version {version} of {name} could not be withdrawn ({exc.message}); "
+            f"`ipoc function delete {name}:{version}` takes it back once nothing uses it"
         )
         return
     app.terminal.display_info(
@@ -223,13 +227,21 @@ def _upload(app: Application, api: Api, name: str, kind: str, path: str, local: 
         return "already loaded"
     size = local.stat().st_size
     if size <= DIRECT_UPLOAD_LIMIT:  # one request: the bar fills when the API has stored the file
-        with app.terminal.progress(f"upload {path}", size) as advance:
-            api.call("ccfaas", "POST", base, data=local.read_bytes(), expect=(201,))
-            advance(size)
-        return f"uploaded ({size} bytes)"
+        try:
+            with app.terminal.progress(f"upload {path}", size) as advance:
+                api.call("ccfaas", "POST", base, data=local.read_bytes(), expect=(201,))
+                advance(size)
+            return f"uploaded ({size} bytes)"
+        except ApiError as exc:
+            if exc.status != 413:
+                raise
+            # the deployment's direct uploads are smaller (IPOC_DIRECT_UPLOAD_LIMIT): through S3, as a large file
     start = api.call("ccfaas", "POST", f"{base}/upload", expect=(201,))
     with app.terminal.progress(f"upload {path}", size) as advance, open(local, "rb") as handle:
-        reply = requests.put(start["upload_url"], data=_ProgressReader(handle, advance, size), timeout=3600)
+        try:
+            reply = requests.put(start["upload_url"], data=_ProgressReader(handle, advance, size), timeout=3600)
+        except requests.RequestException as exc:
+            raise ApiError(0, "UploadFailed", f"the presigned upload of {path} failed: {exc}") from None
     if reply.status_code >= 300:
         raise ApiError(reply.status_code, "UploadFailed", f"the presigned upload of {path} failed: {reply.text[:200]}")
     api.call("ccfaas", "POST", f"{base}/upload/complete", expect=(201,))
