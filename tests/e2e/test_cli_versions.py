@@ -196,3 +196,20 @@ def test_a_publish_that_cannot_load_its_files_withdraws_its_version(stack, tmp_p
     kept = CliRunner(env=env).invoke(ipoc_command, args)
     assert kept.exit_code == 1 and "Version 1 of kept_meanwhile was loaded meanwhile" in kept.output, kept.output
     assert json.loads(ipoc(stack, "function", "versions", "kept_meanwhile", "--json").stdout)["versions"][0]["loaded"]
+
+
+def test_a_direct_upload_over_the_deployments_limit_goes_through_s3(stack, tmp_path, monkeypatch):
+    """The CLI uploads files up to its own 4 MiB in the request body; a deployment may set IPOC_DIRECT_UPLOAD_LIMIT
+    lower, and such an upload (413) then goes through a presigned URL. Here the CLI's limit is raised instead,
+    over the stack's (4 MiB), which is the same disagreement seen from the other side."""
+    register_module = importlib.import_module("client.cli.function.register")  # not the command of that name
+    monkeypatch.setattr(register_module, "DIRECT_UPLOAD_LIMIT", 8 << 20)
+    program = b"\0asm\x01\0\0\0" + bytes(5 << 20)
+    (tmp_path / "big.wasm").write_bytes(program)
+    (tmp_path / "big.json").write_text(json.dumps(policies.echo_function("big_direct", program)))
+    args = ["function", "register", str(tmp_path / "big.json"), "--program", f"{policies.ECHO}={tmp_path / 'big.wasm'}"]
+    result = CliRunner(env={**stack["env"], "COLUMNS": "200"}).invoke(ipoc_command, args)
+    assert result.exit_code == 0, result.output
+    assert f"uploaded through S3 ({len(program)} bytes)" in result.output
+    listing = json.loads(ipoc(stack, "function", "versions", "big_direct", "--json").stdout)
+    assert listing["versions"][0]["loaded"]
