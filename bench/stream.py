@@ -437,7 +437,7 @@ def main() -> None:
     print(
         f"FIGURE stream_wire_floor {results['wire_floor_cpu_ms_per_mib']:.2f} CPU ms/MiB, each part alone: "
         + ", ".join(f"{part.replace('_', ' ')} {spent:.2f}" for part, spent in floor.items())
-        + f"; the transfer spent {used:.2f} (streamer and runtime)"
+        + f"; the transfer spent {used:.2f} (the streamer's transfer phase, the runtime's whole stream)"
     )
     if room > 0:
         results["goal_transfer_mib_per_s"] = size / room / 2**20

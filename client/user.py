@@ -72,18 +72,18 @@ DETECTIONS = "/output/detections.json"  # the VOD detector's report: fetched whe
 def fetch_results(client: VeracruzClient, out: Path, extra: list[str]) -> list[str]:
     """stdout, stderr and the ``extra`` paths into ``out``; and the VOD detector's detections.json with the
     annotated frames it names, when the program wrote one (any other program writes none: not an error,
-    while an ``extra`` path that is missing is)."""
+    while an ``extra`` path that is missing is, raised once every other path is fetched)."""
     out.mkdir(parents=True, exist_ok=True)
-    fetched = []
+    fetched, missing = [], []
     for path in dict.fromkeys(["stdout", "stderr", DETECTIONS, *extra]):
         try:
             data = client.read_file(path)
         except NoResult:
             continue  # an empty stream or file: nothing to save
-        except FileNotFound:
+        except FileNotFound as exc:
+            client.connect()  # the refused read ended the session: a new one for the paths still to read
             if path != DETECTIONS or path in extra:
-                raise
-            client.connect()  # the refused read ended the session: a new one for the paths asked for
+                missing.append(exc.message)  # said once every other path is fetched, not instead of them
             continue
         target = out / (f"{path}.txt" if path in ("stdout", "stderr") else posixpath.basename(path))
         target.write_bytes(data)
@@ -94,4 +94,6 @@ def fetch_results(client: VeracruzClient, out: Path, extra: list[str]) -> list[s
                     image = f"/output/prediction.{frame['index']}.png"
                     (out / posixpath.basename(image)).write_bytes(client.read_file(image))
                     fetched.append(str(out / posixpath.basename(image)))
+    if missing:
+        raise FileNotFound(f"{'; '.join(missing)} (the rest was fetched into {out})", reason="FileNotFound")
     return fetched

@@ -187,7 +187,7 @@ def run(
                 app.terminal.display_info(f"  {len(fetched)} files")
         finally:
             client.close()
-        _summary(app, out)
+        _summary(app, out, fetched)
     except KeyboardInterrupt:
         if created and not keep:
             _delete(api, instance_id)
@@ -226,9 +226,9 @@ def _delete(api: Api, instance_id: str) -> None:
         pass  # the reaper or the TTL finishes what a failed delete leaves
 
 
-def _summary(app: Application, out: Path) -> None:
+def _summary(app: Application, out: Path, fetched: list[str]) -> None:
     detections = out / "detections.json"
-    if not detections.exists():
+    if str(detections) not in fetched:  # this run's program wrote none (OUT may hold an earlier run's)
         return
     frames = json.loads(detections.read_text())["frames"]
     hits = [f for f in frames if f["boxes"]]

@@ -148,7 +148,10 @@ class Instances:
         try:
             self.instances.create(item)
         except errors.Conflict:  # only the caller's own instances share its namespace
-            raise errors.Conflict(_name_taken(instance_id, self.instances.get(key))) from None
+            existing = self.instances.get(key)  # described only if the caller's own (the key's owner tag is short)
+            raise errors.Conflict(
+                _name_taken(instance_id, existing if existing and existing.get("owner") == owner else None)
+            ) from None
         # A version's deletion marks it, and a file's unloading marks the file, before looking for instances;
         # this creation wrote its record before reading the version again: one of the two sees the other.
         try:

@@ -52,7 +52,8 @@ class Settings:
     direct_upload_limit: int = _setting(
         "IPOC_DIRECT_UPLOAD_LIMIT",
         DIRECT_UPLOAD_LIMIT,
-        "largest program or data file (bytes) uploaded in the request body; larger ones go through a presigned URL",
+        "largest program or data file (bytes) the API takes in the request body; the CLI sends larger ones, and any "
+        "the API refuses as too large, through a presigned URL",
     )
     max_program_size: int = _setting(
         "IPOC_MAX_PROGRAM_SIZE", 64 * 1024 * 1024, "largest program (bytes) a function may upload (413 above)"

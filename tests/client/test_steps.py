@@ -91,6 +91,13 @@ def test_results_of_a_program_that_writes_no_detections_fetch_what_was_asked(ipo
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["result.txt", "stderr.txt", "stdout.txt"]
     assert (out / "result.txt").read_bytes() == b"ECHO 5\nHELLO"
-    # a --result path that is not there is still an error, named
-    missing = ipoc_cli(*_as_user(echo_instance, "results", "--out", str(out), "--result", "/output/none.txt"))
+    # a --result path that is not there is still an error, named, once the paths after it are fetched too
+    again = echo_instance / "again"
+    missing = ipoc_cli(
+        *_as_user(echo_instance, "results", "--out", str(again), "--result", "/output/none.txt"),
+        "--result",
+        "/output/result.txt",
+    )
     assert missing.exit_code == 1 and "/output/none.txt" in missing.stderr and "FileNotFound" in missing.stderr
+    assert f"(the rest was fetched into {again})" in missing.stderr
+    assert (again / "result.txt").read_bytes() == b"ECHO 5\nHELLO"

@@ -47,6 +47,8 @@ def encrypt(
 
     key_file = key_file or out.with_name(out.name + ".key")
     iv_file = iv_file or out.with_name(out.name + ".iv")
+    if key_file.resolve() == iv_file.resolve():
+        app.abort(f"--key and --iv name the same file ({key_file}): the key and the IV are two files of 16 bytes")
     fresh_key, fresh_iv = new_key_material()
     material = {}
     for path, fresh, what in ((key_file, fresh_key, "key"), (iv_file, fresh_iv, "IV")):

@@ -63,3 +63,13 @@ def test_a_file_that_is_not_a_video_leaves_no_new_key_files(ipoc_cli, tmp_path: 
     assert f"cannot decode {not_video}: Invalid data found when processing input" in result.stderr
     assert "Errno" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_the_same_file_for_key_and_iv_is_refused(ipoc_cli, tmp_path: Path):
+    """Both named one new file: the key went into it and the IV, never saved, encrypted the video (review)."""
+    out, both = tmp_path / "in_enc.y4m", tmp_path / "k"
+    keys = ["--key", str(both), "--iv", str(both)]
+    result = ipoc_cli("camera", "encrypt", str(vod.carphone()), "--out", str(out), *keys)
+    assert result.exit_code == 1
+    assert "--key and --iv name the same file" in result.stderr
+    assert list(tmp_path.iterdir()) == []

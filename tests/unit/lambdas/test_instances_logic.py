@@ -92,6 +92,16 @@ def test_an_ended_instance_keeps_its_name_until_its_record_expires_and_says_so(i
     )
 
 
+def test_a_name_another_owner_holds_through_a_tag_collision_is_not_described(instances, monkeypatch) -> None:
+    """The key's owner tag is 32 bits (an assumed role's session name is the caller's to choose): a colliding
+    owner is refused, as the key says, and told nothing of the other owner's instance."""
+    monkeypatch.setattr("lambdas.ccfaas.instances.instance_key", lambda owner, name: f"{name}.collided")
+    instances.create(user_policy("secret-job"), ALICE)
+    with pytest.raises(Conflict) as refused:
+        instances.create(user_policy("secret-job"), BOB)
+    assert refused.value.message == "you already have an instance 'secret-job'; choose another instanceid"
+
+
 def test_a_function_not_fully_loaded_or_a_bad_ttl_starts_nothing(instances, workflow) -> None:
     instances.registry.publish({**policies.echo_function("echo", WASM), "debug": True, "max_memory_mib": 32})
     instances.registry.delete_file("echo:2", "program", encode_path(policies.ECHO))
