@@ -52,14 +52,25 @@ def load_all(path: Path | None = None) -> dict[str, Profile]:
     if not path.exists():
         return {}
     try:
-        document = tomllib.loads(path.read_text())
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"cannot read the profiles file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path} is not valid TOML: {exc}") from None
+    tables = document.get("profiles", {})
+    if not isinstance(tables, dict):
+        raise ProfileError(f"{path}: `profiles` must be tables, one [profiles.NAME] per profile")
     profiles = {}
-    for name, table in document.get("profiles", {}).items():
+    for name, table in tables.items():
+        where = f"profile {name!r} in {path}"
+        if not isinstance(table, dict):
+            raise ProfileError(f"{where} must be a table: [profiles.{name}] with its keys below it")
+        for key, value in table.items():
+            if not isinstance(value, str):
+                raise ProfileError(f'{where}: {key} must be a string (key = "..."), not {value!r}')
         kind = table.get("type", "local")
         if kind not in ("local", "aws"):
-            raise ProfileError(f"profile {name!r} in {path}: type must be 'local' or 'aws'")
+            raise ProfileError(f"{where}: type must be 'local' or 'aws', not {kind!r}")
         profiles[name] = Profile(
             name=name,
             kind=kind,

@@ -89,8 +89,13 @@ def ipoc(ctx: click.Context, verbose: int, quiet: int, color: bool | None, profi
 
 
 def main() -> None:
+    from client.profiles import ProfileError
+
     try:
         ipoc(prog_name="ipoc", auto_envvar_prefix=None)
+    except ProfileError as exc:  # a profile's own words: what is wrong in which file (wherever a command met it)
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
     except Exception as exc:  # anything a command did not turn into a clean error
         if os.environ.get("IPOC_DEBUG"):
             traceback.print_exc()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import pytest
 import requests
 
 from client.api import Api
@@ -38,3 +43,34 @@ def test_aws_profile_signs_with_sigv4(monkeypatch):
     assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     assert "/eu-west-1/execute-api/aws4_request" in authorization
     assert "X-Amz-Date" in prepared.headers
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\xff\xfe binary", "cannot read the profiles file"),
+        (b"profiles = 5\n", "`profiles` must be tables, one [profiles.NAME] per profile"),
+        (b"[profiles.local]\nccfaas = 5\n", "profile 'local' in {path}: ccfaas must be a string"),
+        (b'[profiles.local]\ntype = "gcp"\n', "profile 'local' in {path}: type must be 'local' or 'aws', not 'gcp'"),
+        (b'[profiles.local]\ntype = "aws"\nvaas = "https://x"\n', "profile 'local' has no ccfaas endpoint"),
+    ],
+)
+def test_a_broken_profiles_file_is_one_line_naming_what_to_fix(tmp_path, content, expected):
+    """New-user QA: each of these was "error: unexpected UnicodeDecodeError / AttributeError / ProfileError"."""
+    config = tmp_path / "config.toml"
+    config.write_bytes(content)
+    env = {**os.environ, "IPOC_CONFIG": str(config), "IPOC_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [sys.executable, "-m", "client", "function", "list"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and "unexpected" not in result.stderr, result.stderr
+    assert expected.format(path=config) in result.stderr, result.stderr
+
+
+def test_a_profiles_path_that_is_a_directory_is_named(tmp_path):
+    env = {**os.environ, "IPOC_CONFIG": str(tmp_path), "IPOC_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [sys.executable, "-m", "client", "profile", "list"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1 and f"cannot read the profiles file {tmp_path}" in result.stderr, result.stderr
