@@ -21,11 +21,33 @@ if TYPE_CHECKING:
 READY_TIMEOUT = 120.0
 
 
+MAX_RUNTIME_PORTS = 100  # as a deployment's portRange (infra/config.py): a runtime process, and a slot, each
+
+
 def _port_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
     low, sep, high = value.partition("-")
-    if not sep or not low.isdigit() or not high.isdigit() or int(low) > int(high):
-        raise click.BadParameter("expected MIN-MAX, e.g. 3014-3023")
-    return int(low), int(high)
+    if not sep or not low.isdigit() or not high.isdigit():
+        raise click.BadParameter(f"expected MIN-MAX, e.g. 3014-3023, not {value!r}")
+    first, last = int(low), int(high)
+    if first > last:
+        raise click.BadParameter(f"{first} is above {last}: give the lower port first ({last}-{first})")
+    if first < 1 or last > 65535:
+        raise click.BadParameter(f"ports are 1-65535; {value} is not within them")
+    if last - first + 1 > MAX_RUNTIME_PORTS:
+        raise click.BadParameter(f"{value} is {last - first + 1} ports: at most {MAX_RUNTIME_PORTS} runtime slots")
+    return first, last
+
+
+def _distinct_ports(services: dict[str, int], runtime_ports: tuple[int, int]) -> str | None:
+    """Why the services' ports and the runtime range cannot all be listened on at once, or None."""
+    seen: dict[int, str] = {}
+    for name, port in services.items():
+        if port in seen:
+            return f"{seen[port]} and {name} are both given port {port}: each service needs its own"
+        if runtime_ports[0] <= port <= runtime_ports[1]:
+            return f"{name}'s port {port} is within --runtime-ports {runtime_ports[0]}-{runtime_ports[1]}"
+        seen[port] = name
+    return None
 
 
 @click.command(short_help="Start the local stack")
@@ -95,9 +117,26 @@ def up(
     would send; the local user is an administrator (send another name in the
     X-Ipoc-Local-User header to act as someone else).
     """
+    from client.profiles import ProfileError, load_all
     from ipoc.paths import ipoc_home
     from local.stack import StackConfig, read_state
 
+    clash = _distinct_ports(
+        {
+            "--ccfaas-port": ccfaas_port,
+            "--vaas-port": vaas_port,
+            "--s3stream-port": s3stream_port,
+            "--proxy-port": proxy_port,
+            "--aws-port": aws_port,
+        },
+        runtime_ports,
+    )
+    if clash:
+        raise click.UsageError(clash)
+    try:
+        load_all()  # the stack writes its profile there once started: a file it cannot read fails now, not then
+    except ProfileError as exc:
+        app.abort(f"{exc}; fix or move it, then start again")
     running = read_state()
     if running is not None:
         app.abort(f"a local stack is already running (pid {running['pid']}); `ipoc local down` stops it")
