@@ -82,3 +82,7 @@ def test_an_instance_that_fails_while_waited_for_is_an_error(plane, ids, echo_wa
     assert reply.status == 502
     assert reply.json["error"] == "InstanceFailed" and reply.json["status"] == "FAILED"
     assert "orig-4" in reply.json["message"]
+    # AND the advice can be followed: the name stays taken by the failed record, so another name, said so
+    assert "create it again under another instanceid" in reply.json["message"]
+    again = plane.create("orig-4", [(ids.user, policies.USER_RIGHTS)], query="")
+    assert again.status == 409 and "it is FAILED, and its record keeps the name" in again.json["message"]

@@ -85,7 +85,8 @@ def create() -> Response[dict[str, Any]]:
                 {
                     "error": "InstanceFailed",
                     "message": f"instance {name_of(record)} ended {record['status']} before it was ready: "
-                    f"{record.get('reason') or 'no reason recorded'}; fix the cause, delete it and create it again",
+                    f"{record.get('reason') or 'no reason recorded'}; fix the cause and create it again under another "
+                    "instanceid (an ended instance's record keeps its name for a day after its TTL)",
                     **view(record),
                 },
             )
