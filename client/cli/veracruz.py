@@ -100,6 +100,8 @@ def veracruz(
         ("data", *enclave_file_pair(v, "--data")) for v in data
     ]
     reads = [enclave_file_pair(v, "--result") for v in results]
+    if force_shutdown and no_shutdown:
+        raise click.UsageError("--shutdown and --no-shutdown contradict each other: give one")
     shutdown = force_shutdown or (bool(reads) and not no_shutdown)
     if not uploads and not computes and not reads and not shutdown:
         raise click.UsageError("Nothing to do: give --program, --data, --compute, --result or --shutdown")

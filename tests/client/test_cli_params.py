@@ -89,3 +89,14 @@ def test_function_delete_refuses_a_reference_that_is_not_a_version_with_advice_t
     result = CliRunner().invoke(ipoc, ["function", "delete", reference])
     assert result.exit_code == 2, result.output
     assert hint in " ".join(result.output.split())
+
+
+def test_veracruz_refuses_shutdown_and_no_shutdown_together(tmp_path):
+    """Second new-user QA pass: both were accepted, and the instance was shut down."""
+    for name in ("p.json", "c", "k"):
+        (tmp_path / name).write_text("{}")
+    files = ["--identity", str(tmp_path / "c"), "--key", str(tmp_path / "k")]
+    args = ["veracruz", str(tmp_path / "p.json"), *files, "--shutdown", "--no-shutdown"]
+    result = CliRunner().invoke(ipoc, args)
+    assert result.exit_code == 2, result.output
+    assert "--shutdown and --no-shutdown contradict each other" in result.output
