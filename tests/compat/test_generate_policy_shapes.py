@@ -48,6 +48,13 @@ def test_policy_validate_and_explain_accept_generate_policy_output(platform, pro
     validated = processes.run(["policy", "validate", "--kind", "full", str(path)])
     assert validated.returncode == 0, validated.stderr
     assert "valid full policy" in validated.stdout + validated.stderr
+    # without --kind, one missing key still makes it a full policy that lacks that key (it was guessed a VaaS
+    # policy and refused for every key completion adds: second new-user QA pass)
+    del document["veracruz_server_url"]
+    (tmp_path / "incomplete.json").write_text(json.dumps(document))
+    incomplete = processes.run(["policy", "validate", str(tmp_path / "incomplete.json")])
+    assert incomplete.returncode == 1 and "veracruz_server_url" in incomplete.stderr, incomplete.stderr
+    assert "VaaS policy" not in incomplete.stderr
     explained = processes.run(["policy", "explain", "--json", str(path)])
     assert explained.returncode == 0, explained.stderr
     rows = json.loads(explained.stdout)

@@ -34,7 +34,10 @@ def detect_kind(document: Any) -> PolicyKind:
     """Guess a policy's kind from the keys only that kind has."""
     if not isinstance(document, dict):
         raise ValidationError("a policy is a JSON object")
-    if "veracruz_server_url" in document:
+    # what completion adds to a VaaS policy: any of it makes a full policy (one with a key missing is then told so)
+    if {"veracruz_server_url", "proxy_attestation_server_url", "proxy_service_cert"} & document.keys() or any(
+        key.startswith("runtime_manager_hash") for key in document
+    ):
         return "full"
     if "instanceid" in document:
         return "user"
