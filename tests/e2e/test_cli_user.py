@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.support import processes, vod
 
@@ -217,6 +218,13 @@ def test_instance_commands_one_by_one(stack, vod_registered, encrypted_input, tm
     assert fetched.returncode == 0 and (Path(tmp_path / "out") / "detections.json").exists()
     listed = json.loads(ipoc(stack, "instance", "list", "--json").stdout)
     assert "cli-steps" in [d["instance_id"] for d in listed]
+    # another user's instance of the same name: the administrator's table tells the two apart by owner
+    ccfaas = stack["url"]["ccfaas"]
+    carol = {"X-Ipoc-Local-User": "carol"}
+    assert requests.post(f"{ccfaas}/instance?wait=0", json=policy, headers=carol, timeout=60).status_code == 202
+    table = ipoc(stack, "instance", "list").stdout
+    assert "Owner" in table and "user/carol" in table and "user/local-admin" in table, table
+    assert requests.delete(f"{ccfaas}/instance/cli-steps", headers=carol, timeout=120).status_code in (200, 202)
     assert json.loads(ipoc(stack, "instance", "delete", "cli-steps", "--json").stdout)["status"] == "DELETED"
     # asked for the policy but not waiting for READY: created, and told where the policy will come from
     policy["instanceid"] = "cli-nowait"

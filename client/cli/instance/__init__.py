@@ -82,10 +82,13 @@ def list_(app: Application, as_json: bool) -> None:
     details = app.call("ccfaas", "GET", "/instance")["details"]
     if as_json:
         app.terminal.display_json(details)
-    else:
-        app.terminal.display_table(
-            "Instances", ["Instance", "Function", "Status", "Reason"], [_row(d) for d in details]
-        )
+        return
+    columns, rows = ["Instance", "Function", "Status", "Reason"], [_row(d) for d in details]
+    if len({d.get("owner") for d in details}) > 1:  # an administrator's list: two owners may use one name
+        columns.insert(1, "Owner")
+        for row, record in zip(rows, details, strict=True):
+            row.insert(1, (record.get("owner") or "").split(":", 5)[-1])  # an ARN's resource: user/alice
+    app.terminal.display_table("Instances", columns, rows)
 
 
 @instance.command(short_help="Show an instance")
