@@ -27,6 +27,8 @@ def test_register_and_create_work_as_soon_as_up_returns(tmp_path, ids, echo_wasm
     env, base = env_for(tmp_path / "home"), free_port_range(5 + SLOTS)
     started = processes.run(up_args(base, SLOTS), env=env, timeout=180)
     assert started.returncode == 0, started.stderr
+    said = " ".join(started.stderr.split())  # where the state and the profile are, as the foreground run says
+    assert f"state under {tmp_path / 'home'}" in said and f"profile 'local' in {env['IPOC_CONFIG']}" in said, said
     try:
         listed = processes.run(["function", "list"], env=env)  # through the profile `up` wrote
         assert listed.returncode == 0, listed.stderr
@@ -46,5 +48,6 @@ def test_a_stack_that_cannot_start_makes_up_fail_with_the_reason(tmp_path):
         started = processes.run(up_args(base, SLOTS), env=env, timeout=180)
     assert started.returncode == 1
     assert f"port {base + 4} for moto (AWS) is in use" in started.stderr
+    assert started.stderr.count("error:") == 1, started.stderr  # the stack's reason, not "error: ... error: ..."
     assert "stack.log" in started.stderr
     assert processes.run(["local", "status"], env=env).returncode == 1

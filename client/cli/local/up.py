@@ -222,14 +222,20 @@ def _detach(app: Application, config: StackConfig, home: Path) -> None:
         if state is None or state.get("pid") != pid:
             app.abort(f"the local stack (pid {pid}) said it was ready but does not run as described (log: {log_path})")
         show_endpoints(app, state)
-        app.terminal.display_info(f"Local stack is up in the background (pid {pid}, log {log_path}).")
+        from client.profiles import config_path
+
+        app.terminal.display_info(
+            f"Local stack is up in the background (pid {pid}, log {log_path}; state under {home}; "
+            f"profile 'local' in {config_path()})."
+        )
         return
     if told is None:  # no word in time
         os.kill(pid, signal.SIGTERM)
         app.abort(f"the local stack did not become ready within {READY_TIMEOUT:g} s (log: {log_path})")
     os.waitpid(pid, 0)  # its end of the pipe closed without a word: it exited
     tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-    app.abort(f"the local stack exited while starting: {tail[0]} (log: {log_path})")
+    reason = tail[0].removeprefix("error: ")  # the stack's own abort line: said once, not "error: ... error:"
+    app.abort(f"the local stack exited while starting: {reason} (log: {log_path})")
 
 
 def _read_until(fd: int, deadline: float) -> bytes | None:
