@@ -82,6 +82,12 @@ def test_runtime_serve_cli_names_the_missing_hash(proxy, tmp_path: Path):
     served = processes.run(["runtime", "serve", str(path)], timeout=60)
     assert served.returncode != 0
     assert "no runtime_manager_hash_linux" in served.stderr
+    # a policy of another kind is called what it is (serde alone said "missing field `id`")
+    user = tmp_path / "user.json"
+    user.write_text(json.dumps({"function": "vod", "instanceid": "i", "identities": []}))
+    refused = processes.run(["runtime", "serve", str(user)], timeout=60)
+    assert refused.returncode == 1
+    assert "this is a user policy; `ipoc runtime serve` needs a full policy" in refused.stderr, refused.stderr
 
 
 def test_policy_validate_refuses_what_veracruz_refuses(proxy, tmp_path: Path):

@@ -138,7 +138,13 @@ def serve(
         else:
             assert policy_file is not None
             text = policy_file.read_bytes()
-        policy = parse_full_policy(text)
+        try:
+            policy = parse_full_policy(text)
+        except IpocError:
+            hint = _other_kind(text)
+            if hint:
+                app.abort(hint)
+            raise
         server, scratch = build_server(
             policy,
             platform_dir=platform_dir,
@@ -167,3 +173,22 @@ def _say(line: str) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         pass
+
+
+def _other_kind(text: bytes) -> str | None:
+    """Why ``text`` is not a full policy when it is a policy of another kind (a user's, a function's, VaaS's):
+    the serde error alone ("missing field `id`") does not say so."""
+    import json
+
+    from client.cli.policy.loading import detect_kind
+
+    try:
+        kind = detect_kind(json.loads(text))
+    except (ValueError, IpocError):
+        return None
+    if kind == "full":
+        return None
+    return (
+        f"this is a {kind} policy; `ipoc runtime serve` needs a full policy, the one VaaS completes "
+        "(`ipoc instance show ID --policy-out FILE` writes an instance's)"
+    )
