@@ -158,6 +158,9 @@ def test_kill_9_at_a_lifecycle_moment_then_up_reconciles(stack, ids, echo_wasm, 
             lambda: instance(stack, "crash-1")["status"] in ("RELEASING", "DELETED"), timeout=30, what="the release"
         )
     stack.kill()
+    if moment == "ready":  # its runtime outlives the stack: status says so, and what stops it
+        said = processes.run(["local", "status"], env=stack.env).stderr
+        assert "runtime process(es) of the last stack still run" in said and "`ipoc local down`" in said, said
     stack.up()
     assert runtime_processes(stack.home) == []
     assert requests.get(f"{stack.url['vaas']}/veracruz", timeout=30).json() == {"veracruz": []}

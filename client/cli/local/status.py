@@ -17,16 +17,25 @@ if TYPE_CHECKING:
 def status(app: Application, as_json: bool) -> None:
     """Say whether the local stack is running, stopped or unhealthy (and why), with its endpoints, tables,
     buckets and running runtimes; exit 1 unless it is running."""
+    from ipoc.paths import ipoc_home
     from local.runtimes import running_ports
     from local.stack import stack_status
 
     condition, reason, state = stack_status()
+    runtimes = running_ports(Path(state["home"] if state else ipoc_home()) / "local" / "runtimes")
+    left = (
+        f"; {len(runtimes)} runtime process(es) of the last stack still run (ports "
+        f"{', '.join(map(str, runtimes))}): `ipoc local down` stops them"
+        if runtimes and condition != "running"
+        else ""
+    )
     if state is None:
         if as_json:
-            app.terminal.display_json({"status": condition, "running": False, "reason": reason})
+            app.terminal.display_json(
+                {"status": condition, "running": False, "reason": reason, "running_runtimes": runtimes}
+            )
             raise SystemExit(1)
-        app.abort(f"local stack stopped: {reason}")
-    runtimes = running_ports(Path(state["home"]) / "local" / "runtimes")
+        app.abort(f"local stack stopped: {reason}{left}")
     if as_json:
         app.terminal.display_json(
             {
@@ -41,7 +50,7 @@ def status(app: Application, as_json: bool) -> None:
             raise SystemExit(1)
         return
     if condition != "running":
-        app.abort(f"local stack unhealthy: {reason}")
+        app.abort(f"local stack unhealthy: {reason}{left}")
     from client.cli.local.up import show_endpoints
 
     show_endpoints(app, state)
