@@ -136,7 +136,12 @@ def test_status_says_stopped_with_how_to_start(monkeypatch, tmp_path):
     assert result.stderr == "error: local stack stopped: no local stack is running\n"
     as_json = CliRunner().invoke(ipoc, ["local", "status", "--json"], catch_exceptions=False)
     assert as_json.exit_code == 1
-    assert json.loads(as_json.stdout) == {"status": "stopped", "running": False, "reason": "no local stack is running"}
+    assert json.loads(as_json.stdout) == {
+        "status": "stopped",
+        "running": False,
+        "reason": "no local stack is running",
+        "running_runtimes": [],  # a killed stack's runtimes outlive it: listed, as when it runs
+    }
 
 
 def test_status_says_a_killed_stack_is_stopped(monkeypatch, tmp_path):
