@@ -10,7 +10,7 @@ from typing import Any
 from ipoc import rights
 from ipoc.certs import Identity, new_identity
 from ipoc.client import VeracruzClient
-from ipoc.errors import FileNotFound, NoResult
+from ipoc.errors import AccessDenied, FileNotFound, NoResult, RequestRefused
 from ipoc.paths import ipoc_home
 
 
@@ -70,21 +70,23 @@ DETECTIONS = "/output/detections.json"  # the VOD detector's report: fetched whe
 
 
 def fetch_results(client: VeracruzClient, out: Path, extra: list[str]) -> list[str]:
-    """stdout, stderr and the ``extra`` paths into ``out``; and the VOD detector's detections.json with the
-    annotated frames it names, when the program wrote one (any other program writes none: not an error,
-    while an ``extra`` path that is missing is, raised once every other path is fetched)."""
+    """The ``extra`` paths into ``out`` (one missing or unreadable is an error, raised once every other path is
+    fetched; one empty is saved empty); and stdout, stderr and the VOD detector's detections.json with the
+    annotated frames it names, when there and readable (any other program writes no detections.json)."""
     out.mkdir(parents=True, exist_ok=True)
     fetched, missing = [], []
     for path in dict.fromkeys(["stdout", "stderr", DETECTIONS, *extra]):
         try:
             data = client.read_file(path)
-        except NoResult:
-            continue  # an empty stream or file: nothing to save
-        except FileNotFound as exc:
+        except NoResult:  # an empty stream or file (Veracruz answers "no result")
+            if path not in extra:
+                continue  # nothing to save
+            data = b""  # asked for: saved, empty
+        except (FileNotFound, AccessDenied) as exc:
             client.connect()  # the refused read ended the session: a new one for the paths still to read
-            if path != DETECTIONS or path in extra:
+            if path in extra:
                 missing.append(exc.message)  # said once every other path is fetched, not instead of them
-            continue
+            continue  # stdout, stderr and detections.json are fetched when there and readable: none is asked for
         target = out / (f"{path}.txt" if path in ("stdout", "stderr") else posixpath.basename(path))
         target.write_bytes(data)
         fetched.append(str(target))
@@ -95,5 +97,5 @@ def fetch_results(client: VeracruzClient, out: Path, extra: list[str]) -> list[s
                     (out / posixpath.basename(image)).write_bytes(client.read_file(image))
                     fetched.append(str(out / posixpath.basename(image)))
     if missing:
-        raise FileNotFound(f"{'; '.join(missing)} (the rest was fetched into {out})", reason="FileNotFound")
+        raise RequestRefused(f"{'; '.join(missing)} (the rest was fetched into {out})")
     return fetched

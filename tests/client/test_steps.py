@@ -101,3 +101,23 @@ def test_results_of_a_program_that_writes_no_detections_fetch_what_was_asked(ipo
     assert missing.exit_code == 1 and "/output/none.txt" in missing.stderr and "FileNotFound" in missing.stderr
     assert f"(the rest was fetched into {again})" in missing.stderr
     assert (again / "result.txt").read_bytes() == b"ECHO 5\nHELLO"
+
+
+def test_a_result_asked_for_that_is_empty_is_saved_empty(ipoc_cli, start_runtime, ids, tmp_path: Path):
+    """Veracruz answers an empty file with "no result"; a path the user asked for was then skipped without a
+    word, as if it had not been asked for. The streams, not asked for, are fetched only where the identity may
+    read them (an identity without the right failed the whole fetch)."""
+    from ipoc import rights
+
+    user_rights = [{"file_name": "/output/", "rights": int(rights.READ_WRITE)}]
+    runtime = start_runtime(policies.vaas_policy([(ids.user, user_rights)]))
+    with VeracruzClient(runtime.policy, ids.user.certificate, ids.user.private_key) as user:
+        user.write_file("/output/empty.txt", b"")
+    ids.user.write(tmp_path / "user.crt", tmp_path / "user.key")
+    (tmp_path / "policy.json").write_text(runtime.policy)
+    out = tmp_path / "out"
+    result = ipoc_cli(*_as_user(tmp_path, "results", "--out", str(out), "--result", "/output/empty.txt"))
+    assert result.exit_code == 0, result.output
+    assert (out / "empty.txt").read_bytes() == b""  # and stdout, this identity may not read, skipped unasked
+    denied = ipoc_cli(*_as_user(tmp_path, "results", "--out", str(out), "--result", "stdout"))
+    assert denied.exit_code == 1 and "AccessDenied" in denied.stderr  # asked for, it is an error
