@@ -106,7 +106,10 @@ class Api:
         except ValueError:
             document = {"error": "BadResponse", "message": reply.text[:300] or "empty response"}
         if reply.status_code not in expect:
-            raise ApiError(reply.status_code, document.get("error", "Error"), document.get("message", str(document)))
+            message = document.get("message", str(document))
+            if reply.status_code == 500 and self.profile.kind == "local":  # one of the stack's parts may be down
+                message += "; `ipoc local status` says whether each part of the local stack is running"
+            raise ApiError(reply.status_code, document.get("error", "Error"), message)
         return document
 
     def _sign(self, prepared: requests.PreparedRequest) -> None:

@@ -74,3 +74,43 @@ def test_a_profiles_path_that_is_a_directory_is_named(tmp_path):
         [sys.executable, "-m", "client", "profile", "list"], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1 and f"cannot read the profiles file {tmp_path}" in result.stderr, result.stderr
+
+
+def test_a_local_stacks_500_points_at_local_status():
+    """A part of the local stack down (its local AWS killed, say) reaches the user as the handler's 500
+    "the service failed unexpectedly"; on a local profile the CLI adds where to look. A real HTTP server on
+    loopback answers as the API's error mapping does."""
+    import http.server
+    import json
+    import threading
+
+    from client.api import ApiError
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = json.dumps({"error": "InternalError", "message": "the service failed unexpectedly"}).encode()
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        for kind, hinted in (("local", True), ("aws", False)):
+            api = Api(Profile("p", kind, {"ccfaas": url}))
+            with pytest.raises(ApiError) as failed:
+                api._sign = lambda prepared: None  # no credentials needed here
+                api.call("ccfaas", "GET", "/instance")
+            assert failed.value.message.startswith("the service failed unexpectedly")
+            assert ("`ipoc local status`" in failed.value.message) is hinted
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
