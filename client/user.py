@@ -90,7 +90,7 @@ def fetch_results(client: VeracruzClient, out: Path, extra: list[str]) -> list[s
         target = out / (f"{path}.txt" if path in ("stdout", "stderr") else posixpath.basename(path))
         target.write_bytes(data)
         fetched.append(str(target))
-        if path == DETECTIONS:
+        if path == DETECTIONS and data:  # (an empty one, asked for, names no frames)
             for frame in json.loads(data).get("frames", []):
                 if frame.get("boxes"):
                     image = f"/output/prediction.{frame['index']}.png"
