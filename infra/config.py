@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ipoc.limits import MAX_RUNTIME_PORTS
+
 PREFIX = "ipoc:"
 MEASUREMENT = re.compile(r"^[0-9a-f]{64}$")
 PCR0_ENTRY = re.compile(r"^(?:[0-9a-f]{64}|[0-9a-f]{96})$")  # a whole PCR0 (SHA-384) or its first 32 bytes
@@ -168,9 +170,10 @@ def from_context(get: Callable[[str], Any]) -> DeploymentConfig:
         raise ConfigError(
             f"context {PREFIX}portRange must be [first, last] with 1024 <= first <= last <= 65535, got {ports!r}"
         )
-    if ports[1] - ports[0] >= 100:
+    if ports[1] - ports[0] >= MAX_RUNTIME_PORTS:
         raise ConfigError(
-            f"context {PREFIX}portRange: at most 100 ports (a load balancer listener each), got {ports!r}"
+            f"context {PREFIX}portRange: at most {MAX_RUNTIME_PORTS} ports (a load balancer listener each), "
+            f"got {ports!r}"
         )
     measurement = value("runtimeMeasurement")
     if not isinstance(measurement, str) or not MEASUREMENT.match(measurement):

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from ipoc.limits import MAX_RUNTIME_PORTS
+
 if TYPE_CHECKING:
     from client.cli.application import Application
     from local.stack import StackConfig
 
 READY_TIMEOUT = 120.0
-
-
-MAX_RUNTIME_PORTS = 100  # as a deployment's portRange (infra/config.py): a runtime process, and a slot, each
 
 
 def _port_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
