@@ -34,6 +34,7 @@ from lambdas.shared.stores import InstanceStatus, InstanceStorage, InstanceStore
 
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_WAIT = 25  # below API Gateway's 29 s integration timeout
+RECORD_KEPT_SECONDS = 86400  # an instance's record (and its name with it) outlives its TTL by a day: DynamoDB's TTL
 PUBLIC_FIELDS = (
     "instance_id",
     "function",
@@ -125,8 +126,7 @@ class Instances:
             "status": InstanceStatus.PENDING.value,
             "created_at": now_iso(),
             "ttl_seconds": ttl_seconds,
-            # DynamoDB's TTL attribute: the record itself goes a day after the instance's TTL.
-            "expires_at": int(time.time()) + ttl_seconds + 86400,
+            "expires_at": int(time.time()) + ttl_seconds + RECORD_KEPT_SECONDS,  # DynamoDB's TTL attribute
             **({"execution_arn": execution_arn} if execution_arn else {}),
         }
         execution_input = {
@@ -227,14 +227,12 @@ def _name_taken(instance_id: str, existing: dict[str, Any] | None) -> str:
     """Why ``instance_id`` is taken: by a live instance, or by the record an ended one keeps (its name with it)
     until the record's TTL."""
     status = (existing or {}).get("status")
-    if status in InstanceStore.TERMINAL and existing and existing.get("expires_at"):
-        until = _dt.datetime.fromtimestamp(int(existing["expires_at"]), _dt.UTC).isoformat(timespec="seconds")
+    expires = (existing or {}).get("expires_at")
+    if status in InstanceStore.TERMINAL and expires:
+        until = _dt.datetime.fromtimestamp(int(expires), _dt.UTC).isoformat(timespec="seconds")
         return (
             f"you already have an instance {instance_id!r}: it is {status}, and its record keeps the name until "
             f"about {until}; choose another instanceid"
         )
-    return (
-        f"you already have an instance {instance_id!r}"
-        + (f" ({status})" if status else "")
-        + ("; choose another instanceid")
-    )
+    held = f" ({status})" if status else ""
+    return f"you already have an instance {instance_id!r}{held}; choose another instanceid"

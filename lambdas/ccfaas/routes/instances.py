@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from ipoc.errors import ValidationError
-from lambdas.ccfaas.instances import MAX_WAIT, name_of, view
+from lambdas.ccfaas.instances import MAX_WAIT, RECORD_KEPT_SECONDS, name_of, view
 from lambdas.ccfaas.services import services
 from lambdas.shared.api import json_body, spec
 from lambdas.shared.auth import caller, principal_id
@@ -86,7 +86,8 @@ def create() -> Response[dict[str, Any]]:
                     "error": "InstanceFailed",
                     "message": f"instance {name_of(record)} ended {record['status']} before it was ready: "
                     f"{record.get('reason') or 'no reason recorded'}; fix the cause and create it again under another "
-                    "instanceid (an ended instance's record keeps its name for a day after its TTL)",
+                    f"instanceid (an ended instance's record keeps its name for {RECORD_KEPT_SECONDS // 3600} h after "
+                    "its TTL)",
                     **view(record),
                 },
             )
