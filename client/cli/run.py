@@ -12,6 +12,7 @@ import click
 
 from client.api import Api, ApiError
 from client.camera.keys import key_material
+from client.cli.instance import ENDED
 from client.cli.params import s3_url
 from client.cli.steps import streaming
 from client.user import fetch_results, run_user_policy, user_identity
@@ -212,7 +213,7 @@ def _wait_ready(api: Api, instance_id: str, timeout: float = 300) -> dict[str, A
         record = api.call("ccfaas", "GET", f"/instance/{instance_id}")
         if record["status"] == "READY":
             return record
-        if record["status"] in ("TEARING_DOWN", "FAILED", "DELETED"):  # it will not become READY
+        if record["status"] in ENDED:  # it will not become READY
             raise ApiError(200, record["status"], f"the instance ended {record['status']}: {record.get('reason')}")
         if time.monotonic() > deadline:
             raise ApiError(200, "Timeout", f"the instance was still {record['status']} after {timeout:g} s")

@@ -14,6 +14,9 @@ from ipoc.errors import IpocError
 if TYPE_CHECKING:
     from client.cli.application import Application
 
+FAILING = ("TEARING_DOWN", "FAILED")  # a failed instance: tearing down, or torn down
+ENDED = (*FAILING, "DELETED")  # statuses an instance never leaves for READY
+
 
 @click.group(short_help="Create and manage instances (users)")
 def instance() -> None:
@@ -65,12 +68,12 @@ def create(
         )
         if policy_out and record.get("policy"):
             app.terminal.display(f"Policy written to {policy_out}")
-    if policy_out and not record.get("policy") and record["status"] not in ("TEARING_DOWN", "FAILED"):
+    if policy_out and not record.get("policy") and record["status"] not in FAILING:
         app.terminal.display_warning(
             f"no policy written to {policy_out}: instance {instance_id} is not READY yet; "
             f"`ipoc instance show {instance_id} --policy-out {policy_out}` writes it once READY"
         )
-    if record["status"] in ("TEARING_DOWN", "FAILED"):  # failed: tearing down, or torn down
+    if record["status"] in FAILING:
         raise SystemExit(1)
 
 
@@ -111,7 +114,7 @@ def show(app: Application, instance_id: str, policy_out: Path | None, as_json: b
     else:
         _display(app, instance_id, record)
     if policy_out and not record.get("policy"):  # asked for, and not there: a script must not go on without it
-        ended = record["status"] in ("TEARING_DOWN", "FAILED", "DELETED")
+        ended = record["status"] in ENDED
         app.abort(
             f"instance {instance_id} is {record['status']}"
             + (f" ({record['reason']})" if record.get("reason") else "")
